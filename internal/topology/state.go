@@ -1,0 +1,83 @@
+package topology
+
+import "time"
+
+// StateVersion is bumped when the layout of State changes incompatibly.
+const StateVersion = 1
+
+// State is the fully resolved testbed that generate-artefacts writes to
+// <project>/artefacts/state.json. Every other action reads it, so it carries
+// every name the drivers need: nothing is derived again at up or down time.
+type State struct {
+	Version     int       `json:"version"`
+	Deployment  string    `json:"deployment"`
+	Project     string    `json:"project"` // absolute project folder
+	Source      string    `json:"source"`  // absolute path of kvm-compose.yaml
+	GeneratedAt time.Time `json:"generated_at"`
+	// Prefix starts the name of every kernel object of this deployment
+	// (bridges, veths, taps), so leftovers can be found by name.
+	Prefix   string   `json:"prefix"`
+	Hosts    []Host   `json:"hosts"`
+	Switches []Switch `json:"switches"`
+	Guests   []Guest  `json:"guests"`
+}
+
+// Host is a machine of the cluster that guests are placed on.
+type Host struct {
+	Name string `json:"name"`
+	Main bool   `json:"main"`
+}
+
+// Switch is one layer-2 segment: a Linux bridge on every host that has a
+// guest on it.
+type Switch struct {
+	Name   string `json:"name"`
+	Subnet string `json:"subnet"` // CIDR, e.g. 10.0.0.0/24
+	Bridge string `json:"bridge"` // kernel name, at most 15 bytes
+}
+
+// Guest kinds.
+const (
+	KindNetns   = "netns"
+	KindLibvirt = "libvirt"
+	KindDocker  = "docker"
+)
+
+// Guest is one resolved machine.
+type Guest struct {
+	Name       string      `json:"name"`
+	Kind       string      `json:"kind"`
+	Host       string      `json:"host"`
+	Interfaces []Interface `json:"interfaces"`
+	// SetupScript is the absolute path of the script to run inside the guest
+	// after up; it always lies inside the project folder.
+	SetupScript string       `json:"setup_script,omitempty"`
+	Netns       *NetnsGuest  `json:"netns,omitempty"`
+	Libvirt     *LibvirtSpec `json:"libvirt,omitempty"`
+}
+
+// Interface is one NIC of a guest, attached to a switch.
+type Interface struct {
+	Switch string `json:"switch"`
+	Bridge string `json:"bridge"`
+	// Name is the interface name inside the guest (eth0, eth1, …).
+	Name string `json:"name"`
+	// HostName is the host-side end (veth peer or tap), at most 15 bytes.
+	HostName string `json:"host_name"`
+	Address  string `json:"address"` // CIDR with the switch prefix, e.g. 10.0.0.10/24
+	MAC      string `json:"mac"`
+	Gateway  string `json:"gateway,omitempty"`
+}
+
+// NetnsGuest holds what the netns driver needs.
+type NetnsGuest struct {
+	// Namespace is the name under /run/netns.
+	Namespace string `json:"namespace"`
+}
+
+// LibvirtSpec holds what the libvirt driver needs (filled in by the libvirt work).
+type LibvirtSpec struct {
+	Domain   string `json:"domain"`
+	CPUs     int    `json:"cpus"`
+	MemoryMB int    `json:"memory_mb"`
+}
