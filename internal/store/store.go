@@ -32,8 +32,10 @@ type Store interface {
 	// it back, atomically with respect to every other call. An error from
 	// fn aborts the update and is returned as is.
 	UpdateDeployment(ctx context.Context, name string, fn func(*api.Deployment) error) (api.Deployment, error)
-	// DeleteDeployment removes the deployment and its logs index.
-	DeleteDeployment(ctx context.Context, name string) error
+	// DeleteDeployment removes the deployment and its logs index. When check
+	// is not nil it sees the record first, under the same lock, and its error
+	// cancels the delete.
+	DeleteDeployment(ctx context.Context, name string, check func(api.Deployment) error) error
 
 	// LogIndex returns the logs index of one deployment (empty when it has
 	// no actions yet, ErrNotFound when the deployment does not exist).

@@ -142,14 +142,20 @@ func (s *Store) UpdateDeployment(ctx context.Context, name string, fn func(*api.
 }
 
 // DeleteDeployment implements store.Store.
-func (s *Store) DeleteDeployment(ctx context.Context, name string) error {
+func (s *Store) DeleteDeployment(ctx context.Context, name string, check func(api.Deployment) error) error {
 	if err := store.CheckName(name); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.read(name); err != nil {
+	d, err := s.read(name)
+	if err != nil {
 		return err
+	}
+	if check != nil {
+		if err := check(d); err != nil {
+			return err
+		}
 	}
 	// The index goes first: a crash in between leaves a deployment without
 	// history rather than history without a deployment.

@@ -92,7 +92,7 @@ func testMissing(t *testing.T, s store.Store) {
 	if _, err := s.UpdateDeployment(ctx, "nope", func(*api.Deployment) error { return nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateDeployment: %v", err)
 	}
-	if err := s.DeleteDeployment(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteDeployment(ctx, "nope", nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeleteDeployment: %v", err)
 	}
 	if _, err := s.LogIndex(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
@@ -168,7 +168,14 @@ func testDelete(t *testing.T, s store.Store) {
 	if err := s.PutLogEntry(ctx, "u-gone", api.LogEntry{Deployment: "gone", LogPath: "/l"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteDeployment(ctx, "gone"); err != nil {
+	busy := errors.New("busy")
+	if err := s.DeleteDeployment(ctx, "gone", func(api.Deployment) error { return busy }); !errors.Is(err, busy) {
+		t.Fatalf("delete with a failing check: %v", err)
+	}
+	if _, err := s.Deployment(ctx, "gone"); err != nil {
+		t.Fatalf("a refused delete removed the record: %v", err)
+	}
+	if err := s.DeleteDeployment(ctx, "gone", nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Deployment(ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
