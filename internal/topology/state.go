@@ -54,6 +54,10 @@ type Guest struct {
 	SetupScript string       `json:"setup_script,omitempty"`
 	Netns       *NetnsGuest  `json:"netns,omitempty"`
 	Libvirt     *LibvirtSpec `json:"libvirt,omitempty"`
+	Docker      *DockerSpec  `json:"docker,omitempty"`
+	// Clone is the 1-based number of a scaled clone (<machine>-<Clone>), 0
+	// for a machine that is not scaled.
+	Clone int `json:"clone,omitempty"`
 }
 
 // Interface is one NIC of a guest, attached to a switch.
@@ -75,9 +79,40 @@ type NetnsGuest struct {
 	Namespace string `json:"namespace"`
 }
 
-// LibvirtSpec holds what the libvirt driver needs (filled in by the libvirt work).
+// Libvirt boot sources: the keys of libvirt_type in kvm-compose.yaml.
+const (
+	BootExistingDisk = "existing_disk"
+	BootISOGuest     = "iso_guest"
+	BootCloudImage   = "cloud_image"
+	BootKernel       = "kernel"
+)
+
+// LibvirtSpec holds what the libvirt driver needs. Every path is absolute,
+// symlink-free and inside the project folder.
 type LibvirtSpec struct {
 	Domain   string `json:"domain"`
 	CPUs     int    `json:"cpus"`
 	MemoryMB int    `json:"memory_mb"`
+	// Boot is one of the Boot* constants; the fields below it are set for
+	// that source only.
+	Boot string `json:"boot"`
+	// existing_disk
+	DiskPath   string `json:"disk_path,omitempty"`
+	DiskFormat string `json:"disk_format,omitempty"` // raw | qcow2
+	DeepCopy   bool   `json:"deep_copy,omitempty"`
+	// iso_guest
+	ISOPath string `json:"iso_path,omitempty"`
+	// cloud_image
+	ImageURL  string `json:"image_url,omitempty"`
+	ImageName string `json:"image_name,omitempty"` // optional cache file name
+	// kernel
+	Kernel  string `json:"kernel,omitempty"`
+	Initrd  string `json:"initrd,omitempty"`
+	Cmdline string `json:"cmdline,omitempty"`
+}
+
+// DockerSpec holds what the docker driver needs.
+type DockerSpec struct {
+	Container string `json:"container"`
+	Image     string `json:"image"`
 }

@@ -1,0 +1,126 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Validate checks every file the topology names: relative to projectDir or
+// absolute, it must resolve, symlinks followed, to a regular file inside
+// projectDir. Problems come back as a *ValidationError; a project folder that
+// cannot be read is a plain error.
+func (c *Config) Validate(projectDir string) error {
+	_, ps, err := c.resolveFiles(projectDir)
+	if err != nil {
+		return err
+	}
+	return newValidationError(ps)
+}
+
+// fileRef is one path the YAML names.
+type fileRef struct {
+	field string // e.g. machines[0].netns.setup_script
+	path  string // as written
+}
+
+// files lists the paths machine i names, skipping empty ones.
+func (m *Machine) files(mp string) []fileRef {
+	var refs []fileRef
+	add := func(field, path string) {
+		if path != "" {
+			refs = append(refs, fileRef{mp + "." + field, path})
+		}
+	}
+	if m.Netns != nil {
+		add("netns.setup_script", m.Netns.SetupScript)
+	}
+	if l := m.Libvirt; l != nil {
+		add("libvirt.setup_script", l.SetupScript)
+		if d := l.Type.ExistingDisk; d != nil {
+			add("libvirt.libvirt_type.existing_disk.path", d.Path)
+		}
+		if g := l.Type.ISOGuest; g != nil {
+			add("libvirt.libvirt_type.iso_guest.path", g.Path)
+		}
+		if k := l.Type.Kernel; k != nil {
+			add("libvirt.libvirt_type.kernel.kernel", k.Kernel)
+			add("libvirt.libvirt_type.kernel.initrd", k.Initrd)
+		}
+	}
+	if m.Docker != nil {
+		add("docker.setup_script", m.Docker.SetupScript)
+	}
+	return refs
+}
+
+// resolveFiles checks the files and maps each field path to the absolute,
+// symlink-free path of its file.
+func (c *Config) resolveFiles(projectDir string) (map[string]string, []Problem, error) {
+	if projectDir == "" {
+		return nil, nil, errors.New("topology: no project folder given")
+	}
+	root, err := filepath.Abs(projectDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("topology: project folder %s: %w", projectDir, err)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("topology: project folder: %w", err)
+	}
+	resolved := map[string]string{}
+	ps := problems{c: c}
+	for i := range c.Machines {
+		for _, ref := range c.Machines[i].files(fmt.Sprintf("machines[%d]", i)) {
+			real, msg := projectFile(root, realRoot, ref.path)
+			if msg != "" {
+				ps.addf(ref.field, "%s %s", ref.path, msg)
+				continue
+			}
+			resolved[ref.field] = real
+		}
+	}
+	return resolved, ps.list, nil
+}
+
+// projectFile resolves path (relative to root, or absolute) to a regular file
+// inside the project, or says why it cannot.
+func projectFile(root, realRoot, path string) (string, string) {
+	if strings.ContainsRune(path, 0) {
+		return "", "is not a valid path"
+	}
+	target := path
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(root, target)
+	}
+	target = filepath.Clean(target)
+	if !within(root, target) && !within(realRoot, target) {
+		return "", fmt.Sprintf("is outside the project folder %s", root)
+	}
+	real, err := filepath.EvalSymlinks(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", "does not exist in the project folder"
+	case err != nil:
+		return "", fmt.Sprintf("cannot be read: %v", err)
+	case !within(realRoot, real):
+		return "", fmt.Sprintf("leads through a symlink to %s, outside the project folder %s", real, root)
+	}
+	info, err := os.Stat(real)
+	switch {
+	case err != nil:
+		return "", fmt.Sprintf("cannot be read: %v", err)
+	case !info.Mode().IsRegular():
+		return "", "is not a regular file"
+	}
+	return real, ""
+}
+
+// within reports whether path is dir or below it; both are clean and absolute.
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}

@@ -1,0 +1,188 @@
+// Package topology reads kvm-compose.yaml, validates it with errors that name
+// file, line and field, and resolves it into the State every later action
+// works from.
+//
+// The flow is raw YAML → Config (this file's types, positions kept aside) →
+// checks (Parse: schema and values; Validate: files) → State (Generate).
+package topology
+
+// Limits that keep a pasted or fuzzed file from asking for unbounded work.
+const (
+	// MaxGuests bounds the guests of one deployment, scaled clones included.
+	MaxGuests = 4096
+	// MinMemoryMB is the least memory a libvirt guest may ask for.
+	MinMemoryMB = 16
+)
+
+// LoadBalancingNaiveRoundRobin places guests without a host on the hosts
+// in turn, in YAML order. It is the default and, for now, the only policy.
+const LoadBalancingNaiveRoundRobin = "naive_round_robin"
+
+// Config is kvm-compose.yaml as written: nothing defaulted, nothing expanded.
+// Build it with Parse so that problems found later can still name lines.
+type Config struct {
+	Machines       []Machine      `yaml:"machines"`
+	Network        Network        `yaml:"network"`
+	TestbedOptions TestbedOptions `yaml:"testbed_options"`
+
+	// file is the name problems carry; lines maps a field path such as
+	// "machines[1].network[0].ip" to the line it was written on.
+	file  string
+	lines map[string]int
+	// bad holds the paths the decoder already complained about, so that the
+	// checks do not report the same field a second time.
+	bad map[string]bool
+}
+
+// Machine is one entry of machines[]. At most one of Netns, Libvirt and
+// Docker is set; none means netns.
+type Machine struct {
+	Name    string              `yaml:"name"`
+	Network []NetworkAttachment `yaml:"network"`
+	// Host pins the machine to a cluster host by name.
+	Host    string          `yaml:"host"`
+	Netns   *NetnsSection   `yaml:"netns"`
+	Libvirt *LibvirtSection `yaml:"libvirt"`
+	Docker  *DockerSection  `yaml:"docker"`
+	Scaling *Scaling        `yaml:"scaling"`
+}
+
+// NetworkAttachment is one NIC of a machine.
+type NetworkAttachment struct {
+	Switch  string `yaml:"switch"`
+	IP      string `yaml:"ip"`
+	MAC     string `yaml:"mac"`     // optional; generated from names when empty
+	Gateway string `yaml:"gateway"` // optional default route
+}
+
+// NetnsSection configures a network-namespace guest.
+type NetnsSection struct {
+	SetupScript string `yaml:"setup_script"`
+}
+
+// LibvirtSection configures a virtual machine.
+type LibvirtSection struct {
+	CPUs        int         `yaml:"cpus"`
+	MemoryMB    int         `yaml:"memory_mb"`
+	SetupScript string      `yaml:"setup_script"`
+	Type        LibvirtType `yaml:"libvirt_type"`
+}
+
+// LibvirtType says where the VM's system comes from: exactly one is set.
+type LibvirtType struct {
+	ExistingDisk *ExistingDisk `yaml:"existing_disk"`
+	ISOGuest     *ISOGuest     `yaml:"iso_guest"`
+	CloudImage   *CloudImage   `yaml:"cloud_image"`
+	Kernel       *KernelBoot   `yaml:"kernel"`
+}
+
+// ExistingDisk boots a disk image from the project folder.
+type ExistingDisk struct {
+	Path       string `yaml:"path"`
+	DriverType string `yaml:"driver_type"` // raw | qcow2
+	// CreateDeepCopy gives the guest its own full copy instead of an overlay
+	// or the file itself; scaled machines need it.
+	CreateDeepCopy bool `yaml:"create_deep_copy"`
+}
+
+// ISOGuest boots an installer or live ISO.
+type ISOGuest struct {
+	Path string `yaml:"path"`
+}
+
+// CloudImage boots a cloud image downloaded from URL.
+type CloudImage struct {
+	URL  string `yaml:"url"`
+	Name string `yaml:"name"` // optional file name of the cached download
+}
+
+// KernelBoot boots a kernel directly.
+type KernelBoot struct {
+	Kernel  string `yaml:"kernel"`
+	Initrd  string `yaml:"initrd"`
+	Cmdline string `yaml:"cmdline"`
+}
+
+// DockerSection configures a container.
+type DockerSection struct {
+	Image       string `yaml:"image"`
+	SetupScript string `yaml:"setup_script"`
+}
+
+// Scaling turns one definition into Count clones <name>-1 … <name>-Count.
+type Scaling struct {
+	Count int `yaml:"count"`
+}
+
+// Network holds the switches, under either spelling: network.switches, or
+// the original's network.ovn.switches. Giving both is an error.
+type Network struct {
+	Switches map[string]SwitchSpec `yaml:"switches"`
+	OVN      *OVNNetwork           `yaml:"ovn"`
+}
+
+// OVNNetwork is the original's spelling of the switches section.
+type OVNNetwork struct {
+	Switches map[string]SwitchSpec `yaml:"switches"`
+}
+
+// SwitchSpec is one layer-2 switch.
+type SwitchSpec struct {
+	Subnet string `yaml:"subnet"`
+}
+
+// TestbedOptions are deployment-wide settings.
+type TestbedOptions struct {
+	LoadBalancing string `yaml:"load_balancing"`
+}
+
+// Kind is the guest kind the machine asks for (netns when none is given).
+// With more than one kind section, which Parse rejects, the first wins.
+func (m *Machine) Kind() string {
+	switch {
+	case m.Netns != nil:
+		return KindNetns
+	case m.Libvirt != nil:
+		return KindLibvirt
+	case m.Docker != nil:
+		return KindDocker
+	}
+	return KindNetns
+}
+
+// SwitchSpecs returns the switches and the field path they were written
+// under, whichever spelling was used.
+func (c *Config) SwitchSpecs() (map[string]SwitchSpec, string) {
+	if c.Network.Switches == nil && c.Network.OVN != nil {
+		return c.Network.OVN.Switches, "network.ovn.switches"
+	}
+	return c.Network.Switches, "network.switches"
+}
+
+// line returns the line a field was written on, or that of its nearest
+// written parent (a missing field is reported where its section is).
+func (c *Config) line(path string) int {
+	for p := path; p != ""; p = parentPath(p) {
+		if l, ok := c.lines[p]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+// has reports whether the field was written in the file.
+func (c *Config) has(path string) bool {
+	_, ok := c.lines[path]
+	return ok
+}
+
+// parentPath strips the last ".field" or "[i]" of a field path.
+func parentPath(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		switch p[i] {
+		case '.', '[':
+			return p[:i]
+		}
+	}
+	return ""
+}

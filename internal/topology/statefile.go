@@ -1,0 +1,47 @@
+package topology
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/testbedos/testbedos/internal/atomicfile"
+)
+
+// StatePath is where generate-artefacts writes the state of a project.
+func StatePath(projectDir string) string {
+	return filepath.Join(projectDir, "artefacts", "state.json")
+}
+
+// WriteState writes st as indented JSON, crash-safely, creating the folder.
+func WriteState(path string, st *State) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("topology: encode state: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("topology: %w", err)
+	}
+	if err := atomicfile.Write(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("topology: %w", err)
+	}
+	return nil
+}
+
+// ReadState reads a state written by WriteState. A missing file is an error
+// wrapping fs.ErrNotExist (generate-artefacts has not run).
+func ReadState(path string) (*State, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("topology: read state %s: %w", path, err)
+	}
+	if st.Version != StateVersion {
+		return nil, fmt.Errorf("topology: state %s has version %d, this build reads %d: run generate-artefacts again", path, st.Version, StateVersion)
+	}
+	return &st, nil
+}
