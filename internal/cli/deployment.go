@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) deploymentCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "deployment",
+		Short: "Create, list, inspect and destroy deployments",
+	}
+	var force bool
+	destroy := &cobra.Command{
+		Use:   "destroy [NAME]",
+		Short: "Forget a deployment (it must be down unless --force)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := a.nameArg(args)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteDeployment(cmd.Context(), name, force); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "deployment %s destroyed\n", name)
+			return nil
+		},
+	}
+	destroy.Flags().BoolVar(&force, "force", false, "forget the deployment even if it is not down")
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "create [NAME]",
+			Short: "Register the project folder as a deployment (NAME defaults to --project-name or the folder name)",
+			Args:  cobra.MaximumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				name, err := a.nameArg(args)
+				if err != nil {
+					return err
+				}
+				dir, err := a.projectDir()
+				if err != nil {
+					return err
+				}
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				d, err := c.CreateDeployment(cmd.Context(), name, dir)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "deployment %s created for %s\n", d.Name, d.ProjectLocation)
+				return nil
+			},
+		},
+		&cobra.Command{
+			Use:   "list",
+			Short: "List deployments with their state",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				list, err := c.Deployments(cmd.Context())
+				if err != nil {
+					return err
+				}
+				names := make([]string, 0, len(list))
+				for n := range list {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATE\tPROJECT\tLAST ACTION")
+				for _, n := range names {
+					d := list[n]
+					last := "-"
+					if d.LastActionUUID != nil {
+						last = *d.LastActionUUID
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, d.State, d.ProjectLocation, last)
+				}
+				return tw.Flush()
+			},
+		},
+		&cobra.Command{
+			Use:   "info [NAME]",
+			Short: "Show a deployment as JSON",
+			Args:  cobra.MaximumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				name, err := a.nameArg(args)
+				if err != nil {
+					return err
+				}
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				d, err := c.Deployment(cmd.Context(), name)
+				if err != nil {
+					return err
+				}
+				out, _ := json.MarshalIndent(d, "", "  ")
+				fmt.Fprintln(a.stdout, string(out))
+				return nil
+			},
+		},
+		destroy,
+	)
+	return cmd
+}

@@ -1,0 +1,240 @@
+// Package client is the typed Go SDK of the TestbedOS REST API and log
+// stream. The CLI and the tests use it; it speaks HTTP over TCP or over the
+// server's unix socket.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/testbedos/testbedos/internal/api"
+)
+
+// Client talks to one server.
+type Client struct {
+	base  string // http://host:port, or http://unix for the socket
+	http  *http.Client
+	token string
+}
+
+// Option changes a Client.
+type Option func(*Client)
+
+// WithToken sends token as a Bearer header on every request.
+func WithToken(token string) Option { return func(c *Client) { c.token = strings.TrimSpace(token) } }
+
+// WithHTTPClient replaces the HTTP client (its transport is kept for
+// unix-socket connections).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// New connects to server: "http://host:port", "https://…", "unix:///path" or
+// a plain socket path starting with "/".
+func New(server string, opts ...Option) (*Client, error) {
+	c := &Client{}
+	switch {
+	case strings.HasPrefix(server, "unix://") || strings.HasPrefix(server, "/"):
+		path := strings.TrimPrefix(server, "unix://")
+		var d net.Dialer
+		c.base = "http://unix"
+		c.http = &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, "unix", path)
+			},
+		}}
+	case strings.HasPrefix(server, "http://") || strings.HasPrefix(server, "https://"):
+		u, err := url.Parse(server)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("server connection %q: want http://host:port or unix:///path", server)
+		}
+		c.base = strings.TrimRight(u.String(), "/")
+		c.http = &http.Client{}
+	default:
+		return nil, fmt.Errorf("server connection %q: want http://host:port or unix:///path", server)
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Error is an error answer of the server.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("server: %s (%d)", e.Message, e.Status) }
+
+// StatusOf returns the HTTP status of an error answer, or 0.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the server: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 400 {
+		var eb api.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
+			return &Error{Status: resp.StatusCode, Message: eb.Error.Message}
+		}
+		return &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*o = data
+		return nil
+	default:
+		return json.Unmarshal(data, out)
+	}
+}
+
+// Deployments lists the deployments by name.
+func (c *Client) Deployments(ctx context.Context) (map[string]api.Deployment, error) {
+	var out api.DeploymentList
+	err := c.do(ctx, http.MethodGet, "/api/deployments", nil, &out)
+	return out.Deployments, err
+}
+
+// Deployment returns one deployment.
+func (c *Client) Deployment(ctx context.Context, name string) (api.Deployment, error) {
+	var out api.Deployment
+	err := c.do(ctx, http.MethodGet, "/api/deployments/"+url.PathEscape(name), nil, &out)
+	return out, err
+}
+
+// CreateDeployment adds a deployment of the project folder projectLocation.
+func (c *Client) CreateDeployment(ctx context.Context, name, projectLocation string) (api.Deployment, error) {
+	var out api.Deployment
+	err := c.do(ctx, http.MethodPost, "/api/deployments", api.NewDeployment{Name: name, ProjectLocation: projectLocation}, &out)
+	return out, err
+}
+
+// UpdateDeployment moves a deployment to another project folder.
+func (c *Client) UpdateDeployment(ctx context.Context, name, projectLocation string) (api.Deployment, error) {
+	var out api.Deployment
+	err := c.do(ctx, http.MethodPut, "/api/deployments/"+url.PathEscape(name), api.UpdateDeployment{ProjectLocation: projectLocation}, &out)
+	return out, err
+}
+
+// DeleteDeployment forgets a deployment; force deletes one that is not down.
+func (c *Client) DeleteDeployment(ctx context.Context, name string, force bool) error {
+	path := "/api/deployments/" + url.PathEscape(name)
+	if force {
+		path += "?force=true"
+	}
+	return c.do(ctx, http.MethodDelete, path, nil, nil)
+}
+
+// Action starts an action and returns its uuid.
+func (c *Client) Action(ctx context.Context, name string, req api.ActionRequest) (string, error) {
+	var out api.ActionAccepted
+	err := c.do(ctx, http.MethodPost, "/api/deployments/"+url.PathEscape(name)+"/action", req, &out)
+	return out.UUID, err
+}
+
+// Cancel asks the running action of a deployment to stop and returns its uuid.
+func (c *Client) Cancel(ctx context.Context, name string) (string, error) {
+	var out api.ActionAccepted
+	err := c.do(ctx, http.MethodPost, "/api/deployments/"+url.PathEscape(name)+"/cancel", nil, &out)
+	return out.UUID, err
+}
+
+// State returns the deployment's artefacts/state.json as raw JSON.
+func (c *Client) State(ctx context.Context, name string) (json.RawMessage, error) {
+	var out []byte
+	err := c.do(ctx, http.MethodGet, "/api/deployments/"+url.PathEscape(name)+"/state", nil, &out)
+	return out, err
+}
+
+// Logs returns the logs index of a deployment.
+func (c *Client) Logs(ctx context.Context, name string) (api.LogIndex, error) {
+	var out api.LogIndex
+	err := c.do(ctx, http.MethodGet, "/api/deployments/"+url.PathEscape(name)+"/logs", nil, &out)
+	return out, err
+}
+
+// LogEntry returns one action's record.
+func (c *Client) LogEntry(ctx context.Context, uuid string) (api.LogEntry, error) {
+	var out api.LogEntry
+	err := c.do(ctx, http.MethodGet, "/api/logs/"+url.PathEscape(uuid), nil, &out)
+	return out, err
+}
+
+// LogText returns one action's whole log so far.
+func (c *Client) LogText(ctx context.Context, uuid string) (string, error) {
+	var out []byte
+	err := c.do(ctx, http.MethodGet, "/api/logs/"+url.PathEscape(uuid)+"/text", nil, &out)
+	return string(out), err
+}
+
+// Status returns the server's status.
+func (c *Client) Status(ctx context.Context) (api.ServerStatus, error) {
+	var out api.ServerStatus
+	err := c.do(ctx, http.MethodGet, "/api/config/status", nil, &out)
+	return out, err
+}
+
+// WaitReady polls /healthz until the server answers or ctx ends.
+func (c *Client) WaitReady(ctx context.Context) error {
+	for {
+		err := c.do(ctx, http.MethodGet, "/healthz", nil, nil)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server not ready: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// DefaultSocket is the socket the CLI tries first.
+func DefaultSocket() string {
+	if s, ok := os.LookupEnv("TESTBEDOS_SOCKET"); ok {
+		return s
+	}
+	return "/run/testbedos/testbedos.sock"
+}

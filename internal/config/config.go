@@ -1,0 +1,188 @@
+// Package config turns flags and their environment-variable twins into the
+// server's configuration. A flag given on the command line wins over its
+// environment variable, which wins over the default.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Modes the server runs in.
+const (
+	ModeMain   = "main"
+	ModeClient = "client"
+)
+
+// Server is the configuration of testbedos-server.
+type Server struct {
+	Mode    string
+	DataDir string
+	Listen  string // TCP address; empty disables TCP
+	Socket  string // unix socket path; empty disables it
+	DB      string // file | sqlite
+	Dev     bool
+	Auth    bool
+
+	// Client mode.
+	MainURL   string
+	TokenFile string
+
+	HeartbeatInterval time.Duration
+	HeartbeatMisses   int
+
+	// LogRetention and LogMaxCount bound the orchestration logs kept.
+	LogRetention time.Duration
+	LogMaxCount  int
+}
+
+// Defaults of SPEC 2.
+const (
+	DefaultDataDir = "/var/lib/testbedos"
+	DefaultListen  = "127.0.0.1:3355"
+	DefaultSocket  = "/run/testbedos/testbedos.sock"
+)
+
+// env is how the configuration reads the environment (os.LookupEnv in
+// production, a map in tests).
+type env func(string) (string, bool)
+
+// Bind declares the server flags on fs with defaults from the environment.
+// It returns a function that finishes the configuration after fs.Parse.
+func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server, error) {
+	e := env(lookup)
+	var errs []error
+	str := func(name, envName, def, usage string) *string {
+		if v, ok := e(envName); ok {
+			def = v
+		}
+		return fs.String(name, def, usage+" (env "+envName+")")
+	}
+	boolean := func(name, envName string, def bool, usage string) *bool {
+		if v, ok := e(envName); ok && v != "" {
+			b, err := parseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName, v, err))
+			}
+			def = b
+		}
+		return fs.Bool(name, def, usage+" (env "+envName+")")
+	}
+	duration := func(name, envName string, def time.Duration, usage string) *time.Duration {
+		if v, ok := e(envName); ok && v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName, v, err))
+			}
+			def = d
+		}
+		return fs.Duration(name, def, usage+" (env "+envName+")")
+	}
+	integer := func(name, envName string, def int, usage string) *int {
+		if v, ok := e(envName); ok && v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName, v, err))
+			}
+			def = n
+		}
+		return fs.Int(name, def, usage+" (env "+envName+")")
+	}
+
+	dataDir := str("data-dir", "TESTBEDOS_DATA_DIR", DefaultDataDir, "data folder")
+	listen := str("listen", "TESTBEDOS_LISTEN", DefaultListen, "TCP address of the API; empty disables TCP")
+	socket := str("socket", "TESTBEDOS_SOCKET", DefaultSocket, "unix socket of the API; empty disables it")
+	db := str("db", "TESTBEDOS_DB", "file", "store provider: file or sqlite")
+	dev := boolean("dev", "TESTBEDOS_DEV", false, "development mode: debug logs, GUI templates read from disk")
+	auth := str("auth", "TESTBEDOS_AUTH", "on", "token auth over TCP: on, or off for development only")
+	mainURL := str("main", "TESTBEDOS_MAIN_URL", "", "client mode: URL of the main server")
+	tokenFile := str("token-file", "TESTBEDOS_TOKEN_FILE", "", "client mode: file holding the cluster token")
+	hbInterval := duration("heartbeat-interval", "TESTBEDOS_HEARTBEAT_INTERVAL", 5*time.Second, "cluster heartbeat interval")
+	hbMisses := integer("heartbeat-misses", "TESTBEDOS_HEARTBEAT_MISSES", 3, "missed heartbeats before a peer is dropped")
+	retention := duration("log-retention", "TESTBEDOS_LOG_RETENTION", 30*24*time.Hour, "orchestration logs older than this are deleted")
+	maxLogs := integer("log-max-count", "TESTBEDOS_LOG_MAX_COUNT", 1000, "orchestration logs kept per deployment at most")
+
+	return func() (Server, error) {
+		cfg := Server{
+			DataDir: *dataDir, Listen: *listen, Socket: *socket, DB: *db, Dev: *dev,
+			MainURL: *mainURL, TokenFile: *tokenFile,
+			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
+			LogRetention: *retention, LogMaxCount: *maxLogs,
+		}
+		switch strings.ToLower(*auth) {
+		case "on", "true", "1", "yes":
+			cfg.Auth = true
+		case "off", "false", "0", "no":
+			cfg.Auth = false
+		default:
+			errs = append(errs, fmt.Errorf("auth %q: want on or off", *auth))
+		}
+		if len(errs) > 0 {
+			return cfg, errs[0]
+		}
+		return cfg, cfg.Validate()
+	}
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("want 1/0, true/false, on/off")
+}
+
+// Validate checks the configuration and makes the data folder absolute.
+func (c *Server) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("data folder must not be empty")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	c.DataDir = abs
+	if c.Listen == "" && c.Socket == "" {
+		return fmt.Errorf("neither a TCP address nor a unix socket to listen on")
+	}
+	if c.DB != "file" && c.DB != "sqlite" {
+		return fmt.Errorf("store %q: want file or sqlite", c.DB)
+	}
+	if c.HeartbeatInterval <= 0 {
+		return fmt.Errorf("heartbeat interval must be positive")
+	}
+	if c.HeartbeatMisses < 1 {
+		return fmt.Errorf("heartbeat misses must be at least 1")
+	}
+	if c.LogRetention <= 0 || c.LogMaxCount < 1 {
+		return fmt.Errorf("log retention and log max count must be positive")
+	}
+	return nil
+}
+
+// Paths of the data folder (SPEC 3).
+func (c Server) ConfigDir() string        { return filepath.Join(c.DataDir, "config") }
+func (c Server) DeploymentsDir() string   { return filepath.Join(c.DataDir, "deployments") }
+func (c Server) LogsDir() string          { return filepath.Join(c.DataDir, "logs") }
+func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "logs", "orchestration") }
+func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }
+func (c Server) SQLitePath() string       { return filepath.Join(c.DataDir, "testbedos.db") }
+func (c Server) TokenPath() string        { return filepath.Join(c.DataDir, "config", "token") }
+
+// MakeDirs creates the folders of the data layout.
+func (c Server) MakeDirs() error {
+	for _, d := range []string{c.ConfigDir(), c.DeploymentsDir(), c.OrchestrationDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("data folder: %w", err)
+		}
+	}
+	return nil
+}

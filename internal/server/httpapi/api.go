@@ -1,0 +1,106 @@
+// Package httpapi holds the REST handlers of SPEC 7. Handlers return errors;
+// one renderer (errors.go) maps them to status codes and the JSON error body.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/logstream"
+	"github.com/testbedos/testbedos/internal/store"
+)
+
+// Runner starts and cancels actions (actions.Runner).
+type Runner interface {
+	Start(ctx context.Context, name string, req api.ActionRequest) (string, error)
+	Cancel(name string) (string, error)
+}
+
+// Deps are what the handlers need.
+type Deps struct {
+	Store  store.Store
+	Runner Runner
+	Hub    *logstream.Hub
+	Status func() api.ServerStatus
+	Logger *slog.Logger
+	// StreamOpened/StreamClosed, when set, count live log streams.
+	StreamOpened, StreamClosed func()
+}
+
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// Register adds every REST route to mux.
+func Register(mux *http.ServeMux, d Deps) {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := func(fn handler) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if err := fn(w, r); err != nil {
+				writeError(w, r, d.Logger, err)
+			}
+		}
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /api/config/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("GET /api/deployments", h(listDeployments(d)))
+	mux.HandleFunc("POST /api/deployments", h(createDeployment(d)))
+	mux.HandleFunc("GET /api/deployments/{name}", h(getDeployment(d)))
+	mux.HandleFunc("PUT /api/deployments/{name}", h(updateDeployment(d)))
+	mux.HandleFunc("DELETE /api/deployments/{name}", h(deleteDeployment(d)))
+	mux.HandleFunc("POST /api/deployments/{name}/action", h(startAction(d)))
+	mux.HandleFunc("POST /api/deployments/{name}/cancel", h(cancelAction(d)))
+	mux.HandleFunc("GET /api/deployments/{name}/state", h(deploymentState(d)))
+	mux.HandleFunc("GET /api/deployments/{name}/logs", h(deploymentLogs(d)))
+	mux.HandleFunc("GET /api/logs/{uuid}", h(logEntry(d)))
+	mux.HandleFunc("GET /api/logs/{uuid}/text", h(logText(d)))
+	mux.HandleFunc("GET /api/logs/{uuid}/stream", h(logStream(d)))
+}
+
+// JSONErrors makes the mux's own answers for unknown routes (404) and wrong
+// methods (405) under /api/ use the JSON error body too.
+func JSONErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" && strings.HasPrefix(r.URL.Path, "/api/") {
+			w = &jsonStatus{ResponseWriter: w, r: r}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// jsonStatus replaces a plain-text error answer by the JSON error body.
+type jsonStatus struct {
+	http.ResponseWriter
+	r       *http.Request
+	written bool
+}
+
+func (j *jsonStatus) WriteHeader(code int) {
+	if j.written {
+		return
+	}
+	j.written = true
+	msg := http.StatusText(code)
+	switch code {
+	case http.StatusNotFound:
+		msg = "no route " + j.r.Method + " " + j.r.URL.Path
+	case http.StatusMethodNotAllowed:
+		msg = "method " + j.r.Method + " not allowed on " + j.r.URL.Path + " (allowed: " + j.Header().Get("Allow") + ")"
+	}
+	j.Header().Del("X-Content-Type-Options")
+	writeJSON(j.ResponseWriter, code, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+}
+
+func (j *jsonStatus) Write(b []byte) (int, error) {
+	if !j.written {
+		j.WriteHeader(http.StatusOK)
+	}
+	return len(b), nil
+}

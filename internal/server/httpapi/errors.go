@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/testbedos/testbedos/internal/actions"
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/engine"
+	"github.com/testbedos/testbedos/internal/store"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// Error is an error with the HTTP status it answers with. Message goes to the
+// client; Err, if any, is the cause kept for errors.Is and the server log.
+type Error struct {
+	Code    int
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil && e.Message == "" {
+		return e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// errorf makes an *Error with a formatted message.
+func errorf(code int, err error, msg string) *Error {
+	return &Error{Code: code, Message: msg, Err: err}
+}
+
+// badRequest is a 400 carrying err's text.
+func badRequest(err error) *Error {
+	return &Error{Code: http.StatusBadRequest, Message: err.Error(), Err: err}
+}
+
+// status maps an error to its HTTP status. This is the one place that does.
+func status(err error) int {
+	var he *Error
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		return he.Code
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrInvalidName), errors.Is(err, actions.ErrBadCommand):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrExists), errors.Is(err, actions.ErrBusy),
+		errors.Is(err, actions.ErrNotRunning), errors.Is(err, engine.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, topology.ErrInvalid):
+		return http.StatusUnprocessableEntity
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// writeError renders err as the JSON error body of SPEC 7.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := status(err)
+	msg := err.Error()
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		msg = "request body too large"
+	}
+	if code >= 500 {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, code, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// maxBody bounds every request body.
+const maxBody = 1 << 20
+
+// decode reads a JSON body strictly: size-limited, unknown fields refused,
+// exactly one value.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		return errorf(http.StatusBadRequest, err, "invalid JSON body: "+err.Error())
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, nil, "invalid JSON body: more than one value")
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/testbedos/testbedos/internal/api"
+)
+
+func logEntry(d Deps) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		e, err := d.Store.LogEntry(r.Context(), r.PathValue("uuid"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, e)
+		return nil
+	}
+}
+
+func logText(d Deps) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		e, err := d.Store.LogEntry(r.Context(), r.PathValue("uuid"))
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(e.LogPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, err = io.Copy(w, f)
+		if err != nil {
+			d.Logger.Warn("sending log text", "uuid", r.PathValue("uuid"), "err", err)
+		}
+		return nil
+	}
+}
+
+// writeTimeout bounds one message to a follower; a follower that cannot take
+// a line for this long is dropped.
+const writeTimeout = 30 * time.Second
+
+// logStream is the websocket of SPEC 7: every line so far, each new line as
+// it is written, then a close frame whose reason is the api.Outcome JSON.
+func logStream(d Deps) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id := r.PathValue("uuid")
+		e, err := d.Store.LogEntry(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return nil // Accept has answered the client already
+		}
+		defer conn.CloseNow()
+		if d.StreamOpened != nil {
+			d.StreamOpened()
+			defer d.StreamClosed()
+		}
+		// Nothing is read from the client; CloseRead notices when it leaves.
+		ctx := conn.CloseRead(r.Context())
+		err = d.Hub.Follow(ctx, e.LogPath, func(line string) error {
+			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			defer cancel()
+			return conn.Write(wctx, websocket.MessageText, []byte(line))
+		})
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+				d.Logger.Warn("log stream ended early", "uuid", id, "err", err)
+				conn.Close(websocket.StatusInternalError, "reading the log failed")
+			}
+			return nil
+		}
+		e, err = d.Store.LogEntry(context.WithoutCancel(ctx), id)
+		if err != nil || !e.Finished() {
+			conn.Close(websocket.StatusInternalError, "the action's outcome is unknown")
+			return nil
+		}
+		conn.Close(websocket.StatusNormalClosure, closeReason(api.Outcome{ErrorCode: *e.ErrorCode, EndState: *e.EndState}))
+		return nil
+	}
+}
+
+// maxCloseReason is the most a websocket close frame's reason can hold.
+const maxCloseReason = 123
+
+// closeReason is the outcome as JSON; should a failed command's options make
+// it too long, they are left out.
+func closeReason(o api.Outcome) string {
+	reason, _ := json.Marshal(o)
+	if len(reason) > maxCloseReason && o.EndState.Failed != nil {
+		o.EndState = api.FailedState(api.Command{Name: o.EndState.Failed.Name})
+		reason, _ = json.Marshal(o)
+	}
+	return string(reason)
+}
