@@ -1,0 +1,51 @@
+# TestbedOS. `make run` starts the server, `make test` runs the whole suite
+# (as root: it installs the Debian packages the tests need and starts the
+# services they use), `make bench` measures.
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+DATA_DIR  ?= $(if $(TESTBEDOS_DATA_DIR),$(TESTBEDOS_DATA_DIR),$(CURDIR)/.testbedos)
+PKGS      := ./...
+# Fuzz targets run briefly by `make test`: package:Target.
+FUZZ      := ./internal/topology:FuzzParse ./internal/api:FuzzActionRequest ./internal/store:FuzzCheckName
+FUZZTIME  ?= 10s
+
+.PHONY: all build run test test-deps vet fmt-check unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/testbedos-server ./cmd/testbedos-server
+	$(GO) build -o $(BIN)/kvm-compose ./cmd/kvm-compose
+
+# The server in main mode with the file store; data under ./.testbedos unless
+# TESTBEDOS_DATA_DIR says otherwise.
+run: build
+	TESTBEDOS_DATA_DIR=$(DATA_DIR) $(BIN)/testbedos-server main
+
+test: test-deps vet fmt-check unit fuzz
+
+test-deps:
+	@if [ "$$(id -u)" = 0 ]; then scripts/install-test-deps.sh && scripts/start-libvirt.sh; \
+	else echo "make test: not root: integration tests that need root will be skipped"; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -timeout 30m $(PKGS)
+
+fuzz:
+	@set -e; for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m $(PKGS)
+
+clean:
+	rm -rf $(BIN)
