@@ -1,0 +1,352 @@
+// Package netns is the netns guest kind: a lightweight, Mininet-style guest
+// that is a named Linux network namespace (mounted under /run/netns exactly as
+// "ip netns add" does, so "ip netns exec NAME …" works on it) with one veth
+// pair per interface, the host end attached to the switch's bridge.
+//
+// Everything goes through netlink and a few system calls; nothing shells out
+// to ip. All methods may run concurrently for different guests.
+package netns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// Options tune the driver; the zero value is fine.
+type Options struct {
+	// DestroyTimeout bounds how long Destroy waits for the kernel to free a
+	// guest's namespace, which removes its host-side veths. After it the
+	// veths are deleted one by one. Default 10 s.
+	DestroyTimeout time.Duration
+}
+
+// Driver implements guest.Driver for netns guests.
+type Driver struct {
+	destroyTimeout time.Duration
+	links          *netplumb.LinkWatcher
+	procs          procScanner
+
+	runDirMu    sync.Mutex
+	runDirReady bool
+}
+
+var _ guest.Driver = (*Driver)(nil)
+
+// New returns a netns driver.
+func New(opts Options) *Driver {
+	if opts.DestroyTimeout <= 0 {
+		opts.DestroyTimeout = 10 * time.Second
+	}
+	return &Driver{destroyTimeout: opts.DestroyTimeout, links: netplumb.NewLinkWatcher()}
+}
+
+// Kind is "netns".
+func (d *Driver) Kind() string { return topology.KindNetns }
+
+// Exists reports whether the guest is complete: its namespace is mounted
+// and every host-side veth is there.
+func (d *Driver) Exists(ctx context.Context, g *topology.Guest) (bool, error) {
+	ns, err := namespaceOf(g)
+	if err != nil {
+		return false, err
+	}
+	complete, _, err := d.inventory(ns, g)
+	return complete, err
+}
+
+// inventory looks at what of the guest exists: all of it, or some of it.
+func (d *Driver) inventory(ns string, g *topology.Guest) (complete, some bool, err error) {
+	mounted, err := netnsMounted(netnsPath(ns))
+	if err != nil {
+		return false, false, err
+	}
+	complete, some = mounted, mounted
+	for _, ifc := range g.Interfaces {
+		ok, err := vethExists(ifc.HostName)
+		if err != nil {
+			return false, false, err
+		}
+		complete = complete && ok
+		some = some || ok
+	}
+	return complete, some, nil
+}
+
+// vethExists reports whether name is a veth. Links of other kinds are not
+// ours even when the name matches, and are never deleted.
+func vethExists(name string) (bool, error) {
+	link, err := netlink.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up %s: %w", name, err)
+	}
+	return link.Type() == "veth", nil
+}
+
+// plannedIface is an interface with its settings parsed.
+type plannedIface struct {
+	topology.Interface
+	bridgeIndex int
+	mac         net.HardwareAddr
+	addr        *netlink.Addr // nil: no address
+	gateway     net.IP        // nil: no default route
+}
+
+func plan(g *topology.Guest) ([]plannedIface, error) {
+	out := make([]plannedIface, 0, len(g.Interfaces))
+	for _, ifc := range g.Interfaces {
+		p := plannedIface{Interface: ifc}
+		if ifc.HostName == "" || ifc.Name == "" || ifc.Bridge == "" {
+			return nil, fmt.Errorf("interface %+v: host name, name and bridge are required", ifc)
+		}
+		br, err := netlink.LinkByName(ifc.Bridge)
+		if err != nil {
+			return nil, fmt.Errorf("interface %s: bridge %s of switch %s: %w", ifc.Name, ifc.Bridge, ifc.Switch, err)
+		}
+		p.bridgeIndex = br.Attrs().Index
+		if ifc.MAC != "" {
+			if p.mac, err = net.ParseMAC(ifc.MAC); err != nil {
+				return nil, fmt.Errorf("interface %s: %w", ifc.Name, err)
+			}
+		}
+		if ifc.Address != "" {
+			if p.addr, err = netlink.ParseAddr(ifc.Address); err != nil {
+				return nil, fmt.Errorf("interface %s: address: %w", ifc.Name, err)
+			}
+		}
+		if ifc.Gateway != "" {
+			if p.gateway = net.ParseIP(ifc.Gateway); p.gateway == nil {
+				return nil, fmt.Errorf("interface %s: gateway %q is not an IP address", ifc.Name, ifc.Gateway)
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Create makes the namespace and its interfaces. A complete guest that is
+// already there is an error wrapping fs.ErrExist (Exists tells first);
+// remnants of an interrupted earlier run are removed first. On error
+// nothing of the guest is left.
+func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) (err error) {
+	ns, err := namespaceOf(g)
+	if err != nil {
+		return err
+	}
+	ifaces, err := plan(g)
+	if err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	complete, some, err := d.inventory(ns, g)
+	if err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	if complete {
+		return fmt.Errorf("guest %s: namespace %s: %w", g.Name, ns, fs.ErrExist)
+	}
+	if some {
+		log.Printf("netns %s: removing remnants of an earlier run", ns)
+		if err := d.teardown(ctx, ns, g, log); err != nil {
+			return fmt.Errorf("guest %s: remove remnants: %w", g.Name, err)
+		}
+	}
+	if err := d.ensureRunDir(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	nsfd, h, err := createNetns(netnsPath(ns))
+	if err != nil {
+		return fmt.Errorf("guest %s: namespace %s: %w", g.Name, ns, err)
+	}
+	defer func() {
+		h.Close()
+		unix.Close(nsfd)
+		if err != nil {
+			// Our handle and descriptor are closed, so unmounting lets
+			// the kernel free the namespace.
+			if terr := d.teardown(context.WithoutCancel(ctx), ns, g, log); terr != nil {
+				err = errors.Join(err, fmt.Errorf("undo: %w", terr))
+			}
+		}
+	}()
+
+	routed := false
+	for _, ifc := range ifaces {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := addInterface(h, nsfd, ifc, !routed); err != nil {
+			return fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+		routed = routed || ifc.gateway != nil
+	}
+	return nil
+}
+
+// addInterface creates the veth pair of one interface, the host end on its
+// bridge and up, the guest end directly inside the namespace, and configures
+// the guest end. withRoute allows a default route (only the first gateway
+// of a guest becomes one).
+func addInterface(h *netlink.Handle, nsfd int, ifc plannedIface, withRoute bool) error {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = ifc.HostName
+	attrs.MasterIndex = ifc.bridgeIndex
+	attrs.Flags = net.FlagUp
+	veth := &netlink.Veth{
+		LinkAttrs:        attrs,
+		PeerName:         ifc.Name,
+		PeerHardwareAddr: ifc.mac,
+		PeerNamespace:    netlink.NsFd(nsfd),
+	}
+	// One request: create both ends, enslave and raise the host end.
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("veth %s (%s in guest) on %s: %w", ifc.HostName, ifc.Name, ifc.Bridge, err)
+	}
+	link, err := h.LinkByName(ifc.Name)
+	if err != nil {
+		return fmt.Errorf("find %s in guest: %w", ifc.Name, err)
+	}
+	if ifc.addr != nil {
+		if err := h.AddrAdd(link, ifc.addr); err != nil {
+			return fmt.Errorf("address %s on %s: %w", ifc.Address, ifc.Name, err)
+		}
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", ifc.Name, err)
+	}
+	if ifc.gateway != nil && withRoute {
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: ifc.gateway}
+		if err := h.RouteAdd(route); err != nil {
+			return fmt.Errorf("default route via %s on %s: %w", ifc.Gateway, ifc.Name, err)
+		}
+	}
+	return nil
+}
+
+// Destroy kills the processes left in the guest, removes its namespace and
+// returns once the host-side veths are gone too. A guest that does not
+// exist, or exists only in part, is fine.
+func (d *Driver) Destroy(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) error {
+	ns, err := namespaceOf(g)
+	if err != nil {
+		return err
+	}
+	if err := d.teardown(ctx, ns, g, log); err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	return nil
+}
+
+func (d *Driver) teardown(ctx context.Context, ns string, g *topology.Guest, log guest.Log) error {
+	path := netnsPath(ns)
+	hostNames := make([]string, 0, len(g.Interfaces))
+	for _, ifc := range g.Interfaces {
+		hostNames = append(hostNames, ifc.HostName)
+	}
+	mounted, err := netnsMounted(path)
+	if err != nil {
+		return err
+	}
+	if !mounted {
+		// Nothing to free: remove a stale mount point and veths whose
+		// namespace is gone from /run/netns.
+		if err := removeNetns(path); err != nil {
+			return err
+		}
+		return deleteVeths(hostNames)
+	}
+
+	id, err := netnsID(path)
+	if err != nil {
+		return err
+	}
+	killed, err := d.procs.killMembers(ctx, id)
+	if err != nil {
+		return fmt.Errorf("stop processes in %s: %w", ns, err)
+	}
+	if killed > 0 {
+		log.Printf("netns %s: killed %d processes still running inside", ns, killed)
+	}
+	// Wait only for veths that exist: a link of another kind squatting
+	// on a host name (a failed Create) will not go away with the guest.
+	var veths []string
+	for _, n := range hostNames {
+		if ok, err := vethExists(n); err != nil || ok {
+			veths = append(veths, n)
+		}
+	}
+	if err := removeNetns(path); err != nil {
+		return err
+	}
+	// The kernel frees a namespace without users in the background, many
+	// at a time, and takes the veths with it; deleting each veth ourselves
+	// would cost a full RCU grace period apiece.
+	wctx, cancel := context.WithTimeout(ctx, d.destroyTimeout)
+	defer cancel()
+	werr := d.links.WaitGone(wctx, veths...)
+	if werr == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return werr
+	}
+	log.Printf("netns %s: the kernel has not freed the namespace after %s (something still holds it); deleting its veths", ns, d.destroyTimeout)
+	return deleteVeths(veths)
+}
+
+// deleteVeths deletes those of names that are veths (which takes their
+// peers with them).
+func deleteVeths(names []string) error {
+	var errs []error
+	for _, n := range names {
+		ok, err := vethExists(n)
+		if err == nil && ok {
+			err = netplumb.DeleteLink(n)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Driver) ensureRunDir() error {
+	d.runDirMu.Lock()
+	defer d.runDirMu.Unlock()
+	if d.runDirReady {
+		return nil
+	}
+	if err := prepareRunDir(); err != nil {
+		return err
+	}
+	d.runDirReady = true
+	return nil
+}
+
+func namespaceOf(g *topology.Guest) (string, error) {
+	if g.Netns == nil || g.Netns.Namespace == "" {
+		return "", fmt.Errorf("guest %s: no netns namespace in the state", g.Name)
+	}
+	ns := g.Netns.Namespace
+	if ns == "." || ns == ".." || strings.ContainsAny(ns, "/\x00") {
+		return "", fmt.Errorf("guest %s: invalid namespace name %q", g.Name, ns)
+	}
+	return ns, nil
+}

@@ -1,0 +1,119 @@
+package netns
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/testbedos/testbedos/internal/benchbase"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// fakeLog records lines in memory.
+type fakeLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *fakeLog) Printf(format string, args ...any) {
+	l.add(fmt.Sprintf(format, args...))
+}
+
+func (l *fakeLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+}
+
+func (l *fakeLog) Writer(prefix string) io.WriteCloser { return &lineWriter{log: l, prefix: prefix} }
+
+func (l *fakeLog) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+type lineWriter struct {
+	log    *fakeLog
+	prefix string
+	buf    bytes.Buffer
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line) // unterminated: keep for later
+			return len(p), nil
+		}
+		w.log.add(w.prefix + strings.TrimSuffix(line, "\n"))
+	}
+}
+
+func (w *lineWriter) Close() error {
+	if w.buf.Len() > 0 {
+		w.log.add(w.prefix + w.buf.String())
+		w.buf.Reset()
+	}
+	return nil
+}
+
+// stateFor turns a benchmark plan into the resolved state the engine would
+// hand the driver, so both bring up exactly the same guests.
+func stateFor(p benchbase.Plan) *topology.State {
+	st := &topology.State{
+		Version:    topology.StateVersion,
+		Deployment: "test-" + p.Prefix,
+		Prefix:     p.Prefix,
+		Hosts:      []topology.Host{{Name: "local", Main: true}},
+		Switches:   []topology.Switch{{Name: "lan", Subnet: "10.123.0.0/16", Bridge: p.Bridge}},
+	}
+	for i := range p.N {
+		st.Guests = append(st.Guests, topology.Guest{
+			Name: fmt.Sprintf("g%d", i),
+			Kind: topology.KindNetns,
+			Host: "local",
+			Interfaces: []topology.Interface{{
+				Switch:   "lan",
+				Bridge:   p.Bridge,
+				Name:     benchbase.GuestIface,
+				HostName: p.HostVeth(i),
+				Address:  p.Address(i),
+				MAC:      p.MAC(i),
+			}},
+			Netns: &topology.NetnsGuest{Namespace: p.Namespace(i)},
+		})
+	}
+	return st
+}
+
+// forEach runs fn for 0..n-1 on at most workers goroutines, like the
+// engine's stages, and joins the errors.
+func forEach(ctx context.Context, workers, n int, fn func(ctx context.Context, i int) error) error {
+	sem := make(chan struct{}, workers)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, i); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,182 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// runDir is where named namespaces are bind-mounted, as iproute2 does, so
+// "ip netns exec NAME" works on our guests.
+const runDir = "/run/netns"
+
+// threadNetns names the network namespace of the calling thread. The
+// process-wide /proc/self would name the main thread's namespace instead.
+const threadNetns = "/proc/thread-self/ns/net"
+
+// prepareRunDir makes runDir a shared mount point, as iproute2 does, so that
+// namespaces mounted later also appear in mount namespaces that already
+// exist (such as those of running "ip netns exec" commands).
+func prepareRunDir() error {
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", runDir, err)
+	}
+	err := unix.Mount("", runDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if errors.Is(err, unix.EINVAL) {
+		// Not a mount point yet: make it one by binding it onto itself.
+		if err := unix.Mount(runDir, runDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind-mount %s onto itself: %w", runDir, err)
+		}
+		err = unix.Mount("", runDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	}
+	if err != nil {
+		return fmt.Errorf("make %s a shared mount: %w", runDir, err)
+	}
+	return nil
+}
+
+// onGuestThread runs enter and then fn on a goroutine locked to its OS
+// thread, and afterwards puts the thread back into the network namespace it
+// started in. enter moves the thread into a guest's namespace (setns, or
+// unshare for a new one); fn then works there. The thread is handed back to
+// the Go scheduler only once it is in its original namespace again: if that
+// fails, the goroutine ends while still locked, which makes the runtime
+// destroy the thread.
+func onGuestThread(enter, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		host, err := unix.Open(threadNetns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open own network namespace: %w", err)
+			return
+		}
+		defer unix.Close(host)
+		if err := enter(); err != nil {
+			// enter failed before changing anything (setns and
+			// unshare are all or nothing), so the thread is clean.
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(host, unix.CLONE_NEWNET); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("return thread to the host network namespace: %w", err))
+			return // still locked: the runtime discards this thread
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// createNetns makes a new network namespace, bind-mounts it at path and sets
+// its loopback up. It returns an open descriptor of the namespace and a
+// netlink handle whose sockets live inside it; the caller closes both.
+func createNetns(path string) (nsfd int, h *netlink.Handle, err error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return -1, nil, fmt.Errorf("create mount point: %w", err)
+	}
+	f.Close()
+	nsfd = -1
+	mounted := false
+	err = onGuestThread(
+		func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("new network namespace: %w", err)
+			}
+			return nil
+		},
+		func() error {
+			if err := unix.Mount(threadNetns, path, "none", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("bind-mount namespace at %s: %w", path, err)
+			}
+			mounted = true
+			fd, err := unix.Open(threadNetns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open namespace: %w", err)
+			}
+			nsfd = fd
+			// Sockets belong to the namespace of the thread creating
+			// them, so this handle talks to the new namespace from any
+			// thread later on.
+			h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+			if err != nil {
+				return fmt.Errorf("netlink handle in namespace: %w", err)
+			}
+			// lo is always index 1 in a new namespace.
+			lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
+			if err := h.LinkSetUp(lo); err != nil {
+				return fmt.Errorf("set lo up: %w", err)
+			}
+			return nil
+		})
+	if err != nil {
+		if h != nil {
+			h.Close()
+		}
+		if nsfd >= 0 {
+			unix.Close(nsfd)
+		}
+		if mounted {
+			_ = unix.Unmount(path, unix.MNT_DETACH)
+		}
+		_ = os.Remove(path)
+		return -1, nil, err
+	}
+	return nsfd, h, nil
+}
+
+// netnsMounted reports whether a namespace is mounted at path.
+func netnsMounted(path string) (bool, error) {
+	var st unix.Statfs_t
+	err := unix.Statfs(path, &st)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return st.Type == unix.NSFS_MAGIC, nil
+}
+
+// nsID identifies a namespace: the device and inode of its nsfs file, which
+// /proc/PID/ns/net of each member process shows as well.
+type nsID struct{ dev, ino uint64 }
+
+func netnsID(path string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return nsID{dev: st.Dev, ino: st.Ino}, nil
+}
+
+// removeNetns unmounts the namespace at path and removes the mount point.
+// The kernel frees the namespace, and with it the guest ends of the veths,
+// once nothing else holds it.
+func removeNetns(path string) error {
+	// Mounted twice (an interrupted earlier run) needs two unmounts.
+	for range 4 {
+		err := unix.Unmount(path, unix.MNT_DETACH)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			break // not (or no longer) a mount point
+		}
+		if err != nil {
+			return fmt.Errorf("unmount %s: %w", path, err)
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+func netnsPath(name string) string { return filepath.Join(runDir, name) }

@@ -1,0 +1,152 @@
+package netns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// outputGrace is how long output is still forwarded after the script has
+// exited, for processes it left running in the background that still hold
+// its stdout. Later output of theirs is read and dropped.
+const outputGrace = time.Second
+
+// RunScript runs script inside the guest's namespace: directly if it is
+// executable, otherwise with /bin/sh. It runs in the script's folder with
+// TESTBEDOS_DEPLOYMENT and TESTBEDOS_GUEST added to the environment, and its
+// stdout and stderr go line by line into log, prefixed with "[guest] ".
+// A non-zero exit is an error naming the code. Cancelling ctx kills the
+// script's whole process group.
+func (d *Driver) RunScript(ctx context.Context, st *topology.State, g *topology.Guest, script string, log guest.Log) error {
+	ns, err := namespaceOf(g)
+	if err != nil {
+		return err
+	}
+	info, err := os.Stat(script)
+	if err != nil {
+		return fmt.Errorf("guest %s: script: %w", g.Name, err)
+	}
+	nsfd, err := unix.Open(netnsPath(ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("guest %s: open namespace %s: %w", g.Name, ns, err)
+	}
+	defer unix.Close(nsfd)
+
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	argv := []string{script}
+	if info.Mode()&0o111 == 0 {
+		argv = []string{"/bin/sh", script}
+	}
+	cmd, err := startInNetns(nsfd, argv, func(c *exec.Cmd) {
+		c.Dir = filepath.Dir(script)
+		c.Env = append(os.Environ(),
+			"TESTBEDOS_DEPLOYMENT="+st.Deployment,
+			"TESTBEDOS_GUEST="+g.Name)
+		c.Stdout, c.Stderr = pw, pw // one stream, in the order written
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	})
+	pw.Close() // the child has its copy
+	if err != nil {
+		pr.Close()
+		return fmt.Errorf("guest %s: start %s: %w", g.Name, script, err)
+	}
+
+	out := log.Writer("[" + g.Name + "] ")
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(out, pr)
+		copied <- err
+	}()
+
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-waited:
+	case <-ctx.Done():
+		_ = unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+		werr = <-waited
+	}
+
+	// Forward what is still buffered; stop forwarding after a grace period
+	// if background processes keep the pipe open.
+	_ = pr.SetReadDeadline(time.Now().Add(outputGrace))
+	cerr := <-copied
+	out.Close()
+	if errors.Is(cerr, os.ErrDeadlineExceeded) {
+		// Keep reading (and dropping) their output so they do not die of
+		// SIGPIPE; this ends when the last of them exits, at the latest
+		// when Destroy kills what runs in the guest.
+		go func() {
+			_ = pr.SetReadDeadline(time.Time{})
+			_, _ = io.Copy(io.Discard, pr)
+			pr.Close()
+		}()
+	} else {
+		pr.Close()
+	}
+
+	if ctx.Err() != nil {
+		return fmt.Errorf("guest %s: script %s: %w", g.Name, script, ctx.Err())
+	}
+	var exit *exec.ExitError
+	if errors.As(werr, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("guest %s: script %s killed by signal %s", g.Name, script, ws.Signal())
+		}
+		return fmt.Errorf("guest %s: script %s exited with code %d", g.Name, script, exit.ExitCode())
+	}
+	if werr != nil {
+		return fmt.Errorf("guest %s: script %s: %w", g.Name, script, werr)
+	}
+	return nil
+}
+
+// startInNetns starts argv on a thread inside the namespace nsfd; the child
+// inherits the thread's namespace. A script without an interpreter line is
+// retried with /bin/sh, and "text file busy" (the file was just written and
+// another fork briefly holds it open) is retried a few times.
+func startInNetns(nsfd int, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, error) {
+	var cmd *exec.Cmd
+	start := func() error {
+		cmd = exec.Command(argv[0], argv[1:]...)
+		setup(cmd)
+		return cmd.Start()
+	}
+	enter := func() error {
+		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter namespace: %w", err)
+		}
+		return nil
+	}
+	var err error
+	for attempt := range 5 {
+		err = onGuestThread(enter, start)
+		switch {
+		case errors.Is(err, syscall.ENOEXEC) && argv[0] != "/bin/sh":
+			argv = append([]string{"/bin/sh"}, argv...)
+		case errors.Is(err, syscall.ETXTBSY):
+			time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+		default:
+			return cmd, err
+		}
+	}
+	return cmd, err
+}
