@@ -151,7 +151,7 @@ func (e *Engine) GenerateArtefacts(ctx context.Context, d api.Deployment, prev a
 	if err := topology.WriteState(path, st); err != nil {
 		return err
 	}
-	log.Printf("resolved %d guests on %d switches over %d hosts", len(st.Guests), len(st.Switches), len(st.Hosts))
+	log.Printf("resolved %s on %s over %s", count(len(st.Guests), "guest"), count(len(st.Switches), "switch"), count(len(st.Hosts), "host"))
 	for _, sw := range st.Switches {
 		log.Printf("switch %s %s: bridge %s", sw.Name, sw.Subnet, sw.Bridge)
 	}

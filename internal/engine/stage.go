@@ -8,7 +8,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest"
 )
 
-// progress writes the stage lines the CLI and GUI show: "==> up [3/5] network: 1 switches".
+// progress writes the stage lines the CLI and GUI show: "==> up [3/6] network: 1 switch".
 type progress struct {
 	log   guest.Log
 	verb  string
@@ -22,11 +22,7 @@ func newProgress(log guest.Log, verb string, total int) *progress {
 
 func (p *progress) stage(name, format string, args ...any) {
 	p.n++
-	n := min(p.n, p.total)
-	if name == "end" {
-		n = p.total
-	}
-	p.log.Printf("==> %s [%d/%d] %s: "+format, append([]any{p.verb, n, p.total, name}, args...)...)
+	p.log.Printf("==> %s [%d/%d] %s: "+format, append([]any{p.verb, p.n, p.total, name}, args...)...)
 }
 
 func (p *progress) item(format string, args ...any) { p.log.Printf("    "+format, args...) }

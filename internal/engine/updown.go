@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 	if err != nil {
 		return fmt.Errorf("read artefacts: %w", err)
 	}
-	p := newProgress(log, "up", 5)
+	p := newProgress(log, "up", 6)
 	var made revert
 	defer func() {
 		if err == nil {
@@ -47,7 +48,7 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 	}()
 
 	drivers := make([]guest.Driver, len(st.Guests))
-	p.stage("init", "%d guests, %d switches", len(st.Guests), len(st.Switches))
+	p.stage("init", "%s, %s", count(len(st.Guests), "guest"), count(len(st.Switches), "switch"))
 	for i, g := range st.Guests {
 		drv, err := e.opts.Drivers.Driver(g.Kind)
 		if err != nil {
@@ -56,7 +57,7 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 		drivers[i] = drv
 	}
 
-	p.stage("hosts", "%d hosts", len(st.Hosts))
+	p.stage("hosts", "%s", count(len(st.Hosts), "host"))
 	local := e.opts.Hosts()[0].Name
 	for _, g := range st.Guests {
 		if g.Host != local {
@@ -65,7 +66,7 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 	}
 
 	switches := usedSwitches(st)
-	p.stage("network", "%d switches", len(switches))
+	p.stage("network", "%s", count(len(switches), "switch"))
 	err = forEach(ctx, e.opts.Concurrency, len(switches), true, func(ctx context.Context, i int) error {
 		sw := switches[i]
 		created, err := e.opts.Network.EnsureBridge(ctx, sw.Bridge)
@@ -88,7 +89,7 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 		return err
 	}
 
-	p.stage("guests", "%d guests", len(st.Guests))
+	p.stage("guests", "%s", count(len(st.Guests), "guest"))
 	fresh := make([]bool, len(st.Guests))
 	err = forEach(ctx, e.opts.Concurrency, len(st.Guests), true, func(ctx context.Context, i int) error {
 		g, drv := &st.Guests[i], drivers[i]
@@ -124,7 +125,7 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 			scripts = append(scripts, i)
 		}
 	}
-	p.stage("setup", "%d setup scripts", len(scripts))
+	p.stage("setup", "%s", count(len(scripts), "setup script"))
 	err = forEach(ctx, e.opts.Concurrency, len(scripts), false, func(ctx context.Context, j int) error {
 		g := &st.Guests[scripts[j]]
 		p.item("guest %s: running %s", g.Name, g.SetupScript)
@@ -160,7 +161,7 @@ func (e *Engine) Down(ctx context.Context, d api.Deployment, prev api.Deployment
 		return fmt.Errorf("read artefacts: %w", err)
 	}
 	p := newProgress(log, "down", 3)
-	p.stage("guests", "%d guests", len(st.Guests))
+	p.stage("guests", "%s", count(len(st.Guests), "guest"))
 	errGuests := forEach(ctx, e.opts.Concurrency, len(st.Guests), false, func(ctx context.Context, i int) error {
 		g := &st.Guests[i]
 		drv, err := e.opts.Drivers.Driver(g.Kind)
@@ -174,7 +175,7 @@ func (e *Engine) Down(ctx context.Context, d api.Deployment, prev api.Deployment
 		return nil
 	})
 	switches := usedSwitches(st)
-	p.stage("network", "%d switches", len(switches))
+	p.stage("network", "%s", count(len(switches), "switch"))
 	errNet := forEach(ctx, e.opts.Concurrency, len(switches), false, func(ctx context.Context, i int) error {
 		sw := switches[i]
 		err := errors.Join(e.opts.Network.RemoveBridge(sw.Bridge), e.opts.Network.DeleteBridge(ctx, sw.Bridge))
@@ -213,6 +214,17 @@ func describeInterfaces(g *topology.Guest) string {
 		s += fmt.Sprintf(", %s %s on %s", ifc.Name, ifc.Address, ifc.Switch)
 	}
 	return s
+}
+
+// count writes "1 switch", "3 switches".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "ch") || strings.HasSuffix(noun, "s") {
+		return fmt.Sprintf("%d %ses", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func ifThen(cond bool, yes, no string) string {

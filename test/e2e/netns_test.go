@@ -52,7 +52,7 @@ func TestQuickstartUpPingDown(t *testing.T) {
 
 	lines := mustSucceed(t, s, name, cmd(api.CmdUp))
 	log := strings.Join(lines, "\n")
-	for _, want := range []string{"[web] setting up web of " + name, "[web] ", "10.0.0.10/24", "==> up [5/5] end"} {
+	for _, want := range []string{"[web] setting up web of " + name, "[web] ", "10.0.0.10/24", "==> up [6/6] end"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("up log lacks %q:\n%s", want, log)
 		}
@@ -184,7 +184,7 @@ func TestCancelMidUpLeavesNothing(t *testing.T) {
 			var lines []string
 			o, err := s.c.Follow(ctx, id, func(l string) {
 				lines = append(lines, l)
-				trigger := (when == "guests" && strings.Contains(l, "==> up [4/5] guests")) ||
+				trigger := (when == "guests" && strings.Contains(l, "==> up [4/6] guests")) ||
 					(when == "setup" && strings.Contains(l, "[g0] sleeping"))
 				if trigger && !cancelled {
 					cancelled = true
