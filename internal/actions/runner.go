@@ -38,6 +38,9 @@ var (
 // Executor does the work of a command. prev is the deployment's state before
 // the action; the returned state is recorded when it succeeds.
 type Executor interface {
+	// Check refuses quickly, before anything is recorded, a command that
+	// cannot succeed (invalid topology, wrong state).
+	Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error
 	Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error)
 }
 
@@ -80,6 +83,16 @@ func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) 
 	cmd, err := req.Resolve()
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	current, err := r.opts.Store.Deployment(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if current.State.Is(api.StateRunning) {
+		return "", fmt.Errorf("deployment %q: %w", name, ErrBusy)
+	}
+	if err := r.opts.Executor.Check(ctx, current, current.State, cmd); err != nil {
+		return "", err
 	}
 	id := uuid.NewString()
 	var prev api.DeploymentState

@@ -21,6 +21,15 @@ type fakeExecutor struct {
 	fail    error
 }
 
+func (f *fakeExecutor) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
+	if cmd.Name == api.CmdSnapshot {
+		return errRefused
+	}
+	return nil
+}
+
+var errRefused = errors.New("refused by check")
+
 func (f *fakeExecutor) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error) {
 	log.Printf("working on %s", cmd)
 	select {
@@ -206,6 +215,13 @@ func TestBadRequest(t *testing.T) {
 	}
 	if !f.state(t).Is(api.StateDown) {
 		t.Fatalf("a refused request changed the state: %v", f.state(t))
+	}
+	snap := api.ActionRequest{Command: api.Command{Name: api.CmdSnapshot}, Snapshot: &api.SnapshotOptions{SubCommand: "list", Guest: "vm1"}}
+	if _, err := f.runner.Start(context.Background(), "dep", snap); !errors.Is(err, errRefused) {
+		t.Fatalf("check not consulted: %v", err)
+	}
+	if d, _ := f.store.Deployment(context.Background(), "dep"); d.LastActionUUID != nil {
+		t.Fatalf("a refused action was recorded: %+v", d)
 	}
 	if _, err := f.runner.Start(context.Background(), "missing", up()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown deployment: %v", err)

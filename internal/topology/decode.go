@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -72,13 +73,13 @@ func parseYAML(data []byte) (root *yaml.Node, p *Problem) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, syntaxProblem(err)
+		return nil, syntaxProblem(err, data)
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return nil, syntaxProblem(err)
+		return nil, syntaxProblem(err, data)
 	default:
 		return nil, &Problem{Line: next.Line, Message: "starts a second YAML document; the file must hold exactly one"}
 	}
@@ -95,11 +96,12 @@ func parseYAML(data []byte) (root *yaml.Node, p *Problem) {
 	return root, nil
 }
 
-func syntaxProblem(err error) *Problem {
+func syntaxProblem(err error, data []byte) *Problem {
 	msg := err.Error()
 	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
+		// The parser may count one past the end of the file.
 		line, _ := strconv.Atoi(m[1])
-		return &Problem{Line: line, Message: "YAML syntax error: " + m[2]}
+		return &Problem{Line: min(line, lineCount(data)), Message: "YAML syntax error: " + m[2]}
 	}
 	return &Problem{Message: "YAML syntax error: " + strings.TrimPrefix(msg, "yaml: ")}
 }
@@ -359,4 +361,23 @@ func yamlFields(t reflect.Type) (map[string]int, []string) {
 	}
 	sort.Strings(names)
 	return fields, names
+}
+
+// lineCount counts lines as the YAML parser does for UTF-8 input: \n, \r\n,
+// a lone \r, NEL, LS and PS each end one.
+func lineCount(data []byte) int {
+	n := 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch r {
+		case '\n', '\u0085', '\u2028', '\u2029':
+			n++
+		case '\r':
+			if i+1 == len(data) || data[i+1] != '\n' {
+				n++
+			}
+		}
+		i += size
+	}
+	return n
 }

@@ -10,6 +10,8 @@ package topology
 const (
 	// MaxGuests bounds the guests of one deployment, scaled clones included.
 	MaxGuests = 4096
+	// MaxInterfaces bounds the interfaces of all guests together.
+	MaxInterfaces = 4 * MaxGuests
 	// MinMemoryMB is the least memory a libvirt guest may ask for.
 	MinMemoryMB = 16
 )

@@ -43,7 +43,7 @@ func TestGenerateQuickstart(t *testing.T) {
 		Guests: []Guest{
 			{
 				Name: "web", Kind: KindNetns, Host: "main",
-				Interfaces: []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0vb9307b", Address: "10.0.0.10/24", MAC: "02:b9:30:7b:7c:b0"}},
+				Interfaces:  []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0vb9307b", Address: "10.0.0.10/24", MAC: "02:b9:30:7b:7c:b0"}},
 				SetupScript: filepath.Join(project, "web-setup.sh"),
 				Netns:       &NetnsGuest{Namespace: "tbos.quickstart.web"},
 			},

@@ -27,16 +27,29 @@ func (c *Config) check(ps *problems) {
 		ps.addf("network.ovn", "cannot be given together with network.switches: use one spelling")
 	}
 	subnets := c.checkSwitches(ps)
-	total := 0
+	// Checks over the clones run only once it is known there are not too
+	// many of them.
+	guests, ifaces := 0, 0
 	for i := range c.Machines {
-		c.checkMachine(ps, i, subnets)
-		total += c.Machines[i].instanceCount()
+		n := c.Machines[i].instanceCount()
+		guests += n
+		ifaces += n * len(c.Machines[i].Network)
 	}
-	if total > MaxGuests {
-		ps.addf("machines", "make %d guests once scaled; at most %d are allowed", total, MaxGuests)
-		return
+	expand := true
+	switch {
+	case guests > MaxGuests:
+		ps.addf("machines", "make %d guests once scaled; at most %d are allowed", guests, MaxGuests)
+		expand = false
+	case ifaces > MaxInterfaces:
+		ps.addf("machines", "make %d interfaces once scaled; at most %d are allowed", ifaces, MaxInterfaces)
+		expand = false
 	}
-	c.checkUnique(ps)
+	for i := range c.Machines {
+		c.checkMachine(ps, i, subnets, expand)
+	}
+	if expand {
+		c.checkUnique(ps)
+	}
 }
 
 // checkSwitches returns the parsed subnet of each switch; a switch whose
@@ -69,7 +82,7 @@ func (c *Config) checkSwitches(ps *problems) map[string]netip.Prefix {
 	return subnets
 }
 
-func (c *Config) checkMachine(ps *problems, i int, subnets map[string]netip.Prefix) {
+func (c *Config) checkMachine(ps *problems, i int, subnets map[string]netip.Prefix, expand bool) {
 	m := &c.Machines[i]
 	mp := fmt.Sprintf("machines[%d]", i)
 	switch {
@@ -109,7 +122,7 @@ func (c *Config) checkMachine(ps *problems, i int, subnets map[string]netip.Pref
 	hasGateway := -1
 	for j := range m.Network {
 		np := fmt.Sprintf("%s.network[%d]", mp, j)
-		c.checkAttachment(ps, np, m, j, subnets)
+		c.checkAttachment(ps, np, m, j, subnets, expand)
 		if m.Network[j].Gateway != "" {
 			if hasGateway >= 0 {
 				ps.addf(np+".gateway", "is a second default route: network[%d] already has one (give at most one gateway per machine)", hasGateway)
@@ -187,7 +200,7 @@ func (c *Config) checkLibvirt(ps *problems, lp string, m *Machine) {
 	}
 }
 
-func (c *Config) checkAttachment(ps *problems, np string, m *Machine, j int, subnets map[string]netip.Prefix) {
+func (c *Config) checkAttachment(ps *problems, np string, m *Machine, j int, subnets map[string]netip.Prefix, expand bool) {
 	a := m.Network[j]
 	subnet, known := subnets[a.Switch]
 	switch {
@@ -208,7 +221,7 @@ func (c *Config) checkAttachment(ps *problems, np string, m *Machine, j int, sub
 		if checkable {
 			if msg := misplaced(addr, a.Switch, subnet); msg != "" {
 				ps.addf(np+".ip", "%s %s", addr, msg)
-			} else if n := m.instanceCount(); m.Scaling != nil && n > 1 {
+			} else if expand && m.Scaling != nil && m.instanceCount() > 1 {
 				c.checkCloneIPs(ps, np+".ip", m, addr, a.Switch, subnet)
 			}
 		}

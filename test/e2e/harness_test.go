@@ -177,7 +177,9 @@ func act(t *testing.T, s *server, name string, req api.ActionRequest) (api.Outco
 	return o, lines, id
 }
 
-func cmd(name api.CommandName) api.ActionRequest { return api.ActionRequest{Command: api.Command{Name: name}} }
+func cmd(name api.CommandName) api.ActionRequest {
+	return api.ActionRequest{Command: api.Command{Name: name}}
+}
 
 func mustSucceed(t *testing.T, s *server, name string, req api.ActionRequest) []string {
 	t.Helper()
