@@ -50,6 +50,10 @@ func parse(filename string, data []byte) (*Config, []Problem) {
 		d.problem(0, "machines", "must list at least one machine (the file is empty)")
 		return c, d.problems
 	}
+	if root.Kind != yaml.MappingNode {
+		d.problem(root.Line, "", "the file must be a mapping with machines, network and testbed_options, not %s", describe(root))
+		return c, d.problems
+	}
 	d.decode(root, reflect.ValueOf(c).Elem(), "", root.Line)
 	ps := problems{c: c, list: d.problems}
 	c.check(&ps)

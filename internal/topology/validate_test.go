@@ -413,6 +413,10 @@ var problemCases = []struct {
 		"---",
 		"machines: [{name: b}]",
 	), 2, "", "second YAML document"},
+	{"not a mapping", yamlLines(
+		"# a list is not a topology",
+		"- name: a",
+	), 2, "", "the file must be a mapping with machines, network and testbed_options, not a list"},
 	{"alias to nothing useful", doc(
 		"base: &b {name: a}",
 		"machines: [*b]",
