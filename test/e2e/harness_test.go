@@ -64,6 +64,8 @@ func startServer(t *testing.T, extraEnv ...string) *server {
 	dir := t.TempDir()
 	s := &server{dataDir: filepath.Join(dir, "data"), socket: filepath.Join(dir, "s.sock"), stderr: &bytes.Buffer{}}
 	s.env = append(os.Environ(),
+		// The race-enabled binaries would otherwise idle 1 s at every exit.
+		"GORACE=atexit_sleep_ms=0 halt_on_error=1",
 		"TESTBEDOS_DATA_DIR="+s.dataDir,
 		"TESTBEDOS_SOCKET="+s.socket,
 		"TESTBEDOS_LISTEN=127.0.0.1:0",
