@@ -9,7 +9,8 @@ import (
 
 // Kernel object names are derived from names alone, never from time or
 // host, so that up and down on any host of the cluster agree on them. Linux
-// allows 15 bytes for an interface name; every name here is 14.
+// allows 15 bytes for an interface name: bridges use 14, host-side ends all
+// 15, since a deployment has many more of them.
 
 // Prefix starts every kernel object name of the deployment: "tb" and 5 hex
 // characters of sha256(deployment).
@@ -25,7 +26,7 @@ func BridgeName(deployment, sw string) string {
 // HostIfName is the host-side end (veth peer or tap) of interface ifindex of
 // a guest.
 func HostIfName(deployment, guest string, ifindex int) string {
-	return Prefix(deployment) + "v" + hexHash(ifaceKey(deployment, guest, ifindex))[:6]
+	return Prefix(deployment) + "v" + hexHash(ifaceKey(deployment, guest, ifindex))[:7]
 }
 
 // NamespaceName is the netns name of a netns guest (under /run/netns). Names

@@ -17,7 +17,7 @@ func TestNames(t *testing.T) {
 	tests := []struct{ got, want string }{
 		{Prefix("quickstart"), "tb" + h("quickstart")[:5]},
 		{BridgeName("quickstart", "sw0"), "tb" + h("quickstart")[:5] + "b" + h("quickstart/switch/sw0")[:6]},
-		{HostIfName("quickstart", "web", 1), "tb" + h("quickstart")[:5] + "v" + h("quickstart/web/1")[:6]},
+		{HostIfName("quickstart", "web", 1), "tb" + h("quickstart")[:5] + "v" + h("quickstart/web/1")[:7]},
 		{NamespaceName("lab", "web-1"), "tbos.lab.web-1"},
 		{InterfaceName(2), "eth2"},
 	}

@@ -43,18 +43,18 @@ func TestGenerateQuickstart(t *testing.T) {
 		Guests: []Guest{
 			{
 				Name: "web", Kind: KindNetns, Host: "main",
-				Interfaces:  []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0vb9307b", Address: "10.0.0.10/24", MAC: "02:b9:30:7b:7c:b0"}},
+				Interfaces:  []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0vb9307b7", Address: "10.0.0.10/24", MAC: "02:b9:30:7b:7c:b0"}},
 				SetupScript: filepath.Join(project, "web-setup.sh"),
 				Netns:       &NetnsGuest{Namespace: "tbos.quickstart.web"},
 			},
 			{
 				Name: "client1", Kind: KindNetns, Host: "c1",
-				Interfaces: []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0v8d9f5a", Address: "10.0.0.21/24", MAC: "02:8d:9f:5a:d3:1e"}},
+				Interfaces: []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0v8d9f5ad", Address: "10.0.0.21/24", MAC: "02:8d:9f:5a:d3:1e"}},
 				Netns:      &NetnsGuest{Namespace: "tbos.quickstart.client1"},
 			},
 			{
 				Name: "client2", Kind: KindNetns, Host: "main",
-				Interfaces: []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0v86e151", Address: "10.0.0.22/24", MAC: "02:86:e1:51:a7:1a"}},
+				Interfaces: []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0v86e151a", Address: "10.0.0.22/24", MAC: "02:86:e1:51:a7:1a"}},
 				Netns:      &NetnsGuest{Namespace: "tbos.quickstart.client2"},
 			},
 		},
