@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/testbedos/testbedos/internal/engine"
@@ -18,24 +17,7 @@ func newEngine(log *slog.Logger) *engine.Engine {
 	)
 	return engine.New(engine.Options{
 		Drivers: drivers,
-		Network: hostNetwork{fw: netplumb.NewFirewall(log)},
+		Network: netplumb.NewHost(log),
 		Logger:  log,
 	})
 }
-
-// hostNetwork is engine.Network on this host's kernel.
-type hostNetwork struct{ fw *netplumb.Firewall }
-
-func (n hostNetwork) EnsureBridge(ctx context.Context, name string) (bool, error) {
-	existed, err := netplumb.LinkExists(name)
-	if err != nil {
-		return false, err
-	}
-	return !existed, netplumb.EnsureBridge(ctx, name)
-}
-
-func (n hostNetwork) DeleteBridge(ctx context.Context, name string) error {
-	return netplumb.DeleteBridge(ctx, name)
-}
-func (n hostNetwork) AllowBridge(name string) error  { return n.fw.AllowBridge(name) }
-func (n hostNetwork) RemoveBridge(name string) error { return n.fw.RemoveBridge(name) }

@@ -1,0 +1,31 @@
+package netplumb
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Host is the network of this machine as the engine drives it: bridges made
+// through netlink and the firewall rules that let their ports talk.
+type Host struct{ fw *Firewall }
+
+// NewHost returns the network of this host.
+func NewHost(log *slog.Logger) *Host { return &Host{fw: NewFirewall(log)} }
+
+// EnsureBridge makes the bridge if it is missing and reports whether it did.
+func (h *Host) EnsureBridge(ctx context.Context, name string) (bool, error) {
+	existed, err := LinkExists(name)
+	if err != nil {
+		return false, err
+	}
+	return !existed, EnsureBridge(ctx, name)
+}
+
+// DeleteBridge removes the bridge; a missing one is fine.
+func (h *Host) DeleteBridge(ctx context.Context, name string) error { return DeleteBridge(ctx, name) }
+
+// AllowBridge lets traffic between the bridge's ports through the firewall.
+func (h *Host) AllowBridge(name string) error { return h.fw.AllowBridge(name) }
+
+// RemoveBridge removes the firewall rules of the bridge.
+func (h *Host) RemoveBridge(name string) error { return h.fw.RemoveBridge(name) }
