@@ -37,31 +37,54 @@ func Register(mux *http.ServeMux, d Deps) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := func(fn handler) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
+	for _, rt := range routes(d) {
+		fn := rt.handler
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := fn(w, r); err != nil {
 				writeError(w, r, d.Logger, err)
 			}
-		}
+		})
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /api/config/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, d.Status())
-	})
-	mux.HandleFunc("GET /api/deployments", h(listDeployments(d)))
-	mux.HandleFunc("POST /api/deployments", h(createDeployment(d)))
-	mux.HandleFunc("GET /api/deployments/{name}", h(getDeployment(d)))
-	mux.HandleFunc("PUT /api/deployments/{name}", h(updateDeployment(d)))
-	mux.HandleFunc("DELETE /api/deployments/{name}", h(deleteDeployment(d)))
-	mux.HandleFunc("POST /api/deployments/{name}/action", h(startAction(d)))
-	mux.HandleFunc("POST /api/deployments/{name}/cancel", h(cancelAction(d)))
-	mux.HandleFunc("GET /api/deployments/{name}/state", h(deploymentState(d)))
-	mux.HandleFunc("GET /api/deployments/{name}/logs", h(deploymentLogs(d)))
-	mux.HandleFunc("GET /api/logs/{uuid}", h(logEntry(d)))
-	mux.HandleFunc("GET /api/logs/{uuid}/text", h(logText(d)))
-	mux.HandleFunc("GET /api/logs/{uuid}/stream", h(logStream(d)))
+}
+
+type route struct {
+	pattern string
+	handler handler
+}
+
+// routes is the REST API of SPEC 7, in one table.
+func routes(d Deps) []route {
+	return []route{
+		{"GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			return nil
+		}},
+		{"GET /api/config/status", func(w http.ResponseWriter, r *http.Request) error {
+			writeJSON(w, http.StatusOK, d.Status())
+			return nil
+		}},
+		{"GET /api/deployments", listDeployments(d)},
+		{"POST /api/deployments", createDeployment(d)},
+		{"GET /api/deployments/{name}", getDeployment(d)},
+		{"PUT /api/deployments/{name}", updateDeployment(d)},
+		{"DELETE /api/deployments/{name}", deleteDeployment(d)},
+		{"POST /api/deployments/{name}/action", startAction(d)},
+		{"POST /api/deployments/{name}/cancel", cancelAction(d)},
+		{"GET /api/deployments/{name}/state", deploymentState(d)},
+		{"GET /api/deployments/{name}/logs", deploymentLogs(d)},
+		{"GET /api/logs/{uuid}", logEntry(d)},
+		{"GET /api/logs/{uuid}/text", logText(d)},
+		{"GET /api/logs/{uuid}/stream", logStream(d)},
+	}
+}
+
+// Patterns lists the patterns Register adds, for the OpenAPI check.
+func Patterns() []string {
+	var out []string
+	for _, rt := range routes(Deps{}) {
+		out = append(out, rt.pattern)
+	}
+	return out
 }
 
 // JSONErrors makes the mux's own answers for unknown routes (404) and wrong
