@@ -46,6 +46,7 @@ type Server struct {
 	handler http.Handler
 	started time.Time
 	streams sync.WaitGroup
+	token   string // empty when auth is off
 }
 
 // New opens the data folder, recovers interrupted actions and builds the
@@ -64,6 +65,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now()}
 	var err error
+	if cfg.Auth {
+		if s.token, err = loadToken(cfg.TokenPath()); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("authentication is off: anyone who reaches the TCP port controls this host; use only for development")
+	}
 	if s.store, err = openStore(cfg); err != nil {
 		return nil, err
 	}
@@ -114,7 +122,11 @@ func (s *Server) routes() http.Handler {
 		},
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
-	return logRequests(s.log, s.metrics)(httpapi.JSONErrors(mux))
+	h := httpapi.JSONErrors(mux)
+	if s.token != "" {
+		h = requireToken(s.token)(h)
+	}
+	return logRequests(s.log, s.metrics)(h)
 }
 
 func (s *Server) status() api.ServerStatus {
@@ -159,6 +171,7 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext:       markConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, len(listeners))

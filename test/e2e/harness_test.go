@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,7 +54,7 @@ type server struct {
 	cmd     *exec.Cmd
 	dataDir string
 	socket  string
-	stderr  *bytes.Buffer
+	stderr  *lockedBuffer
 	c       *client.Client
 	env     []string
 }
@@ -62,7 +64,7 @@ type server struct {
 func startServer(t *testing.T, extraEnv ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
-	s := &server{dataDir: filepath.Join(dir, "data"), socket: filepath.Join(dir, "s.sock"), stderr: &bytes.Buffer{}}
+	s := &server{dataDir: filepath.Join(dir, "data"), socket: filepath.Join(dir, "s.sock"), stderr: &lockedBuffer{}}
 	s.env = append(os.Environ(),
 		// The race-enabled binaries would otherwise idle 1 s at every exit.
 		"GORACE=atexit_sleep_ms=0 halt_on_error=1",
@@ -113,6 +115,40 @@ func (s *server) stop(t *testing.T) {
 		<-done
 		t.Errorf("server ignored SIGTERM for 60 s\n%s", s.stderr)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer the server process writes while tests read.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var listenLine = regexp.MustCompile(`msg=listening addr=(\S+) network=tcp`)
+
+// tcpURL is the base URL of the server's TCP listener (it listens on a
+// random port), read from its log.
+func (s *server) tcpURL(t *testing.T) string {
+	t.Helper()
+	for range 200 {
+		if m := listenLine.FindStringSubmatch(s.stderr.String()); m != nil {
+			return "http://" + m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("server log names no TCP address:\n%s", s.stderr)
+	return ""
 }
 
 // project writes a project folder with kvm-compose.yaml and extra files
