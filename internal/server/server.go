@@ -174,6 +174,7 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		ConnContext:       markConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	go s.pruneLogs(ctx)
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		s.log.Info("listening", "addr", l.Addr().String(), "network", l.Addr().Network())
@@ -192,6 +193,32 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		serveErr = nil
 	}
 	return errors.Join(serveErr, err)
+}
+
+// pruneEvery is how often old orchestration logs are deleted.
+const pruneEvery = time.Hour
+
+// pruneLogs deletes old orchestration logs at start and then periodically,
+// until ctx ends.
+func (s *Server) pruneLogs(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		n, err := actions.Prune(ctx, actions.PruneOptions{
+			Store: s.store, Dir: s.cfg.OrchestrationDir(),
+			Retention: s.cfg.LogRetention, MaxCount: s.cfg.LogMaxCount,
+		})
+		if err != nil {
+			s.log.Error("pruning orchestration logs", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned orchestration logs", "removed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Close interrupts running actions, waits for them and for the log streams
