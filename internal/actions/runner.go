@@ -94,7 +94,26 @@ func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) 
 	if err := r.opts.Executor.Check(ctx, current, current.State, cmd); err != nil {
 		return "", err
 	}
+	// The log and its index entry come first, the running state last: a
+	// crash in between leaves an entry that Recover marks interrupted, never
+	// a running deployment whose action is unknown.
 	id := uuid.NewString()
+	start := time.Now()
+	log, err := r.opts.Hub.Create(name, start)
+	if err != nil {
+		return "", err
+	}
+	forget := func() {
+		bg := context.WithoutCancel(ctx)
+		r.opts.Store.DeleteLogEntries(bg, name, []string{id})
+		log.Close()
+		os.Remove(log.Path())
+	}
+	entry := api.LogEntry{LogPath: log.Path(), ExecutionTime: start.UTC(), Deployment: name, Command: cmd}
+	if err := r.opts.Store.PutLogEntry(ctx, id, entry); err != nil {
+		forget()
+		return "", err
+	}
 	var prev api.DeploymentState
 	d, err := r.opts.Store.UpdateDeployment(ctx, name, func(d *api.Deployment) error {
 		if d.State.Is(api.StateRunning) {
@@ -105,25 +124,7 @@ func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) 
 		return nil
 	})
 	if err != nil {
-		return "", err
-	}
-	undo := func() {
-		r.opts.Store.UpdateDeployment(context.WithoutCancel(ctx), name, func(d *api.Deployment) error {
-			d.State = prev
-			return nil
-		})
-	}
-	start := time.Now()
-	log, err := r.opts.Hub.Create(name, start)
-	if err != nil {
-		undo()
-		return "", err
-	}
-	entry := api.LogEntry{LogPath: log.Path(), ExecutionTime: start.UTC(), Deployment: name, Command: cmd}
-	if err := r.opts.Store.PutLogEntry(ctx, id, entry); err != nil {
-		undo()
-		log.Close()
-		os.Remove(log.Path())
+		forget()
 		return "", err
 	}
 

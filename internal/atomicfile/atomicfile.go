@@ -61,3 +61,18 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// RemoveTemps deletes the temporary files that writes interrupted by a crash
+// left in dir; call it at start, before anything writes there.
+func RemoveTemps(dir string) error {
+	matches, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return nil
+}

@@ -38,6 +38,9 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open file store: %w", err)
 	}
+	if err := atomicfile.RemoveTemps(dir); err != nil {
+		return nil, fmt.Errorf("open file store: %w", err)
+	}
 	s := &Store{dir: dir, owner: make(map[string]string)}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
