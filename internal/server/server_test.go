@@ -85,13 +85,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-		ts.Close()
-	})
+	ts := newTestHTTP(t, s)
 	c, err := client.New(ts.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +95,18 @@ func newEnv(t *testing.T) *env {
 	os.WriteFile(filepath.Join(project, "kvm-compose.yaml"), []byte("machines: []\n"), 0o644)
 	cfg.Validate()
 	return &env{srv: s, ts: ts, c: c, cfg: cfg, exec: exec, project: project}
+}
+
+// newTestHTTP serves s on a loopback port until the test ends.
+func newTestHTTP(t *testing.T, s *Server) *httptest.Server {
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Close(ctx)
+		ts.Close()
+	})
+	return ts
 }
 
 // call does a raw request and returns the status and the error message.
