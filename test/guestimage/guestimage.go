@@ -154,6 +154,10 @@ func Cached(ctx context.Context, opts Options) (*Image, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	// Readable by all: libvirt runs QEMU as its own user (libvirt-qemu).
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, err
+	}
 	img, err := build(ctx, tmp, in, opts)
 	if err != nil {
 		return nil, err
@@ -480,7 +484,7 @@ func goCommand() string {
 func buildSSHD(ctx context.Context, src, dst string) error {
 	cmd := exec.CommandContext(ctx, goCommand(), "build", "-trimpath", "-ldflags=-s -w", "-o", dst, "./test/guestimage/sshd")
 	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-buildvcs=false")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("building tb-sshd: %v\n%s", err, out)
@@ -579,7 +583,7 @@ func build(ctx context.Context, outDir string, in *inputs, opts Options) (*Image
 
 	// Write the archive and copy the kernel.
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 	if err != nil {
 		return nil, err
 	}
