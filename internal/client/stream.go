@@ -18,6 +18,10 @@ import (
 // away, or failed to read the log).
 var ErrStreamBroken = errors.New("log stream ended without an outcome")
 
+// statusActionGone is the close code of a stream whose action was deleted
+// while it was followed (httpapi.StatusActionGone).
+const statusActionGone websocket.StatusCode = 4404
+
 // Follow streams the log of action uuid: onLine gets every line so far and
 // every new one, and Follow returns the outcome carried by the final close
 // frame.
@@ -49,6 +53,9 @@ func (c *Client) Follow(ctx context.Context, uuid string, onLine func(line strin
 				return o, fmt.Errorf("follow log %s: bad outcome %q: %w", uuid, ce.Reason, jerr)
 			}
 			return o, nil
+		}
+		if errors.As(err, &ce) && ce.Code == statusActionGone {
+			return api.Outcome{}, &Error{Status: http.StatusNotFound, Message: ce.Reason}
 		}
 		if ctx.Err() != nil {
 			return api.Outcome{}, ctx.Err()

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,8 +37,15 @@ func TestMain(m *testing.M) {
 	}
 	bins.server = filepath.Join(dir, "testbedos-server")
 	bins.cli = filepath.Join(dir, "kvm-compose")
+	// Tests run the binaries with the race detector; benchmarks measure
+	// them as they ship.
+	flag.Parse()
+	race := "-race"
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		race = "-race=false"
+	}
 	for out, pkg := range map[string]string{bins.server: "../../cmd/testbedos-server", bins.cli: "../../cmd/kvm-compose"} {
-		cmd := exec.Command("go", "build", "-race", "-o", out, pkg)
+		cmd := exec.Command("go", "build", race, "-o", out, pkg)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "building", pkg, err)
@@ -61,7 +69,7 @@ type server struct {
 
 // startServer runs testbedos-server main with its own data folder and
 // socket, and stops it (SIGTERM) when the test ends.
-func startServer(t *testing.T, extraEnv ...string) *server {
+func startServer(t testing.TB, extraEnv ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{dataDir: filepath.Join(dir, "data"), socket: filepath.Join(dir, "s.sock"), stderr: &lockedBuffer{}}
@@ -78,7 +86,7 @@ func startServer(t *testing.T, extraEnv ...string) *server {
 	return s
 }
 
-func (s *server) start(t *testing.T) {
+func (s *server) start(t testing.TB) {
 	t.Helper()
 	s.cmd = exec.Command(bins.server, "main")
 	s.cmd.Env = s.env
@@ -98,7 +106,7 @@ func (s *server) start(t *testing.T) {
 	s.c = c
 }
 
-func (s *server) stop(t *testing.T) {
+func (s *server) stop(t testing.TB) {
 	if s.cmd == nil || s.cmd.ProcessState != nil {
 		return
 	}
@@ -139,7 +147,7 @@ var listenLine = regexp.MustCompile(`msg=listening addr=(\S+) network=tcp`)
 
 // tcpURL is the base URL of the server's TCP listener (it listens on a
 // random port), read from its log.
-func (s *server) tcpURL(t *testing.T) string {
+func (s *server) tcpURL(t testing.TB) string {
 	t.Helper()
 	for range 200 {
 		if m := listenLine.FindStringSubmatch(s.stderr.String()); m != nil {

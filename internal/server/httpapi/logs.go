@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/store"
 )
 
 func logEntry(d Deps) handler {
@@ -44,6 +45,9 @@ func logText(d Deps) handler {
 		return nil
 	}
 }
+
+// StatusActionGone closes a stream whose action was deleted meanwhile.
+const StatusActionGone websocket.StatusCode = 4404
 
 // writeTimeout bounds one message to a follower; a follower that cannot take
 // a line for this long is dropped.
@@ -81,10 +85,17 @@ func logStream(d Deps) handler {
 			}
 			return nil
 		}
-		e, err = d.Store.LogEntry(context.WithoutCancel(ctx), id)
-		if err != nil || !e.Finished() {
-			conn.Close(websocket.StatusInternalError, "the action's outcome is unknown")
-			return nil
+		if !e.Finished() {
+			e, err = d.Store.LogEntry(context.WithoutCancel(ctx), id)
+			if errors.Is(err, store.ErrNotFound) {
+				// Its deployment was deleted while we streamed.
+				conn.Close(StatusActionGone, "the action was deleted with its deployment")
+				return nil
+			}
+			if err != nil || !e.Finished() {
+				conn.Close(websocket.StatusInternalError, "the action's outcome is unknown")
+				return nil
+			}
 		}
 		conn.Close(websocket.StatusNormalClosure, closeReason(api.Outcome{ErrorCode: *e.ErrorCode, EndState: *e.EndState}))
 		return nil
