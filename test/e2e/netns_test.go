@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +118,19 @@ func TestBadYAMLIs422NamingTheLine(t *testing.T) {
 	name2 := deployment(t, s, "syntax", syntax)
 	if _, err := s.c.Action(context.Background(), name2, cmd(api.CmdGenerateArtefacts)); client.StatusOf(err) != 422 || !strings.Contains(err.Error(), "kvm-compose.yaml:") {
 		t.Fatalf("syntax error: %v", err)
+	}
+	// A setup script outside the project folder, by .. or by symlink.
+	outside := t.TempDir() + "/evil.sh"
+	os.WriteFile(outside, []byte("#!/bin/sh\n"), 0o755)
+	for _, script := range []string{"../evil.sh", outside, "link.sh"} {
+		yaml := strings.Replace(threeGuests, "setup_script: web-setup.sh", "setup_script: "+script, 1)
+		dir := project(t, yaml, nil)
+		os.Symlink(outside, filepath.Join(dir, "link.sh"))
+		esc := deployment(t, s, "esc", dir)
+		_, err := s.c.Action(context.Background(), esc, cmd(api.CmdGenerateArtefacts))
+		if client.StatusOf(err) != 422 || !strings.Contains(err.Error(), "machines[0].netns.setup_script") {
+			t.Errorf("setup_script %s: %v, want 422 naming the field", script, err)
+		}
 	}
 	d, _ := s.c.Deployment(context.Background(), name)
 	if d.LastActionUUID != nil || !d.State.Is(api.StateDown) {
