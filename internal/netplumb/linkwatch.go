@@ -36,9 +36,13 @@ func NewLinkWatcher() *LinkWatcher {
 }
 
 // Waiters also look for themselves now and then: often when no subscription
-// could be opened, rarely as a safety net when one is.
+// could be opened; otherwise once after firstCheck, for links that were
+// gone before the wait began (callers usually wait for links they are
+// deleting, whose event comes sooner, so this costs no lookups), and then
+// rarely, as a safety net.
 const (
 	pollInterval   = 20 * time.Millisecond
+	firstCheck     = 25 * time.Millisecond
 	safetyInterval = 500 * time.Millisecond
 )
 
@@ -52,23 +56,25 @@ func (w *LinkWatcher) WaitGone(ctx context.Context, names ...string) error {
 	subscribed := w.register(gw, names)
 	defer w.unregister(gw, names)
 
-	// The subscription is live now, so a link deleted after this check is
-	// seen as an event; one deleted before is seen here.
-	w.recheck(names)
-	every := safetyInterval
+	next := firstCheck
 	if !subscribed {
-		every = pollInterval
+		next = 0
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+	timer := time.NewTimer(next)
+	defer timer.Stop()
 	for {
 		select {
 		case <-gw.done:
 			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for links %v to disappear: %w", w.remaining(names), ctx.Err())
-		case <-tick.C:
+		case <-timer.C:
 			w.recheck(names)
+			if subscribed {
+				timer.Reset(safetyInterval)
+			} else {
+				timer.Reset(pollInterval)
+			}
 		}
 	}
 }

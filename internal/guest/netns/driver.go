@@ -27,9 +27,9 @@ import (
 
 // Options tune the driver; the zero value is fine.
 type Options struct {
-	// DestroyTimeout bounds how long Destroy waits for the kernel to free a
-	// guest's namespace, which removes its host-side veths. After it the
-	// veths are deleted one by one. Default 10 s.
+	// DestroyTimeout bounds how long Destroy waits for a guest's host-side
+	// veths to disappear along with their guest ends; after it they are
+	// deleted from the host side, one by one. Default 10 s.
 	DestroyTimeout time.Duration
 }
 
@@ -63,26 +63,27 @@ func (d *Driver) Exists(ctx context.Context, g *topology.Guest) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	complete, _, err := d.inventory(ns, g)
-	return complete, err
+	mounted, veths, err := inventory(ns, g)
+	return mounted && len(veths) == len(g.Interfaces), err
 }
 
-// inventory looks at what of the guest exists: all of it, or some of it.
-func (d *Driver) inventory(ns string, g *topology.Guest) (complete, some bool, err error) {
-	mounted, err := netnsMounted(netnsPath(ns))
+// inventory looks at what of the guest exists: whether its namespace is
+// mounted, and which of its host-side veths are there.
+func inventory(ns string, g *topology.Guest) (mounted bool, veths []string, err error) {
+	mounted, err = netnsMounted(netnsPath(ns))
 	if err != nil {
-		return false, false, err
+		return false, nil, err
 	}
-	complete, some = mounted, mounted
 	for _, ifc := range g.Interfaces {
 		ok, err := vethExists(ifc.HostName)
 		if err != nil {
-			return false, false, err
+			return false, nil, err
 		}
-		complete = complete && ok
-		some = some || ok
+		if ok {
+			veths = append(veths, ifc.HostName)
+		}
 	}
-	return complete, some, nil
+	return mounted, veths, nil
 }
 
 // vethExists reports whether name is a veth. Links of other kinds are not
@@ -153,16 +154,17 @@ func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Gue
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	complete, some, err := d.inventory(ns, g)
+	mounted, veths, err := inventory(ns, g)
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	if complete {
+	if mounted && len(veths) == len(g.Interfaces) {
 		return fmt.Errorf("guest %s: namespace %s: %w", g.Name, ns, fs.ErrExist)
 	}
-	if some {
+	_, guestIfaces := interfaceNames(g.Interfaces)
+	if mounted || len(veths) > 0 {
 		log.Printf("netns %s: removing remnants of an earlier run", ns)
-		if err := d.teardown(ctx, ns, g, log); err != nil {
+		if err := d.teardown(ctx, ns, veths, guestIfaces, log); err != nil {
 			return fmt.Errorf("guest %s: remove remnants: %w", g.Name, err)
 		}
 	}
@@ -177,13 +179,14 @@ func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Gue
 	if err != nil {
 		return fmt.Errorf("guest %s: namespace %s: %w", g.Name, ns, err)
 	}
+	var made []string // host ends of the veths created so far
 	defer func() {
 		h.Close()
 		unix.Close(nsfd)
 		if err != nil {
-			// Our handle and descriptor are closed, so unmounting lets
-			// the kernel free the namespace.
-			if terr := d.teardown(context.WithoutCancel(ctx), ns, g, log); terr != nil {
+			// Only what this call made: a link that was in the way
+			// stays, and is not waited for.
+			if terr := d.teardown(context.WithoutCancel(ctx), ns, made, guestIfaces, log); terr != nil {
 				err = errors.Join(err, fmt.Errorf("undo: %w", terr))
 			}
 		}
@@ -194,7 +197,11 @@ func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Gue
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := addInterface(h, nsfd, ifc, !routed); err != nil {
+		created, err := addInterface(h, nsfd, ifc, !routed)
+		if created {
+			made = append(made, ifc.HostName)
+		}
+		if err != nil {
 			return fmt.Errorf("guest %s: %w", g.Name, err)
 		}
 		routed = routed || ifc.gateway != nil
@@ -205,8 +212,9 @@ func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Gue
 // addInterface creates the veth pair of one interface, the host end on its
 // bridge and up, the guest end directly inside the namespace, and configures
 // the guest end. withRoute allows a default route (only the first gateway
-// of a guest becomes one).
-func addInterface(h *netlink.Handle, nsfd int, ifc plannedIface, withRoute bool) error {
+// of a guest becomes one). created tells whether the pair exists, also on
+// error.
+func addInterface(h *netlink.Handle, nsfd int, ifc plannedIface, withRoute bool) (created bool, err error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = ifc.HostName
 	attrs.MasterIndex = ifc.bridgeIndex
@@ -219,27 +227,27 @@ func addInterface(h *netlink.Handle, nsfd int, ifc plannedIface, withRoute bool)
 	}
 	// One request: create both ends, enslave and raise the host end.
 	if err := netlink.LinkAdd(veth); err != nil {
-		return fmt.Errorf("veth %s (%s in guest) on %s: %w", ifc.HostName, ifc.Name, ifc.Bridge, err)
+		return false, fmt.Errorf("veth %s (%s in guest) on %s: %w", ifc.HostName, ifc.Name, ifc.Bridge, err)
 	}
 	link, err := h.LinkByName(ifc.Name)
 	if err != nil {
-		return fmt.Errorf("find %s in guest: %w", ifc.Name, err)
+		return true, fmt.Errorf("find %s in guest: %w", ifc.Name, err)
 	}
 	if ifc.addr != nil {
 		if err := h.AddrAdd(link, ifc.addr); err != nil {
-			return fmt.Errorf("address %s on %s: %w", ifc.Address, ifc.Name, err)
+			return true, fmt.Errorf("address %s on %s: %w", ifc.Address, ifc.Name, err)
 		}
 	}
 	if err := h.LinkSetUp(link); err != nil {
-		return fmt.Errorf("set %s up: %w", ifc.Name, err)
+		return true, fmt.Errorf("set %s up: %w", ifc.Name, err)
 	}
 	if ifc.gateway != nil && withRoute {
 		route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: ifc.gateway}
 		if err := h.RouteAdd(route); err != nil {
-			return fmt.Errorf("default route via %s on %s: %w", ifc.Gateway, ifc.Name, err)
+			return true, fmt.Errorf("default route via %s on %s: %w", ifc.Gateway, ifc.Name, err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // Destroy kills the processes left in the guest, removes its namespace and
@@ -250,18 +258,26 @@ func (d *Driver) Destroy(ctx context.Context, st *topology.State, g *topology.Gu
 	if err != nil {
 		return err
 	}
-	if err := d.teardown(ctx, ns, g, log); err != nil {
+	hostVeths, guestIfaces := interfaceNames(g.Interfaces)
+	if err := d.teardown(ctx, ns, hostVeths, guestIfaces, log); err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	return nil
 }
 
-func (d *Driver) teardown(ctx context.Context, ns string, g *topology.Guest, log guest.Log) error {
-	path := netnsPath(ns)
-	hostNames := make([]string, 0, len(g.Interfaces))
-	for _, ifc := range g.Interfaces {
-		hostNames = append(hostNames, ifc.HostName)
+func interfaceNames(ifaces []topology.Interface) (hostVeths, guestIfaces []string) {
+	for _, ifc := range ifaces {
+		hostVeths = append(hostVeths, ifc.HostName)
+		guestIfaces = append(guestIfaces, ifc.Name)
 	}
+	return hostVeths, guestIfaces
+}
+
+// teardown removes the namespace ns and the veth pairs whose host ends are
+// hostVeths and whose guest ends are guestIfaces, and returns once the host
+// ends are gone.
+func (d *Driver) teardown(ctx context.Context, ns string, hostVeths, guestIfaces []string, log guest.Log) error {
+	path := netnsPath(ns)
 	mounted, err := netnsMounted(path)
 	if err != nil {
 		return err
@@ -272,45 +288,57 @@ func (d *Driver) teardown(ctx context.Context, ns string, g *topology.Guest, log
 		if err := removeNetns(path); err != nil {
 			return err
 		}
-		return deleteVeths(hostNames)
+		return deleteVeths(hostVeths)
 	}
 
 	id, err := netnsID(path)
 	if err != nil {
 		return err
 	}
-	killed, err := d.procs.killMembers(ctx, id)
-	if err != nil {
-		return fmt.Errorf("stop processes in %s: %w", ns, err)
+	// A socket inside the namespace outlives the unmount, so the guest
+	// ends can be deleted there, by names no other guest's links share.
+	sock, serr := routeSocketIn(path)
+	// Unmount first: from then on no process can join the namespace by
+	// name, so the processes found below are all there will be (plus
+	// their children, which the rescans catch).
+	if err := removeNetns(path); err != nil {
+		if sock != nil {
+			sock.Close()
+		}
+		return err
 	}
+	killed, err := d.procs.killMembers(ctx, id)
 	if killed > 0 {
 		log.Printf("netns %s: killed %d processes still running inside", ns, killed)
 	}
-	// Wait only for veths that exist: a link of another kind squatting
-	// on a host name (a failed Create) will not go away with the guest.
-	var veths []string
-	for _, n := range hostNames {
-		if ok, err := vethExists(n); err != nil || ok {
-			veths = append(veths, n)
+	if err != nil {
+		if sock != nil {
+			sock.Close()
 		}
+		return fmt.Errorf("stop processes in %s: %w", ns, err)
 	}
-	if err := removeNetns(path); err != nil {
-		return err
+	// Without users the kernel frees a namespace, veths included, in the
+	// background, but one batch at a time, each waiting for RCU grace
+	// periods: with a bounded pool of Destroys in flight that serialises
+	// to tens of milliseconds per handful of guests. Deleting the pairs
+	// ourselves takes them out of the host at once; the request returns
+	// only after an RCU barrier, much later, so it runs in the background
+	// while we wait for the host ends to vanish.
+	if serr == nil {
+		go deleteLinksIn(sock, guestIfaces)
 	}
-	// The kernel frees a namespace without users in the background, many
-	// at a time, and takes the veths with it; deleting each veth ourselves
-	// would cost a full RCU grace period apiece.
 	wctx, cancel := context.WithTimeout(ctx, d.destroyTimeout)
 	defer cancel()
-	werr := d.links.WaitGone(wctx, veths...)
+	werr := d.links.WaitGone(wctx, hostVeths...)
 	if werr == nil {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return werr
 	}
-	log.Printf("netns %s: the kernel has not freed the namespace after %s (something still holds it); deleting its veths", ns, d.destroyTimeout)
-	return deleteVeths(veths)
+	log.Printf("netns %s: host ends %v still there after %s (their guest ends were not in the namespace?); deleting them",
+		ns, hostVeths, d.destroyTimeout)
+	return deleteVeths(hostVeths)
 }
 
 // deleteVeths deletes those of names that are veths (which takes their

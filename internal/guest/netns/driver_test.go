@@ -369,3 +369,38 @@ func TestCreateClearsRemnants(t *testing.T) {
 	}
 	checkGuestInterface(t, g)
 }
+
+// Destroy cleans up whatever part of a guest exists, and nothing at all is
+// fine too.
+func TestDestroyPartialGuest(t *testing.T) {
+	nettest.RequireRoot(t)
+	prefix := nettest.Prefix(t)
+	p := benchbase.Plan{Prefix: prefix, Bridge: prefix + "br", N: 2}
+	upBridge(t, p)
+	st := stateFor(p)
+	d := New(Options{})
+	ctx := context.Background()
+	log := &fakeLog{}
+
+	// Guest 0 never existed.
+	start := time.Now()
+	if err := d.Destroy(ctx, st, &st.Guests[0], log); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("Destroy of nothing took %s", took)
+	}
+
+	// Guest 1 has only a host veth left, its namespace gone.
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: p.HostVeth(1)}, PeerName: prefix + "peer"}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Destroy(ctx, st, &st.Guests[1], log); err != nil {
+		t.Fatal(err)
+	}
+	links, _, _ := nettest.Leftovers(prefix + "h")
+	if peer, _ := netplumb.LinkExists(prefix + "peer"); len(links) > 0 || peer {
+		t.Errorf("left behind: %v (peer there: %v)", links, peer)
+	}
+}
