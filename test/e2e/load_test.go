@@ -68,6 +68,8 @@ func TestConcurrentClients(t *testing.T) {
 			t.Fatalf("%d deployments still running 30 s after the load ended", running)
 		}
 	}
+	s.stop(t)
+	s.start(t)
 	assertRecordsIntact(t, s)
 }
 
