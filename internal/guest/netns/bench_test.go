@@ -106,7 +106,11 @@ func variants(p benchbase.Plan) map[string]upDown {
 	return map[string]upDown{
 		"driver": {
 			up: func(ctx context.Context) error {
+				// As the engine does: Exists, then Create.
 				return forEach(ctx, benchWorkers, len(st.Guests), func(ctx context.Context, i int) error {
+					if ok, err := d.Exists(ctx, &st.Guests[i]); err != nil || ok {
+						return fmt.Errorf("Exists = %v, %v", ok, err)
+					}
 					return d.Create(ctx, st, &st.Guests[i], log)
 				})
 			},

@@ -215,18 +215,14 @@ func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Gue
 // of a guest becomes one). created tells whether the pair exists, also on
 // error.
 func addInterface(h *netlink.Handle, nsfd int, ifc plannedIface, withRoute bool) (created bool, err error) {
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = ifc.HostName
-	attrs.MasterIndex = ifc.bridgeIndex
-	attrs.Flags = net.FlagUp
-	veth := &netlink.Veth{
-		LinkAttrs:        attrs,
-		PeerName:         ifc.Name,
-		PeerHardwareAddr: ifc.mac,
-		PeerNamespace:    netlink.NsFd(nsfd),
-	}
-	// One request: create both ends, enslave and raise the host end.
-	if err := netlink.LinkAdd(veth); err != nil {
+	err = addVeth(vethSpec{
+		host:        ifc.HostName,
+		bridgeIndex: ifc.bridgeIndex,
+		guest:       ifc.Name,
+		guestMAC:    ifc.mac,
+		guestNS:     nsfd,
+	})
+	if err != nil {
 		return false, fmt.Errorf("veth %s (%s in guest) on %s: %w", ifc.HostName, ifc.Name, ifc.Bridge, err)
 	}
 	link, err := h.LinkByName(ifc.Name)
