@@ -134,3 +134,35 @@ func TestLinkWatcher(t *testing.T) {
 		t.Errorf("idle watcher still holds state: sock %v, count %d, waiting %v", w.sock, w.count, w.waiting)
 	}
 }
+
+// Of many concurrent callers exactly one is told it made the bridge, so a
+// failed up removes it once and only if it was not there before.
+func TestHostEnsureBridgeConcurrent(t *testing.T) {
+	nettest.RequireRoot(t)
+	prefix := nettest.Prefix(t)
+	ctx := context.Background()
+	h := NewHost(nil)
+	name := prefix + "br"
+	results := make(chan bool, 8)
+	for range 8 {
+		go func() {
+			created, err := h.EnsureBridge(ctx, name)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- created
+		}()
+	}
+	made := 0
+	for range 8 {
+		if <-results {
+			made++
+		}
+	}
+	if made != 1 {
+		t.Errorf("%d callers were told they created the bridge, want 1", made)
+	}
+	if err := h.DeleteBridge(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -9,16 +9,15 @@ import (
 // through netlink and the firewall rules that let their ports talk.
 type Host struct{ fw *Firewall }
 
-// NewHost returns the network of this host.
+// NewHost returns the network of this host; log receives firewall changes.
 func NewHost(log *slog.Logger) *Host { return &Host{fw: NewFirewall(log)} }
 
-// EnsureBridge makes the bridge if it is missing and reports whether it did.
+// EnsureBridge makes the bridge if it is missing, sets it up and reports
+// whether it made it (so a failed up removes only bridges it created). The
+// report comes from the kernel's answer to the creation, so two concurrent
+// callers never both think they made it.
 func (h *Host) EnsureBridge(ctx context.Context, name string) (bool, error) {
-	existed, err := LinkExists(name)
-	if err != nil {
-		return false, err
-	}
-	return !existed, EnsureBridge(ctx, name)
+	return ensureBridge(ctx, name)
 }
 
 // DeleteBridge removes the bridge; a missing one is fine.
