@@ -404,3 +404,51 @@ func TestDestroyPartialGuest(t *testing.T) {
 		t.Errorf("left behind: %v (peer there: %v)", links, peer)
 	}
 }
+
+// Many guests at once, as the engine's worker pool drives them: every
+// guest gets its own interface and its script runs in its own namespace.
+func TestManyGuestsConcurrently(t *testing.T) {
+	nettest.RequireRoot(t)
+	prefix := nettest.Prefix(t)
+	p := benchbase.Plan{Prefix: prefix, Bridge: prefix + "br", N: 40}
+	upBridge(t, p)
+	st := stateFor(p)
+	d := New(Options{})
+	log := &fakeLog{}
+	ctx := context.Background()
+	script := filepath.Join(t.TempDir(), "who.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$TESTBEDOS_GUEST $(readlink /proc/self/ns/net)\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // twice: names are reused right after Destroy
+		upGuests(t, d, st, log)
+		err := forEach(ctx, 8, p.N, func(ctx context.Context, i int) error {
+			return d.RunScript(ctx, st, &st.Guests[i], script, log)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := log.text()
+		for i := range p.N {
+			var ns unix.Stat_t
+			if err := unix.Stat(netnsPath(p.Namespace(i)), &ns); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("[g%d] g%d net:[%d]", i, i, ns.Ino)
+			if !strings.Contains(text, want) {
+				t.Errorf("round %d: log lacks %q", round, want)
+			}
+		}
+		err = forEach(ctx, 8, p.N, func(ctx context.Context, i int) error {
+			return d.Destroy(ctx, st, &st.Guests[i], log)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Destroy returns only when the host ends are gone.
+		if links, _ := netplumb.LinksWithPrefix(prefix + "h"); len(links) > 0 {
+			t.Fatalf("round %d: host ends left after Destroy: %v", round, links)
+		}
+	}
+	assertNoLeftovers(t, prefix+"n")
+}
