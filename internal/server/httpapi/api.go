@@ -59,6 +59,7 @@ func routes(d Deps) []route {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			return nil
 		}},
+		{"GET /api/openapi.json", serveOpenAPI(OpenAPI())},
 		{"GET /api/config/status", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, d.Status())
 			return nil
