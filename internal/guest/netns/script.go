@@ -103,7 +103,7 @@ func (d *Driver) RunScript(ctx context.Context, st *topology.State, g *topology.
 		pr.Close()
 	}
 
-	if ctx.Err() != nil {
+	if werr != nil && ctx.Err() != nil {
 		return fmt.Errorf("guest %s: script %s: %w", g.Name, script, ctx.Err())
 	}
 	var exit *exec.ExitError
