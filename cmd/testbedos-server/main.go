@@ -4,14 +4,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/server"
+	"github.com/testbedos/testbedos/internal/store/migrate"
 )
 
 func main() {
@@ -58,7 +61,80 @@ func rootCommand() *cobra.Command {
 			return run(cmd.Context(), cfg, config.ModeMain)
 		},
 	})
+	root.AddCommand(migrateCommand(finish))
 	return root
+}
+
+// migrateCommand copies every record of one store provider into the other,
+// in the configured data folder, while no server uses it.
+func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
+	var from, to string
+	var overwrite bool
+	cmd := &cobra.Command{
+		Use:   "migrate --from file|sqlite --to file|sqlite",
+		Short: "Copy every deployment and log entry from one store provider to the other; the server must be stopped",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			cfg, err := finish()
+			if err != nil {
+				return err
+			}
+			if from == to {
+				return fmt.Errorf("migrate: --from and --to are both %q", from)
+			}
+			if err := refuseWhileServing(cfg); err != nil {
+				return err
+			}
+			loc := migrate.Locations{FileDir: cfg.DeploymentsDir(), SQLitePath: cfg.SQLitePath()}
+			src, err := migrate.Open(from, loc, true)
+			if err != nil {
+				return fmt.Errorf("migrate: source: %w", err)
+			}
+			defer src.Close()
+			dst, err := migrate.Open(to, loc, false)
+			if err != nil {
+				return fmt.Errorf("migrate: destination: %w", err)
+			}
+			defer func() {
+				if cerr := dst.Close(); err == nil && cerr != nil {
+					err = fmt.Errorf("migrate: destination: %w", cerr)
+				}
+			}()
+			report, err := migrate.Options{Overwrite: overwrite}.Copy(cmd.Context(), src, dst)
+			if err != nil {
+				if report != (migrate.Report{}) {
+					fmt.Fprintf(cmd.OutOrStdout(), "stopped half way: %s from %s to %s\n", report, from, to)
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s from %s to %s\n", report, from, to)
+			fmt.Fprintf(cmd.OutOrStdout(), "start the server with --db %s (TESTBEDOS_DB=%s) to use them\n", to, to)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "store provider to read: file or sqlite")
+	cmd.Flags().StringVar(&to, "to", "", "store provider to write: file or sqlite")
+	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace deployments the destination already has")
+	cmd.MarkFlagRequired("from")
+	cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+// refuseWhileServing fails when a server answers on the configured socket or
+// TCP address: it could change the source during the copy and would go on
+// using the old provider after it. The server takes no lock on the data
+// folder, so whether it answers is what can be checked.
+func refuseWhileServing(cfg config.Server) error {
+	for _, a := range []struct{ network, addr string }{{"unix", cfg.Socket}, {"tcp", cfg.Listen}} {
+		if a.addr == "" {
+			continue
+		}
+		if c, err := net.DialTimeout(a.network, a.addr, time.Second); err == nil {
+			c.Close()
+			return fmt.Errorf("migrate: a server answers on %s: stop it first", a.addr)
+		}
+	}
+	return nil
 }
 
 func run(ctx context.Context, cfg config.Server, mode string) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/store/file"
+	"github.com/testbedos/testbedos/internal/store/sqlite"
 )
 
 // Version is the server version, set at build time with -ldflags.
@@ -103,6 +104,8 @@ func openStore(cfg config.Server) (store.Store, error) {
 	switch cfg.DB {
 	case "file":
 		return file.Open(cfg.DeploymentsDir())
+	case "sqlite":
+		return sqlite.Open(cfg.SQLitePath())
 	}
 	return nil, fmt.Errorf("store %q is not available", cfg.DB)
 }
