@@ -83,6 +83,7 @@ action on the server; the exit status is the action's outcome.`,
 		a.upCommand(),
 		a.actionCommand(api.CmdDown, "Remove every guest and switch of the deployment"),
 		a.logsCommand(),
+		a.snapshotCommand(),
 	)
 	return root
 }

@@ -131,7 +131,7 @@ func (e *Engine) Execute(ctx context.Context, d api.Deployment, prev api.Deploym
 	case api.CmdDown:
 		return api.StateIsDown, e.Down(ctx, d, prev, log)
 	case api.CmdSnapshot:
-		return prev, fmt.Errorf("snapshot %s: no guest kind of this deployment supports snapshots yet", cmd.Snapshot.SubCommand)
+		return prev, e.Snapshot(ctx, d, cmd.Snapshot, log)
 	}
 	return prev, fmt.Errorf("unknown command %q", cmd.Name)
 }
@@ -149,6 +149,9 @@ func (e *Engine) GenerateArtefacts(ctx context.Context, d api.Deployment, prev a
 	}
 	path := topology.StatePath(d.ProjectLocation)
 	if err := topology.WriteState(path, st); err != nil {
+		return err
+	}
+	if err := e.writeArtefacts(ctx, st, filepath.Dir(path), log); err != nil {
 		return err
 	}
 	log.Printf("resolved %s on %s over %s", count(len(st.Guests), "guest"), count(len(st.Switches), "switch"), count(len(st.Hosts), "host"))

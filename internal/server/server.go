@@ -82,7 +82,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	exec := opts.Executor
 	if exec == nil {
-		exec = newEngine(log)
+		if exec, err = newEngine(cfg, log); err != nil {
+			s.store.Close()
+			return nil, err
+		}
 	}
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,

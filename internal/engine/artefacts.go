@@ -1,0 +1,37 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/sshkey"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// writeArtefacts makes the deployment's SSH key (kept when there is one)
+// and lets every driver that writes per-guest artefacts write them.
+func (e *Engine) writeArtefacts(ctx context.Context, st *topology.State, dir string, log guest.Log) error {
+	key, err := sshkey.Ensure(dir, "testbedos-"+st.Deployment)
+	if err != nil {
+		return err
+	}
+	log.Printf("deployment SSH key %s", key.Path)
+	for i := range st.Guests {
+		g := &st.Guests[i]
+		// A kind without a driver here has no artefacts to write; up
+		// reports the missing driver.
+		drv, err := e.opts.Drivers.Driver(g.Kind)
+		if err != nil {
+			continue
+		}
+		w, ok := drv.(guest.ArtefactWriter)
+		if !ok {
+			continue
+		}
+		if err := w.WriteArtefacts(ctx, st, g, dir, log); err != nil {
+			return fmt.Errorf("guest %s: artefacts: %w", g.Name, err)
+		}
+	}
+	return nil
+}

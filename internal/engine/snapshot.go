@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// Snapshot runs a snapshot sub-command on one guest and writes what it
+// finds into the action log.
+func (e *Engine) Snapshot(ctx context.Context, d api.Deployment, opts api.SnapshotOptions, log guest.Log) error {
+	st, g, snap, err := e.snapshotTarget(topology.StatePath(d.ProjectLocation), opts.Guest)
+	if err != nil {
+		return err
+	}
+	switch opts.SubCommand {
+	case "create":
+		log.Printf("guest %s: taking snapshot %s", g.Name, opts.Name)
+		s, err := snap.CreateSnapshot(ctx, st, g, opts.Name)
+		if err != nil {
+			return err
+		}
+		log.Printf("guest %s: snapshot %s taken: %s", g.Name, s.Name, describeSnapshot(s))
+	case "list":
+		list, err := snap.ListSnapshots(ctx, st, g)
+		if err != nil {
+			return err
+		}
+		log.Printf("guest %s: %s", g.Name, count(len(list), "snapshot"))
+		for _, s := range list {
+			log.Printf("    %s: %s", s.Name, describeSnapshot(s))
+		}
+	case "info":
+		s, err := snap.SnapshotInfo(ctx, st, g, opts.Name)
+		if err != nil {
+			return err
+		}
+		log.Printf("guest %s: snapshot %s", g.Name, s.Name)
+		log.Printf("    created:  %s", s.Created.Format(time.RFC3339))
+		log.Printf("    state:    %s", s.State)
+		log.Printf("    memory:   %s", ifThen(s.Memory, "yes (restoring resumes the guest where it was)", "no"))
+		log.Printf("    disks:    %s", orNone(strings.Join(s.Disks, ", ")))
+		log.Printf("    parent:   %s", orNone(s.Parent))
+		log.Printf("    current:  %s", ifThen(s.Current, "yes", "no"))
+		if s.Description != "" {
+			log.Printf("    description: %s", s.Description)
+		}
+	case "restore":
+		log.Printf("guest %s: restoring snapshot %s", g.Name, opts.Name)
+		if err := snap.RestoreSnapshot(ctx, st, g, opts.Name); err != nil {
+			return err
+		}
+		log.Printf("guest %s: restored snapshot %s", g.Name, opts.Name)
+	case "delete":
+		if err := snap.DeleteSnapshot(ctx, st, g, opts.Name); err != nil {
+			return err
+		}
+		log.Printf("guest %s: deleted snapshot %s", g.Name, opts.Name)
+	default:
+		return fmt.Errorf("snapshot: unknown sub-command %q", opts.SubCommand)
+	}
+	return nil
+}
+
+// snapshotTarget finds a guest of the state and its driver's snapshots.
+func (e *Engine) snapshotTarget(statePath, name string) (*topology.State, *topology.Guest, guest.Snapshotter, error) {
+	st, err := topology.ReadState(statePath)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read artefacts: %w", err)
+	}
+	var names []string
+	for i := range st.Guests {
+		g := &st.Guests[i]
+		names = append(names, g.Name)
+		if g.Name != name {
+			continue
+		}
+		drv, err := e.opts.Drivers.Driver(g.Kind)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+		snap, ok := drv.(guest.Snapshotter)
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("guest %s of kind %s has no snapshots", g.Name, g.Kind)
+		}
+		return st, g, snap, nil
+	}
+	return nil, nil, nil, fmt.Errorf("deployment %s has no guest %s (guests: %s)", st.Deployment, name, strings.Join(names, ", "))
+}
+
+func describeSnapshot(s guest.Snapshot) string {
+	parts := []string{"taken " + s.Created.Format(time.RFC3339), "guest " + ifThen(s.State != "", s.State, "in an unknown state")}
+	switch {
+	case s.Memory && len(s.Disks) > 0:
+		parts = append(parts, "memory and disks "+strings.Join(s.Disks, ", "))
+	case s.Memory:
+		parts = append(parts, "memory")
+	case len(s.Disks) > 0:
+		parts = append(parts, "disks "+strings.Join(s.Disks, ", "))
+	}
+	if s.Current {
+		parts = append(parts, "current")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -1,0 +1,118 @@
+package libvirt
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// cloudUser is the user cloud-init makes next to root; both take the
+// deployment's key.
+const cloudUser = "testbedos"
+
+// NoCloud documents (cloud-init's NoCloud data source).
+type (
+	cloudMeta struct {
+		InstanceID    string `yaml:"instance-id"`
+		LocalHostname string `yaml:"local-hostname"`
+	}
+	cloudConfig struct {
+		Hostname          string            `yaml:"hostname"`
+		PreserveHostname  bool              `yaml:"preserve_hostname"`
+		ManageEtcHosts    bool              `yaml:"manage_etc_hosts"`
+		DisableRoot       bool              `yaml:"disable_root"`
+		SSHPasswordAuth   bool              `yaml:"ssh_pwauth"`
+		SSHDeleteKeys     bool              `yaml:"ssh_deletekeys"`
+		SSHKeys           map[string]string `yaml:"ssh_keys"`
+		SSHAuthorizedKeys []string          `yaml:"ssh_authorized_keys"`
+		Users             []any             `yaml:"users"`
+	}
+	cloudUserEntry struct {
+		Name              string   `yaml:"name"`
+		Gecos             string   `yaml:"gecos"`
+		Sudo              string   `yaml:"sudo"`
+		LockPasswd        bool     `yaml:"lock_passwd"`
+		SSHAuthorizedKeys []string `yaml:"ssh_authorized_keys"`
+	}
+	netConfig struct {
+		Version   int                    `yaml:"version"`
+		Ethernets map[string]netEthernet `yaml:"ethernets"`
+	}
+	netEthernet struct {
+		Match     map[string]string `yaml:"match"`
+		SetName   string            `yaml:"set-name"`
+		Addresses []string          `yaml:"addresses,omitempty"`
+		Routes    []netRoute        `yaml:"routes,omitempty"`
+	}
+	netRoute struct {
+		To  string `yaml:"to"`
+		Via string `yaml:"via"`
+	}
+)
+
+// cloudFiles are the seed's files: meta-data, user-data (hostname, root and
+// a sudo user with the deployment's key, the host key made for the guest)
+// and network-config (version 2: every NIC matched by MAC, named as in the
+// state, with its address and the default route).
+func cloudFiles(st *topology.State, g *topology.Guest, authorizedKey string, hostKey hostKeyPair) ([]fatFile, error) {
+	meta, err := yaml.Marshal(cloudMeta{InstanceID: topology.DomainName(st.Deployment, g.Name), LocalHostname: g.Name})
+	if err != nil {
+		return nil, err
+	}
+	keys := []string{authorizedKey}
+	user, err := yaml.Marshal(cloudConfig{
+		Hostname:          g.Name,
+		ManageEtcHosts:    true,
+		SSHDeleteKeys:     true,
+		SSHKeys:           map[string]string{"ed25519_private": string(hostKey.pem), "ed25519_public": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey.signer.PublicKey())))},
+		SSHAuthorizedKeys: keys,
+		Users: []any{"default", cloudUserEntry{
+			Name: cloudUser, Gecos: "TestbedOS", Sudo: "ALL=(ALL) NOPASSWD:ALL", LockPasswd: true, SSHAuthorizedKeys: keys,
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	nc := netConfig{Version: 2, Ethernets: map[string]netEthernet{}}
+	for _, ifc := range g.Interfaces {
+		e := netEthernet{Match: map[string]string{"macaddress": ifc.MAC}, SetName: ifc.Name}
+		if ifc.Address != "" {
+			e.Addresses = []string{ifc.Address}
+		}
+		if ifc.Gateway != "" {
+			to := "0.0.0.0/0"
+			if gw, err := netip.ParseAddr(ifc.Gateway); err == nil && gw.Is6() {
+				to = "::/0"
+			}
+			e.Routes = []netRoute{{To: to, Via: ifc.Gateway}}
+		}
+		nc.Ethernets[ifc.Name] = e
+	}
+	network, err := yaml.Marshal(nc)
+	if err != nil {
+		return nil, err
+	}
+	return []fatFile{
+		{Name: "meta-data", Data: meta},
+		{Name: "user-data", Data: append([]byte("#cloud-config\n"), user...)},
+		{Name: "network-config", Data: network},
+	}, nil
+}
+
+// cloudSeed is the NoCloud seed disk: a FAT file system labelled CIDATA.
+func cloudSeed(st *topology.State, g *topology.Guest, authorizedKey string, hostKey hostKeyPair) ([]byte, error) {
+	files, err := cloudFiles(st, g, authorizedKey, hostKey)
+	if err != nil {
+		return nil, fmt.Errorf("guest %s: cloud-init seed: %w", g.Name, err)
+	}
+	img, err := fatImage("CIDATA", files, st.GeneratedAt)
+	if err != nil {
+		return nil, fmt.Errorf("guest %s: cloud-init seed: %w", g.Name, err)
+	}
+	return img, nil
+}

@@ -1,0 +1,413 @@
+// Package libvirt is the libvirt guest kind: a real virtual machine under
+// QEMU, KVM where /dev/kvm really runs guests and TCG software emulation
+// otherwise. It talks to libvirtd over its unix socket with the pure-Go
+// go-libvirt client and writes every XML document with libvirtxml; nothing
+// shells out to virsh or qemu-img.
+//
+// What a guest is made of:
+//
+//	artefacts/libvirt/<guest>/domain.xml   the domain, written at generate-artefacts
+//	artefacts/libvirt/<guest>/seed.img     cloud_image: NoCloud seed (FAT, label CIDATA)
+//	artefacts/libvirt/<guest>/console.log  the serial console, written by QEMU
+//	artefacts/libvirt/<guest>/ssh.sh       logs in to the guest by hand
+//	artefacts/libvirt/disks/<guest>.qcow2  its disk: a volume of the transient
+//	                                       storage pool tbos.<deployment>
+//
+// Disks are libvirt storage volumes: a linked clone (qcow2 over the original
+// as backing file, which is never written) of an existing_disk or of a
+// cached cloud image, a full copy for create_deep_copy, and a blank qcow2
+// for kernel and iso_guest guests, so that every guest can have internal
+// snapshots (memory and disk) while it runs.
+//
+// The server reaches a guest over SSH on the IPv6 link-local address its
+// first NIC derives from its MAC, through the switch's bridge (the bridge
+// has a link-local address of its own as soon as it is up): this needs no
+// address of the testbed's subnets on the host and no extra NIC in the
+// guest. The guest's host key is pinned from its console (the
+// TESTBEDOS-GUEST-HOSTKEY line of the test image), from the key
+// generate-artefacts put in the cloud-init seed, or else on first use.
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// Domain types: the <domain type=…> of libvirt.
+const (
+	TypeAuto = "auto" // detect: kvm if a real boot under KVM works, else qemu
+	TypeKVM  = "kvm"
+	TypeQEMU = "qemu" // TCG software emulation
+)
+
+// Options configure the driver. Zero values take the defaults.
+type Options struct {
+	// Socket is libvirtd's socket. Default DefaultSocket
+	// (env TESTBEDOS_LIBVIRT_SOCKET).
+	Socket string
+	// DomainType is TypeAuto (default), TypeKVM or TypeQEMU
+	// (env TESTBEDOS_LIBVIRT_DOMAIN_TYPE).
+	DomainType string
+	// ProbeKernel is the kernel booted under KVM to find out whether KVM
+	// works. Default: the newest /boot/vmlinuz-* (env
+	// TESTBEDOS_LIBVIRT_PROBE_KERNEL). Without one, guests run under TCG.
+	ProbeKernel string
+	// ProbeTimeout bounds the KVM test boot. Default 15 s: a kernel that
+	// has not reached its root file system by then under KVM is no faster
+	// than TCG.
+	ProbeTimeout time.Duration
+	// ImageCache holds downloaded cloud images (env
+	// TESTBEDOS_LIBVIRT_IMAGE_CACHE). Default <data dir>/cache/images via
+	// FromEnv, else /var/lib/testbedos/cache/images.
+	ImageCache string
+	// ReadyTimeout bounds the wait for a guest to answer over SSH (env
+	// TESTBEDOS_LIBVIRT_READY_TIMEOUT, a Go duration). Default 180 s,
+	// generous for TCG on a loaded host.
+	ReadyTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// FromEnv fills in options from the environment (lookup is os.LookupEnv in
+// production); dataDir places the image cache.
+func FromEnv(lookup func(string) (string, bool), dataDir string) (Options, error) {
+	var o Options
+	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+	o.Socket = get("TESTBEDOS_LIBVIRT_SOCKET")
+	o.DomainType = get("TESTBEDOS_LIBVIRT_DOMAIN_TYPE")
+	switch o.DomainType {
+	case "", TypeAuto, TypeKVM, TypeQEMU:
+	default:
+		return o, fmt.Errorf("TESTBEDOS_LIBVIRT_DOMAIN_TYPE=%q: want kvm, qemu or auto", o.DomainType)
+	}
+	o.ProbeKernel = get("TESTBEDOS_LIBVIRT_PROBE_KERNEL")
+	o.ImageCache = get("TESTBEDOS_LIBVIRT_IMAGE_CACHE")
+	if o.ImageCache == "" && dataDir != "" {
+		o.ImageCache = filepath.Join(dataDir, "cache", "images")
+	}
+	if v := get("TESTBEDOS_LIBVIRT_READY_TIMEOUT"); v != "" {
+		t, err := time.ParseDuration(v)
+		if err != nil || t <= 0 {
+			return o, fmt.Errorf("TESTBEDOS_LIBVIRT_READY_TIMEOUT=%q: want a positive Go duration such as 180s", v)
+		}
+		o.ReadyTimeout = t
+	}
+	return o, nil
+}
+
+// Driver implements guest.Driver, guest.ArtefactWriter and
+// guest.Snapshotter for libvirt guests.
+type Driver struct {
+	opts Options
+	log  *slog.Logger
+
+	accel accelCache
+	// poolLocks serialises the changes to a pool's volumes; images the
+	// downloads per cache file; copies the source pools of deep copies.
+	poolLocks keyedMutex
+	images    keyedMutex
+	copies    sync.Mutex
+}
+
+var (
+	_ guest.Driver         = (*Driver)(nil)
+	_ guest.ArtefactWriter = (*Driver)(nil)
+	_ guest.Snapshotter    = (*Driver)(nil)
+)
+
+// New returns a libvirt driver. It connects to libvirtd only when used.
+func New(opts Options) *Driver {
+	if opts.Socket == "" {
+		opts.Socket = DefaultSocket
+	}
+	if opts.DomainType == "" {
+		opts.DomainType = TypeAuto
+	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = 15 * time.Second
+	}
+	if opts.ImageCache == "" {
+		opts.ImageCache = "/var/lib/testbedos/cache/images"
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 180 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Driver{opts: opts, log: opts.Logger}
+}
+
+// Kind is "libvirt".
+func (d *Driver) Kind() string { return topology.KindLibvirt }
+
+// Exists reports whether the guest's domain is defined and running.
+func (d *Driver) Exists(ctx context.Context, g *topology.Guest) (bool, error) {
+	spec, err := specOf(g)
+	if err != nil {
+		return false, err
+	}
+	s, err := d.connect(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer s.close()
+	dom, err := s.DomainLookupByName(spec.Domain)
+	if noDomain(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
+	}
+	state, _, err := s.DomainGetState(dom, 0)
+	if err != nil {
+		return false, s.err(fmt.Errorf("domain %s: state: %w", spec.Domain, err))
+	}
+	return golibvirt.DomainState(state) == golibvirt.DomainRunning, nil
+}
+
+// Create makes the guest's disk, defines its domain from the domain.xml of
+// generate-artefacts and starts it, then waits until the guest answers over
+// SSH where the server can know it will (kernel and cloud_image guests,
+// whose network and key it configures). A defined domain that is shut off
+// is started again with its disk as it is. On error nothing of the guest is
+// left.
+func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) (err error) {
+	spec, err := specOf(g)
+	if err != nil {
+		return err
+	}
+	p := pathsOf(st, g)
+	dom, err := readDomainXML(p.domainXML)
+	if err != nil {
+		return err
+	}
+	s, err := d.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	if existing, err := s.DomainLookupByName(spec.Domain); err == nil {
+		return d.startExisting(ctx, s, st, g, existing, log)
+	} else if !noDomain(err) {
+		return s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
+	}
+
+	domType, err := d.domainType(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	setDomainType(dom, domType)
+
+	defer func() {
+		if err == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if cerr := d.Destroy(cctx, st, g, log); cerr != nil {
+			log.Printf("    guest %s: clean-up after the failed create: %v", g.Name, cerr)
+		}
+	}()
+	// Remnants of an interrupted run: volumes and a console log whose
+	// host key line would be stale.
+	if err := d.removeVolumes(ctx, s, st, g); err != nil {
+		return err
+	}
+	if err := os.Remove(p.console); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove old console log: %w", err)
+	}
+	if err := d.createVolume(ctx, s, st, g, log); err != nil {
+		return err
+	}
+	xml, err := dom.Marshal()
+	if err != nil {
+		return fmt.Errorf("domain %s: %w", spec.Domain, err)
+	}
+	defined, err := s.DomainDefineXML(xml)
+	if err != nil {
+		return s.err(fmt.Errorf("define domain %s: %w", spec.Domain, err))
+	}
+	start := time.Now()
+	if err := s.DomainCreate(defined); err != nil {
+		return s.err(fmt.Errorf("start domain %s: %w%s", spec.Domain, err, permissionHint(err, dom)))
+	}
+	log.Printf("    guest %s: domain %s started (%s, %d vCPU, %d MiB, %s boot)", g.Name, spec.Domain, describeType(domType), spec.CPUs, spec.MemoryMB, spec.Boot)
+	if !waitsForSSH(spec) {
+		return nil
+	}
+	client, err := d.waitReady(ctx, s, st, g, defined)
+	if err != nil {
+		return err
+	}
+	client.Close()
+	log.Printf("    guest %s: reachable over SSH at %s after %.1f s", g.Name, sshAddr(g), time.Since(start).Seconds())
+	return nil
+}
+
+// startExisting starts a defined domain that is shut off.
+func (d *Driver) startExisting(ctx context.Context, s *session, st *topology.State, g *topology.Guest, dom golibvirt.Domain, log guest.Log) error {
+	state, _, err := s.DomainGetState(dom, 0)
+	if err != nil {
+		return s.err(fmt.Errorf("domain %s: state: %w", dom.Name, err))
+	}
+	if golibvirt.DomainState(state) == golibvirt.DomainRunning {
+		return fmt.Errorf("domain %s: %w", dom.Name, fs.ErrExist)
+	}
+	if err := s.DomainCreate(dom); err != nil {
+		return s.err(fmt.Errorf("start domain %s: %w", dom.Name, err))
+	}
+	log.Printf("    guest %s: domain %s was defined but not running: started it with its disk as it was", g.Name, dom.Name)
+	spec := g.Libvirt
+	if !waitsForSSH(spec) {
+		return nil
+	}
+	client, err := d.waitReady(ctx, s, st, g, dom)
+	if err != nil {
+		return err
+	}
+	client.Close()
+	return nil
+}
+
+// Destroy stops and undefines the domain and deletes its volume and what
+// the server learnt about its host key. Idempotent. The artefacts of
+// generate-artefacts (domain.xml, seed) and the console log stay.
+func (d *Driver) Destroy(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) error {
+	spec, err := specOf(g)
+	if err != nil {
+		return err
+	}
+	s, err := d.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	dom, err := s.DomainLookupByName(spec.Domain)
+	switch {
+	case noDomain(err):
+	case err != nil:
+		return s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
+	default:
+		if err := s.DomainDestroyFlags(dom, golibvirt.DomainDestroyDefault); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) && !noDomain(err) {
+			return s.err(fmt.Errorf("stop domain %s: %w", spec.Domain, err))
+		}
+		flags := golibvirt.DomainUndefineManagedSave | golibvirt.DomainUndefineSnapshotsMetadata |
+			golibvirt.DomainUndefineNvram | golibvirt.DomainUndefineCheckpointsMetadata
+		if err := s.DomainUndefineFlags(dom, flags); err != nil && !noDomain(err) {
+			return s.err(fmt.Errorf("undefine domain %s: %w", spec.Domain, err))
+		}
+	}
+	if err := d.removeVolumes(ctx, s, st, g); err != nil {
+		return err
+	}
+	p := pathsOf(st, g)
+	if err := os.Remove(p.knownHosts); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return d.releasePool(ctx, s, st)
+}
+
+// waitsForSSH: the server configures the network and key of kernel and
+// cloud_image guests, so it can wait for them; other guests bring their
+// own configuration.
+func waitsForSSH(spec *topology.LibvirtSpec) bool {
+	return spec.Boot == topology.BootKernel || spec.Boot == topology.BootCloudImage
+}
+
+func specOf(g *topology.Guest) (*topology.LibvirtSpec, error) {
+	if g.Kind != topology.KindLibvirt || g.Libvirt == nil || g.Libvirt.Domain == "" {
+		return nil, fmt.Errorf("guest %s is not a resolved libvirt guest (kind %s): run generate-artefacts", g.Name, g.Kind)
+	}
+	return g.Libvirt, nil
+}
+
+// paths are the files of one guest.
+type paths struct {
+	artefacts  string // <project>/artefacts
+	dir        string // artefacts/libvirt/<guest>
+	domainXML  string
+	seed       string
+	console    string
+	knownHosts string // host key learnt on first use
+	hostKey    string // host key made by generate-artefacts (cloud_image)
+	sshHelper  string
+	poolDir    string // artefacts/libvirt/disks
+}
+
+func pathsOf(st *topology.State, g *topology.Guest) paths {
+	art := filepath.Dir(topology.StatePath(st.Project))
+	dir := filepath.Join(art, "libvirt", g.Name)
+	return paths{
+		artefacts:  art,
+		dir:        dir,
+		domainXML:  filepath.Join(dir, "domain.xml"),
+		seed:       filepath.Join(dir, "seed.img"),
+		console:    filepath.Join(dir, "console.log"),
+		knownHosts: filepath.Join(dir, "known_hosts"),
+		hostKey:    filepath.Join(dir, "ssh_host_ed25519_key"),
+		sshHelper:  filepath.Join(dir, "ssh.sh"),
+		poolDir:    filepath.Join(art, "libvirt", "disks"),
+	}
+}
+
+func describeType(t string) string {
+	if t == TypeQEMU {
+		return "qemu/TCG"
+	}
+	return t
+}
+
+// keyedMutex is a mutex per key.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*sync.Mutex{}
+	}
+	m, ok := k.locks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		k.locks[key] = m
+	}
+	k.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// permissionHint explains a start that failed on file permissions: QEMU
+// runs as an unprivileged user (libvirt-qemu on Debian) that must be able
+// to walk into every folder above the files it opens.
+func permissionHint(err error, dom domainDoc) string {
+	if !strings.Contains(err.Error(), "Permission denied") {
+		return ""
+	}
+	for _, f := range dom.files() {
+		for dir := filepath.Dir(f); dir != "/" && dir != "."; dir = filepath.Dir(dir) {
+			info, serr := os.Stat(dir)
+			if serr == nil && info.Mode().Perm()&0o001 == 0 {
+				return fmt.Sprintf(" (QEMU runs as an unprivileged user and cannot enter %s, mode %s: make it searchable, e.g. chmod o+x %s, or keep the project elsewhere)",
+					dir, strconv.FormatUint(uint64(info.Mode().Perm()), 8), dir)
+			}
+		}
+	}
+	return ""
+}

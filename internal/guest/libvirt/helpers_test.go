@@ -1,0 +1,220 @@
+package libvirt_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/engine"
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/libvirt"
+	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
+	"github.com/testbedos/testbedos/internal/guest/netns"
+	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/topology"
+	"github.com/testbedos/testbedos/test/guestimage"
+)
+
+// memLog is a guest.Log keeping every line; Writer splits its input into
+// lines like the action log does.
+type memLog struct {
+	mu    sync.Mutex
+	lines []string
+	t     testing.TB
+}
+
+func (l *memLog) Printf(format string, args ...any) {
+	l.add(fmt.Sprintf(format, args...))
+}
+
+func (l *memLog) add(line string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+	if l.t != nil && testing.Verbose() {
+		l.t.Log(line)
+	}
+}
+
+func (l *memLog) Writer(prefix string) io.WriteCloser { return &lineWriter{log: l, prefix: prefix} }
+
+func (l *memLog) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+type lineWriter struct {
+	log    *memLog
+	prefix string
+	buf    bytes.Buffer
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line)
+			return len(p), nil
+		}
+		w.log.add(w.prefix + strings.TrimSuffix(line, "\n"))
+	}
+}
+
+func (w *lineWriter) Close() error {
+	if w.buf.Len() > 0 {
+		w.log.add(w.prefix + w.buf.String())
+		w.buf.Reset()
+	}
+	return nil
+}
+
+// testImage is the project's test VM image (built once, cached).
+func testImage(t testing.TB) *guestimage.Image {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	img, err := guestimage.Cached(ctx, guestimage.Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("test guest image: %v", err)
+	}
+	return img
+}
+
+// vmProject makes a project folder QEMU's unprivileged user can enter,
+// holding kvm-compose.yaml, the test image's kernel and initrd (vmlinux,
+// initrd.gz) and files.
+func vmProject(t testing.TB, img *guestimage.Image, yaml string, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	// t.TempDir makes 0700 folders: open the way to the project.
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(from, to string) {
+		if err := os.Link(from, to); err == nil {
+			return
+		}
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link(img.BootKernel(), filepath.Join(dir, "vmlinux"))
+	link(img.Initrd, filepath.Join(dir, "initrd.gz"))
+	files["kvm-compose.yaml"] = yaml
+	for name, content := range files {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, ".sh") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// world is an engine with the netns and libvirt drivers on this host's
+// network, and a deployment of a project.
+type world struct {
+	e   *engine.Engine
+	drv *libvirt.Driver
+	d   api.Deployment
+	log *memLog
+}
+
+func uniqueName(prefix string) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// newWorld assembles an engine and registers the clean-up of everything the
+// deployment may leave, in libvirt and in the kernel.
+func newWorld(t testing.TB, dir, prefix string, opts libvirt.Options) *world {
+	t.Helper()
+	name := uniqueName(prefix)
+	if opts.ImageCache == "" {
+		opts.ImageCache = filepath.Join(dir, "cache")
+	}
+	drv := libvirt.New(opts)
+	w := &world{
+		drv: drv,
+		d:   api.Deployment{Name: name, ProjectLocation: dir},
+		log: &memLog{t: t},
+		e: engine.New(engine.Options{
+			Drivers: guest.NewRegistry(netns.New(netns.Options{}), drv),
+			Network: netplumb.NewHost(nil),
+		}),
+	}
+	t.Cleanup(func() {
+		if err := libvirttest.RemoveAll(name); err != nil {
+			t.Errorf("clean-up: %v", err)
+		}
+		nettest.RemoveAll(topology.Prefix(name))
+		nettest.RemoveAll("tbos." + name + ".")
+	})
+	return w
+}
+
+func (w *world) state(t testing.TB) *topology.State {
+	t.Helper()
+	st, err := topology.ReadState(topology.StatePath(w.d.ProjectLocation))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (w *world) guest(t testing.TB, name string) (*topology.State, *topology.Guest) {
+	t.Helper()
+	st := w.state(t)
+	for i := range st.Guests {
+		if st.Guests[i].Name == name {
+			return st, &st.Guests[i]
+		}
+	}
+	t.Fatalf("no guest %s", name)
+	return nil, nil
+}
+
+// sh runs a command in a guest over SSH and returns its output.
+func (w *world) sh(t testing.TB, guestName, cmd string) string {
+	t.Helper()
+	st, g := w.guest(t, guestName)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := w.drv.Dial(ctx, st, g)
+	if err != nil {
+		t.Fatalf("ssh %s: %v", guestName, err)
+	}
+	defer c.Close()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	out, err := sess.CombinedOutput(cmd)
+	if err != nil {
+		t.Fatalf("%s: %q: %v\n%s", guestName, cmd, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}

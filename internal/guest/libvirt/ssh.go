@@ -1,0 +1,382 @@
+package libvirt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/testbedos/testbedos/internal/atomicfile"
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/sshkey"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// Console lines of TestbedOS's guest image convention (test/guestimage).
+const (
+	hostKeyMarker = "TESTBEDOS-GUEST-HOSTKEY"
+	errorMarker   = "TESTBEDOS-GUEST-ERROR"
+)
+
+// sshUser is who the server logs in as.
+const sshUser = "root"
+
+// LinkLocal is the IPv6 link-local address a NIC derives from its MAC
+// (modified EUI-64), the address the server reaches guests at.
+func LinkLocal(mac string) (netip.Addr, error) {
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 {
+		return netip.Addr{}, fmt.Errorf("MAC %q: want 6 bytes", mac)
+	}
+	var a [16]byte
+	a[0], a[1] = 0xfe, 0x80
+	a[8], a[9], a[10] = hw[0]^0x02, hw[1], hw[2]
+	a[11], a[12] = 0xff, 0xfe
+	a[13], a[14], a[15] = hw[3], hw[4], hw[5]
+	return netip.AddrFrom16(a), nil
+}
+
+// sshHost is "[fe80::…%bridge]" for the guest's first NIC.
+func sshHost(g *topology.Guest) string {
+	if len(g.Interfaces) == 0 {
+		return ""
+	}
+	ifc := g.Interfaces[0]
+	ll, err := LinkLocal(ifc.MAC)
+	if err != nil {
+		return ""
+	}
+	return "[" + ll.WithZone(ifc.Bridge).String() + "]"
+}
+
+// sshAddr is where the server dials the guest's SSH server.
+func sshAddr(g *topology.Guest) string { return sshHost(g) + ":22" }
+
+// Dial logs in to a running guest over SSH with the deployment's key, its
+// host key pinned (see the package comment). The caller closes the client.
+func (d *Driver) Dial(ctx context.Context, st *topology.State, g *topology.Guest) (*ssh.Client, error) {
+	if _, err := specOf(g); err != nil {
+		return nil, err
+	}
+	if len(g.Interfaces) == 0 {
+		return nil, fmt.Errorf("guest %s has no network interface to reach it over SSH", g.Name)
+	}
+	p := pathsOf(st, g)
+	key, err := sshkey.Load(p.artefacts)
+	if err != nil {
+		return nil, err
+	}
+	return dialGuest(ctx, g, p, key.Signer)
+}
+
+// dialAddr is sshAddr with the bridge's current interface index as the
+// zone. The net package caches zone names for up to a minute, and a bridge
+// made again under the same name (down, then up) has a new index.
+func dialAddr(g *topology.Guest) (string, error) {
+	if len(g.Interfaces) == 0 {
+		return "", fmt.Errorf("guest %s has no network interface to reach it over SSH", g.Name)
+	}
+	ifc := g.Interfaces[0]
+	ll, err := LinkLocal(ifc.MAC)
+	if err != nil {
+		return "", err
+	}
+	br, err := net.InterfaceByName(ifc.Bridge)
+	if err != nil {
+		return "", fmt.Errorf("bridge %s of switch %s: %w", ifc.Bridge, ifc.Switch, err)
+	}
+	return net.JoinHostPort(ll.WithZone(strconv.Itoa(br.Index)).String(), "22"), nil
+}
+
+func dialGuest(ctx context.Context, g *topology.Guest, p paths, signer ssh.Signer) (*ssh.Client, error) {
+	addr, err := dialAddr(g)
+	if err != nil {
+		return nil, err
+	}
+	pinned, _ := expectedHostKey(g, p)
+	cfg := &ssh.ClientConfig{
+		User:            sshUser,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: hostKeyCallback(g, p),
+		Timeout:         5 * time.Second,
+	}
+	if pinned != nil {
+		cfg.HostKeyAlgorithms = []string{pinned.Type()}
+	}
+	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	// The handshake is bounded too, and ends with ctx.
+	stop := context.AfterFunc(dctx, func() { conn.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if !stop() {
+		if err == nil {
+			c.Close()
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("ssh handshake with %s: timed out", addr)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// expectedHostKey is the host key the guest must present: the last one its
+// console announced, the one generate-artefacts made for it, or the one
+// seen on first use; nil when none is known yet.
+func expectedHostKey(g *topology.Guest, p paths) (ssh.PublicKey, string) {
+	if out, err := os.ReadFile(p.console); err == nil {
+		if k := consoleHostKey(out); k != nil {
+			return k, "its console"
+		}
+	}
+	if g.Libvirt != nil && g.Libvirt.Boot == topology.BootCloudImage {
+		if k := readPublicKey(p.hostKey + ".pub"); k != nil {
+			return k, p.hostKey + ".pub"
+		}
+	}
+	if data, err := os.ReadFile(p.knownHosts); err == nil {
+		if _, _, k, _, _, err := ssh.ParseKnownHosts(data); err == nil {
+			return k, p.knownHosts
+		}
+	}
+	return nil, ""
+}
+
+func hostKeyCallback(g *topology.Guest, p paths) ssh.HostKeyCallback {
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		want, from := expectedHostKey(g, p)
+		if want == nil {
+			// First use: remember it for the next logins and for ssh.sh.
+			line := fmt.Sprintf("%s %s", sshHost(g), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))))
+			return atomicfile.Write(p.knownHosts, []byte(line+"\n"), 0o644)
+		}
+		if !bytes.Equal(want.Marshal(), key.Marshal()) {
+			return fmt.Errorf("guest %s presented host key %s, but %s says %s", g.Name, ssh.FingerprintSHA256(key), from, ssh.FingerprintSHA256(want))
+		}
+		return nil
+	}
+}
+
+func consoleHostKey(out []byte) ssh.PublicKey {
+	var key ssh.PublicKey
+	for _, line := range strings.Split(string(out), "\n") {
+		i := strings.Index(line, hostKeyMarker+" ")
+		if i < 0 {
+			continue
+		}
+		if k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(line[i+len(hostKeyMarker)+1:]))); err == nil {
+			key = k
+		}
+	}
+	return key
+}
+
+func readPublicKey(path string) ssh.PublicKey {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	k, _, _, _, err := ssh.ParseAuthorizedKey(data)
+	if err != nil {
+		return nil
+	}
+	return k
+}
+
+// consoleTrouble finds, in console output, a line saying the guest will not
+// come up: a setup error of the guest image or a kernel panic.
+func consoleTrouble(out []byte) string {
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, errorMarker) || strings.Contains(line, "Kernel panic") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
+// waitReady waits until the guest accepts an SSH login, at most
+// ReadyTimeout. It gives up early when the domain stops or the console
+// reports a failure; errors carry the end of the console.
+func (d *Driver) waitReady(ctx context.Context, s *session, st *topology.State, g *topology.Guest, dom golibvirt.Domain) (*ssh.Client, error) {
+	p := pathsOf(st, g)
+	key, err := sshkey.Load(p.artefacts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, d.opts.ReadyTimeout,
+		fmt.Errorf("not reachable over SSH at %s within %s", sshAddr(g), d.opts.ReadyTimeout))
+	defer cancel()
+	var last error
+	for attempt := 0; ; attempt++ {
+		c, err := dialGuest(ctx, g, p, key.Signer)
+		if err == nil {
+			return c, nil
+		}
+		last = err
+		out, _ := os.ReadFile(p.console)
+		if msg := consoleTrouble(out); msg != "" {
+			return nil, fmt.Errorf("guest %s failed to boot: %s\nconsole (%s):\n%s", g.Name, msg, p.console, tail(out, 2000))
+		}
+		if attempt%4 == 3 {
+			state, _, err := s.DomainGetState(dom, 0)
+			if err == nil && golibvirt.DomainState(state) != golibvirt.DomainRunning {
+				return nil, fmt.Errorf("guest %s stopped while booting (domain state %s)\nconsole (%s):\n%s", g.Name, golibvirt.DomainState(state), p.console, tail(out, 2000))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); ctx.Err() == context.DeadlineExceeded && cause != nil {
+				return nil, fmt.Errorf("guest %s %w (last error: %v)\nconsole (%s):\n%s", g.Name, cause, last, p.console, tail(out, 2000))
+			}
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return strings.TrimRight(string(b), "\n")
+}
+
+// RunScript copies the script into the guest over SSH and runs it there as
+// root, with TESTBEDOS_DEPLOYMENT and TESTBEDOS_GUEST set; its output goes
+// line by line into log, prefixed "[guest] ". It first waits for the guest
+// to answer, at most ReadyTimeout. A non-zero exit is an error naming the
+// status; cancelling ctx closes the session.
+func (d *Driver) RunScript(ctx context.Context, st *topology.State, g *topology.Guest, script string, log guest.Log) error {
+	spec, err := specOf(g)
+	if err != nil {
+		return err
+	}
+	body, err := os.ReadFile(script)
+	if err != nil {
+		return fmt.Errorf("guest %s: script: %w", g.Name, err)
+	}
+	s, err := d.connect(ctx)
+	if err != nil {
+		return err
+	}
+	dom, err := s.DomainLookupByName(spec.Domain)
+	if err != nil {
+		s.close()
+		if noDomain(err) {
+			return fmt.Errorf("guest %s is not up (no domain %s)", g.Name, spec.Domain)
+		}
+		return s.err(err)
+	}
+	client, err := d.waitReady(ctx, s, st, g, dom)
+	s.close()
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return runOver(ctx, client, g.Name, script, body, map[string]string{
+		"TESTBEDOS_DEPLOYMENT": st.Deployment,
+		"TESTBEDOS_GUEST":      g.Name,
+	}, log.Writer("["+g.Name+"] "))
+}
+
+// remoteRun stores the script (read from stdin) in a temporary file, runs
+// it, removes it and exits with its status. A script without "#!" runs
+// under the shell, as POSIX shells do with such files.
+const remoteRun = `f=$(mktemp /tmp/testbedos-script.XXXXXX) || exit 125
+cat >"$f" && chmod 700 "$f" || { rm -f "$f"; exit 125; }
+cd /tmp; %s "$f" </dev/null; rc=$?; rm -f "$f"; exit $rc`
+
+// runOver runs a script over an SSH client, writing its output to out.
+func runOver(ctx context.Context, client *ssh.Client, guestName, script string, body []byte, env map[string]string, out io.WriteCloser) error {
+	sess, err := client.NewSession()
+	if err != nil {
+		return fmt.Errorf("guest %s: ssh session: %w", guestName, err)
+	}
+	defer sess.Close()
+	var assign []string
+	for _, k := range sortedKeys(env) {
+		assign = append(assign, k+"="+shellQuote(env[k]))
+	}
+	w := &lockedWriter{w: out}
+	sess.Stdout, sess.Stderr = w, w
+	sess.Stdin = bytes.NewReader(body)
+	if err := sess.Start(fmt.Sprintf(remoteRun, strings.Join(assign, " "))); err != nil {
+		return fmt.Errorf("guest %s: start %s: %w", guestName, script, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	var werr error
+	select {
+	case werr = <-done:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		client.Close()
+		<-done
+		out.Close()
+		return fmt.Errorf("guest %s: script %s: %w", guestName, script, ctx.Err())
+	}
+	out.Close()
+	var exit *ssh.ExitError
+	var missing *ssh.ExitMissingError
+	switch {
+	case errors.As(werr, &exit) && exit.Signal() != "":
+		return fmt.Errorf("guest %s: script %s killed by signal %s", guestName, script, exit.Signal())
+	case errors.As(werr, &exit) && exit.ExitStatus() == 125:
+		return fmt.Errorf("guest %s: script %s exited with code 125 (the code also when it cannot be copied into the guest's /tmp)", guestName, script)
+	case errors.As(werr, &exit):
+		return fmt.Errorf("guest %s: script %s exited with code %d", guestName, script, exit.ExitStatus())
+	case errors.As(werr, &missing):
+		return fmt.Errorf("guest %s: script %s: the connection ended without an exit status", guestName, script)
+	case werr != nil:
+		return fmt.Errorf("guest %s: script %s: %w", guestName, script, werr)
+	}
+	return nil
+}
+
+// lockedWriter serialises the stdout and stderr copies of a session.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
