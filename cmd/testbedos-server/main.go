@@ -4,11 +4,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -82,9 +80,11 @@ func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
 			if from == to {
 				return fmt.Errorf("migrate: --from and --to are both %q", from)
 			}
-			if err := refuseWhileServing(cfg); err != nil {
-				return err
+			unlock, err := cfg.LockDataDir()
+			if err != nil {
+				return fmt.Errorf("migrate: %w: stop the server first", err)
 			}
+			defer unlock()
 			loc := migrate.Locations{FileDir: cfg.DeploymentsDir(), SQLitePath: cfg.SQLitePath()}
 			src, err := migrate.Open(from, loc, true)
 			if err != nil {
@@ -118,23 +118,6 @@ func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
 	cmd.MarkFlagRequired("from")
 	cmd.MarkFlagRequired("to")
 	return cmd
-}
-
-// refuseWhileServing fails when a server answers on the configured socket or
-// TCP address: it could change the source during the copy and would go on
-// using the old provider after it. The server takes no lock on the data
-// folder, so whether it answers is what can be checked.
-func refuseWhileServing(cfg config.Server) error {
-	for _, a := range []struct{ network, addr string }{{"unix", cfg.Socket}, {"tcp", cfg.Listen}} {
-		if a.addr == "" {
-			continue
-		}
-		if c, err := net.DialTimeout(a.network, a.addr, time.Second); err == nil {
-			c.Close()
-			return fmt.Errorf("migrate: a server answers on %s: stop it first", a.addr)
-		}
-	}
-	return nil
 }
 
 func run(ctx context.Context, cfg config.Server, mode string) error {

@@ -91,7 +91,13 @@ func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) 
 	if current.State.Is(api.StateRunning) {
 		return "", fmt.Errorf("deployment %q: %w", name, ErrBusy)
 	}
-	if err := r.opts.Executor.Check(ctx, current, current.State, cmd); err != nil {
+	// With generate_artefacts the artefacts are made first, so it is that
+	// step whose preconditions must hold now.
+	first := cmd
+	if req.GenerateArtefacts {
+		first = api.Command{Name: api.CmdGenerateArtefacts}
+	}
+	if err := r.opts.Executor.Check(ctx, current, current.State, first); err != nil {
 		return "", err
 	}
 	// The log and its index entry come first, the running state last: a

@@ -19,10 +19,13 @@ import (
 type fakeExecutor struct {
 	release chan struct{}
 	fail    error
+	// noArtefacts makes Check refuse up, as the engine does before
+	// generate-artefacts.
+	noArtefacts bool
 }
 
 func (f *fakeExecutor) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
-	if cmd.Name == api.CmdSnapshot {
+	if cmd.Name == api.CmdSnapshot || (f.noArtefacts && cmd.Name == api.CmdUp) {
 		return errRefused
 	}
 	return nil
@@ -249,5 +252,23 @@ func TestRecoverMarksInterrupted(t *testing.T) {
 	st := f.state(t)
 	if !st.Is(api.StateFailed) || st.Failed.Name != api.CmdUp {
 		t.Fatalf("state = %v", st)
+	}
+}
+
+func TestGenerateFirstIsCheckedInsteadOfTheCommand(t *testing.T) {
+	f := newFixture(t)
+	f.exec.noArtefacts = true
+	if _, err := f.runner.Start(context.Background(), "dep", up()); !errors.Is(err, errRefused) {
+		t.Fatalf("up without artefacts: %v", err)
+	}
+	req := up()
+	req.GenerateArtefacts = true
+	id, err := f.runner.Start(context.Background(), "dep", req)
+	if err != nil {
+		t.Fatalf("up with generate_artefacts: %v", err)
+	}
+	close(f.exec.release)
+	if e, _ := f.wait(t, id); *e.ErrorCode != 0 {
+		t.Fatalf("entry = %+v", e)
 	}
 }

@@ -86,6 +86,9 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 		}
 		if cmd.Name == api.CmdGenerateArtefacts {
 			_, err := topology.Generate(e.topologyOptions(d))
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%w: %v: the project folder no longer holds kvm-compose.yaml (restore it, or PUT another project_location)", ErrConflict, err)
+			}
 			return err
 		}
 	case api.CmdUp, api.CmdSnapshot:

@@ -300,6 +300,10 @@ func TestCheck(t *testing.T) {
 	if err := e.Check(ctx, d, api.StateIsDown, api.Command{Name: api.CmdUp}); !errors.Is(err, ErrConflict) {
 		t.Errorf("up without artefacts: %v", err)
 	}
+	os.Remove(filepath.Join(d.ProjectLocation, "kvm-compose.yaml"))
+	if err := e.Check(ctx, d, api.StateIsDown, api.Command{Name: api.CmdGenerateArtefacts}); !errors.Is(err, ErrConflict) {
+		t.Errorf("generate without kvm-compose.yaml: %v, want ErrConflict", err)
+	}
 	os.WriteFile(filepath.Join(d.ProjectLocation, "kvm-compose.yaml"), []byte("machines: [{name: x, nope: 1}]\n"), 0o644)
 	if err := e.Check(ctx, d, api.StateIsDown, api.Command{Name: api.CmdGenerateArtefacts}); !errors.Is(err, topology.ErrInvalid) {
 		t.Errorf("bad yaml: %v", err)

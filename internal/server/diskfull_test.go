@@ -21,7 +21,12 @@ func TestFailedWritesAre500AndKeepRecords(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
 	}
-	dir := t.TempDir()
+	// Only the records folder lives on the tmpfs: the server's lock file
+	// and logs stay writable (an open file would also forbid the read-only
+	// remount).
+	data := t.TempDir()
+	dir := filepath.Join(data, "deployments")
+	os.MkdirAll(dir, 0o755)
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
 		t.Skipf("cannot mount tmpfs: %v", err)
 	}
@@ -29,7 +34,7 @@ func TestFailedWritesAre500AndKeepRecords(t *testing.T) {
 	project := t.TempDir()
 	os.WriteFile(filepath.Join(project, "kvm-compose.yaml"), []byte("machines: []\n"), 0o644)
 
-	cfg := config.Server{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", DB: "file",
+	cfg := config.Server{DataDir: data, Listen: "127.0.0.1:0", DB: "file",
 		HeartbeatInterval: time.Second, HeartbeatMisses: 3, LogRetention: time.Hour, LogMaxCount: 10}
 	s, err := New(context.Background(), Options{Config: cfg, Executor: newGate()})
 	if err != nil {

@@ -63,7 +63,7 @@ func logRequests(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 					}
 					log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
 					if rec.status == 0 {
-						http.Error(rec, `{"error":{"code":500,"message":"internal error"}}`, http.StatusInternalServerError)
+						writeErrorBody(rec, http.StatusInternalServerError, "internal error: the handler crashed; see the server log")
 					}
 				}
 				took := time.Since(start)

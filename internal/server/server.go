@@ -48,6 +48,7 @@ type Server struct {
 	started time.Time
 	streams sync.WaitGroup
 	token   string // empty when auth is off
+	unlock  func() // releases the data folder
 }
 
 // New opens the data folder, recovers interrupted actions and builds the
@@ -64,8 +65,21 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now()}
-	var err error
+	unlock, err := cfg.LockDataDir()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), unlock: unlock}
+	ok := false
+	defer func() {
+		if ok {
+			return
+		}
+		if s.store != nil {
+			s.store.Close()
+		}
+		unlock()
+	}()
 	if cfg.Auth {
 		if s.token, err = loadToken(cfg.TokenPath()); err != nil {
 			return nil, err
@@ -77,7 +91,6 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.hub, err = logstream.NewHub(cfg.OrchestrationDir()); err != nil {
-		s.store.Close()
 		return nil, err
 	}
 	exec := opts.Executor
@@ -93,13 +106,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	})
 	n, err := s.runner.Recover(ctx)
 	if err != nil {
-		s.store.Close()
 		return nil, err
 	}
 	if n > 0 {
 		log.Warn("recovered interrupted actions", "count", n)
 	}
 	s.handler = s.routes()
+	ok = true
 	return s, nil
 }
 
@@ -240,5 +253,7 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	return errors.Join(err, s.store.Close())
+	err = errors.Join(err, s.store.Close())
+	s.unlock()
+	return err
 }

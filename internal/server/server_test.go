@@ -24,32 +24,25 @@ import (
 // gateExecutor is a hand-written fake engine: each action logs a line and
 // waits for its gate (or the cancel), so tests control when actions end.
 type gateExecutor struct {
-	mu    sync.Mutex
-	gate  chan struct{}
-	fail  error
-	check error
+	gate     chan struct{}
+	openOnce sync.Once
+	fail     error
+	check    error
 }
 
 func newGate() *gateExecutor { return &gateExecutor{gate: make(chan struct{})} }
 
-func (g *gateExecutor) open() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	close(g.gate)
-	g.gate = make(chan struct{})
-}
+// open lets every action, running or still to come, go past its gate.
+func (g *gateExecutor) open() { g.openOnce.Do(func() { close(g.gate) }) }
 
 func (g *gateExecutor) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
 	return g.check
 }
 
 func (g *gateExecutor) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error) {
-	g.mu.Lock()
-	gate := g.gate
-	g.mu.Unlock()
 	log.Printf("step one of %s", cmd)
 	select {
-	case <-gate:
+	case <-g.gate:
 	case <-ctx.Done():
 		log.Printf("cleaned up after cancel")
 		return prev, ctx.Err()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -145,4 +146,24 @@ func TestKill9DuringUp(t *testing.T) {
 	}
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertNothingLeft(t, st)
+}
+
+// TestOneServerPerDataFolder: a second server, or a migration, on a data
+// folder in use is refused; after a SIGKILL the lock is free again.
+func TestOneServerPerDataFolder(t *testing.T) {
+	s := startServer(t)
+	second := exec.Command(bins.server, "main", "--socket", filepath.Join(t.TempDir(), "other.sock"))
+	second.Env = s.env
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another testbedos-server") {
+		t.Fatalf("second server on the same data folder: %v\n%s", err, out)
+	}
+	migrate := exec.Command(bins.server, "migrate", "--from", "file", "--to", "sqlite")
+	migrate.Env = s.env
+	out, err = migrate.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "stop the server first") {
+		t.Fatalf("migrate while serving: %v\n%s", err, out)
+	}
+	s.kill9(t)
+	s.start(t)
 }

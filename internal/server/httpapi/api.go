@@ -6,7 +6,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/logstream"
@@ -89,10 +88,10 @@ func Patterns() []string {
 }
 
 // JSONErrors makes the mux's own answers for unknown routes (404) and wrong
-// methods (405) under /api/ use the JSON error body too.
+// methods (405) use the JSON error body too.
 func JSONErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" && strings.HasPrefix(r.URL.Path, "/api/") {
+		if _, pattern := mux.Handler(r); pattern == "" {
 			w = &jsonStatus{ResponseWriter: w, r: r}
 		}
 		mux.ServeHTTP(w, r)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/store"
@@ -119,7 +120,13 @@ func updateDeployment(d Deps) handler {
 func deleteDeployment(d Deps) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		name := r.PathValue("name")
-		force := r.URL.Query().Get("force") == "true"
+		force := false
+		if v := r.URL.Query().Get("force"); v != "" {
+			var err error
+			if force, err = strconv.ParseBool(v); err != nil {
+				return errorf(http.StatusBadRequest, err, fmt.Sprintf("force=%q: want true or false", v))
+			}
+		}
 		err := d.Store.DeleteDeployment(r.Context(), name, func(dep api.Deployment) error {
 			switch {
 			case dep.State.Is(api.StateRunning):

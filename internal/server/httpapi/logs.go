@@ -2,11 +2,15 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -62,6 +66,9 @@ func logStream(d Deps) handler {
 		if err != nil {
 			return err
 		}
+		if err := checkHandshake(w, r); err != nil {
+			return err
+		}
 		conn, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return nil // Accept has answered the client already
@@ -110,8 +117,45 @@ const maxCloseReason = 123
 func closeReason(o api.Outcome) string {
 	reason, _ := json.Marshal(o)
 	if len(reason) > maxCloseReason && o.EndState.Failed != nil {
-		o.EndState = api.FailedState(api.Command{Name: o.EndState.Failed.Name})
+		short := api.Command{Name: o.EndState.Failed.Name}
+		short.Snapshot.SubCommand = o.EndState.Failed.Snapshot.SubCommand
+		o.EndState = api.FailedState(short)
 		reason, _ = json.Marshal(o)
 	}
 	return string(reason)
+}
+
+// checkHandshake answers, in the JSON error shape, what websocket.Accept
+// would refuse in plain text: a request that is no websocket handshake, a
+// bad one, or one from another origin.
+func checkHandshake(w http.ResponseWriter, r *http.Request) error {
+	if !headerHas(r.Header, "Connection", "upgrade") || !headerHas(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		return errorf(http.StatusUpgradeRequired, nil, "this route is a websocket: send Connection: Upgrade and Upgrade: websocket")
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		return errorf(http.StatusBadRequest, nil, "unsupported Sec-WebSocket-Version: want 13")
+	}
+	if key, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key")); err != nil || len(key) != 16 {
+		return errorf(http.StatusBadRequest, nil, "missing or malformed Sec-WebSocket-Key")
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return errorf(http.StatusForbidden, nil, fmt.Sprintf("websocket from origin %q refused: only the server's own pages may follow logs", origin))
+		}
+	}
+	return nil
+}
+
+// headerHas reports whether the comma-separated header holds token.
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, part := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
 }

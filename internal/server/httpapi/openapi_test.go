@@ -731,7 +731,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	}
 	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/lab", want: 409})
 	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/lab?force=false", want: 409})
-	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/lab?force=yes", want: 409, doc: docRejects})
+	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/lab?force=yes", want: 400, doc: docRejects})
 	for _, body := range []string{`{"command":{"down":null}}`, `{"command":"clear_artefacts"}`} {
 		id = action(tcp, "lab", body, 202, docAccepts)
 		if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != 0 || !o.EndState.Is(api.StateDown) {

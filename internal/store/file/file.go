@@ -246,6 +246,9 @@ func (s *Store) DeleteLogEntries(ctx context.Context, deployment string, uuids [
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, err := s.read(deployment); errors.Is(err, store.ErrNotFound) {
+		return nil // nothing indexed: no orphan index file either
+	}
 	idx, err := s.readIndex(deployment)
 	if err != nil {
 		return err

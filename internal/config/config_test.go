@@ -1,0 +1,68 @@
+package config
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func bind(t *testing.T, env map[string]string, args ...string) (Server, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	finish := Bind(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err := fs.Parse(args); err != nil {
+		return Server{}, err
+	}
+	return finish()
+}
+
+func TestFlagsEnvironmentDefaults(t *testing.T) {
+	cfg, err := bind(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != DefaultDataDir || cfg.Listen != DefaultListen || cfg.Socket != DefaultSocket || cfg.DB != "file" || !cfg.Auth || cfg.Dev {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if cfg.HeartbeatInterval != 5*time.Second || cfg.HeartbeatMisses != 3 {
+		t.Fatalf("heartbeat defaults: %+v", cfg)
+	}
+	env := map[string]string{"TESTBEDOS_DATA_DIR": "/tmp/x", "TESTBEDOS_LISTEN": ":1", "TESTBEDOS_DEV": "1",
+		"TESTBEDOS_AUTH": "off", "TESTBEDOS_DB": "sqlite", "TESTBEDOS_HEARTBEAT_INTERVAL": "2s"}
+	cfg, err = bind(t, env)
+	if err != nil || cfg.DataDir != "/tmp/x" || cfg.Listen != ":1" || !cfg.Dev || cfg.Auth || cfg.DB != "sqlite" || cfg.HeartbeatInterval != 2*time.Second {
+		t.Fatalf("environment: %+v, %v", cfg, err)
+	}
+	cfg, err = bind(t, env, "--listen", "127.0.0.1:9", "--dev=false")
+	if err != nil || cfg.Listen != "127.0.0.1:9" || cfg.Dev {
+		t.Fatalf("a flag must win over its environment twin: %+v, %v", cfg, err)
+	}
+	for _, bad := range []map[string]string{
+		{"TESTBEDOS_DEV": "maybe"}, {"TESTBEDOS_AUTH": "sometimes"}, {"TESTBEDOS_DB": "postgres"},
+		{"TESTBEDOS_HEARTBEAT_INTERVAL": "soon"}, {"TESTBEDOS_HEARTBEAT_MISSES": "0"},
+		{"TESTBEDOS_LISTEN": "", "TESTBEDOS_SOCKET": ""},
+	} {
+		if _, err := bind(t, bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestLockDataDir(t *testing.T) {
+	cfg := Server{DataDir: t.TempDir()}
+	release, err := cfg.LockDataDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.LockDataDir(); !errors.Is(err, ErrDataDirInUse) {
+		t.Fatalf("second lock: %v, want ErrDataDirInUse", err)
+	}
+	release()
+	release2, err := cfg.LockDataDir()
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	release2()
+}
