@@ -7,7 +7,7 @@ BIN       := $(CURDIR)/bin
 DATA_DIR  ?= $(if $(TESTBEDOS_DATA_DIR),$(TESTBEDOS_DATA_DIR),$(CURDIR)/.testbedos)
 PKGS      := ./...
 # Fuzz targets run briefly by `make test`: package:Target.
-FUZZ      := ./internal/topology:FuzzParse ./internal/api:FuzzActionRequest ./internal/store:FuzzCheckName
+FUZZ      := ./internal/topology:FuzzParse ./internal/api:FuzzActionRequest ./internal/store:FuzzCheckName ./internal/server:FuzzRequestBodies
 FUZZTIME  ?= 10s
 
 .PHONY: all build run test test-deps vet fmt-check unit fuzz bench clean
