@@ -96,7 +96,6 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	exec := opts.Executor
 	if exec == nil {
 		if exec, err = newEngine(cfg, log); err != nil {
-			s.store.Close()
 			return nil, err
 		}
 	}
