@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -119,29 +119,6 @@ func (w *world) empty(t *testing.T) {
 	}
 }
 
-// lineLog is a guest.Log collecting lines.
-type lineLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *lineLog) Printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf(format, args...))
-}
-func (l *lineLog) Writer(prefix string) io.WriteCloser { return nopWriter{} }
-func (l *lineLog) text() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-type nopWriter struct{}
-
-func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (nopWriter) Close() error                { return nil }
-
 const topo = `machines:
   - name: a
     network: [{switch: sw0, ip: 10.0.0.1}]
@@ -165,7 +142,7 @@ func setup(t *testing.T) (*Engine, *world, api.Deployment) {
 	w := newWorld()
 	e := New(Options{Drivers: guest.NewRegistry(w), Network: w, Concurrency: 2})
 	d := api.Deployment{Name: "lab", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &lineLog{}); err != nil {
+	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	return e, w, d
@@ -174,7 +151,7 @@ func setup(t *testing.T) (*Engine, *world, api.Deployment) {
 func TestUpDownRoundTrip(t *testing.T) {
 	e, w, d := setup(t)
 	ctx := context.Background()
-	log := &lineLog{}
+	log := &guesttest.Log{}
 	if err := e.Up(ctx, d, api.UpOptions{}, log); err != nil {
 		t.Fatal(err)
 	}
@@ -186,29 +163,29 @@ func TestUpDownRoundTrip(t *testing.T) {
 		t.Fatalf("scripts ran on %v", w.scripts)
 	}
 	for _, stage := range []string{"[1/6] init", "[2/6] hosts", "[3/6] network", "[4/6] guests", "[5/6] setup", "[6/6] end"} {
-		if !strings.Contains(log.text(), stage) {
+		if !strings.Contains(log.Text(), stage) {
 			t.Errorf("log lacks stage %s", stage)
 		}
 	}
 	// Idempotent: a second up keeps everything and runs no script again...
-	if err := e.Up(ctx, d, api.UpOptions{}, &lineLog{}); err != nil {
+	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(w.scripts) != 1 {
 		t.Fatalf("second up re-ran scripts: %v", w.scripts)
 	}
 	// ...unless asked to.
-	if err := e.Up(ctx, d, api.UpOptions{RerunScripts: true}, &lineLog{}); err != nil {
+	if err := e.Up(ctx, d, api.UpOptions{RerunScripts: true}, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(w.scripts) != 2 {
 		t.Fatalf("rerun_scripts did not re-run: %v", w.scripts)
 	}
-	if err := e.Down(ctx, d, api.StateIsUp, &lineLog{}); err != nil {
+	if err := e.Down(ctx, d, api.StateIsUp, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	w.empty(t)
-	if err := e.Down(ctx, d, api.StateIsDown, &lineLog{}); err != nil {
+	if err := e.Down(ctx, d, api.StateIsDown, &guesttest.Log{}); err != nil {
 		t.Fatalf("second down: %v", err)
 	}
 }
@@ -216,25 +193,25 @@ func TestUpDownRoundTrip(t *testing.T) {
 func TestFailedGuestRevertsEverything(t *testing.T) {
 	e, w, d := setup(t)
 	w.failOn = "c"
-	log := &lineLog{}
+	log := &guesttest.Log{}
 	err := e.Up(context.Background(), d, api.UpOptions{}, log)
 	if err == nil || !strings.Contains(err.Error(), "guest c") {
 		t.Fatalf("err = %v", err)
 	}
 	w.empty(t)
-	if !strings.Contains(log.text(), "reverted") {
-		t.Fatalf("log does not say it reverted:\n%s", log.text())
+	if !strings.Contains(log.Text(), "reverted") {
+		t.Fatalf("log does not say it reverted:\n%s", log.Text())
 	}
 }
 
 func TestRevertKeepsWhatExistedBefore(t *testing.T) {
 	e, w, d := setup(t)
 	ctx := context.Background()
-	if err := e.Up(ctx, d, api.UpOptions{}, &lineLog{}); err != nil {
+	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	w.failOn = "b"
-	if err := e.Up(ctx, d, api.UpOptions{Provision: true}, &lineLog{}); err == nil {
+	if err := e.Up(ctx, d, api.UpOptions{Provision: true}, &guesttest.Log{}); err == nil {
 		t.Fatal("provision with a failing guest succeeded")
 	}
 	b, _, _ := w.snapshot()
@@ -246,7 +223,7 @@ func TestRevertKeepsWhatExistedBefore(t *testing.T) {
 func TestFailingScriptKeepsGuests(t *testing.T) {
 	e, w, d := setup(t)
 	w.scriptRC["a"] = errors.New("exit status 3")
-	err := e.Up(context.Background(), d, api.UpOptions{}, &lineLog{})
+	err := e.Up(context.Background(), d, api.UpOptions{}, &guesttest.Log{})
 	if err == nil || !strings.Contains(err.Error(), "exit status 3") {
 		t.Fatalf("err = %v", err)
 	}
@@ -260,7 +237,7 @@ func TestCancelDuringScriptsReverts(t *testing.T) {
 	w.block = make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error)
-	go func() { errc <- e.Up(ctx, d, api.UpOptions{}, &lineLog{}) }()
+	go func() { errc <- e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}) }()
 	for {
 		w.mu.Lock()
 		n := len(w.scripts)

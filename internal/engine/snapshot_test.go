@@ -12,6 +12,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/sshkey"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -89,7 +90,7 @@ func setupMixed(t *testing.T) (*Engine, *vmDriver, api.Deployment) {
 	vm := &vmDriver{world: newWorld(), snaps: map[string][]guest.Snapshot{}}
 	e := New(Options{Drivers: guest.NewRegistry(ns, vm), Network: ns})
 	d := api.Deployment{Name: "mixed", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &lineLog{}); err != nil {
+	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	return e, vm, d
@@ -107,7 +108,7 @@ func TestGenerateArtefactsWritesKeyAndDriverArtefacts(t *testing.T) {
 	}
 	// Generating again keeps the key.
 	before, _ := os.ReadFile(filepath.Join(art, "ssh", "id_ed25519"))
-	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &lineLog{}); err != nil {
+	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.ReadFile(filepath.Join(art, "ssh", "id_ed25519"))
@@ -133,7 +134,7 @@ func TestSnapshotCommand(t *testing.T) {
 		if err := e.Check(ctx, d, api.StateIsUp, tc.cmd); err != nil {
 			t.Errorf("Check %+v = %v", tc.cmd.Snapshot, err)
 		}
-		if _, err := e.Execute(ctx, d, api.StateIsUp, tc.cmd, &lineLog{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := e.Execute(ctx, d, api.StateIsUp, tc.cmd, &guesttest.Log{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Execute %+v = %v", tc.cmd.Snapshot, err)
 		}
 	}
@@ -153,7 +154,7 @@ func TestSnapshotCommand(t *testing.T) {
 		if err := e.Check(ctx, d, api.StateIsUp, s.cmd); err != nil {
 			t.Fatalf("Check %+v: %v", s.cmd.Snapshot, err)
 		}
-		log := &lineLog{}
+		log := &guesttest.Log{}
 		end, err := e.Execute(ctx, d, api.StateIsUp, s.cmd, log)
 		if err != nil {
 			t.Fatalf("%+v: %v", s.cmd.Snapshot, err)
@@ -162,12 +163,12 @@ func TestSnapshotCommand(t *testing.T) {
 			t.Errorf("%+v: state after = %v, want it unchanged (up)", s.cmd.Snapshot, end)
 		}
 		for _, w := range s.want {
-			if !strings.Contains(log.text(), w) {
-				t.Errorf("%+v: log lacks %q:\n%s", s.cmd.Snapshot, w, log.text())
+			if !strings.Contains(log.Text(), w) {
+				t.Errorf("%+v: log lacks %q:\n%s", s.cmd.Snapshot, w, log.Text())
 			}
 		}
 	}
-	if _, err := e.Execute(ctx, d, api.StateIsUp, snap("restore", "vm1", "gone"), &lineLog{}); !errors.Is(err, guest.ErrNoSnapshot) {
+	if _, err := e.Execute(ctx, d, api.StateIsUp, snap("restore", "vm1", "gone"), &guesttest.Log{}); !errors.Is(err, guest.ErrNoSnapshot) {
 		t.Errorf("restore of a missing snapshot: %v", err)
 	}
 }

@@ -36,7 +36,7 @@ func BenchmarkUpVMs(b *testing.B) {
 			yaml.WriteString("network:\n  switches:\n    sw0: {subnet: 10.0.0.0/24}\n")
 			dir := vmProject(b, img, yaml.String(), map[string]string{})
 			w := newWorld(b, dir, "lvb", libvirt.Options{})
-			w.log.t = nil
+			w.log.T = nil
 			ctx := libvirttest.Context(b)
 			if err := w.e.GenerateArtefacts(ctx, w.d, api.StateIsDown, w.log); err != nil {
 				b.Fatal(err)
@@ -50,7 +50,7 @@ func BenchmarkUpVMs(b *testing.B) {
 			for range b.N {
 				start := time.Now()
 				if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
-					b.Fatalf("up: %v\n%s", err, w.log.text())
+					b.Fatalf("up: %v\n%s", err, w.log.Text())
 				}
 				total += time.Since(start)
 				b.StopTimer()

@@ -53,7 +53,7 @@ network:
 		t.Fatal(err)
 	}
 	if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
-		t.Fatalf("up: %v\n%s", err, w.log.text())
+		t.Fatalf("up: %v\n%s", err, w.log.Text())
 	}
 	disks := filepath.Join(dir, "artefacts", "libvirt", "disks")
 	if got := qcow2Backing(t, filepath.Join(disks, "clone.qcow2")); got != filepath.Join(dir, "base.img") {
@@ -74,7 +74,7 @@ network:
 	if blank := qcow2Size(t, filepath.Join(disks, "cd.qcow2")); blank != 16<<30 {
 		t.Errorf("the ISO guest's disk has %d bytes", blank)
 	}
-	log := w.log.text()
+	log := w.log.Text()
 	for _, want := range []string{"a linked clone of " + filepath.Join(dir, "base.img"), "a full copy of", "blank, 16384 MiB thin"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
@@ -92,8 +92,8 @@ network:
 	if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(w.log.text(), "was defined but not running: started it") {
-		t.Errorf("second up did not restart the stopped guest:\n%s", w.log.text())
+	if !strings.Contains(w.log.Text(), "was defined but not running: started it") {
+		t.Errorf("second up did not restart the stopped guest:\n%s", w.log.Text())
 	}
 
 	if err := w.e.Down(ctx, w.d, api.StateIsUp, w.log); err != nil {

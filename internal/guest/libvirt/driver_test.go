@@ -14,6 +14,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
 	"github.com/testbedos/testbedos/internal/netplumb"
@@ -62,10 +63,10 @@ func TestKernelGuestLifecycle(t *testing.T) {
 
 	start := time.Now()
 	if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
-		t.Fatalf("up: %v\n%s", err, w.log.text())
+		t.Fatalf("up: %v\n%s", err, w.log.Text())
 	}
 	t.Logf("up with one TCG VM reachable over SSH: %.1f s", time.Since(start).Seconds())
-	logText := w.log.text()
+	logText := w.log.Text()
 	for _, want := range []string{"[vm1] setup of vm1 in " + w.d.Name, "[vm1] to stderr", "[vm1] vm1", "qemu/TCG", "reachable over SSH"} {
 		if !strings.Contains(logText, want) {
 			t.Errorf("log lacks %q:\n%s", want, logText)
@@ -211,13 +212,13 @@ network:
 	}
 	err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log)
 	if err == nil || !strings.Contains(err.Error(), "not reachable over SSH") {
-		t.Fatalf("up of guests that never answer: %v\n%s", err, w.log.text())
+		t.Fatalf("up of guests that never answer: %v\n%s", err, w.log.Text())
 	}
 	if n := downloads.Load(); n != 1 {
 		t.Errorf("the image was downloaded %d times, want once", n)
 	}
-	if !strings.Contains(w.log.text(), "a linked clone of "+filepath.Join(dir, "cache")) {
-		t.Errorf("no linked clone of the cached image in the log:\n%s", w.log.text())
+	if !strings.Contains(w.log.Text(), "a linked clone of "+filepath.Join(dir, "cache")) {
+		t.Errorf("no linked clone of the cached image in the log:\n%s", w.log.Text())
 	}
 	assertGone(t, w, w.state(t))
 	if cached, _ := filepath.Glob(filepath.Join(dir, "cache", "*tiny.img")); len(cached) != 1 {
@@ -241,7 +242,7 @@ func TestUnreachableLibvirtd(t *testing.T) {
 		t.Fatalf("Exists: %v", err)
 	}
 	st := &topology.State{Deployment: "x", Project: t.TempDir()}
-	if err := drv.Destroy(context.Background(), st, g, &memLog{}); !errors.Is(err, libvirt.ErrUnreachable) {
+	if err := drv.Destroy(context.Background(), st, g, &guesttest.Log{}); !errors.Is(err, libvirt.ErrUnreachable) {
 		t.Fatalf("Destroy: %v", err)
 	}
 }
@@ -252,19 +253,19 @@ func TestUnreachableLibvirtd(t *testing.T) {
 func TestDomainTypeProbe(t *testing.T) {
 	libvirttest.Require(t)
 	drv := libvirt.New(libvirt.Options{})
-	log := &memLog{t: t}
+	log := &guesttest.Log{T: t}
 	ctx := libvirttest.Context(t)
 	start := time.Now()
 	verdict, err := drv.DomainType(ctx, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("verdict %s after %.1f s: %s", verdict, time.Since(start).Seconds(), log.text())
-	if verdict != libvirt.TypeKVM && verdict != libvirt.TypeQEMU || !strings.Contains(log.text(), "virtual machines run under") {
-		t.Fatalf("verdict %q, log %q", verdict, log.text())
+	t.Logf("verdict %s after %.1f s: %s", verdict, time.Since(start).Seconds(), log.Text())
+	if verdict != libvirt.TypeKVM && verdict != libvirt.TypeQEMU || !strings.Contains(log.Text(), "virtual machines run under") {
+		t.Fatalf("verdict %q, log %q", verdict, log.Text())
 	}
 	start = time.Now()
-	if again, err := drv.DomainType(ctx, &memLog{}); err != nil || again != verdict || time.Since(start) > 2*time.Second {
+	if again, err := drv.DomainType(ctx, &guesttest.Log{}); err != nil || again != verdict || time.Since(start) > 2*time.Second {
 		t.Fatalf("second call: %s %v after %s, want the cached verdict", again, err, time.Since(start))
 	}
 	if domains, _, _ := libvirttest.Leftovers("kvm-probe"); len(domains) > 0 {

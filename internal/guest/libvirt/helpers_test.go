@@ -1,22 +1,19 @@
 package libvirt_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
 	"github.com/testbedos/testbedos/internal/guest/netns"
@@ -25,61 +22,6 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 	"github.com/testbedos/testbedos/test/guestimage"
 )
-
-// memLog is a guest.Log keeping every line; Writer splits its input into
-// lines like the action log does.
-type memLog struct {
-	mu    sync.Mutex
-	lines []string
-	t     testing.TB
-}
-
-func (l *memLog) Printf(format string, args ...any) {
-	l.add(fmt.Sprintf(format, args...))
-}
-
-func (l *memLog) add(line string) {
-	l.mu.Lock()
-	l.lines = append(l.lines, line)
-	l.mu.Unlock()
-	if l.t != nil && testing.Verbose() {
-		l.t.Log(line)
-	}
-}
-
-func (l *memLog) Writer(prefix string) io.WriteCloser { return &lineWriter{log: l, prefix: prefix} }
-
-func (l *memLog) text() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-type lineWriter struct {
-	log    *memLog
-	prefix string
-	buf    bytes.Buffer
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf.Write(p)
-	for {
-		line, err := w.buf.ReadString('\n')
-		if err != nil {
-			w.buf.WriteString(line)
-			return len(p), nil
-		}
-		w.log.add(w.prefix + strings.TrimSuffix(line, "\n"))
-	}
-}
-
-func (w *lineWriter) Close() error {
-	if w.buf.Len() > 0 {
-		w.log.add(w.prefix + w.buf.String())
-		w.buf.Reset()
-	}
-	return nil
-}
 
 // testImage is the project's test VM image (built once, cached).
 func testImage(t testing.TB) *guestimage.Image {
@@ -138,7 +80,7 @@ type world struct {
 	e   *engine.Engine
 	drv *libvirt.Driver
 	d   api.Deployment
-	log *memLog
+	log *guesttest.Log
 }
 
 func uniqueName(prefix string) string {
@@ -159,7 +101,7 @@ func newWorld(t testing.TB, dir, prefix string, opts libvirt.Options) *world {
 	w := &world{
 		drv: drv,
 		d:   api.Deployment{Name: name, ProjectLocation: dir},
-		log: &memLog{t: t},
+		log: &guesttest.Log{T: t},
 		e: engine.New(engine.Options{
 			Drivers: guest.NewRegistry(netns.New(netns.Options{}), drv),
 			Network: netplumb.NewHost(nil),

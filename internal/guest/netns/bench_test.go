@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/benchbase"
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
 )
@@ -102,7 +103,7 @@ func settle() { time.Sleep(150 * time.Millisecond) }
 func variants(p benchbase.Plan) map[string]upDown {
 	st := stateFor(p)
 	d := New(Options{})
-	log := &fakeLog{}
+	log := &guesttest.Log{}
 	return map[string]upDown{
 		"driver": {
 			up: func(ctx context.Context) error {

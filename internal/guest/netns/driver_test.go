@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/testbedos/testbedos/internal/benchbase"
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -45,7 +46,7 @@ func upBridge(t testing.TB, p benchbase.Plan) {
 	}
 }
 
-func upGuests(t *testing.T, d *Driver, st *topology.State, log *fakeLog) {
+func upGuests(t *testing.T, d *Driver, st *topology.State, log *guesttest.Log) {
 	t.Helper()
 	ctx := context.Background()
 	t.Cleanup(func() {
@@ -82,7 +83,7 @@ func TestGuestsReachEachOther(t *testing.T) {
 	st.Guests[0].Interfaces[0].Gateway = "10.123.0.254"
 	ctx := context.Background()
 	d := New(Options{})
-	log := &fakeLog{}
+	log := &guesttest.Log{}
 
 	t.Run("lifecycle", func(t *testing.T) {
 		upBridge(t, p)
@@ -126,7 +127,7 @@ func TestGuestsReachEachOther(t *testing.T) {
 		testScripts(t, d, st, log)
 	})
 	assertNoLeftovers(t, prefix)
-	t.Logf("log:\n%s", log.text())
+	t.Logf("log:\n%s", log.Text())
 }
 
 func checkGuestInterface(t *testing.T, g *topology.Guest) {
@@ -185,7 +186,7 @@ func checkGuestInterface(t *testing.T, g *topology.Guest) {
 	}
 }
 
-func testScripts(t *testing.T, d *Driver, st *topology.State, log *fakeLog) {
+func testScripts(t *testing.T, d *Driver, st *topology.State, log *guesttest.Log) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	write := func(name, body string, mode os.FileMode) string {
@@ -209,7 +210,7 @@ func testScripts(t *testing.T, d *Driver, st *topology.State, log *fakeLog) {
 	if err := unix.Stat(netnsPath(g1.Netns.Namespace), &ns); err != nil {
 		t.Fatal(err)
 	}
-	text := log.text()
+	text := log.Text()
 	for _, want := range []string{
 		"[g1] hello from g1 of " + st.Deployment,
 		"[g1] cwd " + dir,
@@ -224,15 +225,15 @@ func testScripts(t *testing.T, d *Driver, st *topology.State, log *fakeLog) {
 
 	if err := d.RunScript(ctx, st, g1, plain, log); err != nil {
 		t.Errorf("non-executable script: %v", err)
-	} else if !strings.Contains(log.text(), "[g1] run by sh") {
-		t.Errorf("non-executable script output missing:\n%s", log.text())
+	} else if !strings.Contains(log.Text(), "[g1] run by sh") {
+		t.Errorf("non-executable script output missing:\n%s", log.Text())
 	}
 
 	err := d.RunScript(ctx, st, g1, failing, log)
 	if err == nil || !strings.Contains(err.Error(), "exited with code 3") {
 		t.Errorf("failing script: error %v, want one naming exit code 3", err)
 	}
-	if !strings.Contains(log.text(), "[g1] about to fail") {
+	if !strings.Contains(log.Text(), "[g1] about to fail") {
 		t.Errorf("failing script output missing")
 	}
 
@@ -260,8 +261,8 @@ func testScripts(t *testing.T, d *Driver, st *topology.State, log *fakeLog) {
 	if err := d.Destroy(ctx, st, g2, log); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(log.text(), "killed 1 processes") {
-		t.Errorf("Destroy did not report killing the daemon:\n%s", log.text())
+	if !strings.Contains(log.Text(), "killed 1 processes") {
+		t.Errorf("Destroy did not report killing the daemon:\n%s", log.Text())
 	}
 	if ok, err := d.Exists(ctx, g2); err != nil || ok {
 		t.Errorf("Exists after Destroy = %v, %v", ok, err)
@@ -322,7 +323,7 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 	g.Interfaces = append(g.Interfaces, second)
 
 	d := New(Options{})
-	err := d.Create(context.Background(), st, g, &fakeLog{})
+	err := d.Create(context.Background(), st, g, &guesttest.Log{})
 	if err == nil {
 		t.Fatal("Create succeeded with a taken host name")
 	}
@@ -356,7 +357,7 @@ func TestCreateClearsRemnants(t *testing.T) {
 	unix.Close(nsfd)
 
 	d := New(Options{})
-	log := &fakeLog{}
+	log := &guesttest.Log{}
 	if ok, err := d.Exists(context.Background(), g); err != nil || ok {
 		t.Fatalf("Exists on remnants = %v, %v; want false", ok, err)
 	}
@@ -364,8 +365,8 @@ func TestCreateClearsRemnants(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Destroy(context.Background(), st, g, log) })
-	if !strings.Contains(log.text(), "remnants") {
-		t.Errorf("log does not mention remnants:\n%s", log.text())
+	if !strings.Contains(log.Text(), "remnants") {
+		t.Errorf("log does not mention remnants:\n%s", log.Text())
 	}
 	checkGuestInterface(t, g)
 }
@@ -380,7 +381,7 @@ func TestDestroyPartialGuest(t *testing.T) {
 	st := stateFor(p)
 	d := New(Options{})
 	ctx := context.Background()
-	log := &fakeLog{}
+	log := &guesttest.Log{}
 
 	// Guest 0 never existed.
 	start := time.Now()
@@ -414,7 +415,7 @@ func TestManyGuestsConcurrently(t *testing.T) {
 	upBridge(t, p)
 	st := stateFor(p)
 	d := New(Options{})
-	log := &fakeLog{}
+	log := &guesttest.Log{}
 	ctx := context.Background()
 	script := filepath.Join(t.TempDir(), "who.sh")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$TESTBEDOS_GUEST $(readlink /proc/self/ns/net)\"\n"), 0o755); err != nil {
@@ -428,7 +429,7 @@ func TestManyGuestsConcurrently(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		text := log.text()
+		text := log.Text()
 		for i := range p.N {
 			var ns unix.Stat_t
 			if err := unix.Stat(netnsPath(p.Namespace(i)), &ns); err != nil {

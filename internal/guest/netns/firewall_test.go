@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/testbedos/testbedos/internal/benchbase"
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
 )
@@ -73,7 +74,7 @@ func TestDockerHostFirewall(t *testing.T) {
 	t.Cleanup(func() { _ = netplumb.DeleteBridge(ctx, p.Bridge) })
 	st := stateFor(p)
 	d := New(Options{})
-	upGuests(t, d, st, &fakeLog{})
+	upGuests(t, d, st, &guesttest.Log{})
 	dst, _, _ := net.ParseCIDR(p.Address(1))
 
 	if err := nettest.Ping(p.Namespace(0), dst, time.Second); err == nil {

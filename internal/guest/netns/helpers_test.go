@@ -1,67 +1,14 @@
 package netns
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
 	"sync"
 
 	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/topology"
 )
-
-// fakeLog records lines in memory.
-type fakeLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *fakeLog) Printf(format string, args ...any) {
-	l.add(fmt.Sprintf(format, args...))
-}
-
-func (l *fakeLog) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, line)
-}
-
-func (l *fakeLog) Writer(prefix string) io.WriteCloser { return &lineWriter{log: l, prefix: prefix} }
-
-func (l *fakeLog) text() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-type lineWriter struct {
-	log    *fakeLog
-	prefix string
-	buf    bytes.Buffer
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf.Write(p)
-	for {
-		line, err := w.buf.ReadString('\n')
-		if err != nil {
-			w.buf.WriteString(line) // unterminated: keep for later
-			return len(p), nil
-		}
-		w.log.add(w.prefix + strings.TrimSuffix(line, "\n"))
-	}
-}
-
-func (w *lineWriter) Close() error {
-	if w.buf.Len() > 0 {
-		w.log.add(w.prefix + w.buf.String())
-		w.buf.Reset()
-	}
-	return nil
-}
 
 // stateFor turns a benchmark plan into the resolved state the engine would
 // hand the driver, so both bring up exactly the same guests.
