@@ -43,11 +43,7 @@ func (a *app) upCommand() *cobra.Command {
 // exit status. The first Ctrl-C cancels the action on the server and keeps
 // showing the log while it cleans up; a second one leaves at once.
 func (a *app) runAction(ctx context.Context, req api.ActionRequest) error {
-	name, err := a.deploymentName()
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	name, c, err := a.target(nil)
 	if err != nil {
 		return err
 	}

@@ -20,11 +20,7 @@ func (a *app) deploymentCommand() *cobra.Command {
 		Short: "Forget a deployment (it must be down unless --force)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := a.nameArg(args)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.target(args)
 			if err != nil {
 				return err
 			}
@@ -42,15 +38,11 @@ func (a *app) deploymentCommand() *cobra.Command {
 			Short: "Register the project folder as a deployment (NAME defaults to --project-name or the folder name)",
 			Args:  cobra.MaximumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				name, err := a.nameArg(args)
+				name, c, err := a.target(args)
 				if err != nil {
 					return err
 				}
 				dir, err := a.projectDir()
-				if err != nil {
-					return err
-				}
-				c, err := a.client()
 				if err != nil {
 					return err
 				}
@@ -98,11 +90,7 @@ func (a *app) deploymentCommand() *cobra.Command {
 			Short: "Show a deployment as JSON",
 			Args:  cobra.MaximumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				name, err := a.nameArg(args)
-				if err != nil {
-					return err
-				}
-				c, err := a.client()
+				name, c, err := a.target(args)
 				if err != nil {
 					return err
 				}

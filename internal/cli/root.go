@@ -170,6 +170,17 @@ func (a *app) nameArg(args []string) (string, error) {
 	return a.deploymentName()
 }
 
+// target is the deployment named by args[0] (else by the flags) and a
+// client of the server to ask about it.
+func (a *app) target(args []string) (string, *client.Client, error) {
+	name, err := a.nameArg(args)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := a.client()
+	return name, c, err
+}
+
 // explain adds a hint to errors users hit often.
 func explain(err error, name string) error {
 	if client.StatusOf(err) == 404 && strings.Contains(err.Error(), "deployment") {
