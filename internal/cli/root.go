@@ -16,6 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
+	"github.com/testbedos/testbedos/internal/config"
 )
 
 // app holds the global flags and what commands share.
@@ -27,7 +28,7 @@ type app struct {
 	stderr      io.Writer
 	// interrupts delivers Ctrl-C; tests feed it by hand.
 	interrupts <-chan os.Signal
-	getenv     func(string) string
+	lookupEnv  func(string) (string, bool)
 }
 
 // exitError carries the exit status of a command that ran but failed (an
@@ -41,7 +42,7 @@ func (e *exitError) Error() string { return e.msg }
 
 // Execute runs kvm-compose with args and returns the exit status.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, interrupts <-chan os.Signal) int {
-	a := &app{stdout: stdout, stderr: stderr, interrupts: interrupts, getenv: os.Getenv}
+	a := &app{stdout: stdout, stderr: stderr, interrupts: interrupts, lookupEnv: os.LookupEnv}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -93,7 +94,11 @@ func (a *app) client() (*client.Client, error) {
 	server := a.server
 	if server == "" {
 		server = "http://localhost:3355"
-		if sock := client.DefaultSocket(); sock != "" {
+		sock, set := a.lookupEnv("TESTBEDOS_SOCKET")
+		if !set {
+			sock = config.DefaultSocket
+		}
+		if sock != "" {
 			if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
 				server = "unix://" + sock
 			}
@@ -108,16 +113,21 @@ func (a *app) client() (*client.Client, error) {
 	return client.New(server, opts...)
 }
 
+func (a *app) getenv(key string) string {
+	v, _ := a.lookupEnv(key)
+	return v
+}
+
 // token is TESTBEDOS_TOKEN, else the server's token file when readable.
 func (a *app) token() string {
 	if t := a.getenv("TESTBEDOS_TOKEN"); t != "" {
 		return t
 	}
-	dataDir := a.getenv("TESTBEDOS_DATA_DIR")
-	if dataDir == "" {
-		dataDir = "/var/lib/testbedos"
+	server := config.Server{DataDir: a.getenv("TESTBEDOS_DATA_DIR")}
+	if server.DataDir == "" {
+		server.DataDir = config.DefaultDataDir
 	}
-	data, err := os.ReadFile(filepath.Join(dataDir, "config", "token"))
+	data, err := os.ReadFile(server.TokenPath())
 	if err != nil {
 		return ""
 	}

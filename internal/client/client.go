@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -229,12 +228,4 @@ func (c *Client) WaitReady(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// DefaultSocket is the socket the CLI tries first.
-func DefaultSocket() string {
-	if s, ok := os.LookupEnv("TESTBEDOS_SOCKET"); ok {
-		return s
-	}
-	return "/run/testbedos/testbedos.sock"
 }
