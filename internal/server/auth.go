@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,8 +14,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/atomicfile"
+	"github.com/testbedos/testbedos/internal/server/httpapi"
 )
 
 // loadToken reads config/token, creating it (0600, 32 random bytes as hex)
@@ -80,13 +79,7 @@ func requireToken(token string) func(http.Handler) http.Handler {
 				msg = "wrong token"
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="testbedos"`)
-			writeErrorBody(w, http.StatusUnauthorized, msg)
+			httpapi.WriteErrorBody(w, http.StatusUnauthorized, msg)
 		})
 	}
-}
-
-func writeErrorBody(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
 }

@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"time"
+
+	"github.com/testbedos/testbedos/internal/server/httpapi"
 )
 
 // recorder remembers the status a handler wrote.
@@ -63,7 +65,7 @@ func logRequests(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 					}
 					log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
 					if rec.status == 0 {
-						writeErrorBody(rec, http.StatusInternalServerError, "internal error: the handler crashed; see the server log")
+						httpapi.WriteErrorBody(rec, http.StatusInternalServerError, "internal error: the handler crashed; see the server log")
 					}
 				}
 				took := time.Since(start)

@@ -118,7 +118,7 @@ func (j *jsonStatus) WriteHeader(code int) {
 		msg = "method " + j.r.Method + " not allowed on " + j.r.URL.Path + " (allowed: " + j.Header().Get("Allow") + ")"
 	}
 	j.Header().Del("X-Content-Type-Options")
-	writeJSON(j.ResponseWriter, code, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+	WriteErrorBody(j.ResponseWriter, code, msg)
 }
 
 func (j *jsonStatus) Write(b []byte) (int, error) {

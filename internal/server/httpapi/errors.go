@@ -74,6 +74,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if code >= 500 {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	WriteErrorBody(w, code, msg)
+}
+
+// WriteErrorBody answers code with the JSON error body of SPEC 7.
+func WriteErrorBody(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
 }
 
