@@ -85,7 +85,7 @@ func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
 				return fmt.Errorf("migrate: %w: stop the server first", err)
 			}
 			defer unlock()
-			loc := migrate.Locations{FileDir: cfg.DeploymentsDir(), SQLitePath: cfg.SQLitePath()}
+			loc := migrate.Locations{FileDir: cfg.DeploymentsDir(), DeployedDir: cfg.DeployedDir(), SQLitePath: cfg.SQLitePath()}
 			src, err := migrate.Open(from, loc, true)
 			if err != nil {
 				return fmt.Errorf("migrate: source: %w", err)

@@ -60,7 +60,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := file.Open(dir + "/deployments")
+	s, err := file.Open(dir+"/deployments", dir+"/deployed")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -171,6 +171,7 @@ func (c *Server) Validate() error {
 // Paths of the data folder (SPEC 3).
 func (c Server) ConfigDir() string        { return filepath.Join(c.DataDir, "config") }
 func (c Server) DeploymentsDir() string   { return filepath.Join(c.DataDir, "deployments") }
+func (c Server) DeployedDir() string      { return filepath.Join(c.DataDir, "deployed") }
 func (c Server) LogsDir() string          { return filepath.Join(c.DataDir, "logs") }
 func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "logs", "orchestration") }
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }
@@ -179,7 +180,7 @@ func (c Server) TokenPath() string        { return filepath.Join(c.DataDir, "con
 
 // MakeDirs creates the folders of the data layout.
 func (c Server) MakeDirs() error {
-	for _, d := range []string{c.ConfigDir(), c.DeploymentsDir(), c.OrchestrationDir()} {
+	for _, d := range []string{c.ConfigDir(), c.DeploymentsDir(), c.DeployedDir(), c.OrchestrationDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("data folder: %w", err)
 		}

@@ -118,7 +118,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 func openStore(cfg config.Server) (store.Store, error) {
 	switch cfg.DB {
 	case "file":
-		return file.Open(cfg.DeploymentsDir())
+		return file.Open(cfg.DeploymentsDir(), cfg.DeployedDir())
 	case "sqlite":
 		return sqlite.Open(cfg.SQLitePath())
 	}
