@@ -13,10 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/google/uuid"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/store"
 )
@@ -41,7 +42,7 @@ type Executor interface {
 	// Check refuses quickly, before anything is recorded, a command that
 	// cannot succeed (invalid topology, wrong state).
 	Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error
-	Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error)
+	Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error)
 }
 
 // Options configure a Runner.
@@ -183,7 +184,7 @@ func (r *Runner) run(ctx context.Context, op *operation, d api.Deployment, prev 
 }
 
 func (r *Runner) execute(ctx context.Context, d api.Deployment, prev api.DeploymentState,
-	cmd api.Command, generateFirst bool, log guest.Log) (api.DeploymentState, error) {
+	cmd api.Command, generateFirst bool, log actlog.Log) (api.DeploymentState, error) {
 	if generateFirst && cmd.Name != api.CmdGenerateArtefacts {
 		gen := api.Command{Name: api.CmdGenerateArtefacts}
 		if _, err := r.opts.Executor.Execute(ctx, d, prev, gen, log); err != nil {

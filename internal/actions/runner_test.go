@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/store/file"
@@ -33,7 +34,7 @@ func (f *fakeExecutor) Check(ctx context.Context, d api.Deployment, prev api.Dep
 
 var errRefused = errors.New("refused by check")
 
-func (f *fakeExecutor) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error) {
+func (f *fakeExecutor) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error) {
 	log.Printf("working on %s", cmd)
 	select {
 	case <-f.release:

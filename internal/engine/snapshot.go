@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -13,8 +15,8 @@ import (
 
 // Snapshot runs a snapshot sub-command on one guest and writes what it
 // finds into the action log.
-func (e *Engine) Snapshot(ctx context.Context, d api.Deployment, opts api.SnapshotOptions, log guest.Log) error {
-	st, g, snap, err := e.snapshotTarget(topology.StatePath(d.ProjectLocation), opts.Guest)
+func (e *Engine) Snapshot(ctx context.Context, d api.Deployment, opts api.SnapshotOptions, log actlog.Log) error {
+	st, g, snap, err := e.snapshotTarget(d, opts.Guest)
 	if err != nil {
 		return err
 	}
@@ -67,11 +69,12 @@ func (e *Engine) Snapshot(ctx context.Context, d api.Deployment, opts api.Snapsh
 	return nil
 }
 
-// snapshotTarget finds a guest of the state and its driver's snapshots.
-func (e *Engine) snapshotTarget(statePath, name string) (*topology.State, *topology.Guest, guest.Snapshotter, error) {
-	st, err := topology.ReadState(statePath)
+// snapshotTarget finds a guest of the state, the deployment as its host's
+// driver sees it, and that driver's snapshots.
+func (e *Engine) snapshotTarget(d api.Deployment, name string) (guest.Deployment, *topology.Guest, guest.Snapshotter, error) {
+	st, err := e.readState(d)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read artefacts: %w", err)
+		return guest.Deployment{}, nil, nil, err
 	}
 	var names []string
 	for i := range st.Guests {
@@ -80,17 +83,21 @@ func (e *Engine) snapshotTarget(statePath, name string) (*topology.State, *topol
 		if g.Name != name {
 			continue
 		}
-		drv, err := e.opts.Drivers.Driver(g.Kind)
+		host, err := e.opts.Hosts.Host(g.Host)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("guest %s: %w", g.Name, err)
+			return guest.Deployment{}, nil, nil, fmt.Errorf("guest %s: %w", g.Name, err)
 		}
-		snap, ok := drv.(guest.Snapshotter)
-		if !ok {
-			return nil, nil, nil, fmt.Errorf("guest %s of kind %s has no snapshots", g.Name, g.Kind)
+		drv, err := host.Driver(g.Kind)
+		if err != nil {
+			return guest.Deployment{}, nil, nil, fmt.Errorf("guest %s: %w", g.Name, err)
 		}
-		return st, g, snap, nil
+		snap, err := guest.SnapshotterOf(drv)
+		if err != nil {
+			return guest.Deployment{}, nil, nil, fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+		return guest.Deployment{Name: d.Name, Files: host.Files(d.ProjectLocation)}, g, snap, nil
 	}
-	return nil, nil, nil, fmt.Errorf("deployment %s has no guest %s (guests: %s)", st.Deployment, name, strings.Join(names, ", "))
+	return guest.Deployment{}, nil, nil, fmt.Errorf("deployment %s has no guest %s (guests: %s)", st.Deployment, name, strings.Join(names, ", "))
 }
 
 func describeSnapshot(s guest.Snapshot) string {

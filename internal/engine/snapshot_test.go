@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+	"github.com/testbedos/testbedos/internal/atomicfile"
+
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
@@ -26,26 +29,29 @@ type vmDriver struct {
 }
 
 func (v *vmDriver) Kind() string { return topology.KindLibvirt }
+func (v *vmDriver) Capabilities() guest.Capabilities {
+	return guest.Capabilities{Snapshots: true, Artefacts: true}
+}
 
-func (v *vmDriver) WriteArtefacts(ctx context.Context, st *topology.State, g *topology.Guest, dir string, log guest.Log) error {
-	if _, err := sshkey.Load(dir); err != nil {
+func (v *vmDriver) WriteArtefacts(ctx context.Context, st *topology.State, g *topology.Guest, out *atomicfile.Root, log actlog.Log) error {
+	if _, err := sshkey.Load(out.Dir()); err != nil {
 		return fmt.Errorf("the key is not there before the drivers run: %w", err)
 	}
 	v.artefacts = append(v.artefacts, g.Name)
-	return os.WriteFile(filepath.Join(dir, g.Name+".xml"), []byte("<domain/>"), 0o644)
+	return out.Write(g.Name+".xml", []byte("<domain/>"), 0o644)
 }
 
-func (v *vmDriver) CreateSnapshot(ctx context.Context, st *topology.State, g *topology.Guest, name string) (guest.Snapshot, error) {
+func (v *vmDriver) CreateSnapshot(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) (guest.Snapshot, error) {
 	s := guest.Snapshot{Name: name, Created: time.Unix(1700000000, 0).UTC(), State: "running", Memory: true, Disks: []string{"vda"}, Current: true}
 	v.snaps[g.Name] = append(v.snaps[g.Name], s)
 	return s, nil
 }
 
-func (v *vmDriver) ListSnapshots(ctx context.Context, st *topology.State, g *topology.Guest) ([]guest.Snapshot, error) {
+func (v *vmDriver) ListSnapshots(ctx context.Context, dep guest.Deployment, g *topology.Guest) ([]guest.Snapshot, error) {
 	return v.snaps[g.Name], nil
 }
 
-func (v *vmDriver) SnapshotInfo(ctx context.Context, st *topology.State, g *topology.Guest, name string) (guest.Snapshot, error) {
+func (v *vmDriver) SnapshotInfo(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) (guest.Snapshot, error) {
 	for _, s := range v.snaps[g.Name] {
 		if s.Name == name {
 			return s, nil
@@ -54,13 +60,13 @@ func (v *vmDriver) SnapshotInfo(ctx context.Context, st *topology.State, g *topo
 	return guest.Snapshot{}, fmt.Errorf("guest %s: %w %s", g.Name, guest.ErrNoSnapshot, name)
 }
 
-func (v *vmDriver) RestoreSnapshot(ctx context.Context, st *topology.State, g *topology.Guest, name string) error {
-	_, err := v.SnapshotInfo(ctx, st, g, name)
+func (v *vmDriver) RestoreSnapshot(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) error {
+	_, err := v.SnapshotInfo(ctx, dep, g, name)
 	return err
 }
 
-func (v *vmDriver) DeleteSnapshot(ctx context.Context, st *topology.State, g *topology.Guest, name string) error {
-	if _, err := v.SnapshotInfo(ctx, st, g, name); err != nil {
+func (v *vmDriver) DeleteSnapshot(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) error {
+	if _, err := v.SnapshotInfo(ctx, dep, g, name); err != nil {
 		return err
 	}
 	v.snaps[g.Name] = nil
@@ -90,7 +96,7 @@ func setupMixed(t *testing.T) (*Engine, *vmDriver, api.Deployment) {
 	vm := &vmDriver{world: newWorld(), snaps: map[string][]guest.Snapshot{}}
 	e := New(Options{Drivers: guest.NewRegistry(ns, vm), Network: ns})
 	d := api.Deployment{Name: "mixed", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &guesttest.Log{}); err != nil {
+	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	return e, vm, d
@@ -108,7 +114,7 @@ func TestGenerateArtefactsWritesKeyAndDriverArtefacts(t *testing.T) {
 	}
 	// Generating again keeps the key.
 	before, _ := os.ReadFile(filepath.Join(art, "ssh", "id_ed25519"))
-	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &guesttest.Log{}); err != nil {
+	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.ReadFile(filepath.Join(art, "ssh", "id_ed25519"))
@@ -127,7 +133,7 @@ func TestSnapshotCommand(t *testing.T) {
 		cmd  api.Command
 		want string
 	}{
-		{snap("create", "ns1", "s1"), "guest ns1 of kind netns has no snapshots"},
+		{snap("create", "ns1", "s1"), "guest ns1: netns guests have no snapshots"},
 		{snap("list", "nobody", ""), "deployment mixed has no guest nobody (guests: ns1, vm1)"},
 	} {
 		// Accepted, then failing as an action, with the reason in the log.

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -48,7 +47,9 @@ type Server struct {
 	started time.Time
 	streams sync.WaitGroup
 	token   string // empty when auth is off
-	unlock  func() // releases the data folder
+	// hostName is this host's name in the cluster.
+	hostName string
+	unlock   func() // releases the data folder
 }
 
 // New opens the data folder, recovers interrupted actions and builds the
@@ -69,7 +70,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), unlock: unlock}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), unlock: unlock, hostName: hostName()}
 	ok := false
 	defer func() {
 		if ok {
@@ -95,7 +96,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	exec := opts.Executor
 	if exec == nil {
-		if exec, err = newEngine(cfg, log); err != nil {
+		if exec, err = newEngine(cfg, s.store, s.hostName, log); err != nil {
 			return nil, err
 		}
 	}
@@ -148,9 +149,8 @@ func (s *Server) routes() http.Handler {
 }
 
 func (s *Server) status() api.ServerStatus {
-	host, _ := os.Hostname()
 	return api.ServerStatus{
-		Mode: config.ModeMain, Version: Version, Hostname: host,
+		Mode: config.ModeMain, Version: Version, Hostname: s.hostName,
 		StartedAt: s.started.UTC(), UptimeSeconds: time.Since(s.started).Seconds(),
 		Store: s.cfg.DB,
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
+	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
@@ -232,15 +233,15 @@ func newGuestShell(t *testing.T, st *topology.State) *guestShell {
 
 func (g *guestShell) run(guestName, command string) string {
 	g.t.Helper()
-	var guest *topology.Guest
+	var target *topology.Guest
 	for i := range g.st.Guests {
 		if g.st.Guests[i].Name == guestName {
-			guest = &g.st.Guests[i]
+			target = &g.st.Guests[i]
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := g.drv.Dial(ctx, g.st, guest)
+	c, err := g.drv.Dial(ctx, guest.LocalDeployment(g.st), target)
 	if err != nil {
 		g.t.Fatalf("ssh %s: %v", guestName, err)
 	}

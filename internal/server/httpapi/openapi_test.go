@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/coder/websocket"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -416,7 +418,7 @@ func (f *fakeEngine) Check(ctx context.Context, d api.Deployment, prev api.Deplo
 	return f.real.Check(ctx, d, prev, cmd)
 }
 
-func (f *fakeEngine) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error) {
+func (f *fakeEngine) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error) {
 	switch cmd.Name {
 	case api.CmdUp:
 		log.Printf("up: guests starting")
