@@ -171,7 +171,7 @@ func TestCapDropsAndSaysHowMuch(t *testing.T) {
 	}
 	lines := fileLines(t, l.Path())
 	last := message(lines[len(lines)-1])
-	kept := len(lines) - 2 // "start" and the last line
+	kept := len(lines) - 2     // "start" and the last line
 	wantLines := 48 - kept + 1 // the script's lines past the cap, and "after the cap"
 	var droppedBytes, droppedLines int
 	if _, err := fmt.Sscanf(last, "log cap of 1048576 bytes reached: dropped %d bytes in %d lines",

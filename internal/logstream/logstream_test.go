@@ -165,4 +165,3 @@ func TestSameMillisecondGetsOwnFile(t *testing.T) {
 	a.Close()
 	b.Close()
 }
-
