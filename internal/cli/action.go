@@ -3,14 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
-	"github.com/testbedos/testbedos/internal/logstream"
 )
 
 func (a *app) actionCommand(name api.CommandName, short string) *cobra.Command {
@@ -79,7 +77,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 			}
 		}
 	}()
-	outcome, err := c.Follow(ctx, id, func(line string) { fmt.Fprintln(a.stdout, shortTime(line)) })
+	outcome, err := c.Follow(ctx, id, func(line string) { fmt.Fprintln(a.stdout, showLine(line)) })
 	if err != nil {
 		if ctx.Err() != nil {
 			return &exitError{code: 130, msg: fmt.Sprintf("stopped following action %s", id)}
@@ -94,17 +92,4 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 		msg += "\n" + e.Error
 	}
 	return &exitError{code: outcome.ErrorCode, msg: msg}
-}
-
-// shortTime keeps the time of day of a log line's timestamp.
-func shortTime(line string) string {
-	ts, rest, ok := strings.Cut(line, " ")
-	if !ok {
-		return line
-	}
-	t, err := time.Parse(logstream.TimeLayout, ts)
-	if err != nil {
-		return line
-	}
-	return t.Local().Format("15:04:05.000") + " " + rest
 }

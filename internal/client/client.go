@@ -83,18 +83,23 @@ func StatusOf(err error) int {
 	return 0
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+// maxAnswer bounds the JSON answers read whole; a log is streamed instead.
+const maxAnswer = 64 << 20
+
+// send makes a request and returns the response of a successful one; an
+// error answer becomes an *Error.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -104,19 +109,32 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the server: %w", err)
+		return nil, fmt.Errorf("cannot reach the server: %w", err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var eb api.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
+			return nil, &Error{Status: resp.StatusCode, Message: eb.Error.Message}
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+	}
+	return resp, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode >= 400 {
-		var eb api.ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-			return &Error{Status: resp.StatusCode, Message: eb.Error.Message}
-		}
-		return &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxAnswer {
+		return fmt.Errorf("%s %s: the answer is larger than %d MiB", method, path, maxAnswer>>20)
 	}
 	switch o := out.(type) {
 	case nil:
@@ -201,11 +219,26 @@ func (c *Client) LogEntry(ctx context.Context, uuid string) (api.LogEntry, error
 	return out, err
 }
 
+// OpenLog streams one action's whole log so far, however large. Reading it
+// fails (rather than ending early) if the transfer breaks off.
+func (c *Client) OpenLog(ctx context.Context, uuid string) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/api/logs/"+url.PathEscape(uuid)+"/text", nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // LogText returns one action's whole log so far.
 func (c *Client) LogText(ctx context.Context, uuid string) (string, error) {
-	var out []byte
-	err := c.do(ctx, http.MethodGet, "/api/logs/"+url.PathEscape(uuid)+"/text", nil, &out)
-	return string(out), err
+	r, err := c.OpenLog(ctx, uuid)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	var b strings.Builder
+	_, err = io.Copy(&b, r)
+	return b.String(), err
 }
 
 // Status returns the server's status.

@@ -91,7 +91,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if s.store, err = openStore(cfg); err != nil {
 		return nil, err
 	}
-	if s.hub, err = logstream.NewHub(cfg.OrchestrationDir()); err != nil {
+	if s.hub, err = logstream.NewHub(cfg.OrchestrationDir(), logstream.WithMaxBytes(cfg.LogMaxBytes)); err != nil {
 		return nil, err
 	}
 	exec := opts.Executor
