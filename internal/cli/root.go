@@ -69,7 +69,8 @@ func (a *app) rootCommand() *cobra.Command {
 		Long: `kvm-compose drives a TestbedOS server. Run it in a project folder holding
 kvm-compose.yaml: create the deployment once, generate its artefacts, then
 bring it up and down. Long actions stream their log live; Ctrl-C cancels the
-action on the server; the exit status is the action's outcome.`,
+action on the server; the exit status is the action's outcome.
+` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -84,6 +85,7 @@ action on the server; the exit status is the action's outcome.`,
 		a.upCommand(),
 		a.actionCommand(api.CmdDown, "Remove every guest and switch of the deployment"),
 		a.logsCommand(),
+		a.eventsCommand(),
 		a.snapshotCommand(),
 	)
 	return root
