@@ -14,7 +14,7 @@ func (a *app) logsCommand() *cobra.Command {
 		Long: `Print an action's log (default: the deployment's last action). With --follow
 it streams the log until the action ends, and the exit status is its outcome.
 ` + exitCodesHelp + " (with --follow)",
-		Args:  cobra.MaximumNArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
