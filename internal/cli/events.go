@@ -73,7 +73,7 @@ func writeEvent(w io.Writer, e api.Event) error {
 		if e.State != nil {
 			details = append(details, "deployment is "+e.State.String())
 		}
-		if e.Error != "" {
+		if e.Error != "" && e.ErrorCode != nil && *e.ErrorCode == api.ErrorCodeFailed {
 			details = append(details, e.Error)
 		}
 	case api.EventDeploymentState:

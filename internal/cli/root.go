@@ -43,9 +43,15 @@ func (e *exitError) Error() string { return e.msg }
 // Execute runs kvm-compose with args and returns the exit status.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, interrupts <-chan os.Signal) int {
 	a := &app{stdout: stdout, stderr: stderr, interrupts: interrupts, lookupEnv: os.LookupEnv}
+	return a.execute(ctx, args)
+}
+
+// execute runs the command line args and returns the exit status.
+func (a *app) execute(ctx context.Context, args []string) int {
+	stderr := a.stderr
 	root := a.rootCommand()
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	root.SetOut(a.stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

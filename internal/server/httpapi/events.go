@@ -24,6 +24,10 @@ func eventStream(d Deps) handler {
 		if d.Events == nil {
 			return errors.New("this server publishes no events")
 		}
+		// Subscribed before the handshake ends: a client that saw the 101
+		// misses nothing published after it.
+		sub := d.Events.Subscribe()
+		defer sub.Close()
 		conn, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return nil // Accept has answered the client already
@@ -33,8 +37,6 @@ func eventStream(d Deps) handler {
 			d.StreamOpened()
 			defer d.StreamClosed()
 		}
-		sub := d.Events.Subscribe()
-		defer sub.Close()
 		ctx := conn.CloseRead(r.Context())
 		for {
 			select {
