@@ -114,15 +114,17 @@ func (e *cliEnv) start(args ...string) (interrupt func(), out func() string, wai
 	var stdout, stderr syncBuffer
 	a := &app{stdout: &stdout, stderr: &stderr, interrupts: ints, lookupEnv: func(string) (string, bool) { return "", false }}
 	done := make(chan int, 1)
-	go func() { done <- a.execute(context.Background(), append([]string{"--server-connection", e.url}, args...)) }()
+	go func() {
+		done <- a.execute(context.Background(), append([]string{"--server-connection", e.url}, args...))
+	}()
 	return func() { ints <- os.Interrupt }, stdout.String, func() (int, string, string) {
-			select {
-			case code := <-done:
-				return code, stdout.String(), stderr.String()
-			case <-time.After(30 * time.Second):
-				return -1, stdout.String(), stderr.String() + "\n(kvm-compose did not end in 30 s)"
-			}
+		select {
+		case code := <-done:
+			return code, stdout.String(), stderr.String()
+		case <-time.After(30 * time.Second):
+			return -1, stdout.String(), stderr.String() + "\n(kvm-compose did not end in 30 s)"
 		}
+	}
 }
 
 // waitStreams waits until the server counts n live streams (its metrics).
