@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -23,10 +24,12 @@ type fakeExecutor struct {
 	// noArtefacts makes Check refuse up, as the engine does before
 	// generate-artefacts.
 	noArtefacts bool
+	// snapshots makes Check accept snapshot actions.
+	snapshots bool
 }
 
 func (f *fakeExecutor) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
-	if cmd.Name == api.CmdSnapshot || (f.noArtefacts && cmd.Name == api.CmdUp) {
+	if (cmd.Name == api.CmdSnapshot && !f.snapshots) || (f.noArtefacts && cmd.Name == api.CmdUp) {
 		return errRefused
 	}
 	return nil
@@ -40,13 +43,17 @@ func (f *fakeExecutor) Execute(ctx context.Context, d api.Deployment, prev api.D
 	case <-f.release:
 	case <-ctx.Done():
 		log.Printf("cleaning up")
-		return prev, ctx.Err()
+		// As the engine did: every guest reports the cancel.
+		return prev, errors.Join(fmt.Errorf("guest web: up web: %w", ctx.Err()), fmt.Errorf("guest db: %w", ctx.Err()))
 	}
 	if f.fail != nil {
 		return prev, f.fail
 	}
-	if cmd.Name == api.CmdUp {
+	switch cmd.Name {
+	case api.CmdUp:
 		return api.StateIsUp, nil
+	case api.CmdSnapshot:
+		return prev, nil
 	}
 	return api.StateIsDown, nil
 }
@@ -149,6 +156,9 @@ func TestSecondActionWhileRunningIsBusy(t *testing.T) {
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("second start: %v, want ErrBusy", err)
 	}
+	if want := "kvm-compose logs " + id + " --follow"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("second start: %q does not say %q", err, want)
+	}
 	close(f.exec.release)
 	f.wait(t, id)
 	if _, err := f.runner.Start(context.Background(), "dep", up()); err != nil {
@@ -176,20 +186,20 @@ func TestFailureRecordsErrorCode(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	f := newFixture(t)
-	if _, err := f.runner.Cancel("dep"); !errors.Is(err, ErrNotRunning) {
+	if _, err := f.runner.Cancel("dep", ""); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("cancel with nothing running: %v", err)
 	}
 	id, err := f.runner.Start(context.Background(), "dep", up())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := f.runner.Cancel("dep")
+	got, err := f.runner.Cancel("dep", "")
 	if err != nil || got != id {
 		t.Fatalf("Cancel = %q, %v", got, err)
 	}
 	e, lines := f.wait(t, id)
-	if *e.ErrorCode != api.ErrorCodeCancelled {
-		t.Fatalf("entry = %+v", e)
+	if *e.ErrorCode != api.ErrorCodeCancelled || e.Error != "cancelled by request" {
+		t.Fatalf("entry = %+v, want error code 2 and error %q", e, "cancelled by request")
 	}
 	if !strings.Contains(strings.Join(lines, "\n"), "cleaning up") {
 		t.Fatalf("the action did not see the cancel: %q", lines)

@@ -20,7 +20,10 @@ func (a *app) logsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs [UUID]",
 		Short: "Print an action's log (default: the deployment's last action)",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Print an action's log (default: the deployment's last action). With --follow
+it streams the log until the action ends, and the exit status is its outcome.
+` + exitCodesHelp + " (with --follow)",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -113,5 +116,5 @@ func showLine(line string) string {
 	if err != nil {
 		return line
 	}
-	return t.Local().Format("15:04:05.000") + " " + rest
+	return t.Local().Format(timeOfDay) + " " + rest
 }

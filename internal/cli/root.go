@@ -43,9 +43,15 @@ func (e *exitError) Error() string { return e.msg }
 // Execute runs kvm-compose with args and returns the exit status.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, interrupts <-chan os.Signal) int {
 	a := &app{stdout: stdout, stderr: stderr, interrupts: interrupts, lookupEnv: os.LookupEnv}
+	return a.execute(ctx, args)
+}
+
+// execute runs the command line args and returns the exit status.
+func (a *app) execute(ctx context.Context, args []string) int {
+	stderr := a.stderr
 	root := a.rootCommand()
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	root.SetOut(a.stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -69,7 +75,8 @@ func (a *app) rootCommand() *cobra.Command {
 		Long: `kvm-compose drives a TestbedOS server. Run it in a project folder holding
 kvm-compose.yaml: create the deployment once, generate its artefacts, then
 bring it up and down. Long actions stream their log live; Ctrl-C cancels the
-action on the server; the exit status is the action's outcome.`,
+action on the server; the exit status is the action's outcome.
+` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -84,6 +91,7 @@ action on the server; the exit status is the action's outcome.`,
 		a.upCommand(),
 		a.actionCommand(api.CmdDown, "Remove every guest and switch of the deployment"),
 		a.logsCommand(),
+		a.eventsCommand(),
 		a.snapshotCommand(),
 	)
 	return root

@@ -15,12 +15,16 @@ func (a *app) snapshotCommand() *cobra.Command {
 		Use:   "snapshot",
 		Short: "Take, list, inspect, restore and delete snapshots of a guest",
 		Long: `Snapshots of a running libvirt guest hold its memory and disks: restoring
-one resumes the guest where it was. Guests of other kinds have no snapshots.`,
+one resumes the guest where it was. Guests of other kinds have no snapshots.
+A snapshot action never changes the deployment's state.
+
+` + exitCodesHelp,
 	}
 	sub := func(name, use, short string, args cobra.PositionalArgs) *cobra.Command {
 		return &cobra.Command{
 			Use:   use,
 			Short: short,
+			Long:  actionHelp(short),
 			Args:  args,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				opts := api.SnapshotOptions{SubCommand: name, Guest: args[0]}

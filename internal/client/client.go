@@ -191,10 +191,16 @@ func (c *Client) Action(ctx context.Context, name string, req api.ActionRequest)
 	return out.UUID, err
 }
 
-// Cancel asks the running action of a deployment to stop and returns its uuid.
-func (c *Client) Cancel(ctx context.Context, name string) (string, error) {
+// Cancel asks the running action of a deployment to stop and returns its
+// uuid. With a non-empty uuid only that action is cancelled: when another
+// one runs (or none), the server answers 409 and nothing is cancelled.
+func (c *Client) Cancel(ctx context.Context, name, uuid string) (string, error) {
 	var out api.ActionAccepted
-	err := c.do(ctx, http.MethodPost, "/api/deployments/"+url.PathEscape(name)+"/cancel", nil, &out)
+	var body any
+	if uuid != "" {
+		body = api.CancelRequest{UUID: uuid}
+	}
+	err := c.do(ctx, http.MethodPost, "/api/deployments/"+url.PathEscape(name)+"/cancel", body, &out)
 	return out.UUID, err
 }
 

@@ -100,11 +100,13 @@ func (e *Engine) runStages(ctx context.Context, p *progress, stages []stage) err
 // forEach calls fn for 0..n-1 with at most limit calls at once. With
 // failFast the first error cancels the rest and is returned; otherwise
 // every item runs and all errors are joined. A cancelled ctx stops
-// starting new items.
+// starting new items, and then forEach returns ctx's cause once: what
+// each item said of the cancel is a consequence, not news.
 func forEach(ctx context.Context, limit, n int, failFast bool, fn func(ctx context.Context, i int) error) error {
 	if n == 0 {
 		return ctx.Err()
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sem := make(chan struct{}, max(1, limit))
@@ -136,6 +138,9 @@ func forEach(ctx context.Context, limit, n int, failFast bool, fn func(ctx conte
 		}()
 	}
 	wg.Wait()
+	if parent.Err() != nil {
+		return context.Cause(parent)
+	}
 	if len(errs) == 0 {
 		return context.Cause(ctx)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/config"
+	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 	"github.com/testbedos/testbedos/internal/store"
@@ -41,6 +42,7 @@ type Server struct {
 	log     *slog.Logger
 	store   store.Store
 	hub     *logstream.Hub
+	events  *events.Hub
 	runner  *actions.Runner
 	metrics *metrics
 	handler http.Handler
@@ -100,9 +102,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.events = events.New(events.DefaultBuffer)
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
-		Observe: s.metrics.observeAction,
+		Observe: s.metrics.observeAction, Events: s.events,
 	})
 	n, err := s.runner.Recover(ctx)
 	if err != nil {
@@ -129,7 +132,7 @@ func openStore(cfg config.Server) (store.Store, error) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
-		Store: s.store, Runner: s.runner, Hub: s.hub, Logger: s.log,
+		Store: s.store, Runner: s.runner, Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status,
 		StreamOpened: func() {
 			s.streams.Add(1)
@@ -239,10 +242,12 @@ func (s *Server) pruneLogs(ctx context.Context) {
 	}
 }
 
-// Close interrupts running actions, waits for them and for the log streams
-// to end (until ctx ends), and closes the store.
+// Close interrupts running actions, waits for them and for the log and
+// event streams to end (until ctx ends), and closes the store.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.runner.Shutdown(ctx)
+	// The interrupted actions' events are out; event streams end now.
+	s.events.Close()
 	done := make(chan struct{})
 	go func() {
 		s.streams.Wait()

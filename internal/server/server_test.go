@@ -272,7 +272,7 @@ func TestCancelEndsActionWithCancelledCode(t *testing.T) {
 		}
 		done <- o
 	}()
-	got, err := e.c.Cancel(ctx, "lab")
+	got, err := e.c.Cancel(ctx, "lab", "")
 	if err != nil || got != id {
 		t.Fatalf("cancel = %q, %v", got, err)
 	}

@@ -122,6 +122,11 @@ func TestCLIExitStatusAndCtrlC(t *testing.T) {
 	if !strings.Contains(stderr.String(), "cancelling up") || !strings.Contains(string(rest), "reverted") {
 		t.Errorf("Ctrl-C did not show the cancel and the clean-up:\n%s\n%s", rest, stderr.String())
 	}
+	// A cancel is no failure: said once, without each guest's "context canceled".
+	if want := "up cancelled: deployment " + name + " is failed(up)"; strings.Count(stderr.String(), want) != 1 ||
+		strings.Contains(stderr.String(), "context canceled") || strings.Contains(stderr.String(), "up failed") {
+		t.Errorf("Ctrl-C's message is not %q once, alone:\n%s", want, stderr.String())
+	}
 	assertNothingLeft(t, st)
 	d, _ := s.c.Deployment(context.Background(), name)
 	if !d.State.Is(api.StateFailed) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/store"
 )
@@ -15,7 +16,9 @@ import (
 // Runner starts and cancels actions (actions.Runner).
 type Runner interface {
 	Start(ctx context.Context, name string, req api.ActionRequest) (string, error)
-	Cancel(name string) (string, error)
+	// Cancel stops the running action of deployment name; with a non-empty
+	// uuid only when that is the running one.
+	Cancel(name, uuid string) (string, error)
 }
 
 // Deps are what the handlers need.
@@ -23,9 +26,11 @@ type Deps struct {
 	Store  store.Store
 	Runner Runner
 	Hub    *logstream.Hub
+	// Events feeds GET /api/events.
+	Events *events.Hub
 	Status func() api.ServerStatus
 	Logger *slog.Logger
-	// StreamOpened/StreamClosed, when set, count live log streams.
+	// StreamOpened/StreamClosed, when set, count live log and event streams.
 	StreamOpened, StreamClosed func()
 }
 
@@ -75,6 +80,7 @@ func routes(d Deps) []route {
 		{"GET /api/logs/{uuid}", logEntry(d)},
 		{"GET /api/logs/{uuid}/text", logText(d)},
 		{"GET /api/logs/{uuid}/stream", logStream(d)},
+		{"GET /api/events", eventStream(d)},
 	}
 }
 

@@ -169,7 +169,11 @@ func cancelAction(d Deps) handler {
 		if _, err := d.Store.Deployment(r.Context(), name); err != nil {
 			return err
 		}
-		id, err := d.Runner.Cancel(name)
+		var req api.CancelRequest
+		if err := decodeOptional(w, r, &req); err != nil {
+			return err
+		}
+		id, err := d.Runner.Cancel(name, req.UUID)
 		if err != nil {
 			return err
 		}

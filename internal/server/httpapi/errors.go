@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -54,8 +56,11 @@ func status(err error) int {
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, actions.ErrBusy),
-		errors.Is(err, actions.ErrNotRunning), errors.Is(err, engine.ErrConflict):
+		errors.Is(err, actions.ErrNotRunning), errors.Is(err, actions.ErrNotTheRunningAction),
+		errors.Is(err, engine.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, actions.ErrShuttingDown):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, topology.ErrInvalid):
 		return http.StatusUnprocessableEntity
 	default:
@@ -92,6 +97,20 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // maxBody bounds every request body.
 const maxBody = 1 << 20
+
+// decodeOptional is decode for a body that may be absent or empty (only
+// white space): then v is left as it is.
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	return decode(w, r, v)
+}
 
 // decode reads a JSON body strictly: size-limited, unknown fields refused,
 // exactly one value.

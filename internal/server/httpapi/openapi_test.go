@@ -391,6 +391,45 @@ func (c *contract) follow(t *testing.T, d door, id string) ([]string, websocket.
 	}
 }
 
+// subscribe opens the events websocket through d, checks the handshake
+// against the document and returns a function that reads the next event,
+// checked against the Event schema.
+func (c *contract) subscribe(t *testing.T, d door) func() api.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	rec := &recorder{base: d.client.Transport}
+	header := http.Header{}
+	if d.token != "" {
+		header.Set("Authorization", "Bearer "+d.token)
+	}
+	url := "ws" + strings.TrimPrefix(d.base, "http") + "/api/events"
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: rec}, HTTPHeader: header})
+	if err != nil {
+		t.Fatalf("events via %s: %v", d.name, err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	req := rec.req.WithContext(context.WithValue(context.Background(), viaSocket{}, d.socket))
+	c.check(t, docAccepts, req, resp.StatusCode, resp.Header, nil)
+	schema := &openapi3.SchemaRef{Ref: "#/components/schemas/Event", Value: c.doc.Components.Schemas["Event"].Value}
+	return func() api.Event {
+		t.Helper()
+		typ, data, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatalf("events via %s: %v", d.name, err)
+		}
+		if typ != websocket.MessageText {
+			t.Errorf("events: a %v message; the document promises text", typ)
+		}
+		c.checkJSON(t, "event", schema, data)
+		var e api.Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+}
+
 // outcomeOf follows action id and decodes the outcome of its close frame.
 func (c *contract) outcomeOf(t *testing.T, d door, id string) ([]string, api.Outcome) {
 	t.Helper()
@@ -685,11 +724,24 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		c.do(t, tcp, x)
 	}
 
-	// generate-artefacts, followed over the socket.
+	// generate-artefacts, followed over the socket, its events over TCP.
+	nextEvent := c.subscribe(t, tcp)
 	id := action(tcp, "lab", `{"command":"generate-artefacts"}`, 202, docAccepts)
 	if _, o := c.outcomeOf(t, sock, id); o.ErrorCode != 0 || !o.EndState.Is(api.StateDown) {
 		t.Fatalf("generate-artefacts: %+v", o)
 	}
+	for _, want := range []api.EventType{api.EventActionStarted, api.EventDeploymentState, api.EventActionEnded, api.EventDeploymentState} {
+		if e := nextEvent(); e.Type != want || e.UUID != id || e.Deployment != "lab" {
+			t.Errorf("event %+v, want %s of %s", e, want, id)
+		}
+	}
+	c.do(t, tcp, call{method: "GET", path: "/api/events", want: 426, doc: docRejects})
+	eventsBadVersion := wsHeaders()
+	eventsBadVersion.Set("Sec-Websocket-Version", "12")
+	c.do(t, tcp, call{method: "GET", path: "/api/events", header: eventsBadVersion, want: 400, doc: docRejects})
+	eventsOrigin := wsHeaders()
+	eventsOrigin.Set("Origin", "http://elsewhere.example")
+	c.do(t, tcp, call{method: "GET", path: "/api/events", header: eventsOrigin, want: 403})
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/lab/state", want: 200})
 
 	// up in the original's shape, cancelled while it runs.
@@ -715,8 +767,11 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		}
 		followed <- o
 	}()
+	// A cancel naming another action cancels nothing.
+	c.do(t, tcp, call{method: "POST", path: "/api/deployments/lab/cancel", body: `{"uuid":"` + id + `"}`, want: 409})
+	c.do(t, tcp, call{method: "POST", path: "/api/deployments/lab/cancel", body: `{"uuid":1}`, want: 400, doc: docRejects})
 	var acc api.ActionAccepted
-	c.doJSON(t, tcp, call{method: "POST", path: "/api/deployments/lab/cancel", want: 202}, &acc)
+	c.doJSON(t, tcp, call{method: "POST", path: "/api/deployments/lab/cancel", body: `{"uuid":"` + cancelled + `"}`, want: 202}, &acc)
 	if acc.UUID != cancelled {
 		t.Errorf("cancel answered %q, want %q", acc.UUID, cancelled)
 	}
@@ -749,14 +804,14 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		t.Errorf("up after generate: %+v", o)
 	}
 
-	// Failed snapshots: one whose outcome fits a close reason, one too long.
+	// Failed snapshots leave the deployment up (SPEC 4).
 	id = action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"create","guest":"web","name":"s1"}}`, 202, docAccepts)
-	if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != api.ErrorCodeFailed || o.EndState.Failed == nil || o.EndState.Failed.Snapshot.Name != "s1" {
+	if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != api.ErrorCodeFailed || !o.EndState.Is(api.StateUp) {
 		t.Errorf("snapshot: %+v", o)
 	}
 	long := strings.Repeat("g", 63)
 	id = action(tcp, "lab", `{"command":{"snapshot":{"snapshot_cmd":{"sub_command":"restore","guest":"`+long+`","name":"`+long+`"}}}}`, 202, docAccepts)
-	if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != api.ErrorCodeFailed || o.EndState.Failed == nil || o.EndState.Failed.Name != api.CmdSnapshot {
+	if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != api.ErrorCodeFailed || !o.EndState.Is(api.StateUp) {
 		t.Errorf("long snapshot: %+v", o)
 	}
 	var idx api.LogIndex
@@ -764,7 +819,11 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	if len(idx) != 9 {
 		t.Errorf("logs index has %d actions, want 9", len(idx))
 	}
-	c.do(t, tcp, call{method: "GET", path: "/api/deployments/lab", want: 200}) // failed snapshot
+	var afterSnap api.Deployment
+	c.doJSON(t, tcp, call{method: "GET", path: "/api/deployments/lab", want: 200}, &afterSnap)
+	if !afterSnap.State.Is(api.StateUp) {
+		t.Errorf("after failed snapshots the deployment is %v, want up", afterSnap.State)
+	}
 
 	// A late follower, and handshakes the websocket library refuses.
 	if _, o := c.outcomeOf(t, sock, cancelled); o.ErrorCode != api.ErrorCodeCancelled {
