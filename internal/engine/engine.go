@@ -75,8 +75,9 @@ func LocalHost() topology.Host {
 }
 
 // Check refuses, before anything is recorded, a command that cannot succeed:
-// an invalid kvm-compose.yaml (topology.ErrInvalid), or a command that does
-// not fit the current state (ErrConflict).
+// an invalid kvm-compose.yaml (topology.ErrInvalid), a command that does
+// not fit the current state (ErrConflict), a snapshot of an unknown guest
+// (ErrNotFound) or of a kind without snapshots (ErrUnsupported).
 func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
 	statePath := topology.StatePath(d.ProjectLocation)
 	switch cmd.Name {
@@ -91,10 +92,15 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 			}
 			return err
 		}
-	case api.CmdUp, api.CmdSnapshot:
+	case api.CmdUp:
 		if _, err := os.Stat(statePath); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w: deployment %s has no artefacts yet: run generate-artefacts first", ErrConflict, d.Name)
 		}
+	case api.CmdSnapshot:
+		// An unknown guest or one of a kind without snapshots is refused
+		// here, before the action is recorded.
+		_, err := e.snapshotTarget(d, cmd.Snapshot.Guest)
+		return err
 	}
 	return nil
 }
