@@ -22,9 +22,11 @@ type Runner interface {
 type Deps struct {
 	Store  store.Store
 	Runner Runner
-	Hub    *logstream.Hub
-	Status func() api.ServerStatus
-	Logger *slog.Logger
+	// Snapshots reads guests' snapshots; nil answers 503 on those routes.
+	Snapshots Snapshots
+	Hub       *logstream.Hub
+	Status    func() api.ServerStatus
+	Logger    *slog.Logger
 	// StreamOpened/StreamClosed, when set, count live log streams.
 	StreamOpened, StreamClosed func()
 }
@@ -72,6 +74,8 @@ func routes(d Deps) []route {
 		{"POST /api/deployments/{name}/cancel", cancelAction(d)},
 		{"GET /api/deployments/{name}/state", deploymentState(d)},
 		{"GET /api/deployments/{name}/logs", deploymentLogs(d)},
+		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d)},
+		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d)},
 		{"GET /api/logs/{uuid}", logEntry(d)},
 		{"GET /api/logs/{uuid}/text", logText(d)},
 		{"GET /api/logs/{uuid}/stream", logStream(d)},
