@@ -523,7 +523,7 @@ func startServerWith(t *testing.T, snapshots bool) *testbed {
 	exec := &fakeEngine{
 		real:    engine.New(engine.Options{Drivers: guest.NewRegistry(netns.New(netns.Options{}))}),
 		started: make(chan struct{}), release: make(chan struct{}),
-		vms:     map[string]bool{"vm1": true, strings.Repeat("g", 63): true},
+		vms: map[string]bool{"vm1": true, strings.Repeat("g", 63): true},
 	}
 	var executor actions.Executor = exec
 	if !snapshots {
