@@ -230,7 +230,7 @@ func TestBadRequest(t *testing.T) {
 	if !f.state(t).Is(api.StateDown) {
 		t.Fatalf("a refused request changed the state: %v", f.state(t))
 	}
-	snap := api.ActionRequest{Command: api.Command{Name: api.CmdSnapshot}, Snapshot: &api.SnapshotOptions{SubCommand: "list", Guest: "vm1"}}
+	snap := api.ActionRequest{Command: api.Command{Name: api.CmdSnapshot}, Snapshot: &api.SnapshotOptions{SubCommand: "create", Guest: "vm1", Name: "s1"}}
 	if _, err := f.runner.Start(context.Background(), "dep", snap); !errors.Is(err, errRefused) {
 		t.Fatalf("check not consulted: %v", err)
 	}

@@ -216,7 +216,6 @@ func TestActionVerbsDocumentTheExitCodes(t *testing.T) {
 	for _, verb := range [][]string{
 		{"generate-artefacts"}, {"clear-artefacts"}, {"up"}, {"down"}, {"logs"},
 		{"snapshot"}, {"snapshot", "create"}, {"snapshot", "restore"}, {"snapshot", "delete"},
-		{"snapshot", "list"}, {"snapshot", "info"},
 	} {
 		_, wait := e.run(append(verb, "--help")...)
 		code, stdout, stderr := wait()

@@ -211,6 +211,24 @@ func (c *Client) State(ctx context.Context, name string) (json.RawMessage, error
 	return out, err
 }
 
+// Snapshots lists the snapshots of a guest of a deployment, oldest first.
+func (c *Client) Snapshots(ctx context.Context, name, guest string) ([]api.Snapshot, error) {
+	var out api.SnapshotList
+	err := c.do(ctx, http.MethodGet, snapshotsPath(name, guest), nil, &out)
+	return out.Snapshots, err
+}
+
+// Snapshot describes one snapshot of a guest of a deployment.
+func (c *Client) Snapshot(ctx context.Context, name, guest, snapshot string) (api.Snapshot, error) {
+	var out api.Snapshot
+	err := c.do(ctx, http.MethodGet, snapshotsPath(name, guest)+"/"+url.PathEscape(snapshot), nil, &out)
+	return out, err
+}
+
+func snapshotsPath(name, guest string) string {
+	return "/api/deployments/" + url.PathEscape(name) + "/guests/" + url.PathEscape(guest) + "/snapshots"
+}
+
 // Logs returns the logs index of a deployment.
 func (c *Client) Logs(ctx context.Context, name string) (api.LogIndex, error) {
 	var out api.LogIndex

@@ -68,8 +68,9 @@ func New(opts Options) *Engine {
 }
 
 // Check refuses, before anything is recorded, a command that cannot succeed:
-// an invalid kvm-compose.yaml (topology.ErrInvalid), or a command that does
-// not fit the current state (ErrConflict).
+// an invalid kvm-compose.yaml (topology.ErrInvalid), a command that does
+// not fit the current state (ErrConflict), a snapshot of an unknown guest
+// (ErrNotFound) or of a kind without snapshots (ErrUnsupported).
 func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
 	switch cmd.Name {
 	case api.CmdGenerateArtefacts, api.CmdClearArtefacts:
@@ -83,8 +84,13 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 			}
 			return err
 		}
-	case api.CmdUp, api.CmdSnapshot:
+	case api.CmdUp:
 		_, err := e.readState(d)
+		return err
+	case api.CmdSnapshot:
+		// An unknown guest or one of a kind without snapshots is refused
+		// here, before the action is recorded.
+		_, err := e.snapshotTarget(d, cmd.Snapshot.Guest)
 		return err
 	}
 	return nil

@@ -32,7 +32,8 @@ type Options struct {
 	Config config.Server
 	Logger *slog.Logger
 	// Executor runs the actions; nil means the real engine with the
-	// drivers of this host.
+	// drivers of this host. When it also reads snapshots (the engine does),
+	// it serves the snapshot routes; otherwise they answer 503.
 	Executor actions.Executor
 }
 
@@ -44,6 +45,7 @@ type Server struct {
 	hub     *logstream.Hub
 	events  *events.Hub
 	runner  *actions.Runner
+	snaps   httpapi.Snapshots // nil when the executor cannot read snapshots
 	metrics *metrics
 	handler http.Handler
 	started time.Time
@@ -103,6 +105,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	s.events = events.New(events.DefaultBuffer)
+	s.snaps, _ = exec.(httpapi.Snapshots)
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
 		Observe: s.metrics.observeAction, Events: s.events,
@@ -132,7 +135,7 @@ func openStore(cfg config.Server) (store.Store, error) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
-		Store: s.store, Runner: s.runner, Hub: s.hub, Events: s.events, Logger: s.log,
+		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status,
 		StreamOpened: func() {
 			s.streams.Add(1)

@@ -25,7 +25,9 @@ type Runner interface {
 type Deps struct {
 	Store  store.Store
 	Runner Runner
-	Hub    *logstream.Hub
+	// Snapshots reads guests' snapshots; nil answers 503 on those routes.
+	Snapshots Snapshots
+	Hub       *logstream.Hub
 	// Events feeds GET /api/events.
 	Events *events.Hub
 	Status func() api.ServerStatus
@@ -77,6 +79,8 @@ func routes(d Deps) []route {
 		{"POST /api/deployments/{name}/cancel", cancelAction(d)},
 		{"GET /api/deployments/{name}/state", deploymentState(d)},
 		{"GET /api/deployments/{name}/logs", deploymentLogs(d)},
+		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d)},
+		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d)},
 		{"GET /api/logs/{uuid}", logEntry(d)},
 		{"GET /api/logs/{uuid}/text", logText(d)},
 		{"GET /api/logs/{uuid}/stream", logStream(d)},

@@ -53,7 +53,7 @@ func status(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, store.ErrInvalidName), errors.Is(err, actions.ErrBadCommand):
 		return http.StatusBadRequest
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, actions.ErrBusy),
 		errors.Is(err, actions.ErrNotRunning), errors.Is(err, actions.ErrNotTheRunningAction),
@@ -61,7 +61,7 @@ func status(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, actions.ErrShuttingDown):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, topology.ErrInvalid):
+	case errors.Is(err, topology.ErrInvalid), errors.Is(err, engine.ErrUnsupported):
 		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError

@@ -25,10 +25,12 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/netns"
 	"github.com/testbedos/testbedos/internal/server"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 )
@@ -446,16 +448,45 @@ func (c *contract) outcomeOf(t *testing.T, d door, id string) ([]string, api.Out
 
 // fakeEngine runs generate-artefacts and clear-artefacts with the real
 // engine (they touch only the project folder), holds up until released or
-// cancelled, and fails every snapshot.
+// cancelled, and fails every snapshot action. It pretends that the guests
+// in vms are virtual machines: vm1 has snapshot s1. Snapshots of any other
+// guest are the real engine's business (its guests are namespaces).
 type fakeEngine struct {
 	real    *engine.Engine
 	started chan struct{}
 	release chan struct{}
+	vms     map[string]bool
 }
 
 func (f *fakeEngine) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
+	if cmd.Name == api.CmdSnapshot && f.vms[cmd.Snapshot.Guest] {
+		return nil
+	}
 	return f.real.Check(ctx, d, prev, cmd)
 }
+
+var fakeSnapshot = api.Snapshot{Name: "s1", Created: time.Unix(1700000000, 0).UTC(), State: "running", Current: true, Memory: true, Disks: []string{"vda"}}
+
+func (f *fakeEngine) ListSnapshots(ctx context.Context, d api.Deployment, guest string) ([]api.Snapshot, error) {
+	if !f.vms[guest] {
+		return f.real.ListSnapshots(ctx, d, guest)
+	}
+	return []api.Snapshot{fakeSnapshot}, nil
+}
+
+func (f *fakeEngine) SnapshotInfo(ctx context.Context, d api.Deployment, guest, snapshot string) (api.Snapshot, error) {
+	switch {
+	case !f.vms[guest]:
+		return f.real.SnapshotInfo(ctx, d, guest, snapshot)
+	case snapshot != fakeSnapshot.Name:
+		return api.Snapshot{}, fmt.Errorf("guest %s: no such snapshot %s (it has s1): %w", guest, snapshot, engine.ErrNotFound)
+	}
+	return fakeSnapshot, nil
+}
+
+// executorOnly hides the fake's snapshot reads: a server that cannot read
+// snapshots.
+type executorOnly struct{ actions.Executor }
 
 func (f *fakeEngine) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error) {
 	switch cmd.Name {
@@ -513,7 +544,11 @@ type testbed struct {
 
 // startServer serves a real server with authentication on, over TCP and a
 // unix socket, until the test ends.
-func startServer(t *testing.T) *testbed {
+func startServer(t *testing.T) *testbed { return startServerWith(t, true) }
+
+// startServerWith is startServer; without snapshots the executor does not
+// read them.
+func startServerWith(t *testing.T, snapshots bool) *testbed {
 	t.Helper()
 	// Unix socket paths are short (108 bytes): not under t.TempDir.
 	sockDir, err := os.MkdirTemp("", "tbapi")
@@ -527,10 +562,15 @@ func startServer(t *testing.T) *testbed {
 		LogRetention: 24 * time.Hour, LogMaxCount: 1000,
 	}
 	exec := &fakeEngine{
-		real:    engine.New(engine.Options{Drivers: guest.NewRegistry()}),
+		real:    engine.New(engine.Options{Drivers: guest.NewRegistry(netns.New(netns.Options{}))}),
 		started: make(chan struct{}), release: make(chan struct{}),
+		vms: map[string]bool{"vm1": true, strings.Repeat("g", 63): true},
 	}
-	s, err := server.New(context.Background(), server.Options{Config: cfg, Executor: exec})
+	var executor actions.Executor = exec
+	if !snapshots {
+		executor = executorOnly{exec}
+	}
+	s, err := server.New(context.Background(), server.Options{Config: cfg, Executor: executor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,6 +722,13 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		{path: "/api/deployments/Lab/logs", want: 400, doc: docRejects},
 		{path: "/api/logs/nope", want: 404},
 		{path: "/api/logs/nope/text", want: 404},
+		{path: "/api/deployments/lab/guests/web/snapshots", want: 409}, // no artefacts yet
+		{path: "/api/deployments/lab/guests/web/snapshots/s1", want: 409},
+		{path: "/api/deployments/nope/guests/web/snapshots", want: 404},
+		{path: "/api/deployments/nope/guests/web/snapshots/s1", want: 404},
+		{path: "/api/deployments/Lab/guests/web/snapshots", want: 400, doc: docRejects},
+		{path: "/api/deployments/lab/guests/Web/snapshots", want: 400, doc: docRejects},
+		{path: "/api/deployments/lab/guests/web/snapshots/S1", want: 400, doc: docRejects},
 		{path: "/api/logs/nope/stream", header: wsHeaders(), want: 404},
 	} {
 		x.method = "GET"
@@ -710,6 +757,8 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	action(tcp, "lab", `{"command":"down","provision":true}`, 400, docAccepts)
 	action(tcp, "lab", `{"command":"generate-artefacts","snapshot":{"sub_command":"list","guest":"web"}}`, 400, docAccepts)
 	action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"create","guest":"web"}}`, 400, docRejects)
+	action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"list","guest":"web"}}`, 400, docAccepts) // a GET
+	action(tcp, "lab", `{"command":{"snapshot":{"snapshot_cmd":{"sub_command":"info","guest":"web","name":"s1"}}}}`, 400, docAccepts)
 	action(tcp, "lab", `{"command":{"up":{"up_cmd":{"provision":true,"extra":1}}}}`, 400, docRejects)
 	action(tcp, "lab", `{"command":{"down":{},"up":{}}}`, 400, docRejects)
 	action(tcp, "lab", `{"command":{"down":{"force":true}}}`, 400, docRejects)
@@ -804,8 +853,33 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		t.Errorf("up after generate: %+v", o)
 	}
 
-	// Failed snapshots leave the deployment up (SPEC 4).
-	id = action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"create","guest":"web","name":"s1"}}`, 202, docAccepts)
+	// Snapshot reads: of a VM, of a namespace (422), of nobody.
+	var snaps api.SnapshotList
+	c.doJSON(t, sock, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots", want: 200}, &snaps)
+	if snaps.Guest != "vm1" || len(snaps.Snapshots) != 1 || snaps.Snapshots[0].Summary() != fakeSnapshot.Summary() {
+		t.Errorf("snapshots of vm1: %+v", snaps)
+	}
+	for _, x := range []call{
+		{path: "/api/deployments/lab/guests/vm1/snapshots/s1", want: 200},
+		{path: "/api/deployments/lab/guests/vm1/snapshots/nope", want: 404},
+		{path: "/api/deployments/lab/guests/web/snapshots", want: 422},
+		{path: "/api/deployments/lab/guests/web/snapshots/s1", want: 422},
+		{path: "/api/deployments/lab/guests/nobody/snapshots", want: 404},
+		{path: "/api/deployments/lab/guests/nobody/snapshots/s1", want: 404},
+	} {
+		x.method = "GET"
+		c.do(t, tcp, x)
+	}
+	c.doJSON(t, tcp, call{method: "GET", path: "/api/deployments/lab", want: 200}, &dep)
+	if !dep.State.Is(api.StateUp) {
+		t.Errorf("after reading snapshots the deployment is %v, want up", dep.State)
+	}
+	// Snapshot actions the engine refuses before recording them.
+	action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"create","guest":"web","name":"s1"}}`, 422, docAccepts)
+	action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"delete","guest":"nobody","name":"s1"}}`, 404, docAccepts)
+
+	// Failed snapshots: one whose outcome fits a close reason, one too long.
+	id = action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"create","guest":"vm1","name":"s1"}}`, 202, docAccepts)
 	if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != api.ErrorCodeFailed || !o.EndState.Is(api.StateUp) {
 		t.Errorf("snapshot: %+v", o)
 	}
@@ -850,12 +924,18 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 			if path == "/healthz" {
 				continue
 			}
-			p := strings.NewReplacer("{name}", "lab", "{uuid}", cancelled).Replace(path)
+			p := strings.NewReplacer("{name}", "lab", "{uuid}", cancelled, "{guest}", "vm1", "{snapshot}", "s1").Replace(path)
 			c.do(t, anon, call{method: method, path: p, header: wsHeaders(), want: 401, doc: docRejects})
 		}
 	}
 
 	realFaults(t, c, tb, good)
+
+	// A server assembled without a snapshot reader says so.
+	plain := startServerWith(t, false)
+	c.do(t, plain.tcp, call{method: "POST", path: "/api/deployments", body: jsonBody(api.NewDeployment{Name: "lab", ProjectLocation: good}), want: 201})
+	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots", want: 503})
+	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots/s1", want: 503})
 
 	for _, u := range c.unseen() {
 		t.Errorf("documented but never answered: %s", u)
@@ -880,6 +960,8 @@ func realFaults(t *testing.T, c *contract, tb *testbed, good string) {
 	}
 	mustWrite(filepath.Join(good, "artefacts", "state.json"))
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/state", want: 500})
+	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/guests/web/snapshots", want: 500})
+	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/guests/web/snapshots/s1", want: 500})
 	if err := os.Remove(e.LogPath); err != nil {
 		t.Fatal(err)
 	}
