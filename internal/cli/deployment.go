@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"net/http"
+	"sort"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
