@@ -103,7 +103,7 @@ action on the server; the exit status is the action's outcome.`,
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server-connection", "", "server to use: unix:///path/to.sock or http://host:port (default: the unix socket when present, else http://localhost:3355)")
+	pf.StringVar(&a.server, "server-connection", "", "server to use: unix:///path/to.sock or http://host:port (default: the unix socket when it answers, else http://localhost:3355)")
 	pf.StringVarP(&a.projectName, "project-name", "p", "", "deployment name (default: the project folder's name)")
 	pf.StringVarP(&a.input, "input", "i", "kvm-compose.yaml", "the project's kvm-compose.yaml; its folder is the project folder")
 	root.AddCommand(
