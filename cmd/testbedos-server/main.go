@@ -134,6 +134,10 @@ func run(ctx context.Context, cfg config.Server, mode string) error {
 		return err
 	}
 	log.Info("starting testbedos-server", "mode", mode, "version", server.Version, "data_dir", cfg.DataDir, "store", cfg.DB)
+	if cfg.Auth && cfg.Listen != "" {
+		log.Info("TCP clients need the token in the token file: kvm-compose reads it with TESTBEDOS_DATA_DIR set to the data dir, or takes TESTBEDOS_TOKEN",
+			"token_file", cfg.TokenPath(), "hint", "export TESTBEDOS_DATA_DIR="+cfg.DataDir)
+	}
 	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log})
 	if err != nil {
 		log.Error("cannot start", "err", err)

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -21,9 +23,12 @@ import (
 
 // Client talks to one server.
 type Client struct {
-	base  string // http://host:port, or http://unix for the socket
-	http  *http.Client
-	token string
+	server  string // as given to New, for messages
+	network string // "unix" or "tcp": what Probe dials
+	address string
+	base    string // http://host:port, or http://unix for the socket
+	http    *http.Client
+	token   string
 }
 
 // Option changes a Client.
@@ -39,11 +44,12 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // New connects to server: "http://host:port", "https://…", "unix:///path" or
 // a plain socket path starting with "/".
 func New(server string, opts ...Option) (*Client, error) {
-	c := &Client{}
+	c := &Client{server: server}
 	switch {
 	case strings.HasPrefix(server, "unix://") || strings.HasPrefix(server, "/"):
 		path := strings.TrimPrefix(server, "unix://")
 		var d net.Dialer
+		c.network, c.address = "unix", path
 		c.base = "http://unix"
 		c.http = &http.Client{Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -55,6 +61,14 @@ func New(server string, opts ...Option) (*Client, error) {
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("server connection %q: want http://host:port or unix:///path", server)
 		}
+		c.network, c.address = "tcp", u.Host
+		if u.Port() == "" {
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			c.address = net.JoinHostPort(u.Hostname(), port)
+		}
 		c.base = strings.TrimRight(u.String(), "/")
 		c.http = &http.Client{}
 	default:
@@ -64,6 +78,97 @@ func New(server string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	return c, nil
+}
+
+// Server is the connection this client was made for, as given to New.
+func (c *Client) Server() string { return c.server }
+
+// IsTCP reports whether the client speaks TCP (where the server wants a
+// token) rather than the unix socket (where it does not).
+func (c *Client) IsTCP() bool { return c.network == "tcp" }
+
+// ErrUnreachable: no server accepted a connection.
+var ErrUnreachable = errors.New("no server answers")
+
+// probeTimeout bounds one Probe: a local server accepts at once, and a
+// remote one that takes longer than this is as good as down.
+const probeTimeout = 5 * time.Second
+
+// Probe opens and closes one connection to the server, telling a server
+// that answers from a stale socket (left by a killed server), a missing one
+// or a stopped server.
+func (c *Client) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, c.network, c.address)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.server, err)
+	}
+	return conn.Close()
+}
+
+// UnreachableError lists the servers Connect tried and why each failed.
+type UnreachableError struct {
+	Tried []string
+	Errs  []error
+}
+
+func (e *UnreachableError) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrUnreachable.Error())
+	b.WriteString(": tried ")
+	for i, s := range e.Tried {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s (%s)", s, dialReason(e.Errs[i]))
+	}
+	return b.String()
+}
+
+func (e *UnreachableError) Unwrap() error { return ErrUnreachable }
+
+// dialReason says in a few words why a dial failed.
+func dialReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such socket"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied: join the socket's group or use TCP"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer within " + probeTimeout.String()
+	}
+	return err.Error()
+}
+
+// Connect returns a client of the first of servers that accepts a
+// connection, in order; optsFor gives each its options (a token only over
+// TCP, say). When none answers the error is an *UnreachableError.
+func Connect(ctx context.Context, servers []string, optsFor func(*Client) []Option) (*Client, error) {
+	ue := &UnreachableError{}
+	for _, s := range servers {
+		c, err := New(s)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Probe(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			ue.Tried, ue.Errs = append(ue.Tried, s), append(ue.Errs, err)
+			continue
+		}
+		if optsFor != nil {
+			for _, o := range optsFor(c) {
+				o(c)
+			}
+		}
+		return c, nil
+	}
+	return nil, ue
 }
 
 // Error is an error answer of the server.

@@ -69,7 +69,9 @@ func TestCLIQuickstart(t *testing.T) {
 	if out := run(0, "logs"); !strings.Contains(out, "up succeeded") {
 		t.Errorf("logs:\n%s", out)
 	}
-	run(1, "deployment", "destroy") // up: 409
+	if out := run(1, "deployment", "destroy"); !strings.Contains(out, "--force") || strings.Contains(out, "?force") { // up: 409
+		t.Errorf("destroy of an up deployment should suggest --force:\n%s", out)
+	}
 	run(0, "down")
 	assertNothingLeft(t, st)
 	if out := run(0, "logs", "--follow"); !strings.Contains(out, "down succeeded") {
