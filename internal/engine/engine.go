@@ -104,7 +104,7 @@ func (e *Engine) readState(d api.Deployment) (*topology.State, error) {
 		return nil, fmt.Errorf("%w: deployment %s has no artefacts yet: run generate-artefacts first", ErrConflict, d.Name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: read artefacts: %v", ErrConflict, err)
+		return nil, fmt.Errorf("read artefacts: %w", err)
 	}
 	if err := topology.CheckState(st, d.Name, d.ProjectLocation); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConflict, err)

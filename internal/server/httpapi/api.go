@@ -60,6 +60,7 @@ type route struct {
 
 // routes is the REST API of SPEC 7, in one table.
 func routes(d Deps) []route {
+	folders := &folderClaims{}
 	return []route{
 		{"GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -71,9 +72,9 @@ func routes(d Deps) []route {
 			return nil
 		}},
 		{"GET /api/deployments", listDeployments(d)},
-		{"POST /api/deployments", createDeployment(d)},
+		{"POST /api/deployments", createDeployment(d, folders)},
 		{"GET /api/deployments/{name}", getDeployment(d)},
-		{"PUT /api/deployments/{name}", updateDeployment(d)},
+		{"PUT /api/deployments/{name}", updateDeployment(d, folders)},
 		{"DELETE /api/deployments/{name}", deleteDeployment(d)},
 		{"POST /api/deployments/{name}/action", startAction(d)},
 		{"POST /api/deployments/{name}/cancel", cancelAction(d)},
