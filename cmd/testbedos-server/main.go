@@ -80,11 +80,11 @@ func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
 			if from == to {
 				return fmt.Errorf("migrate: --from and --to are both %q", from)
 			}
-			unlock, err := cfg.LockDataDir()
+			lock, err := cfg.LockDataDir()
 			if err != nil {
 				return fmt.Errorf("migrate: %w: stop the server first", err)
 			}
-			defer unlock()
+			defer lock.Release()
 			loc := migrate.Locations{FileDir: cfg.DeploymentsDir(), SQLitePath: cfg.SQLitePath()}
 			src, err := migrate.Open(from, loc, true)
 			if err != nil {
@@ -130,10 +130,9 @@ func run(ctx context.Context, cfg config.Server, mode string) error {
 		return err
 	}
 	defer closer.Close()
-	if err := cfg.SaveMode(config.SavedMode{Mode: mode, MainURL: cfg.MainURL}); err != nil {
-		return err
-	}
 	log.Info("starting testbedos-server", "mode", mode, "version", server.Version, "data_dir", cfg.DataDir, "store", cfg.DB)
+	// New takes the data folder's lock and only then saves the mode
+	// (config/mode.json); the lock is released last, when Serve returns.
 	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log})
 	if err != nil {
 		log.Error("cannot start", "err", err)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/actions"
@@ -48,7 +49,17 @@ type Server struct {
 	started time.Time
 	streams sync.WaitGroup
 	token   string // empty when auth is off
-	unlock  func() // releases the data folder
+	lock    *config.DataLock
+
+	// stopping is set when shutdown begins: new actions get 503 even on
+	// keep-alive connections that http.Server.Shutdown has not closed yet.
+	stopping atomic.Bool
+	// background runs the jobs Serve starts (the log pruner); Close stops
+	// them and waits before it closes the store and releases the lock.
+	background     sync.WaitGroup
+	stopBackground context.CancelFunc
+	// prune deletes old orchestration logs once; tests replace it.
+	prune func(context.Context) (int, error)
 }
 
 // New opens the data folder, recovers interrupted actions and builds the
@@ -65,11 +76,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	unlock, err := cfg.LockDataDir()
+	lock, err := cfg.LockDataDir()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), unlock: unlock}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock,
+		stopBackground: func() {}}
+	s.prune = s.pruneOnce
 	ok := false
 	defer func() {
 		if ok {
@@ -78,8 +91,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		if s.store != nil {
 			s.store.Close()
 		}
-		unlock()
+		lock.Release()
 	}()
+	// mode.json only once the folder is ours: a second server refused by
+	// the lock must not change what the running one starts as next time.
+	if cfg.Mode != "" {
+		if err := lock.SaveMode(config.SavedMode{Mode: cfg.Mode, MainURL: cfg.MainURL}); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Auth {
 		if s.token, err = loadToken(cfg.TokenPath()); err != nil {
 			return nil, err
@@ -141,10 +161,30 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
 	h := httpapi.JSONErrors(mux)
+	h = s.refuseActionsWhileStopping(mux, h)
 	if s.token != "" {
 		h = requireToken(s.token)(h)
 	}
 	return logRequests(s.log, s.metrics)(h)
+}
+
+// actionRoute is the route that starts actions, refused once stopping.
+const actionRoute = "POST /api/deployments/{name}/action"
+
+// refuseActionsWhileStopping answers 503 to new actions once shutdown has
+// begun (SPEC 13); everything else, cancel and log streams included, goes on.
+func (s *Server) refuseActionsWhileStopping(mux *http.ServeMux, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.stopping.Load() && r.Method == http.MethodPost {
+			if _, pattern := mux.Handler(r); pattern == actionRoute {
+				w.Header().Set("Retry-After", "30")
+				httpapi.WriteErrorBody(w, http.StatusServiceUnavailable,
+					"the server is shutting down and starts no new action; send it again once the server is back")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) status() api.ServerStatus {
@@ -192,7 +232,13 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		ConnContext:       markConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	go s.pruneLogs(ctx)
+	bg, stopBackground := context.WithCancel(ctx)
+	s.stopBackground = stopBackground
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		s.pruneLogs(bg)
+	}()
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		s.log.Info("listening", "addr", l.Addr().String(), "network", l.Addr().Network())
@@ -204,6 +250,7 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	case serveErr = <-errc:
 	}
 	s.log.Info("shutting down")
+	s.stopping.Store(true)
 	stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := errors.Join(srv.Shutdown(stop), s.Close(stop))
@@ -222,11 +269,8 @@ func (s *Server) pruneLogs(ctx context.Context) {
 	t := time.NewTicker(pruneEvery)
 	defer t.Stop()
 	for {
-		n, err := actions.Prune(ctx, actions.PruneOptions{
-			Store: s.store, Dir: s.cfg.OrchestrationDir(),
-			Retention: s.cfg.LogRetention, MaxCount: s.cfg.LogMaxCount,
-		})
-		if err != nil {
+		n, err := s.prune(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.log.Error("pruning orchestration logs", "err", err)
 		} else if n > 0 {
 			s.log.Info("pruned orchestration logs", "removed", n)
@@ -239,20 +283,39 @@ func (s *Server) pruneLogs(ctx context.Context) {
 	}
 }
 
-// Close interrupts running actions, waits for them and for the log streams
-// to end (until ctx ends), and closes the store.
+func (s *Server) pruneOnce(ctx context.Context) (int, error) {
+	return actions.Prune(ctx, actions.PruneOptions{
+		Store: s.store, Dir: s.cfg.OrchestrationDir(),
+		Retention: s.cfg.LogRetention, MaxCount: s.cfg.LogMaxCount,
+	})
+}
+
+// Close stops in the order of SPEC 13: no new actions, running actions
+// interrupted and recorded, log streams and background jobs ended (each
+// waited for until ctx ends), then the store closed, the data folder's lock
+// released last.
 func (s *Server) Close(ctx context.Context) error {
+	s.stopping.Store(true)
+	s.stopBackground()
 	err := s.runner.Shutdown(ctx)
+	err = errors.Join(err, waitUntil(ctx, "log streams", &s.streams))
+	err = errors.Join(err, waitUntil(ctx, "background jobs", &s.background))
+	err = errors.Join(err, s.store.Close())
+	s.lock.Release()
+	return err
+}
+
+// waitUntil waits for wg, or for ctx to end (an error naming what).
+func waitUntil(ctx context.Context, what string, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
 	go func() {
-		s.streams.Wait()
+		wg.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
+		return fmt.Errorf("stopping: %s did not end: %w", what, ctx.Err())
 	}
-	err = errors.Join(err, s.store.Close())
-	s.unlock()
-	return err
 }
