@@ -159,14 +159,18 @@ func (s *Server) routes() http.Handler {
 			s.streams.Done()
 		},
 	})
-	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle(metricsRoute, s.metrics.handler())
 	h := httpapi.JSONErrors(mux)
 	h = s.refuseActionsWhileStopping(mux, h)
 	if s.token != "" {
 		h = requireToken(s.token)(h)
 	}
-	return logRequests(s.log, s.metrics)(h)
+	// Every pattern registered above is a route label; others are "unmatched".
+	patterns := append(httpapi.Patterns(), metricsRoute)
+	return logRequests(s.log, s.metrics, mux, patterns)(h)
 }
+
+const metricsRoute = "GET /metrics"
 
 // actionRoute is the route that starts actions, refused once stopping.
 const actionRoute = "POST /api/deployments/{name}/action"
