@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/testbedos/testbedos/internal/testenv"
 )
 
 // readCPIO parses a newc archive into a tree (for tests).
@@ -272,10 +274,10 @@ func TestReadModuleCompressed(t *testing.T) {
 func TestBuild(t *testing.T) {
 	kver, err := FindKernel("/boot", "/lib/modules")
 	if err != nil {
-		t.Skipf("no kernel to build from: %v", err)
+		testenv.Skipf(t, "no kernel to build from (scripts/install-test-deps.sh installs linux-image-amd64): %v", err)
 	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("busybox-static not installed")
+		testenv.Skip(t, "busybox-static not installed (scripts/install-test-deps.sh installs it)")
 	}
 	out := t.TempDir()
 	img, err := Build(context.Background(), out, Options{Logf: t.Logf})

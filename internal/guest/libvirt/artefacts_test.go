@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/testbedos/testbedos/internal/testenv"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -237,7 +238,7 @@ func TestFATImage(t *testing.T) {
 		t.Log("fsck.fat not installed: structure not checked")
 	}
 	if _, err := exec.LookPath("mtype"); err != nil {
-		t.Skip("mtools not installed: contents not read back")
+		testenv.Skip(t, "mtools not installed (scripts/install-test-deps.sh installs it): contents not read back")
 	}
 	env := append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
 	dir := exec.Command("mdir", "-b", "-i", path, "::")
