@@ -24,15 +24,15 @@ import (
 // Errors callers branch on.
 var (
 	// ErrBusy: the deployment already runs an action.
-	ErrBusy = errors.New("an action is already running on this deployment")
+	ErrBusy = api.Categorized(api.ErrConflict, "an action is already running on this deployment")
 	// ErrNotRunning: there is no action to cancel.
-	ErrNotRunning = errors.New("no action is running on this deployment")
+	ErrNotRunning = api.Categorized(api.ErrConflict, "no action is running on this deployment")
 	// ErrBadCommand: the action request does not make sense.
-	ErrBadCommand = errors.New("bad action request")
+	ErrBadCommand = api.Categorized(api.ErrBadRequest, "bad action request")
 	// ErrCancelled is the cause of a context cancelled by the user.
 	ErrCancelled = errors.New("cancelled by request")
 	// ErrShutdown is the cause of a context cancelled by server shutdown.
-	ErrShutdown = errors.New("interrupted: the server is shutting down")
+	ErrShutdown = api.Categorized(api.ErrUnavailable, "interrupted: the server is shutting down")
 )
 
 // Executor does the work of a command. prev is the deployment's state before

@@ -20,7 +20,7 @@ import (
 
 // ErrConflict: the command does not fit the deployment's current state (for
 // example up before generate-artefacts).
-var ErrConflict = errors.New("conflicts with the deployment's state")
+var ErrConflict = api.Categorized(api.ErrConflict, "conflicts with the deployment's state")
 
 // Network makes the switches of one host.
 type Network interface {
