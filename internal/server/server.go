@@ -254,10 +254,14 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	case serveErr = <-errc:
 	}
 	s.log.Info("shutting down")
-	s.stopping.Store(true)
 	stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := errors.Join(srv.Shutdown(stop), s.Close(stop))
+	// New actions get 503 while the running ones are interrupted, and the
+	// API keeps answering meanwhile (reads, cancel, followers getting their
+	// outcome); only then are the connections closed: http.Server drops
+	// every request it reads once its Shutdown has begun.
+	err := s.interrupt(stop)
+	err = errors.Join(err, srv.Shutdown(stop), s.release(stop))
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
@@ -299,10 +303,21 @@ func (s *Server) pruneOnce(ctx context.Context) (int, error) {
 // waited for until ctx ends), then the store closed, the data folder's lock
 // released last.
 func (s *Server) Close(ctx context.Context) error {
+	return errors.Join(s.interrupt(ctx), s.release(ctx))
+}
+
+// interrupt refuses new actions, stops the background jobs and interrupts
+// the running actions, waiting until they are recorded as interrupted.
+func (s *Server) interrupt(ctx context.Context) error {
 	s.stopping.Store(true)
 	s.stopBackground()
-	err := s.runner.Shutdown(ctx)
-	err = errors.Join(err, waitUntil(ctx, "log streams", &s.streams))
+	return s.runner.Shutdown(ctx)
+}
+
+// release waits for the log streams and background jobs, closes the store
+// and releases the data folder's lock, last.
+func (s *Server) release(ctx context.Context) error {
+	err := waitUntil(ctx, "log streams", &s.streams)
 	err = errors.Join(err, waitUntil(ctx, "background jobs", &s.background))
 	err = errors.Join(err, s.store.Close())
 	s.lock.Release()

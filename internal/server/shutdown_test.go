@@ -2,16 +2,21 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
+	"github.com/testbedos/testbedos/internal/store/file"
 )
 
 // slowPrune replaces the log pruner: once stopped it takes its time (until
@@ -97,38 +102,83 @@ func TestShutdownWaitsForThePruner(t *testing.T) {
 	lock.Release()
 }
 
-// TestActionsDuringShutdownAre503: once shutdown has begun, a request that
-// still reaches the handler (a keep-alive connection) cannot start an
-// action; reads still work.
+// post sends body to base+path and returns the status and the body.
+func post(t *testing.T, base, path, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
+
+// TestActionsDuringShutdownAre503: while a running action is interrupted
+// at shutdown, the server still answers over TCP, and a new action gets 503
+// with the JSON error body; reads still work; the interrupted action is
+// recorded as such.
 func TestActionsDuringShutdownAre503(t *testing.T) {
 	if !slices.Contains(httpapi.Patterns(), actionRoute) {
 		t.Fatalf("%q is not a route of httpapi", actionRoute)
 	}
 	e := newEnv(t)
-	e.create(t, "before")
-	e.create(t, "during")
-	if code, msg := e.call(t, "POST", "/api/deployments/before/action", `{"command":"up"}`); code != http.StatusAccepted {
-		t.Fatalf("action before shutdown: %d %s", code, msg)
+	e.exec.linger = make(chan struct{})
+	e.create(t, "busy")
+	e.create(t, "idle")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := newSlowPrune(e.cfg)
-	e.srv.prune = p.prune
-	stop := serve(t, e)
-	done := make(chan error, 1)
-	go func() { done <- stop() }()
-	<-p.stopped // shutdown has begun and waits for the pruner
+	base := "http://" + l.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, l) }()
+	code, body := post(t, base, "/api/deployments/busy/action", `{"command":"up"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("action before shutdown: %d %s", code, body)
+	}
+	var accepted api.ActionAccepted
+	json.Unmarshal([]byte(body), &accepted)
 
-	code, msg := e.call(t, "POST", "/api/deployments/during/action", `{"command":"up"}`)
-	if code != http.StatusServiceUnavailable {
-		t.Errorf("action during shutdown: %d %s, want 503", code, msg)
+	cancel()
+	// 409 (busy) until the server stops; then 503, while the action lingers.
+	deadline := time.Now().Add(10 * time.Second)
+	for code == http.StatusAccepted || code == http.StatusConflict {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d %s 10 s after the stop began", code, body)
+		}
+		time.Sleep(5 * time.Millisecond)
+		code, body = post(t, base, "/api/deployments/busy/action", `{"command":"down"}`)
 	}
-	if code, msg := e.call(t, "GET", "/api/deployments/during", ""); code != http.StatusOK {
-		t.Errorf("read during shutdown: %d %s, want 200", code, msg)
+	for _, name := range []string{"busy", "idle"} {
+		code, body := post(t, base, "/api/deployments/"+name+"/action", `{"command":"up"}`)
+		var eb api.ErrorBody
+		if err := json.Unmarshal([]byte(body), &eb); code != http.StatusServiceUnavailable || err != nil || eb.Error.Code != code {
+			t.Errorf("action on %s during shutdown: %d %s, want 503 with the JSON error body", name, code, body)
+		}
 	}
-	if idx, err := e.srv.store.LogIndex(context.Background(), "during"); err != nil || len(idx) != 0 {
+	resp, err := http.Get(base + "/api/deployments/idle")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("read during shutdown: %v %v, want 200", resp, err)
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+	if idx, err := e.srv.store.LogIndex(context.Background(), "idle"); err != nil || len(idx) != 0 {
 		t.Errorf("the refused action left log entries: %+v %v", idx, err)
 	}
-	close(p.release)
-	if err := <-done; err != nil {
+	close(e.exec.linger)
+	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
+	}
+	records, err := file.Open(e.cfg.DeploymentsDir()) // as the shutdown left them, no recovery
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer records.Close()
+	entry, err := records.LogEntry(context.Background(), accepted.UUID)
+	if err != nil || entry.ErrorCode == nil || *entry.ErrorCode != api.ErrorCodeInterrupted {
+		t.Fatalf("the running action after shutdown: %+v %v, want interrupted", entry, err)
 	}
 }
