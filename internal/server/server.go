@@ -51,12 +51,14 @@ type Server struct {
 	token   string // empty when auth is off
 	lock    *config.DataLock
 
-	// stopping is set when shutdown begins: new actions get 503 even on
-	// keep-alive connections that http.Server.Shutdown has not closed yet.
+	// stopping is set when shutdown begins: new actions get 503 while the
+	// running ones are interrupted, on every connection still open.
 	stopping atomic.Bool
-	// background runs the jobs Serve starts (the log pruner); Close stops
-	// them and waits before it closes the store and releases the lock.
+	// background runs the jobs Serve starts (the log pruner) under quit;
+	// Close ends quit and waits for them before it closes the store and
+	// releases the lock.
 	background     sync.WaitGroup
+	quit           context.Context
 	stopBackground context.CancelFunc
 	// prune deletes old orchestration logs once; tests replace it.
 	prune func(context.Context) (int, error)
@@ -80,8 +82,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock,
-		stopBackground: func() {}}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock}
+	s.quit, s.stopBackground = context.WithCancel(context.Background())
 	s.prune = s.pruneOnce
 	ok := false
 	defer func() {
@@ -236,8 +238,10 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		ConnContext:       markConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	bg, stopBackground := context.WithCancel(ctx)
-	s.stopBackground = stopBackground
+	bg, cancelBG := context.WithCancel(ctx)
+	defer cancelBG()
+	unhook := context.AfterFunc(s.quit, cancelBG)
+	defer unhook()
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()
@@ -291,6 +295,7 @@ func (s *Server) pruneLogs(ctx context.Context) {
 	}
 }
 
+// pruneOnce is the real prune of pruneLogs.
 func (s *Server) pruneOnce(ctx context.Context) (int, error) {
 	return actions.Prune(ctx, actions.PruneOptions{
 		Store: s.store, Dir: s.cfg.OrchestrationDir(),
