@@ -39,6 +39,21 @@ func skip(t testing.TB, required bool, reason string) {
 	t.Skip(reason)
 }
 
+// Missing notes that an optional part of a test does not run because the
+// machine lacks something: it logs reason, or fails t when Required.
+func Missing(t testing.TB, reason string) {
+	t.Helper()
+	missing(t, Required(), reason)
+}
+
+func missing(t testing.TB, required bool, reason string) {
+	t.Helper()
+	if required {
+		t.Fatalf("%s (%s=1: a missing requirement fails the test)", reason, RequireVar)
+	}
+	t.Log(reason)
+}
+
 // RequireRoot skips t (or fails it, when Required) unless it runs as root;
 // why says what the test does that needs root.
 func RequireRoot(t testing.TB, why string) {

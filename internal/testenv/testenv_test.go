@@ -13,45 +13,48 @@ import (
 // goroutine as the real ones do.
 type fakeTB struct {
 	testing.TB
-	failed, skipped string
+	failed, skipped, logged string
 }
 
-func (f *fakeTB) Helper() {}
+func (f *fakeTB) Helper()          {}
+func (f *fakeTB) Log(args ...any)  { f.logged = fmt.Sprint(args...) }
+func (f *fakeTB) Skip(args ...any) { f.skipped = fmt.Sprint(args...); runtime.Goexit() }
 
 func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.failed = fmt.Sprintf(format, args...)
 	runtime.Goexit()
 }
 
-func (f *fakeTB) Skip(args ...any) {
-	f.skipped = fmt.Sprint(args...)
-	runtime.Goexit()
-}
-
-func run(required bool, reason string) *fakeTB {
+// runOn calls fn on a fake in a goroutine of its own, as a test runs.
+func runOn(fn func(testing.TB)) *fakeTB {
 	f := &fakeTB{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		skip(f, required, reason)
+		fn(f)
 	}()
 	<-done
 	return f
 }
 
 func TestSkipOrFail(t *testing.T) {
+	const reason = "libvirtd does not answer"
 	for _, tc := range []struct {
 		name     string
+		call     func(testing.TB, bool, string)
 		required bool
-	}{{"skips by default", false}, {"fails when required", true}} {
+		outcome  func(*fakeTB) (got string, others []string)
+	}{
+		{"skip skips by default", skip, false, func(f *fakeTB) (string, []string) { return f.skipped, []string{f.failed, f.logged} }},
+		{"skip fails when required", skip, true, func(f *fakeTB) (string, []string) { return f.failed, []string{f.skipped, f.logged} }},
+		{"missing logs by default", missing, false, func(f *fakeTB) (string, []string) { return f.logged, []string{f.failed, f.skipped} }},
+		{"missing fails when required", missing, true, func(f *fakeTB) (string, []string) { return f.failed, []string{f.skipped, f.logged} }},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := run(tc.required, "libvirtd does not answer")
-			got, other := f.skipped, f.failed
-			if tc.required {
-				got, other = f.failed, f.skipped
-			}
-			if !strings.Contains(got, "libvirtd does not answer") || other != "" {
-				t.Fatalf("required=%v: skipped %q, failed %q", tc.required, f.skipped, f.failed)
+			f := runOn(func(tb testing.TB) { tc.call(tb, tc.required, reason) })
+			got, others := tc.outcome(f)
+			if !strings.Contains(got, reason) || strings.Join(others, "") != "" {
+				t.Fatalf("skipped %q, failed %q, logged %q", f.skipped, f.failed, f.logged)
 			}
 			if tc.required && !strings.Contains(got, RequireVar) {
 				t.Fatalf("the failure does not name %s: %q", RequireVar, got)
