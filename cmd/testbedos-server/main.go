@@ -122,6 +122,13 @@ func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
 
 func run(ctx context.Context, cfg config.Server, mode string) error {
 	cfg.Mode = mode
+	// The data folder is ours before anything is written there (the log,
+	// config/mode.json), and stays ours until the last log line (SPEC 13).
+	lock, err := cfg.LockDataDir()
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	if err := cfg.MakeDirs(); err != nil {
 		return err
 	}
@@ -131,9 +138,7 @@ func run(ctx context.Context, cfg config.Server, mode string) error {
 	}
 	defer closer.Close()
 	log.Info("starting testbedos-server", "mode", mode, "version", server.Version, "data_dir", cfg.DataDir, "store", cfg.DB)
-	// New takes the data folder's lock and only then saves the mode
-	// (config/mode.json); the lock is released last, when Serve returns.
-	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log})
+	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log, Lock: lock})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return err

@@ -12,8 +12,8 @@ import (
 )
 
 // TestModeIsNotWrittenWhileAnotherServerHoldsTheLock starts main mode on a
-// data folder another server holds: the start fails and that server's
-// config/mode.json is left as it was.
+// data folder another server holds: the start fails, and that server's
+// config/mode.json and logs/server.log are left as they were.
 func TestModeIsNotWrittenWhileAnotherServerHoldsTheLock(t *testing.T) {
 	cfg := config.Server{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", DB: "file",
@@ -46,5 +46,8 @@ func TestModeIsNotWrittenWhileAnotherServerHoldsTheLock(t *testing.T) {
 	}
 	if got, err := cfg.LoadMode(); err != nil || got != theirs {
 		t.Fatalf("mode after the refused start: %+v %v, want %+v", got, err, theirs)
+	}
+	if _, err := os.Stat(cfg.ServerLog()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused server wrote to the running one's %s (%v)", cfg.ServerLog(), err)
 	}
 }

@@ -35,6 +35,10 @@ type Options struct {
 	// Executor runs the actions; nil means the real engine with the
 	// drivers of this host.
 	Executor actions.Executor
+	// Lock is the data folder's lock when the caller took it (and releases
+	// it, after its last write there); nil means New takes it and Close
+	// releases it.
+	Lock *config.DataLock
 }
 
 // Server is one running testbedos-server.
@@ -50,6 +54,7 @@ type Server struct {
 	streams sync.WaitGroup
 	token   string // empty when auth is off
 	lock    *config.DataLock
+	ownLock bool // lock was taken by New, so Close releases it
 
 	// stopping is set when shutdown begins: new actions get 503 while the
 	// running ones are interrupted, on every connection still open.
@@ -78,11 +83,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	lock, err := cfg.LockDataDir()
-	if err != nil {
-		return nil, err
+	var err error
+	lock, ownLock := opts.Lock, false
+	if lock == nil {
+		if lock, err = cfg.LockDataDir(); err != nil {
+			return nil, err
+		}
+		ownLock = true
 	}
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock}
 	s.quit, s.stopBackground = context.WithCancel(context.Background())
 	s.prune = s.pruneOnce
 	ok := false
@@ -93,7 +102,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		if s.store != nil {
 			s.store.Close()
 		}
-		lock.Release()
+		if ownLock {
+			lock.Release()
+		}
 	}()
 	// mode.json only once the folder is ours: a second server refused by
 	// the lock must not change what the running one starts as next time.
@@ -320,12 +331,14 @@ func (s *Server) interrupt(ctx context.Context) error {
 }
 
 // release waits for the log streams and background jobs, closes the store
-// and releases the data folder's lock, last.
+// and releases the data folder's lock (when New took it), last.
 func (s *Server) release(ctx context.Context) error {
 	err := waitUntil(ctx, "log streams", &s.streams)
 	err = errors.Join(err, waitUntil(ctx, "background jobs", &s.background))
 	err = errors.Join(err, s.store.Close())
-	s.lock.Release()
+	if s.ownLock {
+		s.lock.Release()
+	}
 	return err
 }
 
