@@ -15,18 +15,24 @@ PKGS      := ./...
 # Fuzz targets run briefly by `make test`: package:Target.
 FUZZ      := ./internal/topology:FuzzParse ./internal/api:FuzzActionRequest ./internal/store:FuzzCheckName ./internal/server:FuzzRequestBodies
 FUZZTIME  ?= 10s
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/testbedos/testbedos/internal/server.Version=$(VERSION) \
+             -X github.com/testbedos/testbedos/internal/cli.Version=$(VERSION)
 
 .PHONY: all build run test test-deps vet fmt-check unit fuzz bench clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/testbedos-server ./cmd/testbedos-server
-	$(GO) build -o $(BIN)/kvm-compose ./cmd/kvm-compose
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/testbedos-server ./cmd/testbedos-server
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/kvm-compose ./cmd/kvm-compose
 
 # The server in main mode with the file store; data under ./.testbedos unless
-# TESTBEDOS_DATA_DIR says otherwise.
+# TESTBEDOS_DATA_DIR says otherwise. It says first how kvm-compose in another
+# shell finds this server's token for TCP (the unix socket needs none).
 run: build
+	@echo "make run: data folder $(DATA_DIR); for kvm-compose over TCP, in another shell:"
+	@echo "  export PATH=$(BIN):\$$PATH TESTBEDOS_DATA_DIR=$(DATA_DIR)   # the CLI reads its config/token"
 	TESTBEDOS_DATA_DIR=$(DATA_DIR) $(BIN)/testbedos-server main
 
 test: test-deps vet fmt-check unit fuzz

@@ -85,7 +85,7 @@ func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
 				return fmt.Errorf("migrate: %w: stop the server first", err)
 			}
 			defer lock.Release()
-			loc := migrate.Locations{FileDir: cfg.DeploymentsDir(), SQLitePath: cfg.SQLitePath()}
+			loc := migrate.Locations{FileDir: cfg.DeploymentsDir(), DeployedDir: cfg.DeployedDir(), SQLitePath: cfg.SQLitePath()}
 			src, err := migrate.Open(from, loc, true)
 			if err != nil {
 				return fmt.Errorf("migrate: source: %w", err)
@@ -138,6 +138,10 @@ func run(ctx context.Context, cfg config.Server, mode string) error {
 	}
 	defer closer.Close()
 	log.Info("starting testbedos-server", "mode", mode, "version", server.Version, "data_dir", cfg.DataDir, "store", cfg.DB)
+	if cfg.Auth && cfg.Listen != "" {
+		log.Info("TCP clients need the token in the token file: kvm-compose reads it with TESTBEDOS_DATA_DIR set to the data dir, or takes TESTBEDOS_TOKEN",
+			"token_file", cfg.TokenPath(), "hint", "export TESTBEDOS_DATA_DIR="+cfg.DataDir)
+	}
 	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log, Lock: lock})
 	if err != nil {
 		log.Error("cannot start", "err", err)

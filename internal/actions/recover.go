@@ -31,6 +31,8 @@ func (r *Runner) Recover(ctx context.Context) (int, error) {
 				return fixed, fmt.Errorf("recover %s: %w", d.Name, err)
 			}
 			fixed++
+			r.publish(api.Event{Type: api.EventActionEnded, Deployment: d.Name, UUID: id, Command: &e.Command,
+				State: &end, ErrorCode: &code, Error: e.Error})
 			r.opts.Logger.Warn("marked interrupted action failed", "deployment", d.Name, "uuid", id, "command", e.Command.String())
 		}
 		if !d.State.Is(api.StateRunning) {
@@ -40,12 +42,14 @@ func (r *Runner) Recover(ctx context.Context) (int, error) {
 		if d.LastActionUUID != nil {
 			cmd = idx[*d.LastActionUUID].Command
 		}
+		failed := api.FailedState(cmd)
 		if _, err := r.opts.Store.UpdateDeployment(ctx, d.Name, func(d *api.Deployment) error {
-			d.State = api.FailedState(cmd)
+			d.State = failed
 			return nil
 		}); err != nil {
 			return fixed, fmt.Errorf("recover %s: %w", d.Name, err)
 		}
+		r.publishState(d.Name, "", failed)
 		r.opts.Logger.Warn("deployment was left running; now failed", "deployment", d.Name)
 	}
 	return fixed, nil

@@ -13,10 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/google/uuid"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/store"
 )
@@ -27,12 +28,17 @@ var (
 	ErrBusy = api.Categorized(api.ErrConflict, "an action is already running on this deployment")
 	// ErrNotRunning: there is no action to cancel.
 	ErrNotRunning = api.Categorized(api.ErrConflict, "no action is running on this deployment")
+	// ErrNotTheRunningAction: a cancel named an action that is not the
+	// deployment's running one (it ended, or never ran there).
+	ErrNotTheRunningAction = api.Categorized(api.ErrConflict, "that action is not the running one")
+	// ErrShuttingDown: the server is stopping and takes no new action.
+	ErrShuttingDown = api.Categorized(api.ErrUnavailable, "the server is shutting down and accepts no new action")
 	// ErrBadCommand: the action request does not make sense.
 	ErrBadCommand = api.Categorized(api.ErrBadRequest, "bad action request")
 	// ErrCancelled is the cause of a context cancelled by the user.
 	ErrCancelled = errors.New("cancelled by request")
 	// ErrShutdown is the cause of a context cancelled by server shutdown.
-	ErrShutdown = api.Categorized(api.ErrUnavailable, "interrupted: the server is shutting down")
+	ErrShutdown = errors.New("interrupted: the server is shutting down")
 )
 
 // Executor does the work of a command. prev is the deployment's state before
@@ -41,7 +47,7 @@ type Executor interface {
 	// Check refuses quickly, before anything is recorded, a command that
 	// cannot succeed (invalid topology, wrong state).
 	Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error
-	Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error)
+	Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error)
 }
 
 // Options configure a Runner.
@@ -52,6 +58,14 @@ type Options struct {
 	Logger   *slog.Logger
 	// Observe, when set, hears of every finished action.
 	Observe func(cmd api.CommandName, errorCode int, took time.Duration)
+	// Events, when set, hears of every action start and end and of every
+	// deployment state change the runner makes (events.Hub).
+	Events Publisher
+}
+
+// Publisher takes events without blocking.
+type Publisher interface {
+	Publish(e api.Event)
 }
 
 // Runner starts, cancels and records actions.
@@ -61,12 +75,22 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[string]*operation // by deployment
+	byUUID  map[string]*operation
+	closing bool // Shutdown began
 }
 
 type operation struct {
-	uuid   string
+	Operation
 	cancel context.CancelCauseFunc
 	done   chan struct{}
+}
+
+// Operation describes a running action.
+type Operation struct {
+	UUID       string
+	Deployment string
+	Command    api.Command
+	Started    time.Time
 }
 
 // NewRunner returns a runner.
@@ -74,12 +98,39 @@ func NewRunner(opts Options) *Runner {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{opts: opts, running: make(map[string]*operation)}
+	return &Runner{opts: opts, running: make(map[string]*operation), byUUID: make(map[string]*operation)}
 }
 
 // Start begins the action req on deployment name and returns its uuid. The
 // work goes on in the background; Start returns once the action is recorded.
+// After Shutdown began it refuses with ErrShuttingDown.
 func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) (string, error) {
+	// The reservation makes Shutdown wait for a Start already under way.
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		return "", fmt.Errorf("deployment %s: %w", name, ErrShuttingDown)
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	id, err := r.start(ctx, name, req)
+	if err != nil {
+		r.wg.Done()
+	}
+	return id, err
+}
+
+// busy is the refusal of a second action: it names the running one and how
+// to follow it (SPEC 4).
+func busy(name string, running *string) error {
+	if running == nil {
+		return fmt.Errorf("deployment %s: %w", name, ErrBusy)
+	}
+	return fmt.Errorf("deployment %s: %w: action %s; follow it with: kvm-compose logs %s --follow (or cancel it)",
+		name, ErrBusy, *running, *running)
+}
+
+func (r *Runner) start(ctx context.Context, name string, req api.ActionRequest) (string, error) {
 	cmd, err := req.Resolve()
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadCommand, err)
@@ -89,7 +140,7 @@ func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) 
 		return "", err
 	}
 	if current.State.Is(api.StateRunning) {
-		return "", fmt.Errorf("deployment %q: %w", name, ErrBusy)
+		return "", busy(name, current.LastActionUUID)
 	}
 	// With generate_artefacts the artefacts are made first, so it is that
 	// step whose preconditions must hold now.
@@ -123,7 +174,7 @@ func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) 
 	var prev api.DeploymentState
 	d, err := r.opts.Store.UpdateDeployment(ctx, name, func(d *api.Deployment) error {
 		if d.State.Is(api.StateRunning) {
-			return fmt.Errorf("deployment %q: %w", name, ErrBusy)
+			return busy(name, d.LastActionUUID)
 		}
 		prev = d.State
 		d.State, d.LastActionUUID = api.StateIsRunning, &id
@@ -135,11 +186,20 @@ func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) 
 	}
 
 	opCtx, cancel := context.WithCancelCause(context.Background())
-	op := &operation{uuid: id, cancel: cancel, done: make(chan struct{})}
+	op := &operation{
+		Operation: Operation{UUID: id, Deployment: name, Command: cmd, Started: start},
+		cancel:    cancel, done: make(chan struct{}),
+	}
 	r.mu.Lock()
-	r.running[name] = op
+	r.running[name], r.byUUID[id] = op, op
+	if r.closing {
+		// Shutdown began meanwhile: the action was accepted, so it runs
+		// and ends as interrupted like the others.
+		cancel(ErrShutdown)
+	}
 	r.mu.Unlock()
-	r.wg.Add(1)
+	r.publish(api.Event{Type: api.EventActionStarted, Deployment: name, UUID: id, Command: &cmd})
+	r.publishState(name, id, api.StateIsRunning)
 	go r.run(opCtx, op, d, prev, cmd, req.GenerateArtefacts, log, entry, start)
 	r.opts.Logger.Info("action started", "deployment", name, "command", cmd.String(), "uuid", id)
 	return id, nil
@@ -151,26 +211,48 @@ func (r *Runner) run(ctx context.Context, op *operation, d api.Deployment, prev 
 	defer close(op.done)
 	defer op.cancel(nil)
 
-	log.Printf("==> %s on deployment %s (action %s)", cmd, d.Name, op.uuid)
+	log.Printf("==> %s on deployment %s (action %s)", cmd, d.Name, op.UUID)
 	end, err := r.execute(ctx, d, prev, cmd, generateFirst, log)
 	code, msg := api.ErrorCodeOK, ""
 	if err != nil {
-		code, msg = errorCode(ctx, err), err.Error()
+		code = errorCode(ctx, err)
 		end = api.FailedState(cmd)
-		log.Printf("==> %s failed (error code %d): %v", cmd, code, err)
+		switch code {
+		case api.ErrorCodeCancelled:
+			// What each guest said of the cancel is in the log; the
+			// record says why the action stopped.
+			msg = ErrCancelled.Error()
+			log.Printf("==> %s cancelled (error code %d): %v", cmd, code, err)
+		case api.ErrorCodeInterrupted:
+			msg = ErrShutdown.Error()
+			log.Printf("==> %s interrupted (error code %d): %v", cmd, code, err)
+		default:
+			msg = err.Error()
+			log.Printf("==> %s failed (error code %d): %v", cmd, code, err)
+		}
 	} else {
 		log.Printf("==> %s succeeded: deployment is %s", cmd, end)
+	}
+	if cmd.Name == api.CmdSnapshot {
+		// A snapshot never changes the deployment's state (SPEC 4).
+		end = prev
 	}
 	took := time.Since(start)
 	ms := took.Milliseconds()
 	entry.ErrorCode, entry.EndState, entry.DurationMS, entry.Error = &code, &end, &ms, msg
-	r.record(d.Name, op.uuid, end, entry)
+	changed := r.record(d.Name, op.UUID, end, entry)
 
 	r.mu.Lock()
 	if r.running[d.Name] == op {
 		delete(r.running, d.Name)
 	}
+	delete(r.byUUID, op.UUID)
 	r.mu.Unlock()
+	r.publish(api.Event{Type: api.EventActionEnded, Deployment: d.Name, UUID: op.UUID, Command: &cmd,
+		State: &end, ErrorCode: &code, Error: msg})
+	if changed {
+		r.publishState(d.Name, op.UUID, end)
+	}
 	// Followers learn of the end only now, when the outcome is stored.
 	if err := log.Close(); err != nil {
 		r.opts.Logger.Error("closing action log", "path", log.Path(), "err", err)
@@ -179,11 +261,23 @@ func (r *Runner) run(ctx context.Context, op *operation, d api.Deployment, prev 
 		r.opts.Observe(cmd.Name, code, took)
 	}
 	r.opts.Logger.Info("action finished", "deployment", d.Name, "command", cmd.String(),
-		"uuid", op.uuid, "error_code", code, "took", took.Round(time.Millisecond))
+		"uuid", op.UUID, "error_code", code, "took", took.Round(time.Millisecond))
+}
+
+func (r *Runner) publish(e api.Event) {
+	if r.opts.Events != nil {
+		r.opts.Events.Publish(e)
+	}
+}
+
+// publishState tells subscribers that deployment name is now in state st,
+// set by action id (empty for none).
+func (r *Runner) publishState(name, id string, st api.DeploymentState) {
+	r.publish(api.Event{Type: api.EventDeploymentState, Deployment: name, UUID: id, State: &st})
 }
 
 func (r *Runner) execute(ctx context.Context, d api.Deployment, prev api.DeploymentState,
-	cmd api.Command, generateFirst bool, log guest.Log) (api.DeploymentState, error) {
+	cmd api.Command, generateFirst bool, log actlog.Log) (api.DeploymentState, error) {
 	if generateFirst && cmd.Name != api.CmdGenerateArtefacts {
 		gen := api.Command{Name: api.CmdGenerateArtefacts}
 		if _, err := r.opts.Executor.Execute(ctx, d, prev, gen, log); err != nil {
@@ -205,73 +299,28 @@ func errorCode(ctx context.Context, err error) int {
 	}
 }
 
-// record writes the outcome. It retries for a while: the action has ended and
-// losing its outcome would leave the deployment "running" until a restart.
-func (r *Runner) record(name, id string, end api.DeploymentState, entry api.LogEntry) {
+// record writes the outcome and reports whether it set the deployment's
+// state. It retries for a while: the action has ended and losing its outcome
+// would leave the deployment "running" until a restart.
+func (r *Runner) record(name, id string, end api.DeploymentState, entry api.LogEntry) (changed bool) {
 	ctx := context.Background()
 	for attempt := 0; ; attempt++ {
+		changed = false
 		_, errD := r.opts.Store.UpdateDeployment(ctx, name, func(d *api.Deployment) error {
 			if d.LastActionUUID == nil || *d.LastActionUUID == id {
-				d.State = end
+				d.State, changed = end, true
 			}
 			return nil
 		})
 		errL := r.opts.Store.PutLogEntry(ctx, id, entry)
 		err := errors.Join(errD, errL)
 		if err == nil || errors.Is(err, store.ErrNotFound) {
-			return
+			return changed && errD == nil
 		}
 		r.opts.Logger.Error("recording action outcome", "deployment", name, "uuid", id, "attempt", attempt, "err", err)
 		if attempt == 4 {
-			return
+			return changed && errD == nil
 		}
 		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
-	}
-}
-
-// Cancel asks the running action of deployment name to stop; it returns the
-// action's uuid at once. The action cleans up and ends as failed with the
-// cancelled error code.
-func (r *Runner) Cancel(name string) (string, error) {
-	r.mu.Lock()
-	op := r.running[name]
-	r.mu.Unlock()
-	if op == nil {
-		return "", fmt.Errorf("deployment %q: %w", name, ErrNotRunning)
-	}
-	op.cancel(ErrCancelled)
-	return op.uuid, nil
-}
-
-// Running reports the uuid of the action running on deployment name.
-func (r *Runner) Running(name string) (string, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	op := r.running[name]
-	if op == nil {
-		return "", false
-	}
-	return op.uuid, true
-}
-
-// Shutdown interrupts every running action and waits for them to clean up
-// and record themselves as interrupted, until ctx ends. Whatever is still
-// running then is recorded as interrupted by Recover at the next start.
-func (r *Runner) Shutdown(ctx context.Context) error {
-	r.mu.Lock()
-	for _, op := range r.running {
-		op.cancel(ErrShutdown)
-	}
-	r.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		r.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("actions still running at shutdown: %w", ctx.Err())
 	}
 }

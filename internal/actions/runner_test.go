@@ -3,12 +3,14 @@ package actions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/store/file"
@@ -22,10 +24,12 @@ type fakeExecutor struct {
 	// noArtefacts makes Check refuse up, as the engine does before
 	// generate-artefacts.
 	noArtefacts bool
+	// snapshots makes Check accept snapshot actions.
+	snapshots bool
 }
 
 func (f *fakeExecutor) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
-	if cmd.Name == api.CmdSnapshot || (f.noArtefacts && cmd.Name == api.CmdUp) {
+	if (cmd.Name == api.CmdSnapshot && !f.snapshots) || (f.noArtefacts && cmd.Name == api.CmdUp) {
 		return errRefused
 	}
 	return nil
@@ -33,19 +37,23 @@ func (f *fakeExecutor) Check(ctx context.Context, d api.Deployment, prev api.Dep
 
 var errRefused = errors.New("refused by check")
 
-func (f *fakeExecutor) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error) {
+func (f *fakeExecutor) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error) {
 	log.Printf("working on %s", cmd)
 	select {
 	case <-f.release:
 	case <-ctx.Done():
 		log.Printf("cleaning up")
-		return prev, ctx.Err()
+		// As the engine did: every guest reports the cancel.
+		return prev, errors.Join(fmt.Errorf("guest web: up web: %w", ctx.Err()), fmt.Errorf("guest db: %w", ctx.Err()))
 	}
 	if f.fail != nil {
 		return prev, f.fail
 	}
-	if cmd.Name == api.CmdUp {
+	switch cmd.Name {
+	case api.CmdUp:
 		return api.StateIsUp, nil
+	case api.CmdSnapshot:
+		return prev, nil
 	}
 	return api.StateIsDown, nil
 }
@@ -60,7 +68,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := file.Open(dir + "/deployments")
+	s, err := file.Open(dir+"/deployments", dir+"/deployed")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +156,9 @@ func TestSecondActionWhileRunningIsBusy(t *testing.T) {
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("second start: %v, want ErrBusy", err)
 	}
+	if want := "kvm-compose logs " + id + " --follow"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("second start: %q does not say %q", err, want)
+	}
 	close(f.exec.release)
 	f.wait(t, id)
 	if _, err := f.runner.Start(context.Background(), "dep", up()); err != nil {
@@ -175,20 +186,20 @@ func TestFailureRecordsErrorCode(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	f := newFixture(t)
-	if _, err := f.runner.Cancel("dep"); !errors.Is(err, ErrNotRunning) {
+	if _, err := f.runner.Cancel("dep", ""); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("cancel with nothing running: %v", err)
 	}
 	id, err := f.runner.Start(context.Background(), "dep", up())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := f.runner.Cancel("dep")
+	got, err := f.runner.Cancel("dep", "")
 	if err != nil || got != id {
 		t.Fatalf("Cancel = %q, %v", got, err)
 	}
 	e, lines := f.wait(t, id)
-	if *e.ErrorCode != api.ErrorCodeCancelled {
-		t.Fatalf("entry = %+v", e)
+	if *e.ErrorCode != api.ErrorCodeCancelled || e.Error != "cancelled by request" {
+		t.Fatalf("entry = %+v, want error code 2 and error %q", e, "cancelled by request")
 	}
 	if !strings.Contains(strings.Join(lines, "\n"), "cleaning up") {
 		t.Fatalf("the action did not see the cancel: %q", lines)
@@ -219,7 +230,7 @@ func TestBadRequest(t *testing.T) {
 	if !f.state(t).Is(api.StateDown) {
 		t.Fatalf("a refused request changed the state: %v", f.state(t))
 	}
-	snap := api.ActionRequest{Command: api.Command{Name: api.CmdSnapshot}, Snapshot: &api.SnapshotOptions{SubCommand: "list", Guest: "vm1"}}
+	snap := api.ActionRequest{Command: api.Command{Name: api.CmdSnapshot}, Snapshot: &api.SnapshotOptions{SubCommand: "create", Guest: "vm1", Name: "s1"}}
 	if _, err := f.runner.Start(context.Background(), "dep", snap); !errors.Is(err, errRefused) {
 		t.Fatalf("check not consulted: %v", err)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -49,6 +50,9 @@ func TestActionRequestForms(t *testing.T) {
 		{body: `{"command":"snapshot","snapshot":{"sub_command":"restore","guest":"vm1"}}`, bad: true},
 		{body: `{"command":"snapshot","snapshot":{"sub_command":"restore","guest":"vm1","name":"s1"}}`,
 			want: Command{Name: CmdSnapshot, Snapshot: SnapshotOptions{SubCommand: "restore", Guest: "vm1", Name: "s1"}}},
+		// Reads are GETs, never actions (issue 7 defect 4).
+		{body: `{"command":"snapshot","snapshot":{"sub_command":"list","guest":"vm1"}}`, bad: true},
+		{body: `{"command":{"snapshot":{"snapshot_cmd":{"sub_command":"info","guest":"vm1","name":"s1"}}}}`, bad: true},
 		{body: `{"command":{"up":{"up_cmd":{"force":true}}}}`, bad: true},
 		{body: `{"command":{"down":{"x":1}}}`, bad: true},
 		{body: `{}`, bad: true},
@@ -68,6 +72,15 @@ func TestActionRequestForms(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("%s = %+v, %v; want %+v", tc.body, got, err, tc.want)
+		}
+	}
+}
+
+func TestSnapshotReadsAreNotActions(t *testing.T) {
+	for _, sub := range []string{"list", "info"} {
+		err := SnapshotOptions{SubCommand: sub, Guest: "vm1", Name: "s1"}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "GET /api/deployments/{name}/guests/{guest}/snapshots") {
+			t.Errorf("snapshot %s as an action: %v, want a refusal naming the GET route", sub, err)
 		}
 	}
 }

@@ -44,13 +44,21 @@ type UpOptions struct {
 
 // SnapshotOptions are the options of the snapshot action.
 type SnapshotOptions struct {
-	SubCommand string `json:"sub_command"` // create|list|info|restore|delete
+	SubCommand string `json:"sub_command"` // create|restore|delete
 	Guest      string `json:"guest"`
 	Name       string `json:"name,omitempty"`
 }
 
 // SnapshotSubCommands lists the snapshot sub-commands.
-var SnapshotSubCommands = []string{"create", "list", "info", "restore", "delete"}
+var SnapshotSubCommands = []string{"create", "restore", "delete"}
+
+// snapshotReads are the sub-commands of older servers that only read:
+// reading snapshots is a GET (SnapshotsPath), never an action, so that it
+// cannot change a deployment's state.
+var snapshotReads = map[string]string{"list": "", "info": "/{snapshot}"}
+
+// SnapshotsPath is the route that lists the snapshots of a guest.
+const SnapshotsPath = "/api/deployments/{name}/guests/{guest}/snapshots"
 
 // Command is one action with its options. Its JSON is the original server's
 // enum shape: "down", "generate_artefacts", {"up":{"up_cmd":{…}}}, {"snapshot":{"snapshot_cmd":{…}}}.
@@ -174,6 +182,9 @@ func (r ActionRequest) Resolve() (Command, error) {
 
 // Validate checks the snapshot options.
 func (o SnapshotOptions) Validate() error {
+	if suffix, ok := snapshotReads[o.SubCommand]; ok {
+		return fmt.Errorf("snapshot %s is not an action: read snapshots with GET %s%s (kvm-compose snapshot %s)", o.SubCommand, SnapshotsPath, suffix, o.SubCommand)
+	}
 	known := false
 	for _, s := range SnapshotSubCommands {
 		known = known || s == o.SubCommand
@@ -184,8 +195,7 @@ func (o SnapshotOptions) Validate() error {
 	if !ValidName(o.Guest) {
 		return fmt.Errorf("snapshot guest %q is not a valid machine name", o.Guest)
 	}
-	needsName := o.SubCommand != "list"
-	if needsName && !ValidName(o.Name) {
+	if !ValidName(o.Name) {
 		return fmt.Errorf("snapshot %s needs a snapshot name matching %s", o.SubCommand, NamePattern)
 	}
 	return nil

@@ -3,20 +3,29 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
-	"github.com/testbedos/testbedos/internal/logstream"
 )
+
+// exitCodesHelp ends the help of every verb whose exit status is an
+// action's outcome.
+const exitCodesHelp = "exit codes: 0 success, 1 failed, 2 cancelled, 3 interrupted"
+
+// actionHelp is the Long help of an action verb: its summary, how Ctrl-C
+// works and the exit codes.
+func actionHelp(short string) string {
+	return short + ".\n\nThe log streams live; Ctrl-C cancels the action on the server (again: leave at once).\n" + exitCodesHelp
+}
 
 func (a *app) actionCommand(name api.CommandName, short string) *cobra.Command {
 	return &cobra.Command{
 		Use:   string(name),
 		Short: short,
+		Long:  actionHelp(short),
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runAction(cmd.Context(), api.ActionRequest{Command: api.Command{Name: name}})
@@ -29,6 +38,7 @@ func (a *app) upCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Bring the deployment's guests and switches up and run their setup scripts",
+		Long:  actionHelp("Bring the deployment's guests and switches up and run their setup scripts"),
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runAction(cmd.Context(), api.ActionRequest{Command: api.Command{Name: api.CmdUp, Up: opts}})
@@ -72,14 +82,15 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 				cancelled = true
 				fmt.Fprintf(a.stderr, "kvm-compose: cancelling %s on the server (Ctrl-C again to leave at once)\n", what)
 				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				if _, err := c.Cancel(cctx, name); err != nil {
+				// Our own uuid: a late Ctrl-C must not cancel a later action.
+				if _, err := c.Cancel(cctx, name, id); err != nil {
 					fmt.Fprintln(a.stderr, "kvm-compose: cancel:", err)
 				}
 				cancel()
 			}
 		}
 	}()
-	outcome, err := c.Follow(ctx, id, func(line string) { fmt.Fprintln(a.stdout, shortTime(line)) })
+	outcome, err := c.Follow(ctx, id, func(line string) { fmt.Fprintln(a.stdout, showLine(line)) })
 	if err != nil {
 		if ctx.Err() != nil {
 			return &exitError{code: 130, msg: fmt.Sprintf("stopped following action %s", id)}
@@ -89,22 +100,31 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 	if outcome.ErrorCode == api.ErrorCodeOK {
 		return nil
 	}
-	msg := fmt.Sprintf("%s failed (error code %d): deployment %s is %s", what, outcome.ErrorCode, name, outcome.EndState)
-	if e, err := c.LogEntry(context.WithoutCancel(ctx), id); err == nil && e.Error != "" {
-		msg += "\n" + e.Error
+	var detail string
+	if outcome.ErrorCode == api.ErrorCodeFailed {
+		if e, err := c.LogEntry(context.WithoutCancel(ctx), id); err == nil {
+			detail = e.Error
+		}
 	}
-	return &exitError{code: outcome.ErrorCode, msg: msg}
+	return &exitError{code: outcome.ErrorCode, msg: outcomeMessage(what, name, outcome, detail)}
 }
 
-// shortTime keeps the time of day of a log line's timestamp.
-func shortTime(line string) string {
-	ts, rest, ok := strings.Cut(line, " ")
-	if !ok {
-		return line
+// outcomeMessage says in one line how an action ended that did not succeed;
+// detail is the recorded error of a failed one. A cancel or an interrupt is
+// not a failure: it says so, without the error of every guest it stopped.
+func outcomeMessage(what api.CommandName, name string, o api.Outcome, detail string) string {
+	switch o.ErrorCode {
+	case api.ErrorCodeCancelled:
+		return fmt.Sprintf("%s cancelled: deployment %s is %s", what, name, o.EndState)
+	case api.ErrorCodeInterrupted:
+		return fmt.Sprintf("%s interrupted: the server stopped while it ran; deployment %s is %s (run it again once the server is back)", what, name, o.EndState)
 	}
-	t, err := time.Parse(logstream.TimeLayout, ts)
-	if err != nil {
-		return line
+	msg := fmt.Sprintf("%s failed (error code %d): deployment %s is %s", what, o.ErrorCode, name, o.EndState)
+	if detail != "" {
+		msg += "\n" + detail
 	}
-	return t.Local().Format("15:04:05.000") + " " + rest
+	return msg
 }
+
+// timeOfDay is how the CLI shows a time: log lines and events alike.
+const timeOfDay = "15:04:05.000"

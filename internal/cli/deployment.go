@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/client"
 )
 
 func (a *app) deploymentCommand() *cobra.Command {
@@ -25,7 +30,7 @@ func (a *app) deploymentCommand() *cobra.Command {
 				return err
 			}
 			if err := c.DeleteDeployment(cmd.Context(), name, force); err != nil {
-				return err
+				return explainDestroy(cmd.Context(), c, name, force, err)
 			}
 			fmt.Fprintf(a.stdout, "deployment %s destroyed\n", name)
 			return nil
@@ -106,4 +111,18 @@ func (a *app) deploymentCommand() *cobra.Command {
 		destroy,
 	)
 	return cmd
+}
+
+// explainDestroy turns the server's 409 for a deployment that is not down
+// (whose message speaks of the API's ?force=true) into what to type here.
+func explainDestroy(ctx context.Context, c *client.Client, name string, force bool, err error) error {
+	if client.StatusOf(err) != http.StatusConflict || force {
+		return explain(err, name)
+	}
+	d, derr := c.Deployment(ctx, name)
+	if derr != nil || d.State.Is(api.StateRunning) {
+		return err // running: the server says to cancel it first
+	}
+	return fmt.Errorf("deployment %s is %s: run kvm-compose down first, "+
+		"or kvm-compose deployment destroy %s --force to forget it anyway", name, d.State, name)
 }

@@ -1,9 +1,18 @@
 package cli
 
 import (
+	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/testbedos/testbedos/internal/client"
+	"github.com/testbedos/testbedos/internal/logstream"
 )
 
 func (a *app) logsCommand() *cobra.Command {
@@ -11,7 +20,10 @@ func (a *app) logsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs [UUID]",
 		Short: "Print an action's log (default: the deployment's last action)",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Print an action's log (default: the deployment's last action). With --follow
+it streams the log until the action ends, and the exit status is its outcome.
+` + exitCodesHelp + " (with --follow)",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -45,14 +57,64 @@ func (a *app) logsCommand() *cobra.Command {
 				}
 				return a.follow(cmd.Context(), c, name, id, e.Command.Name)
 			}
-			text, err := c.LogText(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			fmt.Fprint(a.stdout, text)
-			return nil
+			return a.printLog(cmd.Context(), c, id)
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the action ends; the exit status is its outcome")
 	return cmd
+}
+
+// printLog prints the whole log of action id, line by line as showLine
+// does, however large it is and however long its lines; a transfer that
+// breaks off is an error.
+func (a *app) printLog(ctx context.Context, c *client.Client, id string) error {
+	body, err := c.OpenLog(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	r := bufio.NewReaderSize(body, logstream.MaxMessage)
+	out := bufio.NewWriterSize(a.stdout, 64<<10)
+	lineStart := true
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(chunk) > 0 {
+			if lineStart {
+				text, nl := strings.CutSuffix(string(chunk), "\n")
+				out.WriteString(showLine(text))
+				if nl {
+					out.WriteByte('\n')
+				}
+			} else {
+				out.Write(chunk)
+			}
+		}
+		lineStart = err == nil
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			if ferr := out.Flush(); err == nil {
+				err = ferr
+			}
+			if err != nil {
+				return fmt.Errorf("log %s: %w", id, err)
+			}
+			return nil
+		}
+	}
+}
+
+// showLine is how the CLI prints a log line, live or not: its timestamp
+// becomes the local time of day with milliseconds.
+func showLine(line string) string {
+	ts, rest, ok := strings.Cut(line, " ")
+	if !ok {
+		return line
+	}
+	t, err := time.Parse(logstream.TimeLayout, ts)
+	if err != nil {
+		return line
+	}
+	return t.Local().Format(timeOfDay) + " " + rest
 }

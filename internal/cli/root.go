@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,7 +31,25 @@ type app struct {
 	// interrupts delivers Ctrl-C; tests feed it by hand.
 	interrupts <-chan os.Signal
 	lookupEnv  func(string) (string, bool)
+	// defaultTCP is the server tried after the socket; tests point it at
+	// their own.
+	defaultTCP string
+	// auth says where the token sent over TCP came from, for the hint of
+	// a 401.
+	auth tokenSource
 }
+
+// Version is the kvm-compose version, set at build time with
+// -ldflags "-X github.com/testbedos/testbedos/internal/cli.Version=…".
+var Version = "dev"
+
+// DefaultTCP is the server the CLI tries when the unix socket does not
+// answer (SPEC 9).
+const DefaultTCP = "http://localhost:3355"
+
+// startHint says how to get a server when none answers.
+const startHint = `start one with: make run (in the TestbedOS source folder), testbedos-server main, or systemctl start testbedos-server;
+or name a running one with --server-connection unix:///path/to.sock or http://host:port`
 
 // exitError carries the exit status of a command that ran but failed (an
 // action's error code), as opposed to a usage or connection error.
@@ -42,10 +62,16 @@ func (e *exitError) Error() string { return e.msg }
 
 // Execute runs kvm-compose with args and returns the exit status.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, interrupts <-chan os.Signal) int {
-	a := &app{stdout: stdout, stderr: stderr, interrupts: interrupts, lookupEnv: os.LookupEnv}
+	a := &app{stdout: stdout, stderr: stderr, interrupts: interrupts, lookupEnv: os.LookupEnv, defaultTCP: DefaultTCP}
+	return a.execute(ctx, args)
+}
+
+// execute runs the command line args and returns the exit status.
+func (a *app) execute(ctx context.Context, args []string) int {
+	stderr := a.stderr
 	root := a.rootCommand()
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	root.SetOut(a.stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -58,6 +84,9 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, inter
 		}
 		return ee.code
 	}
+	if client.StatusOf(err) == http.StatusUnauthorized {
+		err = fmt.Errorf("%w\nhint: %s", err, a.auth.hint())
+	}
 	fmt.Fprintln(stderr, "kvm-compose:", err)
 	return 1
 }
@@ -69,12 +98,14 @@ func (a *app) rootCommand() *cobra.Command {
 		Long: `kvm-compose drives a TestbedOS server. Run it in a project folder holding
 kvm-compose.yaml: create the deployment once, generate its artefacts, then
 bring it up and down. Long actions stream their log live; Ctrl-C cancels the
-action on the server; the exit status is the action's outcome.`,
+action on the server; the exit status is the action's outcome.
+` + exitCodesHelp,
+		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server-connection", "", "server to use: unix:///path/to.sock or http://host:port (default: the unix socket when present, else http://localhost:3355)")
+	pf.StringVar(&a.server, "server-connection", "", "server to use: unix:///path/to.sock or http://host:port (default: the unix socket when it answers, else http://localhost:3355)")
 	pf.StringVarP(&a.projectName, "project-name", "p", "", "deployment name (default: the project folder's name)")
 	pf.StringVarP(&a.input, "input", "i", "kvm-compose.yaml", "the project's kvm-compose.yaml; its folder is the project folder")
 	root.AddCommand(
@@ -84,33 +115,46 @@ action on the server; the exit status is the action's outcome.`,
 		a.upCommand(),
 		a.actionCommand(api.CmdDown, "Remove every guest and switch of the deployment"),
 		a.logsCommand(),
+		a.eventsCommand(),
 		a.snapshotCommand(),
 	)
 	return root
 }
 
-// client connects to the server the flags name.
+// client connects to the server --server-connection names, else to the
+// unix socket, else (when the socket is missing or stale, as after a
+// kill -9 of the server) to http://localhost:3355.
+//
+// The probe of each is bounded by the client's own timeout; its context is
+// not the command's so that every verb keeps calling a.client() as before.
 func (a *app) client() (*client.Client, error) {
-	server := a.server
-	if server == "" {
-		server = "http://localhost:3355"
+	ctx := context.Background()
+	servers := []string{a.server}
+	if a.server == "" {
+		servers = nil
 		sock, set := a.lookupEnv("TESTBEDOS_SOCKET")
 		if !set {
 			sock = config.DefaultSocket
 		}
 		if sock != "" {
-			if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
-				server = "unix://" + sock
-			}
+			servers = append(servers, "unix://"+sock)
 		}
+		servers = append(servers, a.defaultTCP)
 	}
-	var opts []client.Option
-	if !strings.HasPrefix(server, "unix://") && !strings.HasPrefix(server, "/") {
-		if tok := a.token(); tok != "" {
-			opts = append(opts, client.WithToken(tok))
+	c, err := client.Connect(ctx, servers, func(c *client.Client) []client.Option {
+		if !c.IsTCP() {
+			return nil
 		}
+		a.auth = a.token()
+		if a.auth.token == "" {
+			return nil
+		}
+		return []client.Option{client.WithToken(a.auth.token)}
+	})
+	if errors.Is(err, client.ErrUnreachable) {
+		return nil, fmt.Errorf("%w\n%s", err, startHint)
 	}
-	return client.New(server, opts...)
+	return c, err
 }
 
 func (a *app) getenv(key string) string {
@@ -118,20 +162,55 @@ func (a *app) getenv(key string) string {
 	return v
 }
 
-// token is TESTBEDOS_TOKEN, else the server's token file when readable.
-func (a *app) token() string {
-	if t := a.getenv("TESTBEDOS_TOKEN"); t != "" {
-		return t
+// tokenSource is the token the CLI sends over TCP and where it looked.
+type tokenSource struct {
+	token   string
+	fromEnv bool   // TESTBEDOS_TOKEN
+	file    string // the token file read or tried
+	err     error  // why file gave no token
+}
+
+// token is TESTBEDOS_TOKEN, else the token file of TESTBEDOS_DATA_DIR,
+// else that of the default data folder.
+func (a *app) token() tokenSource {
+	if t := strings.TrimSpace(a.getenv("TESTBEDOS_TOKEN")); t != "" {
+		return tokenSource{token: t, fromEnv: true}
 	}
 	server := config.Server{DataDir: a.getenv("TESTBEDOS_DATA_DIR")}
 	if server.DataDir == "" {
 		server.DataDir = config.DefaultDataDir
 	}
-	data, err := os.ReadFile(server.TokenPath())
-	if err != nil {
-		return ""
+	ts := tokenSource{file: server.TokenPath()}
+	data, err := os.ReadFile(ts.file)
+	switch {
+	case err != nil:
+		ts.err = err
+	case strings.TrimSpace(string(data)) == "":
+		ts.err = errors.New("the file is empty")
+	default:
+		ts.token = strings.TrimSpace(string(data))
 	}
-	return strings.TrimSpace(string(data))
+	return ts
+}
+
+// hint says, after a 401, which token was sent and how to send the right one.
+func (ts tokenSource) hint() string {
+	const how = "\nset TESTBEDOS_TOKEN to the token in the server's <data dir>/config/token, or export TESTBEDOS_DATA_DIR=<the server's data dir> " +
+		"(make run: the .testbedos folder of the source tree; installed: " + config.DefaultDataDir + ") so the CLI reads its config/token;\n" +
+		"the unix socket needs no token"
+	switch {
+	case ts.fromEnv:
+		return "the server refused the token in TESTBEDOS_TOKEN;" + how
+	case ts.file == "":
+		return "no token was sent;" + how
+	case ts.err != nil:
+		reason := ts.err.Error()
+		if errors.Is(ts.err, fs.ErrNotExist) {
+			reason = "no such file"
+		}
+		return fmt.Sprintf("no token was sent: TESTBEDOS_TOKEN is not set and the CLI could not read %s (%s);%s", ts.file, reason, how)
+	}
+	return fmt.Sprintf("the server refused the token of %s (TESTBEDOS_TOKEN is not set): is it another server's?%s", ts.file, how)
 }
 
 // projectDir is the absolute folder of --input.

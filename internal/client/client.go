@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -21,9 +23,12 @@ import (
 
 // Client talks to one server.
 type Client struct {
-	base  string // http://host:port, or http://unix for the socket
-	http  *http.Client
-	token string
+	server  string // as given to New, for messages
+	network string // "unix" or "tcp": what Probe dials
+	address string
+	base    string // http://host:port, or http://unix for the socket
+	http    *http.Client
+	token   string
 }
 
 // Option changes a Client.
@@ -39,11 +44,12 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // New connects to server: "http://host:port", "https://…", "unix:///path" or
 // a plain socket path starting with "/".
 func New(server string, opts ...Option) (*Client, error) {
-	c := &Client{}
+	c := &Client{server: server}
 	switch {
 	case strings.HasPrefix(server, "unix://") || strings.HasPrefix(server, "/"):
 		path := strings.TrimPrefix(server, "unix://")
 		var d net.Dialer
+		c.network, c.address = "unix", path
 		c.base = "http://unix"
 		c.http = &http.Client{Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -55,6 +61,14 @@ func New(server string, opts ...Option) (*Client, error) {
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("server connection %q: want http://host:port or unix:///path", server)
 		}
+		c.network, c.address = "tcp", u.Host
+		if u.Port() == "" {
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			c.address = net.JoinHostPort(u.Hostname(), port)
+		}
 		c.base = strings.TrimRight(u.String(), "/")
 		c.http = &http.Client{}
 	default:
@@ -64,6 +78,97 @@ func New(server string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	return c, nil
+}
+
+// Server is the connection this client was made for, as given to New.
+func (c *Client) Server() string { return c.server }
+
+// IsTCP reports whether the client speaks TCP (where the server wants a
+// token) rather than the unix socket (where it does not).
+func (c *Client) IsTCP() bool { return c.network == "tcp" }
+
+// ErrUnreachable: no server accepted a connection.
+var ErrUnreachable = errors.New("no server answers")
+
+// probeTimeout bounds one Probe: a local server accepts at once, and a
+// remote one that takes longer than this is as good as down.
+const probeTimeout = 5 * time.Second
+
+// Probe opens and closes one connection to the server, telling a server
+// that answers from a stale socket (left by a killed server), a missing one
+// or a stopped server.
+func (c *Client) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, c.network, c.address)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.server, err)
+	}
+	return conn.Close()
+}
+
+// UnreachableError lists the servers Connect tried and why each failed.
+type UnreachableError struct {
+	Tried []string
+	Errs  []error
+}
+
+func (e *UnreachableError) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrUnreachable.Error())
+	b.WriteString(": tried ")
+	for i, s := range e.Tried {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s (%s)", s, dialReason(e.Errs[i]))
+	}
+	return b.String()
+}
+
+func (e *UnreachableError) Unwrap() error { return ErrUnreachable }
+
+// dialReason says in a few words why a dial failed.
+func dialReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such socket"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied: join the socket's group or use TCP"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer within " + probeTimeout.String()
+	}
+	return err.Error()
+}
+
+// Connect returns a client of the first of servers that accepts a
+// connection, in order; optsFor gives each its options (a token only over
+// TCP, say). When none answers the error is an *UnreachableError.
+func Connect(ctx context.Context, servers []string, optsFor func(*Client) []Option) (*Client, error) {
+	ue := &UnreachableError{}
+	for _, s := range servers {
+		c, err := New(s)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Probe(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			ue.Tried, ue.Errs = append(ue.Tried, s), append(ue.Errs, err)
+			continue
+		}
+		if optsFor != nil {
+			for _, o := range optsFor(c) {
+				o(c)
+			}
+		}
+		return c, nil
+	}
+	return nil, ue
 }
 
 // Error is an error answer of the server.
@@ -83,18 +188,23 @@ func StatusOf(err error) int {
 	return 0
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+// maxAnswer bounds the JSON answers read whole; a log is streamed instead.
+const maxAnswer = 64 << 20
+
+// send makes a request and returns the response of a successful one; an
+// error answer becomes an *Error.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -104,19 +214,32 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the server: %w", err)
+		return nil, fmt.Errorf("cannot reach the server: %w", err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var eb api.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
+			return nil, &Error{Status: resp.StatusCode, Message: eb.Error.Message}
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+	}
+	return resp, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode >= 400 {
-		var eb api.ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-			return &Error{Status: resp.StatusCode, Message: eb.Error.Message}
-		}
-		return &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxAnswer {
+		return fmt.Errorf("%s %s: the answer is larger than %d MiB", method, path, maxAnswer>>20)
 	}
 	switch o := out.(type) {
 	case nil:
@@ -173,10 +296,16 @@ func (c *Client) Action(ctx context.Context, name string, req api.ActionRequest)
 	return out.UUID, err
 }
 
-// Cancel asks the running action of a deployment to stop and returns its uuid.
-func (c *Client) Cancel(ctx context.Context, name string) (string, error) {
+// Cancel asks the running action of a deployment to stop and returns its
+// uuid. With a non-empty uuid only that action is cancelled: when another
+// one runs (or none), the server answers 409 and nothing is cancelled.
+func (c *Client) Cancel(ctx context.Context, name, uuid string) (string, error) {
 	var out api.ActionAccepted
-	err := c.do(ctx, http.MethodPost, "/api/deployments/"+url.PathEscape(name)+"/cancel", nil, &out)
+	var body any
+	if uuid != "" {
+		body = api.CancelRequest{UUID: uuid}
+	}
+	err := c.do(ctx, http.MethodPost, "/api/deployments/"+url.PathEscape(name)+"/cancel", body, &out)
 	return out.UUID, err
 }
 
@@ -185,6 +314,24 @@ func (c *Client) State(ctx context.Context, name string) (json.RawMessage, error
 	var out []byte
 	err := c.do(ctx, http.MethodGet, "/api/deployments/"+url.PathEscape(name)+"/state", nil, &out)
 	return out, err
+}
+
+// Snapshots lists the snapshots of a guest of a deployment, oldest first.
+func (c *Client) Snapshots(ctx context.Context, name, guest string) ([]api.Snapshot, error) {
+	var out api.SnapshotList
+	err := c.do(ctx, http.MethodGet, snapshotsPath(name, guest), nil, &out)
+	return out.Snapshots, err
+}
+
+// Snapshot describes one snapshot of a guest of a deployment.
+func (c *Client) Snapshot(ctx context.Context, name, guest, snapshot string) (api.Snapshot, error) {
+	var out api.Snapshot
+	err := c.do(ctx, http.MethodGet, snapshotsPath(name, guest)+"/"+url.PathEscape(snapshot), nil, &out)
+	return out, err
+}
+
+func snapshotsPath(name, guest string) string {
+	return "/api/deployments/" + url.PathEscape(name) + "/guests/" + url.PathEscape(guest) + "/snapshots"
 }
 
 // Logs returns the logs index of a deployment.
@@ -201,11 +348,26 @@ func (c *Client) LogEntry(ctx context.Context, uuid string) (api.LogEntry, error
 	return out, err
 }
 
+// OpenLog streams one action's whole log so far, however large. Reading it
+// fails (rather than ending early) if the transfer breaks off.
+func (c *Client) OpenLog(ctx context.Context, uuid string) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/api/logs/"+url.PathEscape(uuid)+"/text", nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // LogText returns one action's whole log so far.
 func (c *Client) LogText(ctx context.Context, uuid string) (string, error) {
-	var out []byte
-	err := c.do(ctx, http.MethodGet, "/api/logs/"+url.PathEscape(uuid)+"/text", nil, &out)
-	return string(out), err
+	r, err := c.OpenLog(ctx, uuid)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	var b strings.Builder
+	_, err = io.Copy(&b, r)
+	return b.String(), err
 }
 
 // Status returns the server's status.

@@ -39,7 +39,9 @@ func (c *Client) Follow(ctx context.Context, uuid string, onLine func(line strin
 		return api.Outcome{}, fmt.Errorf("follow log %s: %w", uuid, err)
 	}
 	defer conn.CloseNow()
-	conn.SetReadLimit(16 << 20)
+	// A log line has at most 64 KiB of text plus its timestamp and prefix
+	// (logstream.MaxMessage); the limit leaves room to spare.
+	conn.SetReadLimit(1 << 20)
 	for {
 		_, data, err := conn.Read(ctx)
 		if err == nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/testbedos/testbedos/internal/logstream"
 )
 
 // Modes the server runs in.
@@ -40,6 +42,8 @@ type Server struct {
 	// LogRetention and LogMaxCount bound the orchestration logs kept.
 	LogRetention time.Duration
 	LogMaxCount  int
+	// LogMaxBytes caps one action's log (SPEC 12).
+	LogMaxBytes int64
 }
 
 // Defaults of SPEC 2.
@@ -94,6 +98,16 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 		}
 		return fs.Int(name, def, usage+" (env "+envName+")")
 	}
+	size := func(name, envName string, def int64, usage string) *int64 {
+		v := byteSize(def)
+		if s, ok := e(envName); ok && s != "" {
+			if err := v.Set(s); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName, s, err))
+			}
+		}
+		fs.Var(&v, name, usage+" (env "+envName+")")
+		return (*int64)(&v)
+	}
 
 	dataDir := str("data-dir", "TESTBEDOS_DATA_DIR", DefaultDataDir, "data folder")
 	listen := str("listen", "TESTBEDOS_LISTEN", DefaultListen, "TCP address of the API; empty disables TCP")
@@ -107,13 +121,15 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	hbMisses := integer("heartbeat-misses", "TESTBEDOS_HEARTBEAT_MISSES", 3, "missed heartbeats before a peer is dropped")
 	retention := duration("log-retention", "TESTBEDOS_LOG_RETENTION", 30*24*time.Hour, "orchestration logs older than this are deleted")
 	maxLogs := integer("log-max-count", "TESTBEDOS_LOG_MAX_COUNT", 1000, "orchestration logs kept per deployment at most")
+	maxLogBytes := size("log-max-bytes", "TESTBEDOS_LOG_MAX_BYTES", logstream.DefaultMaxBytes,
+		"cap on one action's log, e.g. 256MiB; past it lines are dropped and counted")
 
 	return func() (Server, error) {
 		cfg := Server{
 			DataDir: *dataDir, Listen: *listen, Socket: *socket, DB: *db, Dev: *dev,
 			MainURL: *mainURL, TokenFile: *tokenFile,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
-			LogRetention: *retention, LogMaxCount: *maxLogs,
+			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
 		}
 		switch strings.ToLower(*auth) {
 		case "on", "true", "1", "yes":
@@ -165,12 +181,19 @@ func (c *Server) Validate() error {
 	if c.LogRetention <= 0 || c.LogMaxCount < 1 {
 		return fmt.Errorf("log retention and log max count must be positive")
 	}
+	if c.LogMaxBytes == 0 { // a Server built in code rather than by Bind
+		c.LogMaxBytes = logstream.DefaultMaxBytes
+	}
+	if c.LogMaxBytes < 4<<10 {
+		return fmt.Errorf("log max bytes must be at least 4KiB")
+	}
 	return nil
 }
 
 // Paths of the data folder (SPEC 3).
 func (c Server) ConfigDir() string        { return filepath.Join(c.DataDir, "config") }
 func (c Server) DeploymentsDir() string   { return filepath.Join(c.DataDir, "deployments") }
+func (c Server) DeployedDir() string      { return filepath.Join(c.DataDir, "deployed") }
 func (c Server) LogsDir() string          { return filepath.Join(c.DataDir, "logs") }
 func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "logs", "orchestration") }
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }
@@ -179,7 +202,7 @@ func (c Server) TokenPath() string        { return filepath.Join(c.DataDir, "con
 
 // MakeDirs creates the folders of the data layout.
 func (c Server) MakeDirs() error {
-	for _, d := range []string{c.ConfigDir(), c.DeploymentsDir(), c.OrchestrationDir()} {
+	for _, d := range []string{c.ConfigDir(), c.DeploymentsDir(), c.DeployedDir(), c.OrchestrationDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("data folder: %w", err)
 		}

@@ -85,3 +85,41 @@ func TestSaveModeThroughTheLock(t *testing.T) {
 		t.Fatalf("LoadMode: %+v %v, want %+v", got, err, want)
 	}
 }
+
+func TestLogMaxBytes(t *testing.T) {
+	tests := []struct {
+		env, flag string
+		want      int64
+	}{
+		{"", "", 256 << 20},
+		{"4MiB", "", 4 << 20},
+		{"1048576", "", 1 << 20},
+		{"512K", "", 512 << 10},
+		{"2G", "", 2 << 30},
+		{"4MiB", "8MiB", 8 << 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.env+"/"+tc.flag, func(t *testing.T) {
+			env := map[string]string{}
+			if tc.env != "" {
+				env["TESTBEDOS_LOG_MAX_BYTES"] = tc.env
+			}
+			var args []string
+			if tc.flag != "" {
+				args = []string{"--log-max-bytes", tc.flag}
+			}
+			cfg, err := bind(t, env, args...)
+			if err != nil || cfg.LogMaxBytes != tc.want {
+				t.Fatalf("LogMaxBytes = %d, %v; want %d", cfg.LogMaxBytes, err, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"lots", "-1", "4TiB", "1KiB"} {
+		if _, err := bind(t, map[string]string{"TESTBEDOS_LOG_MAX_BYTES": bad}); err == nil {
+			t.Errorf("TESTBEDOS_LOG_MAX_BYTES=%q accepted", bad)
+		}
+	}
+	if _, err := bind(t, nil, "--log-max-bytes", "3 apples"); err == nil {
+		t.Error("--log-max-bytes '3 apples' accepted")
+	}
+}

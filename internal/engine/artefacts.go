@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+	"github.com/testbedos/testbedos/internal/atomicfile"
+
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/sshkey"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -11,8 +14,8 @@ import (
 
 // writeArtefacts makes the deployment's SSH key (kept when there is one)
 // and lets every driver that writes per-guest artefacts write them.
-func (e *Engine) writeArtefacts(ctx context.Context, st *topology.State, dir string, log guest.Log) error {
-	key, err := sshkey.Ensure(dir, "testbedos-"+st.Deployment)
+func (e *Engine) writeArtefacts(ctx context.Context, st *topology.State, out *atomicfile.Root, log actlog.Log) error {
+	key, err := sshkey.Ensure(out, "testbedos-"+st.Deployment)
 	if err != nil {
 		return err
 	}
@@ -21,15 +24,19 @@ func (e *Engine) writeArtefacts(ctx context.Context, st *topology.State, dir str
 		g := &st.Guests[i]
 		// A kind without a driver here has no artefacts to write; up
 		// reports the missing driver.
-		drv, err := e.opts.Drivers.Driver(g.Kind)
+		host, err := e.opts.Hosts.Host(g.Host)
+		if err != nil {
+			return fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+		drv, err := host.Driver(g.Kind)
 		if err != nil {
 			continue
 		}
-		w, ok := drv.(guest.ArtefactWriter)
+		w, ok := guest.ArtefactWriterOf(drv)
 		if !ok {
 			continue
 		}
-		if err := w.WriteArtefacts(ctx, st, g, dir, log); err != nil {
+		if err := w.WriteArtefacts(ctx, st, g, out, log); err != nil {
 			return fmt.Errorf("guest %s: artefacts: %w", g.Name, err)
 		}
 	}

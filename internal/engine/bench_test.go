@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/engine"
@@ -39,7 +41,7 @@ func benchUpDown(b *testing.B, measureUp bool) {
 			e, d := engineFor(b, n)
 			ctx := context.Background()
 			up := func() error { return e.Up(ctx, d, api.UpOptions{}, discard{}) }
-			down := func() error { return e.Down(ctx, d, api.StateIsUp, discard{}) }
+			down := func() error { return e.Down(ctx, d, discard{}) }
 			timeUpDown(b, measureUp, up, down, func() {})
 		})
 		b.Run(fmt.Sprintf("N=%d/ipbatch", n), func(b *testing.B) {
@@ -134,11 +136,11 @@ func engineFor(b *testing.B, n int) (*engine.Engine, api.Deployment) {
 		Drivers: guest.NewRegistry(netns.New(netns.Options{})),
 		Network: netplumb.NewHost(nil),
 	})
-	must(b, e.GenerateArtefacts(context.Background(), d, api.StateIsDown, discard{}))
+	must(b, e.GenerateArtefacts(context.Background(), d, discard{}))
 	st, err := topology.ReadState(topology.StatePath(dir))
 	must(b, err)
 	b.Cleanup(func() {
-		e.Down(context.Background(), d, api.StateIsUp, discard{})
+		e.Down(context.Background(), d, discard{})
 		nettest.RemoveAll(st.Prefix)
 		nettest.RemoveAll("tbos." + d.Name + ".")
 	})
@@ -170,4 +172,4 @@ type nopCloser struct{}
 func (nopCloser) Write(p []byte) (int, error) { return len(p), nil }
 func (nopCloser) Close() error                { return nil }
 
-var _ guest.Log = discard{}
+var _ actlog.Log = discard{}

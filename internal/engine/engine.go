@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+	"github.com/testbedos/testbedos/internal/atomicfile"
+
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -22,26 +25,18 @@ import (
 // example up before generate-artefacts).
 var ErrConflict = api.Categorized(api.ErrConflict, "conflicts with the deployment's state")
 
-// Network makes the switches of one host.
-type Network interface {
-	// EnsureBridge makes the bridge if it is missing and reports whether it
-	// did.
-	EnsureBridge(ctx context.Context, name string) (created bool, err error)
-	DeleteBridge(ctx context.Context, name string) error
-	// AllowBridge lets traffic between ports of the bridge through the host
-	// firewall; RemoveBridge undoes it.
-	AllowBridge(name string) error
-	RemoveBridge(name string) error
-}
-
 // Options configure an Engine.
 type Options struct {
-	Drivers *guest.Registry
-	Network Network
+	// Hosts is the cluster the engine drives. When nil, the engine drives
+	// one LocalHost named HostName with Drivers and Network.
+	Hosts    Hosts
+	HostName string
+	Drivers  *guest.Registry
+	Network  Network
+	// Records keeps what each deployment has deployed; nil keeps it in
+	// memory (tests).
+	Records Records
 	Logger  *slog.Logger
-	// Hosts lists the cluster hosts guests may be placed on; nil means this
-	// host alone.
-	Hosts func() []topology.Host
 	// Concurrency bounds the resources one stage works on at once.
 	Concurrency int
 }
@@ -60,29 +55,27 @@ func New(opts Options) *Engine {
 		opts.Concurrency = max(8, 4*runtime.NumCPU())
 	}
 	if opts.Hosts == nil {
-		opts.Hosts = func() []topology.Host { return []topology.Host{LocalHost()} }
+		name := opts.HostName
+		if name == "" {
+			name = "localhost"
+		}
+		opts.Hosts = SingleHost{Main: &LocalHost{HostName: name, Net: opts.Network, Drivers: opts.Drivers}}
+	}
+	if opts.Records == nil {
+		opts.Records = &MemoryRecords{}
 	}
 	return &Engine{opts: opts}
 }
 
-// LocalHost is this machine as the main host.
-func LocalHost() topology.Host {
-	name, err := os.Hostname()
-	if err != nil || name == "" {
-		name = "localhost"
-	}
-	return topology.Host{Name: name, Main: true}
-}
-
 // Check refuses, before anything is recorded, a command that cannot succeed:
-// an invalid kvm-compose.yaml (topology.ErrInvalid), or a command that does
-// not fit the current state (ErrConflict).
+// an invalid kvm-compose.yaml (topology.ErrInvalid), a command that does
+// not fit the current state (ErrConflict), a snapshot of an unknown guest
+// (ErrNotFound) or of a kind without snapshots (ErrUnsupported).
 func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
-	statePath := topology.StatePath(d.ProjectLocation)
 	switch cmd.Name {
 	case api.CmdGenerateArtefacts, api.CmdClearArtefacts:
-		if mayBeDeployed(prev) {
-			return fmt.Errorf("%w: deployment %s is %s; run down before %s (the artefacts describe what is deployed)", ErrConflict, d.Name, prev, cmd.Name)
+		if err := e.checkNothingDeployed(ctx, d, cmd.Name); err != nil {
+			return err
 		}
 		if cmd.Name == api.CmdGenerateArtefacts {
 			_, err := topology.Generate(e.topologyOptions(d))
@@ -91,58 +84,79 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 			}
 			return err
 		}
-	case api.CmdUp, api.CmdSnapshot:
-		if _, err := os.Stat(statePath); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: deployment %s has no artefacts yet: run generate-artefacts first", ErrConflict, d.Name)
-		}
+	case api.CmdUp:
+		_, err := e.readState(d)
+		return err
+	case api.CmdSnapshot:
+		// An unknown guest or one of a kind without snapshots is refused
+		// here, before the action is recorded.
+		_, err := e.snapshotTarget(d, cmd.Snapshot.Guest)
+		return err
 	}
 	return nil
 }
 
-// mayBeDeployed reports whether guests or switches of the deployment may
-// exist in the state prev.
-func mayBeDeployed(prev api.DeploymentState) bool {
-	switch {
-	case prev.Is(api.StateUp), prev.Is(api.StateRunning):
-		return true
-	case prev.Is(api.StateFailed) && prev.Failed != nil:
-		switch prev.Failed.Name {
-		case api.CmdGenerateArtefacts, api.CmdClearArtefacts:
-			return false
-		}
-		return true
+// readState reads and checks the state generate-artefacts wrote for d. It
+// is user input: a state that does not match the deployment is refused.
+func (e *Engine) readState(d api.Deployment) (*topology.State, error) {
+	st, err := topology.ReadState(topology.StatePath(d.ProjectLocation))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: deployment %s has no artefacts yet: run generate-artefacts first", ErrConflict, d.Name)
 	}
-	return false
+	if err != nil {
+		return nil, fmt.Errorf("read artefacts: %w", err)
+	}
+	if err := topology.CheckState(st, d.Name, d.ProjectLocation); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return st, nil
+}
+
+// checkNothingDeployed refuses to change the artefacts while the record
+// holds objects of the deployment.
+func (e *Engine) checkNothingDeployed(ctx context.Context, d api.Deployment, cmd api.CommandName) error {
+	rec, err := e.Deployed(ctx, d.Name)
+	if err != nil {
+		return err
+	}
+	if guests, bridges := rec.counts(); guests+bridges > 0 {
+		return fmt.Errorf("%w: deployment %s has %s and %s deployed; run down before %s",
+			ErrConflict, d.Name, count(guests, "guest"), count(bridges, "bridge"), cmd)
+	}
+	return nil
 }
 
 func (e *Engine) topologyOptions(d api.Deployment) topology.Options {
-	return topology.Options{Deployment: d.Name, ProjectDir: d.ProjectLocation, Hosts: e.opts.Hosts()}
+	return topology.Options{Deployment: d.Name, ProjectDir: d.ProjectLocation, Hosts: e.opts.Hosts.List()}
 }
 
 // Execute runs cmd; it implements actions.Executor.
-func (e *Engine) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error) {
+func (e *Engine) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error) {
 	if err := e.Check(ctx, d, prev, cmd); err != nil && cmd.Name != api.CmdGenerateArtefacts {
 		return prev, err
 	}
 	switch cmd.Name {
 	case api.CmdGenerateArtefacts:
-		return api.StateIsDown, e.GenerateArtefacts(ctx, d, prev, log)
+		return api.StateIsDown, e.GenerateArtefacts(ctx, d, log)
 	case api.CmdClearArtefacts:
 		return api.StateIsDown, e.ClearArtefacts(ctx, d, log)
 	case api.CmdUp:
 		return api.StateIsUp, e.Up(ctx, d, cmd.Up, log)
 	case api.CmdDown:
-		return api.StateIsDown, e.Down(ctx, d, prev, log)
+		return api.StateIsDown, e.Down(ctx, d, log)
 	case api.CmdSnapshot:
 		return prev, e.Snapshot(ctx, d, cmd.Snapshot, log)
 	}
 	return prev, fmt.Errorf("unknown command %q", cmd.Name)
 }
 
-// GenerateArtefacts validates kvm-compose.yaml and writes artefacts/state.json.
-func (e *Engine) GenerateArtefacts(ctx context.Context, d api.Deployment, prev api.DeploymentState, log guest.Log) error {
-	if mayBeDeployed(prev) {
-		return fmt.Errorf("%w: deployment %s is %s; run down first", ErrConflict, d.Name, prev)
+// GenerateArtefacts validates kvm-compose.yaml and writes the per-guest
+// artefacts, then artefacts/state.json last, so the state never describes
+// artefacts that are not there. Every write goes through an os.Root of the
+// project folder: none follows a symlink out of it.
+func (e *Engine) GenerateArtefacts(ctx context.Context, d api.Deployment, log actlog.Log) error {
+	if err := e.checkNothingDeployed(ctx, d, api.CmdGenerateArtefacts); err != nil {
+		return err
 	}
 	opts := e.topologyOptions(d)
 	log.Printf("reading %s", filepath.Join(d.ProjectLocation, "kvm-compose.yaml"))
@@ -150,11 +164,30 @@ func (e *Engine) GenerateArtefacts(ctx context.Context, d api.Deployment, prev a
 	if err != nil {
 		return err
 	}
+	project, err := atomicfile.OpenRoot(d.ProjectLocation)
+	if err != nil {
+		return fmt.Errorf("project folder: %w", err)
+	}
+	defer project.Close()
 	path := topology.StatePath(d.ProjectLocation)
-	if err := topology.WriteState(path, st); err != nil {
+	out, err := project.Sub(filepath.Base(filepath.Dir(path)), 0o755)
+	if err != nil {
+		return fmt.Errorf("artefacts folder: %w", err)
+	}
+	defer out.Close()
+	// A state of an earlier generate must not outlive artefacts that this
+	// one is about to replace.
+	if err := out.Remove(path); err != nil {
+		return fmt.Errorf("remove the old state: %w", err)
+	}
+	if err := e.writeArtefacts(ctx, st, out, log); err != nil {
 		return err
 	}
-	if err := e.writeArtefacts(ctx, st, filepath.Dir(path), log); err != nil {
+	data, err := topology.EncodeState(st)
+	if err != nil {
+		return err
+	}
+	if err := out.Write(path, data, 0o644); err != nil {
 		return err
 	}
 	log.Printf("resolved %s on %s over %s", count(len(st.Guests), "guest"), count(len(st.Switches), "switch"), count(len(st.Hosts), "host"))
@@ -171,7 +204,7 @@ func (e *Engine) GenerateArtefacts(ctx context.Context, d api.Deployment, prev a
 }
 
 // ClearArtefacts removes the artefacts folder.
-func (e *Engine) ClearArtefacts(ctx context.Context, d api.Deployment, log guest.Log) error {
+func (e *Engine) ClearArtefacts(ctx context.Context, d api.Deployment, log actlog.Log) error {
 	dir := filepath.Dir(topology.StatePath(d.ProjectLocation))
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		log.Printf("%s does not exist: nothing to clear", dir)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
@@ -41,41 +43,47 @@ func (w *world) EnsureBridge(ctx context.Context, name string) (bool, error) {
 	w.bridges[name] = true
 	return created, nil
 }
+func (w *world) HasBridge(ctx context.Context, name string) (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.bridges[name], nil
+}
 func (w *world) DeleteBridge(ctx context.Context, name string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.bridges, name)
 	return nil
 }
-func (w *world) AllowBridge(name string) error {
+func (w *world) AllowBridge(ctx context.Context, name string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.allowed[name] = true
 	return nil
 }
-func (w *world) RemoveBridge(name string) error {
+func (w *world) RemoveBridge(ctx context.Context, name string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.allowed, name)
 	return nil
 }
 
-func (w *world) Kind() string { return topology.KindNetns }
-func (w *world) Exists(ctx context.Context, g *topology.Guest) (bool, error) {
+func (w *world) Kind() string                     { return topology.KindNetns }
+func (w *world) Capabilities() guest.Capabilities { return guest.Capabilities{} }
+func (w *world) Exists(ctx context.Context, dep guest.Deployment, g *topology.Guest) (bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.guests[g.Name], nil
 }
-func (w *world) Create(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) error {
+func (w *world) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
 	if g.Name == w.failOn {
-		return errors.New("no room")
+		return false, errors.New("no room")
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.guests[g.Name] = true
-	return nil
+	return true, nil
 }
-func (w *world) RunScript(ctx context.Context, st *topology.State, g *topology.Guest, script string, log guest.Log) error {
+func (w *world) RunScript(ctx context.Context, dep guest.Deployment, g *topology.Guest, script string, log actlog.Log) error {
 	w.mu.Lock()
 	w.scripts = append(w.scripts, g.Name)
 	block := w.block
@@ -90,7 +98,7 @@ func (w *world) RunScript(ctx context.Context, st *topology.State, g *topology.G
 	}
 	return err
 }
-func (w *world) Destroy(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) error {
+func (w *world) Destroy(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.guests, g.Name)
@@ -142,7 +150,7 @@ func setup(t *testing.T) (*Engine, *world, api.Deployment) {
 	w := newWorld()
 	e := New(Options{Drivers: guest.NewRegistry(w), Network: w, Concurrency: 2})
 	d := api.Deployment{Name: "lab", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &guesttest.Log{}); err != nil {
+	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	return e, w, d
@@ -181,11 +189,11 @@ func TestUpDownRoundTrip(t *testing.T) {
 	if len(w.scripts) != 2 {
 		t.Fatalf("rerun_scripts did not re-run: %v", w.scripts)
 	}
-	if err := e.Down(ctx, d, api.StateIsUp, &guesttest.Log{}); err != nil {
+	if err := e.Down(ctx, d, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	w.empty(t)
-	if err := e.Down(ctx, d, api.StateIsDown, &guesttest.Log{}); err != nil {
+	if err := e.Down(ctx, d, &guesttest.Log{}); err != nil {
 		t.Fatalf("second down: %v", err)
 	}
 }
@@ -256,23 +264,28 @@ func TestCancelDuringScriptsReverts(t *testing.T) {
 func TestCheck(t *testing.T) {
 	e, _, d := setup(t)
 	ctx := context.Background()
-	cases := []struct {
-		prev api.DeploymentState
-		cmd  api.CommandName
-		want error
-	}{
-		{api.StateIsUp, api.CmdGenerateArtefacts, ErrConflict},
-		{api.FailedState(api.Command{Name: api.CmdUp}), api.CmdClearArtefacts, ErrConflict},
-		{api.FailedState(api.Command{Name: api.CmdGenerateArtefacts}), api.CmdGenerateArtefacts, nil},
-		{api.StateIsDown, api.CmdUp, nil},
-		{api.StateIsDown, api.CmdDown, nil},
-	}
-	for _, tc := range cases {
-		err := e.Check(ctx, d, tc.prev, api.Command{Name: tc.cmd})
-		if !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
-			t.Errorf("%s from %s: %v, want %v", tc.cmd, tc.prev, err, tc.want)
+	check := func(cmd api.CommandName, want error) {
+		t.Helper()
+		err := e.Check(ctx, d, api.StateIsDown, api.Command{Name: cmd})
+		if !errors.Is(err, want) && !(want == nil && err == nil) {
+			t.Errorf("%s: %v, want %v", cmd, err, want)
 		}
 	}
+	check(api.CmdUp, nil)
+	check(api.CmdDown, nil)
+	check(api.CmdGenerateArtefacts, nil)
+	// While the record holds objects, the artefacts stay as they are,
+	// whatever the deployment's state says.
+	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
+		t.Fatal(err)
+	}
+	check(api.CmdGenerateArtefacts, ErrConflict)
+	check(api.CmdClearArtefacts, ErrConflict)
+	if err := e.Down(ctx, d, &guesttest.Log{}); err != nil {
+		t.Fatal(err)
+	}
+	check(api.CmdGenerateArtefacts, nil)
+	check(api.CmdClearArtefacts, nil)
 	os.Remove(topology.StatePath(d.ProjectLocation))
 	if err := e.Check(ctx, d, api.StateIsDown, api.Command{Name: api.CmdUp}); !errors.Is(err, ErrConflict) {
 		t.Errorf("up without artefacts: %v", err)

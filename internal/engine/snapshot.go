@@ -2,62 +2,50 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
-	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// Snapshot runs a snapshot sub-command on one guest and writes what it
-// finds into the action log.
-func (e *Engine) Snapshot(ctx context.Context, d api.Deployment, opts api.SnapshotOptions, log guest.Log) error {
-	st, g, snap, err := e.snapshotTarget(topology.StatePath(d.ProjectLocation), opts.Guest)
+var (
+	// ErrNotFound: the deployment has no such guest, or the guest no such
+	// snapshot.
+	ErrNotFound = api.Categorized(api.ErrNotFound, "not found")
+	// ErrUnsupported: the guest's kind does not have the feature asked for
+	// (snapshots of a namespace).
+	ErrUnsupported = api.Categorized(api.ErrInvalid, "not supported by the guest's kind")
+)
+
+// Snapshot runs a snapshot sub-command (create, restore, delete) on one guest
+// and writes what it does into the action log. Reading snapshots is not an
+// action: see ListSnapshots and SnapshotInfo.
+func (e *Engine) Snapshot(ctx context.Context, d api.Deployment, opts api.SnapshotOptions, log actlog.Log) error {
+	t, err := e.snapshotTarget(d, opts.Guest)
 	if err != nil {
 		return err
 	}
+	g := t.guest
 	switch opts.SubCommand {
 	case "create":
 		log.Printf("guest %s: taking snapshot %s", g.Name, opts.Name)
-		s, err := snap.CreateSnapshot(ctx, st, g, opts.Name)
+		s, err := t.snap.CreateSnapshot(ctx, t.gdep, g, opts.Name)
 		if err != nil {
 			return err
 		}
-		log.Printf("guest %s: snapshot %s taken: %s", g.Name, s.Name, describeSnapshot(s))
-	case "list":
-		list, err := snap.ListSnapshots(ctx, st, g)
-		if err != nil {
-			return err
-		}
-		log.Printf("guest %s: %s", g.Name, count(len(list), "snapshot"))
-		for _, s := range list {
-			log.Printf("    %s: %s", s.Name, describeSnapshot(s))
-		}
-	case "info":
-		s, err := snap.SnapshotInfo(ctx, st, g, opts.Name)
-		if err != nil {
-			return err
-		}
-		log.Printf("guest %s: snapshot %s", g.Name, s.Name)
-		log.Printf("    created:  %s", s.Created.Format(time.RFC3339))
-		log.Printf("    state:    %s", s.State)
-		log.Printf("    memory:   %s", ifThen(s.Memory, "yes (restoring resumes the guest where it was)", "no"))
-		log.Printf("    disks:    %s", orNone(strings.Join(s.Disks, ", ")))
-		log.Printf("    parent:   %s", orNone(s.Parent))
-		log.Printf("    current:  %s", ifThen(s.Current, "yes", "no"))
-		if s.Description != "" {
-			log.Printf("    description: %s", s.Description)
-		}
+		log.Printf("guest %s: snapshot %s taken: %s", g.Name, s.Name, wireSnapshot(s).Summary())
 	case "restore":
 		log.Printf("guest %s: restoring snapshot %s", g.Name, opts.Name)
-		if err := snap.RestoreSnapshot(ctx, st, g, opts.Name); err != nil {
+		if err := t.snap.RestoreSnapshot(ctx, t.gdep, g, opts.Name); err != nil {
 			return err
 		}
 		log.Printf("guest %s: restored snapshot %s", g.Name, opts.Name)
 	case "delete":
-		if err := snap.DeleteSnapshot(ctx, st, g, opts.Name); err != nil {
+		if err := t.snap.DeleteSnapshot(ctx, t.gdep, g, opts.Name); err != nil {
 			return err
 		}
 		log.Printf("guest %s: deleted snapshot %s", g.Name, opts.Name)
@@ -67,11 +55,80 @@ func (e *Engine) Snapshot(ctx context.Context, d api.Deployment, opts api.Snapsh
 	return nil
 }
 
-// snapshotTarget finds a guest of the state and its driver's snapshots.
-func (e *Engine) snapshotTarget(statePath, name string) (*topology.State, *topology.Guest, guest.Snapshotter, error) {
-	st, err := topology.ReadState(statePath)
+// ListSnapshots lists the snapshots of one guest of d, oldest first. An
+// unknown guest wraps ErrNotFound, a kind without snapshots ErrUnsupported,
+// a deployment without artefacts or whose guests are not up ErrConflict.
+func (e *Engine) ListSnapshots(ctx context.Context, d api.Deployment, guestName string) ([]api.Snapshot, error) {
+	t, err := e.snapshotReader(d, guestName)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read artefacts: %w", err)
+		return nil, err
+	}
+	list, err := t.snap.ListSnapshots(ctx, t.gdep, t.guest)
+	if err != nil {
+		return nil, t.readError(err)
+	}
+	out := make([]api.Snapshot, 0, len(list))
+	for _, s := range list {
+		out = append(out, wireSnapshot(s))
+	}
+	return out, nil
+}
+
+// SnapshotInfo describes one snapshot of one guest of d; errors are those
+// of ListSnapshots, and an unknown snapshot wraps ErrNotFound (and
+// guest.ErrNoSnapshot) with the names there are.
+func (e *Engine) SnapshotInfo(ctx context.Context, d api.Deployment, guestName, snapshot string) (api.Snapshot, error) {
+	t, err := e.snapshotReader(d, guestName)
+	if err != nil {
+		return api.Snapshot{}, err
+	}
+	s, err := t.snap.SnapshotInfo(ctx, t.gdep, t.guest, snapshot)
+	if err != nil {
+		return api.Snapshot{}, t.readError(err)
+	}
+	return wireSnapshot(s), nil
+}
+
+// snapshotGuest is a guest whose driver has snapshots.
+type snapshotGuest struct {
+	dep   api.Deployment
+	gdep  guest.Deployment // the deployment as the guest's driver sees it
+	guest *topology.Guest
+	snap  guest.Snapshotter
+}
+
+// snapshotReader is snapshotTarget for a read: the deployment must be up,
+// or at least not down, for its guests to exist.
+func (e *Engine) snapshotReader(d api.Deployment, name string) (*snapshotGuest, error) {
+	t, err := e.snapshotTarget(d, name)
+	if err != nil {
+		return nil, err
+	}
+	if d.State.Is(api.StateDown) {
+		return nil, fmt.Errorf("%w: deployment %s is down, so guest %s does not exist: run up first, then read its snapshots", ErrConflict, d.Name, name)
+	}
+	return t, nil
+}
+
+// readError sorts a driver's error on reading snapshots: an unknown
+// snapshot is not found; while the deployment is not up (an up running or
+// failed half-way), a guest that cannot be read is most likely not there yet.
+func (t *snapshotGuest) readError(err error) error {
+	switch {
+	case errors.Is(err, guest.ErrNoSnapshot):
+		return inCategory(ErrNotFound, err)
+	case !t.dep.State.Is(api.StateUp):
+		return fmt.Errorf("%w: deployment %s is %s: %w", ErrConflict, t.dep.Name, t.dep.State, err)
+	}
+	return err
+}
+
+// snapshotTarget finds a guest of the deployment's state and its driver's
+// snapshots.
+func (e *Engine) snapshotTarget(d api.Deployment, name string) (*snapshotGuest, error) {
+	st, err := e.readState(d)
+	if err != nil {
+		return nil, err
 	}
 	var names []string
 	for i := range st.Guests {
@@ -80,34 +137,60 @@ func (e *Engine) snapshotTarget(statePath, name string) (*topology.State, *topol
 		if g.Name != name {
 			continue
 		}
-		drv, err := e.opts.Drivers.Driver(g.Kind)
+		host, err := e.opts.Hosts.Host(g.Host)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("guest %s: %w", g.Name, err)
+			return nil, fmt.Errorf("guest %s: %w", g.Name, err)
 		}
-		snap, ok := drv.(guest.Snapshotter)
+		drv, err := host.Driver(g.Kind)
+		if err != nil {
+			return nil, fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+		snap, ok := snapshotterOf(drv)
 		if !ok {
-			return nil, nil, nil, fmt.Errorf("guest %s of kind %s has no snapshots", g.Name, g.Kind)
+			return nil, inCategory(ErrUnsupported, fmt.Errorf("guest %s of kind %s has no snapshots (kinds with snapshots: %s)", g.Name, g.Kind, orNone(strings.Join(snapshotKinds(host), ", "))))
 		}
-		return st, g, snap, nil
+		gdep := guest.Deployment{Name: d.Name, Files: host.Files(d.ProjectLocation)}
+		return &snapshotGuest{dep: d, gdep: gdep, guest: g, snap: snap}, nil
 	}
-	return nil, nil, nil, fmt.Errorf("deployment %s has no guest %s (guests: %s)", st.Deployment, name, strings.Join(names, ", "))
+	return nil, inCategory(ErrNotFound, fmt.Errorf("deployment %s has no guest %s (guests: %s)", st.Deployment, name, orNone(strings.Join(names, ", "))))
 }
 
-func describeSnapshot(s guest.Snapshot) string {
-	parts := []string{"taken " + s.Created.Format(time.RFC3339), "guest " + ifThen(s.State != "", s.State, "in an unknown state")}
-	switch {
-	case s.Memory && len(s.Disks) > 0:
-		parts = append(parts, "memory and disks "+strings.Join(s.Disks, ", "))
-	case s.Memory:
-		parts = append(parts, "memory")
-	case len(s.Disks) > 0:
-		parts = append(parts, "disks "+strings.Join(s.Disks, ", "))
-	}
-	if s.Current {
-		parts = append(parts, "current")
-	}
-	return strings.Join(parts, ", ")
+// snapshotterOf is the one place that asks a driver for snapshots.
+func snapshotterOf(drv guest.Driver) (guest.Snapshotter, bool) {
+	s, err := guest.SnapshotterOf(drv)
+	return s, err == nil
 }
+
+// snapshotKinds lists the kinds of host whose guests have snapshots.
+func snapshotKinds(host Host) []string {
+	var out []string
+	for _, k := range []string{topology.KindNetns, topology.KindLibvirt, topology.KindDocker} {
+		if drv, err := host.Driver(k); err == nil {
+			if _, ok := snapshotterOf(drv); ok {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+func wireSnapshot(s guest.Snapshot) api.Snapshot {
+	return api.Snapshot{
+		Name: s.Name, Created: s.Created, State: s.State, Parent: s.Parent, Current: s.Current,
+		Description: s.Description, Memory: s.Memory, Disks: s.Disks,
+	}
+}
+
+// categorized is an error that reads as err and also matches the category
+// sentinel (ErrNotFound, ErrUnsupported) with errors.Is.
+type categorized struct {
+	category, err error
+}
+
+func inCategory(category, err error) error { return categorized{category: category, err: err} }
+
+func (c categorized) Error() string   { return c.err.Error() }
+func (c categorized) Unwrap() []error { return []error{c.category, c.err} }
 
 func orNone(s string) string {
 	if s == "" {

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/sshkey"
@@ -23,29 +25,40 @@ type vmDriver struct {
 	*world
 	snaps     map[string][]guest.Snapshot
 	artefacts []string
+	// snapErr, when set, is what reading snapshots fails with.
+	snapErr error
 }
 
 func (v *vmDriver) Kind() string { return topology.KindLibvirt }
+func (v *vmDriver) Capabilities() guest.Capabilities {
+	return guest.Capabilities{Snapshots: true, Artefacts: true}
+}
 
-func (v *vmDriver) WriteArtefacts(ctx context.Context, st *topology.State, g *topology.Guest, dir string, log guest.Log) error {
-	if _, err := sshkey.Load(dir); err != nil {
+func (v *vmDriver) WriteArtefacts(ctx context.Context, st *topology.State, g *topology.Guest, out *atomicfile.Root, log actlog.Log) error {
+	if _, err := sshkey.Load(out.Dir()); err != nil {
 		return fmt.Errorf("the key is not there before the drivers run: %w", err)
 	}
 	v.artefacts = append(v.artefacts, g.Name)
-	return os.WriteFile(filepath.Join(dir, g.Name+".xml"), []byte("<domain/>"), 0o644)
+	return out.Write(g.Name+".xml", []byte("<domain/>"), 0o644)
 }
 
-func (v *vmDriver) CreateSnapshot(ctx context.Context, st *topology.State, g *topology.Guest, name string) (guest.Snapshot, error) {
+func (v *vmDriver) CreateSnapshot(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) (guest.Snapshot, error) {
 	s := guest.Snapshot{Name: name, Created: time.Unix(1700000000, 0).UTC(), State: "running", Memory: true, Disks: []string{"vda"}, Current: true}
 	v.snaps[g.Name] = append(v.snaps[g.Name], s)
 	return s, nil
 }
 
-func (v *vmDriver) ListSnapshots(ctx context.Context, st *topology.State, g *topology.Guest) ([]guest.Snapshot, error) {
+func (v *vmDriver) ListSnapshots(ctx context.Context, dep guest.Deployment, g *topology.Guest) ([]guest.Snapshot, error) {
+	if v.snapErr != nil {
+		return nil, v.snapErr
+	}
 	return v.snaps[g.Name], nil
 }
 
-func (v *vmDriver) SnapshotInfo(ctx context.Context, st *topology.State, g *topology.Guest, name string) (guest.Snapshot, error) {
+func (v *vmDriver) SnapshotInfo(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) (guest.Snapshot, error) {
+	if v.snapErr != nil {
+		return guest.Snapshot{}, v.snapErr
+	}
 	for _, s := range v.snaps[g.Name] {
 		if s.Name == name {
 			return s, nil
@@ -54,13 +67,13 @@ func (v *vmDriver) SnapshotInfo(ctx context.Context, st *topology.State, g *topo
 	return guest.Snapshot{}, fmt.Errorf("guest %s: %w %s", g.Name, guest.ErrNoSnapshot, name)
 }
 
-func (v *vmDriver) RestoreSnapshot(ctx context.Context, st *topology.State, g *topology.Guest, name string) error {
-	_, err := v.SnapshotInfo(ctx, st, g, name)
+func (v *vmDriver) RestoreSnapshot(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) error {
+	_, err := v.SnapshotInfo(ctx, dep, g, name)
 	return err
 }
 
-func (v *vmDriver) DeleteSnapshot(ctx context.Context, st *topology.State, g *topology.Guest, name string) error {
-	if _, err := v.SnapshotInfo(ctx, st, g, name); err != nil {
+func (v *vmDriver) DeleteSnapshot(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) error {
+	if _, err := v.SnapshotInfo(ctx, dep, g, name); err != nil {
 		return err
 	}
 	v.snaps[g.Name] = nil
@@ -90,7 +103,7 @@ func setupMixed(t *testing.T) (*Engine, *vmDriver, api.Deployment) {
 	vm := &vmDriver{world: newWorld(), snaps: map[string][]guest.Snapshot{}}
 	e := New(Options{Drivers: guest.NewRegistry(ns, vm), Network: ns})
 	d := api.Deployment{Name: "mixed", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &guesttest.Log{}); err != nil {
+	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	return e, vm, d
@@ -108,7 +121,7 @@ func TestGenerateArtefactsWritesKeyAndDriverArtefacts(t *testing.T) {
 	}
 	// Generating again keeps the key.
 	before, _ := os.ReadFile(filepath.Join(art, "ssh", "id_ed25519"))
-	if err := e.GenerateArtefacts(context.Background(), d, api.StateIsDown, &guesttest.Log{}); err != nil {
+	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.ReadFile(filepath.Join(art, "ssh", "id_ed25519"))
@@ -125,17 +138,15 @@ func TestSnapshotCommand(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		cmd  api.Command
+		is   error
 		want string
 	}{
-		{snap("create", "ns1", "s1"), "guest ns1 of kind netns has no snapshots"},
-		{snap("list", "nobody", ""), "deployment mixed has no guest nobody (guests: ns1, vm1)"},
+		{snap("create", "ns1", "s1"), ErrUnsupported, "guest ns1 of kind netns has no snapshots (kinds with snapshots: libvirt)"},
+		{snap("restore", "nobody", "s1"), ErrNotFound, "deployment mixed has no guest nobody (guests: ns1, vm1)"},
 	} {
-		// Accepted, then failing as an action, with the reason in the log.
-		if err := e.Check(ctx, d, api.StateIsUp, tc.cmd); err != nil {
-			t.Errorf("Check %+v = %v", tc.cmd.Snapshot, err)
-		}
-		if _, err := e.Execute(ctx, d, api.StateIsUp, tc.cmd, &guesttest.Log{}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Execute %+v = %v", tc.cmd.Snapshot, err)
+		// Refused before anything is recorded, so the state cannot change.
+		if err := e.Check(ctx, d, api.StateIsUp, tc.cmd); !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Check %+v = %v, want %v saying %q", tc.cmd.Snapshot, err, tc.is, tc.want)
 		}
 	}
 
@@ -144,11 +155,8 @@ func TestSnapshotCommand(t *testing.T) {
 		want []string
 	}{
 		{snap("create", "vm1", "s1"), []string{"guest vm1: snapshot s1 taken: taken 2023-11-14T22:13:20Z, guest running, memory and disks vda, current"}},
-		{snap("list", "vm1", ""), []string{"guest vm1: 1 snapshot", "    s1: taken"}},
-		{snap("info", "vm1", "s1"), []string{"guest vm1: snapshot s1", "    memory:   yes", "    disks:    vda"}},
 		{snap("restore", "vm1", "s1"), []string{"guest vm1: restored snapshot s1"}},
 		{snap("delete", "vm1", "s1"), []string{"guest vm1: deleted snapshot s1"}},
-		{snap("list", "vm1", ""), []string{"guest vm1: 0 snapshots"}},
 	}
 	for _, s := range steps {
 		if err := e.Check(ctx, d, api.StateIsUp, s.cmd); err != nil {
@@ -170,5 +178,74 @@ func TestSnapshotCommand(t *testing.T) {
 	}
 	if _, err := e.Execute(ctx, d, api.StateIsUp, snap("restore", "vm1", "gone"), &guesttest.Log{}); !errors.Is(err, guest.ErrNoSnapshot) {
 		t.Errorf("restore of a missing snapshot: %v", err)
+	}
+}
+
+func TestSnapshotReads(t *testing.T) {
+	e, vm, d := setupMixed(t)
+	ctx := context.Background()
+	vm.snaps["vm1"] = []guest.Snapshot{{Name: "s1", Created: time.Unix(1700000000, 0).UTC(), State: "running", Memory: true, Disks: []string{"vda"}}}
+	up, down := d, d
+	up.State, down.State = api.StateIsUp, api.StateIsDown
+	failed := d
+	failed.State = api.FailedState(api.Command{Name: api.CmdUp})
+	noArtefacts := api.Deployment{Name: "bare", ProjectLocation: t.TempDir(), State: api.StateIsDown}
+
+	for _, tc := range []struct {
+		name       string
+		dep        api.Deployment
+		guest      string
+		snapshot   string // empty: list
+		driverErr  error
+		is         error
+		want       string
+		wantList   int
+		wantMemory bool
+	}{
+		{name: "list", dep: up, guest: "vm1", wantList: 1},
+		{name: "info", dep: up, guest: "vm1", snapshot: "s1", wantMemory: true},
+		{name: "unknown snapshot", dep: up, guest: "vm1", snapshot: "nope", is: ErrNotFound, want: "no such snapshot nope"},
+		{name: "unknown snapshot is the driver's", dep: up, guest: "vm1", snapshot: "nope", is: guest.ErrNoSnapshot},
+		{name: "unknown guest", dep: up, guest: "nobody", is: ErrNotFound, want: "deployment mixed has no guest nobody (guests: ns1, vm1)"},
+		{name: "netns", dep: up, guest: "ns1", is: ErrUnsupported, want: "guest ns1 of kind netns has no snapshots"},
+		{name: "netns info", dep: up, guest: "ns1", snapshot: "s1", is: ErrUnsupported},
+		{name: "netns while down", dep: down, guest: "ns1", is: ErrUnsupported},
+		{name: "down", dep: down, guest: "vm1", is: ErrConflict, want: "deployment mixed is down, so guest vm1 does not exist: run up first"},
+		{name: "no artefacts", dep: noArtefacts, guest: "vm1", is: ErrConflict, want: "deployment bare has no artefacts yet: run generate-artefacts"},
+		{name: "failed up, guest not there", dep: failed, guest: "vm1", driverErr: errors.New("guest vm1 is not up"), is: ErrConflict, want: "guest vm1 is not up"},
+		{name: "driver fault while up", dep: up, guest: "vm1", driverErr: errors.New("libvirtd is gone"), want: "libvirtd is gone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vm.snapErr = tc.driverErr
+			var err error
+			if tc.snapshot == "" {
+				var list []api.Snapshot
+				list, err = e.ListSnapshots(ctx, tc.dep, tc.guest)
+				if err == nil && len(list) != tc.wantList {
+					t.Errorf("list = %+v, want %d", list, tc.wantList)
+				}
+			} else {
+				var s api.Snapshot
+				s, err = e.SnapshotInfo(ctx, tc.dep, tc.guest, tc.snapshot)
+				if err == nil && (s.Name != tc.snapshot || s.Memory != tc.wantMemory || s.Summary() == "") {
+					t.Errorf("info = %+v", s)
+				}
+			}
+			switch {
+			case tc.is == nil && tc.want == "":
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+			case tc.is != nil && !errors.Is(err, tc.is):
+				t.Fatalf("err = %v, want one wrapping %v", err, tc.is)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want it to say %q", err, tc.want)
+			case tc.driverErr != nil && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnsupported)):
+				t.Fatalf("a driver fault %v is not a missing thing", err)
+			}
+		})
+	}
+	if len(vm.snaps["vm1"]) != 1 {
+		t.Errorf("reads changed the snapshots: %+v", vm.snaps["vm1"])
 	}
 }

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -17,195 +18,499 @@ import (
 // revertTimeout bounds the clean-up after a failed or cancelled up.
 const revertTimeout = 5 * time.Minute
 
+// errScripts marks a failure of the setup-script stage: guests stay up.
+var errScripts = errors.New("setup scripts failed")
+
+// placed is a guest of the state with the host and driver it runs on.
+type placed struct {
+	g    *topology.Guest
+	host Host
+	drv  guest.Driver
+	dep  guest.Deployment
+}
+
+// placedBridge is a switch's bridge on one host.
+type placedBridge struct {
+	sw   topology.Switch
+	host Host
+}
+
 // Up brings the deployment's state up: Init → hosts → network → guests →
-// setup scripts → End. It is idempotent: what exists already is kept (unless
-// opts.Provision), and setup scripts run only on guests made by this run
-// (unless opts.RerunScripts). If a stage before the scripts fails, or the
-// action is cancelled, everything this run made is removed again. A failing
-// setup script leaves the guests up for inspection; down removes them.
-func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, log guest.Log) (err error) {
-	st, err := topology.ReadState(topology.StatePath(d.ProjectLocation))
+// setup scripts → End. It is idempotent: what the record holds and exists is
+// kept (unless opts.Provision re-makes guests), and setup scripts run only on
+// guests made by this run (unless opts.RerunScripts). Every object is
+// recorded before it is made, so down finds it whatever happens next. If a
+// stage before the scripts fails, or the action is cancelled, what this run
+// made is removed again; what was there before stays. A failing setup script
+// leaves the guests up for inspection; down removes them.
+func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, log actlog.Log) (err error) {
+	st, err := e.readState(d)
 	if err != nil {
-		return fmt.Errorf("read artefacts: %w", err)
+		return err
 	}
+	led, err := openLedger(ctx, e.opts.Records, d.Name, d.ProjectLocation)
+	if err != nil {
+		return err
+	}
+	led.edit(func(r *Record) { r.Project = d.ProjectLocation })
+	u := &upRun{e: e, d: d, st: st, opts: opts, led: led, log: log}
 	p := newProgress(log, "up", 6)
-	var made revert
 	defer func() {
-		if err == nil {
-			return
-		}
-		if ctx.Err() == nil && errors.Is(err, errScripts) {
+		if err == nil || ctx.Err() == nil && errors.Is(err, errScripts) {
 			return
 		}
 		log.Printf("==> reverting what this up made")
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
 		defer cancel()
-		if rerr := made.run(rctx); rerr != nil {
+		rerr := u.made.run(rctx)
+		if serr := led.save(rctx); serr != nil {
+			rerr = errors.Join(rerr, serr)
+		}
+		if rerr != nil {
 			log.Printf("revert incomplete: %v (run down to finish)", rerr)
 		} else {
-			log.Printf("reverted: nothing of this up is left")
+			log.Printf("reverted: nothing this up made is left")
 		}
 	}()
-
-	drivers := make([]guest.Driver, len(st.Guests))
-	p.stage("init", "%s, %s", count(len(st.Guests), "guest"), count(len(st.Switches), "switch"))
-	for i, g := range st.Guests {
-		drv, err := e.opts.Drivers.Driver(g.Kind)
-		if err != nil {
-			return fmt.Errorf("guest %s: %w", g.Name, err)
-		}
-		drivers[i] = drv
-	}
-
-	p.stage("hosts", "%s", count(len(st.Hosts), "host"))
-	local := e.opts.Hosts()[0].Name
-	for _, g := range st.Guests {
-		if g.Host != local {
-			return fmt.Errorf("guest %s is placed on host %s, but this host is %s and remote hosts are not driven yet", g.Name, g.Host, local)
-		}
-	}
-
-	switches := usedSwitches(st)
-	p.stage("network", "%s", count(len(switches), "switch"))
-	err = forEach(ctx, e.opts.Concurrency, len(switches), true, func(ctx context.Context, i int) error {
-		sw := switches[i]
-		created, err := e.opts.Network.EnsureBridge(ctx, sw.Bridge)
-		if err != nil {
-			return fmt.Errorf("switch %s: %w", sw.Name, err)
-		}
-		if created {
-			made.add(func(ctx context.Context) error { return e.opts.Network.DeleteBridge(ctx, sw.Bridge) })
-		}
-		if err := e.opts.Network.AllowBridge(sw.Bridge); err != nil {
-			return fmt.Errorf("switch %s: firewall: %w", sw.Name, err)
-		}
-		if created {
-			made.add(func(context.Context) error { return e.opts.Network.RemoveBridge(sw.Bridge) })
-		}
-		p.item("switch %s: bridge %s %s", sw.Name, sw.Bridge, ifThen(created, "created", "already there"))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-
-	p.stage("guests", "%s", count(len(st.Guests), "guest"))
-	fresh := make([]bool, len(st.Guests))
-	err = forEach(ctx, e.opts.Concurrency, len(st.Guests), true, func(ctx context.Context, i int) error {
-		g, drv := &st.Guests[i], drivers[i]
-		exists, err := drv.Exists(ctx, g)
-		if err != nil {
-			return fmt.Errorf("guest %s: %w", g.Name, err)
-		}
-		if exists && !opts.Provision {
-			p.item("guest %s: already up", g.Name)
-			return nil
-		}
-		if exists {
-			p.item("guest %s: provision: re-creating", g.Name)
-			if err := drv.Destroy(ctx, st, g, log); err != nil {
-				return fmt.Errorf("guest %s: %w", g.Name, err)
-			}
-		}
-		if err := drv.Create(ctx, st, g, log); err != nil {
-			return fmt.Errorf("guest %s: %w", g.Name, err)
-		}
-		made.add(func(ctx context.Context) error { return drv.Destroy(ctx, st, g, log) })
-		fresh[i] = true
-		p.item("guest %s: %s up%s", g.Name, g.Kind, describeInterfaces(g))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-
-	var scripts []int
-	for i, g := range st.Guests {
-		if g.SetupScript != "" && (fresh[i] || opts.RerunScripts) {
-			scripts = append(scripts, i)
-		}
-	}
-	p.stage("setup", "%s", count(len(scripts), "setup script"))
-	err = forEach(ctx, e.opts.Concurrency, len(scripts), false, func(ctx context.Context, j int) error {
-		g := &st.Guests[scripts[j]]
-		p.item("guest %s: running %s", g.Name, g.SetupScript)
-		if err := drivers[scripts[j]].RunScript(ctx, st, g, g.SetupScript, log); err != nil {
-			return fmt.Errorf("guest %s: setup script %s: %w", g.Name, g.SetupScript, err)
-		}
-		p.item("guest %s: setup script done", g.Name)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("%w: %w", errScripts, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p.stage("end", "deployment %s is up", d.Name)
-	return nil
+	return e.runStages(ctx, p, u.stages())
 }
 
-// errScripts marks a failure of the setup-script stage: guests stay up.
-var errScripts = errors.New("setup scripts failed")
+// upRun is one up in progress.
+type upRun struct {
+	e    *Engine
+	d    api.Deployment
+	st   *topology.State
+	opts api.UpOptions
+	led  *ledger
+	log  actlog.Log
 
-// Down removes every guest and switch of the state, in reverse order. It is
-// idempotent and carries on past errors so one stuck guest does not keep the
-// others alive; the errors are reported together.
-func (e *Engine) Down(ctx context.Context, d api.Deployment, prev api.DeploymentState, log guest.Log) error {
-	st, err := topology.ReadState(topology.StatePath(d.ProjectLocation))
-	if errors.Is(err, fs.ErrNotExist) && !mayBeDeployed(prev) {
-		log.Printf("no artefacts and nothing deployed: nothing to do")
-		return nil
+	made    revert
+	guests  []placed
+	bridges []placedBridge
+	fresh   []bool // by index into guests: made by this run
+
+	ownedBefore []bool // by index into bridges: made by an earlier up
+}
+
+func (u *upRun) stages() []stage {
+	return []stage{
+		{name: "init", prepare: u.resolve},
+		{name: "hosts", detail: func() string { return count(len(u.hostNames()), "host") }},
+		{name: "network", prepare: u.planBridges, items: u.bridgeItems, done: u.led.save},
+		{name: "guests", prepare: u.planGuests, items: u.guestItems, done: u.led.save},
+		{name: "setup", items: u.scriptItems, noun: "setup script", collect: true, wrap: errScripts},
+		{name: "end", detail: func() string { return "deployment " + u.d.Name + " is up" }},
 	}
+}
+
+// resolve finds every guest's host and driver.
+func (u *upRun) resolve(ctx context.Context) (string, error) {
+	hosts := map[string]Host{}
+	for i := range u.st.Guests {
+		g := &u.st.Guests[i]
+		h, ok := hosts[g.Host]
+		if !ok {
+			var err error
+			if h, err = u.e.opts.Hosts.Host(g.Host); err != nil {
+				return "", fmt.Errorf("guest %s: %w", g.Name, err)
+			}
+			hosts[g.Host] = h
+		}
+		drv, err := h.Driver(g.Kind)
+		if err != nil {
+			return "", fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+		u.guests = append(u.guests, placed{g: g, host: h, drv: drv, dep: guest.Deployment{Name: u.d.Name, Files: h.Files(u.d.ProjectLocation)}})
+	}
+	u.fresh = make([]bool, len(u.guests))
+	// Each host gets the bridges of the switches its guests use.
+	seen := map[[2]string]bool{}
+	byName := map[string]topology.Switch{}
+	for _, sw := range u.st.Switches {
+		byName[sw.Name] = sw
+	}
+	for _, pg := range u.guests {
+		for _, ifc := range pg.g.Interfaces {
+			key := [2]string{pg.host.Name(), ifc.Switch}
+			if !seen[key] {
+				seen[key] = true
+				u.bridges = append(u.bridges, placedBridge{sw: byName[ifc.Switch], host: pg.host})
+			}
+		}
+	}
+	sort.Slice(u.bridges, func(i, j int) bool {
+		a, b := u.bridges[i], u.bridges[j]
+		return a.host.Name() < b.host.Name() || a.host.Name() == b.host.Name() && a.sw.Name < b.sw.Name
+	})
+	return fmt.Sprintf("%s, %s", count(len(u.st.Guests), "guest"), count(len(u.st.Switches), "switch")), nil
+}
+
+func (u *upRun) hostNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, pg := range u.guests {
+		if !seen[pg.host.Name()] {
+			seen[pg.host.Name()] = true
+			out = append(out, pg.host.Name())
+		}
+	}
+	return out
+}
+
+// planBridges records, before anything is made, every bridge this up will
+// make; a bridge that exists without being in the record is used but never
+// deleted.
+func (u *upRun) planBridges(ctx context.Context) (string, error) {
+	owned := make([]bool, len(u.bridges))
+	u.ownedBefore = make([]bool, len(u.bridges))
+	err := forEach(ctx, u.e.opts.Concurrency, len(u.bridges), true, func(ctx context.Context, i int) error {
+		b := u.bridges[i]
+		var rec BridgeRecord
+		var inRecord bool
+		u.led.view(func(r *Record) { rec, inRecord = r.host(b.host.Name()).Bridges[b.sw.Bridge] })
+		if inRecord && rec.Made {
+			owned[i], u.ownedBefore[i] = true, true
+			return nil
+		}
+		exists, err := b.host.Network().HasBridge(ctx, b.sw.Bridge)
+		if err != nil {
+			return fmt.Errorf("switch %s on %s: %w", b.sw.Name, b.host.Name(), err)
+		}
+		owned[i] = !exists
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("read artefacts: %w", err)
+		return "", err
 	}
+	u.led.edit(func(r *Record) {
+		for i, b := range u.bridges {
+			r.host(b.host.Name()).Bridges[b.sw.Bridge] = BridgeRecord{Switch: b.sw.Name, Made: owned[i], Firewall: true}
+		}
+	})
+	return count(len(u.bridges), "switch"), u.led.save(ctx)
+}
+
+func (u *upRun) bridgeItems() []item {
+	items := make([]item, len(u.bridges))
+	for i, b := range u.bridges {
+		items[i] = func(ctx context.Context) error {
+			net, host := b.host.Network(), b.host.Name()
+			created, err := net.EnsureBridge(ctx, b.sw.Bridge)
+			if err == nil && !created && !u.ownedBefore[i] {
+				// Used, not owned: a revert takes back only the rules.
+				u.made.add(func(ctx context.Context) error {
+					err := net.RemoveBridge(ctx, b.sw.Bridge)
+					if err == nil {
+						u.led.edit(func(r *Record) { delete(r.host(host).Bridges, b.sw.Bridge) })
+					}
+					return err
+				})
+			}
+			if err != nil {
+				u.correctBridge(i, false)
+				return fmt.Errorf("switch %s: %w", b.sw.Name, err)
+			}
+			if created {
+				u.made.add(func(ctx context.Context) error {
+					err := errors.Join(net.RemoveBridge(ctx, b.sw.Bridge), net.DeleteBridge(ctx, b.sw.Bridge))
+					if err == nil {
+						u.led.edit(func(r *Record) { delete(r.host(host).Bridges, b.sw.Bridge) })
+					}
+					return err
+				})
+			} else {
+				u.correctBridge(i, true)
+			}
+			if err := net.AllowBridge(ctx, b.sw.Bridge); err != nil {
+				return fmt.Errorf("switch %s: firewall: %w", b.sw.Name, err)
+			}
+			u.log.Printf("    switch %s: bridge %s %s%s", b.sw.Name, b.sw.Bridge, ifThen(created, "created", "already there"), onHost(u.st, host))
+			return nil
+		}
+	}
+	return items
+}
+
+// correctBridge fixes the record of bridge i after EnsureBridge: a bridge
+// that an earlier up made stays owned; one this run expected to make but
+// found is only used (made false), or forgotten when it could not be had.
+func (u *upRun) correctBridge(i int, found bool) {
+	if u.ownedBefore[i] {
+		return
+	}
+	b := u.bridges[i]
+	u.led.edit(func(r *Record) {
+		h := r.host(b.host.Name())
+		if !found {
+			delete(h.Bridges, b.sw.Bridge)
+			return
+		}
+		rec := h.Bridges[b.sw.Bridge]
+		rec.Made = false
+		h.Bridges[b.sw.Bridge] = rec
+	})
+}
+
+// planGuests decides for every guest what this up does with it, and records
+// the guests it will make before making any. A guest that exists but is not
+// in the record was not made by this deployment: up refuses to touch it.
+func (u *upRun) planGuests(ctx context.Context) (string, error) {
+	type plan struct{ exists, recorded bool }
+	plans := make([]plan, len(u.guests))
+	err := forEach(ctx, u.e.opts.Concurrency, len(u.guests), true, func(ctx context.Context, i int) error {
+		pg := u.guests[i]
+		exists, err := pg.drv.Exists(ctx, pg.dep, pg.g)
+		if err != nil {
+			return fmt.Errorf("guest %s: %w", pg.g.Name, err)
+		}
+		u.led.view(func(r *Record) { _, plans[i].recorded = r.host(pg.host.Name()).Guests[pg.g.Name] })
+		plans[i].exists = exists
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	var foreign []string
+	for i, pl := range plans {
+		if pl.exists && !pl.recorded {
+			foreign = append(foreign, fmt.Sprintf("%s (%s)", u.guests[i].g.Name, guestObject(u.guests[i].g)))
+		}
+	}
+	if len(foreign) > 0 {
+		return "", fmt.Errorf("%w: %s already exist but deployment %s did not make them; remove them or rename the guests",
+			ErrConflict, strings.Join(foreign, ", "), u.d.Name)
+	}
+	u.led.edit(func(r *Record) {
+		for i, pg := range u.guests {
+			if !plans[i].recorded {
+				r.host(pg.host.Name()).Guests[pg.g.Name] = GuestRecord{Guest: *pg.g, Pending: true}
+			}
+		}
+	})
+	for i := range u.guests {
+		u.fresh[i] = !plans[i].exists
+	}
+	return count(len(u.guests), "guest"), u.led.save(ctx)
+}
+
+func (u *upRun) guestItems() []item {
+	items := make([]item, len(u.guests))
+	for i, pg := range u.guests {
+		items[i] = func(ctx context.Context) error {
+			g, host := pg.g, pg.host.Name()
+			if !u.fresh[i] && !u.opts.Provision {
+				u.log.Printf("    guest %s: already up%s", g.Name, onHost(u.st, host))
+				return nil
+			}
+			if !u.fresh[i] {
+				u.log.Printf("    guest %s: provision: re-creating", g.Name)
+				if err := pg.drv.Destroy(ctx, pg.dep, g, u.log); err != nil {
+					return fmt.Errorf("guest %s: %w", g.Name, err)
+				}
+			}
+			created, err := pg.drv.Create(ctx, pg.dep, g, u.log)
+			if err != nil {
+				if u.fresh[i] || u.opts.Provision {
+					// Create leaves nothing of what it made.
+					u.led.edit(func(r *Record) { delete(r.host(host).Guests, g.Name) })
+				}
+				return fmt.Errorf("guest %s: %w", g.Name, err)
+			}
+			u.led.edit(func(r *Record) { r.host(host).Guests[g.Name] = GuestRecord{Guest: *g} })
+			if !created {
+				u.log.Printf("    guest %s: %s was there and is running again%s", g.Name, g.Kind, onHost(u.st, host))
+				return nil
+			}
+			u.fresh[i] = true
+			u.made.add(func(ctx context.Context) error {
+				if err := pg.drv.Destroy(ctx, pg.dep, g, u.log); err != nil {
+					return fmt.Errorf("guest %s: %w", g.Name, err)
+				}
+				u.led.edit(func(r *Record) { delete(r.host(host).Guests, g.Name) })
+				return nil
+			})
+			u.log.Printf("    guest %s: %s up%s%s", g.Name, g.Kind, describeInterfaces(g), onHost(u.st, host))
+			return nil
+		}
+	}
+	return items
+}
+
+func (u *upRun) scriptItems() []item {
+	var items []item
+	for i, pg := range u.guests {
+		g := pg.g
+		if g.SetupScript == "" || !u.fresh[i] && !u.opts.RerunScripts {
+			continue
+		}
+		items = append(items, func(ctx context.Context) error {
+			u.log.Printf("    guest %s: running %s", g.Name, g.SetupScript)
+			if err := pg.drv.RunScript(ctx, pg.dep, g, g.SetupScript, u.log); err != nil {
+				return fmt.Errorf("guest %s: setup script %s: %w", g.Name, g.SetupScript, err)
+			}
+			u.log.Printf("    guest %s: setup script done", g.Name)
+			return nil
+		})
+	}
+	return items
+}
+
+// Down removes every guest and bridge that the record of the deployment
+// holds, guests first, carrying on past errors so one stuck guest does not
+// keep the others alive. It works from the record alone: the project folder
+// may have changed or gone. What it could not remove stays recorded, so
+// running down again finishes the job.
+func (e *Engine) Down(ctx context.Context, d api.Deployment, log actlog.Log) error {
+	led, err := openLedger(ctx, e.opts.Records, d.Name, d.ProjectLocation)
+	if err != nil {
+		return err
+	}
+	var guests, bridges int
+	led.view(func(r *Record) { guests, bridges = r.counts() })
+	if guests+bridges == 0 {
+		log.Printf("deployment %s has nothing deployed: nothing to do", d.Name)
+		return led.save(ctx)
+	}
+	dr := &downRun{e: e, d: d, led: led, log: log}
 	p := newProgress(log, "down", 3)
-	p.stage("guests", "%s", count(len(st.Guests), "guest"))
-	errGuests := forEach(ctx, e.opts.Concurrency, len(st.Guests), false, func(ctx context.Context, i int) error {
-		g := &st.Guests[i]
-		drv, err := e.opts.Drivers.Driver(g.Kind)
-		if err != nil {
-			return fmt.Errorf("guest %s: %w", g.Name, err)
-		}
-		if err := drv.Destroy(ctx, st, g, log); err != nil {
-			return fmt.Errorf("guest %s: %w", g.Name, err)
-		}
-		p.item("guest %s: removed", g.Name)
-		return nil
+	err = e.runStages(ctx, p, []stage{
+		{name: "guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, done: led.save},
+		{name: "network", prepare: dr.planBridges, items: dr.bridgeItems, collect: true, done: led.save},
 	})
-	switches := usedSwitches(st)
-	p.stage("network", "%s", count(len(switches), "switch"))
-	errNet := forEach(ctx, e.opts.Concurrency, len(switches), false, func(ctx context.Context, i int) error {
-		sw := switches[i]
-		err := errors.Join(e.opts.Network.RemoveBridge(sw.Bridge), e.opts.Network.DeleteBridge(ctx, sw.Bridge))
-		if err != nil {
-			return fmt.Errorf("switch %s: %w", sw.Name, err)
-		}
-		p.item("switch %s: bridge %s removed", sw.Name, sw.Bridge)
-		return nil
-	})
-	if err := errors.Join(errGuests, errNet); err != nil {
+	if err != nil {
 		return err
 	}
 	p.stage("end", "deployment %s is down", d.Name)
 	return nil
 }
 
-func usedSwitches(st *topology.State) []topology.Switch {
-	used := map[string]bool{}
-	for _, g := range st.Guests {
-		for _, ifc := range g.Interfaces {
-			used[ifc.Switch] = true
+// downRun is one down in progress.
+type downRun struct {
+	e   *Engine
+	d   api.Deployment
+	led *ledger
+	log actlog.Log
+
+	guests  []recordedGuest
+	bridges []recordedBridge
+}
+
+type recordedGuest struct {
+	host string
+	g    topology.Guest
+}
+
+type recordedBridge struct {
+	host, name string
+	rec        BridgeRecord
+}
+
+func (dr *downRun) planGuests(ctx context.Context) (string, error) {
+	dr.led.view(func(r *Record) {
+		for _, h := range r.hostNames() {
+			for _, gr := range r.Hosts[h].Guests {
+				dr.guests = append(dr.guests, recordedGuest{host: h, g: gr.Guest})
+			}
+		}
+	})
+	sort.Slice(dr.guests, func(i, j int) bool { return dr.guests[i].g.Name < dr.guests[j].g.Name })
+	return count(len(dr.guests), "guest"), nil
+}
+
+func (dr *downRun) guestItems() []item {
+	items := make([]item, len(dr.guests))
+	for i, rg := range dr.guests {
+		items[i] = func(ctx context.Context) error {
+			g := &rg.g
+			host, err := dr.e.opts.Hosts.Host(rg.host)
+			if err != nil {
+				return fmt.Errorf("guest %s: %w", g.Name, err)
+			}
+			drv, err := host.Driver(g.Kind)
+			if err != nil {
+				return fmt.Errorf("guest %s: %w", g.Name, err)
+			}
+			dep := guest.Deployment{Name: dr.d.Name, Files: host.Files(dr.projectOf())}
+			if err := drv.Destroy(ctx, dep, g, dr.log); err != nil {
+				return fmt.Errorf("guest %s: %w", g.Name, err)
+			}
+			dr.led.edit(func(r *Record) { delete(r.host(rg.host).Guests, g.Name) })
+			dr.log.Printf("    guest %s: removed", g.Name)
+			return nil
 		}
 	}
-	var out []topology.Switch
-	for _, sw := range st.Switches {
-		if used[sw.Name] {
-			out = append(out, sw)
+	return items
+}
+
+// projectOf is the project folder the record was made from: the files of
+// its guests are there, whatever the deployment says now.
+func (dr *downRun) projectOf() string {
+	var p string
+	dr.led.view(func(r *Record) { p = r.Project })
+	if p == "" {
+		return dr.d.ProjectLocation
+	}
+	return p
+}
+
+func (dr *downRun) planBridges(ctx context.Context) (string, error) {
+	dr.led.view(func(r *Record) {
+		for _, h := range r.hostNames() {
+			for name, br := range r.Hosts[h].Bridges {
+				dr.bridges = append(dr.bridges, recordedBridge{host: h, name: name, rec: br})
+			}
+		}
+	})
+	sort.Slice(dr.bridges, func(i, j int) bool { return dr.bridges[i].name < dr.bridges[j].name })
+	return count(len(dr.bridges), "switch"), nil
+}
+
+func (dr *downRun) bridgeItems() []item {
+	items := make([]item, len(dr.bridges))
+	for i, b := range dr.bridges {
+		items[i] = func(ctx context.Context) error {
+			host, err := dr.e.opts.Hosts.Host(b.host)
+			if err != nil {
+				return fmt.Errorf("switch %s: %w", b.rec.Switch, err)
+			}
+			net := host.Network()
+			var errs []error
+			if b.rec.Firewall {
+				errs = append(errs, net.RemoveBridge(ctx, b.name))
+			}
+			if b.rec.Made {
+				errs = append(errs, net.DeleteBridge(ctx, b.name))
+			}
+			if err := errors.Join(errs...); err != nil {
+				return fmt.Errorf("switch %s: %w", b.rec.Switch, err)
+			}
+			dr.led.edit(func(r *Record) { delete(r.host(b.host).Bridges, b.name) })
+			dr.log.Printf("    switch %s: bridge %s %s", b.rec.Switch, b.name, ifThen(b.rec.Made, "removed", "kept (it was there before), its firewall rules removed"))
+			return nil
 		}
 	}
-	return out
+	return items
+}
+
+// guestObject names what a guest is on its host.
+func guestObject(g *topology.Guest) string {
+	switch {
+	case g.Netns != nil:
+		return "namespace " + g.Netns.Namespace
+	case g.Libvirt != nil:
+		return "domain " + g.Libvirt.Domain
+	case g.Docker != nil:
+		return "container " + g.Docker.Container
+	}
+	return g.Kind + " guest"
+}
+
+// onHost names the host in a line when the deployment spans several.
+func onHost(st *topology.State, host string) string {
+	if len(st.Hosts) <= 1 {
+		return ""
+	}
+	return " on " + host
 }
 
 func describeInterfaces(g *topology.Guest) string {

@@ -6,37 +6,48 @@ package guest
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 
+	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/topology"
 )
-
-// Log receives the human-readable lines of an action's log.
-type Log interface {
-	// Printf writes one timestamped line.
-	Printf(format string, args ...any)
-	// Writer returns a writer whose lines go into the log, each prefixed with
-	// prefix. Close flushes a last unterminated line.
-	Writer(prefix string) io.WriteCloser
-}
 
 // Driver brings guests of one kind to life. Every method must be safe to call
 // concurrently for different guests. Destroy must be idempotent: destroying a
 // guest that does not exist, or exists only in part, succeeds.
+//
+// A driver sees only the guest's host-neutral description and the
+// Deployment it belongs to: it reaches files through dep.Files, never through
+// the main host's project folder, so the same driver runs on the main and,
+// behind the agent API, on a client host.
 type Driver interface {
 	// Kind is the YAML key of this kind (netns, libvirt, docker).
 	Kind() string
-	// Exists reports whether the guest is already there (up is idempotent).
-	Exists(ctx context.Context, g *topology.Guest) (bool, error)
+	// Capabilities says which optional interfaces (Snapshotter, …) the
+	// driver serves. A proxy for a driver on another host implements every
+	// optional method and answers here what the remote driver can do.
+	Capabilities() Capabilities
+	// Exists reports whether the guest is already there, complete.
+	Exists(ctx context.Context, dep Deployment, g *topology.Guest) (bool, error)
 	// Create makes the guest, attaches its interfaces to their bridges and
-	// starts it. On error it leaves nothing behind.
-	Create(ctx context.Context, st *topology.State, g *topology.Guest, log Log) error
-	// RunScript runs the executable script inside the guest, streaming its
-	// output into log; a non-zero exit is an error.
-	RunScript(ctx context.Context, st *topology.State, g *topology.Guest, script string, log Log) error
+	// starts it. created is false when the guest was there already (for
+	// example a defined VM that was only started again): only what Create
+	// made may be reverted. On error it leaves nothing of what it made.
+	Create(ctx context.Context, dep Deployment, g *topology.Guest, log actlog.Log) (created bool, err error)
+	// RunScript runs the executable script (a file of the deployment,
+	// reached through dep.Files) inside the guest, streaming its output into
+	// log; a non-zero exit is an error.
+	RunScript(ctx context.Context, dep Deployment, g *topology.Guest, script string, log actlog.Log) error
 	// Destroy stops and removes the guest and everything Create made.
-	Destroy(ctx context.Context, st *topology.State, g *topology.Guest, log Log) error
+	Destroy(ctx context.Context, dep Deployment, g *topology.Guest, log actlog.Log) error
+}
+
+// Capabilities are the optional features of a driver.
+type Capabilities struct {
+	// Snapshots: the driver is a Snapshotter.
+	Snapshots bool `json:"snapshots"`
+	// Artefacts: the driver is an ArtefactWriter.
+	Artefacts bool `json:"artefacts"`
 }
 
 // Registry maps kinds to drivers.

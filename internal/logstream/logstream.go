@@ -6,9 +6,7 @@
 package logstream
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,22 +23,55 @@ const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 // two quick actions of one deployment apart.
 const fileTimeLayout = "2006-01-02T15:04:05.000Z"
 
+// MaxLine is the most bytes of text one log line carries (SPEC 5): a longer
+// line, from a guest's script or anywhere else, is split into lines of at
+// most MaxLine bytes, so no output can make a line, and the memory holding
+// it, grow without bound.
+const MaxLine = 64 << 10
+
+// MaxMessage is the most bytes of one line a follower gets: MaxLine of text
+// plus the timestamp and a prefix. Longer lines (in a log written before
+// lines were split) reach followers split at MaxMessage.
+const MaxMessage = MaxLine + 4<<10
+
+// DefaultMaxBytes caps one action's log (SPEC 12).
+const DefaultMaxBytes = 256 << 20
+
 // Hub creates action logs in one folder and knows which are still being
 // written.
 type Hub struct {
-	dir string
-	now func() time.Time
+	dir      string
+	now      func() time.Time
+	maxBytes int64
 
 	mu   sync.Mutex
 	live map[string]*Log // by path
 }
 
-// NewHub returns a hub writing logs into dir (created if missing).
-func NewHub(dir string) (*Hub, error) {
+// Option changes a Hub made by NewHub.
+type Option func(*Hub)
+
+// WithMaxBytes caps each log at n bytes (n > 0): past the cap lines are
+// dropped, and Close writes one line saying how much.
+func WithMaxBytes(n int64) Option {
+	return func(h *Hub) {
+		if n > 0 {
+			h.maxBytes = n
+		}
+	}
+}
+
+// NewHub returns a hub writing logs into dir (created if missing), each
+// capped at DefaultMaxBytes unless an option says otherwise.
+func NewHub(dir string, opts ...Option) (*Hub, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("log folder: %w", err)
 	}
-	return &Hub{dir: dir, now: time.Now, live: make(map[string]*Log)}, nil
+	h := &Hub{dir: dir, now: time.Now, maxBytes: DefaultMaxBytes, live: make(map[string]*Log)}
+	for _, o := range opts {
+		o(h)
+	}
+	return h, nil
 }
 
 // Dir is the folder holding the logs.
@@ -60,7 +91,7 @@ func (h *Hub) Create(deployment string, start time.Time) (*Log, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create action log: %w", err)
 		}
-		l := &Log{hub: h, path: path, f: f, changed: make(chan struct{})}
+		l := &Log{hub: h, path: path, f: f, max: h.maxBytes, changed: make(chan struct{})}
 		h.mu.Lock()
 		h.live[path] = l
 		h.mu.Unlock()
@@ -78,48 +109,76 @@ func (h *Hub) lookup(path string) *Log {
 func (h *Hub) Live(path string) bool { return h.lookup(path) != nil }
 
 // Log is one action's log being written. Its methods are safe for concurrent
-// use; each line is written with one write call.
+// use; each line is written whole, by one write call.
 type Log struct {
 	hub  *Hub
 	path string
+	max  int64 // the cap on the file's size
 
 	mu      sync.Mutex
 	f       *os.File
 	err     error         // first write error, reported by Close
 	changed chan struct{} // closed and replaced on every write
 	done    bool
+
+	written      int64 // bytes in the file
+	capped       bool  // the cap was reached: every further line is dropped
+	droppedBytes int64
+	droppedLines int64
 }
 
 // Path is the log file.
 func (l *Log) Path() string { return l.path }
 
-// Printf writes one timestamped line (several if the text has newlines).
+// Printf writes one timestamped line (several if the text has newlines or
+// is longer than MaxLine).
 func (l *Log) Printf(format string, args ...any) {
-	l.writeLines("", []byte(fmt.Sprintf(format, args...)))
+	w := l.newWriter("")
+	for _, line := range bytes.Split(bytes.TrimRight([]byte(fmt.Sprintf(format, args...)), "\n"), []byte("\n")) {
+		w.take(line, true)
+	}
+	w.batch.flush()
 }
 
 // Writer returns a writer whose complete lines go into the log with prefix;
-// Close writes a last unterminated line.
-func (l *Log) Writer(prefix string) io.WriteCloser {
-	return &prefixWriter{log: l, prefix: prefix}
-}
+// a line longer than MaxLine is written in pieces as it arrives, so the
+// writer never holds more than MaxLine bytes. Close writes a last
+// unterminated line.
+func (l *Log) Writer(prefix string) io.WriteCloser { return l.newWriter(prefix) }
 
-func (l *Log) writeLines(prefix string, text []byte) {
-	ts := l.hub.now().UTC().Format(TimeLayout)
-	var buf bytes.Buffer
-	for _, line := range bytes.Split(bytes.TrimRight(text, "\n"), []byte("\n")) {
-		buf.WriteString(ts)
-		buf.WriteByte(' ')
-		buf.WriteString(prefix)
-		buf.Write(bytes.TrimRight(line, "\r"))
-		buf.WriteByte('\n')
-	}
+// commit writes formatted lines (each ending in a newline) with one write
+// call, as far as the cap allows, and wakes the followers.
+func (l *Log) commit(buf []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.done {
 		return
 	}
-	if _, err := l.f.Write(buf.Bytes()); err != nil && l.err == nil {
+	if !l.capped && l.written+int64(len(buf)) > l.max {
+		keep := bytes.LastIndexByte(buf[:l.max-l.written], '\n') + 1
+		l.drop(buf[keep:])
+		buf = buf[:keep]
+		l.capped = true
+	} else if l.capped {
+		l.drop(buf)
+		return
+	}
+	if len(buf) == 0 {
+		return
+	}
+	l.write(buf)
+}
+
+func (l *Log) drop(buf []byte) {
+	l.droppedBytes += int64(len(buf))
+	l.droppedLines += int64(bytes.Count(buf, []byte("\n")))
+}
+
+// write appends to the file and wakes the followers; l.mu is held.
+func (l *Log) write(buf []byte) {
+	n, err := l.f.Write(buf)
+	l.written += int64(n)
+	if err != nil && l.err == nil {
 		l.err = err
 	}
 	close(l.changed)
@@ -133,6 +192,12 @@ func (l *Log) Close() error {
 	if l.done {
 		l.mu.Unlock()
 		return nil
+	}
+	if l.droppedLines > 0 {
+		b := lineBatch{ts: l.hub.now().UTC().Format(TimeLayout)}
+		b.add([]byte(fmt.Sprintf("log cap of %d bytes reached: dropped %d bytes in %d lines",
+			l.max, l.droppedBytes, l.droppedLines)), nil)
+		l.write(b.buf)
 	}
 	l.done = true
 	err := errors.Join(l.err, l.f.Sync(), l.f.Close())
@@ -151,86 +216,4 @@ func (l *Log) snapshot() (<-chan struct{}, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.changed, l.done
-}
-
-type prefixWriter struct {
-	log     *Log
-	prefix  string
-	mu      sync.Mutex
-	pending []byte
-}
-
-func (w *prefixWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.pending = append(w.pending, p...)
-	if i := bytes.LastIndexByte(w.pending, '\n'); i >= 0 {
-		w.log.writeLines(w.prefix, w.pending[:i+1])
-		w.pending = append(w.pending[:0], w.pending[i+1:]...)
-	}
-	return len(p), nil
-}
-
-func (w *prefixWriter) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.pending) > 0 {
-		w.log.writeLines(w.prefix, w.pending)
-		w.pending = nil
-	}
-	return nil
-}
-
-// Follow calls emit with every line of the log at path (without the
-// newline), in order; while the log is being written it waits for new lines
-// and returns once the log is closed and fully read. A log that is not live
-// is read to its end. emit's error, or the context's, stops it.
-func (h *Hub) Follow(ctx context.Context, path string, emit func(line string) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
-	var partial []byte
-	live := h.lookup(path)
-	for {
-		var changed <-chan struct{}
-		done := true
-		if live != nil {
-			changed, done = live.snapshot()
-		}
-		for {
-			chunk, err := r.ReadSlice('\n')
-			if err == nil {
-				if len(partial) > 0 {
-					chunk = append(partial, chunk...)
-					partial = partial[:0]
-				}
-				if err := emit(string(chunk[:len(chunk)-1])); err != nil {
-					return err
-				}
-				continue
-			}
-			partial = append(partial, chunk...)
-			if errors.Is(err, bufio.ErrBufferFull) {
-				continue
-			}
-			if !errors.Is(err, io.EOF) {
-				return err
-			}
-			break
-		}
-		if done {
-			if len(partial) > 0 {
-				return emit(string(partial))
-			}
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }

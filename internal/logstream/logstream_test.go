@@ -165,15 +165,3 @@ func TestSameMillisecondGetsOwnFile(t *testing.T) {
 	a.Close()
 	b.Close()
 }
-
-func TestLongLines(t *testing.T) {
-	h := newHub(t)
-	l, _ := h.Create("dep", time.Now())
-	long := strings.Repeat("x", 200<<10)
-	l.Printf("%s", long)
-	l.Close()
-	got := collect(t, h, l.Path())
-	if len(got) != 1 || message(got[0]) != long {
-		t.Fatalf("long line came back as %d lines", len(got))
-	}
-}

@@ -127,6 +127,19 @@ func LinkExists(name string) (bool, error) {
 	return true, nil
 }
 
+// BridgeExists reports whether a bridge called name exists; a link of
+// another kind by that name is not a bridge.
+func BridgeExists(name string) (bool, error) {
+	link, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up link %s: %w", name, err)
+	}
+	return link.Type() == "bridge", nil
+}
+
 // DeleteLink removes the link name; a missing link is not an error.
 func DeleteLink(name string) error {
 	link, err := netlink.LinkByName(name)

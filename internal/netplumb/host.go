@@ -20,11 +20,15 @@ func (h *Host) EnsureBridge(ctx context.Context, name string) (bool, error) {
 	return ensureBridge(ctx, name)
 }
 
+// HasBridge reports whether a bridge called name exists; a link of another
+// kind by that name is not a bridge.
+func (h *Host) HasBridge(ctx context.Context, name string) (bool, error) { return BridgeExists(name) }
+
 // DeleteBridge removes the bridge; a missing one is fine.
 func (h *Host) DeleteBridge(ctx context.Context, name string) error { return DeleteBridge(ctx, name) }
 
 // AllowBridge lets traffic between the bridge's ports through the firewall.
-func (h *Host) AllowBridge(name string) error { return h.fw.AllowBridge(name) }
+func (h *Host) AllowBridge(ctx context.Context, name string) error { return h.fw.AllowBridge(name) }
 
 // RemoveBridge removes the firewall rules of the bridge.
-func (h *Host) RemoveBridge(name string) error { return h.fw.RemoveBridge(name) }
+func (h *Host) RemoveBridge(ctx context.Context, name string) error { return h.fw.RemoveBridge(name) }

@@ -66,7 +66,7 @@ func TestFailedWritesAre500AndKeepRecords(t *testing.T) {
 	if client.StatusOf(err) != 500 || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("update on a full disk: %v, want 500 naming the cause", err)
 	}
-	if _, err := c.CreateDeployment(ctx, "new", project); client.StatusOf(err) != 500 {
+	if _, err := c.CreateDeployment(ctx, "new", other); client.StatusOf(err) != 500 {
 		t.Fatalf("create on a full disk: %v, want 500", err)
 	}
 	d, err := c.Deployment(ctx, "keep")

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/config"
+	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 	"github.com/testbedos/testbedos/internal/store"
@@ -33,7 +33,8 @@ type Options struct {
 	Config config.Server
 	Logger *slog.Logger
 	// Executor runs the actions; nil means the real engine with the
-	// drivers of this host.
+	// drivers of this host. When it also reads snapshots (the engine does),
+	// it serves the snapshot routes; otherwise they answer 503.
 	Executor actions.Executor
 	// Lock is the data folder's lock when the caller took it (and releases
 	// it, after its last write there); nil means New takes it and Close
@@ -47,14 +48,18 @@ type Server struct {
 	log     *slog.Logger
 	store   store.Store
 	hub     *logstream.Hub
+	events  *events.Hub
 	runner  *actions.Runner
+	snaps   httpapi.Snapshots // nil when the executor cannot read snapshots
 	metrics *metrics
 	handler http.Handler
 	started time.Time
 	streams sync.WaitGroup
 	token   string // empty when auth is off
-	lock    *config.DataLock
-	ownLock bool // lock was taken by New, so Close releases it
+	// hostName is this host's name in the cluster.
+	hostName string
+	lock     *config.DataLock
+	ownLock  bool // lock was taken by New, so Close releases it
 
 	// stopping is set when shutdown begins: new actions get 503 while the
 	// running ones are interrupted, on every connection still open.
@@ -91,7 +96,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 		ownLock = true
 	}
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock,
+		hostName: hostName()}
 	s.quit, s.stopBackground = context.WithCancel(context.Background())
 	s.prune = s.pruneOnce
 	ok := false
@@ -123,18 +129,20 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if s.store, err = openStore(cfg); err != nil {
 		return nil, err
 	}
-	if s.hub, err = logstream.NewHub(cfg.OrchestrationDir()); err != nil {
+	if s.hub, err = logstream.NewHub(cfg.OrchestrationDir(), logstream.WithMaxBytes(cfg.LogMaxBytes)); err != nil {
 		return nil, err
 	}
 	exec := opts.Executor
 	if exec == nil {
-		if exec, err = newEngine(cfg, log); err != nil {
+		if exec, err = newEngine(cfg, s.store, s.hostName, log); err != nil {
 			return nil, err
 		}
 	}
+	s.events = events.New(events.DefaultBuffer)
+	s.snaps, _ = exec.(httpapi.Snapshots)
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
-		Observe: s.metrics.observeAction,
+		Observe: s.metrics.observeAction, Events: s.events,
 	})
 	n, err := s.runner.Recover(ctx)
 	if err != nil {
@@ -151,7 +159,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 func openStore(cfg config.Server) (store.Store, error) {
 	switch cfg.DB {
 	case "file":
-		return file.Open(cfg.DeploymentsDir())
+		return file.Open(cfg.DeploymentsDir(), cfg.DeployedDir())
 	case "sqlite":
 		return sqlite.Open(cfg.SQLitePath())
 	}
@@ -161,7 +169,7 @@ func openStore(cfg config.Server) (store.Store, error) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
-		Store: s.store, Runner: s.runner, Hub: s.hub, Logger: s.log,
+		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status,
 		StreamOpened: func() {
 			s.streams.Add(1)
@@ -205,9 +213,8 @@ func (s *Server) refuseActionsWhileStopping(mux *http.ServeMux, next http.Handle
 }
 
 func (s *Server) status() api.ServerStatus {
-	host, _ := os.Hostname()
 	return api.ServerStatus{
-		Mode: config.ModeMain, Version: Version, Hostname: host,
+		Mode: config.ModeMain, Version: Version, Hostname: s.hostName,
 		StartedAt: s.started.UTC(), UptimeSeconds: time.Since(s.started).Seconds(),
 		Store: s.cfg.DB,
 	}
@@ -333,7 +340,9 @@ func (s *Server) interrupt(ctx context.Context) error {
 // release waits for the log streams and background jobs, closes the store
 // and releases the data folder's lock (when New took it), last.
 func (s *Server) release(ctx context.Context) error {
-	err := waitUntil(ctx, "log streams", &s.streams)
+	// The interrupted actions' events are out; event streams end now.
+	s.events.Close()
+	err := waitUntil(ctx, "log and event streams", &s.streams)
 	err = errors.Join(err, waitUntil(ctx, "background jobs", &s.background))
 	err = errors.Join(err, s.store.Close())
 	if s.ownLock {

@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
 	"github.com/testbedos/testbedos/internal/config"
-	"github.com/testbedos/testbedos/internal/guest"
 )
 
 // gateExecutor is a hand-written fake engine: each action logs a line and
@@ -42,7 +43,7 @@ func (g *gateExecutor) Check(ctx context.Context, d api.Deployment, prev api.Dep
 	return g.check
 }
 
-func (g *gateExecutor) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error) {
+func (g *gateExecutor) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error) {
 	log.Printf("step one of %s", cmd)
 	select {
 	case <-g.gate:
@@ -277,7 +278,7 @@ func TestCancelEndsActionWithCancelledCode(t *testing.T) {
 		}
 		done <- o
 	}()
-	got, err := e.c.Cancel(ctx, "lab")
+	got, err := e.c.Cancel(ctx, "lab", "")
 	if err != nil || got != id {
 		t.Fatalf("cancel = %q, %v", got, err)
 	}

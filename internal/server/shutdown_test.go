@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -125,7 +127,11 @@ func TestActionsDuringShutdownAre503(t *testing.T) {
 	e := newEnv(t)
 	e.exec.linger = make(chan struct{})
 	e.create(t, "busy")
-	e.create(t, "idle")
+	idle := t.TempDir() // one project folder per deployment
+	os.WriteFile(filepath.Join(idle, "kvm-compose.yaml"), []byte("machines: []\n"), 0o644)
+	if _, err := e.c.CreateDeployment(context.Background(), "idle", idle); err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +178,7 @@ func TestActionsDuringShutdownAre503(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	records, err := file.Open(e.cfg.DeploymentsDir()) // as the shutdown left them, no recovery
+	records, err := file.Open(e.cfg.DeploymentsDir(), e.cfg.DeployedDir()) // as the shutdown left them, no recovery
 	if err != nil {
 		t.Fatal(err)
 	}

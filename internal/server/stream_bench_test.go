@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
 	"github.com/testbedos/testbedos/internal/config"
-	"github.com/testbedos/testbedos/internal/guest"
 )
 
 // talker is an executor whose action writes one line per value sent on
@@ -30,7 +31,7 @@ func (t *talker) Check(context.Context, api.Deployment, api.DeploymentState, api
 	return nil
 }
 
-func (t *talker) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error) {
+func (t *talker) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error) {
 	for seq := range t.lines {
 		t.sent.Store(seq, time.Now())
 		log.Printf("line %d", seq)

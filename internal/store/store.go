@@ -47,6 +47,18 @@ type Store interface {
 	// DeleteLogEntries removes entries from a deployment's index.
 	DeleteLogEntries(ctx context.Context, deployment string, uuids []string) error
 
+	// Deployed returns the daemon's record of what it has deployed for the
+	// deployment name (the engine's JSON, opaque here), or ErrNotFound when
+	// nothing is recorded. The record outlives a forced delete of its
+	// deployment: what it names still exists.
+	Deployed(ctx context.Context, name string) ([]byte, error)
+	// PutDeployed replaces the record of name, durably.
+	PutDeployed(ctx context.Context, name string, record []byte) error
+	// DeleteDeployed removes the record of name; a missing one is no error.
+	DeleteDeployed(ctx context.Context, name string) error
+	// DeployedNames lists the names that have a record, sorted.
+	DeployedNames(ctx context.Context) ([]string, error)
+
 	Close() error
 }
 

@@ -97,7 +97,7 @@ func projectFile(root, realRoot, path string) (string, string) {
 		target = filepath.Join(root, target)
 	}
 	target = filepath.Clean(target)
-	if !within(root, target) && !within(realRoot, target) {
+	if !Within(root, target) && !Within(realRoot, target) {
 		return "", fmt.Sprintf("is outside the project folder %s", root)
 	}
 	real, err := filepath.EvalSymlinks(target)
@@ -106,7 +106,7 @@ func projectFile(root, realRoot, path string) (string, string) {
 		return "", "does not exist in the project folder"
 	case err != nil:
 		return "", fmt.Sprintf("cannot be read: %v", err)
-	case !within(realRoot, real):
+	case !Within(realRoot, real):
 		return "", fmt.Sprintf("leads through a symlink to %s, outside the project folder %s", real, root)
 	}
 	info, err := os.Stat(real)
@@ -119,8 +119,8 @@ func projectFile(root, realRoot, path string) (string, string) {
 	return real, ""
 }
 
-// within reports whether path is dir or below it; both are clean and absolute.
-func within(dir, path string) bool {
+// Within reports whether path is dir or below it; both are clean and absolute.
+func Within(dir, path string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

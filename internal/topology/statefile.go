@@ -14,16 +14,25 @@ func StatePath(projectDir string) string {
 	return filepath.Join(projectDir, "artefacts", "state.json")
 }
 
-// WriteState writes st as indented JSON, crash-safely, creating the folder.
-func WriteState(path string, st *State) error {
+// EncodeState is the content of a state.json.
+func EncodeState(st *State) ([]byte, error) {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return fmt.Errorf("topology: encode state: %w", err)
+		return nil, fmt.Errorf("topology: encode state: %w", err)
+	}
+	return append(data, '\n'), nil
+}
+
+// WriteState writes st as indented JSON, crash-safely, creating the folder.
+func WriteState(path string, st *State) error {
+	data, err := EncodeState(st)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
-	if err := atomicfile.Write(path, append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
 	return nil

@@ -69,7 +69,9 @@ func TestCLIQuickstart(t *testing.T) {
 	if out := run(0, "logs"); !strings.Contains(out, "up succeeded") {
 		t.Errorf("logs:\n%s", out)
 	}
-	run(1, "deployment", "destroy") // up: 409
+	if out := run(1, "deployment", "destroy"); !strings.Contains(out, "--force") || strings.Contains(out, "?force") { // up: 409
+		t.Errorf("destroy of an up deployment should suggest --force:\n%s", out)
+	}
 	run(0, "down")
 	assertNothingLeft(t, st)
 	if out := run(0, "logs", "--follow"); !strings.Contains(out, "down succeeded") {
@@ -121,6 +123,11 @@ func TestCLIExitStatusAndCtrlC(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "cancelling up") || !strings.Contains(string(rest), "reverted") {
 		t.Errorf("Ctrl-C did not show the cancel and the clean-up:\n%s\n%s", rest, stderr.String())
+	}
+	// A cancel is no failure: said once, without each guest's "context canceled".
+	if want := "up cancelled: deployment " + name + " is failed(up)"; strings.Count(stderr.String(), want) != 1 ||
+		strings.Contains(stderr.String(), "context canceled") || strings.Contains(stderr.String(), "up failed") {
+		t.Errorf("Ctrl-C's message is not %q once, alone:\n%s", want, stderr.String())
 	}
 	assertNothingLeft(t, st)
 	d, _ := s.c.Deployment(context.Background(), name)

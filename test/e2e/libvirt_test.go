@@ -11,6 +11,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
+	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
@@ -181,12 +182,28 @@ func TestLibvirtMixedTopology(t *testing.T) {
 	if out := kc(1, "create", "ns1", "x"); !strings.Contains(out, "guest ns1 of kind netns has no snapshots") {
 		t.Errorf("snapshot of a namespace:\n%s", out)
 	}
+	// The same reads through the GET routes.
+	ctx := context.Background()
+	if list, err := s.c.Snapshots(ctx, name, "vm1"); err != nil || len(list) != 1 || list[0].Name != "before" || !list[0].Memory || !list[0].Current {
+		t.Errorf("GET snapshots of vm1: %+v, %v", list, err)
+	}
+	if snap, err := s.c.Snapshot(ctx, name, "vm1", "before"); err != nil || snap.State != "running" || len(snap.Disks) != 1 || snap.Created.IsZero() {
+		t.Errorf("GET snapshot before of vm1: %+v, %v", snap, err)
+	}
+	if _, err := s.c.Snapshot(ctx, name, "vm1", "nope"); client.StatusOf(err) != 404 || !strings.Contains(err.Error(), "it has before") {
+		t.Errorf("GET an unknown snapshot: %v, want 404 naming the snapshots there are", err)
+	}
+	if _, err := s.c.Snapshots(ctx, name, "ns1"); client.StatusOf(err) != 422 {
+		t.Errorf("GET snapshots of a namespace: %v, want 422", err)
+	}
+	// Reads and refused actions left the deployment up.
+	if d, _ := s.c.Deployment(ctx, name); !d.State.Is(api.StateUp) {
+		t.Errorf("after reading snapshots the deployment is %v, want up", d.State)
+	}
 	kc(0, "delete", "vm1", "before")
 	if out := kc(0, "list", "vm1"); !strings.Contains(out, "guest vm1: 0 snapshots") {
 		t.Errorf("list after delete:\n%s", out)
 	}
-	// The failed info left the deployment failed; up mends it.
-	mustSucceed(t, s, name, cmd(api.CmdUp))
 
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertNoVMsLeft(t, name, dir, st)
@@ -232,15 +249,15 @@ func newGuestShell(t *testing.T, st *topology.State) *guestShell {
 
 func (g *guestShell) run(guestName, command string) string {
 	g.t.Helper()
-	var guest *topology.Guest
+	var target *topology.Guest
 	for i := range g.st.Guests {
 		if g.st.Guests[i].Name == guestName {
-			guest = &g.st.Guests[i]
+			target = &g.st.Guests[i]
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := g.drv.Dial(ctx, g.st, guest)
+	c, err := g.drv.Dial(ctx, guest.LocalDeployment(g.st), target)
 	if err != nil {
 		g.t.Fatalf("ssh %s: %v", guestName, err)
 	}

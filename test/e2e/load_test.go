@@ -143,7 +143,7 @@ func runLoad(b testing.TB, s *server, clients int, duration time.Duration) loadR
 					}
 					timed(func() error { _, err := c.Action(ctx, name, cmd(what)); return err })
 				case 6:
-					timed(func() error { _, err := c.Cancel(ctx, name); return err })
+					timed(func() error { _, err := c.Cancel(ctx, name, ""); return err })
 				case 7:
 					timed(func() error { _, err := c.Logs(ctx, name); return err })
 				case 8, 9:

@@ -203,7 +203,7 @@ func TestCancelMidUpLeavesNothing(t *testing.T) {
 					(when == "setup" && strings.Contains(l, "[g0] sleeping"))
 				if trigger && !cancelled {
 					cancelled = true
-					if _, err := s.c.Cancel(ctx, name); err != nil {
+					if _, err := s.c.Cancel(ctx, name, id); err != nil {
 						t.Error(err)
 					}
 				}

@@ -1,5 +1,5 @@
 // Package guesttest holds what tests of drivers and the engine share: a
-// guest.Log that keeps every line in memory.
+// actlog.Log that keeps every line in memory.
 package guesttest
 
 import (
@@ -10,10 +10,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/actlog"
 )
 
-// Log is a guest.Log keeping every line; Writer splits its input into lines
+// Log is a actlog.Log keeping every line; Writer splits its input into lines
 // as the action log does. With T set, lines are echoed to the test's log in
 // verbose runs.
 type Log struct {
@@ -23,7 +23,7 @@ type Log struct {
 	lines []string
 }
 
-var _ guest.Log = (*Log)(nil)
+var _ actlog.Log = (*Log)(nil)
 
 // Printf records one line (several when the text has newlines, as the
 // action log would write them).

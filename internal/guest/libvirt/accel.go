@@ -13,10 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
-
-	"github.com/testbedos/testbedos/internal/guest"
 )
 
 // accelCache holds the domain type found for this process.
@@ -28,7 +28,7 @@ type accelCache struct {
 
 // DomainType is the domain type this driver's guests get (kvm or qemu),
 // probing KVM the first time when it is left to detection.
-func (d *Driver) DomainType(ctx context.Context, log guest.Log) (string, error) {
+func (d *Driver) DomainType(ctx context.Context, log actlog.Log) (string, error) {
 	switch d.opts.DomainType {
 	case TypeKVM, TypeQEMU:
 		return d.opts.DomainType, nil
@@ -44,7 +44,7 @@ func (d *Driver) DomainType(ctx context.Context, log guest.Log) (string, error) 
 // domainType is the <domain type> guests get: the override when one is
 // set, else kvm if a kernel really boots under KVM here, else qemu. The
 // probe runs once per process; callers meanwhile wait for it.
-func (d *Driver) domainType(ctx context.Context, s *session, log guest.Log) (string, error) {
+func (d *Driver) domainType(ctx context.Context, s *session, log actlog.Log) (string, error) {
 	switch d.opts.DomainType {
 	case TypeKVM, TypeQEMU:
 		return d.opts.DomainType, nil

@@ -5,17 +5,16 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"golang.org/x/crypto/ssh"
 
 	"github.com/testbedos/testbedos/internal/atomicfile"
-	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/sshkey"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -23,7 +22,8 @@ import (
 // WriteArtefacts writes the guest's domain.xml, its cloud-init seed
 // (cloud_image) with a host key made for it, and ssh.sh. It needs the
 // deployment's SSH key under dir (the engine makes it first).
-func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topology.Guest, dir string, log guest.Log) error {
+func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topology.Guest, out *atomicfile.Root, log actlog.Log) error {
+	dir := out.Dir()
 	spec, err := specOf(g)
 	if err != nil {
 		return err
@@ -35,11 +35,11 @@ func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topo
 	if err != nil {
 		return err
 	}
-	p := pathsOf(st, g)
+	p := pathsOf(dir, g)
 	// Folders QEMU opens files in must be searchable by its unprivileged
 	// user.
 	for _, d := range []string{filepath.Dir(p.dir), p.dir, p.poolDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := out.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
@@ -51,13 +51,13 @@ func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topo
 	if err != nil {
 		return fmt.Errorf("guest %s: domain XML: %w", g.Name, err)
 	}
-	if err := atomicfile.Write(p.domainXML, []byte(xml+"\n"), 0o644); err != nil {
+	if err := out.Write(p.domainXML, []byte(xml+"\n"), 0o644); err != nil {
 		return err
 	}
 	wrote := []string{rel(dir, p.domainXML)}
 
 	if spec.Boot == topology.BootCloudImage {
-		hostKey, err := ensureHostKey(p.hostKey, g.Name)
+		hostKey, err := ensureHostKey(out, p.hostKey, g.Name)
 		if err != nil {
 			return err
 		}
@@ -65,18 +65,18 @@ func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topo
 		if err != nil {
 			return err
 		}
-		if err := atomicfile.Write(p.seed, seed, 0o644); err != nil {
+		if err := out.Write(p.seed, seed, 0o644); err != nil {
 			return err
 		}
 		wrote = append(wrote, rel(dir, p.seed))
 	} else {
 		for _, f := range []string{p.seed, p.hostKey, p.hostKey + ".pub"} {
-			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := out.Remove(f); err != nil {
 				return err
 			}
 		}
 	}
-	if err := atomicfile.Write(p.sshHelper, []byte(sshHelper(g)), 0o755); err != nil {
+	if err := out.Write(p.sshHelper, []byte(sshHelper(g)), 0o755); err != nil {
 		return err
 	}
 	wrote = append(wrote, rel(dir, p.sshHelper))
@@ -94,7 +94,7 @@ type hostKeyPair struct {
 // ensureHostKey returns the SSH host key generate-artefacts made for a
 // guest, making it the first time: the seed hands it to cloud-init, and the
 // server pins it.
-func ensureHostKey(path, comment string) (hostKeyPair, error) {
+func ensureHostKey(out *atomicfile.Root, path, comment string) (hostKeyPair, error) {
 	if data, err := os.ReadFile(path); err == nil {
 		if s, err := ssh.ParsePrivateKey(data); err == nil {
 			return hostKeyPair{pem: data, signer: s}, nil
@@ -113,10 +113,10 @@ func ensureHostKey(path, comment string) (hostKeyPair, error) {
 		return hostKeyPair{}, err
 	}
 	data := pem.EncodeToMemory(block)
-	if err := atomicfile.Write(path, data, 0o600); err != nil {
+	if err := out.Write(path, data, 0o600); err != nil {
 		return hostKeyPair{}, err
 	}
-	if err := atomicfile.Write(path+".pub", ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
+	if err := out.Write(path+".pub", ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
 		return hostKeyPair{}, err
 	}
 	return hostKeyPair{pem: data, signer: signer}, nil

@@ -14,6 +14,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/testbedos/testbedos/internal/atomicfile"
+	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/testenv"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -63,7 +65,7 @@ func TestKernelCmdline(t *testing.T) {
 
 func TestBuildDomain(t *testing.T) {
 	st, g := testState(t)
-	p := pathsOf(st, g)
+	p := pathsOf(guest.LocalDeployment(st).Files.WorkDir(), g)
 	for _, tc := range []struct {
 		boot  func(*topology.LibvirtSpec)
 		check func(t *testing.T, d *libvirtxml.Domain)
@@ -153,11 +155,13 @@ func TestBuildDomain(t *testing.T) {
 func TestCloudSeed(t *testing.T) {
 	st, g := testState(t)
 	g.Libvirt.Boot = topology.BootCloudImage
-	hk, err := ensureHostKey(filepath.Join(t.TempDir(), "hk"), "vm1")
+	out := testRoot(t)
+	hk, err := ensureHostKey(out, filepath.Join(out.Dir(), "hk"), "vm1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := ensureHostKey(filepath.Join(filepath.Dir(filepath.Join(t.TempDir(), "x")), "nope"), "vm1")
+	other := testRoot(t)
+	again, _ := ensureHostKey(other, filepath.Join(other.Dir(), "nope"), "vm1")
 	if string(again.pem) == string(hk.pem) {
 		t.Fatal("two host keys are equal")
 	}
@@ -277,4 +281,15 @@ func TestPermissionHint(t *testing.T) {
 	if permissionHint(errors.New("something else"), dom) != "" {
 		t.Error("a hint for an error that is not about permissions")
 	}
+}
+
+// testRoot is a fresh folder to write artefacts into.
+func testRoot(t *testing.T) *atomicfile.Root {
+	t.Helper()
+	r, err := atomicfile.OpenRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

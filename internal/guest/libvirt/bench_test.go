@@ -38,7 +38,7 @@ func BenchmarkUpVMs(b *testing.B) {
 			w := newWorld(b, dir, "lvb", libvirt.Options{})
 			w.log.T = nil
 			ctx := libvirttest.Context(b)
-			if err := w.e.GenerateArtefacts(ctx, w.d, api.StateIsDown, w.log); err != nil {
+			if err := w.e.GenerateArtefacts(ctx, w.d, w.log); err != nil {
 				b.Fatal(err)
 			}
 			domType, err := w.drv.DomainType(ctx, w.log)
@@ -54,7 +54,7 @@ func BenchmarkUpVMs(b *testing.B) {
 				}
 				total += time.Since(start)
 				b.StopTimer()
-				if err := w.e.Down(ctx, w.d, api.StateIsUp, w.log); err != nil {
+				if err := w.e.Down(ctx, w.d, w.log); err != nil {
 					b.Fatalf("down: %v", err)
 				}
 				b.StartTimer()

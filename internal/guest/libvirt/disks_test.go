@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
 )
@@ -49,7 +50,7 @@ network:
 	dir := vmProject(t, testImage(t), yaml, map[string]string{"base.img": string(base), "live.iso": "not really an ISO"})
 	w := newWorld(t, dir, "lvd", libvirt.Options{DomainType: libvirt.TypeQEMU})
 	ctx := libvirttest.Context(t)
-	if err := w.e.GenerateArtefacts(ctx, w.d, api.StateIsDown, w.log); err != nil {
+	if err := w.e.GenerateArtefacts(ctx, w.d, w.log); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
@@ -86,7 +87,7 @@ network:
 	if err := libvirttest.Stop(g.Libvirt.Domain); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := w.drv.Exists(ctx, g); ok || err != nil {
+	if ok, err := w.drv.Exists(ctx, guest.Deployment{}, g); ok || err != nil {
 		t.Fatalf("Exists of a stopped domain = %v, %v", ok, err)
 	}
 	if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
@@ -96,7 +97,7 @@ network:
 		t.Errorf("second up did not restart the stopped guest:\n%s", w.log.Text())
 	}
 
-	if err := w.e.Down(ctx, w.d, api.StateIsUp, w.log); err != nil {
+	if err := w.e.Down(ctx, w.d, w.log); err != nil {
 		t.Fatal(err)
 	}
 	assertGone(t, w, st)

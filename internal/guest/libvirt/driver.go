@@ -41,6 +41,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	golibvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/testbedos/testbedos/internal/guest"
@@ -154,8 +156,14 @@ func New(opts Options) *Driver {
 // Kind is "libvirt".
 func (d *Driver) Kind() string { return topology.KindLibvirt }
 
+// Capabilities implements guest.Driver: libvirt guests have snapshots and
+// per-guest artefacts.
+func (d *Driver) Capabilities() guest.Capabilities {
+	return guest.Capabilities{Snapshots: true, Artefacts: true}
+}
+
 // Exists reports whether the guest's domain is defined and running.
-func (d *Driver) Exists(ctx context.Context, g *topology.Guest) (bool, error) {
+func (d *Driver) Exists(ctx context.Context, dep guest.Deployment, g *topology.Guest) (bool, error) {
 	spec, err := specOf(g)
 	if err != nil {
 		return false, err
@@ -183,30 +191,39 @@ func (d *Driver) Exists(ctx context.Context, g *topology.Guest) (bool, error) {
 // generate-artefacts and starts it, then waits until the guest answers over
 // SSH where the server can know it will (kernel and cloud_image guests,
 // whose network and key it configures). A defined domain that is shut off
-// is started again with its disk as it is. On error nothing of the guest is
-// left.
-func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) (err error) {
+// is started again with its disk as it is, and created is false: nothing of
+// it may be reverted. On error nothing of what Create made is left.
+func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (created bool, err error) {
 	spec, err := specOf(g)
 	if err != nil {
-		return err
+		return false, err
 	}
-	p := pathsOf(st, g)
+	p := pathsOf(dep.Files.WorkDir(), g)
 	dom, err := readDomainXML(p.domainXML)
 	if err != nil {
-		return err
+		return false, err
 	}
 	s, err := d.connect(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer s.close()
 
 	if existing, err := s.DomainLookupByName(spec.Domain); err == nil {
-		return d.startExisting(ctx, s, st, g, existing, log)
+		return false, d.startExisting(ctx, s, dep, g, existing, log)
 	} else if !noDomain(err) {
-		return s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
+		return false, s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
 	}
+	if err := d.define(ctx, s, dep, g, dom, log); err != nil {
+		return false, err
+	}
+	return true, nil
+}
 
+// define makes the volume, defines and starts a new domain and waits for
+// it; on error it removes all of that again.
+func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom domainDoc, log actlog.Log) (err error) {
+	spec, p := g.Libvirt, pathsOf(dep.Files.WorkDir(), g)
 	domType, err := d.domainType(ctx, s, log)
 	if err != nil {
 		return err
@@ -219,19 +236,19 @@ func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Gue
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if cerr := d.Destroy(cctx, st, g, log); cerr != nil {
+		if cerr := d.Destroy(cctx, dep, g, log); cerr != nil {
 			log.Printf("    guest %s: clean-up after the failed create: %v", g.Name, cerr)
 		}
 	}()
 	// Remnants of an interrupted run: volumes and a console log whose
 	// host key line would be stale.
-	if err := d.removeVolumes(ctx, s, st, g); err != nil {
+	if err := d.removeVolumes(ctx, s, dep, g); err != nil {
 		return err
 	}
 	if err := os.Remove(p.console); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove old console log: %w", err)
 	}
-	if err := d.createVolume(ctx, s, st, g, log); err != nil {
+	if err := d.createVolume(ctx, s, dep, g, log); err != nil {
 		return err
 	}
 	xml, err := dom.Marshal()
@@ -250,7 +267,7 @@ func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Gue
 	if !waitsForSSH(spec) {
 		return nil
 	}
-	client, err := d.waitReady(ctx, s, st, g, defined)
+	client, err := d.waitReady(ctx, s, dep, g, defined)
 	if err != nil {
 		return err
 	}
@@ -260,7 +277,7 @@ func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Gue
 }
 
 // startExisting starts a defined domain that is shut off.
-func (d *Driver) startExisting(ctx context.Context, s *session, st *topology.State, g *topology.Guest, dom golibvirt.Domain, log guest.Log) error {
+func (d *Driver) startExisting(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom golibvirt.Domain, log actlog.Log) error {
 	state, _, err := s.DomainGetState(dom, 0)
 	if err != nil {
 		return s.err(fmt.Errorf("domain %s: state: %w", dom.Name, err))
@@ -276,7 +293,7 @@ func (d *Driver) startExisting(ctx context.Context, s *session, st *topology.Sta
 	if !waitsForSSH(spec) {
 		return nil
 	}
-	client, err := d.waitReady(ctx, s, st, g, dom)
+	client, err := d.waitReady(ctx, s, dep, g, dom)
 	if err != nil {
 		return err
 	}
@@ -287,7 +304,7 @@ func (d *Driver) startExisting(ctx context.Context, s *session, st *topology.Sta
 // Destroy stops and undefines the domain and deletes its volume and what
 // the server learnt about its host key. Idempotent. The artefacts of
 // generate-artefacts (domain.xml, seed) and the console log stay.
-func (d *Driver) Destroy(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) error {
+func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
 	spec, err := specOf(g)
 	if err != nil {
 		return err
@@ -312,14 +329,14 @@ func (d *Driver) Destroy(ctx context.Context, st *topology.State, g *topology.Gu
 			return s.err(fmt.Errorf("undefine domain %s: %w", spec.Domain, err))
 		}
 	}
-	if err := d.removeVolumes(ctx, s, st, g); err != nil {
+	if err := d.removeVolumes(ctx, s, dep, g); err != nil {
 		return err
 	}
-	p := pathsOf(st, g)
+	p := pathsOf(dep.Files.WorkDir(), g)
 	if err := os.Remove(p.knownHosts); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return d.releasePool(ctx, s, st)
+	return d.releasePool(ctx, s, dep)
 }
 
 // waitsForSSH: the server configures the network and key of kernel and
@@ -349,8 +366,8 @@ type paths struct {
 	poolDir    string // artefacts/libvirt/disks
 }
 
-func pathsOf(st *topology.State, g *topology.Guest) paths {
-	art := filepath.Dir(topology.StatePath(st.Project))
+// pathsOf: art is the deployment's artefacts folder on this host.
+func pathsOf(art string, g *topology.Guest) paths {
 	dir := filepath.Join(art, "libvirt", g.Name)
 	return paths{
 		artefacts:  art,

@@ -47,7 +47,7 @@ func TestKernelGuestLifecycle(t *testing.T) {
 	w := newWorld(t, dir, "lv", libvirt.Options{DomainType: libvirt.TypeQEMU})
 	ctx := libvirttest.Context(t)
 
-	if err := w.e.GenerateArtefacts(ctx, w.d, api.StateIsDown, w.log); err != nil {
+	if err := w.e.GenerateArtefacts(ctx, w.d, w.log); err != nil {
 		t.Fatal(err)
 	}
 	st, g := w.guest(t, "vm1")
@@ -72,7 +72,7 @@ func TestKernelGuestLifecycle(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logText)
 		}
 	}
-	if ok, err := w.drv.Exists(ctx, g); !ok || err != nil {
+	if ok, err := w.drv.Exists(ctx, guest.Deployment{}, g); !ok || err != nil {
 		t.Fatalf("Exists after up = %v, %v", ok, err)
 	}
 	if got := w.sh(t, "vm1", "ip -o -4 addr show dev eth0"); !strings.Contains(got, "10.0.0.20/24") {
@@ -82,14 +82,14 @@ func TestKernelGuestLifecycle(t *testing.T) {
 	// A failing script names the exit status.
 	bad := filepath.Join(dir, "bad.sh")
 	os.WriteFile(bad, []byte("echo failing\nexit 7\n"), 0o644)
-	if err := w.drv.RunScript(ctx, st, g, bad, w.log); err == nil || !strings.Contains(err.Error(), "exited with code 7") {
+	if err := w.drv.RunScript(ctx, guest.LocalDeployment(st), g, bad, w.log); err == nil || !strings.Contains(err.Error(), "exited with code 7") {
 		t.Errorf("failing script: %v", err)
 	}
 	// Cancelling ends a script that would run for long.
 	slow := filepath.Join(dir, "slow.sh")
 	os.WriteFile(slow, []byte("#!/bin/sh\necho sleeping\nsleep 600\n"), 0o755)
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	err := w.drv.RunScript(cctx, st, g, slow, w.log)
+	err := w.drv.RunScript(cctx, guest.LocalDeployment(st), g, slow, w.log)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("cancelled script: %v", err)
@@ -97,11 +97,11 @@ func TestKernelGuestLifecycle(t *testing.T) {
 
 	testSnapshots(t, w, st, g)
 
-	if err := w.e.Down(ctx, w.d, api.StateIsUp, w.log); err != nil {
+	if err := w.e.Down(ctx, w.d, w.log); err != nil {
 		t.Fatalf("down: %v", err)
 	}
 	assertGone(t, w, st)
-	if err := w.e.Down(ctx, w.d, api.StateIsDown, w.log); err != nil {
+	if err := w.e.Down(ctx, w.d, w.log); err != nil {
 		t.Fatalf("second down: %v", err)
 	}
 }
@@ -111,37 +111,37 @@ func TestKernelGuestLifecycle(t *testing.T) {
 func testSnapshots(t *testing.T, w *world, st *topology.State, g *topology.Guest) {
 	ctx := libvirttest.Context(t)
 	w.sh(t, "vm1", "echo before > /root/marker && printf before-disk | dd of=/dev/vda conv=fsync 2>/dev/null")
-	s, err := w.drv.CreateSnapshot(ctx, st, g, "s1")
+	s, err := w.drv.CreateSnapshot(ctx, guest.LocalDeployment(st), g, "s1")
 	if err != nil {
 		t.Fatalf("create snapshot: %v", err)
 	}
 	if s.Name != "s1" || !s.Memory || len(s.Disks) != 1 || s.Disks[0] != "vda" || s.State != "running" {
 		t.Errorf("snapshot = %+v", s)
 	}
-	if _, err := w.drv.CreateSnapshot(ctx, st, g, "s1"); err == nil {
+	if _, err := w.drv.CreateSnapshot(ctx, guest.LocalDeployment(st), g, "s1"); err == nil {
 		t.Error("a second snapshot s1 was taken")
 	}
 	w.sh(t, "vm1", "echo after > /root/marker && printf after--disk | dd of=/dev/vda conv=fsync 2>/dev/null")
 	if got := w.sh(t, "vm1", "cat /root/marker; dd if=/dev/vda bs=11 count=1 2>/dev/null"); got != "after\nafter--disk" {
 		t.Fatalf("before restore: %q", got)
 	}
-	if err := w.drv.RestoreSnapshot(ctx, st, g, "s1"); err != nil {
+	if err := w.drv.RestoreSnapshot(ctx, guest.LocalDeployment(st), g, "s1"); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	if got := w.sh(t, "vm1", "cat /root/marker; dd if=/dev/vda bs=11 count=1 2>/dev/null"); got != "before\nbefore-disk" {
 		t.Fatalf("after restore: %q, want the state of the snapshot", got)
 	}
-	list, err := w.drv.ListSnapshots(ctx, st, g)
+	list, err := w.drv.ListSnapshots(ctx, guest.LocalDeployment(st), g)
 	if err != nil || len(list) != 1 || !list[0].Current {
 		t.Fatalf("list = %+v, %v", list, err)
 	}
-	if _, err := w.drv.SnapshotInfo(ctx, st, g, "nope"); !errors.Is(err, guest.ErrNoSnapshot) || !strings.Contains(err.Error(), "it has s1") {
+	if _, err := w.drv.SnapshotInfo(ctx, guest.LocalDeployment(st), g, "nope"); !errors.Is(err, guest.ErrNoSnapshot) || !strings.Contains(err.Error(), "it has s1") {
 		t.Errorf("info of an unknown snapshot: %v", err)
 	}
-	if err := w.drv.DeleteSnapshot(ctx, st, g, "s1"); err != nil {
+	if err := w.drv.DeleteSnapshot(ctx, guest.LocalDeployment(st), g, "s1"); err != nil {
 		t.Fatal(err)
 	}
-	if list, err := w.drv.ListSnapshots(ctx, st, g); err != nil || len(list) != 0 {
+	if list, err := w.drv.ListSnapshots(ctx, guest.LocalDeployment(st), g); err != nil || len(list) != 0 {
 		t.Fatalf("list after delete = %+v, %v", list, err)
 	}
 }
@@ -204,7 +204,7 @@ network:
 	dir := vmProject(t, testImage(t), yaml, map[string]string{})
 	w := newWorld(t, dir, "lvf", libvirt.Options{DomainType: libvirt.TypeQEMU, ReadyTimeout: 3 * time.Second})
 	ctx := libvirttest.Context(t)
-	if err := w.e.GenerateArtefacts(ctx, w.d, api.StateIsDown, w.log); err != nil {
+	if err := w.e.GenerateArtefacts(ctx, w.d, w.log); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "artefacts/libvirt/c1/seed.img")); err != nil {
@@ -237,12 +237,12 @@ func TestUnreachableLibvirtd(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "no-libvirt-sock")
 	drv := libvirt.New(libvirt.Options{Socket: sock})
 	g := &topology.Guest{Name: "vm1", Kind: topology.KindLibvirt, Libvirt: &topology.LibvirtSpec{Domain: "tbos.x.vm1", Boot: topology.BootKernel}}
-	_, err := drv.Exists(context.Background(), g)
+	_, err := drv.Exists(context.Background(), guest.Deployment{}, g)
 	if !errors.Is(err, libvirt.ErrUnreachable) || !strings.Contains(err.Error(), "cannot reach libvirtd at "+sock+": ") {
 		t.Fatalf("Exists: %v", err)
 	}
 	st := &topology.State{Deployment: "x", Project: t.TempDir()}
-	if err := drv.Destroy(context.Background(), st, g, &guesttest.Log{}); !errors.Is(err, libvirt.ErrUnreachable) {
+	if err := drv.Destroy(context.Background(), guest.LocalDeployment(st), g, &guesttest.Log{}); !errors.Is(err, libvirt.ErrUnreachable) {
 		t.Fatalf("Destroy: %v", err)
 	}
 }

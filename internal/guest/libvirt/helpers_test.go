@@ -144,7 +144,7 @@ func (w *world) sh(t testing.TB, guestName, cmd string) string {
 	st, g := w.guest(t, guestName)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := w.drv.Dial(ctx, st, g)
+	c, err := w.drv.Dial(ctx, guest.LocalDeployment(st), g)
 	if err != nil {
 		t.Fatalf("ssh %s: %v", guestName, err)
 	}

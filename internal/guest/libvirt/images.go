@@ -17,7 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -47,7 +48,7 @@ func cacheFileName(spec *topology.LibvirtSpec) string {
 // it the first time, and its format (qcow2 or raw, from its first bytes).
 // The cache is readable by QEMU's user: the image is the backing file of
 // the guests' linked clones.
-func (d *Driver) cachedImage(ctx context.Context, spec *topology.LibvirtSpec, log guest.Log) (string, string, error) {
+func (d *Driver) cachedImage(ctx context.Context, spec *topology.LibvirtSpec, log actlog.Log) (string, string, error) {
 	dir := d.opts.ImageCache
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", fmt.Errorf("image cache: %w", err)

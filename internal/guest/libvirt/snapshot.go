@@ -21,7 +21,7 @@ import (
 // left out.
 
 // CreateSnapshot takes a snapshot of the guest named name.
-func (d *Driver) CreateSnapshot(ctx context.Context, st *topology.State, g *topology.Guest, name string) (guest.Snapshot, error) {
+func (d *Driver) CreateSnapshot(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) (guest.Snapshot, error) {
 	var out guest.Snapshot
 	err := d.withDomain(ctx, g, func(s *session, dom golibvirt.Domain) error {
 		if _, err := s.DomainSnapshotLookupByName(dom, name, 0); err == nil {
@@ -42,7 +42,7 @@ func (d *Driver) CreateSnapshot(ctx context.Context, st *topology.State, g *topo
 }
 
 // ListSnapshots lists the guest's snapshots, oldest first.
-func (d *Driver) ListSnapshots(ctx context.Context, st *topology.State, g *topology.Guest) ([]guest.Snapshot, error) {
+func (d *Driver) ListSnapshots(ctx context.Context, dep guest.Deployment, g *topology.Guest) ([]guest.Snapshot, error) {
 	var out []guest.Snapshot
 	err := d.withDomain(ctx, g, func(s *session, dom golibvirt.Domain) error {
 		snaps, _, err := s.DomainListAllSnapshots(dom, 1, 0)
@@ -63,7 +63,7 @@ func (d *Driver) ListSnapshots(ctx context.Context, st *topology.State, g *topol
 }
 
 // SnapshotInfo describes one snapshot.
-func (d *Driver) SnapshotInfo(ctx context.Context, st *topology.State, g *topology.Guest, name string) (guest.Snapshot, error) {
+func (d *Driver) SnapshotInfo(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) (guest.Snapshot, error) {
 	var out guest.Snapshot
 	err := d.withSnapshot(ctx, g, name, func(s *session, snap golibvirt.DomainSnapshot) error {
 		var err error
@@ -74,7 +74,7 @@ func (d *Driver) SnapshotInfo(ctx context.Context, st *topology.State, g *topolo
 }
 
 // RestoreSnapshot reverts the guest to the snapshot.
-func (d *Driver) RestoreSnapshot(ctx context.Context, st *topology.State, g *topology.Guest, name string) error {
+func (d *Driver) RestoreSnapshot(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) error {
 	return d.withSnapshot(ctx, g, name, func(s *session, snap golibvirt.DomainSnapshot) error {
 		if err := s.DomainRevertToSnapshot(snap, 0); err != nil {
 			return s.err(fmt.Errorf("guest %s: restore snapshot %s: %w", g.Name, name, err))
@@ -84,7 +84,7 @@ func (d *Driver) RestoreSnapshot(ctx context.Context, st *topology.State, g *top
 }
 
 // DeleteSnapshot deletes the snapshot (its data inside the qcow2 too).
-func (d *Driver) DeleteSnapshot(ctx context.Context, st *topology.State, g *topology.Guest, name string) error {
+func (d *Driver) DeleteSnapshot(ctx context.Context, dep guest.Deployment, g *topology.Guest, name string) error {
 	return d.withSnapshot(ctx, g, name, func(s *session, snap golibvirt.DomainSnapshot) error {
 		if err := s.DomainSnapshotDelete(snap, 0); err != nil {
 			return s.err(fmt.Errorf("guest %s: delete snapshot %s: %w", g.Name, name, err))

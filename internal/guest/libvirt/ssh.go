@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"golang.org/x/crypto/ssh"
 
@@ -66,14 +68,14 @@ func sshAddr(g *topology.Guest) string { return sshHost(g) + ":22" }
 
 // Dial logs in to a running guest over SSH with the deployment's key, its
 // host key pinned (see the package comment). The caller closes the client.
-func (d *Driver) Dial(ctx context.Context, st *topology.State, g *topology.Guest) (*ssh.Client, error) {
+func (d *Driver) Dial(ctx context.Context, dep guest.Deployment, g *topology.Guest) (*ssh.Client, error) {
 	if _, err := specOf(g); err != nil {
 		return nil, err
 	}
 	if len(g.Interfaces) == 0 {
 		return nil, fmt.Errorf("guest %s has no network interface to reach it over SSH", g.Name)
 	}
-	p := pathsOf(st, g)
+	p := pathsOf(dep.Files.WorkDir(), g)
 	key, err := sshkey.Load(p.artefacts)
 	if err != nil {
 		return nil, err
@@ -218,8 +220,8 @@ func consoleTrouble(out []byte) string {
 // waitReady waits until the guest accepts an SSH login, at most
 // ReadyTimeout. It gives up early when the domain stops or the console
 // reports a failure; errors carry the end of the console.
-func (d *Driver) waitReady(ctx context.Context, s *session, st *topology.State, g *topology.Guest, dom golibvirt.Domain) (*ssh.Client, error) {
-	p := pathsOf(st, g)
+func (d *Driver) waitReady(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom golibvirt.Domain) (*ssh.Client, error) {
+	p := pathsOf(dep.Files.WorkDir(), g)
 	key, err := sshkey.Load(p.artefacts)
 	if err != nil {
 		return nil, err
@@ -270,12 +272,16 @@ func tail(b []byte, n int) string {
 // line by line into log, prefixed "[guest] ". It first waits for the guest
 // to answer, at most ReadyTimeout. A non-zero exit is an error naming the
 // status; cancelling ctx closes the session.
-func (d *Driver) RunScript(ctx context.Context, st *topology.State, g *topology.Guest, script string, log guest.Log) error {
+func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topology.Guest, script string, log actlog.Log) error {
 	spec, err := specOf(g)
 	if err != nil {
 		return err
 	}
-	body, err := os.ReadFile(script)
+	local, err := dep.Files.Path(ctx, script)
+	if err != nil {
+		return fmt.Errorf("guest %s: script: %w", g.Name, err)
+	}
+	body, err := os.ReadFile(local)
 	if err != nil {
 		return fmt.Errorf("guest %s: script: %w", g.Name, err)
 	}
@@ -291,14 +297,14 @@ func (d *Driver) RunScript(ctx context.Context, st *topology.State, g *topology.
 		}
 		return s.err(err)
 	}
-	client, err := d.waitReady(ctx, s, st, g, dom)
+	client, err := d.waitReady(ctx, s, dep, g, dom)
 	s.close()
 	if err != nil {
 		return err
 	}
 	defer client.Close()
 	return runOver(ctx, client, g.Name, script, body, map[string]string{
-		"TESTBEDOS_DEPLOYMENT": st.Deployment,
+		"TESTBEDOS_DEPLOYMENT": dep.Name,
 		"TESTBEDOS_GUEST":      g.Name,
 	}, log.Writer("["+g.Name+"] "))
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
@@ -22,8 +24,8 @@ import (
 func PoolName(deployment string) string { return "tbos." + deployment }
 
 // createVolume makes the guest's disk volume (see volumeOf).
-func (d *Driver) createVolume(ctx context.Context, s *session, st *topology.State, g *topology.Guest, log guest.Log) error {
-	p := pathsOf(st, g)
+func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
+	p := pathsOf(dep.Files.WorkDir(), g)
 	v := volumeOf(g.Libvirt, g.Name)
 	if v.cloud {
 		path, format, err := d.cachedImage(ctx, g.Libvirt, log)
@@ -32,7 +34,7 @@ func (d *Driver) createVolume(ctx context.Context, s *session, st *topology.Stat
 		}
 		v.backing, v.backingFormat = path, format
 	}
-	name := PoolName(st.Deployment)
+	name := PoolName(dep.Name)
 	defer d.poolLocks.lock(name)()
 	pool, err := ensurePool(s, name, p.poolDir)
 	if err != nil {
@@ -44,7 +46,7 @@ func (d *Driver) createVolume(ctx context.Context, s *session, st *topology.Stat
 	}
 	switch {
 	case v.copyFrom != "":
-		err = d.copyVolume(s, st, pool, v, xml)
+		err = d.copyVolume(s, dep, pool, v, xml)
 	default:
 		_, err = s.StorageVolCreateXML(pool, xml, 0)
 	}
@@ -123,7 +125,7 @@ func ensurePool(s *session, name, dir string) (golibvirt.StoragePool, error) {
 // a volume of a pool over the disk's folder (an existing pool, or a
 // transient one made for the copy), keeping it sparse and converting the
 // format where needed.
-func (d *Driver) copyVolume(s *session, st *topology.State, pool golibvirt.StoragePool, v volumeSpec, xml string) error {
+func (d *Driver) copyVolume(s *session, dep guest.Deployment, pool golibvirt.StoragePool, v volumeSpec, xml string) error {
 	d.copies.Lock()
 	defer d.copies.Unlock()
 	dir := filepath.Dir(v.copyFrom)
@@ -135,7 +137,7 @@ func (d *Driver) copyVolume(s *session, st *topology.State, pool golibvirt.Stora
 		}
 	case noPool(err):
 		sum := sha256.Sum256([]byte(dir))
-		name := PoolName(st.Deployment) + ".src-" + hex.EncodeToString(sum[:4])
+		name := PoolName(dep.Name) + ".src-" + hex.EncodeToString(sum[:4])
 		pxml, err := (&libvirtxml.StoragePool{Type: "dir", Name: name, Target: &libvirtxml.StoragePoolTarget{Path: dir}}).Marshal()
 		if err != nil {
 			return err
@@ -157,8 +159,8 @@ func (d *Driver) copyVolume(s *session, st *topology.State, pool golibvirt.Stora
 
 // removeVolumes deletes the guest's volume, through libvirt when the pool
 // is there, and its file in any case.
-func (d *Driver) removeVolumes(ctx context.Context, s *session, st *topology.State, g *topology.Guest) error {
-	name := PoolName(st.Deployment)
+func (d *Driver) removeVolumes(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest) error {
+	name := PoolName(dep.Name)
 	defer d.poolLocks.lock(name)()
 	pool, err := s.StoragePoolLookupByName(name)
 	switch {
@@ -179,7 +181,7 @@ func (d *Driver) removeVolumes(ctx context.Context, s *session, st *topology.Sta
 			}
 		}
 	}
-	dir := pathsOf(st, g).poolDir
+	dir := pathsOf(dep.Files.WorkDir(), g).poolDir
 	for _, vn := range volumeNames(g.Name) {
 		if err := os.Remove(filepath.Join(dir, vn)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -191,8 +193,8 @@ func (d *Driver) removeVolumes(ctx context.Context, s *session, st *topology.Sta
 // releasePool removes the deployment's pool once it holds no volume; its
 // folder goes too when empty. Changes to a pool's volumes hold its lock, so
 // a guest being made keeps the pool.
-func (d *Driver) releasePool(ctx context.Context, s *session, st *topology.State) error {
-	name := PoolName(st.Deployment)
+func (d *Driver) releasePool(ctx context.Context, s *session, dep guest.Deployment) error {
+	name := PoolName(dep.Name)
 	defer d.poolLocks.lock(name)()
 	pool, err := s.StoragePoolLookupByName(name)
 	switch {
@@ -216,7 +218,7 @@ func (d *Driver) releasePool(ctx context.Context, s *session, st *topology.State
 			}
 		}
 	}
-	dir := filepath.Join(filepath.Dir(topology.StatePath(st.Project)), "libvirt", "disks")
+	dir := filepath.Join(dep.Files.WorkDir(), "libvirt", "disks")
 	_ = os.Remove(dir) // only when empty
 	return nil
 }

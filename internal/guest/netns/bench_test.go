@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/benchbase"
+	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
@@ -109,15 +110,15 @@ func variants(p benchbase.Plan) map[string]upDown {
 			up: func(ctx context.Context) error {
 				// As the engine does: Exists, then Create.
 				return forEach(ctx, benchWorkers, len(st.Guests), func(ctx context.Context, i int) error {
-					if ok, err := d.Exists(ctx, &st.Guests[i]); err != nil || ok {
+					if ok, err := d.Exists(ctx, guest.Deployment{}, &st.Guests[i]); err != nil || ok {
 						return fmt.Errorf("Exists = %v, %v", ok, err)
 					}
-					return d.Create(ctx, st, &st.Guests[i], log)
+					return created(d.Create(ctx, guest.LocalDeployment(st), &st.Guests[i], log))
 				})
 			},
 			down: func(ctx context.Context) error {
 				return forEach(ctx, benchWorkers, len(st.Guests), func(ctx context.Context, i int) error {
-					return d.Destroy(ctx, st, &st.Guests[i], log)
+					return d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[i], log)
 				})
 			},
 		},

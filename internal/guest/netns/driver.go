@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -56,9 +58,13 @@ func New(opts Options) *Driver {
 // Kind is "netns".
 func (d *Driver) Kind() string { return topology.KindNetns }
 
+// Capabilities implements guest.Driver: netns guests have no optional
+// features.
+func (d *Driver) Capabilities() guest.Capabilities { return guest.Capabilities{} }
+
 // Exists reports whether the guest is complete: its namespace is mounted
 // and every host-side veth is there.
-func (d *Driver) Exists(ctx context.Context, g *topology.Guest) (bool, error) {
+func (d *Driver) Exists(ctx context.Context, dep guest.Deployment, g *topology.Guest) (bool, error) {
 	ns, err := namespaceOf(g)
 	if err != nil {
 		return false, err
@@ -141,11 +147,17 @@ func plan(g *topology.Guest) ([]plannedIface, error) {
 	return out, nil
 }
 
-// Create makes the namespace and its interfaces. A complete guest that is
-// already there is an error wrapping fs.ErrExist (Exists tells first);
-// remnants of an interrupted earlier run are removed first. On error
-// nothing of the guest is left.
-func (d *Driver) Create(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) (err error) {
+// Create makes the namespace and its interfaces; a guest it returns without
+// error is always one it made. A complete guest that is already there is an
+// error wrapping fs.ErrExist (Exists tells first); remnants of an
+// interrupted earlier run are removed first. On error nothing of the guest
+// is left.
+func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
+	err := d.create(ctx, g, log)
+	return err == nil, err
+}
+
+func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) (err error) {
 	ns, err := namespaceOf(g)
 	if err != nil {
 		return err
@@ -249,7 +261,7 @@ func addInterface(h *netlink.Handle, nsfd int, ifc plannedIface, withRoute bool)
 // Destroy kills the processes left in the guest, removes its namespace and
 // returns once the host-side veths are gone too. A guest that does not
 // exist, or exists only in part, is fine.
-func (d *Driver) Destroy(ctx context.Context, st *topology.State, g *topology.Guest, log guest.Log) error {
+func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
 	ns, err := namespaceOf(g)
 	if err != nil {
 		return err
@@ -272,7 +284,7 @@ func interfaceNames(ifaces []topology.Interface) (hostVeths, guestIfaces []strin
 // teardown removes the namespace ns and the veth pairs whose host ends are
 // hostVeths and whose guest ends are guestIfaces, and returns once the host
 // ends are gone.
-func (d *Driver) teardown(ctx context.Context, ns string, hostVeths, guestIfaces []string, log guest.Log) error {
+func (d *Driver) teardown(ctx context.Context, ns string, hostVeths, guestIfaces []string, log actlog.Log) error {
 	path := netnsPath(ns)
 	mounted, err := netnsMounted(path)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/testbedos/testbedos/internal/benchbase"
+	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
@@ -51,13 +52,13 @@ func upGuests(t *testing.T, d *Driver, st *topology.State, log *guesttest.Log) {
 	ctx := context.Background()
 	t.Cleanup(func() {
 		if err := forEach(ctx, 8, len(st.Guests), func(ctx context.Context, i int) error {
-			return d.Destroy(ctx, st, &st.Guests[i], log)
+			return d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[i], log)
 		}); err != nil {
 			t.Error(err)
 		}
 	})
 	err := forEach(ctx, 8, len(st.Guests), func(ctx context.Context, i int) error {
-		return d.Create(ctx, st, &st.Guests[i], log)
+		return created(d.Create(ctx, guest.LocalDeployment(st), &st.Guests[i], log))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,7 @@ func TestGuestsReachEachOther(t *testing.T) {
 	t.Run("lifecycle", func(t *testing.T) {
 		upBridge(t, p)
 		for i := range st.Guests {
-			if ok, err := d.Exists(ctx, &st.Guests[i]); err != nil || ok {
+			if ok, err := d.Exists(ctx, guest.Deployment{}, &st.Guests[i]); err != nil || ok {
 				t.Fatalf("Exists before Create = %v, %v; want false", ok, err)
 			}
 		}
@@ -96,12 +97,12 @@ func TestGuestsReachEachOther(t *testing.T) {
 
 		for i := range st.Guests {
 			g := &st.Guests[i]
-			if ok, err := d.Exists(ctx, g); err != nil || !ok {
+			if ok, err := d.Exists(ctx, guest.Deployment{}, g); err != nil || !ok {
 				t.Fatalf("Exists(%s) after Create = %v, %v; want true", g.Name, ok, err)
 			}
 			checkGuestInterface(t, g)
 		}
-		if err := d.Create(ctx, st, &st.Guests[0], log); !errors.Is(err, fs.ErrExist) {
+		if _, err := d.Create(ctx, guest.LocalDeployment(st), &st.Guests[0], log); !errors.Is(err, fs.ErrExist) {
 			t.Errorf("second Create = %v, want fs.ErrExist", err)
 		}
 
@@ -189,6 +190,7 @@ func checkGuestInterface(t *testing.T, g *topology.Guest) {
 func testScripts(t *testing.T, d *Driver, st *topology.State, log *guesttest.Log) {
 	ctx := context.Background()
 	dir := t.TempDir()
+	st.Project = dir // scripts are files of the project
 	write := func(name, body string, mode os.FileMode) string {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(body), mode); err != nil {
@@ -203,7 +205,7 @@ func testScripts(t *testing.T, d *Driver, st *topology.State, log *guesttest.Log
 	daemon := write("daemon.sh", "#!/bin/sh\nsleep 600 >/dev/null 2>&1 &\necho started\n", 0o755)
 
 	g1 := &st.Guests[1]
-	if err := d.RunScript(ctx, st, g1, setup, log); err != nil {
+	if err := d.RunScript(ctx, guest.LocalDeployment(st), g1, setup, log); err != nil {
 		t.Fatal(err)
 	}
 	var ns unix.Stat_t
@@ -223,13 +225,13 @@ func testScripts(t *testing.T, d *Driver, st *topology.State, log *guesttest.Log
 		}
 	}
 
-	if err := d.RunScript(ctx, st, g1, plain, log); err != nil {
+	if err := d.RunScript(ctx, guest.LocalDeployment(st), g1, plain, log); err != nil {
 		t.Errorf("non-executable script: %v", err)
 	} else if !strings.Contains(log.Text(), "[g1] run by sh") {
 		t.Errorf("non-executable script output missing:\n%s", log.Text())
 	}
 
-	err := d.RunScript(ctx, st, g1, failing, log)
+	err := d.RunScript(ctx, guest.LocalDeployment(st), g1, failing, log)
 	if err == nil || !strings.Contains(err.Error(), "exited with code 3") {
 		t.Errorf("failing script: error %v, want one naming exit code 3", err)
 	}
@@ -242,7 +244,7 @@ func testScripts(t *testing.T, d *Driver, st *topology.State, log *guesttest.Log
 	defer cancel()
 	slow := write("slow.sh", "#!/bin/sh\nsleep 60 &\necho $! > "+filepath.Join(dir, "sleeper.pid")+"\nwait\n", 0o755)
 	start := time.Now()
-	err = d.RunScript(cctx, st, g1, slow, log)
+	err = d.RunScript(cctx, guest.LocalDeployment(st), g1, slow, log)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("cancelled script: error %v, want context.DeadlineExceeded", err)
 	}
@@ -255,22 +257,22 @@ func testScripts(t *testing.T, d *Driver, st *topology.State, log *guesttest.Log
 
 	// A daemon left running is killed by Destroy.
 	g2 := &st.Guests[2]
-	if err := d.RunScript(ctx, st, g2, daemon, log); err != nil {
+	if err := d.RunScript(ctx, guest.LocalDeployment(st), g2, daemon, log); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Destroy(ctx, st, g2, log); err != nil {
+	if err := d.Destroy(ctx, guest.LocalDeployment(st), g2, log); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.Text(), "killed 1 processes") {
 		t.Errorf("Destroy did not report killing the daemon:\n%s", log.Text())
 	}
-	if ok, err := d.Exists(ctx, g2); err != nil || ok {
+	if ok, err := d.Exists(ctx, guest.Deployment{}, g2); err != nil || ok {
 		t.Errorf("Exists after Destroy = %v, %v", ok, err)
 	}
-	if err := d.Destroy(ctx, st, g2, log); err != nil {
+	if err := d.Destroy(ctx, guest.LocalDeployment(st), g2, log); err != nil {
 		t.Errorf("second Destroy: %v", err)
 	}
-	if err := d.RunScript(ctx, st, g2, plain, log); err == nil {
+	if err := d.RunScript(ctx, guest.LocalDeployment(st), g2, plain, log); err == nil {
 		t.Errorf("RunScript in a destroyed guest succeeded")
 	}
 }
@@ -323,7 +325,7 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 	g.Interfaces = append(g.Interfaces, second)
 
 	d := New(Options{})
-	err := d.Create(context.Background(), st, g, &guesttest.Log{})
+	_, err := d.Create(context.Background(), guest.LocalDeployment(st), g, &guesttest.Log{})
 	if err == nil {
 		t.Fatal("Create succeeded with a taken host name")
 	}
@@ -358,13 +360,13 @@ func TestCreateClearsRemnants(t *testing.T) {
 
 	d := New(Options{})
 	log := &guesttest.Log{}
-	if ok, err := d.Exists(context.Background(), g); err != nil || ok {
+	if ok, err := d.Exists(context.Background(), guest.Deployment{}, g); err != nil || ok {
 		t.Fatalf("Exists on remnants = %v, %v; want false", ok, err)
 	}
-	if err := d.Create(context.Background(), st, g, log); err != nil {
+	if _, err := d.Create(context.Background(), guest.LocalDeployment(st), g, log); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = d.Destroy(context.Background(), st, g, log) })
+	t.Cleanup(func() { _ = d.Destroy(context.Background(), guest.LocalDeployment(st), g, log) })
 	if !strings.Contains(log.Text(), "remnants") {
 		t.Errorf("log does not mention remnants:\n%s", log.Text())
 	}
@@ -385,7 +387,7 @@ func TestDestroyPartialGuest(t *testing.T) {
 
 	// Guest 0 never existed.
 	start := time.Now()
-	if err := d.Destroy(ctx, st, &st.Guests[0], log); err != nil {
+	if err := d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[0], log); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > 100*time.Millisecond {
@@ -397,7 +399,7 @@ func TestDestroyPartialGuest(t *testing.T) {
 	if err := netlink.LinkAdd(veth); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Destroy(ctx, st, &st.Guests[1], log); err != nil {
+	if err := d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[1], log); err != nil {
 		t.Fatal(err)
 	}
 	links, _, _ := nettest.Leftovers(prefix + "h")
@@ -417,14 +419,15 @@ func TestManyGuestsConcurrently(t *testing.T) {
 	d := New(Options{})
 	log := &guesttest.Log{}
 	ctx := context.Background()
-	script := filepath.Join(t.TempDir(), "who.sh")
+	st.Project = t.TempDir()
+	script := filepath.Join(st.Project, "who.sh")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$TESTBEDOS_GUEST $(readlink /proc/self/ns/net)\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for round := range 2 { // twice: names are reused right after Destroy
 		upGuests(t, d, st, log)
 		err := forEach(ctx, 8, p.N, func(ctx context.Context, i int) error {
-			return d.RunScript(ctx, st, &st.Guests[i], script, log)
+			return d.RunScript(ctx, guest.LocalDeployment(st), &st.Guests[i], script, log)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -441,7 +444,7 @@ func TestManyGuestsConcurrently(t *testing.T) {
 			}
 		}
 		err = forEach(ctx, 8, p.N, func(ctx context.Context, i int) error {
-			return d.Destroy(ctx, st, &st.Guests[i], log)
+			return d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[i], log)
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -64,3 +64,6 @@ func forEach(ctx context.Context, workers, n int, fn func(ctx context.Context, i
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// created drops Create's report for callers that want only the error.
+func created(_ bool, err error) error { return err }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/testbedos/testbedos/internal/guest"
@@ -28,10 +30,14 @@ const outputGrace = time.Second
 // stdout and stderr go line by line into log, prefixed with "[guest] ".
 // A non-zero exit is an error naming the code. Cancelling ctx kills the
 // script's whole process group.
-func (d *Driver) RunScript(ctx context.Context, st *topology.State, g *topology.Guest, script string, log guest.Log) error {
+func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topology.Guest, ref string, log actlog.Log) error {
 	ns, err := namespaceOf(g)
 	if err != nil {
 		return err
+	}
+	script, err := dep.Files.Path(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("guest %s: script: %w", g.Name, err)
 	}
 	info, err := os.Stat(script)
 	if err != nil {
@@ -57,7 +63,7 @@ func (d *Driver) RunScript(ctx context.Context, st *topology.State, g *topology.
 	cmd, err := startInNetns(nsfd, argv, func(c *exec.Cmd) {
 		c.Dir = filepath.Dir(script)
 		c.Env = append(os.Environ(),
-			"TESTBEDOS_DEPLOYMENT="+st.Deployment,
+			"TESTBEDOS_DEPLOYMENT="+dep.Name,
 			"TESTBEDOS_GUEST="+g.Name)
 		c.Stdout, c.Stderr = pw, pw // one stream, in the order written
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -40,10 +40,10 @@ type Key struct {
 // Path is the private key file of the artefacts folder artefacts.
 func Path(artefacts string) string { return filepath.Join(artefacts, Dir, PrivateKey) }
 
-// Ensure returns the key of the artefacts folder, making it if there is none
-// or the one there cannot be read. comment ends the public key line.
-func Ensure(artefacts, comment string) (*Key, error) {
-	k, err := Load(artefacts)
+// Ensure returns the key of the artefacts folder out, making it if there is
+// none or the one there cannot be read. comment ends the public key line.
+func Ensure(out *atomicfile.Root, comment string) (*Key, error) {
+	k, err := Load(out.Dir())
 	if err == nil {
 		return k, nil
 	}
@@ -59,16 +59,15 @@ func Ensure(artefacts, comment string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh key: %w", err)
 	}
-	dir := filepath.Join(artefacts, Dir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := out.MkdirAll(Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("ssh key: %w", err)
 	}
-	path := filepath.Join(dir, PrivateKey)
-	if err := atomicfile.Write(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	path := filepath.Join(out.Dir(), Dir, PrivateKey)
+	if err := out.Write(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		return nil, fmt.Errorf("ssh key: %w", err)
 	}
 	line := authorizedLine(signer.PublicKey(), comment)
-	if err := atomicfile.Write(filepath.Join(dir, PublicKey), []byte(line+"\n"), 0o644); err != nil {
+	if err := out.Write(filepath.Join(Dir, PublicKey), []byte(line+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("ssh key: %w", err)
 	}
 	return &Key{Signer: signer, Authorized: line, Path: path}, nil

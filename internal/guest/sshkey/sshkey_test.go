@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/testbedos/testbedos/internal/atomicfile"
 )
 
 func TestEnsureAndLoad(t *testing.T) {
@@ -14,7 +16,7 @@ func TestEnsureAndLoad(t *testing.T) {
 	if _, err := Load(dir); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "run generate-artefacts") {
 		t.Fatalf("Load of nothing: %v", err)
 	}
-	k, err := Ensure(dir, "testbedos-lab")
+	k, err := Ensure(mustRoot(t, dir), "testbedos-lab")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,13 +31,23 @@ func TestEnsureAndLoad(t *testing.T) {
 	if strings.TrimSpace(string(pub)) != k.Authorized {
 		t.Fatalf("public key file %q", pub)
 	}
-	again, err := Ensure(dir, "other")
+	again, err := Ensure(mustRoot(t, dir), "other")
 	if err != nil || again.Authorized != k.Authorized {
 		t.Fatalf("Ensure made a new key: %v", err)
 	}
 	// A damaged key is replaced.
 	os.WriteFile(k.Path, []byte("garbage"), 0o600)
-	if fresh, err := Ensure(dir, "x"); err != nil || fresh.Authorized == k.Authorized {
+	if fresh, err := Ensure(mustRoot(t, dir), "x"); err != nil || fresh.Authorized == k.Authorized {
 		t.Fatalf("damaged key kept: %v", err)
 	}
+}
+
+func mustRoot(t *testing.T, dir string) *atomicfile.Root {
+	t.Helper()
+	r, err := atomicfile.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

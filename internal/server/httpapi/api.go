@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/store"
 )
@@ -15,17 +16,23 @@ import (
 // Runner starts and cancels actions (actions.Runner).
 type Runner interface {
 	Start(ctx context.Context, name string, req api.ActionRequest) (string, error)
-	Cancel(name string) (string, error)
+	// Cancel stops the running action of deployment name; with a non-empty
+	// uuid only when that is the running one.
+	Cancel(name, uuid string) (string, error)
 }
 
 // Deps are what the handlers need.
 type Deps struct {
 	Store  store.Store
 	Runner Runner
-	Hub    *logstream.Hub
+	// Snapshots reads guests' snapshots; nil answers 503 on those routes.
+	Snapshots Snapshots
+	Hub       *logstream.Hub
+	// Events feeds GET /api/events.
+	Events *events.Hub
 	Status func() api.ServerStatus
 	Logger *slog.Logger
-	// StreamOpened/StreamClosed, when set, count live log streams.
+	// StreamOpened/StreamClosed, when set, count live log and event streams.
 	StreamOpened, StreamClosed func()
 }
 
@@ -53,6 +60,7 @@ type route struct {
 
 // routes is the REST API of SPEC 7, in one table.
 func routes(d Deps) []route {
+	folders := &folderClaims{}
 	return []route{
 		{"GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -64,17 +72,20 @@ func routes(d Deps) []route {
 			return nil
 		}},
 		{"GET /api/deployments", listDeployments(d)},
-		{"POST /api/deployments", createDeployment(d)},
+		{"POST /api/deployments", createDeployment(d, folders)},
 		{"GET /api/deployments/{name}", getDeployment(d)},
-		{"PUT /api/deployments/{name}", updateDeployment(d)},
+		{"PUT /api/deployments/{name}", updateDeployment(d, folders)},
 		{"DELETE /api/deployments/{name}", deleteDeployment(d)},
 		{"POST /api/deployments/{name}/action", startAction(d)},
 		{"POST /api/deployments/{name}/cancel", cancelAction(d)},
 		{"GET /api/deployments/{name}/state", deploymentState(d)},
 		{"GET /api/deployments/{name}/logs", deploymentLogs(d)},
+		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d)},
+		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d)},
 		{"GET /api/logs/{uuid}", logEntry(d)},
 		{"GET /api/logs/{uuid}/text", logText(d)},
 		{"GET /api/logs/{uuid}/stream", logStream(d)},
+		{"GET /api/events", eventStream(d)},
 	}
 }
 

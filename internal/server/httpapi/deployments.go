@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/store"
@@ -33,7 +35,38 @@ func listDeployments(d Deps) handler {
 	}
 }
 
-func createDeployment(d Deps) handler {
+// folderClaims makes "one folder belongs to one deployment" hold under
+// concurrent creates and PUTs: the check and the write happen under its
+// lock.
+type folderClaims struct{ mu sync.Mutex }
+
+// claim fails with a 409 when another deployment than name holds loc.
+func (f *folderClaims) claim(ctx context.Context, s store.Store, name, loc string) error {
+	list, err := s.Deployments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, other := range list {
+		if other.Name != name && sameFolder(other.ProjectLocation, loc) {
+			return errorf(http.StatusConflict, nil, fmt.Sprintf(
+				"project folder %s belongs to deployment %s: one folder holds one deployment (use another folder, or kvm-compose deployment destroy %s first)",
+				loc, other.Name, other.Name))
+		}
+	}
+	return nil
+}
+
+// sameFolder compares a stored location (resolved when it was stored, but
+// perhaps by an older server) with a resolved one.
+func sameFolder(stored, resolved string) bool {
+	if stored == resolved {
+		return true
+	}
+	real, err := filepath.EvalSymlinks(stored)
+	return err == nil && real == resolved
+}
+
+func createDeployment(d Deps, folders *folderClaims) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var req api.NewDeployment
 		if err := decode(w, r, &req); err != nil {
@@ -47,6 +80,14 @@ func createDeployment(d Deps) handler {
 			return err
 		}
 		dep := api.Deployment{Name: req.Name, ProjectLocation: loc, State: api.StateIsDown}
+		folders.mu.Lock()
+		defer folders.mu.Unlock()
+		if _, err := d.Store.Deployment(r.Context(), req.Name); err == nil {
+			return fmt.Errorf("deployment %q: %w", req.Name, store.ErrExists)
+		}
+		if err := folders.claim(r.Context(), d.Store, req.Name, loc); err != nil {
+			return err
+		}
 		if err := d.Store.CreateDeployment(r.Context(), dep); err != nil {
 			return err
 		}
@@ -57,7 +98,8 @@ func createDeployment(d Deps) handler {
 }
 
 // checkProjectLocation accepts an absolute path of a folder that holds
-// kvm-compose.yaml, and returns it cleaned.
+// kvm-compose.yaml, and returns it with symlinks resolved: two spellings of
+// one folder are one folder.
 func checkProjectLocation(loc string) (string, error) {
 	if loc == "" {
 		return "", errorf(http.StatusBadRequest, nil, "project_location is required")
@@ -74,7 +116,11 @@ func checkProjectLocation(loc string) (string, error) {
 	if err != nil || !fi.Mode().IsRegular() {
 		return "", errorf(http.StatusBadRequest, err, fmt.Sprintf("project_location %s holds no %s", loc, ComposeFile))
 	}
-	return loc, nil
+	real, err := filepath.EvalSymlinks(loc)
+	if err != nil {
+		return "", errorf(http.StatusBadRequest, err, fmt.Sprintf("project_location %s: %v", loc, err))
+	}
+	return real, nil
 }
 
 func getDeployment(d Deps) handler {
@@ -88,7 +134,7 @@ func getDeployment(d Deps) handler {
 	}
 }
 
-func updateDeployment(d Deps) handler {
+func updateDeployment(d Deps, folders *folderClaims) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		name := r.PathValue("name")
 		if err := store.CheckName(name); err != nil {
@@ -102,9 +148,20 @@ func updateDeployment(d Deps) handler {
 		if err != nil {
 			return err
 		}
+		folders.mu.Lock()
+		defer folders.mu.Unlock()
+		if _, err := d.Store.Deployment(r.Context(), name); err != nil {
+			return err
+		}
+		if err := folders.claim(r.Context(), d.Store, name, loc); err != nil {
+			return err
+		}
 		dep, err := d.Store.UpdateDeployment(r.Context(), name, func(dep *api.Deployment) error {
-			if dep.State.Is(api.StateRunning) {
+			switch {
+			case dep.State.Is(api.StateRunning):
 				return errorf(http.StatusConflict, nil, fmt.Sprintf("deployment %s is running an action; wait for it or cancel it first", name))
+			case !dep.State.Is(api.StateDown):
+				return errorf(http.StatusConflict, nil, fmt.Sprintf("deployment %s is %s: its project folder can change only while it is down (run down first)", name, dep.State))
 			}
 			dep.ProjectLocation = loc
 			return nil
@@ -169,7 +226,11 @@ func cancelAction(d Deps) handler {
 		if _, err := d.Store.Deployment(r.Context(), name); err != nil {
 			return err
 		}
-		id, err := d.Runner.Cancel(name)
+		var req api.CancelRequest
+		if err := decodeOptional(w, r, &req); err != nil {
+			return err
+		}
+		id, err := d.Runner.Cancel(name, req.UUID)
 		if err != nil {
 			return err
 		}

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -91,6 +93,20 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // maxBody bounds every request body.
 const maxBody = 1 << 20
+
+// decodeOptional is decode for a body that may be absent or empty (only
+// white space): then v is left as it is.
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	return decode(w, r, v)
+}
 
 // decode reads a JSON body strictly: size-limited, unknown fields refused,
 // exactly one value.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,8 +41,16 @@ func logText(d Deps) handler {
 			return err
 		}
 		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		// The log so far, streamed: its length says where it ends, so a
+		// transfer that breaks off is an error for the client, not a short
+		// log.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, err = io.Copy(w, f)
+		w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+		_, err = io.CopyN(w, f, fi.Size())
 		if err != nil {
 			d.Logger.Warn("sending log text", "uuid", r.PathValue("uuid"), "err", err)
 		}

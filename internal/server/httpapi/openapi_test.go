@@ -17,16 +17,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actlog"
+
 	"github.com/coder/websocket"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/netns"
 	"github.com/testbedos/testbedos/internal/server"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 )
@@ -389,6 +393,45 @@ func (c *contract) follow(t *testing.T, d door, id string) ([]string, websocket.
 	}
 }
 
+// subscribe opens the events websocket through d, checks the handshake
+// against the document and returns a function that reads the next event,
+// checked against the Event schema.
+func (c *contract) subscribe(t *testing.T, d door) func() api.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	rec := &recorder{base: d.client.Transport}
+	header := http.Header{}
+	if d.token != "" {
+		header.Set("Authorization", "Bearer "+d.token)
+	}
+	url := "ws" + strings.TrimPrefix(d.base, "http") + "/api/events"
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: rec}, HTTPHeader: header})
+	if err != nil {
+		t.Fatalf("events via %s: %v", d.name, err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	req := rec.req.WithContext(context.WithValue(context.Background(), viaSocket{}, d.socket))
+	c.check(t, docAccepts, req, resp.StatusCode, resp.Header, nil)
+	schema := &openapi3.SchemaRef{Ref: "#/components/schemas/Event", Value: c.doc.Components.Schemas["Event"].Value}
+	return func() api.Event {
+		t.Helper()
+		typ, data, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatalf("events via %s: %v", d.name, err)
+		}
+		if typ != websocket.MessageText {
+			t.Errorf("events: a %v message; the document promises text", typ)
+		}
+		c.checkJSON(t, "event", schema, data)
+		var e api.Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+}
+
 // outcomeOf follows action id and decodes the outcome of its close frame.
 func (c *contract) outcomeOf(t *testing.T, d door, id string) ([]string, api.Outcome) {
 	t.Helper()
@@ -405,18 +448,47 @@ func (c *contract) outcomeOf(t *testing.T, d door, id string) ([]string, api.Out
 
 // fakeEngine runs generate-artefacts and clear-artefacts with the real
 // engine (they touch only the project folder), holds up until released or
-// cancelled, and fails every snapshot.
+// cancelled, and fails every snapshot action. It pretends that the guests
+// in vms are virtual machines: vm1 has snapshot s1. Snapshots of any other
+// guest are the real engine's business (its guests are namespaces).
 type fakeEngine struct {
 	real    *engine.Engine
 	started chan struct{}
 	release chan struct{}
+	vms     map[string]bool
 }
 
 func (f *fakeEngine) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
+	if cmd.Name == api.CmdSnapshot && f.vms[cmd.Snapshot.Guest] {
+		return nil
+	}
 	return f.real.Check(ctx, d, prev, cmd)
 }
 
-func (f *fakeEngine) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log guest.Log) (api.DeploymentState, error) {
+var fakeSnapshot = api.Snapshot{Name: "s1", Created: time.Unix(1700000000, 0).UTC(), State: "running", Current: true, Memory: true, Disks: []string{"vda"}}
+
+func (f *fakeEngine) ListSnapshots(ctx context.Context, d api.Deployment, guest string) ([]api.Snapshot, error) {
+	if !f.vms[guest] {
+		return f.real.ListSnapshots(ctx, d, guest)
+	}
+	return []api.Snapshot{fakeSnapshot}, nil
+}
+
+func (f *fakeEngine) SnapshotInfo(ctx context.Context, d api.Deployment, guest, snapshot string) (api.Snapshot, error) {
+	switch {
+	case !f.vms[guest]:
+		return f.real.SnapshotInfo(ctx, d, guest, snapshot)
+	case snapshot != fakeSnapshot.Name:
+		return api.Snapshot{}, fmt.Errorf("guest %s: no such snapshot %s (it has s1): %w", guest, snapshot, engine.ErrNotFound)
+	}
+	return fakeSnapshot, nil
+}
+
+// executorOnly hides the fake's snapshot reads: a server that cannot read
+// snapshots.
+type executorOnly struct{ actions.Executor }
+
+func (f *fakeEngine) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error) {
 	switch cmd.Name {
 	case api.CmdUp:
 		log.Printf("up: guests starting")
@@ -472,7 +544,11 @@ type testbed struct {
 
 // startServer serves a real server with authentication on, over TCP and a
 // unix socket, until the test ends.
-func startServer(t *testing.T) *testbed {
+func startServer(t *testing.T) *testbed { return startServerWith(t, true) }
+
+// startServerWith is startServer; without snapshots the executor does not
+// read them.
+func startServerWith(t *testing.T, snapshots bool) *testbed {
 	t.Helper()
 	// Unix socket paths are short (108 bytes): not under t.TempDir.
 	sockDir, err := os.MkdirTemp("", "tbapi")
@@ -486,10 +562,15 @@ func startServer(t *testing.T) *testbed {
 		LogRetention: 24 * time.Hour, LogMaxCount: 1000,
 	}
 	exec := &fakeEngine{
-		real:    engine.New(engine.Options{Drivers: guest.NewRegistry()}),
+		real:    engine.New(engine.Options{Drivers: guest.NewRegistry(netns.New(netns.Options{}))}),
 		started: make(chan struct{}), release: make(chan struct{}),
+		vms: map[string]bool{"vm1": true, strings.Repeat("g", 63): true},
 	}
-	s, err := server.New(context.Background(), server.Options{Config: cfg, Executor: exec})
+	var executor actions.Executor = exec
+	if !snapshots {
+		executor = executorOnly{exec}
+	}
+	s, err := server.New(context.Background(), server.Options{Config: cfg, Executor: executor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,6 +722,13 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		{path: "/api/deployments/Lab/logs", want: 400, doc: docRejects},
 		{path: "/api/logs/nope", want: 404},
 		{path: "/api/logs/nope/text", want: 404},
+		{path: "/api/deployments/lab/guests/web/snapshots", want: 409}, // no artefacts yet
+		{path: "/api/deployments/lab/guests/web/snapshots/s1", want: 409},
+		{path: "/api/deployments/nope/guests/web/snapshots", want: 404},
+		{path: "/api/deployments/nope/guests/web/snapshots/s1", want: 404},
+		{path: "/api/deployments/Lab/guests/web/snapshots", want: 400, doc: docRejects},
+		{path: "/api/deployments/lab/guests/Web/snapshots", want: 400, doc: docRejects},
+		{path: "/api/deployments/lab/guests/web/snapshots/S1", want: 400, doc: docRejects},
 		{path: "/api/logs/nope/stream", header: wsHeaders(), want: 404},
 	} {
 		x.method = "GET"
@@ -669,6 +757,8 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	action(tcp, "lab", `{"command":"down","provision":true}`, 400, docAccepts)
 	action(tcp, "lab", `{"command":"generate-artefacts","snapshot":{"sub_command":"list","guest":"web"}}`, 400, docAccepts)
 	action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"create","guest":"web"}}`, 400, docRejects)
+	action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"list","guest":"web"}}`, 400, docAccepts) // a GET
+	action(tcp, "lab", `{"command":{"snapshot":{"snapshot_cmd":{"sub_command":"info","guest":"web","name":"s1"}}}}`, 400, docAccepts)
 	action(tcp, "lab", `{"command":{"up":{"up_cmd":{"provision":true,"extra":1}}}}`, 400, docRejects)
 	action(tcp, "lab", `{"command":{"down":{},"up":{}}}`, 400, docRejects)
 	action(tcp, "lab", `{"command":{"down":{"force":true}}}`, 400, docRejects)
@@ -683,11 +773,24 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		c.do(t, tcp, x)
 	}
 
-	// generate-artefacts, followed over the socket.
+	// generate-artefacts, followed over the socket, its events over TCP.
+	nextEvent := c.subscribe(t, tcp)
 	id := action(tcp, "lab", `{"command":"generate-artefacts"}`, 202, docAccepts)
 	if _, o := c.outcomeOf(t, sock, id); o.ErrorCode != 0 || !o.EndState.Is(api.StateDown) {
 		t.Fatalf("generate-artefacts: %+v", o)
 	}
+	for _, want := range []api.EventType{api.EventActionStarted, api.EventDeploymentState, api.EventActionEnded, api.EventDeploymentState} {
+		if e := nextEvent(); e.Type != want || e.UUID != id || e.Deployment != "lab" {
+			t.Errorf("event %+v, want %s of %s", e, want, id)
+		}
+	}
+	c.do(t, tcp, call{method: "GET", path: "/api/events", want: 426, doc: docRejects})
+	eventsBadVersion := wsHeaders()
+	eventsBadVersion.Set("Sec-Websocket-Version", "12")
+	c.do(t, tcp, call{method: "GET", path: "/api/events", header: eventsBadVersion, want: 400, doc: docRejects})
+	eventsOrigin := wsHeaders()
+	eventsOrigin.Set("Origin", "http://elsewhere.example")
+	c.do(t, tcp, call{method: "GET", path: "/api/events", header: eventsOrigin, want: 403})
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/lab/state", want: 200})
 
 	// up in the original's shape, cancelled while it runs.
@@ -713,8 +816,11 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		}
 		followed <- o
 	}()
+	// A cancel naming another action cancels nothing.
+	c.do(t, tcp, call{method: "POST", path: "/api/deployments/lab/cancel", body: `{"uuid":"` + id + `"}`, want: 409})
+	c.do(t, tcp, call{method: "POST", path: "/api/deployments/lab/cancel", body: `{"uuid":1}`, want: 400, doc: docRejects})
 	var acc api.ActionAccepted
-	c.doJSON(t, tcp, call{method: "POST", path: "/api/deployments/lab/cancel", want: 202}, &acc)
+	c.doJSON(t, tcp, call{method: "POST", path: "/api/deployments/lab/cancel", body: `{"uuid":"` + cancelled + `"}`, want: 202}, &acc)
 	if acc.UUID != cancelled {
 		t.Errorf("cancel answered %q, want %q", acc.UUID, cancelled)
 	}
@@ -747,14 +853,39 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		t.Errorf("up after generate: %+v", o)
 	}
 
+	// Snapshot reads: of a VM, of a namespace (422), of nobody.
+	var snaps api.SnapshotList
+	c.doJSON(t, sock, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots", want: 200}, &snaps)
+	if snaps.Guest != "vm1" || len(snaps.Snapshots) != 1 || snaps.Snapshots[0].Summary() != fakeSnapshot.Summary() {
+		t.Errorf("snapshots of vm1: %+v", snaps)
+	}
+	for _, x := range []call{
+		{path: "/api/deployments/lab/guests/vm1/snapshots/s1", want: 200},
+		{path: "/api/deployments/lab/guests/vm1/snapshots/nope", want: 404},
+		{path: "/api/deployments/lab/guests/web/snapshots", want: 422},
+		{path: "/api/deployments/lab/guests/web/snapshots/s1", want: 422},
+		{path: "/api/deployments/lab/guests/nobody/snapshots", want: 404},
+		{path: "/api/deployments/lab/guests/nobody/snapshots/s1", want: 404},
+	} {
+		x.method = "GET"
+		c.do(t, tcp, x)
+	}
+	c.doJSON(t, tcp, call{method: "GET", path: "/api/deployments/lab", want: 200}, &dep)
+	if !dep.State.Is(api.StateUp) {
+		t.Errorf("after reading snapshots the deployment is %v, want up", dep.State)
+	}
+	// Snapshot actions the engine refuses before recording them.
+	action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"create","guest":"web","name":"s1"}}`, 422, docAccepts)
+	action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"delete","guest":"nobody","name":"s1"}}`, 404, docAccepts)
+
 	// Failed snapshots: one whose outcome fits a close reason, one too long.
-	id = action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"create","guest":"web","name":"s1"}}`, 202, docAccepts)
-	if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != api.ErrorCodeFailed || o.EndState.Failed == nil || o.EndState.Failed.Snapshot.Name != "s1" {
+	id = action(tcp, "lab", `{"command":"snapshot","snapshot":{"sub_command":"create","guest":"vm1","name":"s1"}}`, 202, docAccepts)
+	if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != api.ErrorCodeFailed || !o.EndState.Is(api.StateUp) {
 		t.Errorf("snapshot: %+v", o)
 	}
 	long := strings.Repeat("g", 63)
 	id = action(tcp, "lab", `{"command":{"snapshot":{"snapshot_cmd":{"sub_command":"restore","guest":"`+long+`","name":"`+long+`"}}}}`, 202, docAccepts)
-	if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != api.ErrorCodeFailed || o.EndState.Failed == nil || o.EndState.Failed.Name != api.CmdSnapshot {
+	if _, o := c.outcomeOf(t, tcp, id); o.ErrorCode != api.ErrorCodeFailed || !o.EndState.Is(api.StateUp) {
 		t.Errorf("long snapshot: %+v", o)
 	}
 	var idx api.LogIndex
@@ -762,7 +893,11 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	if len(idx) != 9 {
 		t.Errorf("logs index has %d actions, want 9", len(idx))
 	}
-	c.do(t, tcp, call{method: "GET", path: "/api/deployments/lab", want: 200}) // failed snapshot
+	var afterSnap api.Deployment
+	c.doJSON(t, tcp, call{method: "GET", path: "/api/deployments/lab", want: 200}, &afterSnap)
+	if !afterSnap.State.Is(api.StateUp) {
+		t.Errorf("after failed snapshots the deployment is %v, want up", afterSnap.State)
+	}
 
 	// A late follower, and handshakes the websocket library refuses.
 	if _, o := c.outcomeOf(t, sock, cancelled); o.ErrorCode != api.ErrorCodeCancelled {
@@ -789,12 +924,18 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 			if path == "/healthz" {
 				continue
 			}
-			p := strings.NewReplacer("{name}", "lab", "{uuid}", cancelled).Replace(path)
+			p := strings.NewReplacer("{name}", "lab", "{uuid}", cancelled, "{guest}", "vm1", "{snapshot}", "s1").Replace(path)
 			c.do(t, anon, call{method: method, path: p, header: wsHeaders(), want: 401, doc: docRejects})
 		}
 	}
 
 	realFaults(t, c, tb, good)
+
+	// A server assembled without a snapshot reader says so.
+	plain := startServerWith(t, false)
+	c.do(t, plain.tcp, call{method: "POST", path: "/api/deployments", body: jsonBody(api.NewDeployment{Name: "lab", ProjectLocation: good}), want: 201})
+	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots", want: 503})
+	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots/s1", want: 503})
 
 	for _, u := range c.unseen() {
 		t.Errorf("documented but never answered: %s", u)
@@ -819,6 +960,8 @@ func realFaults(t *testing.T, c *contract, tb *testbed, good string) {
 	}
 	mustWrite(filepath.Join(good, "artefacts", "state.json"))
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/state", want: 500})
+	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/guests/web/snapshots", want: 500})
+	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/guests/web/snapshots/s1", want: 500})
 	if err := os.Remove(e.LogPath); err != nil {
 		t.Fatal(err)
 	}

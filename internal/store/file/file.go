@@ -1,6 +1,7 @@
 // Package file is the default store provider: one JSON file per deployment
-// and one logs index per deployment under <data>/deployments, each replaced
-// crash-safely on every write.
+// and one logs index per deployment under <data>/deployments, and the record
+// of what is deployed under <data>/deployed, each replaced crash-safely on
+// every write.
 package file
 
 import (
@@ -24,7 +25,8 @@ import (
 // files are small and writes are dominated by fsync, so finer locks would buy
 // nothing but risk.
 type Store struct {
-	dir string
+	dir      string
+	deployed string
 
 	mu sync.RWMutex
 	// owner maps action uuid -> deployment, so /api/logs/{uuid} needs no scan.
@@ -33,15 +35,19 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open uses dir (created if missing) and indexes the existing logs.
-func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open file store: %w", err)
+// Open uses dir for deployments and their logs indexes and deployedDir for
+// the records of what is deployed (both created if missing), and indexes the
+// existing logs.
+func Open(dir, deployedDir string) (*Store, error) {
+	for _, d := range []string{dir, deployedDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("open file store: %w", err)
+		}
+		if err := atomicfile.RemoveTemps(d); err != nil {
+			return nil, fmt.Errorf("open file store: %w", err)
+		}
 	}
-	if err := atomicfile.RemoveTemps(dir); err != nil {
-		return nil, fmt.Errorf("open file store: %w", err)
-	}
-	s := &Store{dir: dir, owner: make(map[string]string)}
+	s := &Store{dir: dir, deployed: deployedDir, owner: make(map[string]string)}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open file store: %w", err)
@@ -263,6 +269,69 @@ func (s *Store) DeleteLogEntries(ctx context.Context, deployment string, uuids [
 		delete(s.owner, u)
 	}
 	return nil
+}
+
+func (s *Store) deployedPath(name string) string { return filepath.Join(s.deployed, name+".json") }
+
+// Deployed implements store.Store.
+func (s *Store) Deployed(ctx context.Context, name string) ([]byte, error) {
+	if err := store.CheckName(name); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	data, err := os.ReadFile(s.deployedPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("deployed record of %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deployed record of %q: %w", name, err)
+	}
+	return data, nil
+}
+
+// PutDeployed implements store.Store.
+func (s *Store) PutDeployed(ctx context.Context, name string, record []byte) error {
+	if err := store.CheckName(name); err != nil {
+		return err
+	}
+	if !json.Valid(record) {
+		return fmt.Errorf("deployed record of %q is not JSON", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return atomicfile.Write(s.deployedPath(name), record, 0o644)
+}
+
+// DeleteDeployed implements store.Store.
+func (s *Store) DeleteDeployed(ctx context.Context, name string) error {
+	if err := store.CheckName(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := atomicfile.Remove(s.deployedPath(name)); err != nil {
+		return fmt.Errorf("delete deployed record of %q: %w", name, err)
+	}
+	return nil
+}
+
+// DeployedNames implements store.Store.
+func (s *Store) DeployedNames(ctx context.Context) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	entries, err := os.ReadDir(s.deployed)
+	if err != nil {
+		return nil, fmt.Errorf("list deployed records: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok && store.CheckName(name) == nil {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func readJSON(path string, v any) error {

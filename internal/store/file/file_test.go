@@ -13,7 +13,8 @@ import (
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(t.TempDir())
+		dir := t.TempDir()
+		s, err := Open(filepath.Join(dir, "deployments"), filepath.Join(dir, "deployed"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -23,17 +24,18 @@ func TestContract(t *testing.T) {
 
 func TestInvalidNamesTouchNoFile(t *testing.T) {
 	dir := t.TempDir()
-	deployments := filepath.Join(dir, "deployments")
-	s, err := Open(deployments)
+	deployments, deployed := filepath.Join(dir, "deployments"), filepath.Join(dir, "deployed")
+	s, err := Open(deployments, deployed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"../x", "../../etc/x", "a/b", ".hidden", "x-logs"} {
 		s.CreateDeployment(context.Background(), api.Deployment{Name: n})
+		s.PutDeployed(context.Background(), n, []byte(`{}`))
 	}
 	var files []string
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if p != dir && p != deployments {
+		if p != dir && p != deployments && p != deployed {
 			files = append(files, p)
 		}
 		return nil
@@ -45,7 +47,7 @@ func TestInvalidNamesTouchNoFile(t *testing.T) {
 
 func TestReopenKeepsRecordsAndUUIDIndex(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir)
+	s, err := Open(dir, filepath.Join(dir, "deployed"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func TestReopenKeepsRecordsAndUUIDIndex(t *testing.T) {
 	if err := s.PutLogEntry(ctx, "u1", api.LogEntry{Deployment: "keep", LogPath: "/l"}); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(dir)
+	s2, err := Open(dir, filepath.Join(dir, "deployed"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +69,7 @@ func TestReopenKeepsRecordsAndUUIDIndex(t *testing.T) {
 	// No temp files are left behind by the writes.
 	entries, _ := os.ReadDir(dir)
 	for _, en := range entries {
-		if en.Name() != "keep.json" && en.Name() != "keep-logs.json" {
+		if en.Name() != "keep.json" && en.Name() != "keep-logs.json" && en.Name() != "deployed" {
 			t.Errorf("unexpected file %s", en.Name())
 		}
 	}

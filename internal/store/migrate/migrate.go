@@ -21,8 +21,9 @@ var Providers = []string{"file", "sqlite"}
 // Locations is where each provider keeps its records in a data folder
 // (config.Server's DeploymentsDir and SQLitePath).
 type Locations struct {
-	FileDir    string
-	SQLitePath string
+	FileDir     string
+	DeployedDir string // the file provider's records of what is deployed
+	SQLitePath  string
 }
 
 // Open opens the provider named provider. A source must already exist:
@@ -44,7 +45,7 @@ func Open(provider string, loc Locations, mustExist bool) (store.Store, error) {
 		}
 	}
 	if provider == "file" {
-		return file.Open(path)
+		return file.Open(path, loc.DeployedDir)
 	}
 	return sqlite.Open(path)
 }
@@ -62,10 +63,14 @@ type Report struct {
 	Deployments int // deployments written to the destination
 	Overwritten int // of those, how many replaced an existing one
 	LogEntries  int // log index entries written
+	Records     int // records of what is deployed written
 }
 
 func (r Report) String() string {
 	s := fmt.Sprintf("copied %s and %s", count(r.Deployments, "deployment"), count(r.LogEntries, "log entry"))
+	if r.Records > 0 {
+		s += fmt.Sprintf(", %s of what is deployed", count(r.Records, "record"))
+	}
 	if r.Overwritten > 0 {
 		s += fmt.Sprintf(" (%d overwritten)", r.Overwritten)
 	}
@@ -152,6 +157,22 @@ func (o Options) Copy(ctx context.Context, from, to store.Store) (Report, error)
 			}
 			r.LogEntries++
 		}
+	}
+	// The records of what is deployed: without them the destination could
+	// not bring down what the source's server made.
+	names, err := from.DeployedNames(ctx)
+	if err != nil {
+		return r, fmt.Errorf("migrate: read deployed records: %w", err)
+	}
+	for _, n := range names {
+		rec, err := from.Deployed(ctx, n)
+		if err != nil {
+			return r, fmt.Errorf("migrate: read deployed record of %q: %w", n, err)
+		}
+		if err := to.PutDeployed(ctx, n, rec); err != nil {
+			return r, fmt.Errorf("migrate: write deployed record of %q: %w", n, err)
+		}
+		r.Records++
 	}
 	return r, nil
 }

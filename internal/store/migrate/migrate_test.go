@@ -26,7 +26,7 @@ func openStore(t *testing.T, provider string, loc Locations) store.Store {
 
 func newLocations(t *testing.T) Locations {
 	dir := t.TempDir()
-	return Locations{FileDir: filepath.Join(dir, "deployments"), SQLitePath: filepath.Join(dir, "testbedos.db")}
+	return Locations{FileDir: filepath.Join(dir, "deployments"), DeployedDir: filepath.Join(dir, "deployed"), SQLitePath: filepath.Join(dir, "testbedos.db")}
 }
 
 // fill writes deployments in every state shape and log entries running,

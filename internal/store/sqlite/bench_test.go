@@ -24,7 +24,9 @@ func BenchmarkProviders(b *testing.B) {
 		name string
 		open func(dir string) (store.Store, error)
 	}{
-		{"file", func(dir string) (store.Store, error) { return file.Open(filepath.Join(dir, "deployments")) }},
+		{"file", func(dir string) (store.Store, error) {
+			return file.Open(filepath.Join(dir, "deployments"), filepath.Join(dir, "deployed"))
+		}},
 		{"sqlite", func(dir string) (store.Store, error) { return Open(filepath.Join(dir, "testbedos.db")) }},
 	}
 	const indexSize = 100

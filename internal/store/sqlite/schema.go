@@ -30,6 +30,13 @@ var migrations = []string{
 		entry          TEXT NOT NULL CHECK (json_valid(entry))
 	) STRICT;
 	CREATE INDEX log_entries_by_deployment ON log_entries(deployment, execution_time);`,
+	// 2: the daemon's record of what it deployed, the engine's JSON by
+	// deployment name. No foreign key: the record outlives a forced delete
+	// of its deployment, since what it names still exists.
+	`CREATE TABLE deployed (
+		name   TEXT NOT NULL PRIMARY KEY,
+		record TEXT NOT NULL CHECK (json_valid(record))
+	) STRICT;`,
 }
 
 // applyMigrations brings the schema of db up to len(migrations) in one

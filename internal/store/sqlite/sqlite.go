@@ -289,6 +289,66 @@ func (s *Store) DeleteDeployment(ctx context.Context, name string, check func(ap
 	})
 }
 
+// Deployed implements store.Store.
+func (s *Store) Deployed(ctx context.Context, name string) ([]byte, error) {
+	if err := store.CheckName(name); err != nil {
+		return nil, err
+	}
+	var record string
+	err := s.read.QueryRowContext(ctx, `SELECT record FROM deployed WHERE name = ?`, name).Scan(&record)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("deployed record of %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read deployed record of %q: %w", name, err)
+	}
+	return []byte(record), nil
+}
+
+// PutDeployed implements store.Store.
+func (s *Store) PutDeployed(ctx context.Context, name string, record []byte) error {
+	if err := store.CheckName(name); err != nil {
+		return err
+	}
+	if !json.Valid(record) {
+		return fmt.Errorf("deployed record of %q is not JSON", name)
+	}
+	return s.inTx(ctx, "write deployed record of "+name, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO deployed (name, record) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET record = excluded.record`, name, string(record))
+		return err
+	})
+}
+
+// DeleteDeployed implements store.Store.
+func (s *Store) DeleteDeployed(ctx context.Context, name string) error {
+	if err := store.CheckName(name); err != nil {
+		return err
+	}
+	return s.inTx(ctx, "delete deployed record of "+name, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM deployed WHERE name = ?`, name)
+		return err
+	})
+}
+
+// DeployedNames implements store.Store.
+func (s *Store) DeployedNames(ctx context.Context) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT name FROM deployed ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list deployed records: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("sqlite: list deployed records: %w", err)
+		}
+		out = append(out, name)
+	}
+	return out, rows.Err()
+}
+
 // LogIndex implements store.Store.
 func (s *Store) LogIndex(ctx context.Context, deployment string) (api.LogIndex, error) {
 	if err := store.CheckName(deployment); err != nil {

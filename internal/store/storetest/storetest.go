@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LogEntries", testLogEntries},
 		{"ConcurrentLogEntries", testConcurrentLogEntries},
 		{"StateRoundTrip", testStateRoundTrip},
+		{"DeployedRecord", testDeployedRecord},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,5 +280,53 @@ func testStateRoundTrip(t *testing.T, s store.Store) {
 		if st.Kind == api.StateFailed && d.State.Failed.Up != st.Failed.Up {
 			t.Fatalf("failed command options lost: %+v", d.State.Failed)
 		}
+	}
+}
+
+func testDeployedRecord(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, err := s.Deployed(ctx, "web"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Deployed of nothing: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteDeployed(ctx, "web"); err != nil {
+		t.Fatalf("DeleteDeployed of nothing: %v", err)
+	}
+	for _, bad := range []string{"../x", "a/b", ""} {
+		if err := s.PutDeployed(ctx, bad, []byte(`{}`)); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("PutDeployed(%q) = %v, want ErrInvalidName", bad, err)
+		}
+	}
+	if err := s.PutDeployed(ctx, "web", []byte(`not json`)); err == nil {
+		t.Error("PutDeployed took a record that is not JSON")
+	}
+	// A record needs no deployment: it outlives a forced delete.
+	mustCreate(t, s, "web")
+	for _, rec := range []string{`{"v":1}`, `{"v":2,"hosts":{"a":{}}}`} {
+		if err := s.PutDeployed(ctx, "web", []byte(rec)); err != nil {
+			t.Fatalf("PutDeployed: %v", err)
+		}
+		got, err := s.Deployed(ctx, "web")
+		if err != nil || string(got) != rec {
+			t.Fatalf("Deployed = %s, %v; want %s", got, err, rec)
+		}
+	}
+	if err := s.PutDeployed(ctx, "other", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDeployment(ctx, "web", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Deployed(ctx, "web"); err != nil || string(got) != `{"v":2,"hosts":{"a":{}}}` {
+		t.Fatalf("record after deleting the deployment: %s, %v", got, err)
+	}
+	names, err := s.DeployedNames(ctx)
+	if err != nil || fmt.Sprint(names) != "[other web]" {
+		t.Fatalf("DeployedNames = %v, %v", names, err)
+	}
+	if err := s.DeleteDeployed(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Deployed(ctx, "web"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Deployed after delete: %v, want ErrNotFound", err)
 	}
 }

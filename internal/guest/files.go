@@ -1,0 +1,75 @@
+package guest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// Deployment is what a driver knows of the deployment a guest belongs to, on
+// the host the driver runs on.
+type Deployment struct {
+	// Name is the deployment's name: kernel object names derive from it.
+	Name string
+	// Files reaches the deployment's files on this host.
+	Files Files
+}
+
+// Files is how a driver reaches the files of its deployment on the host it
+// runs on. On the main they are the project folder's; a client host is sent
+// copies.
+type Files interface {
+	// Path returns a path on this host holding the deployment file ref, as
+	// the state names it (a path inside the project folder). A ref outside
+	// the project folder is refused.
+	Path(ctx context.Context, ref string) (string, error)
+	// WorkDir is a folder on this host for the deployment's per-guest working
+	// files (on the main: <project>/artefacts).
+	WorkDir() string
+}
+
+// ErrOutsideProject: a file ref leaves the deployment's project folder.
+var ErrOutsideProject = errors.New("outside the project folder")
+
+// ProjectFiles are the files of a project folder on this host.
+type ProjectFiles struct {
+	// Project is the absolute, symlink-free project folder.
+	Project string
+}
+
+// LocalDeployment is the deployment of st with the project folder of this
+// host.
+func LocalDeployment(st *topology.State) Deployment {
+	return Deployment{Name: st.Deployment, Files: ProjectFiles{Project: st.Project}}
+}
+
+// Path implements Files: ref must be, after symlinks, a regular file inside
+// the project folder.
+func (p ProjectFiles) Path(ctx context.Context, ref string) (string, error) {
+	if !filepath.IsAbs(ref) {
+		ref = filepath.Join(p.Project, ref)
+	}
+	real, err := filepath.EvalSymlinks(ref)
+	if err != nil {
+		return "", fmt.Errorf("file %s: %w", ref, err)
+	}
+	if !topology.Within(p.Project, real) {
+		return "", fmt.Errorf("file %s is %w %s", ref, ErrOutsideProject, p.Project)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", fmt.Errorf("file %s: %w", ref, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("file %s is not a regular file: %w", ref, fs.ErrInvalid)
+	}
+	return real, nil
+}
+
+// WorkDir implements Files.
+func (p ProjectFiles) WorkDir() string { return filepath.Dir(topology.StatePath(p.Project)) }

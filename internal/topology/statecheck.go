@@ -1,0 +1,134 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/testbedos/testbedos/internal/api"
+)
+
+// ErrStateMismatch: a state.json does not describe what generate-artefacts
+// would have written for the deployment (it was edited, copied from another
+// deployment, or written by another server).
+var ErrStateMismatch = errors.New("artefacts/state.json does not match the deployment")
+
+// CheckState verifies a state read from a project folder before anything
+// acts on it: the file is user input. Every kernel, libvirt and docker name
+// must be the one derived from the deployment's name, every switch and
+// interface must agree, and every file the state names must lie inside
+// project (after symlinks). The error lists every problem.
+func CheckState(st *State, deployment, project string) error {
+	var probs []string
+	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	if st.Deployment != deployment {
+		bad("it is the state of deployment %q", st.Deployment)
+	}
+	if st.Project != project {
+		bad("it was generated for project folder %s, not %s", st.Project, project)
+	}
+	if st.Prefix != Prefix(deployment) {
+		bad("prefix %q, want %q", st.Prefix, Prefix(deployment))
+	}
+	bridges := map[string]string{}
+	for _, sw := range st.Switches {
+		if want := BridgeName(deployment, sw.Name); sw.Bridge != want {
+			bad("switch %s: bridge %q, want %q", sw.Name, sw.Bridge, want)
+		}
+		bridges[sw.Name] = sw.Bridge
+	}
+	for _, g := range st.Guests {
+		if !api.ValidName(g.Name) {
+			bad("guest name %q is not a valid name", g.Name)
+			continue
+		}
+		checkGuestNames(deployment, g, bad)
+		for i, ifc := range g.Interfaces {
+			br, ok := bridges[ifc.Switch]
+			switch {
+			case !ok:
+				bad("guest %s: interface %d is on unknown switch %q", g.Name, i, ifc.Switch)
+			case ifc.Bridge != br:
+				bad("guest %s: interface %d: bridge %q, want %q", g.Name, i, ifc.Bridge, br)
+			}
+			if want := HostIfName(deployment, g.Name, i); ifc.HostName != want {
+				bad("guest %s: interface %d: host name %q, want %q", g.Name, i, ifc.HostName, want)
+			}
+			if want := InterfaceName(i); ifc.Name != want {
+				bad("guest %s: interface %d: name %q, want %q", g.Name, i, ifc.Name, want)
+			}
+		}
+		for _, f := range guestFiles(g) {
+			if err := insideProject(project, f); err != nil {
+				bad("guest %s: %v", g.Name, err)
+			}
+		}
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w %s: %s; run generate-artefacts again", ErrStateMismatch, deployment, strings.Join(probs, "; "))
+}
+
+func checkGuestNames(deployment string, g Guest, bad func(string, ...any)) {
+	want := func(what, got, want string) {
+		if got != want {
+			bad("guest %s: %s %q, want %q", g.Name, what, got, want)
+		}
+	}
+	switch g.Kind {
+	case KindNetns:
+		if g.Netns == nil {
+			bad("guest %s: netns settings missing", g.Name)
+			return
+		}
+		want("namespace", g.Netns.Namespace, NamespaceName(deployment, g.Name))
+	case KindLibvirt:
+		if g.Libvirt == nil {
+			bad("guest %s: libvirt settings missing", g.Name)
+			return
+		}
+		want("domain", g.Libvirt.Domain, DomainName(deployment, g.Name))
+	case KindDocker:
+		if g.Docker == nil {
+			bad("guest %s: docker settings missing", g.Name)
+			return
+		}
+		want("container", g.Docker.Container, ContainerName(deployment, g.Name))
+	}
+}
+
+// guestFiles lists the project files a guest's state names.
+func guestFiles(g Guest) []string {
+	var out []string
+	add := func(p string) {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	add(g.SetupScript)
+	if l := g.Libvirt; l != nil {
+		for _, p := range []string{l.DiskPath, l.ISOPath, l.Kernel, l.Initrd} {
+			add(p)
+		}
+	}
+	return out
+}
+
+// insideProject: path, lexically and after symlinks (when it exists), lies
+// inside project.
+func insideProject(project, path string) error {
+	if !filepath.IsAbs(path) || !Within(project, filepath.Clean(path)) {
+		return fmt.Errorf("file %s is outside the project folder", path)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err == nil && !Within(project, real) {
+		return fmt.Errorf("file %s leads outside the project folder (to %s)", path, real)
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("file %s: %v", path, err)
+	}
+	return nil
+}
