@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -93,12 +94,14 @@ func LinksWithPrefix(prefix string) ([]string, error) {
 		err   error
 	)
 	// A dump races with concurrent changes; the kernel then flags it as
-	// interrupted and a retry usually gets a consistent one.
-	for range 5 {
+	// interrupted and a retry gets a consistent one once the host is
+	// quieter (hundreds of guests coming up at once keep it busy).
+	for i := range 50 {
 		links, err = netlink.LinkList()
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
+		time.Sleep(time.Duration(i) * time.Millisecond)
 	}
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return nil, fmt.Errorf("list links: %w", err)

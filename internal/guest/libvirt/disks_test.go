@@ -90,6 +90,14 @@ network:
 	if ok, err := w.drv.Exists(ctx, guest.Deployment{}, g); ok || err != nil {
 		t.Fatalf("Exists of a stopped domain = %v, %v", ok, err)
 	}
+	// Create only starts it: it reports that it made nothing, so a failed
+	// up never reverts (and deletes the disk of) a guest it did not make.
+	if created, err := w.drv.Create(ctx, guest.LocalDeployment(st), g, w.log); err != nil || created {
+		t.Fatalf("Create of a stopped domain = %v, %v; want false (started, not made)", created, err)
+	}
+	if _, err := os.Stat(filepath.Join(disks, "clone.qcow2")); err != nil {
+		t.Fatalf("the restarted guest's disk: %v", err)
+	}
 	if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
 		t.Fatal(err)
 	}
