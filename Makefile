@@ -1,6 +1,12 @@
 # TestbedOS. `make run` starts the server, `make test` runs the whole suite
 # (as root: it installs the Debian packages the tests need and starts the
 # services they use), `make bench` measures.
+#
+# Integration tests skip when the machine lacks what they need (root,
+# libvirtd, QEMU, a package). With TESTBEDOS_REQUIRE_INTEGRATION=1 in the
+# environment each such skip is a failure with the same reason, so a run
+# cannot pass without them; .ci/run sets it:
+#   TESTBEDOS_REQUIRE_INTEGRATION=1 make test
 
 GO        ?= go
 BIN       := $(CURDIR)/bin
@@ -33,7 +39,7 @@ test: test-deps vet fmt-check unit fuzz
 
 test-deps:
 	@if [ "$$(id -u)" = 0 ]; then scripts/install-test-deps.sh && scripts/start-libvirt.sh; \
-	else echo "make test: not root: integration tests that need root will be skipped"; fi
+	else echo "make test: not root: integration tests that need root will be skipped (fail with TESTBEDOS_REQUIRE_INTEGRATION=1)"; fi
 
 vet:
 	$(GO) vet $(PKGS)

@@ -80,11 +80,11 @@ func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
 			if from == to {
 				return fmt.Errorf("migrate: --from and --to are both %q", from)
 			}
-			unlock, err := cfg.LockDataDir()
+			lock, err := cfg.LockDataDir()
 			if err != nil {
 				return fmt.Errorf("migrate: %w: stop the server first", err)
 			}
-			defer unlock()
+			defer lock.Release()
 			loc := migrate.Locations{FileDir: cfg.DeploymentsDir(), DeployedDir: cfg.DeployedDir(), SQLitePath: cfg.SQLitePath()}
 			src, err := migrate.Open(from, loc, true)
 			if err != nil {
@@ -122,6 +122,13 @@ func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
 
 func run(ctx context.Context, cfg config.Server, mode string) error {
 	cfg.Mode = mode
+	// The data folder is ours before anything is written there (the log,
+	// config/mode.json), and stays ours until the last log line (SPEC 13).
+	lock, err := cfg.LockDataDir()
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	if err := cfg.MakeDirs(); err != nil {
 		return err
 	}
@@ -130,15 +137,12 @@ func run(ctx context.Context, cfg config.Server, mode string) error {
 		return err
 	}
 	defer closer.Close()
-	if err := cfg.SaveMode(config.SavedMode{Mode: mode, MainURL: cfg.MainURL}); err != nil {
-		return err
-	}
 	log.Info("starting testbedos-server", "mode", mode, "version", server.Version, "data_dir", cfg.DataDir, "store", cfg.DB)
 	if cfg.Auth && cfg.Listen != "" {
 		log.Info("TCP clients need the token in the token file: kvm-compose reads it with TESTBEDOS_DATA_DIR set to the data dir, or takes TESTBEDOS_TOKEN",
 			"token_file", cfg.TokenPath(), "hint", "export TESTBEDOS_DATA_DIR="+cfg.DataDir)
 	}
-	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log})
+	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log, Lock: lock})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return err

@@ -25,16 +25,16 @@ import (
 // Errors callers branch on.
 var (
 	// ErrBusy: the deployment already runs an action.
-	ErrBusy = errors.New("an action is already running on this deployment")
+	ErrBusy = api.Categorized(api.ErrConflict, "an action is already running on this deployment")
 	// ErrNotRunning: there is no action to cancel.
-	ErrNotRunning = errors.New("no action is running on this deployment")
+	ErrNotRunning = api.Categorized(api.ErrConflict, "no action is running on this deployment")
 	// ErrNotTheRunningAction: a cancel named an action that is not the
 	// deployment's running one (it ended, or never ran there).
-	ErrNotTheRunningAction = errors.New("that action is not the running one")
+	ErrNotTheRunningAction = api.Categorized(api.ErrConflict, "that action is not the running one")
 	// ErrShuttingDown: the server is stopping and takes no new action.
-	ErrShuttingDown = errors.New("the server is shutting down and accepts no new action")
+	ErrShuttingDown = api.Categorized(api.ErrUnavailable, "the server is shutting down and accepts no new action")
 	// ErrBadCommand: the action request does not make sense.
-	ErrBadCommand = errors.New("bad action request")
+	ErrBadCommand = api.Categorized(api.ErrBadRequest, "bad action request")
 	// ErrCancelled is the cause of a context cancelled by the user.
 	ErrCancelled = errors.New("cancelled by request")
 	// ErrShutdown is the cause of a context cancelled by server shutdown.

@@ -52,19 +52,38 @@ func TestFlagsEnvironmentDefaults(t *testing.T) {
 
 func TestLockDataDir(t *testing.T) {
 	cfg := Server{DataDir: t.TempDir()}
-	release, err := cfg.LockDataDir()
+	lock, err := cfg.LockDataDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cfg.LockDataDir(); !errors.Is(err, ErrDataDirInUse) {
 		t.Fatalf("second lock: %v, want ErrDataDirInUse", err)
 	}
-	release()
-	release2, err := cfg.LockDataDir()
+	lock.Release()
+	lock2, err := cfg.LockDataDir()
 	if err != nil {
 		t.Fatalf("lock after release: %v", err)
 	}
-	release2()
+	lock2.Release()
+}
+
+func TestSaveModeThroughTheLock(t *testing.T) {
+	cfg := Server{DataDir: t.TempDir()}
+	if m, err := cfg.LoadMode(); err != nil || m.Mode != ModeMain {
+		t.Fatalf("no mode.json: %+v %v, want main", m, err)
+	}
+	lock, err := cfg.LockDataDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	want := SavedMode{Mode: ModeClient, MainURL: "https://main.example:8443"}
+	if err := lock.SaveMode(want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cfg.LoadMode(); err != nil || got != want {
+		t.Fatalf("LoadMode: %+v %v, want %+v", got, err, want)
+	}
 }
 
 func TestLogMaxBytes(t *testing.T) {

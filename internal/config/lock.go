@@ -11,11 +11,18 @@ import (
 // ErrDataDirInUse: another process holds the data folder.
 var ErrDataDirInUse = errors.New("data folder in use")
 
+// DataLock is the exclusive hold of one process on a data folder. What only
+// the holder may write (config/mode.json) is written through it.
+type DataLock struct {
+	cfg Server
+	f   *os.File
+}
+
 // LockDataDir takes an exclusive advisory lock on <data>/.lock, so that two
 // servers, or a server and a migration, never share a data folder. The
 // kernel drops the lock when the process dies, so a crash leaves no stale
-// lock behind. Call the returned function to release it.
-func (c Server) LockDataDir() (release func(), err error) {
+// lock behind. Release it when done.
+func (c Server) LockDataDir() (*DataLock, error) {
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}
@@ -31,5 +38,8 @@ func (c Server) LockDataDir() (release func(), err error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return func() { f.Close() }, nil
+	return &DataLock{cfg: c, f: f}, nil
 }
+
+// Release lets another process take the data folder.
+func (l *DataLock) Release() { l.f.Close() }

@@ -40,8 +40,11 @@ func (c Server) LoadMode() (SavedMode, error) {
 	return m, nil
 }
 
-// SaveMode writes config/mode.json.
-func (c Server) SaveMode(m SavedMode) error {
+// SaveMode writes config/mode.json. Only the holder of the data folder's
+// lock writes it, so a server refused at start never changes the mode of
+// the one that runs.
+func (l *DataLock) SaveMode(m SavedMode) error {
+	c := l.cfg
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err

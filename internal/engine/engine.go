@@ -23,7 +23,7 @@ import (
 
 // ErrConflict: the command does not fit the deployment's current state (for
 // example up before generate-artefacts).
-var ErrConflict = errors.New("conflicts with the deployment's state")
+var ErrConflict = api.Categorized(api.ErrConflict, "conflicts with the deployment's state")
 
 // Options configure an Engine.
 type Options struct {

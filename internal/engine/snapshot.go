@@ -15,10 +15,10 @@ import (
 var (
 	// ErrNotFound: the deployment has no such guest, or the guest no such
 	// snapshot.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = api.Categorized(api.ErrNotFound, "not found")
 	// ErrUnsupported: the guest's kind does not have the feature asked for
 	// (snapshots of a namespace).
-	ErrUnsupported = errors.New("not supported by the guest's kind")
+	ErrUnsupported = api.Categorized(api.ErrInvalid, "not supported by the guest's kind")
 )
 
 // Snapshot runs a snapshot sub-command (create, restore, delete) on one guest

@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables/userdata"
 
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/testenv"
 )
 
 // addChain creates a table and a base chain in it.
@@ -147,7 +148,7 @@ func TestFirewallLegacyIptables(t *testing.T) {
 	nettest.RequireRoot(t)
 	bin, err := exec.LookPath("iptables-legacy")
 	if err != nil {
-		t.Skip("iptables-legacy not installed (apt-get install iptables)")
+		testenv.Skip(t, "iptables-legacy not installed (scripts/install-test-deps.sh installs iptables)")
 	}
 	prefix := nettest.Prefix(t)
 	if !nettest.InNewNetns(t, prefix) {

@@ -74,6 +74,7 @@ func requireToken(token string) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
+			countAs(r, routeUnauthenticated)
 			msg := "missing token: send Authorization: Bearer <token from config/token>"
 			if ok {
 				msg = "wrong token"

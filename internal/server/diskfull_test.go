@@ -12,15 +12,14 @@ import (
 
 	"github.com/testbedos/testbedos/internal/client"
 	"github.com/testbedos/testbedos/internal/config"
+	"github.com/testbedos/testbedos/internal/testenv"
 )
 
 // TestFailedWritesAre500AndKeepRecords puts the data folder on a small
 // tmpfs, fills it, then makes it read-only: writes answer 500 with the
 // cause, and the records written before are intact.
 func TestFailedWritesAre500AndKeepRecords(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
+	testenv.RequireRoot(t, "mounts a tmpfs")
 	// Only the records folder lives on the tmpfs: the server's lock file
 	// and logs stay writable (an open file would also forbid the read-only
 	// remount).
@@ -28,7 +27,7 @@ func TestFailedWritesAre500AndKeepRecords(t *testing.T) {
 	dir := filepath.Join(data, "deployments")
 	os.MkdirAll(dir, 0o755)
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount tmpfs: %v", err)
+		testenv.Skipf(t, "cannot mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	project := t.TempDir()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -51,13 +52,52 @@ func (r *recorder) Flush() {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// Route labels for requests that have no registered pattern.
+const (
+	routeUnmatched       = "unmatched"
+	routeUnauthenticated = "unauthenticated"
+)
+
+// routeLabel is the route a request is counted under; the auth middleware
+// sets it when it refuses the request before any routing.
+type routeLabel struct{ route string }
+
+type routeLabelKey struct{}
+
+// countAs makes logRequests count r under route instead of its pattern.
+func countAs(r *http.Request, route string) {
+	if l, ok := r.Context().Value(routeLabelKey{}).(*routeLabel); ok {
+		l.route = route
+	}
+}
+
+// methodLabel bounds the method label: anyone can send any method.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return method
+	}
+	return "other"
+}
+
 // logRequests writes one line per request and counts it; a panicking
-// handler answers 500 instead of killing the connection silently.
-func logRequests(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
+// handler answers 500 instead of killing the connection silently. Every
+// label is bounded (SPEC 10): the method to a fixed set, the route to one
+// of the patterns (those registered on mux) or one of the constants above,
+// so no request makes a new series. Only listed patterns count: for a
+// redirect the mux may name the request's own path as its pattern.
+func logRequests(log *slog.Logger, m *metrics, mux *http.ServeMux, patterns []string) func(http.Handler) http.Handler {
+	known := map[string]bool{}
+	for _, p := range patterns {
+		known[p] = true
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			rec := &recorder{ResponseWriter: w}
+			label := &routeLabel{}
+			r = r.WithContext(context.WithValue(r.Context(), routeLabelKey{}, label))
 			defer func() {
 				if p := recover(); p != nil {
 					if p == http.ErrAbortHandler {
@@ -73,11 +113,14 @@ func logRequests(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 				if status == 0 {
 					status = http.StatusOK
 				}
-				route := r.Pattern
+				route := label.route
 				if route == "" {
-					route = "unmatched"
+					route = routeUnmatched
+					if _, p := mux.Handler(r); known[p] {
+						route = p
+					}
 				}
-				m.requests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Inc()
+				m.requests.WithLabelValues(methodLabel(r.Method), route, strconv.Itoa(status)).Inc()
 				m.latency.WithLabelValues(route).Observe(took.Seconds())
 				log.Info("request", "method", r.Method, "path", r.URL.Path, "status", status,
 					"duration_ms", float64(took.Microseconds())/1000, "remote", remote(r))

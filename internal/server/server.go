@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/actions"
@@ -35,6 +36,10 @@ type Options struct {
 	// drivers of this host. When it also reads snapshots (the engine does),
 	// it serves the snapshot routes; otherwise they answer 503.
 	Executor actions.Executor
+	// Lock is the data folder's lock when the caller took it (and releases
+	// it, after its last write there); nil means New takes it and Close
+	// releases it.
+	Lock *config.DataLock
 }
 
 // Server is one running testbedos-server.
@@ -53,7 +58,20 @@ type Server struct {
 	token   string // empty when auth is off
 	// hostName is this host's name in the cluster.
 	hostName string
-	unlock   func() // releases the data folder
+	lock     *config.DataLock
+	ownLock  bool // lock was taken by New, so Close releases it
+
+	// stopping is set when shutdown begins: new actions get 503 while the
+	// running ones are interrupted, on every connection still open.
+	stopping atomic.Bool
+	// background runs the jobs Serve starts (the log pruner) under quit;
+	// Close ends quit and waits for them before it closes the store and
+	// releases the lock.
+	background     sync.WaitGroup
+	quit           context.Context
+	stopBackground context.CancelFunc
+	// prune deletes old orchestration logs once; tests replace it.
+	prune func(context.Context) (int, error)
 }
 
 // New opens the data folder, recovers interrupted actions and builds the
@@ -70,11 +88,18 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	unlock, err := cfg.LockDataDir()
-	if err != nil {
-		return nil, err
+	var err error
+	lock, ownLock := opts.Lock, false
+	if lock == nil {
+		if lock, err = cfg.LockDataDir(); err != nil {
+			return nil, err
+		}
+		ownLock = true
 	}
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), unlock: unlock, hostName: hostName()}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock,
+		hostName: hostName()}
+	s.quit, s.stopBackground = context.WithCancel(context.Background())
+	s.prune = s.pruneOnce
 	ok := false
 	defer func() {
 		if ok {
@@ -83,8 +108,17 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		if s.store != nil {
 			s.store.Close()
 		}
-		unlock()
+		if ownLock {
+			lock.Release()
+		}
 	}()
+	// mode.json only once the folder is ours: a second server refused by
+	// the lock must not change what the running one starts as next time.
+	if cfg.Mode != "" {
+		if err := lock.SaveMode(config.SavedMode{Mode: cfg.Mode, MainURL: cfg.MainURL}); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Auth {
 		if s.token, err = loadToken(cfg.TokenPath()); err != nil {
 			return nil, err
@@ -146,12 +180,36 @@ func (s *Server) routes() http.Handler {
 			s.streams.Done()
 		},
 	})
-	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle(metricsRoute, s.metrics.handler())
 	h := httpapi.JSONErrors(mux)
+	h = s.refuseActionsWhileStopping(mux, h)
 	if s.token != "" {
 		h = requireToken(s.token)(h)
 	}
-	return logRequests(s.log, s.metrics)(h)
+	// Every pattern registered above is a route label; others are "unmatched".
+	patterns := append(httpapi.Patterns(), metricsRoute)
+	return logRequests(s.log, s.metrics, mux, patterns)(h)
+}
+
+const metricsRoute = "GET /metrics"
+
+// actionRoute is the route that starts actions, refused once stopping.
+const actionRoute = "POST /api/deployments/{name}/action"
+
+// refuseActionsWhileStopping answers 503 to new actions once shutdown has
+// begun (SPEC 13); everything else, cancel and log streams included, goes on.
+func (s *Server) refuseActionsWhileStopping(mux *http.ServeMux, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.stopping.Load() && r.Method == http.MethodPost {
+			if _, pattern := mux.Handler(r); pattern == actionRoute {
+				w.Header().Set("Retry-After", "30")
+				httpapi.WriteErrorBody(w, http.StatusServiceUnavailable,
+					"the server is shutting down and starts no new action; send it again once the server is back")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) status() api.ServerStatus {
@@ -198,7 +256,15 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		ConnContext:       markConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	go s.pruneLogs(ctx)
+	bg, cancelBG := context.WithCancel(ctx)
+	defer cancelBG()
+	unhook := context.AfterFunc(s.quit, cancelBG)
+	defer unhook()
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		s.pruneLogs(bg)
+	}()
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		s.log.Info("listening", "addr", l.Addr().String(), "network", l.Addr().Network())
@@ -212,7 +278,12 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	s.log.Info("shutting down")
 	stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := errors.Join(srv.Shutdown(stop), s.Close(stop))
+	// New actions get 503 while the running ones are interrupted, and the
+	// API keeps answering meanwhile (reads, cancel, followers getting their
+	// outcome); only then are the connections closed: http.Server drops
+	// every request it reads once its Shutdown has begun.
+	err := s.interrupt(stop)
+	err = errors.Join(err, srv.Shutdown(stop), s.release(stop))
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
@@ -228,11 +299,8 @@ func (s *Server) pruneLogs(ctx context.Context) {
 	t := time.NewTicker(pruneEvery)
 	defer t.Stop()
 	for {
-		n, err := actions.Prune(ctx, actions.PruneOptions{
-			Store: s.store, Dir: s.cfg.OrchestrationDir(),
-			Retention: s.cfg.LogRetention, MaxCount: s.cfg.LogMaxCount,
-		})
-		if err != nil {
+		n, err := s.prune(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.log.Error("pruning orchestration logs", "err", err)
 		} else if n > 0 {
 			s.log.Info("pruned orchestration logs", "removed", n)
@@ -245,22 +313,55 @@ func (s *Server) pruneLogs(ctx context.Context) {
 	}
 }
 
-// Close interrupts running actions, waits for them and for the log and
-// event streams to end (until ctx ends), and closes the store.
+// pruneOnce is the real prune of pruneLogs.
+func (s *Server) pruneOnce(ctx context.Context) (int, error) {
+	return actions.Prune(ctx, actions.PruneOptions{
+		Store: s.store, Dir: s.cfg.OrchestrationDir(),
+		Retention: s.cfg.LogRetention, MaxCount: s.cfg.LogMaxCount,
+	})
+}
+
+// Close stops in the order of SPEC 13: no new actions, running actions
+// interrupted and recorded, log streams and background jobs ended (each
+// waited for until ctx ends), then the store closed, the data folder's lock
+// released last.
 func (s *Server) Close(ctx context.Context) error {
-	err := s.runner.Shutdown(ctx)
+	return errors.Join(s.interrupt(ctx), s.release(ctx))
+}
+
+// interrupt refuses new actions, stops the background jobs and interrupts
+// the running actions, waiting until they are recorded as interrupted.
+func (s *Server) interrupt(ctx context.Context) error {
+	s.stopping.Store(true)
+	s.stopBackground()
+	return s.runner.Shutdown(ctx)
+}
+
+// release waits for the log streams and background jobs, closes the store
+// and releases the data folder's lock (when New took it), last.
+func (s *Server) release(ctx context.Context) error {
 	// The interrupted actions' events are out; event streams end now.
 	s.events.Close()
+	err := waitUntil(ctx, "log and event streams", &s.streams)
+	err = errors.Join(err, waitUntil(ctx, "background jobs", &s.background))
+	err = errors.Join(err, s.store.Close())
+	if s.ownLock {
+		s.lock.Release()
+	}
+	return err
+}
+
+// waitUntil waits for wg, or for ctx to end (an error naming what).
+func waitUntil(ctx context.Context, what string, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
 	go func() {
-		s.streams.Wait()
+		wg.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
+		return fmt.Errorf("stopping: %s did not end: %w", what, ctx.Err())
 	}
-	err = errors.Join(err, s.store.Close())
-	s.unlock()
-	return err
 }

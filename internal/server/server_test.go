@@ -29,6 +29,9 @@ type gateExecutor struct {
 	openOnce sync.Once
 	fail     error
 	check    error
+	// linger, when set, holds a cancelled action until it is closed (an
+	// engine that takes its time to clean up).
+	linger chan struct{}
 }
 
 func newGate() *gateExecutor { return &gateExecutor{gate: make(chan struct{})} }
@@ -45,6 +48,9 @@ func (g *gateExecutor) Execute(ctx context.Context, d api.Deployment, prev api.D
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
+		if g.linger != nil {
+			<-g.linger
+		}
 		log.Printf("cleaned up after cancel")
 		return prev, ctx.Err()
 	}

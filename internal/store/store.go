@@ -5,7 +5,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -14,9 +13,9 @@ import (
 
 // Errors callers branch on. Providers wrap them with %w.
 var (
-	ErrNotFound    = errors.New("not found")
-	ErrExists      = errors.New("already exists")
-	ErrInvalidName = errors.New("invalid name")
+	ErrNotFound    = api.Categorized(api.ErrNotFound, "not found")
+	ErrExists      = api.Categorized(api.ErrConflict, "already exists")
+	ErrInvalidName = api.Categorized(api.ErrBadRequest, "invalid name")
 )
 
 // Store keeps deployments and the index of their action logs. Every method is

@@ -6,11 +6,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/testbedos/testbedos/internal/api"
 )
 
 // ErrInvalid is matched (errors.Is) by every *ValidationError: the topology
 // the user wrote is wrong, as opposed to a fault of the machine.
-var ErrInvalid = errors.New("invalid topology")
+var ErrInvalid = api.Categorized(api.ErrInvalid, "invalid topology")
 
 // Problem is one thing wrong with a kvm-compose.yaml.
 type Problem struct {
@@ -60,8 +62,8 @@ func (e *ValidationError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Is makes errors.Is(err, ErrInvalid) true.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+// Is makes errors.Is(err, ErrInvalid) true, and so that of its category.
+func (e *ValidationError) Is(target error) bool { return errors.Is(ErrInvalid, target) }
 
 // newValidationError sorts and de-duplicates problems; nil when there are none.
 func newValidationError(problems []Problem) error {

@@ -23,6 +23,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/testbedos/testbedos/internal/testenv"
 )
 
 // TestBoot builds the image (cached), boots it under QEMU TCG on a Linux
@@ -38,11 +40,9 @@ import (
 func TestBoot(t *testing.T) {
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
-		t.Skip("qemu-system-x86_64 not installed (scripts/install-test-deps.sh installs it): not booting the test image")
+		testenv.Skip(t, "qemu-system-x86_64 not installed (scripts/install-test-deps.sh installs it): not booting the test image")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces, bridges and taps")
-	}
+	testenv.RequireRoot(t, "network namespaces, bridges and taps")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

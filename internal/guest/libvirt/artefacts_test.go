@@ -16,6 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/testenv"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -232,16 +233,18 @@ func TestFATImage(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "TYPE=vfat") || !strings.Contains(string(out), "LABEL=CIDATA") {
 			t.Errorf("blkid: %v\n%s", err, out)
 		}
+	} else {
+		testenv.Missing(t, "blkid not installed: type and label not checked")
 	}
 	if _, err := exec.LookPath("fsck.fat"); err == nil {
 		if out, err := exec.Command("fsck.fat", "-n", "-V", path).CombinedOutput(); err != nil {
 			t.Errorf("fsck.fat: %v\n%s", err, out)
 		}
 	} else {
-		t.Log("fsck.fat not installed: structure not checked")
+		testenv.Missing(t, "fsck.fat not installed (scripts/install-test-deps.sh installs dosfstools): structure not checked")
 	}
 	if _, err := exec.LookPath("mtype"); err != nil {
-		t.Skip("mtools not installed: contents not read back")
+		testenv.Skip(t, "mtools not installed (scripts/install-test-deps.sh installs it): contents not read back")
 	}
 	env := append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
 	dir := exec.Command("mdir", "-b", "-i", path, "::")

@@ -15,6 +15,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/testenv"
 )
 
 // TestDockerHostFirewall plays a host with Docker installed, inside a fresh
@@ -30,7 +31,7 @@ func TestDockerHostFirewall(t *testing.T) {
 	}
 	ctx := context.Background()
 	if err := os.WriteFile("/proc/sys/net/bridge/bridge-nf-call-iptables", []byte("1\n"), 0o644); err != nil {
-		t.Skipf("br_netfilter not available: %v", err)
+		testenv.Skipf(t, "br_netfilter not available: %v", err)
 	}
 
 	// What Docker sets up, in nftables terms.

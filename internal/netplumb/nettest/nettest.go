@@ -20,6 +20,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/testbedos/testbedos/internal/testenv"
 )
 
 // RunDir is where named network namespaces are mounted (as by iproute2).
@@ -30,12 +32,11 @@ const (
 	envPrefix = "TESTBEDOS_NETTEST_PREFIX"
 )
 
-// RequireRoot skips the test unless it runs as root on Linux.
+// RequireRoot skips the test unless it runs as root on Linux (fails it
+// when TESTBEDOS_REQUIRE_INTEGRATION=1, see testenv).
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates namespaces, bridges and veths in the real kernel")
-	}
+	testenv.RequireRoot(t, "creates namespaces, bridges and veths in the real kernel")
 }
 
 // Prefix returns a fresh prefix for kernel object names ("tq" and 6 hex
@@ -123,7 +124,7 @@ func InNewNetns(t *testing.T, prefix string) bool {
 		t.Fatalf("child test failed: %v", err)
 	}
 	if strings.Contains(string(out), "--- SKIP") {
-		t.Skip("child skipped")
+		testenv.Skip(t, "the child in a new network namespace skipped")
 	}
 	return false
 }

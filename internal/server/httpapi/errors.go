@@ -8,11 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/engine"
-	"github.com/testbedos/testbedos/internal/store"
-	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // Error is an error with the HTTP status it answers with. Message goes to the
@@ -43,6 +39,8 @@ func badRequest(err error) *Error {
 }
 
 // status maps an error to its HTTP status. This is the one place that does.
+// It knows only the api categories: domain sentinels (store.ErrNotFound,
+// actions.ErrBusy, topology.ErrInvalid, …) are made in one of them.
 func status(err error) int {
 	var he *Error
 	var tooBig *http.MaxBytesError
@@ -51,18 +49,16 @@ func status(err error) int {
 		return he.Code
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, store.ErrInvalidName), errors.Is(err, actions.ErrBadCommand):
+	case errors.Is(err, api.ErrBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNotFound):
+	case errors.Is(err, api.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, store.ErrExists), errors.Is(err, actions.ErrBusy),
-		errors.Is(err, actions.ErrNotRunning), errors.Is(err, actions.ErrNotTheRunningAction),
-		errors.Is(err, engine.ErrConflict):
+	case errors.Is(err, api.ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, actions.ErrShuttingDown):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, topology.ErrInvalid), errors.Is(err, engine.ErrUnsupported):
+	case errors.Is(err, api.ErrInvalid):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, api.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}

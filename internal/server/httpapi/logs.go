@@ -17,7 +17,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/store"
 )
 
 func logEntry(d Deps) handler {
@@ -103,7 +102,7 @@ func logStream(d Deps) handler {
 		}
 		if !e.Finished() {
 			e, err = d.Store.LogEntry(context.WithoutCancel(ctx), id)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, api.ErrNotFound) {
 				// Its deployment was deleted while we streamed.
 				conn.Close(StatusActionGone, "the action was deleted with its deployment")
 				return nil

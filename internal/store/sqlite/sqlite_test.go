@@ -22,6 +22,7 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/store/storetest"
+	"github.com/testbedos/testbedos/internal/testenv"
 )
 
 func TestContract(t *testing.T) {
@@ -279,12 +280,10 @@ func TestReadOnlyWriteFails(t *testing.T) {
 // a write that does not fit fails, the last acknowledged one is kept, and
 // writes work again once there is room.
 func TestFullDiskWriteFails(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
+	testenv.RequireRoot(t, "mounts a tmpfs")
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount tmpfs: %v", err)
+		testenv.Skipf(t, "cannot mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	path := filepath.Join(dir, "testbedos.db")
@@ -340,12 +339,10 @@ func TestFullDiskWriteFails(t *testing.T) {
 // TestReadOnlyFolder: on a folder remounted read-only the store does not
 // open (SQLite needs to write the WAL), and says why.
 func TestReadOnlyFolder(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
+	testenv.RequireRoot(t, "mounts a tmpfs")
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount tmpfs: %v", err)
+		testenv.Skipf(t, "cannot mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	path := filepath.Join(dir, "testbedos.db")

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -17,25 +16,26 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
+
+	"github.com/testbedos/testbedos/internal/testenv"
 )
 
 // Socket is libvirtd's socket.
 const Socket = "/var/run/libvirt/libvirt-sock"
 
-// Require skips the test unless it runs as root and libvirtd answers with
-// QEMU installed. `make test` installs and starts them
+// Require skips the test (fails it when TESTBEDOS_REQUIRE_INTEGRATION=1,
+// see testenv) unless it runs as root and libvirtd answers with QEMU
+// installed. `make test` installs and starts them
 // (scripts/install-test-deps.sh, scripts/start-libvirt.sh).
 func Require(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: defines libvirt domains and bridges")
-	}
+	testenv.RequireRoot(t, "defines libvirt domains and bridges")
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 is not installed (scripts/install-test-deps.sh installs it)")
+		testenv.Skip(t, "qemu-system-x86_64 is not installed (scripts/install-test-deps.sh installs it)")
 	}
 	l, err := connect()
 	if err != nil {
-		t.Skipf("libvirtd does not answer at %s (scripts/start-libvirt.sh starts it): %v", Socket, err)
+		testenv.Skipf(t, "libvirtd does not answer at %s (scripts/start-libvirt.sh starts it): %v", Socket, err)
 	}
 	l.Disconnect()
 }
