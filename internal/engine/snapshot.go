@@ -18,7 +18,7 @@ var (
 	ErrNotFound = api.Categorized(api.ErrNotFound, "not found")
 	// ErrUnsupported: the guest's kind does not have the feature asked for
 	// (snapshots of a namespace).
-	ErrUnsupported = api.Categorized(api.ErrInvalid, "not supported by the guest's kind")
+	ErrUnsupported = guest.ErrUnsupported
 )
 
 // Snapshot runs a snapshot sub-command (create, restore, delete) on one guest
@@ -37,7 +37,7 @@ func (e *Engine) Snapshot(ctx context.Context, d api.Deployment, opts api.Snapsh
 		if err != nil {
 			return err
 		}
-		log.Printf("guest %s: snapshot %s taken: %s", g.Name, s.Name, wireSnapshot(s).Summary())
+		log.Printf("guest %s: snapshot %s taken: %s", g.Name, s.Name, s.Summary())
 	case "restore":
 		log.Printf("guest %s: restoring snapshot %s", g.Name, opts.Name)
 		if err := t.snap.RestoreSnapshot(ctx, t.gdep, g, opts.Name); err != nil {
@@ -69,7 +69,7 @@ func (e *Engine) ListSnapshots(ctx context.Context, d api.Deployment, guestName 
 	}
 	out := make([]api.Snapshot, 0, len(list))
 	for _, s := range list {
-		out = append(out, wireSnapshot(s))
+		out = append(out, s)
 	}
 	return out, nil
 }
@@ -86,7 +86,7 @@ func (e *Engine) SnapshotInfo(ctx context.Context, d api.Deployment, guestName, 
 	if err != nil {
 		return api.Snapshot{}, t.readError(err)
 	}
-	return wireSnapshot(s), nil
+	return s, nil
 }
 
 // snapshotGuest is a guest whose driver has snapshots.
@@ -172,13 +172,6 @@ func snapshotKinds(host Host) []string {
 		}
 	}
 	return out
-}
-
-func wireSnapshot(s guest.Snapshot) api.Snapshot {
-	return api.Snapshot{
-		Name: s.Name, Created: s.Created, State: s.State, Parent: s.Parent, Current: s.Current,
-		Description: s.Description, Memory: s.Memory, Disks: s.Disks,
-	}
 }
 
 // categorized is an error that reads as err and also matches the category

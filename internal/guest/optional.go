@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/testbedos/testbedos/internal/actlog"
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -30,20 +30,9 @@ type ArtefactWriter interface {
 // ErrNoSnapshot: the guest has no snapshot of that name.
 var ErrNoSnapshot = errors.New("no such snapshot")
 
-// Snapshot describes one snapshot of a guest.
-type Snapshot struct {
-	Name        string    `json:"name"`
-	Created     time.Time `json:"created"`
-	State       string    `json:"state"` // the guest's state when taken: running, shutoff, …
-	Parent      string    `json:"parent,omitempty"`
-	Current     bool      `json:"current"`
-	Description string    `json:"description,omitempty"`
-	// Memory says whether the guest's memory is part of the snapshot
-	// (restoring it resumes the running guest where it was).
-	Memory bool `json:"memory"`
-	// Disks lists the disks the snapshot covers (vda, …).
-	Disks []string `json:"disks,omitempty"`
-}
+// Snapshot describes one snapshot of a guest: the wire type, since a
+// driver's answer goes to the API as it is.
+type Snapshot = api.Snapshot
 
 // Snapshotter is a driver whose guests have snapshots. Every method works on
 // a guest that is up; an unknown snapshot name is an error wrapping
@@ -59,7 +48,7 @@ type Snapshotter interface {
 }
 
 // ErrUnsupported: the guest's kind has not got the feature asked for.
-var ErrUnsupported = errors.New("not supported by this guest kind")
+var ErrUnsupported = api.Categorized(api.ErrInvalid, "not supported by this guest kind")
 
 // SnapshotterOf returns drv as a Snapshotter when its kind has snapshots,
 // else an error wrapping ErrUnsupported.
