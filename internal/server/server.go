@@ -54,7 +54,7 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 	started time.Time
-	streams sync.WaitGroup
+	streams streamGroup
 	token   string // empty when auth is off
 	// hostName is this host's name in the cluster.
 	hostName string
@@ -171,13 +171,16 @@ func (s *Server) routes() http.Handler {
 	httpapi.Register(mux, httpapi.Deps{
 		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status,
-		StreamOpened: func() {
-			s.streams.Add(1)
+		StreamOpened: func() error {
+			if !s.streams.open() {
+				return errStreamsClosed
+			}
 			s.metrics.streams.Inc()
+			return nil
 		},
 		StreamClosed: func() {
 			s.metrics.streams.Dec()
-			s.streams.Done()
+			s.streams.wg.Done()
 		},
 	})
 	mux.Handle(metricsRoute, s.metrics.handler())
@@ -342,7 +345,8 @@ func (s *Server) interrupt(ctx context.Context) error {
 func (s *Server) release(ctx context.Context) error {
 	// The interrupted actions' events are out; event streams end now.
 	s.events.Close()
-	err := waitUntil(ctx, "log and event streams", &s.streams)
+	s.streams.close()
+	err := waitUntil(ctx, "log and event streams", &s.streams.wg)
 	err = errors.Join(err, waitUntil(ctx, "background jobs", &s.background))
 	err = errors.Join(err, s.store.Close())
 	if s.ownLock {
@@ -364,4 +368,32 @@ func waitUntil(ctx context.Context, what string, wg *sync.WaitGroup) error {
 	case <-ctx.Done():
 		return fmt.Errorf("stopping: %s did not end: %w", what, ctx.Err())
 	}
+}
+
+// errStreamsClosed answers a stream asked for once the server stops.
+var errStreamsClosed = fmt.Errorf("the server is shutting down: %w", api.ErrUnavailable)
+
+// streamGroup counts the live log and event streams. Once closed it takes no
+// new one, so waiting for the group cannot race with a stream starting.
+type streamGroup struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// open counts a new stream, or reports false once the group is closed.
+func (g *streamGroup) open() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
+}
+
+func (g *streamGroup) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }

@@ -32,8 +32,10 @@ type Deps struct {
 	Events *events.Hub
 	Status func() api.ServerStatus
 	Logger *slog.Logger
-	// StreamOpened/StreamClosed, when set, count live log and event streams.
-	StreamOpened, StreamClosed func()
+	// StreamOpened/StreamClosed, when set, count live log and event
+	// streams; StreamOpened's error refuses the stream (shutting down).
+	StreamOpened func() error
+	StreamClosed func()
 }
 
 type handler func(w http.ResponseWriter, r *http.Request) error

@@ -28,15 +28,17 @@ func eventStream(d Deps) handler {
 		// misses nothing published after it.
 		sub := d.Events.Subscribe()
 		defer sub.Close()
+		if d.StreamOpened != nil {
+			if err := d.StreamOpened(); err != nil {
+				return err
+			}
+			defer d.StreamClosed()
+		}
 		conn, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return nil // Accept has answered the client already
 		}
 		defer conn.CloseNow()
-		if d.StreamOpened != nil {
-			d.StreamOpened()
-			defer d.StreamClosed()
-		}
 		ctx := conn.CloseRead(r.Context())
 		for {
 			select {

@@ -77,15 +77,17 @@ func logStream(d Deps) handler {
 		if err := checkHandshake(w, r); err != nil {
 			return err
 		}
+		if d.StreamOpened != nil {
+			if err := d.StreamOpened(); err != nil {
+				return err
+			}
+			defer d.StreamClosed()
+		}
 		conn, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return nil // Accept has answered the client already
 		}
 		defer conn.CloseNow()
-		if d.StreamOpened != nil {
-			d.StreamOpened()
-			defer d.StreamClosed()
-		}
 		// Nothing is read from the client; CloseRead notices when it leaves.
 		ctx := conn.CloseRead(r.Context())
 		err = d.Hub.Follow(ctx, e.LogPath, func(line string) error {
