@@ -162,7 +162,7 @@ func (e *Engine) Down(ctx context.Context, d api.Deployment, prev api.Deployment
 	}
 	p := newProgress(log, "down", 3)
 	p.stage("guests", "%s", count(len(st.Guests), "guest"))
-	errGuests := forEach(ctx, e.opts.Concurrency, len(st.Guests), false, func(ctx context.Context, i int) error {
+	errGuests := forEach(ctx, e.opts.DestroyConcurrency, len(st.Guests), false, func(ctx context.Context, i int) error {
 		g := &st.Guests[i]
 		drv, err := e.opts.Drivers.Driver(g.Kind)
 		if err != nil {

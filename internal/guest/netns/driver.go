@@ -267,41 +267,57 @@ func (d *Driver) teardown(ctx context.Context, ns string, hostVeths []string, lo
 		return err
 	}
 	defer del.close()
-	if err := d.removeNamespace(ctx, ns, log); err != nil {
+	nsfd, err := d.removeNamespace(ctx, ns, log)
+	if err != nil {
 		return err
 	}
-	return del.wait(ctx, ns, d.destroyTimeout, log)
+	err = del.wait(ctx, ns, d.destroyTimeout, log)
+	d.reaper.hold(nsfd)
+	return err
 }
 
 // removeNamespace unmounts the namespace ns and kills the processes in it.
-func (d *Driver) removeNamespace(ctx context.Context, ns string, log guest.Log) error {
+// It returns a descriptor of the namespace (or -1 if none was mounted),
+// which keeps the kernel from freeing it until closed.
+func (d *Driver) removeNamespace(ctx context.Context, ns string, log guest.Log) (nsfd int, err error) {
 	path := netnsPath(ns)
 	mounted, err := netnsMounted(path)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	if !mounted {
 		// At most a stale mount point of an interrupted earlier run.
-		return removeNetns(path)
+		return -1, removeNetns(path)
 	}
-	id, err := netnsID(path)
+	nsfd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return -1, fmt.Errorf("open %s: %w", path, err)
 	}
+	defer func() {
+		if err != nil {
+			unix.Close(nsfd)
+			nsfd = -1
+		}
+	}()
+	var st unix.Stat_t
+	if err := unix.Fstat(nsfd, &st); err != nil {
+		return -1, fmt.Errorf("stat %s: %w", path, err)
+	}
+	id := nsID(st.Ino)
 	// Unmount first: from then on no process can join the namespace by
 	// name, so the processes found below are all there will be (plus
 	// their children, which the rescans catch).
 	if err := removeNetns(path); err != nil {
-		return err
+		return -1, err
 	}
 	killed, err := d.procs.killMembers(ctx, id)
 	if killed > 0 {
 		log.Printf("netns %s: killed %d processes still running inside", ns, killed)
 	}
 	if err != nil {
-		return fmt.Errorf("stop processes in %s: %w", ns, err)
+		return -1, fmt.Errorf("stop processes in %s: %w", ns, err)
 	}
-	return nil
+	return nsfd, nil
 }
 
 // vethDeletion is the deletion of one guest's veths, under way.

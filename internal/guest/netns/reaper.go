@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -35,6 +36,50 @@ type vethReaper struct {
 	mu       sync.Mutex
 	inflight int // batches running: 0 or 1
 	queue    []*reapJob
+	held     []int       // namespace descriptors (see hold)
+	idle     *time.Timer // closes held once nothing has been queued for a while
+}
+
+// holdFor is how long the reaper must have had nothing to do before it
+// lets the kernel free the namespaces it holds.
+const holdFor = 100 * time.Millisecond
+
+// hold keeps the namespace open (fd < 0: none) until the reaper is idle.
+// Freeing a namespace is the kernel's most expensive part of a teardown,
+// done in a background worker that competes for the rtnl lock with the
+// deletions of the veths still to go; the guest is gone without it (no
+// name, no processes, no veths), so it waits until the burst is over and
+// then all namespaces are freed in one batch.
+func (r *vethReaper) hold(fd int) {
+	if fd < 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.held = append(r.held, fd)
+	r.armIdle()
+}
+
+// armIdle (re)starts the idle timer. r.mu is held.
+func (r *vethReaper) armIdle() {
+	if r.idle == nil {
+		r.idle = time.AfterFunc(holdFor, r.release)
+		return
+	}
+	r.idle.Reset(holdFor)
+}
+
+func (r *vethReaper) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight > 0 || len(r.queue) > 0 {
+		r.armIdle()
+		return
+	}
+	for _, fd := range r.held {
+		unix.Close(fd)
+	}
+	r.held = nil
 }
 
 // reapJob is one guest's veths: their host ends by index, a watch for
@@ -53,6 +98,9 @@ func (r *vethReaper) reap(indexes []int, gone *netplumb.Gone) <-chan error {
 	job := &reapJob{indexes: indexes, gone: gone, result: make(chan error, 1)}
 	r.mu.Lock()
 	r.queue = append(r.queue, job)
+	if r.idle != nil {
+		r.idle.Reset(holdFor)
+	}
 	r.kick()
 	r.mu.Unlock()
 	return job.result
