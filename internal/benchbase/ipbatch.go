@@ -12,13 +12,33 @@ import (
 	"strings"
 )
 
-// Plan describes N guests on one existing bridge. Guest i (0 ≤ i < N) is
-// the namespace Namespace(i) with eth0 (MAC(i), Address(i)) whose host end
-// HostVeth(i) is on Bridge.
+// Plan describes N guests on existing bridges. Guest i (0 ≤ i < N) is the
+// namespace Namespace(i) with eth0 (MAC(i), Address(i)) whose host end
+// HostVeth(i) is on BridgeOf(i).
 type Plan struct {
 	Prefix string // starts every kernel name; at most 9 bytes
 	Bridge string
 	N      int
+	// Bridges, when set, spread the guests round-robin over several
+	// bridges instead (a Linux bridge holds at most 1,024 ports).
+	Bridges []string
+}
+
+// BridgeOf is the bridge guest i is on.
+func (p Plan) BridgeOf(i int) string {
+	if len(p.Bridges) > 0 {
+		return p.Bridges[i%len(p.Bridges)]
+	}
+	return p.Bridge
+}
+
+// HostVeths lists the host ends of every guest.
+func (p Plan) HostVeths() []string {
+	names := make([]string, p.N)
+	for i := range names {
+		names[i] = p.HostVeth(i)
+	}
+	return names
 }
 
 // Validate checks that every name fits the kernel's 15 bytes.
@@ -29,8 +49,14 @@ func (p Plan) Validate() error {
 	if p.Prefix == "" || len(p.HostVeth(p.N-1)) > 15 {
 		return fmt.Errorf("plan: prefix %q too long for %d guests (host veth names must fit 15 bytes)", p.Prefix, p.N)
 	}
-	if p.Bridge == "" || len(p.Bridge) > 15 {
-		return fmt.Errorf("plan: bridge name %q must be 1 to 15 bytes", p.Bridge)
+	bridges := p.Bridges
+	if len(bridges) == 0 {
+		bridges = []string{p.Bridge}
+	}
+	for _, br := range bridges {
+		if br == "" || len(br) > 15 {
+			return fmt.Errorf("plan: bridge name %q must be 1 to 15 bytes", br)
+		}
 	}
 	return nil
 }
@@ -59,7 +85,7 @@ func (p Plan) HostScript() string {
 		fmt.Fprintf(&b, "netns add %s\n", p.Namespace(i))
 		fmt.Fprintf(&b, "link add %s type veth peer name %s address %s netns %s\n",
 			p.HostVeth(i), GuestIface, p.MAC(i), p.Namespace(i))
-		fmt.Fprintf(&b, "link set %s master %s up\n", p.HostVeth(i), p.Bridge)
+		fmt.Fprintf(&b, "link set %s master %s up\n", p.HostVeth(i), p.BridgeOf(i))
 	}
 	return b.String()
 }

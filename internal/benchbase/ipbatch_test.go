@@ -31,6 +31,19 @@ func TestPlanScripts(t *testing.T) {
 	}
 }
 
+func TestPlanBridges(t *testing.T) {
+	p := Plan{Prefix: "tq123456", Bridges: []string{"b0", "b1", "b2", "b3"}, N: 8}
+	host := p.HostScript()
+	for _, want := range []string{"link set tq123456h0 master b0 up\n", "link set tq123456h5 master b1 up\n", "link set tq123456h7 master b3 up\n"} {
+		if !strings.Contains(host, want) {
+			t.Errorf("host script lacks %q:\n%s", want, host)
+		}
+	}
+	if got := p.HostVeths(); len(got) != 8 || got[7] != "tq123456h7" {
+		t.Errorf("HostVeths() = %v", got)
+	}
+}
+
 func TestPlanValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -41,6 +54,8 @@ func TestPlanValidate(t *testing.T) {
 		{"names too long", Plan{Prefix: "averylongprefix", Bridge: "br", N: 200}, false},
 		{"no prefix", Plan{Bridge: "br", N: 1}, false},
 		{"bridge too long", Plan{Prefix: "tq", Bridge: "sixteen-bytes-xx", N: 1}, false},
+		{"1000 guests on 4 bridges", Plan{Prefix: "tq123456", Bridges: []string{"b0", "b1", "b2", "b3"}, N: 1000}, true},
+		{"one of the bridges unnamed", Plan{Prefix: "tq123456", Bridges: []string{"b0", ""}, N: 10}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/actlog"
-
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/engine"
@@ -25,106 +24,134 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// BenchmarkUp and BenchmarkDown bring N netns guests on one switch up and
-// down through the whole engine (state file, stages, worker pool, the netns
-// driver, bridge and firewall), next to the plain `ip -batch` script doing
-// the same in the same run.
+// BenchmarkNetns brings N netns guests up and down through the whole engine
+// (state file, stages, worker pool, the netns driver, bridges and firewall)
+// and, interleaved in the same iterations, the plain `ip -batch` scripts
+// doing the same. It reports both and their ratio:
 //
-//	go test -run '^$' -bench . -benchtime 3x ./internal/engine/
-func BenchmarkUp(b *testing.B)   { benchUpDown(b, true) }
-func BenchmarkDown(b *testing.B) { benchUpDown(b, false) }
-
-func benchUpDown(b *testing.B, measureUp bool) {
+//	up-ms, ipbatch-up-ms, up-x-of-ipbatch
+//	down-ms, ipbatch-down-ms, down-x-of-ipbatch
+//
+// The engine's down returns when the kernel has removed every veth; the ip
+// batch returns before that, so its down is timed until the kernel is done
+// too (the floor).
+//
+//	go test -run '^$' -bench Netns -benchtime 3x ./internal/engine/
+func BenchmarkNetns(b *testing.B) {
 	nettest.RequireRoot(b)
-	for _, n := range []int{10, 50, 200} {
-		b.Run(fmt.Sprintf("N=%d/engine", n), func(b *testing.B) {
-			e, d := engineFor(b, n)
-			ctx := context.Background()
-			up := func() error { return e.Up(ctx, d, api.UpOptions{}, discard{}) }
-			down := func() error { return e.Down(ctx, d, discard{}) }
-			timeUpDown(b, measureUp, up, down, func() {})
-		})
-		b.Run(fmt.Sprintf("N=%d/ipbatch", n), func(b *testing.B) {
-			prefix := nettest.Prefix(b)
-			p := benchbase.Plan{Prefix: prefix, Bridge: prefix + "br", N: n}
-			ctx := context.Background()
-			up := func() error {
-				if err := ip(ctx, "link", "add", "name", p.Bridge, "type", "bridge"); err != nil {
-					return err
-				}
-				if err := ip(ctx, "link", "set", p.Bridge, "up"); err != nil {
-					return err
-				}
-				return benchbase.Up(ctx, p)
-			}
-			down := func() error {
-				if err := benchbase.Down(ctx, p); err != nil {
-					return err
-				}
-				return ip(ctx, "link", "del", p.Bridge)
-			}
-			// ip returns before the kernel has removed the veths; the next
-			// round must not start before that.
-			gone := func() { waitGone(b, prefix) }
-			timeUpDown(b, measureUp, up, down, gone)
+	for _, size := range []struct{ guests, switches int }{{200, 1}, {1000, 4}} {
+		b.Run(fmt.Sprintf("guests=%d,switches=%d", size.guests, size.switches), func(b *testing.B) {
+			benchNetns(b, size.guests, size.switches)
 		})
 	}
 }
 
-// timeUpDown times up or down. For down it also reports gone-ms/op: the
-// time until the kernel has removed every veth, which is when the engine's
-// down returns but after ip -batch has.
-func timeUpDown(b *testing.B, measureUp bool, up, down func() error, settle func()) {
-	var gone time.Duration
+func benchNetns(b *testing.B, n, switches int) {
+	ctx := context.Background()
+	e, d, hostVeths := engineFor(b, n, switches)
+	engUp := func() error { return e.Up(ctx, d, api.UpOptions{}, discard{}) }
+	engDown := func() error { return e.Down(ctx, d, discard{}) }
+
+	prefix := nettest.Prefix(b)
+	p := benchbase.Plan{Prefix: prefix, N: n}
+	for k := range switches {
+		p.Bridges = append(p.Bridges, fmt.Sprintf("%sbr%d", prefix, k))
+	}
+	batchUp := func() error {
+		for _, br := range p.Bridges {
+			if err := ip(ctx, "link", "add", "name", br, "type", "bridge"); err != nil {
+				return err
+			}
+			if err := ip(ctx, "link", "set", br, "up"); err != nil {
+				return err
+			}
+		}
+		return benchbase.Up(ctx, p)
+	}
+	watcher := netplumb.NewLinkWatcher()
+	batchDown := func() error {
+		gone := watcher.Expect(p.HostVeths()...)
+		defer gone.Close()
+		if err := benchbase.Down(ctx, p); err != nil {
+			return err
+		}
+		if err := gone.Wait(ctx); err != nil {
+			return err
+		}
+		for _, br := range p.Bridges {
+			if err := ip(ctx, "link", "del", br); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	var engUpT, engDownT, batchUpT, batchDownT time.Duration
 	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		if !measureUp {
-			must(b, up())
+	for i := range b.N {
+		// Alternate who goes first, so neither always pays for the
+		// other's background clean-up.
+		steps := []func(){
+			func() {
+				engUpT += timed(b, engUp)
+				engDownT += timed(b, engDown)
+				// Down promises the veths are gone: check, do not wait.
+				if left, err := netplumb.LinksWithPrefix(hostVeths); err != nil || len(left) > 0 {
+					b.Fatalf("after down: links %v left (%v)", left, err)
+				}
+			},
+			func() {
+				batchUpT += timed(b, batchUp)
+				batchDownT += timed(b, batchDown)
+			},
 		}
-		start := time.Now()
-		b.StartTimer()
-		if measureUp {
-			must(b, up())
-		} else {
-			must(b, down())
+		if i%2 == 1 {
+			steps[0], steps[1] = steps[1], steps[0]
 		}
-		b.StopTimer()
-		if measureUp {
-			must(b, down())
+		for _, step := range steps {
+			step()
 		}
-		settle()
-		gone += time.Since(start)
 	}
-	if !measureUp {
-		b.ReportMetric(float64(gone.Milliseconds())/float64(b.N), "gone-ms/op")
-	}
+	ms := func(t time.Duration) float64 { return float64(t.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(ms(engUpT), "up-ms")
+	b.ReportMetric(ms(batchUpT), "ipbatch-up-ms")
+	b.ReportMetric(float64(engUpT)/float64(batchUpT), "up-x-of-ipbatch")
+	b.ReportMetric(ms(engDownT), "down-ms")
+	b.ReportMetric(ms(batchDownT), "ipbatch-down-ms")
+	b.ReportMetric(float64(engDownT)/float64(batchDownT), "down-x-of-ipbatch")
+	b.ReportMetric(0, "ns/op")
 }
 
-func waitGone(b *testing.B, prefix string) {
-	for i := 0; ; i++ {
-		links, namespaces, err := nettest.Leftovers(prefix)
-		must(b, err)
-		if len(links)+len(namespaces) == 0 {
-			return
-		}
-		if i == 1000 {
-			b.Fatalf("still there after 10 s: %v %v", links, namespaces)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// timed runs step with the benchmark timer on, then lets the kernel finish
+// freeing namespaces in the background, so that the next step does not
+// pay for this one.
+func timed(b *testing.B, step func() error) time.Duration {
+	b.Helper()
+	b.StartTimer()
+	start := time.Now()
+	err := step()
+	took := time.Since(start)
+	b.StopTimer()
+	must(b, err)
+	time.Sleep(300 * time.Millisecond)
+	return took
 }
 
-// engineFor writes a project of n guests on one switch, generates its
-// artefacts and returns an engine with the real netns driver.
-func engineFor(b *testing.B, n int) (*engine.Engine, api.Deployment) {
+// engineFor writes a project of n guests spread round-robin over the given
+// number of switches, generates its artefacts and returns an engine with
+// the real netns driver, and the prefix of the host ends of its veths.
+func engineFor(b *testing.B, n, switches int) (*engine.Engine, api.Deployment, string) {
 	b.Helper()
 	var y strings.Builder
 	y.WriteString("machines:\n")
 	for i := range n {
-		fmt.Fprintf(&y, "  - name: g%d\n    network: [{switch: sw0, ip: 10.124.%d.%d}]\n", i, (i+1)>>8, (i+1)&0xff)
+		k, j := i%switches, i/switches+1
+		fmt.Fprintf(&y, "  - name: g%d\n    network: [{switch: sw%d, ip: 10.%d.%d.%d}]\n", i, k, 124+k, j>>8, j&0xff)
 	}
-	y.WriteString("network:\n  switches:\n    sw0: {subnet: 10.124.0.0/16}\n")
+	y.WriteString("network:\n  switches:\n")
+	for k := range switches {
+		fmt.Fprintf(&y, "    sw%d: {subnet: 10.%d.0.0/16}\n", k, 124+k)
+	}
 	dir := b.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(y.String()), 0o644); err != nil {
 		b.Fatal(err)
@@ -144,7 +171,7 @@ func engineFor(b *testing.B, n int) (*engine.Engine, api.Deployment) {
 		nettest.RemoveAll(st.Prefix)
 		nettest.RemoveAll("tbos." + d.Name + ".")
 	})
-	return e, d
+	return e, d, st.Prefix + "v"
 }
 
 func ip(ctx context.Context, args ...string) error {

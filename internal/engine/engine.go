@@ -39,6 +39,11 @@ type Options struct {
 	Logger  *slog.Logger
 	// Concurrency bounds the resources one stage works on at once.
 	Concurrency int
+	// DestroyConcurrency bounds the guests down destroys at once. Destroys
+	// mostly wait for the kernel, and the netns driver deletes the veths
+	// of concurrent ones in one batch, so more at once is much faster.
+	// Default 64.
+	DestroyConcurrency int
 }
 
 // Engine executes orchestration commands. It implements actions.Executor.
@@ -53,6 +58,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = max(8, 4*runtime.NumCPU())
+	}
+	if opts.DestroyConcurrency <= 0 {
+		opts.DestroyConcurrency = 64
 	}
 	if opts.Hosts == nil {
 		name := opts.HostName

@@ -44,6 +44,9 @@ type stage struct {
 	// collect runs every item even after one failed (down, scripts);
 	// otherwise the first failure cancels the rest.
 	collect bool
+	// limit bounds the items worked on at once; 0 is the engine's
+	// Concurrency.
+	limit int
 	// done runs after the items, whatever they did (saving the record).
 	done func(ctx context.Context) error
 	// wrap marks the stage's failure (errScripts).
@@ -82,7 +85,11 @@ func (e *Engine) runStages(ctx context.Context, p *progress, stages []stage) err
 		p.stage(st.name, "%s", detail)
 		var err error
 		if len(items) > 0 {
-			err = forEach(ctx, e.opts.Concurrency, len(items), !st.collect, func(ctx context.Context, i int) error { return items[i](ctx) })
+			limit := st.limit
+			if limit == 0 {
+				limit = e.opts.Concurrency
+			}
+			err = forEach(ctx, limit, len(items), !st.collect, func(ctx context.Context, i int) error { return items[i](ctx) })
 		}
 		if st.done != nil {
 			err = errors.Join(err, st.done(ctx))

@@ -374,7 +374,8 @@ func (e *Engine) Down(ctx context.Context, d api.Deployment, log actlog.Log) err
 	dr := &downRun{e: e, d: d, led: led, log: log}
 	p := newProgress(log, "down", 3)
 	err = e.runStages(ctx, p, []stage{
-		{name: "guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, done: led.save},
+		// Destroys batch their kernel work (netns), so many at once pay.
+		{name: "guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: e.opts.DestroyConcurrency, done: led.save},
 		{name: "network", prepare: dr.planBridges, items: dr.bridgeItems, collect: true, done: led.save},
 	})
 	if err != nil {

@@ -166,3 +166,36 @@ func TestHostEnsureBridgeConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Expect registers before the deletion, so a link deleted right after is
+// reported by its event, not by the 25 ms first check or a later poll.
+func TestLinkWatcherExpect(t *testing.T) {
+	nettest.RequireRoot(t)
+	prefix := nettest.Prefix(t)
+	ctx := context.Background()
+	w := NewLinkWatcher()
+	name := prefix + "e"
+	if err := EnsureBridge(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	g := w.Expect(name)
+	defer g.Close()
+	if err := DeleteBridge(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("Done not closed after the deletion")
+	}
+	if err := g.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	g.Close() // twice is fine
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sock != nil || w.count != 0 {
+		t.Errorf("idle watcher still holds state: sock %v, count %d", w.sock, w.count)
+	}
+}

@@ -49,28 +49,66 @@ const (
 // WaitGone returns when none of the named links exists any more, or with
 // ctx's error when ctx ends first.
 func (w *LinkWatcher) WaitGone(ctx context.Context, names ...string) error {
+	g := w.Expect(names...)
+	defer g.Close()
+	return g.Wait(ctx)
+}
+
+// Gone is a registered wait for links to disappear (see Expect).
+type Gone struct {
+	w          *LinkWatcher
+	names      []string
+	gw         *goneWaiter
+	subscribed bool
+	closeOnce  sync.Once
+}
+
+// Expect starts watching for the named links to disappear, before the
+// caller deletes them, so that no event is missed and Wait needs no lookup.
+// Close releases the watch.
+func (w *LinkWatcher) Expect(names ...string) *Gone {
+	g := &Gone{w: w, names: names, gw: &goneWaiter{done: make(chan struct{})}}
 	if len(names) == 0 {
+		close(g.gw.done)
+		return g
+	}
+	g.subscribed = w.register(g.gw, names)
+	return g
+}
+
+// Done is closed once every name is gone (as far as events and lookups
+// have told).
+func (g *Gone) Done() <-chan struct{} { return g.gw.done }
+
+// Close stops watching. It may be called more than once.
+func (g *Gone) Close() {
+	if len(g.names) == 0 {
+		return
+	}
+	g.closeOnce.Do(func() { g.w.unregister(g.gw, g.names) })
+}
+
+// Wait returns when none of the names exists any more, or with ctx's
+// error when ctx ends first.
+func (g *Gone) Wait(ctx context.Context) error {
+	if len(g.names) == 0 {
 		return nil
 	}
-	gw := &goneWaiter{done: make(chan struct{})}
-	subscribed := w.register(gw, names)
-	defer w.unregister(gw, names)
-
 	next := firstCheck
-	if !subscribed {
+	if !g.subscribed {
 		next = 0
 	}
 	timer := time.NewTimer(next)
 	defer timer.Stop()
 	for {
 		select {
-		case <-gw.done:
+		case <-g.gw.done:
 			return nil
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for links %v to disappear: %w", w.remaining(names), ctx.Err())
+			return fmt.Errorf("waiting for links %v to disappear: %w", g.w.remaining(g.names), ctx.Err())
 		case <-timer.C:
-			w.recheck(names)
-			if subscribed {
+			g.w.recheck(g.names)
+			if g.subscribed {
 				timer.Reset(safetyInterval)
 			} else {
 				timer.Reset(pollInterval)

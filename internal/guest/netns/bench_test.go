@@ -14,8 +14,11 @@ import (
 )
 
 // benchWorkers matches the engine's default pool on a 2-core host
-// (max(8, 4×CPUs)).
-const benchWorkers = 8
+// (max(8, 4×CPUs)) for up, destroyWorkers its pool for down.
+const (
+	benchWorkers   = 8
+	destroyWorkers = 64
+)
 
 // BenchmarkUp brings N guests up on one bridge, with the driver (through
 // a worker pool like the engine's) and with the ip -batch yardstick.
@@ -117,7 +120,7 @@ func variants(p benchbase.Plan) map[string]upDown {
 				})
 			},
 			down: func(ctx context.Context) error {
-				return forEach(ctx, benchWorkers, len(st.Guests), func(ctx context.Context, i int) error {
+				return forEach(ctx, destroyWorkers, len(st.Guests), func(ctx context.Context, i int) error {
 					return d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[i], log)
 				})
 			},

@@ -39,6 +39,7 @@ type Options struct {
 type Driver struct {
 	destroyTimeout time.Duration
 	links          *netplumb.LinkWatcher
+	reaper         vethReaper
 	procs          procScanner
 
 	runDirMu    sync.Mutex
@@ -52,7 +53,8 @@ func New(opts Options) *Driver {
 	if opts.DestroyTimeout <= 0 {
 		opts.DestroyTimeout = 10 * time.Second
 	}
-	return &Driver{destroyTimeout: opts.DestroyTimeout, links: netplumb.NewLinkWatcher()}
+	links := netplumb.NewLinkWatcher()
+	return &Driver{destroyTimeout: opts.DestroyTimeout, links: links, reaper: vethReaper{links: links}}
 }
 
 // Kind is "netns".
@@ -81,29 +83,15 @@ func inventory(ns string, g *topology.Guest) (mounted bool, veths []string, err 
 		return false, nil, err
 	}
 	for _, ifc := range g.Interfaces {
-		ok, err := vethExists(ifc.HostName)
+		idx, err := vethIndex(ifc.HostName)
 		if err != nil {
 			return false, nil, err
 		}
-		if ok {
+		if idx > 0 {
 			veths = append(veths, ifc.HostName)
 		}
 	}
 	return mounted, veths, nil
-}
-
-// vethExists reports whether name is a veth. Links of other kinds are not
-// ours even when the name matches, and are never deleted.
-func vethExists(name string) (bool, error) {
-	link, err := netlink.LinkByName(name)
-	var nf netlink.LinkNotFoundError
-	if errors.As(err, &nf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("look up %s: %w", name, err)
-	}
-	return link.Type() == "veth", nil
 }
 
 // plannedIface is an interface with its settings parsed.
@@ -173,10 +161,9 @@ func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) 
 	if mounted && len(veths) == len(g.Interfaces) {
 		return fmt.Errorf("guest %s: namespace %s: %w", g.Name, ns, fs.ErrExist)
 	}
-	_, guestIfaces := interfaceNames(g.Interfaces)
 	if mounted || len(veths) > 0 {
 		log.Printf("netns %s: removing remnants of an earlier run", ns)
-		if err := d.teardown(ctx, ns, veths, guestIfaces, log); err != nil {
+		if err := d.teardown(ctx, ns, veths, log); err != nil {
 			return fmt.Errorf("guest %s: remove remnants: %w", g.Name, err)
 		}
 	}
@@ -198,7 +185,7 @@ func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) 
 		if err != nil {
 			// Only what this call made: a link that was in the way
 			// stays, and is not waited for.
-			if terr := d.teardown(context.WithoutCancel(ctx), ns, made, guestIfaces, log); terr != nil {
+			if terr := d.teardown(context.WithoutCancel(ctx), ns, made, log); terr != nil {
 				err = errors.Join(err, fmt.Errorf("undo: %w", terr))
 			}
 		}
@@ -266,101 +253,181 @@ func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.
 	if err != nil {
 		return err
 	}
-	hostVeths, guestIfaces := interfaceNames(g.Interfaces)
-	if err := d.teardown(ctx, ns, hostVeths, guestIfaces, log); err != nil {
+	if err := d.teardown(ctx, ns, hostVethNames(g.Interfaces), log); err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	return nil
 }
 
-func interfaceNames(ifaces []topology.Interface) (hostVeths, guestIfaces []string) {
+func hostVethNames(ifaces []topology.Interface) []string {
+	names := make([]string, 0, len(ifaces))
 	for _, ifc := range ifaces {
-		hostVeths = append(hostVeths, ifc.HostName)
-		guestIfaces = append(guestIfaces, ifc.Name)
+		names = append(names, ifc.HostName)
 	}
-	return hostVeths, guestIfaces
+	return names
 }
 
 // teardown removes the namespace ns and the veth pairs whose host ends are
-// hostVeths and whose guest ends are guestIfaces, and returns once the host
-// ends are gone.
-func (d *Driver) teardown(ctx context.Context, ns string, hostVeths, guestIfaces []string, log actlog.Log) error {
+// hostVeths, and returns once the host ends are gone.
+func (d *Driver) teardown(ctx context.Context, ns string, hostVeths []string, log actlog.Log) error {
+	// Without users the kernel frees a namespace in the background, and
+	// its veths with it, but slowly (see vethReaper): the pairs are
+	// deleted from the host side, starting now, while the namespace is
+	// cleared. Processes still inside do not keep a veth alive.
+	del, err := d.deleteVeths(hostVeths)
+	if err != nil {
+		return err
+	}
+	defer del.close()
+	nsfd, err := d.removeNamespace(ctx, ns, log)
+	if err != nil {
+		return err
+	}
+	err = del.wait(ctx, ns, d.destroyTimeout, log)
+	d.reaper.hold(nsfd)
+	return err
+}
+
+// removeNamespace unmounts the namespace ns and kills the processes in it.
+// It returns a descriptor of the namespace (or -1 if none was mounted),
+// which keeps the kernel from freeing it until closed.
+func (d *Driver) removeNamespace(ctx context.Context, ns string, log actlog.Log) (nsfd int, err error) {
 	path := netnsPath(ns)
 	mounted, err := netnsMounted(path)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	if !mounted {
-		// Nothing to free: remove a stale mount point and veths whose
-		// namespace is gone from /run/netns.
-		if err := removeNetns(path); err != nil {
-			return err
-		}
-		return deleteVeths(hostVeths)
+		// At most a stale mount point of an interrupted earlier run.
+		return -1, removeNetns(path)
 	}
-
-	id, err := netnsID(path)
+	nsfd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return -1, fmt.Errorf("open %s: %w", path, err)
 	}
-	// A socket inside the namespace outlives the unmount, so the guest
-	// ends can be deleted there, by names no other guest's links share.
-	sock, serr := routeSocketIn(path)
+	defer func() {
+		if err != nil {
+			unix.Close(nsfd)
+			nsfd = -1
+		}
+	}()
+	var st unix.Stat_t
+	if err := unix.Fstat(nsfd, &st); err != nil {
+		return -1, fmt.Errorf("stat %s: %w", path, err)
+	}
+	id := nsID(st.Ino)
 	// Unmount first: from then on no process can join the namespace by
 	// name, so the processes found below are all there will be (plus
 	// their children, which the rescans catch).
 	if err := removeNetns(path); err != nil {
-		if sock != nil {
-			sock.Close()
-		}
-		return err
+		return -1, err
 	}
 	killed, err := d.procs.killMembers(ctx, id)
 	if killed > 0 {
 		log.Printf("netns %s: killed %d processes still running inside", ns, killed)
 	}
 	if err != nil {
-		if sock != nil {
-			sock.Close()
+		return -1, fmt.Errorf("stop processes in %s: %w", ns, err)
+	}
+	return nsfd, nil
+}
+
+// vethDeletion is the deletion of one guest's veths, under way.
+type vethDeletion struct {
+	present []string // host ends that were there
+	gone    *netplumb.Gone
+	result  <-chan error
+}
+
+// deleteVeths starts deleting those of names that are veths (which takes
+// their peers with them).
+func (d *Driver) deleteVeths(names []string) (*vethDeletion, error) {
+	var (
+		indexes []int
+		del     vethDeletion
+	)
+	for _, n := range names {
+		idx, err := vethIndex(n)
+		if err != nil {
+			return nil, err
 		}
-		return fmt.Errorf("stop processes in %s: %w", ns, err)
+		if idx > 0 {
+			indexes = append(indexes, idx)
+			del.present = append(del.present, n)
+		}
 	}
-	// Without users the kernel frees a namespace, veths included, in the
-	// background, but one batch at a time, each waiting for RCU grace
-	// periods: with a bounded pool of Destroys in flight that serialises
-	// to tens of milliseconds per handful of guests. Deleting the pairs
-	// ourselves takes them out of the host at once; the request returns
-	// only after an RCU barrier, much later, so it runs in the background
-	// while we wait for the host ends to vanish.
-	if serr == nil {
-		go deleteLinksIn(sock, guestIfaces)
+	if len(indexes) == 0 {
+		return &del, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, d.destroyTimeout)
+	// Watch before deleting, so no event is missed.
+	del.gone = d.links.Expect(del.present...)
+	del.result = d.reaper.reap(indexes, del.gone)
+	return &del, nil
+}
+
+func (v *vethDeletion) close() {
+	if v.gone != nil {
+		v.gone.Close()
+	}
+}
+
+// wait returns once the veths are gone. If the batched deletion failed, or
+// they are still there after timeout, it deletes them one by one.
+func (v *vethDeletion) wait(ctx context.Context, ns string, timeout time.Duration, log actlog.Log) error {
+	if v.gone == nil {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	werr := d.links.WaitGone(wctx, hostVeths...)
+	var werr error
+	select {
+	case <-v.gone.Done():
+		return nil
+	case err := <-v.result:
+		if err == nil {
+			// The request returns after the kernel has removed them;
+			// make sure of it.
+			werr = v.gone.Wait(wctx)
+		} else {
+			werr = err
+		}
+	case <-wctx.Done():
+		werr = v.gone.Wait(wctx)
+	}
 	if werr == nil {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return werr
 	}
-	log.Printf("netns %s: host ends %v still there after %s (their guest ends were not in the namespace?); deleting them",
-		ns, hostVeths, d.destroyTimeout)
-	return deleteVeths(hostVeths)
-}
-
-// deleteVeths deletes those of names that are veths (which takes their
-// peers with them).
-func deleteVeths(names []string) error {
+	log.Printf("netns %s: host ends %v not deleted in a batch (%v); deleting them one by one", ns, v.present, werr)
 	var errs []error
-	for _, n := range names {
-		ok, err := vethExists(n)
-		if err == nil && ok {
+	for _, n := range v.present {
+		idx, err := vethIndex(n)
+		if err == nil && idx > 0 {
 			err = netplumb.DeleteLink(n)
 		}
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// vethIndex returns the index of the veth called name, or 0 when there is
+// none. Links of other kinds are not ours even when the name matches, and
+// are never deleted.
+func vethIndex(name string) (int, error) {
+	link, err := netlink.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up %s: %w", name, err)
+	}
+	if link.Type() != "veth" {
+		return 0, nil
+	}
+	return link.Attrs().Index, nil
 }
 
 func (d *Driver) ensureRunDir() error {

@@ -28,6 +28,12 @@ import (
 // removes both at cleanup.
 func upBridge(t testing.TB, p benchbase.Plan) {
 	t.Helper()
+	if len(p.Bridges) > 0 {
+		for _, br := range p.Bridges {
+			upBridge(t, benchbase.Plan{Prefix: p.Prefix, Bridge: br, N: p.N})
+		}
+		return
+	}
 	ctx := context.Background()
 	if err := netplumb.EnsureBridge(ctx, p.Bridge); err != nil {
 		t.Fatal(err)

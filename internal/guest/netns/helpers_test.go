@@ -18,7 +18,12 @@ func stateFor(p benchbase.Plan) *topology.State {
 		Deployment: "test-" + p.Prefix,
 		Prefix:     p.Prefix,
 		Hosts:      []topology.Host{{Name: "local", Main: true}},
-		Switches:   []topology.Switch{{Name: "lan", Subnet: "10.123.0.0/16", Bridge: p.Bridge}},
+	}
+	if len(p.Bridges) == 0 {
+		st.Switches = []topology.Switch{{Name: "lan", Subnet: "10.123.0.0/16", Bridge: p.Bridge}}
+	}
+	for k, br := range p.Bridges {
+		st.Switches = append(st.Switches, topology.Switch{Name: fmt.Sprintf("lan%d", k), Subnet: "10.123.0.0/16", Bridge: br})
 	}
 	for i := range p.N {
 		st.Guests = append(st.Guests, topology.Guest{
@@ -26,8 +31,8 @@ func stateFor(p benchbase.Plan) *topology.State {
 			Kind: topology.KindNetns,
 			Host: "local",
 			Interfaces: []topology.Interface{{
-				Switch:   "lan",
-				Bridge:   p.Bridge,
+				Switch:   st.Switches[i%len(st.Switches)].Name,
+				Bridge:   p.BridgeOf(i),
 				Name:     benchbase.GuestIface,
 				HostName: p.HostVeth(i),
 				Address:  p.Address(i),

@@ -8,7 +8,6 @@ import (
 	"runtime"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -182,41 +181,3 @@ func removeNetns(path string) error {
 }
 
 func netnsPath(name string) string { return filepath.Join(runDir, name) }
-
-// routeSocketIn opens a route netlink socket inside the namespace mounted
-// at path. It keeps the namespace alive until closed.
-func routeSocketIn(path string) (*nl.NetlinkSocket, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	var sock *nl.NetlinkSocket
-	err = onGuestThread(
-		func() error { return unix.Setns(fd, unix.CLONE_NEWNET) },
-		func() error {
-			var err error
-			sock, err = nl.Subscribe(unix.NETLINK_ROUTE) // no groups: a plain socket
-			return err
-		})
-	if err != nil && sock != nil {
-		sock.Close()
-		sock = nil
-	}
-	return sock, err
-}
-
-// deleteLinksIn deletes the links called names in the namespace of sock,
-// by name (no lookups first), and closes sock. Errors are of no interest:
-// the caller watches for the result.
-func deleteLinksIn(sock *nl.NetlinkSocket, names []string) {
-	defer sock.Close()
-	sockets := map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: sock}}
-	for _, name := range names {
-		req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
-		req.Sockets = sockets
-		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
-		_, _ = req.Execute(unix.NETLINK_ROUTE, 0)
-	}
-}
