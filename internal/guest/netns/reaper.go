@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
@@ -191,13 +192,26 @@ func deleteGroup(indexes []int) error {
 	return nil
 }
 
-// freshGroup picks a link group for one batch. Links are in group 0
-// unless someone set another; a random one from the upper half of the
-// 32-bit range is, in practice, nobody else's.
+// freshGroup picks a link group for one batch: a random one from the upper
+// half of the 32-bit range that no link of this namespace is in (links are
+// in group 0 unless someone set another), so the delete by group takes only
+// the links this batch put there.
 func freshGroup() (uint32, error) {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	used := map[uint32]bool{}
+	links, err := netlink.LinkList()
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return 0, fmt.Errorf("pick a link group: %w", err)
 	}
-	return binary.LittleEndian.Uint32(b[:]) | 1<<31, nil
+	for _, l := range links {
+		used[l.Attrs().Group] = true
+	}
+	for {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("pick a link group: %w", err)
+		}
+		if g := binary.LittleEndian.Uint32(b[:]) | 1<<31; !used[g] {
+			return g, nil
+		}
+	}
 }
