@@ -30,6 +30,18 @@ import (
 const (
 	hostKeyMarker = "TESTBEDOS-GUEST-HOSTKEY"
 	errorMarker   = "TESTBEDOS-GUEST-ERROR"
+	// readyMarker: the guest's SSH server listens now.
+	readyMarker = "TESTBEDOS-GUEST-READY"
+)
+
+// Readiness polling: the console is cheap to read, a dial to a guest that
+// is not up yet costs the kernel's neighbour discovery (about 3 s) unless
+// cut short. Before the console says ready, dials are short and spaced;
+// once it does, the next dial goes at once and may take its time.
+const (
+	consolePoll      = 50 * time.Millisecond
+	earlyDialEvery   = time.Second
+	earlyDialTimeout = time.Second
 )
 
 // sshUser is who the server logs in as.
@@ -80,7 +92,7 @@ func (d *Driver) Dial(ctx context.Context, dep guest.Deployment, g *topology.Gue
 	if err != nil {
 		return nil, err
 	}
-	return dialGuest(ctx, g, p, key.Signer)
+	return dialGuest(ctx, g, p, key.Signer, 0)
 }
 
 // dialAddr is sshAddr with the bridge's current interface index as the
@@ -102,7 +114,15 @@ func dialAddr(g *topology.Guest) (string, error) {
 	return net.JoinHostPort(ll.WithZone(strconv.Itoa(br.Index)).String(), "22"), nil
 }
 
-func dialGuest(ctx context.Context, g *topology.Guest, p paths, signer ssh.Signer) (*ssh.Client, error) {
+// handshakeTimeout bounds an SSH handshake.
+const handshakeTimeout = 5 * time.Second
+
+// dialGuest logs in to the guest; connectTimeout bounds the TCP connect (0:
+// as long as the handshake), handshakeTimeout the rest.
+func dialGuest(ctx context.Context, g *topology.Guest, p paths, signer ssh.Signer, connectTimeout time.Duration) (*ssh.Client, error) {
+	if connectTimeout == 0 {
+		connectTimeout = handshakeTimeout
+	}
 	addr, err := dialAddr(g)
 	if err != nil {
 		return nil, err
@@ -112,18 +132,20 @@ func dialGuest(ctx context.Context, g *topology.Guest, p paths, signer ssh.Signe
 		User:            sshUser,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: hostKeyCallback(g, p),
-		Timeout:         5 * time.Second,
+		Timeout:         handshakeTimeout,
 	}
 	if pinned != nil {
 		cfg.HostKeyAlgorithms = []string{pinned.Type()}
 	}
-	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
+	cctx, cancelConnect := context.WithTimeout(ctx, connectTimeout)
 	var dialer net.Dialer
-	conn, err := dialer.DialContext(dctx, "tcp", addr)
+	conn, err := dialer.DialContext(cctx, "tcp", addr)
+	cancelConnect()
 	if err != nil {
 		return nil, err
 	}
+	dctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
 	// The handshake is bounded too, and ends with ctx.
 	stop := context.AfterFunc(dctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
@@ -229,18 +251,40 @@ func (d *Driver) waitReady(ctx context.Context, s *session, dep guest.Deployment
 	ctx, cancel := context.WithTimeoutCause(ctx, d.opts.ReadyTimeout,
 		fmt.Errorf("not reachable over SSH at %s within %s", sshAddr(g), d.opts.ReadyTimeout))
 	defer cancel()
-	var last error
-	for attempt := 0; ; attempt++ {
-		c, err := dialGuest(ctx, g, p, key.Signer)
-		if err == nil {
-			return c, nil
-		}
-		last = err
+	var (
+		last       error
+		lastDial   time.Time
+		dialedLate bool // dialed since the console said ready
+		lastState  time.Time
+	)
+	for {
 		out, _ := os.ReadFile(p.console)
 		if msg := consoleTrouble(out); msg != "" {
 			return nil, fmt.Errorf("guest %s failed to boot: %s\nconsole (%s):\n%s", g.Name, msg, p.console, tail(out, 2000))
 		}
-		if attempt%4 == 3 {
+		ready := bytes.Contains(out, []byte(readyMarker))
+		switch {
+		case ready && !dialedLate:
+			dialedLate, lastDial = true, time.Now()
+			c, err := dialGuest(ctx, g, p, key.Signer, 0)
+			if err == nil {
+				return c, nil
+			}
+			last = err
+		case time.Since(lastDial) >= earlyDialEvery:
+			lastDial = time.Now()
+			timeout := earlyDialTimeout
+			if ready {
+				timeout = 0 // a ready guest's neighbour entry may take a while
+			}
+			c, err := dialGuest(ctx, g, p, key.Signer, timeout)
+			if err == nil {
+				return c, nil
+			}
+			last = err
+		}
+		if time.Since(lastState) >= 2*time.Second {
+			lastState = time.Now()
 			state, _, err := s.DomainGetState(dom, 0)
 			if err == nil && golibvirt.DomainState(state) != golibvirt.DomainRunning {
 				return nil, fmt.Errorf("guest %s stopped while booting (domain state %s)\nconsole (%s):\n%s", g.Name, golibvirt.DomainState(state), p.console, tail(out, 2000))
@@ -252,7 +296,7 @@ func (d *Driver) waitReady(ctx context.Context, s *session, dep guest.Deployment
 				return nil, fmt.Errorf("guest %s %w (last error: %v)\nconsole (%s):\n%s", g.Name, cause, last, p.console, tail(out, 2000))
 			}
 			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(consolePoll):
 		}
 	}
 }
