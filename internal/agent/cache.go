@@ -33,7 +33,6 @@ func validHash(h string) bool {
 	return err == nil && h == strings.ToLower(h)
 }
 
-
 // path is where the file of hash lives.
 func (c fileCache) path(hash string) string { return filepath.Join(c.dir, hash) }
 

@@ -67,7 +67,7 @@ type records struct {
 }
 
 func (r *records) deploymentPath(name string) string { return filepath.Join(r.dir, name+".json") }
-func (r *records) networkPath() string              { return filepath.Join(r.dir, "_network.json") }
+func (r *records) networkPath() string               { return filepath.Join(r.dir, "_network.json") }
 
 func readJSON(path string, v any) error {
 	data, err := os.ReadFile(path)
