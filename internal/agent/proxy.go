@@ -29,8 +29,8 @@ var _ guest.Driver = (*proxyDriver)(nil)
 // Kind implements guest.Driver.
 func (p *proxyDriver) Kind() string { return p.kind }
 
-// Capabilities implements guest.Driver. Snapshots and artefacts of guests
-// on client hosts are not proxied yet, so none are claimed.
+// Capabilities implements guest.Driver: snapshots as the client's driver
+// has them; artefacts never (not proxied).
 func (p *proxyDriver) Capabilities() guest.Capabilities { return p.caps }
 
 // Exists implements guest.Driver.

@@ -103,13 +103,14 @@ func (h *RemoteHost) Driver(kind string) (guest.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := caps.Kinds[kind]; !ok {
+	c, ok := caps.Kinds[kind]
+	if !ok {
 		kinds := sortedKeys(caps.Kinds)
 		return nil, fmt.Errorf("host %s has no driver for guest kind %q (have %v)", h.Name(), kind, kinds)
 	}
-	// The proxy serves no optional interface (snapshots, artefacts) yet,
-	// so it claims none of the remote driver's.
-	return &proxyDriver{h: h, kind: kind, caps: guest.Capabilities{}}, nil
+	// Snapshots are proxied; artefacts are not (they would have to be
+	// written on the client at generate-artefacts), so they are not claimed.
+	return &proxyDriver{h: h, kind: kind, caps: guest.Capabilities{Snapshots: c.Snapshots}}, nil
 }
 
 func (h *RemoteHost) capabilities(ctx context.Context) (*Capabilities, error) {
@@ -189,7 +190,12 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 // callJSON makes a short call with a JSON body (nil: none) and decodes a
 // JSON answer into out (nil: ignored).
 func (h *RemoteHost) callJSON(ctx context.Context, method, path string, in, out any) error {
-	ctx, cancel := withTimeout(ctx, h.opts.Timeout)
+	return h.callJSONWithin(ctx, h.opts.Timeout, method, path, in, out)
+}
+
+// callJSONWithin is callJSON bounded by timeout.
+func (h *RemoteHost) callJSONWithin(ctx context.Context, timeout time.Duration, method, path string, in, out any) error {
+	ctx, cancel := withTimeout(ctx, timeout)
 	defer cancel()
 	var body io.Reader
 	size := int64(-1)

@@ -70,6 +70,7 @@ func Handler(opts Options) http.Handler {
 	route("POST /api/agent/firewall/{name}", s.allowBridge)
 	route("DELETE /api/agent/firewall/{name}", s.removeBridge)
 	route("POST /api/agent/guests/{op}", s.guestCall)
+	route("POST /api/agent/snapshots/{op}", s.snapshotCall)
 	route("HEAD /api/agent/files/{sha256}", s.hasFile)
 	route("PUT /api/agent/files/{sha256}", s.putFile)
 	route("GET /api/agent/deployed/{deployment}", s.deployed)
@@ -112,6 +113,8 @@ func (s *server) errors(h func(http.ResponseWriter, *http.Request) error) http.H
 			status = http.StatusNotFound
 		case errors.Is(err, ErrBadHash):
 			status = http.StatusBadRequest
+		case errors.Is(err, guest.ErrNoSnapshot):
+			status = http.StatusNotFound
 		}
 		if status >= 500 {
 			s.opts.Logger.Error("agent call failed", "method", r.Method, "path", r.URL.Path, "err", err)
