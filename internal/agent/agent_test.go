@@ -162,6 +162,9 @@ func TestEngineDrivesClientHost(t *testing.T) {
 	if n := calls.get("PUT files"); n != 1 {
 		t.Errorf("first up sent the script %d times, want 1 (two guests share it)", n)
 	}
+	if names, err := remote.Deployments(ctx); err != nil || len(names) != 1 || names[0] != name {
+		t.Errorf("client's deployments: %v, %v; want [%s]", names, err, name)
+	}
 	rec, err := remote.Deployed(ctx, name)
 	if err != nil {
 		t.Fatal(err)
@@ -205,6 +208,9 @@ func TestEngineDrivesClientHost(t *testing.T) {
 	assertRecordEmpty(t, remote, name)
 	if !strings.Contains(log.Text(), "[host2] guest a: removed") {
 		t.Errorf("clean's lines are not in the log with the host's prefix:\n%s", log.Text())
+	}
+	if names, err := remote.Deployments(ctx); err != nil || len(names) != 0 {
+		t.Errorf("client's deployments after clean: %v, %v", names, err)
 	}
 	entries, _ := os.ReadDir(filepath.Join(clientData, "agent"))
 	for _, en := range entries {

@@ -231,6 +231,18 @@ func (r *records) deploymentNames() ([]string, error) {
 	return out, nil
 }
 
+// names lists the deployments with a record, sorted.
+func (r *records) names() ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names, err := r.deploymentNames()
+	sort.Strings(names)
+	if names == nil {
+		names = []string{}
+	}
+	return names, err
+}
+
 // deployed is the record of deployment name as the API shows it.
 func (r *records) deployed(name string) (*Deployed, error) {
 	r.mu.Lock()

@@ -143,6 +143,16 @@ func (h *RemoteHost) Deployed(ctx context.Context, deployment string) (*Deployed
 	return &out, nil
 }
 
+// Deployments lists the deployments the client host has a record of (to
+// clean those the main no longer knows, after it comes back).
+func (h *RemoteHost) Deployments(ctx context.Context) ([]string, error) {
+	var out struct {
+		Deployments []string `json:"deployments"`
+	}
+	err := h.callJSON(ctx, http.MethodGet, "deployed", nil, &out)
+	return out.Deployments, err
+}
+
 // Clean makes the client host remove everything its own record holds for
 // deployment; its lines go into log prefixed with the host's name.
 func (h *RemoteHost) Clean(ctx context.Context, deployment string, log actlog.Log) error {

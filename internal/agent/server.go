@@ -73,6 +73,7 @@ func Handler(opts Options) http.Handler {
 	route("POST /api/agent/snapshots/{op}", s.snapshotCall)
 	route("HEAD /api/agent/files/{sha256}", s.hasFile)
 	route("PUT /api/agent/files/{sha256}", s.putFile)
+	route("GET /api/agent/deployed", s.deployments)
 	route("GET /api/agent/deployed/{deployment}", s.deployed)
 	route("POST /api/agent/deployed/{deployment}/clean", s.clean)
 	return mux
@@ -308,5 +309,16 @@ func (s *server) deployed(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeAnswer(w, http.StatusOK, d)
+	return nil
+}
+
+// deployments serves GET /api/agent/deployed: the deployments this host has
+// a record of, sorted.
+func (s *server) deployments(w http.ResponseWriter, r *http.Request) error {
+	names, err := s.rec.names()
+	if err != nil {
+		return err
+	}
+	writeAnswer(w, http.StatusOK, map[string][]string{"deployments": names})
 	return nil
 }

@@ -174,6 +174,11 @@ func TestScriptOutputAndErrors(t *testing.T) {
 	if len(f.drv.scripts) != 1 || f.drv.scripts[0] != "#!/bin/sh\necho hi\n" {
 		t.Errorf("client ran %q", f.drv.scripts)
 	}
+	// Path on the main answers where the client keeps the file.
+	p, err := dep.Files.Path(context.Background(), "s.sh")
+	if err != nil || filepath.Dir(p) != filepath.Join(f.data, "cache", "files") {
+		t.Errorf("client-side path %q, %v; want in the client's cache", p, err)
+	}
 
 	// A file outside the project folder is refused on the main, with the
 	// sentinel, before anything is sent.
