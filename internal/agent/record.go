@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -59,12 +61,24 @@ type networkFile struct {
 }
 
 // records keeps the client's own record under <data>/agent: one file per
-// deployment (<deployment>.json) and _network.json. Every change is written
-// with atomicfile before it is answered.
+// deployment (<deployment>.json) and _network.json, read once and then kept
+// in memory. Every change is on disk before it is answered; changes made
+// while a write is under way share the next write (group commit), so
+// concurrent guest calls do not queue one fsync each.
 type records struct {
 	dir string
-	mu  sync.Mutex
+
+	mu     sync.Mutex // guards the fields below
+	loaded bool
+	deps   map[string]*deploymentFile
+	net    *networkFile
+	gen    map[string]uint64 // edits so far, by file ("" = network)
+	saved  map[string]uint64 // edits on disk, by file
+
+	writeMu sync.Mutex // one writer at a time
 }
+
+func newRecords(dir string) *records { return &records{dir: dir} }
 
 func (r *records) deploymentPath(name string) string { return filepath.Join(r.dir, name+".json") }
 func (r *records) networkPath() string               { return filepath.Join(r.dir, "_network.json") }
@@ -83,75 +97,144 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-func writeJSON(dir, path string, v any) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// load reads every record file once; the caller holds mu.
+func (r *records) load() error {
+	if r.loaded {
+		return nil
+	}
+	deps := map[string]*deploymentFile{}
+	entries, err := os.ReadDir(r.dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	for _, e := range entries {
+		n := e.Name()
+		name, ok := strings.CutSuffix(n, ".json")
+		if !e.Type().IsRegular() || !ok || !api.ValidName(name) {
+			continue
+		}
+		f := &deploymentFile{}
+		if err := readJSON(filepath.Join(r.dir, n), f); err != nil {
+			return err
+		}
+		f.Deployment = name
+		if f.Guests == nil {
+			f.Guests = map[string]DeployedGuest{}
+		}
+		deps[name] = f
+	}
+	net := &networkFile{}
+	if err := readJSON(r.networkPath(), net); err != nil {
 		return err
 	}
-	return atomicfile.Write(path, append(data, '\n'), 0o600)
+	if net.Bridges == nil {
+		net.Bridges = map[string]DeployedBridge{}
+	}
+	r.deps, r.net, r.loaded = deps, net, true
+	r.gen, r.saved = map[string]uint64{}, map[string]uint64{}
+	return nil
 }
 
-func (r *records) loadDeployment(name string) (*deploymentFile, error) {
-	f := &deploymentFile{Deployment: name}
-	if err := readJSON(r.deploymentPath(name), f); err != nil {
-		return nil, err
+// dep returns the in-memory record of deployment name, made when missing;
+// the caller holds mu.
+func (r *records) dep(name string) *deploymentFile {
+	f := r.deps[name]
+	if f == nil {
+		f = &deploymentFile{Deployment: name, Guests: map[string]DeployedGuest{}}
+		r.deps[name] = f
 	}
-	if f.Guests == nil {
-		f.Guests = map[string]DeployedGuest{}
-	}
-	return f, nil
+	return f
 }
 
-func (r *records) saveDeployment(f *deploymentFile) error {
-	if len(f.Guests) == 0 && len(f.Bridges) == 0 {
-		return atomicfile.Remove(r.deploymentPath(f.Deployment))
-	}
-	return writeJSON(r.dir, r.deploymentPath(f.Deployment), f)
-}
-
-func (r *records) loadNetwork() (*networkFile, error) {
-	n := &networkFile{}
-	if err := readJSON(r.networkPath(), n); err != nil {
-		return nil, err
-	}
-	if n.Bridges == nil {
-		n.Bridges = map[string]DeployedBridge{}
-	}
-	return n, nil
-}
-
-func (r *records) saveNetwork(n *networkFile) error {
-	if len(n.Bridges) == 0 {
-		return atomicfile.Remove(r.networkPath())
-	}
-	return writeJSON(r.dir, r.networkPath(), n)
-}
-
-// editDeployment changes the record of deployment name under the lock.
-func (r *records) editDeployment(name string, edit func(*deploymentFile)) error {
+// edit changes the in-memory record under the lock and writes the files it
+// touched (keys: deployment names, "" for the network) before returning.
+func (r *records) edit(fn func() []string) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	f, err := r.loadDeployment(name)
-	if err != nil {
+	if err := r.load(); err != nil {
+		r.mu.Unlock()
 		return err
 	}
-	edit(f)
-	return r.saveDeployment(f)
+	keys := fn()
+	want := map[string]uint64{}
+	for _, k := range keys {
+		r.gen[k]++
+		want[k] = r.gen[k]
+	}
+	r.mu.Unlock()
+	for k, g := range want {
+		if err := r.flush(k, g); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// editNetwork changes the bridge record under the lock.
-func (r *records) editNetwork(edit func(*networkFile)) error {
+// flush makes sure edit number g of file key is on disk: a write that began
+// after it covers it too.
+func (r *records) flush(key string, g uint64) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	n, err := r.loadNetwork()
+	if r.saved[key] >= g {
+		r.mu.Unlock()
+		return nil
+	}
+	now := r.gen[key]
+	var (
+		path string
+		v    any
+		keep bool
+	)
+	if key == "" {
+		path, keep = r.networkPath(), len(r.net.Bridges) > 0
+		v = r.net
+	} else {
+		f := r.deps[key]
+		path, keep = r.deploymentPath(key), f != nil && (len(f.Guests) > 0 || len(f.Bridges) > 0)
+		v = f
+		if !keep {
+			delete(r.deps, key)
+		}
+	}
+	var data []byte
+	var err error
+	if keep {
+		data, err = json.MarshalIndent(v, "", "  ")
+	}
+	r.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	edit(n)
-	return r.saveNetwork(n)
+	if keep {
+		if err = os.MkdirAll(r.dir, 0o700); err == nil {
+			err = atomicfile.Write(path, append(data, '\n'), 0o600)
+		}
+	} else {
+		err = atomicfile.Remove(path)
+	}
+	if err != nil {
+		return fmt.Errorf("agent record: %w", err)
+	}
+	r.mu.Lock()
+	r.saved[key] = now
+	r.mu.Unlock()
+	return nil
+}
+
+// editDeployment changes the record of deployment name.
+func (r *records) editDeployment(name string, fn func(*deploymentFile)) error {
+	return r.edit(func() []string {
+		fn(r.dep(name))
+		return []string{name}
+	})
+}
+
+// editNetwork changes the bridge record.
+func (r *records) editNetwork(fn func(*networkFile)) error {
+	return r.edit(func() []string {
+		fn(r.net)
+		return []string{""}
+	})
 }
 
 // guestStarting records g as being made for deployment, with the bridges
@@ -188,76 +271,53 @@ func (r *records) guestGone(deployment, name string) error {
 
 // bridgeGone forgets a deleted bridge everywhere.
 func (r *records) bridgeGone(name string) error {
-	if err := r.editNetwork(func(n *networkFile) { delete(n.Bridges, name) }); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	names, err := r.deploymentNames()
-	if err != nil {
-		return err
-	}
-	for _, d := range names {
-		f, err := r.loadDeployment(d)
-		if err != nil {
-			return err
-		}
-		if i := sort.SearchStrings(f.Bridges, name); i < len(f.Bridges) && f.Bridges[i] == name {
-			f.Bridges = append(f.Bridges[:i], f.Bridges[i+1:]...)
-			if err := r.saveDeployment(f); err != nil {
-				return err
+	return r.edit(func() []string {
+		delete(r.net.Bridges, name)
+		keys := []string{""}
+		for d, f := range r.deps {
+			if i := sort.SearchStrings(f.Bridges, name); i < len(f.Bridges) && f.Bridges[i] == name {
+				f.Bridges = append(f.Bridges[:i], f.Bridges[i+1:]...)
+				keys = append(keys, d)
 			}
 		}
-	}
-	return nil
-}
-
-// deploymentNames lists the deployments with a record; the caller holds mu.
-func (r *records) deploymentNames() ([]string, error) {
-	entries, err := os.ReadDir(r.dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		n := e.Name()
-		if e.Type().IsRegular() && filepath.Ext(n) == ".json" && n[0] != '_' && n[0] != '.' {
-			out = append(out, n[:len(n)-len(".json")])
-		}
-	}
-	return out, nil
+		return keys
+	})
 }
 
 // names lists the deployments with a record, sorted.
 func (r *records) names() ([]string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	names, err := r.deploymentNames()
-	sort.Strings(names)
-	if names == nil {
-		names = []string{}
+	if err := r.load(); err != nil {
+		return nil, err
 	}
-	return names, err
+	names := []string{}
+	for d, f := range r.deps {
+		if len(f.Guests) > 0 || len(f.Bridges) > 0 {
+			names = append(names, d)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
-// deployed is the record of deployment name as the API shows it.
+// deployed is a copy of the record of deployment name as the API shows it.
 func (r *records) deployed(name string) (*Deployed, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f, err := r.loadDeployment(name)
-	if err != nil {
+	if err := r.load(); err != nil {
 		return nil, err
 	}
-	n, err := r.loadNetwork()
-	if err != nil {
-		return nil, err
+	d := &Deployed{Deployment: name, Guests: map[string]DeployedGuest{}, Bridges: map[string]DeployedBridge{}}
+	f := r.deps[name]
+	if f == nil {
+		return d, nil
 	}
-	d := &Deployed{Deployment: name, Guests: f.Guests, Bridges: map[string]DeployedBridge{}}
+	for g, dg := range f.Guests {
+		d.Guests[g] = dg
+	}
 	for _, b := range f.Bridges {
-		if nb, ok := n.Bridges[b]; ok {
+		if nb, ok := r.net.Bridges[b]; ok {
 			d.Bridges[b] = nb
 		}
 	}
@@ -268,18 +328,13 @@ func (r *records) deployed(name string) (*Deployed, error) {
 func (r *records) sharedBridges(name string) (map[string]bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	names, err := r.deploymentNames()
-	if err != nil {
+	if err := r.load(); err != nil {
 		return nil, err
 	}
 	out := map[string]bool{}
-	for _, d := range names {
+	for d, f := range r.deps {
 		if d == name {
 			continue
-		}
-		f, err := r.loadDeployment(d)
-		if err != nil {
-			return nil, err
 		}
 		for _, b := range f.Bridges {
 			out[b] = true

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"sort"
 	"sync"
@@ -149,4 +150,55 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestConcurrentRecordsAllReachDisk: guests made at once share record
+// writes, and every one of them is on disk when its call returns.
+func TestConcurrentRecordsAllReachDisk(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	drv := &fakeDriver{guests: map[string]bool{}}
+	start := func() *agent.RemoteHost {
+		srv := httptest.NewServer(agent.Handler(agent.Options{Name: "c1", DataDir: data, Drivers: guest.NewRegistry(drv)}))
+		t.Cleanup(srv.Close)
+		remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "c1", BaseURL: srv.URL, Client: srv.Client()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return remote
+	}
+	remote := start()
+	proxy, err := remote.Driver(topology.KindNetns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			g := &topology.Guest{Name: fmt.Sprintf("g%d", i), Kind: topology.KindNetns, Interfaces: []topology.Interface{{Bridge: "br0"}}}
+			_, err := proxy.Create(ctx, guest.Deployment{Name: "d1", Files: remote.Files(data)}, g, &guesttest.Log{})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := start().Deployed(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Guests) != n {
+		t.Fatalf("a restarted agent knows %d guests, want %d", len(rec.Guests), n)
+	}
+	for name, g := range rec.Guests {
+		if g.Pending {
+			t.Errorf("guest %s still pending on disk", name)
+		}
+	}
 }

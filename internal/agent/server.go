@@ -56,7 +56,7 @@ func Handler(opts Options) http.Handler {
 	s := &server{
 		opts:  opts,
 		cache: fileCache{dir: filepath.Join(opts.DataDir, "cache", "files")},
-		rec:   &records{dir: filepath.Join(opts.DataDir, "agent")},
+		rec:   newRecords(filepath.Join(opts.DataDir, "agent")),
 	}
 	mux := http.NewServeMux()
 	route := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
