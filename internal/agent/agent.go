@@ -16,6 +16,10 @@ import (
 // timed out, or a stream broken before its last line).
 var ErrUnreachable = errors.New("client host unreachable")
 
+// ErrUnauthorized: the client host refused the member secret (401); the
+// membership has to be renewed.
+var ErrUnauthorized = errors.New("member secret refused")
+
 // Prefix is where the agent API is mounted.
 const Prefix = "/api/agent/"
 

@@ -241,7 +241,11 @@ func (h *RemoteHost) answerError(resp *http.Response) error {
 	if json.Unmarshal(data, &body) != nil || body.Error == "" {
 		body.Error = strings.TrimSpace(string(data))
 	}
-	return newRemoteError(h.Name(), fmt.Sprintf("%s %s: %s: %s", resp.Request.Method, resp.Request.URL.Path, resp.Status, body.Error), body.Code)
+	err := newRemoteError(h.Name(), fmt.Sprintf("%s %s: %s: %s", resp.Request.Method, resp.Request.URL.Path, resp.Status, body.Error), body.Code)
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	return err
 }
 
 // remoteNetwork is the client host's network through its agent API.

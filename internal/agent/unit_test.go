@@ -222,6 +222,20 @@ func TestFailedCreateLeavesNoRecord(t *testing.T) {
 	}
 }
 
+func TestWrongSecretIsUnauthorized(t *testing.T) {
+	f := newFixture(t, agent.RemoteOptions{}, 0)
+	other, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "c1", BaseURL: f.srv.URL, Secret: "not it", Client: f.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Health(context.Background()); !errors.Is(err, agent.ErrUnauthorized) || errors.Is(err, agent.ErrUnreachable) {
+		t.Errorf("health with a wrong secret: %v, want ErrUnauthorized", err)
+	}
+	if _, err := other.Network().HasBridge(context.Background(), "br0"); !errors.Is(err, agent.ErrUnauthorized) {
+		t.Errorf("bridge with a wrong secret: %v, want ErrUnauthorized", err)
+	}
+}
+
 func TestUnreachable(t *testing.T) {
 	f := newFixture(t, agent.RemoteOptions{Timeout: time.Second}, 0)
 	f.srv.Close()
