@@ -22,7 +22,13 @@ type proxyDriver struct {
 	h    *RemoteHost
 	kind string
 	caps guest.Capabilities
+	// remote is what the client's driver can do.
+	remote guest.Capabilities
 }
+
+// errArtefactsOnClient: the kind writes artefacts at generate-artefacts,
+// which the agent does not do on a client host yet.
+var errArtefactsOnClient = fmt.Errorf("guests of a kind that writes artefacts (libvirt) cannot run on a client host yet: %w", guest.ErrUnsupported)
 
 var _ guest.Driver = (*proxyDriver)(nil)
 
@@ -42,6 +48,9 @@ func (p *proxyDriver) Exists(ctx context.Context, dep guest.Deployment, g *topol
 // Create implements guest.Driver: the files the guest's spec names (disk,
 // ISO, kernel, initrd) are pushed first.
 func (p *proxyDriver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
+	if p.remote.Artefacts {
+		return false, fmt.Errorf("guest %s on host %s: %w", g.Name, p.h.Name(), errArtefactsOnClient)
+	}
 	var refs []string
 	if l := g.Libvirt; l != nil {
 		refs = []string{l.DiskPath, l.ISOPath, l.Kernel, l.Initrd}
