@@ -88,7 +88,7 @@ const setupScript = `#!/bin/sh
 echo "hello from $TESTBEDOS_GUEST of $TESTBEDOS_DEPLOYMENT"
 ip -o -4 addr show dev eth0 | grep -q 10.77.0. && echo "address ok"
 peer=10.77.0.1; [ "$TESTBEDOS_GUEST" = a ] && peer=10.77.0.2
-ping -c 1 -W 5 $peer >/dev/null && echo "reached $peer"
+for i in 1 2 3 4 5; do ping -c 1 -W 2 $peer >/dev/null && { echo "reached $peer"; break; }; done
 `
 
 // TestEngineDrivesClientHost runs the agent API with the real netns driver
