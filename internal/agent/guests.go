@@ -1,0 +1,212 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sort"
+
+	"github.com/testbedos/testbedos/internal/actlog"
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// maxRequest bounds the body of a guest call.
+const maxRequest = 1 << 20
+
+// guestCall serves POST /api/agent/guests/{exists,create,destroy,script}:
+// the request is checked before the stream starts (a bad one is a 4xx),
+// then the driver's log lines and the outcome are streamed as NDJSON.
+func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
+	op := r.PathValue("op")
+	switch op {
+	case "exists", "create", "destroy", "script":
+	default:
+		return &httpError{status: http.StatusNotFound, err: fmt.Errorf("no guest operation %q", op)}
+	}
+	var req GuestRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	if err := dec.Decode(&req); err != nil {
+		return badRequest("guest request: %v", err)
+	}
+	if !api.ValidName(req.Deployment) {
+		return badRequest("invalid deployment name %q", req.Deployment)
+	}
+	if req.Guest.Name == "" {
+		return badRequest("guest request names no guest")
+	}
+	if op == "script" && req.Script == "" {
+		return badRequest("script request names no script")
+	}
+	if s.opts.Drivers == nil {
+		return &httpError{status: http.StatusNotImplemented, err: errors.New("this host has no guest drivers")}
+	}
+	drv, err := s.opts.Drivers.Driver(req.Guest.Kind)
+	if err != nil {
+		return &httpError{status: http.StatusNotImplemented, err: err}
+	}
+	g, err := s.localGuest(req)
+	if err != nil {
+		return err
+	}
+	dep := s.deployment(req.Deployment, req.Files)
+	return s.stream(w, r, func(ctx context.Context, log actlog.Log) (StreamLine, error) {
+		switch op {
+		case "exists":
+			ok, err := drv.Exists(ctx, dep, g)
+			return StreamLine{Exists: ok}, err
+		case "create":
+			return s.create(ctx, drv, dep, req, g, log)
+		case "destroy":
+			if err := drv.Destroy(ctx, dep, g, log); err != nil {
+				return StreamLine{}, err
+			}
+			return StreamLine{}, s.rec.guestGone(req.Deployment, req.Guest.Name)
+		default:
+			return StreamLine{}, drv.RunScript(ctx, dep, g, req.Script, log)
+		}
+	})
+}
+
+func (s *server) create(ctx context.Context, drv guest.Driver, dep guest.Deployment, req GuestRequest, g *topology.Guest, log actlog.Log) (StreamLine, error) {
+	// Recorded before it is made, as the main's engine does: a crash in
+	// between leaves a pending entry that clean removes.
+	if err := s.rec.guestStarting(req.Deployment, req.Guest, req.Files); err != nil {
+		return StreamLine{}, err
+	}
+	created, err := drv.Create(ctx, dep, g, log)
+	if rerr := s.rec.guestDone(req.Deployment, req.Guest, req.Files, err == nil && created); rerr != nil && err == nil {
+		err = rerr
+	}
+	return StreamLine{Created: created}, err
+}
+
+// deployment is the deployment as this host's drivers see it.
+func (s *server) deployment(name string, files map[string]string) guest.Deployment {
+	return guest.Deployment{Name: name, Files: cachedFiles{
+		cache: s.cache,
+		refs:  files,
+		work:  filepath.Join(s.opts.DataDir, "agent", "work", name),
+	}}
+}
+
+// localGuest is the guest with the paths of the main's project folder its
+// spec names replaced by the cached copies here. A disk used in place
+// cannot be a cached copy: the cache is shared and content-addressed.
+func (s *server) localGuest(req GuestRequest) (*topology.Guest, error) {
+	g := req.Guest
+	if g.Libvirt == nil {
+		return &g, nil
+	}
+	spec := *g.Libvirt
+	g.Libvirt = &spec
+	files := cachedFiles{cache: s.cache, refs: req.Files}
+	for _, p := range []*string{&spec.DiskPath, &spec.ISOPath, &spec.Kernel, &spec.Initrd} {
+		if *p == "" || req.Files[*p] == "" {
+			continue
+		}
+		if p == &spec.DiskPath && !spec.DeepCopy {
+			return nil, badRequest("guest %s: disk %s would be written in place, which a client host cannot do with a pushed copy: set deep_copy", g.Name, spec.DiskPath)
+		}
+		local, err := files.Path(context.Background(), *p)
+		if err != nil {
+			return nil, badRequest("guest %s: %v", g.Name, err)
+		}
+		*p = local
+	}
+	return &g, nil
+}
+
+// clean serves POST /api/agent/deployed/{deployment}/clean: destroy every
+// guest the record holds, then undo what was done to bridges no other
+// deployment's guests use. It carries on past errors.
+func (s *server) clean(w http.ResponseWriter, r *http.Request) error {
+	name, err := deploymentName(r)
+	if err != nil {
+		return err
+	}
+	return s.stream(w, r, func(ctx context.Context, log actlog.Log) (StreamLine, error) {
+		d, err := s.rec.deployed(name)
+		if err != nil {
+			return StreamLine{}, err
+		}
+		var errs []error
+		for _, gname := range sortedKeys(d.Guests) {
+			dg := d.Guests[gname]
+			if err := s.destroyRecorded(ctx, name, dg, log); err != nil {
+				errs = append(errs, fmt.Errorf("guest %s: %w", gname, err))
+				continue
+			}
+			log.Printf("guest %s: removed", gname)
+		}
+		if len(errs) > 0 {
+			return StreamLine{}, errors.Join(errs...)
+		}
+		shared, err := s.rec.sharedBridges(name)
+		if err != nil {
+			return StreamLine{}, err
+		}
+		for _, b := range sortedKeys(d.Bridges) {
+			if shared[b] {
+				continue
+			}
+			if err := s.cleanBridge(ctx, b, d.Bridges[b]); err != nil {
+				errs = append(errs, fmt.Errorf("bridge %s: %w", b, err))
+				continue
+			}
+			log.Printf("bridge %s: cleaned", b)
+		}
+		// Bridges with nothing recorded about them (there before) are
+		// forgotten along with the deployment.
+		if err := s.rec.editDeployment(name, func(f *deploymentFile) {
+			if len(f.Guests) == 0 && len(errs) == 0 {
+				f.Bridges = nil
+			}
+		}); err != nil {
+			errs = append(errs, err)
+		}
+		return StreamLine{}, errors.Join(errs...)
+	})
+}
+
+func (s *server) destroyRecorded(ctx context.Context, deployment string, dg DeployedGuest, log actlog.Log) error {
+	drv, err := s.opts.Drivers.Driver(dg.Guest.Kind)
+	if err != nil {
+		return err
+	}
+	g, err := s.localGuest(GuestRequest{Deployment: deployment, Guest: dg.Guest, Files: dg.Files})
+	if err != nil {
+		return err
+	}
+	if err := drv.Destroy(ctx, s.deployment(deployment, dg.Files), g, log); err != nil {
+		return err
+	}
+	return s.rec.guestGone(deployment, dg.Guest.Name)
+}
+
+func (s *server) cleanBridge(ctx context.Context, name string, b DeployedBridge) error {
+	if b.Firewall {
+		if err := s.opts.Network.RemoveBridge(ctx, name); err != nil {
+			return err
+		}
+	}
+	if b.Made {
+		if err := s.opts.Network.DeleteBridge(ctx, name); err != nil {
+			return err
+		}
+	}
+	return s.rec.bridgeGone(name)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,324 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/engine"
+	"github.com/testbedos/testbedos/internal/guest"
+)
+
+// Options configure the agent API of a client host.
+type Options struct {
+	// Name is this host's name (host.json).
+	Name string
+	// DataDir is the client's data folder: files pushed by the main go to
+	// <DataDir>/cache/files, its record to <DataDir>/agent, the drivers'
+	// working files to <DataDir>/agent/work/<deployment>.
+	DataDir string
+	Drivers *guest.Registry
+	Network engine.Network
+	Logger  *slog.Logger
+	// Now is the clock of health answers; default time.Now.
+	Now func() time.Time
+	// KeepAlive is how often a guest call's stream carries an empty line
+	// while the driver is silent, so the main can tell a slow script from a
+	// lost host; default 10 s.
+	KeepAlive time.Duration
+}
+
+type server struct {
+	opts  Options
+	cache fileCache
+	rec   *records
+}
+
+// Handler serves the agent API under /api/agent/. The caller mounts it and
+// puts RequireSecret (and pinned TLS) in front.
+func Handler(opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 10 * time.Second
+	}
+	s := &server{
+		opts:  opts,
+		cache: fileCache{dir: filepath.Join(opts.DataDir, "cache", "files")},
+		rec:   newRecords(filepath.Join(opts.DataDir, "agent")),
+	}
+	mux := http.NewServeMux()
+	route := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, s.errors(h))
+	}
+	route("GET /api/agent/health", s.health)
+	route("GET /api/agent/capabilities", s.capabilities)
+	route("GET /api/agent/bridges/{name}", s.hasBridge)
+	route("POST /api/agent/bridges/{name}", s.ensureBridge)
+	route("DELETE /api/agent/bridges/{name}", s.deleteBridge)
+	route("POST /api/agent/firewall/{name}", s.allowBridge)
+	route("DELETE /api/agent/firewall/{name}", s.removeBridge)
+	route("POST /api/agent/guests/{op}", s.guestCall)
+	route("POST /api/agent/snapshots/{op}", s.snapshotCall)
+	route("HEAD /api/agent/files/{sha256}", s.hasFile)
+	route("PUT /api/agent/files/{sha256}", s.putFile)
+	route("GET /api/agent/deployed", s.deployments)
+	route("GET /api/agent/deployed/{deployment}", s.deployed)
+	route("POST /api/agent/deployed/{deployment}/clean", s.clean)
+	return mux
+}
+
+// httpError is an error with the status to answer it with.
+type httpError struct {
+	status int
+	err    error
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+func (e *httpError) Unwrap() error { return e.err }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{status: http.StatusBadRequest, err: fmt.Errorf(format, args...)}
+}
+
+// errorBody is the JSON of a failed call that is not a stream.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code,omitempty"`
+}
+
+// errors renders the error of a handler; one place maps errors to status.
+func (s *server) errors(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		status := http.StatusInternalServerError
+		var he *httpError
+		switch {
+		case errors.As(err, &he):
+			status = he.status
+		case errors.Is(err, fs.ErrNotExist):
+			status = http.StatusNotFound
+		case errors.Is(err, ErrBadHash):
+			status = http.StatusBadRequest
+		case errors.Is(err, guest.ErrNoSnapshot):
+			status = http.StatusNotFound
+		}
+		if status >= 500 {
+			s.opts.Logger.Error("agent call failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		writeAnswer(w, status, errorBody{Error: err.Error(), Code: codeOf(err)})
+	})
+}
+
+func writeAnswer(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) error {
+	writeAnswer(w, http.StatusOK, Health{Name: s.opts.Name, Time: s.opts.Now().UTC().Format(time.RFC3339Nano)})
+	return nil
+}
+
+func (s *server) capabilities(w http.ResponseWriter, r *http.Request) error {
+	c := Capabilities{Kinds: map[string]guest.Capabilities{}}
+	if s.opts.Drivers != nil {
+		for _, k := range s.opts.Drivers.Kinds() {
+			d, err := s.opts.Drivers.Driver(k)
+			if err != nil {
+				return err
+			}
+			c.Kinds[k] = d.Capabilities()
+		}
+	}
+	writeAnswer(w, http.StatusOK, c)
+	return nil
+}
+
+// linkName is what a Linux interface name may be here.
+var linkName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+
+func (s *server) bridgeName(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if !linkName.MatchString(name) {
+		return "", badRequest("invalid bridge name %q", name)
+	}
+	if s.opts.Network == nil {
+		return "", &httpError{status: http.StatusNotImplemented, err: errors.New("this host has no network driver")}
+	}
+	return name, nil
+}
+
+func (s *server) hasBridge(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.bridgeName(r)
+	if err != nil {
+		return err
+	}
+	ok, err := s.opts.Network.HasBridge(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeAnswer(w, http.StatusOK, map[string]bool{"exists": ok})
+	return nil
+}
+
+func (s *server) ensureBridge(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.bridgeName(r)
+	if err != nil {
+		return err
+	}
+	created, err := s.opts.Network.EnsureBridge(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if created {
+		if err := s.rec.editNetwork(func(n *networkFile) {
+			b := n.Bridges[name]
+			b.Made = true
+			n.Bridges[name] = b
+		}); err != nil {
+			return err
+		}
+	}
+	writeAnswer(w, http.StatusOK, map[string]bool{"created": created})
+	return nil
+}
+
+func (s *server) deleteBridge(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.bridgeName(r)
+	if err != nil {
+		return err
+	}
+	if err := s.opts.Network.DeleteBridge(r.Context(), name); err != nil {
+		return err
+	}
+	if err := s.rec.bridgeGone(name); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) allowBridge(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.bridgeName(r)
+	if err != nil {
+		return err
+	}
+	// Recorded first: rules half added are removed all the same.
+	if err := s.rec.editNetwork(func(n *networkFile) {
+		b := n.Bridges[name]
+		b.Firewall = true
+		n.Bridges[name] = b
+	}); err != nil {
+		return err
+	}
+	if err := s.opts.Network.AllowBridge(r.Context(), name); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) removeBridge(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.bridgeName(r)
+	if err != nil {
+		return err
+	}
+	if err := s.opts.Network.RemoveBridge(r.Context(), name); err != nil {
+		return err
+	}
+	var forget bool
+	if err := s.rec.editNetwork(func(n *networkFile) {
+		b, ok := n.Bridges[name]
+		if !ok {
+			return
+		}
+		b.Firewall = false
+		n.Bridges[name] = b
+		forget = !b.Made
+	}); err != nil {
+		return err
+	}
+	if forget {
+		if err := s.rec.bridgeGone(name); err != nil {
+			return err
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) hasFile(w http.ResponseWriter, r *http.Request) error {
+	hash := r.PathValue("sha256")
+	ok, err := s.cache.has(hash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		return nil
+	}
+	w.Header().Set(pathHeader, s.cache.path(hash))
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// pathHeader carries, in answers about a file, where the client keeps it.
+const pathHeader = "X-Testbedos-Path"
+
+func (s *server) putFile(w http.ResponseWriter, r *http.Request) error {
+	hash := r.PathValue("sha256")
+	if err := s.cache.put(hash, r.Body); err != nil {
+		return err
+	}
+	w.Header().Set(pathHeader, s.cache.path(hash))
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func deploymentName(r *http.Request) (string, error) {
+	name := r.PathValue("deployment")
+	if !api.ValidName(name) {
+		return "", badRequest("invalid deployment name %q", name)
+	}
+	return name, nil
+}
+
+func (s *server) deployed(w http.ResponseWriter, r *http.Request) error {
+	name, err := deploymentName(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.rec.deployed(name)
+	if err != nil {
+		return err
+	}
+	writeAnswer(w, http.StatusOK, d)
+	return nil
+}
+
+// deployments serves GET /api/agent/deployed: the deployments this host has
+// a record of, sorted.
+func (s *server) deployments(w http.ResponseWriter, r *http.Request) error {
+	names, err := s.rec.names()
+	if err != nil {
+		return err
+	}
+	writeAnswer(w, http.StatusOK, map[string][]string{"deployments": names})
+	return nil
+}
