@@ -2,12 +2,8 @@ package netplumb
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os"
 	"testing"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
 )
@@ -43,16 +39,9 @@ func newTunnelLab(t testing.TB) *tunnelLab {
 	for _, ns := range []string{lab.hostA, lab.hostB, lab.guestA, lab.guestB, lab.guestC} {
 		nettest.AddNamespace(t, ns)
 	}
-	inNS(t, lab.hostA, func() error {
-		return addVethTo(lab.hostB, "ul", "ul", "", 0)
-	})
-	for _, h := range []struct{ ns, addr string }{{lab.hostA, labUnderlayA}, {lab.hostB, labUnderlayB}} {
-		inNS(t, h.ns, func() error {
-			if err := setAddrUp("ul", h.addr+"/24"); err != nil {
-				return err
-			}
-			return EnsureBridge(context.Background(), "br")
-		})
+	nettest.Underlay(t, lab.hostA, lab.hostB, labUnderlayA+"/24", labUnderlayB+"/24")
+	for _, h := range []string{lab.hostA, lab.hostB} {
+		inNS(t, h, func() error { return EnsureBridge(context.Background(), "br") })
 	}
 	lab.addGuest(t, lab.hostA, lab.guestA, "va", lab.addrA)
 	lab.addGuest(t, lab.hostA, lab.guestC, "vc", lab.addrC)
@@ -67,8 +56,8 @@ func newTunnelLab(t testing.TB) *tunnelLab {
 // end is hostEnd, both ends with the tunnel's MTU.
 func (lab *tunnelLab) addGuest(t testing.TB, host, guest, hostEnd string, addr net.IP) {
 	t.Helper()
-	inNS(t, host, func() error { return addVethTo(guest, hostEnd, "eth0", "br", labMTU) })
-	inNS(t, guest, func() error { return setAddrUp("eth0", addr.String()+"/24") })
+	inNS(t, host, func() error { return nettest.AddVethTo(guest, hostEnd, "eth0", "br", labMTU) })
+	inNS(t, guest, func() error { return nettest.SetAddrUp("eth0", addr.String()+"/24") })
 }
 
 // makeTunnels makes both hosts' VXLANs and reports what EnsureVXLAN said.
@@ -85,49 +74,4 @@ func inNS(t testing.TB, ns string, fn func() error) {
 	if err := nettest.InNamespace(ns, fn); err != nil {
 		t.Fatalf("in %s: %v", ns, err)
 	}
-}
-
-// addVethTo creates, in the calling thread's namespace, a veth whose end
-// name is here (up, on bridge master unless empty) and whose end peer is
-// born in the named namespace other.
-func addVethTo(other, name, peer, master string, mtu int) error {
-	f, err := os.Open(nettest.NamespacePath(other))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = name
-	attrs.MTU = mtu
-	if master != "" {
-		br, err := netlink.LinkByName(master)
-		if err != nil {
-			return err
-		}
-		attrs.MasterIndex = br.Attrs().Index
-	}
-	v := &netlink.Veth{LinkAttrs: attrs, PeerName: peer, PeerNamespace: netlink.NsFd(int(f.Fd())), PeerMTU: uint32(mtu)}
-	if err := netlink.LinkAdd(v); err != nil {
-		return fmt.Errorf("veth %s/%s: %w", name, peer, err)
-	}
-	link, err := netlink.LinkByName(name)
-	if err != nil {
-		return err
-	}
-	return netlink.LinkSetUp(link)
-}
-
-func setAddrUp(name, cidr string) error {
-	link, err := netlink.LinkByName(name)
-	if err != nil {
-		return err
-	}
-	addr, err := netlink.ParseAddr(cidr)
-	if err != nil {
-		return err
-	}
-	if err := netlink.AddrAdd(link, addr); err != nil {
-		return fmt.Errorf("address %s on %s: %w", cidr, name, err)
-	}
-	return netlink.LinkSetUp(link)
 }

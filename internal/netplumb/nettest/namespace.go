@@ -65,3 +65,65 @@ func setLoopbackUp() error {
 	}
 	return netlink.LinkSetUp(lo)
 }
+
+// AddVethTo creates, in the calling thread's namespace, a veth whose end
+// name stays here (up, on bridge master unless master is empty) and whose
+// end peer is born in the named namespace other (down, for SetAddrUp).
+// mtu 0 leaves the kernel's default.
+func AddVethTo(other, name, peer, master string, mtu int) error {
+	f, err := os.Open(NamespacePath(other))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = name
+	attrs.MTU = mtu
+	if master != "" {
+		br, err := netlink.LinkByName(master)
+		if err != nil {
+			return err
+		}
+		attrs.MasterIndex = br.Attrs().Index
+	}
+	v := &netlink.Veth{LinkAttrs: attrs, PeerName: peer, PeerNamespace: netlink.NsFd(int(f.Fd())), PeerMTU: uint32(mtu)}
+	if err := netlink.LinkAdd(v); err != nil {
+		return fmt.Errorf("veth %s/%s: %w", name, peer, err)
+	}
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	return netlink.LinkSetUp(link)
+}
+
+// SetAddrUp gives the link name of the calling thread's namespace the
+// address cidr and sets it up.
+func SetAddrUp(name, cidr string) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	addr, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrAdd(link, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", cidr, name, err)
+	}
+	return netlink.LinkSetUp(link)
+}
+
+// Underlay joins the named namespaces a and b with a veth pair called
+// "ul" at both ends, with addresses cidrA and cidrB: two hosts on a wire.
+func Underlay(t testing.TB, a, b, cidrA, cidrB string) {
+	t.Helper()
+	if err := InNamespace(a, func() error { return AddVethTo(b, "ul", "ul", "", 0) }); err != nil {
+		t.Fatalf("underlay %s-%s: %v", a, b, err)
+	}
+	for _, end := range []struct{ ns, cidr string }{{a, cidrA}, {b, cidrB}} {
+		if err := InNamespace(end.ns, func() error { return SetAddrUp("ul", end.cidr) }); err != nil {
+			t.Fatalf("underlay in %s: %v", end.ns, err)
+		}
+	}
+}
