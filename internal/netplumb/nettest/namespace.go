@@ -2,6 +2,7 @@ package nettest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"testing"
@@ -124,6 +125,36 @@ func Underlay(t testing.TB, a, b, cidrA, cidrB string) {
 	for _, end := range []struct{ ns, cidr string }{{a, cidrA}, {b, cidrB}} {
 		if err := InNamespace(end.ns, func() error { return SetAddrUp("ul", end.cidr) }); err != nil {
 			t.Fatalf("underlay in %s: %v", end.ns, err)
+		}
+	}
+}
+
+// UnderlaySwitch wires the named namespaces hosts to one Linux bridge in
+// the namespace sw (made here): each host gets an "ul" link with the
+// address of the same index in cidrs, as hosts on one switch.
+func UnderlaySwitch(t testing.TB, sw string, hosts, cidrs []string) {
+	t.Helper()
+	AddNamespace(t, sw)
+	err := InNamespace(sw, func() error {
+		br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+		br.Name = "ul"
+		br.Flags = net.FlagUp
+		if err := netlink.LinkAdd(br); err != nil {
+			return err
+		}
+		for i, h := range hosts {
+			if err := AddVethTo(h, fmt.Sprintf("p%d", i), "ul", "ul", 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("underlay switch %s: %v", sw, err)
+	}
+	for i, h := range hosts {
+		if err := InNamespace(h, func() error { return SetAddrUp("ul", cidrs[i]) }); err != nil {
+			t.Fatalf("underlay in %s: %v", h, err)
 		}
 	}
 }
