@@ -121,15 +121,18 @@ func (u *upRun) planTunnels(ctx context.Context) (string, error) {
 		}
 	}
 	u.tunnelOwned = make([]bool, len(u.tunnels))
+	u.tunnelRecorded = make([]bool, len(u.tunnels))
+	u.tunnelStarted = make([]bool, len(u.tunnels))
 	u.led.edit(func(r *Record) {
 		for i, pt := range u.tunnels {
 			h := r.host(pt.host.Name())
 			prev, ok := h.Tunnels[pt.spec.Name]
-			u.tunnelOwned[i] = ok && prev.Made
-			// Recorded as made before it is: down then removes it whatever
-			// happens next. The name carries the deployment's prefix, so
-			// it is ours even if it turns out to be there already.
-			h.Tunnels[pt.spec.Name] = TunnelRecord{Switch: pt.sw.Name, VNI: pt.spec.VNI, Bridge: pt.spec.Bridge, Peers: pt.spec.Peers, Made: true}
+			u.tunnelRecorded[i], u.tunnelOwned[i] = ok, ok && prev.Made
+			// Recorded as made before it is (unless an earlier up found
+			// it): down then removes it whatever happens next. The name
+			// carries the deployment's prefix, so it is ours even if it
+			// turns out to be there already.
+			h.Tunnels[pt.spec.Name] = TunnelRecord{Switch: pt.sw.Name, VNI: pt.spec.VNI, Bridge: pt.spec.Bridge, Peers: pt.spec.Peers, Made: !ok || prev.Made}
 		}
 	})
 	return fmt.Sprintf("%s over %s", count(len(span), "switch"), count(len(u.tunnels), "tunnel")), u.led.save(ctx)
@@ -202,6 +205,7 @@ func (u *upRun) tunnelItems() []item {
 	for i, pt := range u.tunnels {
 		items[i] = func(ctx context.Context) error {
 			host, name := pt.host.Name(), pt.spec.Name
+			u.tunnelStarted[i] = true
 			created, err := pt.tun.EnsureTunnel(ctx, pt.spec)
 			if err != nil {
 				if !u.tunnelOwned[i] {
@@ -236,6 +240,17 @@ func (u *upRun) tunnelItems() []item {
 		}
 	}
 	return items
+}
+
+// dropUnstartedTunnels forgets, after a failed up, the tunnels this run
+// recorded whose item never started: nothing of them exists. (Started
+// items correct the record themselves, and the stage waited for them.)
+func (u *upRun) dropUnstartedTunnels(r *Record) {
+	for i, pt := range u.tunnels {
+		if i < len(u.tunnelStarted) && !u.tunnelStarted[i] && !u.tunnelRecorded[i] {
+			delete(r.host(pt.host.Name()).Tunnels, pt.spec.Name)
+		}
+	}
 }
 
 // recordedTunnel is a tunnel of the record, for down.

@@ -239,6 +239,10 @@ func TestFailedUpRevertsTunnels(t *testing.T) {
 	}{
 		{"guest fails after tunnels", func(th *twoHosts) { th.h2.failOn = "b" }, "guest b"},
 		{"tunnel fails on one host", func(th *twoHosts) { th.h2.fail = true }, "no vxlan here"},
+		{"first tunnel fails, the second never starts", func(th *twoHosts) {
+			th.h1.fail = true
+			th.e = New(Options{Hosts: th.hosts, Records: th.recs, Concurrency: 1})
+		}, "no vxlan here"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			th := newTwoHosts(t, nil)

@@ -95,8 +95,10 @@ type upRun struct {
 
 	addedPending []bool // by index into guests: recorded as pending by this run
 
-	tunnels     []placedTunnel
-	tunnelOwned []bool // by index into tunnels: made by an earlier up
+	tunnels        []placedTunnel
+	tunnelOwned    []bool // by index into tunnels: made by an earlier up
+	tunnelRecorded []bool // by index into tunnels: in the record before this run
+	tunnelStarted  []bool // by index into tunnels: its item ran
 }
 
 // stages are up's stages; "tunnels" comes after "network" only when a
@@ -323,6 +325,7 @@ func (u *upRun) dropUnstarted() {
 				delete(h.Guests, pg.g.Name)
 			}
 		}
+		u.dropUnstartedTunnels(r)
 	})
 }
 

@@ -108,17 +108,20 @@ func EnsureVXLAN(ctx context.Context, spec VXLANSpec) (created bool, err error) 
 	}
 	link, err := netlink.LinkByName(spec.Name)
 	if err != nil {
-		return created, fmt.Errorf("look up vxlan %s: %w", spec.Name, err)
+		err = fmt.Errorf("look up vxlan %s: %w", spec.Name, err)
+	} else if !created {
+		err = adopt(link, spec, local, port, br)
 	}
-	if !created {
-		if err := adopt(link, spec, br); err != nil {
-			return false, err
+	if err == nil {
+		err = setPeers(link, peers)
+	}
+	if err != nil && created {
+		// All or nothing: a link this call made does not outlive its error.
+		if derr := DeleteVXLAN(context.WithoutCancel(ctx), spec.Name); derr != nil {
+			err = errors.Join(err, fmt.Errorf("undo: %w", derr))
 		}
 	}
-	if err := setPeers(link, peers); err != nil {
-		if created {
-			_ = netlink.LinkDel(link)
-		}
+	if err != nil {
 		return false, err
 	}
 	return created, nil
@@ -126,13 +129,22 @@ func EnsureVXLAN(ctx context.Context, spec VXLANSpec) (created bool, err error) 
 
 // adopt checks that an existing link is the VXLAN of spec and brings it to
 // the bridge, the MTU and up.
-func adopt(link netlink.Link, spec VXLANSpec, br netlink.Link) error {
+func adopt(link netlink.Link, spec VXLANSpec, local net.IP, port int, br netlink.Link) error {
 	vx, ok := link.(*netlink.Vxlan)
 	if !ok {
 		return fmt.Errorf("vxlan %s: %w (type %s)", spec.Name, ErrNotVXLAN, link.Type())
 	}
-	if vx.VxlanId != spec.VNI {
+	// What a link cannot change without being made again: a host whose
+	// address changed needs a down first.
+	switch {
+	case vx.VxlanId != spec.VNI:
 		return fmt.Errorf("vxlan %s: %w (VNI %d, want %d)", spec.Name, ErrNotVXLAN, vx.VxlanId, spec.VNI)
+	case !vx.SrcAddr.Equal(local):
+		return fmt.Errorf("vxlan %s: %w (local address %s, want %s)", spec.Name, ErrNotVXLAN, vx.SrcAddr, local)
+	case vx.Port != port:
+		return fmt.Errorf("vxlan %s: %w (port %d, want %d)", spec.Name, ErrNotVXLAN, vx.Port, port)
+	case vx.Learning:
+		return fmt.Errorf("vxlan %s: %w (it learns addresses)", spec.Name, ErrNotVXLAN)
 	}
 	if vx.MasterIndex != br.Attrs().Index {
 		if err := netlink.LinkSetMasterByIndex(link, br.Attrs().Index); err != nil {

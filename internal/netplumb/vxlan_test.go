@@ -87,6 +87,21 @@ func TestVXLANJoinsBridgesAcrossHosts(t *testing.T) {
 		if _, err := EnsureVXLAN(ctx, other); !errors.Is(err, ErrNotVXLAN) {
 			t.Errorf("EnsureVXLAN with another VNI = %v, want ErrNotVXLAN", err)
 		}
+		other = lab.specA
+		other.Local = "10.250.0.5"
+		if _, err := EnsureVXLAN(ctx, other); !errors.Is(err, ErrNotVXLAN) {
+			t.Errorf("EnsureVXLAN with another local address = %v, want ErrNotVXLAN", err)
+		}
+		// A bad peer refused after the link is made leaves no link.
+		fresh := lab.specA
+		fresh.Name += "n"
+		fresh.Peers = []string{"::1"}
+		if _, err := EnsureVXLAN(ctx, fresh); err == nil {
+			t.Errorf("EnsureVXLAN with an IPv6 peer on an IPv4 tunnel succeeded")
+		}
+		if ok, _ := LinkExists(fresh.Name); ok {
+			t.Errorf("a failed EnsureVXLAN left link %s", fresh.Name)
+		}
 		if err := DeleteVXLAN(ctx, "br"); !errors.Is(err, ErrNotVXLAN) {
 			t.Errorf("DeleteVXLAN of a bridge = %v, want ErrNotVXLAN", err)
 		}
