@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/atomicfile"
@@ -49,6 +50,8 @@ type Options struct {
 // Engine executes orchestration commands. It implements actions.Executor.
 type Engine struct {
 	opts Options
+	// vniMu makes choosing and recording VNIs one deployment at a time.
+	vniMu sync.Mutex
 }
 
 // New returns an engine.

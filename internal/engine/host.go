@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -21,6 +23,37 @@ type Network interface {
 	// firewall; RemoveBridge undoes it.
 	AllowBridge(ctx context.Context, name string) error
 	RemoveBridge(ctx context.Context, name string) error
+}
+
+// TunnelSpec is one VXLAN link joining a switch's bridge on a host to the
+// same switch's bridges on its peer hosts. It is a plain value with JSON
+// tags, so a remote host can take it over the wire as it is.
+type TunnelSpec = netplumb.VXLANSpec
+
+// Tunnels is what a host's Network implements when it can join bridges
+// across hosts with VXLAN. It is separate from Network so that a network
+// without it (a test fake, a host of one) still is one; the engine finds it
+// with a type assertion on Host.Network (TunnelsOf) and needs it only on
+// hosts that carry a switch spanning hosts.
+type Tunnels interface {
+	// EnsureTunnel makes the link if it is missing, enslaved to
+	// spec.Bridge, and makes its peers exactly spec.Peers; it reports
+	// whether it made the link (only that is undone by a revert).
+	EnsureTunnel(ctx context.Context, spec TunnelSpec) (created bool, err error)
+	// DeleteTunnel removes the link; a missing one is fine.
+	DeleteTunnel(ctx context.Context, name string) error
+}
+
+// ErrNoTunnels: a switch spans a host whose network cannot make tunnels.
+var ErrNoTunnels = errors.New("the host's network cannot make VXLAN tunnels")
+
+// TunnelsOf returns the tunnels of host h's network, or an error wrapping
+// ErrNoTunnels.
+func TunnelsOf(h Host) (Tunnels, error) {
+	if t, ok := h.Network().(Tunnels); ok {
+		return t, nil
+	}
+	return nil, fmt.Errorf("host %s: %w", h.Name(), ErrNoTunnels)
 }
 
 // Host is one machine of the cluster as the engine drives it: its network,

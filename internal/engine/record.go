@@ -18,6 +18,9 @@ type Records interface {
 	Deployed(ctx context.Context, name string) ([]byte, error)
 	PutDeployed(ctx context.Context, name string, record []byte) error
 	DeleteDeployed(ctx context.Context, name string) error
+	// DeployedNames lists the deployments that have a record, sorted (to
+	// keep VNIs unique across deployments).
+	DeployedNames(ctx context.Context) ([]string, error)
 }
 
 // recordVersion is bumped when Record changes incompatibly.
@@ -39,6 +42,20 @@ type Record struct {
 type HostRecord struct {
 	Bridges map[string]BridgeRecord `json:"bridges,omitempty"` // by bridge name
 	Guests  map[string]GuestRecord  `json:"guests,omitempty"`  // by guest name
+	Tunnels map[string]TunnelRecord `json:"tunnels,omitempty"` // by link name
+}
+
+// TunnelRecord is the VXLAN link of a switch spanning hosts, on one host.
+// It is written before the link is made, like a bridge.
+type TunnelRecord struct {
+	Switch string `json:"switch"`
+	// VNI is the switch's VXLAN network identifier, the same on every host
+	// of the switch and unique in the cluster.
+	VNI    int      `json:"vni"`
+	Bridge string   `json:"bridge"`
+	Peers  []string `json:"peers"`
+	// Made: the deployment created the link, so down deletes it.
+	Made bool `json:"made"`
 }
 
 // BridgeRecord is one switch's bridge on a host.
@@ -62,7 +79,7 @@ type GuestRecord struct {
 
 func (r *Record) empty() bool {
 	for _, h := range r.Hosts {
-		if len(h.Bridges) > 0 || len(h.Guests) > 0 {
+		if len(h.Bridges) > 0 || len(h.Guests) > 0 || len(h.Tunnels) > 0 {
 			return false
 		}
 	}
@@ -76,7 +93,7 @@ func (r *Record) host(name string) *HostRecord {
 	}
 	h := r.Hosts[name]
 	if h == nil {
-		h = &HostRecord{Bridges: map[string]BridgeRecord{}, Guests: map[string]GuestRecord{}}
+		h = &HostRecord{Bridges: map[string]BridgeRecord{}, Guests: map[string]GuestRecord{}, Tunnels: map[string]TunnelRecord{}}
 		r.Hosts[name] = h
 	}
 	if h.Bridges == nil {
@@ -84,6 +101,9 @@ func (r *Record) host(name string) *HostRecord {
 	}
 	if h.Guests == nil {
 		h.Guests = map[string]GuestRecord{}
+	}
+	if h.Tunnels == nil {
+		h.Tunnels = map[string]TunnelRecord{}
 	}
 	return h
 }
@@ -105,6 +125,14 @@ func (r *Record) counts() (guests, bridges int) {
 		bridges += len(h.Bridges)
 	}
 	return guests, bridges
+}
+
+// tunnels says how many tunnels the record holds.
+func (r *Record) tunnels() (n int) {
+	for _, h := range r.Hosts {
+		n += len(h.Tunnels)
+	}
+	return n
 }
 
 // ledger is the record of one deployment while an action changes it: edits
@@ -216,4 +244,16 @@ func (m *MemoryRecords) DeleteDeployed(ctx context.Context, name string) error {
 	defer m.mu.Unlock()
 	delete(m.data, name)
 	return nil
+}
+
+// DeployedNames implements Records.
+func (m *MemoryRecords) DeployedNames(ctx context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	names := make([]string, 0, len(m.data))
+	for n := range m.data {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
 }

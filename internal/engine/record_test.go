@@ -215,3 +215,23 @@ func TestRecordWrittenBeforeCreate(t *testing.T) {
 	close(w.block)
 	<-errc
 }
+
+// TestRevertForgetsUnstartedGuests: guests recorded as pending whose
+// creation never started (the first failure stops the stage) leave the
+// record with the revert, so nothing is shown as deployed.
+func TestRevertForgetsUnstartedGuests(t *testing.T) {
+	_, w, d := setup(t)
+	e := New(Options{Drivers: guest.NewRegistry(w), Network: w, Concurrency: 1})
+	w.failOn = "a" // first of a, b, c, one at a time: b and c never start
+	if err := e.Up(context.Background(), d, api.UpOptions{}, &guesttest.Log{}); err == nil {
+		t.Fatal("up succeeded")
+	}
+	w.empty(t)
+	rec, err := e.Deployed(context.Background(), d.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, b := rec.counts(); g+b > 0 {
+		t.Fatalf("after the revert the record holds %d guests, %d bridges: %+v", g, b, rec.Hosts)
+	}
+}

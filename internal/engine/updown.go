@@ -54,7 +54,8 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 	}
 	led.edit(func(r *Record) { r.Project = d.ProjectLocation })
 	u := &upRun{e: e, d: d, st: st, opts: opts, led: led, log: log}
-	p := newProgress(log, "up", 6)
+	stages := u.stages()
+	p := newProgress(log, "up", len(stages))
 	defer func() {
 		if err == nil || ctx.Err() == nil && errors.Is(err, errScripts) {
 			return
@@ -63,6 +64,7 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
 		defer cancel()
 		rerr := u.made.run(rctx)
+		u.dropUnstarted()
 		if serr := led.save(rctx); serr != nil {
 			rerr = errors.Join(rerr, serr)
 		}
@@ -72,7 +74,7 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 			log.Printf("reverted: nothing this up made is left")
 		}
 	}()
-	return e.runStages(ctx, p, u.stages())
+	return e.runStages(ctx, p, stages)
 }
 
 // upRun is one up in progress.
@@ -90,17 +92,29 @@ type upRun struct {
 	fresh   []bool // by index into guests: made by this run
 
 	ownedBefore []bool // by index into bridges: made by an earlier up
+
+	addedPending []bool // by index into guests: recorded as pending by this run
+
+	tunnels        []placedTunnel
+	tunnelOwned    []bool // by index into tunnels: made by an earlier up
+	tunnelRecorded []bool // by index into tunnels: in the record before this run
+	tunnelStarted  []bool // by index into tunnels: its item ran
 }
 
+// stages are up's stages; "tunnels" comes after "network" only when a
+// switch spans hosts, so a deployment on one host keeps its six.
 func (u *upRun) stages() []stage {
-	return []stage{
+	st := []stage{
 		{name: "init", prepare: u.resolve},
 		{name: "hosts", detail: func() string { return count(len(u.hostNames()), "host") }},
 		{name: "network", prepare: u.planBridges, items: u.bridgeItems, done: u.led.save},
-		{name: "guests", prepare: u.planGuests, items: u.guestItems, done: u.led.save},
-		{name: "setup", items: u.scriptItems, noun: "setup script", collect: true, wrap: errScripts},
-		{name: "end", detail: func() string { return "deployment " + u.d.Name + " is up" }},
 	}
+	st = append(st, u.tunnelStage()...)
+	return append(st,
+		stage{name: "guests", prepare: u.planGuests, items: u.guestItems, done: u.led.save},
+		stage{name: "setup", items: u.scriptItems, noun: "setup script", collect: true, wrap: errScripts},
+		stage{name: "end", detail: func() string { return "deployment " + u.d.Name + " is up" }},
+	)
 }
 
 // resolve finds every guest's host and driver.
@@ -287,8 +301,10 @@ func (u *upRun) planGuests(ctx context.Context) (string, error) {
 			}
 		}
 	})
+	u.addedPending = make([]bool, len(u.guests))
 	for i := range u.guests {
 		u.fresh[i] = !plans[i].exists
+		u.addedPending[i] = !plans[i].recorded
 	}
 	return count(len(u.guests), "guest"), u.led.save(ctx)
 }
@@ -365,19 +381,19 @@ func (e *Engine) Down(ctx context.Context, d api.Deployment, log actlog.Log) err
 	if err != nil {
 		return err
 	}
-	var guests, bridges int
-	led.view(func(r *Record) { guests, bridges = r.counts() })
-	if guests+bridges == 0 {
+	var guests, bridges, tunnels int
+	led.view(func(r *Record) { guests, bridges = r.counts(); tunnels = r.tunnels() })
+	if guests+bridges+tunnels == 0 {
 		log.Printf("deployment %s has nothing deployed: nothing to do", d.Name)
 		return led.save(ctx)
 	}
 	dr := &downRun{e: e, d: d, led: led, log: log}
-	p := newProgress(log, "down", 3)
-	err = e.runStages(ctx, p, []stage{
-		// Destroys batch their kernel work (netns), so many at once pay.
-		{name: "guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: e.opts.DestroyConcurrency, done: led.save},
-		{name: "network", prepare: dr.planBridges, items: dr.bridgeItems, collect: true, done: led.save},
-	})
+	// Destroys batch their kernel work (netns), so many at once pay.
+	stages := []stage{{name: "guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: e.opts.DestroyConcurrency, done: led.save}}
+	stages = append(stages, dr.tunnelStage()...)
+	stages = append(stages, stage{name: "network", prepare: dr.planBridges, items: dr.bridgeItems, collect: true, done: led.save})
+	p := newProgress(log, "down", len(stages)+1)
+	err = e.runStages(ctx, p, stages)
 	if err != nil {
 		return err
 	}
@@ -394,6 +410,7 @@ type downRun struct {
 
 	guests  []recordedGuest
 	bridges []recordedBridge
+	tunnels []recordedTunnel
 }
 
 type recordedGuest struct {

@@ -32,3 +32,12 @@ func (h *Host) AllowBridge(ctx context.Context, name string) error { return h.fw
 
 // RemoveBridge removes the firewall rules of the bridge.
 func (h *Host) RemoveBridge(ctx context.Context, name string) error { return h.fw.RemoveBridge(name) }
+
+// EnsureTunnel makes the VXLAN link of spec on its bridge, with one FDB
+// entry per peer, and reports whether it made the link (EnsureVXLAN).
+func (h *Host) EnsureTunnel(ctx context.Context, spec VXLANSpec) (bool, error) {
+	return EnsureVXLAN(ctx, spec)
+}
+
+// DeleteTunnel removes the VXLAN link name; a missing one is fine.
+func (h *Host) DeleteTunnel(ctx context.Context, name string) error { return DeleteVXLAN(ctx, name) }

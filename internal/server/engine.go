@@ -38,8 +38,11 @@ func newEngine(cfg config.Server, st store.Store, hostName string, log *slog.Log
 	}), nil
 }
 
-// records keeps the engine's records of what is deployed in the store.
+// records keeps the engine's records of what is deployed in the store; the
+// store's DeployedNames lists them (for VNIs unique across deployments).
 type records struct{ store.Store }
+
+var _ engine.Records = records{}
 
 // Deployed implements engine.Records: nothing recorded is nil, nil.
 func (r records) Deployed(ctx context.Context, name string) ([]byte, error) {

@@ -23,6 +23,24 @@ func BridgeName(deployment, sw string) string {
 	return Prefix(deployment) + "b" + hexHash(deployment + "/switch/" + sw)[:6]
 }
 
+// TunnelName is the VXLAN link of a switch that spans hosts; the same on
+// every host of the switch.
+func TunnelName(deployment, sw string) string {
+	return Prefix(deployment) + "x" + hexHash(deployment + "/switch/" + sw)[:6]
+}
+
+// MaxVNI is the largest VXLAN network identifier (24 bits).
+const MaxVNI = 1<<24 - 1
+
+// VNI is the preferred VXLAN network identifier of a switch, in 1..MaxVNI,
+// from sha256(deployment/switch). Uniqueness in the cluster is the
+// engine's business (it probes on from here and records what it took).
+func VNI(deployment, sw string) int {
+	sum := sha256.Sum256([]byte(deployment + "/" + sw))
+	v := int(sum[0])<<16 | int(sum[1])<<8 | int(sum[2])
+	return v%MaxVNI + 1
+}
+
 // HostIfName is the host-side end (veth peer or tap) of interface ifindex of
 // a guest.
 func HostIfName(deployment, guest string, ifindex int) string {

@@ -199,7 +199,41 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		c.resolveKind(&g, m, mp, env)
 		st.Guests = append(st.Guests, g)
 	}
+	spanSwitches(st)
 	return st, ps.list
+}
+
+// spanSwitches records on which hosts each switch has guests; a switch on
+// more than one gets a tunnel, and its guests' interfaces an MTU that fits
+// inside it.
+func spanSwitches(st *State) {
+	on := map[string]map[string]bool{}
+	for _, g := range st.Guests {
+		for _, ifc := range g.Interfaces {
+			if on[ifc.Switch] == nil {
+				on[ifc.Switch] = map[string]bool{}
+			}
+			if g.Host != "" {
+				on[ifc.Switch][g.Host] = true
+			}
+		}
+	}
+	spans := map[string]bool{}
+	for i := range st.Switches {
+		sw := &st.Switches[i]
+		sw.Hosts = sortedKeys(on[sw.Name])
+		if sw.Spans() {
+			sw.Tunnel = TunnelName(st.Deployment, sw.Name)
+			spans[sw.Name] = true
+		}
+	}
+	for i := range st.Guests {
+		for j := range st.Guests[i].Interfaces {
+			if ifc := &st.Guests[i].Interfaces[j]; spans[ifc.Switch] {
+				ifc.MTU = TunnelMTU
+			}
+		}
+	}
 }
 
 // resolveKind fills in what the guest's driver needs.

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,22 +40,22 @@ func TestGenerateQuickstart(t *testing.T) {
 		GeneratedAt: fixedNow,
 		Prefix:      "tbed4f0",
 		Hosts:       []Host{{Name: "main", Main: true}, {Name: "c1"}},
-		Switches:    []Switch{{Name: "sw0", Subnet: "10.0.0.0/24", Bridge: bridge}},
+		Switches:    []Switch{{Name: "sw0", Subnet: "10.0.0.0/24", Bridge: bridge, Tunnel: "tbed4f0xcaed27", Hosts: []string{"c1", "main"}}},
 		Guests: []Guest{
 			{
 				Name: "web", Kind: KindNetns, Host: "main",
-				Interfaces:  []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0vb9307b7", Address: "10.0.0.10/24", MAC: "02:b9:30:7b:7c:b0"}},
+				Interfaces:  []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0vb9307b7", Address: "10.0.0.10/24", MAC: "02:b9:30:7b:7c:b0", MTU: TunnelMTU}},
 				SetupScript: filepath.Join(project, "web-setup.sh"),
 				Netns:       &NetnsGuest{Namespace: "tbos.quickstart.web"},
 			},
 			{
 				Name: "client1", Kind: KindNetns, Host: "c1",
-				Interfaces: []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0v8d9f5ad", Address: "10.0.0.21/24", MAC: "02:8d:9f:5a:d3:1e"}},
+				Interfaces: []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0v8d9f5ad", Address: "10.0.0.21/24", MAC: "02:8d:9f:5a:d3:1e", MTU: TunnelMTU}},
 				Netns:      &NetnsGuest{Namespace: "tbos.quickstart.client1"},
 			},
 			{
 				Name: "client2", Kind: KindNetns, Host: "main",
-				Interfaces: []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0v86e151a", Address: "10.0.0.22/24", MAC: "02:86:e1:51:a7:1a"}},
+				Interfaces: []Interface{{Switch: "sw0", Bridge: bridge, Name: "eth0", HostName: "tbed4f0v86e151a", Address: "10.0.0.22/24", MAC: "02:86:e1:51:a7:1a", MTU: TunnelMTU}},
 				Netns:      &NetnsGuest{Namespace: "tbos.quickstart.client2"},
 			},
 		},
@@ -260,5 +261,71 @@ func TestResolveNameCollision(t *testing.T) {
 	_, ps := c.resolve(resolveEnv{deployment: "lab", hosts: []Host{{Name: "h"}}})
 	if len(ps) != 1 || ps[0].Field != "machines[1].network[0].mac" || ps[0].Line != 5 || !strings.Contains(ps[0].Message, "is already used by a eth0") {
 		t.Errorf("problems = %+v", ps)
+	}
+}
+
+func TestSpanningSwitchGetsTunnelAndMTU(t *testing.T) {
+	dir := writeProject(t, yamlLines(
+		"machines:",
+		"  - name: a",
+		"    network: [{switch: wide, ip: 10.0.0.1}, {switch: narrow, ip: 10.1.0.1}]",
+		"  - name: b",
+		"    network: [{switch: wide, ip: 10.0.0.2}]",
+		"  - name: c",
+		"    host: h1",
+		"    network: [{switch: narrow, ip: 10.1.0.2}]",
+		"network:",
+		"  switches:",
+		"    wide: {subnet: 10.0.0.0/24}",
+		"    narrow: {subnet: 10.1.0.0/24}",
+	))
+	st, err := Generate(Options{Deployment: "lab", ProjectDir: dir,
+		Hosts: []Host{{Name: "h1", Main: true, IP: "192.0.2.1"}, {Name: "h2", IP: "192.0.2.2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{st.Guests[0].Host, st.Guests[1].Host, st.Guests[2].Host}; strings.Join(got, ",") != "h1,h2,h1" {
+		t.Fatalf("placement %v, want round robin h1,h2 and c pinned to h1", got)
+	}
+	for _, sw := range st.Switches {
+		switch sw.Name {
+		case "wide":
+			if !sw.Spans() || sw.Tunnel != TunnelName("lab", "wide") || len(sw.Tunnel) > 15 || strings.Join(sw.Hosts, ",") != "h1,h2" {
+				t.Errorf("wide = %+v, want a tunnel over h1,h2", sw)
+			}
+		case "narrow":
+			if sw.Spans() || sw.Tunnel != "" {
+				t.Errorf("narrow = %+v, want no tunnel", sw)
+			}
+		}
+	}
+	for _, g := range st.Guests {
+		for _, ifc := range g.Interfaces {
+			want := 0
+			if ifc.Switch == "wide" {
+				want = TunnelMTU
+			}
+			if ifc.MTU != want {
+				t.Errorf("%s %s on %s: MTU %d, want %d", g.Name, ifc.Name, ifc.Switch, ifc.MTU, want)
+			}
+		}
+	}
+	if err := CheckState(st, "lab", st.Project); err != nil {
+		t.Errorf("CheckState of a generated state: %v", err)
+	}
+}
+
+func TestVNIInRangeAndStable(t *testing.T) {
+	seen := map[int]string{}
+	for i := range 200 {
+		sw := fmt.Sprintf("sw%d", i)
+		v := VNI("lab", sw)
+		if v < 1 || v > MaxVNI || v != VNI("lab", sw) {
+			t.Fatalf("VNI(lab, %s) = %d: out of 1..%d or unstable", sw, v, MaxVNI)
+		}
+		if other, dup := seen[v]; dup {
+			t.Logf("%s and %s share VNI %d (the engine probes on)", sw, other, v)
+		}
+		seen[v] = sw
 	}
 }

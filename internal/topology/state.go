@@ -26,6 +26,10 @@ type State struct {
 type Host struct {
 	Name string `json:"name"`
 	Main bool   `json:"main"`
+	// IP is the host's address (host.json's ip) that VXLAN tunnels of
+	// switches spanning hosts run between; whoever builds the host list
+	// sets it. A cluster of one host needs none.
+	IP string `json:"ip,omitempty"`
 }
 
 // Switch is one layer-2 segment: a Linux bridge on every host that has a
@@ -34,7 +38,20 @@ type Switch struct {
 	Name   string `json:"name"`
 	Subnet string `json:"subnet"` // CIDR, e.g. 10.0.0.0/24
 	Bridge string `json:"bridge"` // kernel name, at most 15 bytes
+	// Tunnel is the kernel name of the VXLAN link that joins the switch's
+	// bridges when its guests are placed on more than one host; empty for
+	// a switch on one host.
+	Tunnel string `json:"tunnel,omitempty"`
+	// Hosts are the hosts the switch's guests are placed on, sorted.
+	Hosts []string `json:"hosts,omitempty"`
 }
+
+// TunnelMTU is the MTU of guest interfaces on switches that span hosts: a
+// 1500-byte underlay less VXLAN's 50 bytes of outer headers.
+const TunnelMTU = 1450
+
+// Spans reports whether the switch's guests are on more than one host.
+func (s *Switch) Spans() bool { return len(s.Hosts) > 1 }
 
 // Guest kinds.
 const (
@@ -71,6 +88,9 @@ type Interface struct {
 	Address  string `json:"address"` // CIDR with the switch prefix, e.g. 10.0.0.10/24
 	MAC      string `json:"mac"`
 	Gateway  string `json:"gateway,omitempty"`
+	// MTU of both ends of the interface; 0 leaves the kernel's default.
+	// Interfaces on switches spanning hosts get TunnelMTU.
+	MTU int `json:"mtu,omitempty"`
 }
 
 // NetnsGuest holds what the netns driver needs.

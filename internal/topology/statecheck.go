@@ -37,6 +37,9 @@ func CheckState(st *State, deployment, project string) error {
 		if want := BridgeName(deployment, sw.Name); sw.Bridge != want {
 			bad("switch %s: bridge %q, want %q", sw.Name, sw.Bridge, want)
 		}
+		if want := TunnelName(deployment, sw.Name); sw.Tunnel != "" && sw.Tunnel != want {
+			bad("switch %s: tunnel %q, want %q", sw.Name, sw.Tunnel, want)
+		}
 		bridges[sw.Name] = sw.Bridge
 	}
 	for _, g := range st.Guests {

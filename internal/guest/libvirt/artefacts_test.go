@@ -65,6 +65,7 @@ func TestKernelCmdline(t *testing.T) {
 
 func TestBuildDomain(t *testing.T) {
 	st, g := testState(t)
+	g.Interfaces[1].MTU = topology.TunnelMTU // on a switch spanning hosts
 	p := pathsOf(guest.LocalDeployment(st).Files.WorkDir(), g)
 	for _, tc := range []struct {
 		boot  func(*topology.LibvirtSpec)
@@ -133,6 +134,9 @@ func TestBuildDomain(t *testing.T) {
 		nic := d.Devices.Interfaces[1]
 		if nic.Source.Bridge.Bridge != g.Interfaces[1].Bridge || nic.MAC.Address != "52:54:00:aa:bb:02" || nic.Target.Dev != "tbaaaaav0000002" || nic.Model.Type != "virtio" {
 			t.Errorf("%s: nic = %+v %+v %+v", spec.Boot, nic.Source.Bridge, nic.MAC, nic.Target)
+		}
+		if m0, m1 := d.Devices.Interfaces[0].MTU, nic.MTU; m0 != nil || m1 == nil || m1.Size != topology.TunnelMTU {
+			t.Errorf("%s: MTUs %+v, %+v; want none, then %d", spec.Boot, m0, m1, topology.TunnelMTU)
 		}
 		if s := d.Devices.Serials[0]; s.Source.File.Path != p.console {
 			t.Errorf("%s: serial = %+v", spec.Boot, s.Source.File)

@@ -157,12 +157,17 @@ func buildDomain(st *topology.State, g *topology.Guest, p paths, authorizedKey s
 		if ifc.Bridge == "" || ifc.MAC == "" || ifc.HostName == "" {
 			return domainDoc{}, fmt.Errorf("guest %s: interface %s: bridge, MAC and host name are required", g.Name, ifc.Name)
 		}
-		dom.Devices.Interfaces = append(dom.Devices.Interfaces, libvirtxml.DomainInterface{
+		nic := libvirtxml.DomainInterface{
 			MAC:    &libvirtxml.DomainInterfaceMAC{Address: ifc.MAC},
 			Source: &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: ifc.Bridge}},
 			Target: &libvirtxml.DomainInterfaceTarget{Dev: ifc.HostName},
 			Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
-		})
+		}
+		if ifc.MTU > 0 {
+			// The tap gets it, and virtio tells the guest (host_mtu).
+			nic.MTU = &libvirtxml.DomainInterfaceMTU{Size: uint(ifc.MTU)}
+		}
+		dom.Devices.Interfaces = append(dom.Devices.Interfaces, nic)
 	}
 	switch spec.Boot {
 	case topology.BootKernel:

@@ -220,6 +220,7 @@ func addInterface(h *netlink.Handle, nsfd int, ifc plannedIface, withRoute bool)
 		guest:       ifc.Name,
 		guestMAC:    ifc.mac,
 		guestNS:     nsfd,
+		mtu:         ifc.MTU,
 	})
 	if err != nil {
 		return false, fmt.Errorf("veth %s (%s in guest) on %s: %w", ifc.HostName, ifc.Name, ifc.Bridge, err)

@@ -462,3 +462,41 @@ func TestManyGuestsConcurrently(t *testing.T) {
 	}
 	assertNoLeftovers(t, prefix+"n")
 }
+
+// TestInterfaceMTU: an interface on a switch spanning hosts carries the
+// MTU of the state on both veth ends.
+func TestInterfaceMTU(t *testing.T) {
+	nettest.RequireRoot(t)
+	prefix := nettest.Prefix(t)
+	p := benchbase.Plan{Prefix: prefix, Bridge: prefix + "br", N: 1}
+	st := stateFor(p)
+	st.Guests[0].Interfaces[0].MTU = topology.TunnelMTU
+	d := New(Options{})
+	log := &guesttest.Log{}
+	t.Run("up", func(t *testing.T) {
+		upBridge(t, p)
+		upGuests(t, d, st, log)
+		ifc := st.Guests[0].Interfaces[0]
+		host, err := netlink.LinkByName(ifc.HostName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := host.Attrs().MTU; got != topology.TunnelMTU {
+			t.Errorf("host end %s: MTU %d, want %d", ifc.HostName, got, topology.TunnelMTU)
+		}
+		err = nettest.InNamespace(st.Guests[0].Netns.Namespace, func() error {
+			link, err := netlink.LinkByName(ifc.Name)
+			if err != nil {
+				return err
+			}
+			if got := link.Attrs().MTU; got != topology.TunnelMTU {
+				return fmt.Errorf("guest end %s: MTU %d, want %d", ifc.Name, got, topology.TunnelMTU)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	assertNoLeftovers(t, prefix)
+}

@@ -15,6 +15,7 @@ type vethSpec struct {
 	guest       string
 	guestMAC    net.HardwareAddr // nil: the kernel picks one
 	guestNS     int              // descriptor of the guest's namespace
+	mtu         int              // of both ends; 0: the kernel's default
 }
 
 // addVeth creates the pair in a single RTM_NEWLINK: the host end up and
@@ -29,6 +30,9 @@ func addVeth(v vethSpec) error {
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.host)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.bridgeIndex))))
+	if v.mtu > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.mtu))))
+	}
 
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
@@ -40,6 +44,9 @@ func addVeth(v vethSpec) error {
 	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.guest))
 	if v.guestMAC != nil {
 		peer.AddRtAttr(unix.IFLA_ADDRESS, []byte(v.guestMAC))
+	}
+	if v.mtu > 0 {
+		peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.mtu)))
 	}
 	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(v.guestNS)))
 	req.AddData(info)
