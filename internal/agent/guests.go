@@ -189,6 +189,9 @@ func (s *server) destroyRecorded(ctx context.Context, deployment string, dg Depl
 }
 
 func (s *server) cleanBridge(ctx context.Context, name string, b DeployedBridge) error {
+	if err := s.cleanTunnels(ctx, b); err != nil {
+		return err
+	}
 	if b.Firewall {
 		if err := s.opts.Network.RemoveBridge(ctx, name); err != nil {
 			return err

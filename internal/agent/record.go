@@ -41,6 +41,8 @@ type DeployedBridge struct {
 	Made bool `json:"made"`
 	// Firewall: the agent added the rules of the bridge.
 	Firewall bool `json:"firewall"`
+	// Tunnels are the VXLAN links the agent made on the bridge.
+	Tunnels []string `json:"tunnels,omitempty"`
 }
 
 // Empty reports whether the record holds nothing.

@@ -69,6 +69,8 @@ func Handler(opts Options) http.Handler {
 	route("DELETE /api/agent/bridges/{name}", s.deleteBridge)
 	route("POST /api/agent/firewall/{name}", s.allowBridge)
 	route("DELETE /api/agent/firewall/{name}", s.removeBridge)
+	route("POST /api/agent/tunnels", s.ensureTunnel)
+	route("DELETE /api/agent/tunnels/{name}", s.deleteTunnel)
 	route("POST /api/agent/guests/{op}", s.guestCall)
 	route("POST /api/agent/snapshots/{op}", s.snapshotCall)
 	route("HEAD /api/agent/files/{sha256}", s.hasFile)
