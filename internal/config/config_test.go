@@ -123,3 +123,25 @@ func TestLogMaxBytes(t *testing.T) {
 		t.Error("--log-max-bytes '3 apples' accepted")
 	}
 }
+
+func TestUseTLS(t *testing.T) {
+	tests := []struct {
+		mode, listen string
+		want         bool
+	}{
+		{TLSAuto, "127.0.0.1:3355", false},
+		{TLSAuto, "[::1]:3355", false},
+		{TLSAuto, "localhost:3355", false},
+		{TLSAuto, "0.0.0.0:3355", true},
+		{TLSAuto, "10.1.2.3:3355", true},
+		{TLSAuto, ":3355", true},
+		{TLSOn, "127.0.0.1:3355", true},
+		{TLSOff, "10.1.2.3:3355", false},
+	}
+	for _, tc := range tests {
+		c := Server{TLS: tc.mode, Listen: tc.listen}
+		if got := c.UseTLS(); got != tc.want {
+			t.Errorf("TLS=%s listen %s: UseTLS %v, want %v", tc.mode, tc.listen, got, tc.want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/cluster"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/logstream"
@@ -23,6 +24,7 @@ import (
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/store/file"
 	"github.com/testbedos/testbedos/internal/store/sqlite"
+	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
 // Version is the server version, set at build time with -ldflags.
@@ -56,10 +58,18 @@ type Server struct {
 	started time.Time
 	streams sync.WaitGroup
 	token   string // empty when auth is off
-	// hostName is this host's name in the cluster.
+	// hostName is this machine's host name.
 	hostName string
-	lock     *config.DataLock
-	ownLock  bool // lock was taken by New, so Close releases it
+	// host is config/host.json; identity this host's TLS certificate.
+	host     api.HostConfig
+	identity tlsid.Identity
+	// clusterToken, members (main) and follower (client) are the cluster
+	// control plane (cluster.go).
+	clusterToken string
+	members      *cluster.Members
+	follower     *cluster.Follower
+	lock         *config.DataLock
+	ownLock      bool // lock was taken by New, so Close releases it
 
 	// stopping is set when shutdown begins: new actions get 503 while the
 	// running ones are interrupted, on every connection still open.
@@ -108,16 +118,23 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		if s.store != nil {
 			s.store.Close()
 		}
+		if s.members != nil {
+			s.members.Close()
+		}
 		if ownLock {
 			lock.Release()
 		}
 	}()
 	// mode.json only once the folder is ours: a second server refused by
 	// the lock must not change what the running one starts as next time.
-	if cfg.Mode != "" {
-		if err := lock.SaveMode(config.SavedMode{Mode: cfg.Mode, MainURL: cfg.MainURL}); err != nil {
+	// A client's mode is saved once it has joined (cluster.go).
+	if cfg.Mode == config.ModeMain {
+		if err := lock.SaveMode(config.SavedMode{Mode: cfg.Mode}); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.setupIdentity(); err != nil {
+		return nil, err
 	}
 	if cfg.Auth {
 		if s.token, err = loadToken(cfg.TokenPath()); err != nil {
@@ -139,6 +156,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	s.events = events.New(events.DefaultBuffer)
+	if err := s.setupCluster(ctx); err != nil {
+		return nil, err
+	}
 	s.snaps, _ = exec.(httpapi.Snapshots)
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
@@ -167,10 +187,13 @@ func openStore(cfg config.Server) (store.Store, error) {
 }
 
 func (s *Server) routes() http.Handler {
+	if s.cfg.Mode == config.ModeClient {
+		return s.clientRoutes()
+	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
 		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Hub: s.hub, Events: s.events, Logger: s.log,
-		Status: s.status,
+		Status: s.status, Cluster: s.clusterAPI(),
 		StreamOpened: func() {
 			s.streams.Add(1)
 			s.metrics.streams.Inc()
@@ -186,6 +209,7 @@ func (s *Server) routes() http.Handler {
 	if s.token != "" {
 		h = requireToken(s.token)(h)
 	}
+	h = s.clusterDoors(mux, h)
 	// Every pattern registered above is a route label; others are "unmatched".
 	patterns := append(httpapi.Patterns(), metricsRoute)
 	return logRequests(s.log, s.metrics, mux, patterns)(h)
@@ -213,10 +237,14 @@ func (s *Server) refuseActionsWhileStopping(mux *http.ServeMux, next http.Handle
 }
 
 func (s *Server) status() api.ServerStatus {
+	mode := config.ModeMain
+	if s.cfg.Mode == config.ModeClient {
+		mode = config.ModeClient
+	}
 	return api.ServerStatus{
-		Mode: config.ModeMain, Version: Version, Hostname: s.hostName,
+		Mode: mode, Version: Version, Hostname: s.hostName,
 		StartedAt: s.started.UTC(), UptimeSeconds: time.Since(s.started).Seconds(),
-		Store: s.cfg.DB,
+		Store: s.cfg.DB, TLS: s.cfg.UseTLS(), Fingerprint: s.identity.Fingerprint,
 	}
 }
 
@@ -231,7 +259,7 @@ func (s *Server) Listeners() ([]net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
-		ls = append(ls, l)
+		ls = append(ls, s.tlsListener(l))
 	}
 	if s.cfg.Socket != "" {
 		l, err := listenSocket(s.cfg.Socket)
@@ -265,6 +293,13 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		defer s.background.Done()
 		s.pruneLogs(bg)
 	}()
+	if s.follower != nil {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			s.follower.Run(bg)
+		}()
+	}
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		s.log.Info("listening", "addr", l.Addr().String(), "network", l.Addr().Network())
@@ -334,6 +369,9 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) interrupt(ctx context.Context) error {
 	s.stopping.Store(true)
 	s.stopBackground()
+	if s.members != nil {
+		s.members.Close()
+	}
 	return s.runner.Shutdown(ctx)
 }
 
