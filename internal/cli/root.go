@@ -118,6 +118,7 @@ action on the server; the exit status is the action's outcome.
 		a.logsCommand(),
 		a.eventsCommand(),
 		a.snapshotCommand(),
+		a.clusterCommand(),
 	)
 	return root
 }

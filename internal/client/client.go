@@ -445,3 +445,17 @@ func (c *Client) WaitReady(ctx context.Context) error {
 		}
 	}
 }
+
+// Members lists the cluster's members (GET /api/cluster).
+func (c *Client) Members(ctx context.Context) ([]api.Member, error) {
+	var out api.MemberList
+	err := c.do(ctx, http.MethodGet, "/api/cluster", nil, &out)
+	return out.Members, err
+}
+
+// ClusterConfig is the main's kvm-compose-config.json without secrets.
+func (c *Client) ClusterConfig(ctx context.Context) (api.ClusterConfig, error) {
+	var out api.ClusterConfig
+	err := c.do(ctx, http.MethodGet, "/api/config/cluster", nil, &out)
+	return out, err
+}
