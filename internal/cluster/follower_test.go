@@ -130,7 +130,7 @@ func TestFollowerJoinsPinnedAndRejoinsAfterRemoval(t *testing.T) {
 	go func() { f2.Run(ctx); close(done) }()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		if _, err := members.Member("c1"); err == nil {
+		if _, err := members.Member("c1"); err == nil && f2.State().Secret != secret {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -138,8 +138,8 @@ func TestFollowerJoinsPinnedAndRejoinsAfterRemoval(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if f2.State().Secret == secret {
-		t.Error("re-join kept the old secret")
+	if !members.Authenticate("c1", f2.State().Secret, clientID.Fingerprint) {
+		t.Error("the main does not take the secret of the re-join")
 	}
 	cancel()
 	<-done
