@@ -459,3 +459,8 @@ func (c *Client) ClusterConfig(ctx context.Context) (api.ClusterConfig, error) {
 	err := c.do(ctx, http.MethodGet, "/api/config/cluster", nil, &out)
 	return out, err
 }
+
+// RemoveMember removes a member from the cluster (DELETE /api/cluster/{name}).
+func (c *Client) RemoveMember(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/cluster/"+url.PathEscape(name), nil, nil)
+}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -246,4 +248,67 @@ func TestClusterJoinHeartbeatsAndRejoin(t *testing.T) {
 	if _, ok := members(t, main.c)["c1"]; !ok {
 		t.Error("the restarted client is not a member")
 	}
+	// A client serves the agent API, nothing of the main's.
+	if _, err := c1.c.Deployments(context.Background()); client.StatusOf(err) != http.StatusNotFound {
+		t.Errorf("a client lists deployments: %v, want 404", err)
+	}
+
+	// A second client joins with the parts of a join token one by one.
+	ns2, ip2 := n.addClient(t, 2)
+	tokenFile := filepath.Join(t.TempDir(), "cluster-token")
+	if err := os.WriteFile(tokenFile, []byte(jt.ClusterToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2 := clientServer(t, ns2, "c2", ip2, "client", "--main", jt.MainURL, "--token-file", tokenFile, "--main-fingerprint", jt.Fingerprint)
+	c2.start(t)
+	waitEvent(t, ev, api.EventMemberJoined, "c2", 10*time.Second)
+	if got := metric(t, main, "testbedos_cluster_members"); got != "3" {
+		t.Errorf("testbedos_cluster_members %s, want 3", got)
+	}
+
+	// Removed by the main (it answers 404), a running client joins again.
+	if err := main.c.RemoveMember(context.Background(), "c2"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, api.EventMemberLeft, "c2", time.Second)
+	waitEvent(t, ev, api.EventMemberJoined, "c2", 3*heartbeat)
+
+	// Restart the main: the clients stay members and heart-beat again.
+	main.stop(t)
+	main.start(t)
+	restarted := time.Now()
+	deadline := time.Now().Add(10 * heartbeat)
+	for {
+		ms := members(t, main.c)
+		if m1, m2 := ms["c1"], ms["c2"]; m1.LastHeartbeat != nil && m2.LastHeartbeat != nil &&
+			m1.LastHeartbeat.After(restarted) && m2.LastHeartbeat.After(restarted) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a restart of the main its clients do not answer heartbeats: %+v", ms)
+		}
+		time.Sleep(heartbeat / 3)
+	}
+}
+
+// metric reads one unlabelled series of the server's /metrics.
+func metric(t *testing.T, s *server, name string) string {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", s.socket)
+	}}}
+	resp, err := hc.Get("http://unix/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return ""
 }
