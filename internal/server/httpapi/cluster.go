@@ -26,7 +26,7 @@ type Cluster interface {
 // clusterRoutes are /api/config/host, /api/config/cluster and /api/cluster….
 func clusterRoutes(d Deps) []route {
 	c := d.Cluster
-	return []route{
+	rts := []route{
 		{"GET /api/config/host", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, c.Host())
 			return nil
@@ -87,6 +87,14 @@ func clusterRoutes(d Deps) []route {
 			return nil
 		}},
 	}
+	if c == nil {
+		for i := range rts {
+			rts[i].handler = func(w http.ResponseWriter, r *http.Request) error {
+				return fmt.Errorf("%w: this server keeps no cluster", api.ErrUnavailable)
+			}
+		}
+	}
+	return rts
 }
 
 func memberName(r *http.Request) (string, error) {
