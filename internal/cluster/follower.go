@@ -182,34 +182,42 @@ func (f *Follower) Check(ctx context.Context) error {
 // Run heart-beats the main until ctx ends: a check every interval (each
 // with a timeout shorter than the interval), a re-join when the main says
 // it does not know this host (404) or no longer takes its secret (401).
-// One timer (time.AfterFunc) drives it, as on the main.
+// One timer (time.AfterFunc) drives it, as on the main; Run returns once no
+// beat is in flight, so nothing is written after it.
 func (f *Follower) Run(ctx context.Context) {
-	done := make(chan struct{})
-	var beat func()
-	var timer *time.Timer
-	var tmu sync.Mutex
+	var (
+		mu       sync.Mutex
+		timer    *time.Timer
+		stopped  bool
+		inFlight sync.WaitGroup
+		beat     func()
+	)
 	beat = func() {
-		started := time.Now()
-		f.beatOnce(ctx)
-		tmu.Lock()
-		defer tmu.Unlock()
-		if ctx.Err() != nil {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
 			return
 		}
-		next := f.opts.Interval - time.Since(started)
-		timer = time.AfterFunc(max(next, 0), beat)
+		inFlight.Add(1)
+		mu.Unlock()
+		defer inFlight.Done()
+		started := time.Now()
+		f.beatOnce(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			timer = time.AfterFunc(max(f.opts.Interval-time.Since(started), 0), beat)
+		}
 	}
-	tmu.Lock()
+	mu.Lock()
 	timer = time.AfterFunc(0, beat)
-	tmu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		tmu.Lock()
-		timer.Stop()
-		tmu.Unlock()
-		close(done)
-	})
-	defer stop()
-	<-done
+	mu.Unlock()
+	<-ctx.Done()
+	mu.Lock()
+	stopped = true
+	timer.Stop()
+	mu.Unlock()
+	inFlight.Wait()
 }
 
 func (f *Follower) beatOnce(ctx context.Context) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
+	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
 // loadToken reads config/token, creating it (0600, 32 random bytes as hex)
@@ -81,6 +82,23 @@ func bearerOf(r *http.Request) (string, bool) {
 func equalToken(got, want string) bool {
 	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// noCertificate is the peer of a TLS request without a client
+// certificate: it matches no pinned fingerprint.
+const noCertificate = "none"
+
+// peerPin is what member checks compare with a pinned fingerprint: "" off
+// TLS (loopback, the socket: nothing to compare), the client certificate's
+// fingerprint over TLS, or noCertificate when the TLS client sent none.
+func peerPin(r *http.Request) string {
+	if r.TLS == nil {
+		return ""
+	}
+	if fp := tlsid.PeerFingerprint(r.TLS); fp != "" {
+		return fp
+	}
+	return noCertificate
 }
 
 // unauthorized answers 401 with the bearer challenge.

@@ -16,7 +16,6 @@ import (
 	"github.com/testbedos/testbedos/internal/cluster"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
-	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
 // joinTimeout bounds the join a client makes at start.
@@ -154,7 +153,7 @@ func (s *Server) clusterDoors(mux *http.ServeMux, next http.Handler) http.Handle
 			return
 		case membershipRoute:
 			name := strings.TrimPrefix(r.URL.Path, "/api/cluster/")
-			if hasBearer && s.members.Authenticate(name, bearer, tlsid.PeerFingerprint(r.TLS)) {
+			if hasBearer && s.members.Authenticate(name, bearer, peerPin(r)) {
 				next.ServeHTTP(w, authorize(r))
 				return
 			}
@@ -200,7 +199,7 @@ func (s *Server) requireMember(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if tok, ok := bearerOf(r); ok && s.follower.Authenticate(tok, tlsid.PeerFingerprint(r.TLS)) {
+		if tok, ok := bearerOf(r); ok && s.follower.Authenticate(tok, peerPin(r)) {
 			next.ServeHTTP(w, authorize(r))
 			return
 		}

@@ -56,7 +56,11 @@ func clusterRoutes(d Deps) []route {
 			if err := decode(w, r, &req); err != nil {
 				return err
 			}
-			ans, err := c.Join(req, tlsid.PeerFingerprint(r.TLS))
+			peer := tlsid.PeerFingerprint(r.TLS)
+			if r.TLS != nil && peer == "" {
+				return errorf(http.StatusBadRequest, api.ErrBadRequest, "a joining host presents its own certificate as TLS client certificate (the one fingerprint names)")
+			}
+			ans, err := c.Join(req, peer)
 			if err != nil {
 				return err
 			}
