@@ -18,7 +18,7 @@ import (
 // or with the main's URL, a file holding the cluster token and the main's
 // fingerprint one by one.
 func clientCommand(finish func() (config.Server, error)) *cobra.Command {
-	var join, fingerprint string
+	var join string
 	cmd := &cobra.Command{
 		Use:   "client (--join TOKEN | --main URL --token-file F [--main-fingerprint FP])",
 		Short: "Run as a client host: join the main, serve the agent API it drives, heart-beat",
@@ -43,7 +43,6 @@ func clientCommand(finish func() (config.Server, error)) *cobra.Command {
 					}
 					cfg.ClusterToken = strings.TrimSpace(string(data))
 				}
-				cfg.MainFingerprint = fingerprint
 				if cfg.MainFingerprint == "" {
 					return fmt.Errorf("--main-fingerprint is needed with --main: the main's GET /api/config/status shows it, and `testbedos-server join-token` carries it")
 				}
@@ -54,7 +53,6 @@ func clientCommand(finish func() (config.Server, error)) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&join, "join", "", "join token printed by `testbedos-server join-token` on the main")
-	cmd.Flags().StringVar(&fingerprint, "main-fingerprint", os.Getenv("TESTBEDOS_MAIN_FINGERPRINT"), "the main's certificate fingerprint (env TESTBEDOS_MAIN_FINGERPRINT)")
 	return cmd
 }
 

@@ -125,6 +125,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	useTLS := str("tls", "TESTBEDOS_TLS", TLSAuto, "TLS on the TCP listener: auto (unless it listens on loopback), on or off")
 	mainURL := str("main", "TESTBEDOS_MAIN_URL", "", "client mode: URL of the main server")
 	tokenFile := str("token-file", "TESTBEDOS_TOKEN_FILE", "", "client mode: file holding the cluster token")
+	mainFP := str("main-fingerprint", "TESTBEDOS_MAIN_FINGERPRINT", "", "client mode: the main's certificate fingerprint (sha256:<hex>)")
 	hbInterval := duration("heartbeat-interval", "TESTBEDOS_HEARTBEAT_INTERVAL", 5*time.Second, "cluster heartbeat interval")
 	hbMisses := integer("heartbeat-misses", "TESTBEDOS_HEARTBEAT_MISSES", 3, "missed heartbeats before a peer is dropped")
 	retention := duration("log-retention", "TESTBEDOS_LOG_RETENTION", 30*24*time.Hour, "orchestration logs older than this are deleted")
@@ -135,7 +136,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	return func() (Server, error) {
 		cfg := Server{
 			DataDir: *dataDir, Listen: *listen, Socket: *socket, DB: *db, Dev: *dev, TLS: strings.ToLower(*useTLS),
-			MainURL: *mainURL, TokenFile: *tokenFile,
+			MainURL: *mainURL, TokenFile: *tokenFile, MainFingerprint: *mainFP,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
 			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
 		}

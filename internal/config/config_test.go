@@ -145,3 +145,35 @@ func TestUseTLS(t *testing.T) {
 		}
 	}
 }
+
+func TestTLSFlagAndEnv(t *testing.T) {
+	tests := []struct {
+		env, flag, want string
+		bad             bool
+	}{
+		{"", "", TLSAuto, false},
+		{"on", "", TLSOn, false},
+		{"OFF", "", TLSOff, false},
+		{"on", "off", TLSOff, false},
+		{"sometimes", "", "", true},
+	}
+	for _, tc := range tests {
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		env := map[string]string{"TESTBEDOS_DATA_DIR": t.TempDir()}
+		if tc.env != "" {
+			env["TESTBEDOS_TLS"] = tc.env
+		}
+		finish := Bind(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		var args []string
+		if tc.flag != "" {
+			args = []string{"--tls", tc.flag}
+		}
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := finish()
+		if (err != nil) != tc.bad || (!tc.bad && cfg.TLS != tc.want) {
+			t.Errorf("env %q flag %q: %q %v, want %q (error %v)", tc.env, tc.flag, cfg.TLS, err, tc.want, tc.bad)
+		}
+	}
+}

@@ -182,9 +182,13 @@ func (s *Server) clientRoutes() http.Handler {
 		writeJSON(w, api.AgentHealth{Name: s.host.Name, Status: "ok"})
 	})
 	mux.Handle(metricsRoute, s.metrics.handler())
+	patterns := []string{"GET /healthz", "GET /api/config/status", "GET /api/agent/health", metricsRoute}
+	if s.agent != nil {
+		patterns = append(patterns, s.agent(mux)...)
+	}
 	h := httpapi.JSONErrors(mux)
 	h = s.requireMember(h)
-	return logRequests(s.log, s.metrics, mux, []string{"GET /healthz", "GET /api/config/status", "GET /api/agent/health", metricsRoute})(h)
+	return logRequests(s.log, s.metrics, mux, patterns)(h)
 }
 
 // requireMember lets into /api/agent/ only the main: the member secret,

@@ -42,6 +42,10 @@ type Options struct {
 	// it, after its last write there); nil means New takes it and Close
 	// releases it.
 	Lock *config.DataLock
+	// Agent, in client mode, adds the agent API the main drives to mux
+	// (patterns under /api/agent/, behind the member secret and the main's
+	// pinned certificate) and returns the patterns it added.
+	Agent func(mux *http.ServeMux) []string
 }
 
 // Server is one running testbedos-server.
@@ -70,6 +74,8 @@ type Server struct {
 	follower     *cluster.Follower
 	lock         *config.DataLock
 	ownLock      bool // lock was taken by New, so Close releases it
+	// agent adds the agent API routes in client mode (Options.Agent).
+	agent func(*http.ServeMux) []string
 
 	// stopping is set when shutdown begins: new actions get 503 while the
 	// running ones are interrupted, on every connection still open.
@@ -107,7 +113,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		ownLock = true
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock,
-		hostName: hostName()}
+		hostName: hostName(), agent: opts.Agent}
 	s.quit, s.stopBackground = context.WithCancel(context.Background())
 	s.prune = s.pruneOnce
 	ok := false
