@@ -169,7 +169,7 @@ func TestJoinConflictsAndSecrets(t *testing.T) {
 }
 
 func TestMissedHeartbeatsRemoveTheMember(t *testing.T) {
-	const interval = 50 * time.Millisecond
+	const interval = 100 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "kvm-compose-config.json")
 	rec := newRecorder()
 	ch := &fakeChecker{fail: map[string]bool{}}
@@ -191,7 +191,8 @@ func TestMissedHeartbeatsRemoveTheMember(t *testing.T) {
 
 	ch.set("c1", true)
 	took := rec.wait(t, api.EventMemberLost, 10*interval)
-	if took > 3*interval+interval/2 {
+	// 3 intervals, and one more for timers late on a loaded machine.
+	if took > 4*interval {
 		t.Errorf("lost after %s, want within about 3 intervals (%s)", took, 3*interval)
 	}
 	if _, err := m.Member("c1"); !errors.Is(err, api.ErrNotFound) {
