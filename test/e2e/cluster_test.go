@@ -31,16 +31,24 @@ type testNet struct {
 	prefix, bridge, subnet string // subnet: "10.a.b"
 }
 
-func newTestNet(t *testing.T) *testNet {
+// ipRun runs iproute2 to make the test network.
+func ipRun(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func newTestNet(t testing.TB) *testNet {
 	t.Helper()
 	nettest.RequireRoot(t)
 	b := make([]byte, 2)
 	rand.Read(b)
 	n := &testNet{prefix: nettest.Prefix(t), subnet: fmt.Sprintf("10.%d.%d", 100+int(b[0])%100, b[1])}
 	n.bridge = n.prefix + "br"
-	ipCmd(t, "link", "add", n.bridge, "type", "bridge")
-	ipCmd(t, "addr", "add", n.mainIP()+"/24", "dev", n.bridge)
-	ipCmd(t, "link", "set", n.bridge, "up")
+	ipRun(t, "link", "add", n.bridge, "type", "bridge")
+	ipRun(t, "addr", "add", n.mainIP()+"/24", "dev", n.bridge)
+	ipRun(t, "link", "set", n.bridge, "up")
 	return n
 }
 
@@ -48,23 +56,23 @@ func (n *testNet) mainIP() string { return n.subnet + ".1" }
 
 // addClient makes namespace <prefix>cN with a veth to the bridge holding
 // <subnet>.(N+1); it returns the namespace and its address.
-func (n *testNet) addClient(t *testing.T, i int) (ns, ip string) {
+func (n *testNet) addClient(t testing.TB, i int) (ns, ip string) {
 	t.Helper()
 	ns, ip = fmt.Sprintf("%sc%d", n.prefix, i), fmt.Sprintf("%s.%d", n.subnet, i+1)
 	host, peer := fmt.Sprintf("%sh%d", n.prefix, i), fmt.Sprintf("%sp%d", n.prefix, i)
-	ipCmd(t, "netns", "add", ns)
-	ipCmd(t, "link", "add", host, "type", "veth", "peer", "name", peer)
-	ipCmd(t, "link", "set", host, "master", n.bridge, "up")
-	ipCmd(t, "link", "set", peer, "netns", ns)
-	ipCmd(t, "-n", ns, "addr", "add", ip+"/24", "dev", peer)
-	ipCmd(t, "-n", ns, "link", "set", peer, "up")
-	ipCmd(t, "-n", ns, "link", "set", "lo", "up")
+	ipRun(t, "netns", "add", ns)
+	ipRun(t, "link", "add", host, "type", "veth", "peer", "name", peer)
+	ipRun(t, "link", "set", host, "master", n.bridge, "up")
+	ipRun(t, "link", "set", peer, "netns", ns)
+	ipRun(t, "-n", ns, "addr", "add", ip+"/24", "dev", peer)
+	ipRun(t, "-n", ns, "link", "set", peer, "up")
+	ipRun(t, "-n", ns, "link", "set", "lo", "up")
 	return ns, ip
 }
 
 // clientServer prepares (does not start) a testbedos-server client in ns,
 // with a host.json of its own name (the machine's host name is the main's).
-func clientServer(t *testing.T, ns, name, ip string, args ...string) *server {
+func clientServer(t testing.TB, ns, name, ip string, args ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{dataDir: filepath.Join(dir, "data"), socket: filepath.Join(dir, "s.sock"), stderr: &lockedBuffer{}, netns: ns, args: args}
@@ -85,15 +93,27 @@ func clientServer(t *testing.T, ns, name, ip string, args ...string) *server {
 	return s
 }
 
+// execServer is the server binary with args in s's environment (and namespace).
+func execServer(s *server, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if s.netns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", s.netns, bins.server}, args...)...)
+	} else {
+		cmd = exec.Command(bins.server, args...)
+	}
+	cmd.Env = s.env
+	return cmd
+}
+
 // kill ends a server with SIGKILL, as a crash would.
-func (s *server) kill(t *testing.T) {
+func (s *server) kill(t testing.TB) {
 	t.Helper()
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
 }
 
 // events collects the main's /api/events.
-func events(t *testing.T, c *client.Client) <-chan api.Event {
+func events(t testing.TB, c *client.Client) <-chan api.Event {
 	ch := make(chan api.Event, 64)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -108,7 +128,7 @@ func events(t *testing.T, c *client.Client) <-chan api.Event {
 	return ch
 }
 
-func waitEvent(t *testing.T, ch <-chan api.Event, typ api.EventType, member string, within time.Duration) time.Duration {
+func waitEvent(t testing.TB, ch <-chan api.Event, typ api.EventType, member string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	deadline := time.After(within)
@@ -124,7 +144,7 @@ func waitEvent(t *testing.T, ch <-chan api.Event, typ api.EventType, member stri
 	}
 }
 
-func members(t *testing.T, c *client.Client) map[string]api.Member {
+func members(t testing.TB, c *client.Client) map[string]api.Member {
 	t.Helper()
 	list, err := c.Members(context.Background())
 	if err != nil {
@@ -144,13 +164,7 @@ func TestClusterJoinHeartbeatsAndRejoin(t *testing.T) {
 	if err != nil || !st.TLS || st.Fingerprint == "" {
 		t.Fatalf("main status: %+v %v: off loopback the main speaks TLS", st, err)
 	}
-	jtCmd := exec.Command(bins.server, "join-token")
-	jtCmd.Env = main.env
-	raw, err := jtCmd.Output()
-	if err != nil {
-		t.Fatalf("join-token: %v", err)
-	}
-	token := strings.TrimSpace(string(raw))
+	token := joinToken(t, main)
 	jt, err := cluster.ParseJoinToken(token)
 	if err != nil || jt.MainURL != "https://"+n.mainIP()+":3355" || jt.Fingerprint != st.Fingerprint {
 		t.Fatalf("join token %q: %+v %v", token, jt, err)
@@ -180,9 +194,7 @@ func TestClusterJoinHeartbeatsAndRejoin(t *testing.T) {
 	// Refused joins: the client exits with a clear error and saves no mode.
 	for what, tok := range map[string]cluster.JoinToken{"wrong cluster token": wrongToken, "other main": otherMain} {
 		bad := clientServer(t, ns, "c1", ip, "client", "--join", tok.String())
-		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bins.server}, bad.args...)...)
-		cmd.Env = bad.env
-		out, err := cmd.CombinedOutput()
+		out, err := execServer(bad, bad.args...).CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) {
 			t.Fatalf("%s: the client did not fail: %v\n%s", what, err, out)
@@ -293,7 +305,7 @@ func TestClusterJoinHeartbeatsAndRejoin(t *testing.T) {
 }
 
 // metric reads one unlabelled series of the server's /metrics.
-func metric(t *testing.T, s *server, name string) string {
+func metric(t testing.TB, s *server, name string) string {
 	t.Helper()
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
