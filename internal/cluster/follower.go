@@ -243,6 +243,7 @@ func (f *Follower) beatOnce(ctx context.Context) {
 		return
 	}
 	f.misses++
+	f.http.CloseIdleConnections() // the next beat starts afresh
 	if f.misses == f.opts.Misses {
 		f.opts.Log.Warn("the main is unreachable", "main", f.opts.Main.MainURL, "misses", f.misses, "err", err)
 	} else {

@@ -157,7 +157,7 @@ func TestHealthCheckerPinsTheMember(t *testing.T) {
 	srv.TLS = tlsid.ServerConfig(clientID)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	hc := HealthChecker{Own: &mainID.Certificate}
+	hc := NewHealthChecker(&mainID.Certificate)
 	m := api.Member{Name: "c1", URL: srv.URL, Fingerprint: clientID.Fingerprint}
 	if err := hc.Check(t.Context(), m, "s3cret"); err != nil {
 		t.Fatalf("healthy member: %v", err)

@@ -28,6 +28,10 @@ type Checker interface {
 	Check(ctx context.Context, m api.Member, secret string) error
 }
 
+// forgetter is a Checker that keeps something per member (a connection)
+// to drop when the member goes.
+type forgetter interface{ Forget(m api.Member) }
+
 // CheckerFunc is a Checker made of a function.
 type CheckerFunc func(ctx context.Context, m api.Member, secret string) error
 
@@ -279,6 +283,9 @@ func (m *Members) dropLocked(mb *member) error {
 		return err
 	}
 	mb.timer.Stop()
+	if f, ok := m.opts.Checker.(forgetter); ok {
+		f.Forget(mb.public())
+	}
 	m.countLocked()
 	return nil
 }

@@ -37,7 +37,7 @@ func (s *Server) setupCluster(ctx context.Context) error {
 		Path:     s.cfg.ClusterConfigPath(),
 		Main:     api.ClusterHost{HostConfig: s.host, Fingerprint: s.identity.Fingerprint},
 		Interval: s.cfg.HeartbeatInterval, Misses: s.cfg.HeartbeatMisses,
-		Checker: cluster.HealthChecker{Own: &s.identity.Certificate},
+		Checker: cluster.NewHealthChecker(&s.identity.Certificate),
 		Publish: s.events.Publish,
 		Count:   func(n int) { s.metrics.members.Set(float64(n)) },
 		Log:     s.log.With("part", "cluster"),

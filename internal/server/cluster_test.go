@@ -191,7 +191,7 @@ func TestClientModeServesOnlyTheAgentAPI(t *testing.T) {
 		}
 	}
 	// The main's own heartbeat reaches it.
-	if err := (cluster.HealthChecker{Own: &main.identity.Certificate}).Check(context.Background(), mustMember(t, main, "c1"), secret); err != nil {
+	if err := cluster.NewHealthChecker(&main.identity.Certificate).Check(context.Background(), mustMember(t, main, "c1"), secret); err != nil {
 		t.Errorf("the main's heartbeat: %v", err)
 	}
 }
