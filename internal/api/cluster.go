@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -84,8 +85,12 @@ func (j JoinRequest) Validate() error {
 	if err := j.Host.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	if !strings.HasPrefix(j.URL, "https://") {
-		return fmt.Errorf("%w: url %q: want https://<ip>:<port>", ErrBadRequest, j.URL)
+	u, err := url.Parse(j.URL)
+	if err != nil || u.Scheme != "https" || u.Port() == "" || u.Path != "" && u.Path != "/" {
+		return fmt.Errorf("%w: url %q: want https://<host ip>:<port>", ErrBadRequest, j.URL)
+	}
+	if hip, uip := net.ParseIP(j.Host.IP), net.ParseIP(u.Hostname()); hip == nil || uip == nil || !hip.Equal(uip) {
+		return fmt.Errorf("%w: url %q: the main reaches a member at its host.ip %s", ErrBadRequest, j.URL, j.Host.IP)
 	}
 	if j.Fingerprint == "" {
 		return fmt.Errorf("%w: fingerprint is missing", ErrBadRequest)

@@ -172,10 +172,6 @@ func (s *Server) clientRoutes() http.Handler {
 		w.Write([]byte("{\"status\": \"ok\"}\n"))
 	})
 	mux.HandleFunc("GET /api/config/status", func(w http.ResponseWriter, r *http.Request) {
-		if !trusted(r) && !authorized(r) {
-			unauthorized(w, "this is a client host: its API is the agent API the main drives")
-			return
-		}
 		writeJSON(w, s.status())
 	})
 	mux.HandleFunc("GET /api/agent/health", func(w http.ResponseWriter, r *http.Request) {
@@ -192,15 +188,19 @@ func (s *Server) clientRoutes() http.Handler {
 }
 
 // requireMember lets into /api/agent/ only the main: the member secret,
-// over TLS from the main's pinned certificate when it presents one. Over
-// the unix socket the API token routes stay local.
+// over TLS from the main's pinned certificate. The rest of a client's API
+// (status, metrics) takes this host's API token over TCP, nothing over the
+// socket; /healthz is open.
 func (s *Server) requireMember(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/api/agent/") {
-			if tok, ok := bearerOf(r); ok && s.token != "" && equalToken(tok, s.token) {
-				r = authorize(r)
+			tok, ok := bearerOf(r)
+			if trusted(r) || r.URL.Path == "/healthz" || s.token == "" || (ok && equalToken(tok, s.token)) {
+				next.ServeHTTP(w, r)
+				return
 			}
-			next.ServeHTTP(w, r)
+			countAs(r, routeUnauthenticated)
+			unauthorized(w, "this is a client host: send this host's API token (its config/token); the main drives it through /api/agent/")
 			return
 		}
 		if tok, ok := bearerOf(r); ok && s.follower.Authenticate(tok, peerPin(r)) {

@@ -185,6 +185,9 @@ func TestClientModeServesOnlyTheAgentAPI(t *testing.T) {
 		{"the secret from the client's own certificate", "/api/agent/health", secret, &c.identity, 401},
 		{"the main's API token", "/api/agent/health", main.token, &main.identity, 401},
 		{"the main's API", "/api/deployments", c.token, nil, 404},
+		{"its metrics without a token", "/metrics", "", nil, 401},
+		{"its metrics with its token", "/metrics", c.token, nil, 200},
+		{"its status with the member secret", "/api/config/status", secret, &main.identity, 401},
 	} {
 		if got := get(as(tc.as), tc.path, tc.bearer); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
