@@ -157,7 +157,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	exec := opts.Executor
 	if exec == nil {
-		if exec, err = newEngine(cfg, s.store, s.hostName, log); err != nil {
+		// The engine names this host as the cluster does: host.json's name.
+		if exec, err = newEngine(cfg, s.store, s.host.Name, log); err != nil {
 			return nil, err
 		}
 	}

@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/tls"
 	"net"
-	"os"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/cluster"
@@ -23,8 +22,7 @@ func (s *Server) setupIdentity() error {
 		return err
 	}
 	s.host = host
-	hostname, _ := os.Hostname()
-	s.identity, err = tlsid.LoadOrCreate(s.cfg.TLSDir(), tlsid.DefaultNames(hostname, net.ParseIP(host.IP)))
+	s.identity, err = tlsid.LoadOrCreate(s.cfg.TLSDir(), tlsid.DefaultNames(s.hostName, net.ParseIP(host.IP)))
 	return err
 }
 
