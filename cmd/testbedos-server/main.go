@@ -43,7 +43,9 @@ func rootCommand() *cobra.Command {
 			return err
 		}
 		if saved.Mode == config.ModeClient {
-			return fmt.Errorf("client mode is not available yet")
+			// The member file holds the secret and the cluster token.
+			cfg.MainURL, cfg.MainFingerprint = saved.MainURL, saved.Fingerprint
+			return run(cmd.Context(), cfg, config.ModeClient)
 		}
 		return run(cmd.Context(), cfg, config.ModeMain)
 	}
@@ -59,6 +61,7 @@ func rootCommand() *cobra.Command {
 			return run(cmd.Context(), cfg, config.ModeMain)
 		},
 	})
+	root.AddCommand(clientCommand(finish), joinTokenCommand(finish))
 	root.AddCommand(migrateCommand(finish))
 	return root
 }

@@ -102,6 +102,10 @@ type ServerStatus struct {
 	StartedAt     time.Time `json:"started_at"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	Store         string    `json:"store"`
+	// TLS tells whether the TCP listener speaks TLS; Fingerprint is this
+	// host's certificate's, what clients pin.
+	TLS         bool   `json:"tls"`
+	Fingerprint string `json:"fingerprint"`
 }
 
 // marshalString is a helper for the string-or-object JSON unions below.

@@ -19,6 +19,7 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
 	"github.com/testbedos/testbedos/internal/config"
+	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
 // app holds the global flags and what commands share.
@@ -117,6 +118,7 @@ action on the server; the exit status is the action's outcome.
 		a.logsCommand(),
 		a.eventsCommand(),
 		a.snapshotCommand(),
+		a.clusterCommand(),
 	)
 	return root
 }
@@ -145,11 +147,15 @@ func (a *app) client() (*client.Client, error) {
 		if !c.IsTCP() {
 			return nil
 		}
+		var opts []client.Option
+		if strings.HasPrefix(c.Server(), "https://") {
+			opts = append(opts, client.WithFingerprint(a.serverFingerprint()))
+		}
 		a.auth = a.token()
 		if a.auth.token == "" {
-			return nil
+			return opts
 		}
-		return []client.Option{client.WithToken(a.auth.token)}
+		return append(opts, client.WithToken(a.auth.token))
 	})
 	if errors.Is(err, client.ErrUnreachable) {
 		return nil, fmt.Errorf("%w\n%s", err, startHint)
@@ -160,6 +166,24 @@ func (a *app) client() (*client.Client, error) {
 func (a *app) getenv(key string) string {
 	v, _ := a.lookupEnv(key)
 	return v
+}
+
+// serverFingerprint pins an https server: TESTBEDOS_SERVER_FINGERPRINT,
+// else the certificate of the local data folder (TESTBEDOS_DATA_DIR, else
+// the default one); "" when neither is there (the client then says so).
+func (a *app) serverFingerprint() string {
+	if fp := strings.TrimSpace(a.getenv("TESTBEDOS_SERVER_FINGERPRINT")); fp != "" {
+		return fp
+	}
+	server := config.Server{DataDir: a.getenv("TESTBEDOS_DATA_DIR")}
+	if server.DataDir == "" {
+		server.DataDir = config.DefaultDataDir
+	}
+	cert, err := tlsid.LoadCertificate(filepath.Join(server.TLSDir(), tlsid.CertFile))
+	if err != nil {
+		return ""
+	}
+	return tlsid.Fingerprint(cert)
 }
 
 // tokenSource is the token the CLI sends over TCP and where it looked.

@@ -23,12 +23,15 @@ type testServer struct {
 	dataDir string
 }
 
-func startServer(t *testing.T) testServer {
+func startServer(t *testing.T) testServer { return startServerTLS(t, config.TLSAuto) }
+
+// startServerTLS is startServer with TESTBEDOS_TLS set to mode.
+func startServerTLS(t *testing.T, mode string) testServer {
 	t.Helper()
 	cfg := config.Server{
 		DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0",
 		DB: "file", Auth: true, HeartbeatInterval: time.Second, HeartbeatMisses: 3,
-		LogRetention: time.Hour, LogMaxCount: 100,
+		LogRetention: time.Hour, LogMaxCount: 100, TLS: mode,
 	}
 	s, err := server.New(context.Background(), server.Options{Config: cfg})
 	if err != nil {
@@ -47,7 +50,11 @@ func startServer(t *testing.T) testServer {
 			t.Errorf("server: %v", err)
 		}
 	})
-	return testServer{url: "http://" + ls[0].Addr().String(), dataDir: cfg.DataDir}
+	scheme := "http://"
+	if mode == config.TLSOn {
+		scheme = "https://"
+	}
+	return testServer{url: scheme + ls[0].Addr().String(), dataDir: cfg.DataDir}
 }
 
 // staleSocket is a unix socket file nobody listens on, as a server killed

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
 // Client talks to one server.
@@ -29,6 +30,9 @@ type Client struct {
 	base    string // http://host:port, or http://unix for the socket
 	http    *http.Client
 	token   string
+	// fingerprint pins an https server's certificate.
+	fingerprint string
+	tlsErr      error
 }
 
 // Option changes a Client.
@@ -40,6 +44,22 @@ func WithToken(token string) Option { return func(c *Client) { c.token = strings
 // WithHTTPClient replaces the HTTP client (its transport is kept for
 // unix-socket connections).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithFingerprint trusts an https:// server only when its certificate has
+// this fingerprint (tlsid.ParseFingerprint's forms): TestbedOS servers have
+// self-signed certificates, pinned instead of checked against a CA.
+func WithFingerprint(fp string) Option {
+	return func(c *Client) {
+		c.fingerprint = fp
+		if strings.HasPrefix(c.server, "https://") {
+			c.pin()
+		}
+	}
+}
+
+// ErrFingerprint: the https server's certificate is not the pinned one, or
+// no fingerprint was given for an https server.
+var ErrFingerprint = errors.New("server certificate not trusted")
 
 // New connects to server: "http://host:port", "https://…", "unix:///path" or
 // a plain socket path starting with "/".
@@ -77,7 +97,35 @@ func New(server string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if strings.HasPrefix(server, "https://") && c.fingerprint == "" {
+		c.pin()
+	}
 	return c, nil
+}
+
+// pin makes the https transport trust only c.fingerprint; without one every
+// request fails with ErrFingerprint (sent only when used, so that Connect
+// can still try the server and report it).
+func (c *Client) pin() {
+	c.tlsErr = nil
+	if c.fingerprint == "" {
+		c.tlsErr = fmt.Errorf("%w: %s is https and no fingerprint was given: set TESTBEDOS_SERVER_FINGERPRINT to the server's (GET /api/config/status shows it), or TESTBEDOS_DATA_DIR to its data folder on this host", ErrFingerprint, c.server)
+		return
+	}
+	fp, err := tlsid.ParseFingerprint(c.fingerprint)
+	if err != nil {
+		c.tlsErr = fmt.Errorf("%w: %w", ErrFingerprint, err)
+		return
+	}
+	t, ok := c.http.Transport.(*http.Transport)
+	if !ok || t == nil {
+		t = http.DefaultTransport.(*http.Transport)
+	}
+	t = t.Clone()
+	t.TLSClientConfig = tlsid.ClientConfig(fp, nil)
+	h := *c.http
+	h.Transport = t
+	c.http = &h
 }
 
 // Server is the connection this client was made for, as given to New.
@@ -212,7 +260,13 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if c.tlsErr != nil {
+		return nil, c.tlsErr
+	}
 	resp, err := c.http.Do(req)
+	if errors.Is(err, tlsid.ErrFingerprintMismatch) {
+		return nil, fmt.Errorf("%w: %s: %w; TESTBEDOS_SERVER_FINGERPRINT (or the certificate of TESTBEDOS_DATA_DIR) names another server, or the server made a new certificate", ErrFingerprint, c.server, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the server: %w", err)
 	}
@@ -390,4 +444,23 @@ func (c *Client) WaitReady(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// Members lists the cluster's members (GET /api/cluster).
+func (c *Client) Members(ctx context.Context) ([]api.Member, error) {
+	var out api.MemberList
+	err := c.do(ctx, http.MethodGet, "/api/cluster", nil, &out)
+	return out.Members, err
+}
+
+// ClusterConfig is the main's kvm-compose-config.json without secrets.
+func (c *Client) ClusterConfig(ctx context.Context) (api.ClusterConfig, error) {
+	var out api.ClusterConfig
+	err := c.do(ctx, http.MethodGet, "/api/config/cluster", nil, &out)
+	return out, err
+}
+
+// RemoveMember removes a member from the cluster (DELETE /api/cluster/{name}).
+func (c *Client) RemoveMember(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/cluster/"+url.PathEscape(name), nil, nil)
 }

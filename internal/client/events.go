@@ -27,6 +27,9 @@ var ErrServerStopped = errors.New("the server is shutting down")
 // slow reader).
 func (c *Client) Events(ctx context.Context, fn func(e api.Event, raw json.RawMessage) error) error {
 	wsURL := strings.Replace(c.base, "http", "ws", 1) + "/api/events"
+	if c.tlsErr != nil {
+		return c.tlsErr
+	}
 	header := http.Header{}
 	if c.token != "" {
 		header.Set("Authorization", "Bearer "+c.token)

@@ -27,6 +27,9 @@ const statusActionGone websocket.StatusCode = 4404
 // frame.
 func (c *Client) Follow(ctx context.Context, uuid string, onLine func(line string)) (api.Outcome, error) {
 	wsURL := strings.Replace(c.base, "http", "ws", 1) + "/api/logs/" + url.PathEscape(uuid) + "/stream"
+	if c.tlsErr != nil {
+		return api.Outcome{}, c.tlsErr
+	}
 	header := http.Header{}
 	if c.token != "" {
 		header.Set("Authorization", "Bearer "+c.token)

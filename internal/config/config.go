@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,10 +32,16 @@ type Server struct {
 	DB      string // file | sqlite
 	Dev     bool
 	Auth    bool
+	// TLS is auto (TLS on TCP unless it listens on loopback), on or off.
+	TLS string
 
 	// Client mode.
 	MainURL   string
 	TokenFile string
+	// MainFingerprint pins the main's certificate (client mode).
+	MainFingerprint string
+	// ClusterToken joins the main (client mode, from a join token or TokenFile).
+	ClusterToken string
 
 	HeartbeatInterval time.Duration
 	HeartbeatMisses   int
@@ -115,8 +122,10 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	db := str("db", "TESTBEDOS_DB", "file", "store provider: file or sqlite")
 	dev := boolean("dev", "TESTBEDOS_DEV", false, "development mode: debug logs, GUI templates read from disk")
 	auth := str("auth", "TESTBEDOS_AUTH", "on", "token auth over TCP: on, or off for development only")
+	useTLS := str("tls", "TESTBEDOS_TLS", TLSAuto, "TLS on the TCP listener: auto (unless it listens on loopback), on or off")
 	mainURL := str("main", "TESTBEDOS_MAIN_URL", "", "client mode: URL of the main server")
 	tokenFile := str("token-file", "TESTBEDOS_TOKEN_FILE", "", "client mode: file holding the cluster token")
+	mainFP := str("main-fingerprint", "TESTBEDOS_MAIN_FINGERPRINT", "", "client mode: the main's certificate fingerprint (sha256:<hex>)")
 	hbInterval := duration("heartbeat-interval", "TESTBEDOS_HEARTBEAT_INTERVAL", 5*time.Second, "cluster heartbeat interval")
 	hbMisses := integer("heartbeat-misses", "TESTBEDOS_HEARTBEAT_MISSES", 3, "missed heartbeats before a peer is dropped")
 	retention := duration("log-retention", "TESTBEDOS_LOG_RETENTION", 30*24*time.Hour, "orchestration logs older than this are deleted")
@@ -126,8 +135,8 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 
 	return func() (Server, error) {
 		cfg := Server{
-			DataDir: *dataDir, Listen: *listen, Socket: *socket, DB: *db, Dev: *dev,
-			MainURL: *mainURL, TokenFile: *tokenFile,
+			DataDir: *dataDir, Listen: *listen, Socket: *socket, DB: *db, Dev: *dev, TLS: strings.ToLower(*useTLS),
+			MainURL: *mainURL, TokenFile: *tokenFile, MainFingerprint: *mainFP,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
 			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
 		}
@@ -172,6 +181,13 @@ func (c *Server) Validate() error {
 	if c.DB != "file" && c.DB != "sqlite" {
 		return fmt.Errorf("store %q: want file or sqlite", c.DB)
 	}
+	switch c.TLS {
+	case "":
+		c.TLS = TLSAuto
+	case TLSAuto, TLSOn, TLSOff:
+	default:
+		return fmt.Errorf("tls %q: want auto, on or off", c.TLS)
+	}
 	if c.HeartbeatInterval <= 0 {
 		return fmt.Errorf("heartbeat interval must be positive")
 	}
@@ -199,6 +215,46 @@ func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "log
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }
 func (c Server) SQLitePath() string       { return filepath.Join(c.DataDir, "testbedos.db") }
 func (c Server) TokenPath() string        { return filepath.Join(c.DataDir, "config", "token") }
+func (c Server) HostPath() string         { return filepath.Join(c.DataDir, "config", "host.json") }
+func (c Server) ClusterConfigPath() string {
+	return filepath.Join(c.DataDir, "config", "kvm-compose-config.json")
+}
+func (c Server) ClusterTokenPath() string { return filepath.Join(c.DataDir, "config", "cluster-token") }
+func (c Server) MemberPath() string       { return filepath.Join(c.DataDir, "config", "member.json") }
+func (c Server) TLSDir() string           { return filepath.Join(c.DataDir, "config", "tls") }
+
+// Values of Server.TLS.
+const (
+	TLSAuto = "auto"
+	TLSOn   = "on"
+	TLSOff  = "off"
+)
+
+// UseTLS reports whether the TCP listener speaks TLS: always with on,
+// never with off, and with auto unless Listen is a loopback address.
+func (c Server) UseTLS() bool {
+	switch c.TLS {
+	case TLSOn:
+		return true
+	case TLSOff:
+		return false
+	}
+	return !IsLoopback(c.Listen)
+}
+
+// IsLoopback reports whether a host:port (or a bare host) names only the
+// loopback interface: 127.0.0.0/8, ::1 or localhost.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = strings.Trim(addr, "[]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // MakeDirs creates the folders of the data layout.
 func (c Server) MakeDirs() error {

@@ -123,3 +123,57 @@ func TestLogMaxBytes(t *testing.T) {
 		t.Error("--log-max-bytes '3 apples' accepted")
 	}
 }
+
+func TestUseTLS(t *testing.T) {
+	tests := []struct {
+		mode, listen string
+		want         bool
+	}{
+		{TLSAuto, "127.0.0.1:3355", false},
+		{TLSAuto, "[::1]:3355", false},
+		{TLSAuto, "localhost:3355", false},
+		{TLSAuto, "0.0.0.0:3355", true},
+		{TLSAuto, "10.1.2.3:3355", true},
+		{TLSAuto, ":3355", true},
+		{TLSOn, "127.0.0.1:3355", true},
+		{TLSOff, "10.1.2.3:3355", false},
+	}
+	for _, tc := range tests {
+		c := Server{TLS: tc.mode, Listen: tc.listen}
+		if got := c.UseTLS(); got != tc.want {
+			t.Errorf("TLS=%s listen %s: UseTLS %v, want %v", tc.mode, tc.listen, got, tc.want)
+		}
+	}
+}
+
+func TestTLSFlagAndEnv(t *testing.T) {
+	tests := []struct {
+		env, flag, want string
+		bad             bool
+	}{
+		{"", "", TLSAuto, false},
+		{"on", "", TLSOn, false},
+		{"OFF", "", TLSOff, false},
+		{"on", "off", TLSOff, false},
+		{"sometimes", "", "", true},
+	}
+	for _, tc := range tests {
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		env := map[string]string{"TESTBEDOS_DATA_DIR": t.TempDir()}
+		if tc.env != "" {
+			env["TESTBEDOS_TLS"] = tc.env
+		}
+		finish := Bind(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		var args []string
+		if tc.flag != "" {
+			args = []string{"--tls", tc.flag}
+		}
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := finish()
+		if (err != nil) != tc.bad || (!tc.bad && cfg.TLS != tc.want) {
+			t.Errorf("env %q flag %q: %q %v, want %q (error %v)", tc.env, tc.flag, cfg.TLS, err, tc.want, tc.bad)
+		}
+	}
+}

@@ -12,10 +12,49 @@ import (
 )
 
 // SavedMode is config/mode.json: the mode the server starts in when no mode
-// is given (what systemd runs).
+// is given (what systemd runs). On disk it is SPEC 3's "main" or
+// {"client": {"main_url": …, "fingerprint": …}}.
 type SavedMode struct {
-	Mode    string `json:"mode"`
-	MainURL string `json:"main_url,omitempty"`
+	Mode    string
+	MainURL string
+	// Fingerprint pins the main's certificate (client mode).
+	Fingerprint string
+}
+
+type clientMode struct {
+	MainURL     string `json:"main_url"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// MarshalJSON writes the SPEC 3 shape.
+func (m SavedMode) MarshalJSON() ([]byte, error) {
+	if m.Mode == ModeClient {
+		return json.Marshal(map[string]clientMode{ModeClient: {MainURL: m.MainURL, Fingerprint: m.Fingerprint}})
+	}
+	return json.Marshal(m.Mode)
+}
+
+// UnmarshalJSON reads the SPEC 3 shape, and the {"mode": …, "main_url": …}
+// of earlier versions.
+func (m *SavedMode) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && data[0] == '"' {
+		*m = SavedMode{}
+		return json.Unmarshal(data, &m.Mode)
+	}
+	var obj struct {
+		Client  *clientMode `json:"client"`
+		Mode    string      `json:"mode"`
+		MainURL string      `json:"main_url"`
+	}
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return err
+	}
+	if obj.Client != nil {
+		*m = SavedMode{Mode: ModeClient, MainURL: obj.Client.MainURL, Fingerprint: obj.Client.Fingerprint}
+		return nil
+	}
+	*m = SavedMode{Mode: obj.Mode, MainURL: obj.MainURL}
+	return nil
 }
 
 // ModePath is config/mode.json of the data folder.

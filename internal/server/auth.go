@@ -16,6 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
+	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
 // loadToken reads config/token, creating it (0600, 32 random bytes as hex)
@@ -57,20 +58,67 @@ func trusted(r *http.Request) bool {
 	return v
 }
 
-// requireToken lets through requests from the unix socket, /healthz, and
-// requests bearing the token; the rest get 401. Tokens are compared in
-// constant time (as hashes, so their lengths leak nothing either).
+// authorizedKey marks a request an earlier door let in with a credential
+// of its own (the cluster token on the join route, a member secret).
+type authorizedKey struct{}
+
+func authorize(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), authorizedKey{}, true))
+}
+
+func authorized(r *http.Request) bool {
+	v, _ := r.Context().Value(authorizedKey{}).(bool)
+	return v
+}
+
+// bearerOf is the request's bearer token, trimmed.
+func bearerOf(r *http.Request) (string, bool) {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return strings.TrimSpace(got), ok
+}
+
+// equalToken compares tokens in constant time (as hashes, so their lengths
+// leak nothing either).
+func equalToken(got, want string) bool {
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// noCertificate is the peer of a TLS request without a client
+// certificate: it matches no pinned fingerprint.
+const noCertificate = "none"
+
+// peerPin is what member checks compare with a pinned fingerprint: "" off
+// TLS (loopback, the socket: nothing to compare), the client certificate's
+// fingerprint over TLS, or noCertificate when the TLS client sent none.
+func peerPin(r *http.Request) string {
+	if r.TLS == nil {
+		return ""
+	}
+	if fp := tlsid.PeerFingerprint(r.TLS); fp != "" {
+		return fp
+	}
+	return noCertificate
+}
+
+// unauthorized answers 401 with the bearer challenge.
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="testbedos"`)
+	httpapi.WriteErrorBody(w, http.StatusUnauthorized, msg)
+}
+
+// requireToken lets through requests from the unix socket, /healthz,
+// requests an earlier door authorized, and requests bearing the token; the
+// rest get 401.
 func requireToken(token string) func(http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if trusted(r) || r.URL.Path == "/healthz" {
+			if trusted(r) || authorized(r) || r.URL.Path == "/healthz" {
 				next.ServeHTTP(w, r)
 				return
 			}
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-			if ok && subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+			got, ok := bearerOf(r)
+			if ok && equalToken(got, token) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -79,8 +127,7 @@ func requireToken(token string) func(http.Handler) http.Handler {
 			if ok {
 				msg = "wrong token"
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="testbedos"`)
-			httpapi.WriteErrorBody(w, http.StatusUnauthorized, msg)
+			unauthorized(w, msg)
 		})
 	}
 }

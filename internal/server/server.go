@@ -16,6 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/cluster"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/logstream"
@@ -23,6 +24,7 @@ import (
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/store/file"
 	"github.com/testbedos/testbedos/internal/store/sqlite"
+	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
 // Version is the server version, set at build time with -ldflags.
@@ -40,6 +42,10 @@ type Options struct {
 	// it, after its last write there); nil means New takes it and Close
 	// releases it.
 	Lock *config.DataLock
+	// Agent, in client mode, adds the agent API the main drives to mux
+	// (patterns under /api/agent/, behind the member secret and the main's
+	// pinned certificate) and returns the patterns it added.
+	Agent func(mux *http.ServeMux) []string
 }
 
 // Server is one running testbedos-server.
@@ -56,10 +62,20 @@ type Server struct {
 	started time.Time
 	streams streamGroup
 	token   string // empty when auth is off
-	// hostName is this host's name in the cluster.
+	// hostName is this machine's host name.
 	hostName string
-	lock     *config.DataLock
-	ownLock  bool // lock was taken by New, so Close releases it
+	// host is config/host.json; identity this host's TLS certificate.
+	host     api.HostConfig
+	identity tlsid.Identity
+	// clusterToken, members (main) and follower (client) are the cluster
+	// control plane (cluster.go).
+	clusterToken string
+	members      *cluster.Members
+	follower     *cluster.Follower
+	lock         *config.DataLock
+	ownLock      bool // lock was taken by New, so Close releases it
+	// agent adds the agent API routes in client mode (Options.Agent).
+	agent func(*http.ServeMux) []string
 
 	// stopping is set when shutdown begins: new actions get 503 while the
 	// running ones are interrupted, on every connection still open.
@@ -97,7 +113,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		ownLock = true
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock,
-		hostName: hostName()}
+		hostName: hostName(), agent: opts.Agent}
 	s.quit, s.stopBackground = context.WithCancel(context.Background())
 	s.prune = s.pruneOnce
 	ok := false
@@ -108,16 +124,23 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		if s.store != nil {
 			s.store.Close()
 		}
+		if s.members != nil {
+			s.members.Close()
+		}
 		if ownLock {
 			lock.Release()
 		}
 	}()
 	// mode.json only once the folder is ours: a second server refused by
 	// the lock must not change what the running one starts as next time.
-	if cfg.Mode != "" {
-		if err := lock.SaveMode(config.SavedMode{Mode: cfg.Mode, MainURL: cfg.MainURL}); err != nil {
+	// A client's mode is saved once it has joined (cluster.go).
+	if cfg.Mode == config.ModeMain {
+		if err := lock.SaveMode(config.SavedMode{Mode: cfg.Mode}); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.setupIdentity(); err != nil {
+		return nil, err
 	}
 	if cfg.Auth {
 		if s.token, err = loadToken(cfg.TokenPath()); err != nil {
@@ -134,11 +157,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	exec := opts.Executor
 	if exec == nil {
-		if exec, err = newEngine(cfg, s.store, s.hostName, log); err != nil {
+		// The engine names this host as the cluster does: host.json's name.
+		if exec, err = newEngine(cfg, s.store, s.host.Name, log); err != nil {
 			return nil, err
 		}
 	}
 	s.events = events.New(events.DefaultBuffer)
+	if err := s.setupCluster(ctx); err != nil {
+		return nil, err
+	}
 	s.snaps, _ = exec.(httpapi.Snapshots)
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
@@ -167,10 +194,13 @@ func openStore(cfg config.Server) (store.Store, error) {
 }
 
 func (s *Server) routes() http.Handler {
+	if s.cfg.Mode == config.ModeClient {
+		return s.clientRoutes()
+	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
 		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Hub: s.hub, Events: s.events, Logger: s.log,
-		Status: s.status,
+		Status: s.status, Cluster: s.clusterAPI(),
 		StreamOpened: func() error {
 			if !s.streams.open() {
 				return errStreamsClosed
@@ -189,6 +219,7 @@ func (s *Server) routes() http.Handler {
 	if s.token != "" {
 		h = requireToken(s.token)(h)
 	}
+	h = s.clusterDoors(mux, h)
 	// Every pattern registered above is a route label; others are "unmatched".
 	patterns := append(httpapi.Patterns(), metricsRoute)
 	return logRequests(s.log, s.metrics, mux, patterns)(h)
@@ -216,10 +247,14 @@ func (s *Server) refuseActionsWhileStopping(mux *http.ServeMux, next http.Handle
 }
 
 func (s *Server) status() api.ServerStatus {
+	mode := config.ModeMain
+	if s.cfg.Mode == config.ModeClient {
+		mode = config.ModeClient
+	}
 	return api.ServerStatus{
-		Mode: config.ModeMain, Version: Version, Hostname: s.hostName,
+		Mode: mode, Version: Version, Hostname: s.hostName,
 		StartedAt: s.started.UTC(), UptimeSeconds: time.Since(s.started).Seconds(),
-		Store: s.cfg.DB,
+		Store: s.cfg.DB, TLS: s.cfg.UseTLS(), Fingerprint: s.identity.Fingerprint,
 	}
 }
 
@@ -234,7 +269,7 @@ func (s *Server) Listeners() ([]net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
-		ls = append(ls, l)
+		ls = append(ls, s.tlsListener(l))
 	}
 	if s.cfg.Socket != "" {
 		l, err := listenSocket(s.cfg.Socket)
@@ -268,6 +303,13 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		defer s.background.Done()
 		s.pruneLogs(bg)
 	}()
+	if s.follower != nil {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			s.follower.Run(bg)
+		}()
+	}
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		s.log.Info("listening", "addr", l.Addr().String(), "network", l.Addr().Network())
@@ -337,6 +379,9 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) interrupt(ctx context.Context) error {
 	s.stopping.Store(true)
 	s.stopBackground()
+	if s.members != nil {
+		s.members.Close()
+	}
 	return s.runner.Shutdown(ctx)
 }
 

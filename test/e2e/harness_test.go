@@ -65,6 +65,10 @@ type server struct {
 	stderr  *lockedBuffer
 	c       *client.Client
 	env     []string
+	// args run the binary (default: main); netns, when set, runs it inside
+	// that named network namespace (ip netns exec).
+	args  []string
+	netns string
 }
 
 // startServer runs testbedos-server main with its own data folder and
@@ -88,7 +92,15 @@ func startServer(t testing.TB, extraEnv ...string) *server {
 
 func (s *server) start(t testing.TB) {
 	t.Helper()
-	s.cmd = exec.Command(bins.server, "main")
+	args := s.args
+	if args == nil {
+		args = []string{"main"}
+	}
+	if s.netns != "" {
+		s.cmd = exec.Command("ip", append([]string{"netns", "exec", s.netns, bins.server}, args...)...)
+	} else {
+		s.cmd = exec.Command(bins.server, args...)
+	}
 	s.cmd.Env = s.env
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {

@@ -31,7 +31,9 @@ type Deps struct {
 	// Events feeds GET /api/events.
 	Events *events.Hub
 	Status func() api.ServerStatus
-	Logger *slog.Logger
+	// Cluster serves the host, cluster configuration and membership routes.
+	Cluster Cluster
+	Logger  *slog.Logger
 	// StreamOpened/StreamClosed, when set, count live log and event
 	// streams; StreamOpened's error refuses the stream (shutting down).
 	StreamOpened func() error
@@ -63,7 +65,7 @@ type route struct {
 // routes is the REST API of SPEC 7, in one table.
 func routes(d Deps) []route {
 	folders := &folderClaims{}
-	return []route{
+	return append([]route{
 		{"GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			return nil
@@ -88,7 +90,7 @@ func routes(d Deps) []route {
 		{"GET /api/logs/{uuid}/text", logText(d)},
 		{"GET /api/logs/{uuid}/stream", logStream(d)},
 		{"GET /api/events", eventStream(d)},
-	}
+	}, clusterRoutes(d)...)
 }
 
 // Patterns lists the patterns Register adds, for the OpenAPI check.

@@ -918,6 +918,8 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/Lab", want: 400, doc: docRejects})
 	c.do(t, sock, call{method: "DELETE", path: "/api/deployments/bad", want: 204})
 
+	clusterExchanges(t, c, tb)
+
 	// Every route but /healthz wants the token over TCP.
 	for path, item := range c.doc.Paths.Map() {
 		for method := range item.Operations() {

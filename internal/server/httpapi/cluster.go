@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/tlsid"
+)
+
+// Cluster is this host's configuration and the main's membership (SPEC 8).
+type Cluster interface {
+	Host() api.HostConfig
+	// SetHost validates and saves host.json.
+	SetHost(ctx context.Context, h api.HostConfig) (api.HostConfig, error)
+	Config() api.ClusterConfig
+	// Join admits a member; peer is the fingerprint of the TLS client
+	// certificate the request came with, "" for none.
+	Join(req api.JoinRequest, peer string) (api.JoinAnswer, error)
+	List() []api.Member
+	Member(name string) (api.Member, error)
+	Remove(name string) error
+}
+
+// clusterRoutes are /api/config/host, /api/config/cluster and /api/cluster….
+func clusterRoutes(d Deps) []route {
+	c := d.Cluster
+	rts := []route{
+		{"GET /api/config/host", func(w http.ResponseWriter, r *http.Request) error {
+			writeJSON(w, http.StatusOK, c.Host())
+			return nil
+		}},
+		{"POST /api/config/host", func(w http.ResponseWriter, r *http.Request) error {
+			var h api.HostConfig
+			if err := decode(w, r, &h); err != nil {
+				return err
+			}
+			saved, err := c.SetHost(r.Context(), h)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, saved)
+			return nil
+		}},
+		{"GET /api/config/cluster", func(w http.ResponseWriter, r *http.Request) error {
+			writeJSON(w, http.StatusOK, c.Config())
+			return nil
+		}},
+		{"GET /api/cluster", func(w http.ResponseWriter, r *http.Request) error {
+			writeJSON(w, http.StatusOK, api.MemberList{Members: c.List()})
+			return nil
+		}},
+		{"POST /api/cluster", func(w http.ResponseWriter, r *http.Request) error {
+			var req api.JoinRequest
+			if err := decode(w, r, &req); err != nil {
+				return err
+			}
+			peer := tlsid.PeerFingerprint(r.TLS)
+			if r.TLS != nil && peer == "" {
+				return errorf(http.StatusBadRequest, api.ErrBadRequest, "a joining host presents its own certificate as TLS client certificate (the one fingerprint names)")
+			}
+			ans, err := c.Join(req, peer)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, ans)
+			return nil
+		}},
+		{"GET /api/cluster/{name}", func(w http.ResponseWriter, r *http.Request) error {
+			name, err := memberName(r)
+			if err != nil {
+				return err
+			}
+			m, err := c.Member(name)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, m)
+			return nil
+		}},
+		{"DELETE /api/cluster/{name}", func(w http.ResponseWriter, r *http.Request) error {
+			name, err := memberName(r)
+			if err != nil {
+				return err
+			}
+			if err := c.Remove(name); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}},
+	}
+	if c == nil {
+		for i := range rts {
+			rts[i].handler = func(w http.ResponseWriter, r *http.Request) error {
+				return fmt.Errorf("%w: this server keeps no cluster", api.ErrUnavailable)
+			}
+		}
+	}
+	return rts
+}
+
+func memberName(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if !api.ValidName(name) {
+		return "", errorf(http.StatusBadRequest, api.ErrBadRequest, fmt.Sprintf("member name %q: want %s", name, api.NamePattern))
+	}
+	return name, nil
+}

@@ -1,0 +1,86 @@
+package httpapi_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/testbedos/testbedos/internal/api"
+)
+
+// clusterExchanges runs the host, cluster configuration and membership
+// routes through the contract: the cluster token opens the join and
+// nothing else, a member's secret opens its own membership.
+func clusterExchanges(t *testing.T, c *contract, tb *testbed) {
+	t.Helper()
+	tcp := tb.tcp
+	raw, err := os.ReadFile(tb.cfg.ClusterTokenPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := door{name: "tcp with the cluster token", base: tcp.base, token: strings.TrimSpace(string(raw)), client: tcp.client}
+
+	var host api.HostConfig
+	c.doJSON(t, tcp, call{method: "GET", path: "/api/config/host", want: 200}, &host)
+	if !host.IsMainHost || host.CPUs < 1 {
+		t.Errorf("host.json of the main: %+v", host)
+	}
+	c.do(t, tcp, call{method: "POST", path: "/api/config/host", body: jsonBody(host), want: 200})
+	badIP, notMain := host, host
+	badIP.IP = "nope"
+	notMain.IsMainHost = false
+	_, body := c.do(t, tcp, call{method: "POST", path: "/api/config/host", body: jsonBody(badIP), want: 422})
+	if !strings.Contains(string(body), "ip") {
+		t.Errorf("422 does not name the field: %s", body)
+	}
+	c.do(t, sock(tb), call{method: "POST", path: "/api/config/host", body: jsonBody(notMain), want: 422})
+	c.do(t, tcp, call{method: "POST", path: "/api/config/host", body: `{"name":`, want: 400, doc: docRejects})
+	var cc api.ClusterConfig
+	c.doJSON(t, tcp, call{method: "GET", path: "/api/config/cluster", want: 200}, &cc)
+	if len(cc.Hosts) != 1 || cc.Hosts[0].Name != host.Name {
+		t.Errorf("cluster of the main alone: %+v", cc)
+	}
+	var members api.MemberList
+	c.doJSON(t, tcp, call{method: "GET", path: "/api/cluster", want: 200}, &members)
+	if len(members.Members) != 0 {
+		t.Errorf("members before any join: %+v", members)
+	}
+
+	join := api.JoinRequest{
+		Name: "client1", Fingerprint: "sha256:" + strings.Repeat("ab", 32), URL: "https://127.0.0.2:1",
+		Host: api.HostConfig{Name: "client1", IP: "127.0.0.2", TestbedNIC: "lo", CPUs: 1, MemoryMB: 64},
+	}
+	c.do(t, tcp, call{method: "POST", path: "/api/cluster", body: jsonBody(join), want: 401}) // the API token does not join
+	c.do(t, tb.wrong, call{method: "POST", path: "/api/cluster", body: jsonBody(join), want: 401})
+	var ans api.JoinAnswer
+	c.doJSON(t, ct, call{method: "POST", path: "/api/cluster", body: jsonBody(join), want: 200}, &ans)
+	other := join
+	other.Fingerprint = strings.Repeat("cd", 32)
+	c.do(t, ct, call{method: "POST", path: "/api/cluster", body: jsonBody(other), want: 409})
+	misnamed := join
+	misnamed.Name = "client2"
+	c.do(t, ct, call{method: "POST", path: "/api/cluster", body: jsonBody(misnamed), want: 400})
+	c.do(t, ct, call{method: "POST", path: "/api/cluster", body: `{}`, want: 400, doc: docRejects})
+
+	member := door{name: "tcp with client1's secret", base: tcp.base, token: ans.Secret, client: tcp.client}
+	var m api.Member
+	c.doJSON(t, member, call{method: "GET", path: "/api/cluster/client1", want: 200}, &m)
+	if m.Name != "client1" || m.Fingerprint != join.Fingerprint {
+		t.Errorf("membership: %+v", m)
+	}
+	c.do(t, ct, call{method: "GET", path: "/api/cluster/client1", want: 401})
+	c.do(t, ct, call{method: "GET", path: "/api/deployments", want: 401})
+	c.do(t, member, call{method: "GET", path: "/api/deployments", want: 401})
+	c.doJSON(t, tcp, call{method: "GET", path: "/api/config/cluster", want: 200}, &cc)
+	if len(cc.Hosts) != 2 || cc.Hosts[1].Name != "client1" {
+		t.Errorf("cluster after the join: %+v", cc)
+	}
+	c.do(t, tcp, call{method: "GET", path: "/api/cluster/nope", want: 404})
+	c.do(t, tcp, call{method: "GET", path: "/api/cluster/Nope", want: 400, doc: docRejects})
+	c.do(t, tcp, call{method: "DELETE", path: "/api/cluster/Nope", want: 400, doc: docRejects})
+	c.do(t, tcp, call{method: "DELETE", path: "/api/cluster/client1", want: 204})
+	c.do(t, tcp, call{method: "DELETE", path: "/api/cluster/client1", want: 404})
+	c.do(t, member, call{method: "GET", path: "/api/cluster/client1", want: 401})
+}
+
+func sock(tb *testbed) door { return tb.sock }
