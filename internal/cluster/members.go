@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -89,6 +91,28 @@ type record struct {
 type clusterFile struct {
 	Hosts []record `json:"hosts"`
 }
+
+// Peer is what the main needs to drive a member: its agent URL, the
+// fingerprint its certificate is pinned to and its member secret.
+type Peer struct {
+	api.Member
+	Secret string
+}
+
+// Peer returns the member called name with its secret, or false.
+func (m *Members) Peer(name string) (Peer, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mb, ok := m.members[name]
+	if !ok {
+		return Peer{}, false
+	}
+	return Peer{Member: mb.public(), Secret: mb.rec.Secret}, true
+}
+
+// PinnedClient speaks HTTPS to a peer whose certificate has fingerprint
+// pin, presenting own as the client certificate.
+func PinnedClient(pin string, own *tls.Certificate) *http.Client { return pinnedClient(pin, own) }
 
 // OpenMembers reads kvm-compose-config.json (absent: a cluster of the main
 // alone), writes it with the main's current entry and starts a heartbeat

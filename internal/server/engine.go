@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"os"
 
+	"github.com/testbedos/testbedos/internal/agent"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
@@ -15,27 +17,40 @@ import (
 	"github.com/testbedos/testbedos/internal/store"
 )
 
-// newEngine assembles the orchestration engine of this host. Every guest
-// kind is registered here, in one list.
-func newEngine(cfg config.Server, st store.Store, hostName string, log *slog.Logger) (*engine.Engine, error) {
+// newLocalHost assembles this host as the engine drives it: netlink
+// bridges and every guest kind, registered here in one list.
+func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine.LocalHost, error) {
 	lv, err := libvirt.FromEnv(os.LookupEnv, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
 	lv.Logger = log
-	local := &engine.LocalHost{
+	return &engine.LocalHost{
 		HostName: hostName,
 		Net:      netplumb.NewHost(log),
 		Drivers: guest.NewRegistry(
 			netns.New(netns.Options{}),
 			libvirt.New(lv),
 		),
+	}, nil
+}
+
+// newEngine is the orchestration engine over hosts, recording what it
+// deploys in st.
+func newEngine(hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
+	return engine.New(engine.Options{Hosts: hosts, Records: records{st}, Logger: log})
+}
+
+// agentRoutes mounts, on a client host, the agent API the main drives
+// (behind requireMember): this host's own drivers and network.
+func (s *Server) agentRoutes(local *engine.LocalHost) func(*http.ServeMux) []string {
+	return func(mux *http.ServeMux) []string {
+		mux.Handle("/api/agent/", agent.Handler(agent.Options{
+			Name: s.host.Name, DataDir: s.cfg.DataDir, Drivers: local.Drivers, Network: local.Net,
+			Logger: s.log.With("part", "agent"),
+		}))
+		return []string{"/api/agent/"}
 	}
-	return engine.New(engine.Options{
-		Hosts:   engine.SingleHost{Main: local},
-		Records: records{st},
-		Logger:  log,
-	}), nil
 }
 
 // records keeps the engine's records of what is deployed in the store; the

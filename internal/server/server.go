@@ -18,6 +18,7 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/cluster"
 	"github.com/testbedos/testbedos/internal/config"
+	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
@@ -155,16 +156,25 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if s.hub, err = logstream.NewHub(cfg.OrchestrationDir(), logstream.WithMaxBytes(cfg.LogMaxBytes)); err != nil {
 		return nil, err
 	}
-	exec := opts.Executor
-	if exec == nil {
-		// The engine names this host as the cluster does: host.json's name.
-		if exec, err = newEngine(cfg, s.store, s.host.Name, log); err != nil {
-			return nil, err
-		}
-	}
 	s.events = events.New(events.DefaultBuffer)
 	if err := s.setupCluster(ctx); err != nil {
 		return nil, err
+	}
+	exec := opts.Executor
+	if exec == nil {
+		// The engine names this host as the cluster does: host.json's name.
+		local, err := newLocalHost(cfg, s.host.Name, log)
+		if err != nil {
+			return nil, err
+		}
+		var hosts engine.Hosts = engine.SingleHost{Main: local}
+		if s.members != nil {
+			hosts = &clusterHosts{main: local, mainIP: s.host.IP, members: s.members, own: s}
+		}
+		exec = newEngine(hosts, s.store, log)
+		if cfg.Mode == config.ModeClient && s.agent == nil {
+			s.agent = s.agentRoutes(local)
+		}
 	}
 	s.snaps, _ = exec.(httpapi.Snapshots)
 	s.runner = actions.NewRunner(actions.Options{
