@@ -8,13 +8,20 @@ package agent
 import (
 	"errors"
 
+	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // ErrUnreachable: the client host did not answer (connection refused, reset,
-// timed out, or a stream broken before its last line).
-var ErrUnreachable = errors.New("client host unreachable")
+// timed out, or a stream broken before its last line). It is an
+// engine.ErrHostUnreachable.
+var ErrUnreachable error = unreachable{}
+
+type unreachable struct{}
+
+func (unreachable) Error() string        { return "client host unreachable" }
+func (unreachable) Is(target error) bool { return target == engine.ErrHostUnreachable }
 
 // ErrUnauthorized: the client host refused the member secret (401); the
 // membership has to be renewed.

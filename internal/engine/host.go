@@ -44,6 +44,11 @@ type Tunnels interface {
 	DeleteTunnel(ctx context.Context, name string) error
 }
 
+// ErrHostUnreachable: a host of the cluster does not answer, or is no
+// longer a member. Drivers and proxies of remote hosts wrap it; down keeps
+// what such a host holds recorded and CleanHost removes it later.
+var ErrHostUnreachable = errors.New("host unreachable")
+
 // ErrNoTunnels: a switch spans a host whose network cannot make tunnels.
 var ErrNoTunnels = errors.New("the host's network cannot make VXLAN tunnels")
 

@@ -208,8 +208,17 @@ func (u *upRun) tunnelItems() []item {
 			u.tunnelStarted[i] = true
 			created, err := pt.tun.EnsureTunnel(ctx, pt.spec)
 			if err != nil {
-				if !u.tunnelOwned[i] {
-					u.led.edit(func(r *Record) { delete(r.host(host).Tunnels, name) })
+				if !u.tunnelRecorded[i] {
+					// The tunnel was missing and may exist now (a remote
+					// host can finish what the main gave up waiting
+					// for): undo it by name, as if made.
+					u.made.add(func(ctx context.Context) error {
+						if err := pt.tun.DeleteTunnel(ctx, name); err != nil {
+							return fmt.Errorf("switch %s: tunnel %s: %w", pt.sw.Name, name, err)
+						}
+						u.led.edit(func(r *Record) { delete(r.host(host).Tunnels, name) })
+						return nil
+					})
 				}
 				return fmt.Errorf("switch %s: tunnel %s: %w", pt.sw.Name, name, err)
 			}
@@ -261,7 +270,7 @@ type recordedTunnel struct {
 
 func (dr *downRun) planTunnels(ctx context.Context) (string, error) {
 	dr.led.view(func(r *Record) {
-		for _, h := range r.hostNames() {
+		for _, h := range dr.hostsOf(r) {
 			for name, t := range r.Hosts[h].Tunnels {
 				dr.tunnels = append(dr.tunnels, recordedTunnel{host: h, name: name, rec: t})
 			}
@@ -281,14 +290,14 @@ func (dr *downRun) tunnelItems() []item {
 			if t.rec.Made {
 				host, err := dr.e.opts.Hosts.Host(t.host)
 				if err != nil {
-					return fmt.Errorf("switch %s: tunnel %s: %w", t.rec.Switch, t.name, err)
+					return dr.offline(t.host, fmt.Errorf("switch %s: tunnel %s: %w", t.rec.Switch, t.name, err))
 				}
 				tun, err := TunnelsOf(host)
 				if err != nil {
 					return fmt.Errorf("switch %s: tunnel %s: %w", t.rec.Switch, t.name, err)
 				}
 				if err := tun.DeleteTunnel(ctx, t.name); err != nil {
-					return fmt.Errorf("switch %s: tunnel %s: %w", t.rec.Switch, t.name, err)
+					return dr.offline(t.host, fmt.Errorf("switch %s: tunnel %s: %w", t.rec.Switch, t.name, err))
 				}
 			}
 			dr.led.edit(func(r *Record) { delete(r.host(t.host).Tunnels, t.name) })
@@ -312,7 +321,11 @@ func (u *upRun) tunnelStage() []stage {
 // the bridges they are on.
 func (dr *downRun) tunnelStage() []stage {
 	var n int
-	dr.led.view(func(r *Record) { n = r.tunnels() })
+	dr.led.view(func(r *Record) {
+		for _, h := range dr.hostsOf(r) {
+			n += len(r.Hosts[h].Tunnels)
+		}
+	})
 	if n == 0 {
 		return nil
 	}

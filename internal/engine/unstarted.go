@@ -16,6 +16,11 @@ func (u *upRun) dropUnstarted() {
 				delete(h.Guests, pg.g.Name)
 			}
 		}
+		for i, b := range u.bridges {
+			if i < len(u.bridgeStarted) && !u.bridgeStarted[i] && !u.bridgeRecorded[i] {
+				delete(r.host(b.host.Name()).Bridges, b.sw.Bridge)
+			}
+		}
 		u.dropUnstartedTunnels(r)
 	})
 }

@@ -92,6 +92,10 @@ type upRun struct {
 	fresh   []bool // by index into guests: made by this run
 
 	ownedBefore []bool // by index into bridges: made by an earlier up
+	plannedMade []bool // by index into bridges: missing, so this up makes it
+	// bridgeRecorded: in the record before this run; bridgeStarted: its
+	// item ran (a failing stage stops starting items).
+	bridgeRecorded, bridgeStarted []bool
 
 	addedPending []bool // by index into guests: recorded as pending by this run
 
@@ -177,11 +181,14 @@ func (u *upRun) hostNames() []string {
 func (u *upRun) planBridges(ctx context.Context) (string, error) {
 	owned := make([]bool, len(u.bridges))
 	u.ownedBefore = make([]bool, len(u.bridges))
+	u.bridgeRecorded = make([]bool, len(u.bridges))
+	u.bridgeStarted = make([]bool, len(u.bridges))
 	err := forEach(ctx, u.e.opts.Concurrency, len(u.bridges), true, func(ctx context.Context, i int) error {
 		b := u.bridges[i]
 		var rec BridgeRecord
 		var inRecord bool
 		u.led.view(func(r *Record) { rec, inRecord = r.host(b.host.Name()).Bridges[b.sw.Bridge] })
+		u.bridgeRecorded[i] = inRecord
 		if inRecord && rec.Made {
 			owned[i], u.ownedBefore[i] = true, true
 			return nil
@@ -196,6 +203,7 @@ func (u *upRun) planBridges(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	u.plannedMade = owned
 	u.led.edit(func(r *Record) {
 		for i, b := range u.bridges {
 			r.host(b.host.Name()).Bridges[b.sw.Bridge] = BridgeRecord{Switch: b.sw.Name, Made: owned[i], Firewall: true}
@@ -209,6 +217,7 @@ func (u *upRun) bridgeItems() []item {
 	for i, b := range u.bridges {
 		items[i] = func(ctx context.Context) error {
 			net, host := b.host.Network(), b.host.Name()
+			u.bridgeStarted[i] = true
 			created, err := net.EnsureBridge(ctx, b.sw.Bridge)
 			if err == nil && !created && !u.ownedBefore[i] {
 				// Used, not owned: a revert takes back only the rules.
@@ -221,7 +230,20 @@ func (u *upRun) bridgeItems() []item {
 				})
 			}
 			if err != nil {
-				u.correctBridge(i, false)
+				if u.plannedMade[i] && !u.ownedBefore[i] {
+					// It was missing and may exist now (a remote host can
+					// finish what the main gave up waiting for): undo it
+					// by name, as if made.
+					u.made.add(func(ctx context.Context) error {
+						err := errors.Join(net.RemoveBridge(ctx, b.sw.Bridge), net.DeleteBridge(ctx, b.sw.Bridge))
+						if err == nil {
+							u.led.edit(func(r *Record) { delete(r.host(host).Bridges, b.sw.Bridge) })
+						}
+						return err
+					})
+				} else {
+					u.correctBridge(i, false)
+				}
 				return fmt.Errorf("switch %s: %w", b.sw.Name, err)
 			}
 			if created {
@@ -388,17 +410,50 @@ func (e *Engine) Down(ctx context.Context, d api.Deployment, log actlog.Log) err
 		return led.save(ctx)
 	}
 	dr := &downRun{e: e, d: d, led: led, log: log}
-	// Destroys batch their kernel work (netns), so many at once pay.
-	stages := []stage{{name: "guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: e.opts.DestroyConcurrency, done: led.save}}
-	stages = append(stages, dr.tunnelStage()...)
-	stages = append(stages, stage{name: "network", prepare: dr.planBridges, items: dr.bridgeItems, collect: true, done: led.save})
+	stages := dr.stages()
 	p := newProgress(log, "down", len(stages)+1)
 	err = e.runStages(ctx, p, stages)
 	if err != nil {
 		return err
 	}
+	if len(dr.offlineHosts) > 0 {
+		p.stage("end", "deployment %s is down; offline hosts are cleaned when they come back", d.Name)
+		return nil
+	}
 	p.stage("end", "deployment %s is down", d.Name)
 	return nil
+}
+
+// downStages are down's stages over what dr's record holds.
+func (dr *downRun) stages() []stage {
+	led := dr.led
+	// Destroys batch their kernel work (netns), so many at once pay.
+	stages := []stage{{name: "guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: dr.e.opts.DestroyConcurrency, done: led.save}}
+	stages = append(stages, dr.tunnelStage()...)
+	return append(stages, stage{name: "network", prepare: dr.planBridges, items: dr.bridgeItems, collect: true, done: led.save})
+}
+
+// CleanHost removes what deployment d's record holds on host, and only
+// there: the clean-up of a host that was offline during down, once it is
+// back. A record with nothing on host is left alone.
+func (e *Engine) CleanHost(ctx context.Context, d api.Deployment, host string, log actlog.Log) (cleaned bool, err error) {
+	led, err := openLedger(ctx, e.opts.Records, d.Name, d.ProjectLocation)
+	if err != nil {
+		return false, err
+	}
+	var has bool
+	led.view(func(r *Record) {
+		h, ok := r.Hosts[host]
+		has = ok && (len(h.Guests)+len(h.Bridges)+len(h.Tunnels) > 0)
+	})
+	if !has {
+		return false, nil
+	}
+	dr := &downRun{e: e, d: d, led: led, log: log, only: host}
+	if err := e.runStages(ctx, newProgress(log, "clean "+host, 3), dr.stages()); err != nil {
+		return false, err
+	}
+	return len(dr.offlineHosts) == 0, nil
 }
 
 // downRun is one down in progress.
@@ -411,6 +466,43 @@ type downRun struct {
 	guests  []recordedGuest
 	bridges []recordedBridge
 	tunnels []recordedTunnel
+
+	// only, when set, limits the run to one host (CleanHost).
+	only string
+	// offlineHosts could not be reached: what the record holds there stays
+	// recorded, for CleanHost when the host comes back.
+	mu           sync.Mutex
+	offlineHosts map[string]bool
+}
+
+// hostsOf lists the hosts of the record this run works on.
+func (dr *downRun) hostsOf(r *Record) []string {
+	if dr.only != "" {
+		if _, ok := r.Hosts[dr.only]; ok {
+			return []string{dr.only}
+		}
+		return nil
+	}
+	return r.hostNames()
+}
+
+// offline turns the failure of an unreachable host into a note: its part
+// of the record stays, and CleanHost removes it when the host is back. Any
+// other error is returned as it is.
+func (dr *downRun) offline(host string, err error) error {
+	if !errors.Is(err, ErrHostUnreachable) {
+		return err
+	}
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	if dr.offlineHosts == nil {
+		dr.offlineHosts = map[string]bool{}
+	}
+	if !dr.offlineHosts[host] {
+		dr.offlineHosts[host] = true
+		dr.log.Printf("    host %s is offline: what deployment %s has there is removed when it comes back (%v)", host, dr.d.Name, err)
+	}
+	return nil
 }
 
 type recordedGuest struct {
@@ -425,7 +517,7 @@ type recordedBridge struct {
 
 func (dr *downRun) planGuests(ctx context.Context) (string, error) {
 	dr.led.view(func(r *Record) {
-		for _, h := range r.hostNames() {
+		for _, h := range dr.hostsOf(r) {
 			for _, gr := range r.Hosts[h].Guests {
 				dr.guests = append(dr.guests, recordedGuest{host: h, g: gr.Guest})
 			}
@@ -442,15 +534,15 @@ func (dr *downRun) guestItems() []item {
 			g := &rg.g
 			host, err := dr.e.opts.Hosts.Host(rg.host)
 			if err != nil {
-				return fmt.Errorf("guest %s: %w", g.Name, err)
+				return dr.offline(rg.host, fmt.Errorf("guest %s: %w", g.Name, err))
 			}
 			drv, err := host.Driver(g.Kind)
 			if err != nil {
-				return fmt.Errorf("guest %s: %w", g.Name, err)
+				return dr.offline(rg.host, fmt.Errorf("guest %s: %w", g.Name, err))
 			}
 			dep := guest.Deployment{Name: dr.d.Name, Files: host.Files(dr.projectOf())}
 			if err := drv.Destroy(ctx, dep, g, dr.log); err != nil {
-				return fmt.Errorf("guest %s: %w", g.Name, err)
+				return dr.offline(rg.host, fmt.Errorf("guest %s: %w", g.Name, err))
 			}
 			dr.led.edit(func(r *Record) { delete(r.host(rg.host).Guests, g.Name) })
 			dr.log.Printf("    guest %s: removed", g.Name)
@@ -473,7 +565,7 @@ func (dr *downRun) projectOf() string {
 
 func (dr *downRun) planBridges(ctx context.Context) (string, error) {
 	dr.led.view(func(r *Record) {
-		for _, h := range r.hostNames() {
+		for _, h := range dr.hostsOf(r) {
 			for name, br := range r.Hosts[h].Bridges {
 				dr.bridges = append(dr.bridges, recordedBridge{host: h, name: name, rec: br})
 			}
@@ -489,7 +581,7 @@ func (dr *downRun) bridgeItems() []item {
 		items[i] = func(ctx context.Context) error {
 			host, err := dr.e.opts.Hosts.Host(b.host)
 			if err != nil {
-				return fmt.Errorf("switch %s: %w", b.rec.Switch, err)
+				return dr.offline(b.host, fmt.Errorf("switch %s: %w", b.rec.Switch, err))
 			}
 			net := host.Network()
 			var errs []error
@@ -500,7 +592,7 @@ func (dr *downRun) bridgeItems() []item {
 				errs = append(errs, net.DeleteBridge(ctx, b.name))
 			}
 			if err := errors.Join(errs...); err != nil {
-				return fmt.Errorf("switch %s: %w", b.rec.Switch, err)
+				return dr.offline(b.host, fmt.Errorf("switch %s: %w", b.rec.Switch, err))
 			}
 			dr.led.edit(func(r *Record) { delete(r.host(b.host).Bridges, b.name) })
 			dr.log.Printf("    switch %s: bridge %s %s", b.rec.Switch, b.name, ifThen(b.rec.Made, "removed", "kept (it was there before), its firewall rules removed"))

@@ -52,7 +52,7 @@ func (c *clusterHosts) Host(name string) (engine.Host, error) {
 	}
 	peer, ok := c.members.Peer(name)
 	if !ok {
-		return nil, fmt.Errorf("host %s is not in the cluster (it left, or was lost: see kvm-compose cluster status)", name)
+		return nil, fmt.Errorf("host %s is not in the cluster (it left, or was lost: see kvm-compose cluster status): %w", name, engine.ErrHostUnreachable)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

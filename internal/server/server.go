@@ -65,6 +65,8 @@ type Server struct {
 	token   string // empty when auth is off
 	// hostName is this machine's host name.
 	hostName string
+	// exec runs the actions (the engine, unless a test gave another).
+	exec actions.Executor
 	// host is config/host.json; identity this host's TLS certificate.
 	host     api.HostConfig
 	identity tlsid.Identity
@@ -176,6 +178,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			s.agent = s.agentRoutes(local)
 		}
 	}
+	s.exec = exec
 	s.snaps, _ = exec.(httpapi.Snapshots)
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
@@ -318,6 +321,15 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		go func() {
 			defer s.background.Done()
 			s.follower.Run(bg)
+		}()
+	}
+	if s.members != nil {
+		sub := s.events.Subscribe()
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			defer sub.Close()
+			s.cleanReturningHosts(bg, sub.C)
 		}()
 	}
 	errc := make(chan error, len(listeners))

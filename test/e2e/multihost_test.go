@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -143,4 +144,100 @@ func pingFromClient(c *server, guestNS string, ip net.IP) error {
 		}
 	}
 	return fmt.Errorf("%v: %s", err, out)
+}
+
+// Issue 8: a client killed during up fails the action and what was made on
+// the other hosts is reverted; a client killed before down leaves its part
+// recorded, and it is cleaned when the client comes back.
+func TestLostClientsDuringUpAndDown(t *testing.T) {
+	n := newTestNet(t)
+	main := startServer(t, "TESTBEDOS_LISTEN="+n.mainIP()+":3355", "TESTBEDOS_HEARTBEAT_INTERVAL="+heartbeat.String())
+	token := joinToken(t, main)
+	ev := events(t, main.c)
+	clients := map[string]*server{}
+	clientNS := map[string]string{}
+	for i, name := range []string{"c1", "c2"} {
+		ns, ip := n.addClient(t, i+1)
+		c := clientServer(t, ns, name, ip, "client", "--join", token)
+		c.start(t)
+		clients[name], clientNS[name] = c, ns
+		waitEvent(t, ev, api.EventMemberJoined, name, 20*time.Second)
+	}
+	dir := project(t, sixGuests, map[string]string{"hello.sh": "#!/bin/sh\necho hello\n"})
+	name := deployment(t, main, "lost", dir)
+	mustSucceed(t, main, name, cmd(api.CmdGenerateArtefacts))
+	st := state(t, main, name)
+	t.Cleanup(func() {
+		for _, ns := range clientNS {
+			leftoversIn(t, ns, st.Prefix, false)
+		}
+	})
+
+	// Kill c1 as soon as up reaches the tunnels: up fails, nothing of it
+	// stays on the main or on c2.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	id, err := main.c.Action(ctx, name, cmd(api.CmdUp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	var lines []string
+	o, err := main.c.Follow(ctx, id, func(l string) {
+		lines = append(lines, l)
+		if !killed && strings.Contains(l, "] tunnels:") {
+			killed = true
+			clients["c1"].kill(t)
+		}
+	})
+	if err != nil || !killed || o.ErrorCode != api.ErrorCodeFailed {
+		t.Fatalf("up with c1 killed: %+v, %v (killed %v)\n%s", o, err, killed, strings.Join(lines, "\n"))
+	}
+	assertNothingLeft(t, st)
+	if left := leftoversIn(t, clientNS["c2"], st.Prefix, true); len(left) > 0 {
+		t.Errorf("the failed up left on c2: %v", left)
+	}
+
+	// c1 back (its saved mode); up; c1 killed again; down succeeds and says
+	// c1 is offline; c1 back: cleaned.
+	waitEvent(t, ev, api.EventMemberLost, "c1", 20*time.Second)
+	clients["c1"].args = []string{}
+	clients["c1"].start(t)
+	waitEvent(t, ev, api.EventMemberJoined, "c1", 20*time.Second)
+	mustSucceed(t, main, name, cmd(api.CmdUp))
+	clients["c1"].kill(t)
+	downLog := strings.Join(mustSucceed(t, main, name, cmd(api.CmdDown)), "\n")
+	if !strings.Contains(downLog, "host c1 is offline") {
+		t.Errorf("down does not say c1 is offline:\n%s", downLog)
+	}
+	// The main's own links and its and c2's guests are gone; c1's
+	// namespaces wait for c1.
+	if links, namespaces, _ := nettest.Leftovers(st.Prefix); len(links) > 0 {
+		t.Errorf("down left links on the main: %v (%v)", links, namespaces)
+	}
+	for _, g := range st.Guests {
+		if _, err := os.Stat(nettest.NamespacePath(g.Netns.Namespace)); err == nil && g.Host != "c1" {
+			t.Errorf("down left guest %s of %s", g.Name, g.Host)
+		}
+	}
+	if left := leftoversIn(t, clientNS["c2"], st.Prefix, true); len(left) > 0 {
+		t.Errorf("down left on c2: %v", left)
+	}
+	if left := leftoversIn(t, clientNS["c1"], st.Prefix, true); len(left) == 0 {
+		t.Fatal("nothing left on the killed c1: the test proves nothing")
+	}
+	waitEvent(t, ev, api.EventMemberLost, "c1", 20*time.Second)
+	clients["c1"].start(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left := leftoversIn(t, clientNS["c1"], st.Prefix, true)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("c1 was not cleaned after it came back: %v\n%s", left, main.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	assertNothingLeft(t, st)
 }
