@@ -67,6 +67,12 @@ func ensureBridge(ctx context.Context, name string) (created bool, err error) {
 // DeleteBridge removes the bridge name. A missing bridge is not an error;
 // a link of another kind with that name is left alone and reported.
 func DeleteBridge(ctx context.Context, name string) error {
+	return deleteTyped(ctx, name, "bridge", ErrNotBridge)
+}
+
+// deleteTyped removes the link name if it is of kind typ; a missing link is
+// fine, one of another kind is left alone and reported as notTyp.
+func deleteTyped(ctx context.Context, name, typ string, notTyp error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -75,13 +81,13 @@ func DeleteBridge(ctx context.Context, name string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("look up bridge %s: %w", name, err)
+		return fmt.Errorf("look up %s %s: %w", typ, name, err)
 	}
-	if link.Type() != "bridge" {
-		return fmt.Errorf("delete bridge %s: %w (type %s)", name, ErrNotBridge, link.Type())
+	if link.Type() != typ {
+		return fmt.Errorf("delete %s %s: %w (type %s)", typ, name, notTyp, link.Type())
 	}
 	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("delete bridge %s: %w", name, err)
+		return fmt.Errorf("delete %s %s: %w", typ, name, err)
 	}
 	return nil
 }

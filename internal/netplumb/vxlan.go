@@ -271,21 +271,5 @@ func setPeers(link netlink.Link, want []net.IP) error {
 // DeleteVXLAN removes the VXLAN link name (its FDB goes with it). A missing
 // link is not an error; a link of another kind is left alone and reported.
 func DeleteVXLAN(ctx context.Context, name string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	link, err := netlink.LinkByName(name)
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("look up vxlan %s: %w", name, err)
-	}
-	if link.Type() != "vxlan" {
-		return fmt.Errorf("delete vxlan %s: %w (type %s)", name, ErrNotVXLAN, link.Type())
-	}
-	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("delete vxlan %s: %w", name, err)
-	}
-	return nil
+	return deleteTyped(ctx, name, "vxlan", ErrNotVXLAN)
 }
