@@ -37,16 +37,12 @@ func startServerTLS(t *testing.T, mode string) testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := s.Listeners()
+	ls, stop, err := s.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ls...) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("server: %v", err)
 		}
 	})

@@ -139,14 +139,11 @@ func TestClientModeServesOnlyTheAgentAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := c.Listeners()
+	_, stop, err := c.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Serve(ctx, ls...) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { stop() })
 
 	if _, err := main.members.Member("c1"); err != nil {
 		t.Fatalf("the client did not join at start: %v", err)

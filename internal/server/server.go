@@ -297,6 +297,18 @@ func (s *Server) Listeners() ([]net.Listener, error) {
 	return ls, nil
 }
 
+// Start opens the listeners and serves on them in the background; stop
+// ends the server gracefully and returns what Serve returned.
+func (s *Server) Start() (ls []net.Listener, stop func() error, err error) {
+	if ls, err = s.Listeners(); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ls...) }()
+	return ls, func() error { cancel(); return <-done }, nil
+}
+
 // Serve serves on the listeners until ctx ends, then stops gracefully:
 // no new connections, running actions interrupted and recorded, streams
 // ended with their outcome, the store closed.

@@ -27,16 +27,12 @@ func serveTLS(t *testing.T) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := s.Listeners()
+	ls, stop, err := s.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ls...) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	})

@@ -574,16 +574,12 @@ func startServerWith(t *testing.T, snapshots bool) *testbed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := s.Listeners()
+	ls, stop, err := s.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ls...) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
