@@ -26,8 +26,6 @@ func (p *progress) stage(name, format string, args ...any) {
 	p.log.Printf("==> %s [%d/%d] %s: "+format, append([]any{p.verb, p.n, p.total, name}, args...)...)
 }
 
-func (p *progress) item(format string, args ...any) { p.log.Printf("    "+format, args...) }
-
 // stage is one step of up or down, as data: what it plans, the items it
 // works on concurrently, and what it records when they are done. Items
 // register their own undo steps with the run's revert.

@@ -152,14 +152,6 @@ func netnsMounted(path string) (bool, error) {
 // the one nsfs, so the inode alone is unique.
 type nsID uint64
 
-func netnsID(path string) (nsID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return nsID(st.Ino), nil
-}
-
 // removeNetns unmounts the namespace at path and removes the mount point.
 // The kernel frees the namespace, and with it the guest ends of the veths,
 // once nothing else holds it.

@@ -33,11 +33,6 @@ func errorf(code int, err error, msg string) *Error {
 	return &Error{Code: code, Message: msg, Err: err}
 }
 
-// badRequest is a 400 carrying err's text.
-func badRequest(err error) *Error {
-	return &Error{Code: http.StatusBadRequest, Message: err.Error(), Err: err}
-}
-
 // status maps an error to its HTTP status. This is the one place that does.
 // It knows only the api categories: domain sentinels (store.ErrNotFound,
 // actions.ErrBusy, topology.ErrInvalid, …) are made in one of them.
