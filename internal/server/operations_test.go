@@ -81,21 +81,6 @@ func TestCancelByOwnUUIDAndWithEmptyBody(t *testing.T) {
 	}
 }
 
-func TestSecondActionNamesTheRunningOne(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	e.create(t, "lab")
-	id, err := e.c.Action(ctx, "lab", api.ActionRequest{Command: api.Command{Name: api.CmdUp}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, msg := e.call(t, "POST", "/api/deployments/lab/action", `{"command":"down"}`)
-	if want := "kvm-compose logs " + id + " --follow"; code != 409 || !strings.Contains(msg, want) {
-		t.Fatalf("second action: %d %q, want 409 saying %q", code, msg, want)
-	}
-	e.exec.open()
-}
-
 func TestActionDuringShutdownIs503(t *testing.T) {
 	e := newEnv(t)
 	e.create(t, "lab")

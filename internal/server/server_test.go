@@ -239,8 +239,10 @@ func TestSecondActionWhileRunningIs409(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.c.Action(ctx, "lab", api.ActionRequest{Command: api.Command{Name: api.CmdDown}}); client.StatusOf(err) != 409 {
-		t.Fatalf("second action: %v, want 409", err)
+	// The 409 names the running action and how to follow it (SPEC 4).
+	code, msg := e.call(t, "POST", "/api/deployments/lab/action", `{"command":"down"}`)
+	if want := "kvm-compose logs " + id + " --follow"; code != 409 || !strings.Contains(msg, want) {
+		t.Fatalf("second action: %d %q, want 409 saying %q", code, msg, want)
 	}
 	if err := e.c.DeleteDeployment(ctx, "lab", true); client.StatusOf(err) != 409 {
 		t.Fatalf("delete while running: %v, want 409", err)
