@@ -48,6 +48,10 @@ type Capabilities struct {
 	Snapshots bool `json:"snapshots"`
 	// Artefacts: the driver is an ArtefactWriter.
 	Artefacts bool `json:"artefacts"`
+	// Exec: the driver is an Execer.
+	Exec bool `json:"exec"`
+	// Console: the driver is a Consoler.
+	Console bool `json:"console"`
 }
 
 // Registry maps kinds to drivers.
