@@ -55,6 +55,8 @@ type NetworkAttachment struct {
 	IP      string `yaml:"ip"`
 	MAC     string `yaml:"mac"`     // optional; generated from names when empty
 	Gateway string `yaml:"gateway"` // optional default route
+	// Netem impairs the link from the start (netem qdisc); nil: none.
+	Netem *Netem `yaml:"netem"`
 }
 
 // NetnsSection configures a network-namespace guest.

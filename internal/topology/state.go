@@ -91,6 +91,18 @@ type Interface struct {
 	// MTU of both ends of the interface; 0 leaves the kernel's default.
 	// Interfaces on switches spanning hosts get TunnelMTU.
 	MTU int `json:"mtu,omitempty"`
+	// Netem is the impairment kvm-compose.yaml sets on the link; nil: none.
+	Netem *Netem `json:"netem,omitempty"`
+}
+
+// Netem is a link impairment, as netem qdisc parameters. The zero value
+// impairs nothing.
+type Netem struct {
+	DelayMS    int     `yaml:"delay_ms" json:"delay_ms,omitempty"`
+	JitterMS   int     `yaml:"jitter_ms" json:"jitter_ms,omitempty"`
+	LossPct    float64 `yaml:"loss_pct" json:"loss_pct,omitempty"`
+	RateKbit   int     `yaml:"rate_kbit" json:"rate_kbit,omitempty"`
+	CorruptPct float64 `yaml:"corrupt_pct" json:"corrupt_pct,omitempty"`
 }
 
 // NetnsGuest holds what the netns driver needs.
