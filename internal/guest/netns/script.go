@@ -48,6 +48,15 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 		return fmt.Errorf("guest %s: open namespace %s: %w", g.Name, ns, err)
 	}
 	defer unix.Close(nsfd)
+	cgfd, err := d.cgroups.open(dep.Name, g.Name)
+	switch {
+	case errors.Is(err, errNoCgroup2):
+		log.Printf("guest %s: %v: the script runs in the server's cgroup", g.Name, err)
+	case err != nil:
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	default:
+		defer unix.Close(cgfd)
+	}
 
 	if err := ctx.Err(); err != nil {
 		return err
@@ -67,6 +76,10 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 			"TESTBEDOS_GUEST="+g.Name)
 		c.Stdout, c.Stderr = pw, pw // one stream, in the order written
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if cgfd >= 0 {
+			// Born in the guest's cgroup, before it can fork.
+			c.SysProcAttr.UseCgroupFD, c.SysProcAttr.CgroupFD = true, cgfd
+		}
 	})
 	pw.Close() // the child has its copy
 	if err != nil {
