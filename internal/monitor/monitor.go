@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -127,22 +128,27 @@ func New(opts Options) *Monitor {
 // Interval is the sampling interval.
 func (m *Monitor) Interval() time.Duration { return m.opts.Interval }
 
-// Start samples now and then every interval, until Stop.
+// Run samples now and then every interval, until ctx ends.
+func (m *Monitor) Run(ctx context.Context) {
+	t := time.NewTicker(m.opts.Interval)
+	defer t.Stop()
+	for {
+		m.Sample(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Start runs Run in the background until Stop.
 func (m *Monitor) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop, m.done = cancel, make(chan struct{})
 	go func() {
 		defer close(m.done)
-		t := time.NewTicker(m.opts.Interval)
-		defer t.Stop()
-		for {
-			m.Sample(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		m.Run(ctx)
 	}()
 }
 
@@ -315,6 +321,20 @@ func (m *Monitor) Guest(deployment, guestName string) api.GuestSeries {
 		out.Samples = gs.samples.values()
 	}
 	return out
+}
+
+// HostSVG draws the host's last hour.
+func (m *Monitor) HostSVG(w io.Writer) error { return HostSVG(w, m.Host(), time.Now()) }
+
+// GuestSVG draws a guest's last hour.
+func (m *Monitor) GuestSVG(w io.Writer, deployment, guestName string) error {
+	var total uint64
+	m.mu.RLock()
+	if h, ok := m.host.last(); ok {
+		total = h.MemoryTotalBytes
+	}
+	m.mu.RUnlock()
+	return GuestSVG(w, m.Guest(deployment, guestName), total, time.Now())
 }
 
 // Latest is a guest's latest sample, or nil when there is none.

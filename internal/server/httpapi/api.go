@@ -38,6 +38,10 @@ type Deps struct {
 	// streams; StreamOpened's error refuses the stream (shutting down).
 	StreamOpened func() error
 	StreamClosed func()
+	// Guests lists a deployment's guests; nil answers 503 on that route.
+	Guests Guests
+	// Monitor serves the monitoring routes (monitor.go).
+	Monitor Monitor
 }
 
 type handler func(w http.ResponseWriter, r *http.Request) error
@@ -84,12 +88,15 @@ func routes(d Deps) []route {
 		{"POST /api/deployments/{name}/cancel", cancelAction(d)},
 		{"GET /api/deployments/{name}/state", deploymentState(d)},
 		{"GET /api/deployments/{name}/logs", deploymentLogs(d)},
+		{"GET /api/deployments/{name}/guests", listGuests(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d)},
 		{"GET /api/logs/{uuid}", logEntry(d)},
 		{"GET /api/logs/{uuid}/text", logText(d)},
 		{"GET /api/logs/{uuid}/stream", logStream(d)},
 		{"GET /api/events", eventStream(d)},
+		{"GET /api/monitor/host", monitorHost(d)},
+		{"GET /api/monitor/deployments/{name}/guests/{guest}", monitorGuest(d)},
 	}, clusterRoutes(d)...)
 }
 
