@@ -175,8 +175,9 @@ func (m *Monitor) Sample(ctx context.Context) {
 		m.host.push(hs)
 		m.mu.Unlock()
 	}
+	guests, complete := m.recordedGuests(ctx)
 	seen := map[guestKey]bool{}
-	for _, g := range m.recordedGuests(ctx) {
+	for _, g := range guests {
 		k := guestKey{g.deployment, g.guest.Guest.Name}
 		seen[k] = true
 		s, stats, ifaces := m.sampleGuest(ctx, g, now)
@@ -190,8 +191,8 @@ func (m *Monitor) Sample(ctx context.Context) {
 		gs.stats, gs.ifaces = stats, ifaces
 		m.mu.Unlock()
 	}
-	if ctx.Err() != nil && len(seen) == 0 {
-		return // cut short: keep what was there
+	if !complete || ctx.Err() != nil {
+		return // not a full picture: drop no series on its word
 	}
 	m.mu.Lock()
 	for k := range m.guests {
@@ -228,20 +229,26 @@ type recordedGuest struct {
 	guest               engine.GuestRecord
 }
 
-func (m *Monitor) recordedGuests(ctx context.Context) []recordedGuest {
+// recordedGuests lists the guests recorded up on this host; complete is
+// false when some record could not be read.
+func (m *Monitor) recordedGuests(ctx context.Context) (out []recordedGuest, complete bool) {
 	if m.opts.Records == nil || m.opts.Host == nil {
-		return nil
+		return nil, true
 	}
 	names, err := m.opts.Records.DeployedNames(ctx)
 	if err != nil {
 		m.opts.Logger.Warn("monitor: list deployed", "err", err)
-		return nil
+		return nil, false
 	}
-	var out []recordedGuest
+	complete = true
 	for _, name := range names {
 		data, err := m.opts.Records.Deployed(ctx, name)
-		if err != nil || data == nil {
+		if err != nil {
+			complete = false
 			continue
+		}
+		if data == nil {
+			continue // gone meanwhile
 		}
 		var rec engine.Record
 		if err := json.Unmarshal(data, &rec); err != nil {
@@ -258,7 +265,7 @@ func (m *Monitor) recordedGuests(ctx context.Context) []recordedGuest {
 			}
 		}
 	}
-	return out
+	return out, complete
 }
 
 // sampleGuest reads a guest's stats (when its driver has them) and the

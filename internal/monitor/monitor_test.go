@@ -199,6 +199,14 @@ testbedos_guest_network_receive_bytes_total{deployment="d1",guest="a",interface=
 		t.Errorf("host series: %d, want 2", n)
 	}
 
+	// A store that does not answer drops no series.
+	m.opts.Records = failingRecords{recs}
+	m.Sample(ctx)
+	if m.Latest("d1", "a") == nil {
+		t.Error("a failed listing dropped the series")
+	}
+	m.opts.Records = recs
+
 	// Down: the record goes, and with the next sample its series.
 	recs.DeleteDeployed(ctx, "d1")
 	m.Sample(ctx)
@@ -258,4 +266,10 @@ func TestSVG(t *testing.T) {
 			t.Logf("%s: %d bytes, width %s", name, b.Len(), doc.Width)
 		})
 	}
+}
+
+type failingRecords struct{ *engine.MemoryRecords }
+
+func (failingRecords) DeployedNames(context.Context) ([]string, error) {
+	return nil, errors.New("store down")
 }
