@@ -256,4 +256,3 @@ func hasTable(t *testing.T, namespace, table string) bool {
 	}
 	return false
 }
-
