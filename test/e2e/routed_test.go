@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -255,4 +257,38 @@ func hasTable(t *testing.T, namespace, table string) bool {
 		}
 	}
 	return false
+}
+
+// TestRoutedLabExample deploys examples/routed-lab as it is.
+func TestRoutedLabExample(t *testing.T) {
+	nettest.RequireRoot(t)
+	s := startServer(t)
+	files := map[string]string{}
+	for _, f := range []string{"web-setup.sh", "show-lease.sh"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "examples", "routed-lab", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = string(b)
+	}
+	yaml, err := os.ReadFile("../../examples/routed-lab/kvm-compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := project(t, string(yaml), files)
+	name := deployment(t, s, "lab", dir)
+	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+	st := state(t, s, name)
+	log := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
+	if !strings.Contains(log, "[laptop] laptop leased eth0") || !strings.Contains(log, "10.0.1.10/24") {
+		t.Errorf("the laptop's setup script does not show its lease:\n%s", log)
+	}
+	ns := func(g string) string { return netnsPrefix(name) + g }
+	for _, p := range []struct{ from, to string }{{"web", "10.0.1.10"}, {"laptop", "10.0.0.10"}, {"web", "192.168.50.10"}} {
+		if err := nettest.Ping(ns(p.from), net.ParseIP(p.to), 5*time.Second); err != nil {
+			t.Errorf("%s → %s: %v", p.from, p.to, err)
+		}
+	}
+	mustSucceed(t, s, name, cmd(api.CmdDown))
+	assertNothingLeft(t, st)
 }
