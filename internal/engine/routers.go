@@ -297,9 +297,9 @@ func (u *upRun) leaseDynamic(ctx context.Context, pg placed) (map[string]string,
 			return nil, err
 		}
 		if nsPath == "" {
-			// TODO(libvirt): a VM takes its lease with its own DHCP
-			// client (the router serves the switch); its cloud-init
-			// network configuration should ask for DHCP on this NIC.
+			// A VM takes its lease with its own DHCP client (cloud-init
+			// asks for dhcp4 on this NIC). TODO: kernel-boot guests'
+			// initramfs and recording a VM's lease.
 			u.log.Printf("    guest %s: %s is dynamic: the guest's own DHCP client takes its lease", pg.g.Name, ifc.Name)
 			continue
 		}
