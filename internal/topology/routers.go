@@ -132,7 +132,17 @@ func (c *Config) checkRouters(ps *problems, subnets map[string]netip.Prefix) {
 		ps.addf("network.ovn", "cannot be given together with network.routers: use one spelling")
 	}
 	routers, base := c.RouterSpecs()
-	gateways := map[netip.Addr]string{} // gateway address → field
+	gateways := map[netip.Addr]string{} // gateway address → description
+	specs, sbase := c.SwitchSpecs()
+	for _, name := range sortedKeys(specs) {
+		if a, ok := externalHostAddr(specs[name], subnets[name]); ok {
+			field := sbase + "." + name + ".external"
+			if !specs[name].External {
+				field = sbase + "." + name + ".ports"
+			}
+			gateways[a] = "the host's side of external switch " + name + " (" + c.where(field) + ")"
+		}
+	}
 	for _, name := range sortedKeys(routers) {
 		r := routers[name]
 		rp := base + "." + name
@@ -176,9 +186,9 @@ func (c *Config) checkRouters(ps *problems, subnets map[string]netip.Prefix) {
 				continue
 			}
 			if prev, dup := gateways[gw.Addr()]; dup {
-				ps.addf(pp+".gateway_ip", "%s is already the gateway of %s", gw.Addr(), c.where(prev))
+				ps.addf(pp+".gateway_ip", "%s is already %s", gw.Addr(), prev)
 			} else {
-				gateways[gw.Addr()] = pp + ".gateway_ip"
+				gateways[gw.Addr()] = "the gateway of " + c.where(pp+".gateway_ip")
 			}
 			if !known || !subnet.IsValid() {
 				continue
@@ -301,7 +311,7 @@ func (c *Config) checkGuestsNotGateways(ps *problems, gateways map[netip.Addr]st
 				continue
 			}
 			if gw, ok := gateways[ip]; ok {
-				ps.addf(fmt.Sprintf("machines[%d].network[%d].ip", i, j), "%s is the address of router port %s", ip, c.where(gw))
+				ps.addf(fmt.Sprintf("machines[%d].network[%d].ip", i, j), "%s is already %s", ip, gw)
 			}
 		}
 	}
@@ -340,4 +350,18 @@ func parseAddrOrPrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return p.Masked(), nil
+}
+
+// externalHostAddr is the address the host's side of an external switch
+// takes: .1 of network.switches' external subnet, or the original's
+// default for a switch port with localnet.
+func externalHostAddr(s SwitchSpec, subnet netip.Prefix) (netip.Addr, bool) {
+	switch {
+	case s.External && subnet.IsValid() && subnet.Addr().Is4():
+		return subnet.Addr().Next(), true
+	case s.external() && !s.External:
+		p := netip.MustParsePrefix(DefaultExternalAddress)
+		return p.Addr(), true
+	}
+	return netip.Addr{}, false
 }

@@ -55,6 +55,8 @@ func TestRouterValidation(t *testing.T) {
 			15, "network.routers.r1.ports[1].switch", "already has port"},
 		{"same gateway twice", map[int]string{15: "        - {name: r1-sw1, switch: sw1, gateway_ip: 10.0.0.1/24}"},
 			15, "network.routers.r1.ports[1].gateway_ip", "is already the gateway of network.routers.r1.ports[0].gateway_ip, line 14"},
+		{"router port on the host's side", map[int]string{16: "        - {name: r1-ext, switch: ext, gateway_ip: 172.30.0.1/24}"},
+			16, "network.routers.r1.ports[2].gateway_ip", "is already the host's side of external switch ext (network.switches.ext.external, line 10)"},
 		{"dhcp on a switch not attached", map[int]string{19: "      dhcp: [{switch: sw9}]"},
 			19, "network.routers.r1.dhcp[0].switch", "is not a switch the router has a port on"},
 		{"exclude range outside subnet", map[int]string{19: "      dhcp: [{switch: sw1, exclude_ips: {from: 10.0.1.1, to: 10.0.2.9}}]"},
@@ -62,7 +64,7 @@ func TestRouterValidation(t *testing.T) {
 		{"exclude range backwards", map[int]string{19: "      dhcp: [{switch: sw1, exclude_ips: {from: 10.0.1.9, to: 10.0.1.1}}]"},
 			19, "network.routers.r1.dhcp[0].exclude_ips.to", "comes before from"},
 		{"guest on a router gateway", map[int]string{3: "    network: [{switch: sw0, ip: 10.0.0.1}]"},
-			3, "machines[0].network[0].ip", "is the address of router port"},
+			3, "machines[0].network[0].ip", "is already the gateway of network.routers.r1.ports[0].gateway_ip"},
 		{"dynamic without dhcp", map[int]string{5: "    network: [{switch: sw0, ip: dynamic}]"},
 			5, "machines[1].network[0].ip", "no router serves DHCP on switch sw0"},
 		{"bad nat type", map[int]string{18: "      nat: [{nat_type: pat, logical_ip: 10.0.0.0/16, external_ip: 172.30.0.2}]"},
@@ -168,5 +170,25 @@ func TestRouterNames(t *testing.T) {
 	}
 	if m := RouterPortMAC("a", "r", 0); len(m) != 17 || !strings.HasPrefix(m, "02:") {
 		t.Fatalf("mac %q", m)
+	}
+}
+
+func TestRoutedSwitchOnAnotherHostRefused(t *testing.T) {
+	src := yamlLines(
+		"machines:",
+		"  - name: a",
+		"    host: c1",
+		"    network: [{switch: sw0, ip: 10.0.0.10}]",
+		"network:",
+		"  switches:",
+		"    sw0: {subnet: 10.0.0.0/24}",
+		"  routers:",
+		"    r1:",
+		"      ports: [{switch: sw0, gateway_ip: 10.0.0.1/24}]",
+	)
+	dir := writeProject(t, src)
+	_, err := Generate(Options{Deployment: "lab", ProjectDir: dir, Hosts: []Host{{Name: "main", Main: true}, {Name: "c1"}}})
+	if err == nil || !strings.Contains(err.Error(), "kvm-compose.yaml:10: network.routers.r1.ports[0].switch switch sw0 has guests on host c1, but routers and external switches run on the main host main") {
+		t.Fatalf("router on a switch of another host: %v", err)
 	}
 }
