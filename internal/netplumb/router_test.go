@@ -22,7 +22,7 @@ type routerLab struct {
 	bridges    []string
 }
 
-func newRouterLab(t testing.TB) *routerLab {
+func newRouterLab(t testing.TB, nat ...topology.NATRule) *routerLab {
 	t.Helper()
 	nettest.RequireRoot(t)
 	p := nettest.Prefix(t)
@@ -45,6 +45,12 @@ func newRouterLab(t testing.TB) *routerLab {
 		},
 		DHCP: []topology.DHCPPool{{Switch: "s1", IfName: "port1", Gateway: "10.252.1.1", Subnet: "10.252.1.0/24",
 			ExcludeFrom: "10.252.1.2", ExcludeTo: "10.252.1.49", Reserved: []string{"10.252.1.50"}}},
+		NAT: nat,
+	}
+	for _, n := range nat {
+		if n.Type == topology.NATDnatAndSnat {
+			lab.router.Ports[1].Extra = append(lab.router.Ports[1].Extra, n.ExternalIP+"/24")
+		}
 	}
 	created, err := lab.h.EnsureRouter(ctx, lab.router)
 	if err != nil || !created {
@@ -162,4 +168,46 @@ func BenchmarkRoutedThroughput(b *testing.B) {
 			b.ReportMetric(rates/float64(b.N)/1e6, "MB/s")
 		})
 	}
+}
+
+// TestRouterDnatAndSnat: g0 is 10.252.1.77 on bridge 1, both ways.
+func TestRouterDnatAndSnat(t *testing.T) {
+	lab := newRouterLab(t, topology.NATRule{Type: topology.NATDnatAndSnat, LogicalIP: "10.252.0.10/32", ExternalIP: "10.252.1.77", OutPort: "port1"})
+	if src := seenFrom(t, lab.g1, lab.g0, "10.252.1.77:7101", "10.252.0.10:7101"); src != "10.252.1.50" {
+		t.Errorf("g0 sees g1 (through the dnat address) from %s, want 10.252.1.50", src)
+	}
+	if src := seenFrom(t, lab.g0, lab.g1, "10.252.1.50:7102", "10.252.1.50:7102"); src != "10.252.1.77" {
+		t.Errorf("g1 sees g0 from %s, want its external address 10.252.1.77", src)
+	}
+	// Between the router's ports the bridge-0 neighbour is not translated.
+	if src := seenFrom(t, lab.g2, lab.g0, "10.252.0.10:7103", "10.252.0.10:7103"); src != "10.252.0.11" {
+		t.Errorf("g0 sees g2 from %s", src)
+	}
+}
+
+// seenFrom dials dial from namespace from, accepts on listen in namespace
+// to, and returns the source address the listener saw.
+func seenFrom(t *testing.T, from, to, dial, listen string) string {
+	t.Helper()
+	ln, err := nettest.ListenTCP(to, listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	seen := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			seen <- err.Error()
+			return
+		}
+		c.Close()
+		seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+	}()
+	c, err := nettest.DialTCP(from, dial, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", dial, from, err)
+	}
+	c.Close()
+	return <-seen
 }
