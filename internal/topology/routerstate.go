@@ -283,5 +283,20 @@ func checkRouterState(st *State, deployment string, bridges map[string]string, b
 				bad("router %s: port %d: name %q, want %q", r.Name, i, p.IfName, want)
 			}
 		}
+		ifOn := map[string]string{} // switch → port name inside
+		names := map[string]bool{}
+		for _, p := range r.Ports {
+			ifOn[p.Switch], names[p.IfName] = p.IfName, true
+		}
+		for _, d := range r.DHCP {
+			if ifOn[d.Switch] == "" || d.IfName != ifOn[d.Switch] {
+				bad("router %s: dhcp on switch %s: port %q is not the router's port on it", r.Name, d.Switch, d.IfName)
+			}
+		}
+		for _, n := range r.NAT {
+			if n.OutPort != "" && !names[n.OutPort] {
+				bad("router %s: nat: port %q is not a port of the router", r.Name, n.OutPort)
+			}
+		}
 	}
 }
