@@ -132,6 +132,7 @@ func TestRoutedLab(t *testing.T) {
 					}
 				}
 			}
+			t.Cleanup(func() { dropTable(extTable) })
 			if !hasTable(t, "", extTable) {
 				t.Errorf("host has no nft table %s for the external switch", extTable)
 			}
@@ -291,4 +292,19 @@ func TestRoutedLabExample(t *testing.T) {
 	}
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertNothingLeft(t, st)
+}
+
+// dropTable deletes a host nft table a failed test may leave.
+func dropTable(name string) {
+	conn, err := nftables.New()
+	if err != nil {
+		return
+	}
+	tables, _ := conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	for _, tb := range tables {
+		if tb.Name == name {
+			conn.DelTable(tb)
+			_ = conn.Flush()
+		}
+	}
 }
