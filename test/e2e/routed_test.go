@@ -280,6 +280,11 @@ func TestRoutedLabExample(t *testing.T) {
 	name := deployment(t, s, "lab", dir)
 	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
 	st := state(t, s, name)
+	for _, sw := range st.Switches {
+		if sw.External != nil {
+			t.Cleanup(func() { dropTable(sw.External.Table) })
+		}
+	}
 	log := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
 	if !strings.Contains(log, "[laptop] laptop leased eth0") || !strings.Contains(log, "10.0.1.10/24") {
 		t.Errorf("the laptop's setup script does not show its lease:\n%s", log)
