@@ -260,7 +260,8 @@ func hasTable(t *testing.T, namespace, table string) bool {
 	return false
 }
 
-// TestRoutedLabExample deploys examples/routed-lab as it is.
+// TestRoutedLabExample deploys examples/routed-lab as it is; laptop reaches
+// the host's side of ext (172.30.0.1) by the default route and the SNAT.
 func TestRoutedLabExample(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
@@ -290,7 +291,7 @@ func TestRoutedLabExample(t *testing.T) {
 		t.Errorf("the laptop's setup script does not show its lease:\n%s", log)
 	}
 	ns := func(g string) string { return netnsPrefix(name) + g }
-	for _, p := range []struct{ from, to string }{{"web", "10.0.1.10"}, {"laptop", "10.0.0.10"}, {"web", "192.168.50.10"}} {
+	for _, p := range []struct{ from, to string }{{"web", "10.0.1.10"}, {"laptop", "10.0.0.10"}, {"web", "192.168.50.10"}, {"laptop", "172.30.0.1"}} {
 		if err := nettest.Ping(ns(p.from), net.ParseIP(p.to), 5*time.Second); err != nil {
 			t.Errorf("%s → %s: %v", p.from, p.to, err)
 		}
