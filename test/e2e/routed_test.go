@@ -16,6 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
+	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
 )
 
@@ -119,6 +120,12 @@ func TestRoutedLab(t *testing.T) {
 			// Between the inner switches nothing is translated.
 			if src := sourceSeen(t, ns("a"), ns("b"), "10.0.1.20:7002"); src != "10.0.0.10" {
 				t.Errorf("b sees a's connection from %s, want 10.0.0.10", src)
+			}
+			// A restarted daemon serves DHCP again, with the leases it gave.
+			s.stop(t)
+			s.start(t)
+			if got, _, err := netplumb.NewHost(nil).Lease(context.Background(), nettest.NamespacePath(ns("b")), "eth0"); err != nil || got != "10.0.1.20/24" {
+				t.Errorf("lease after a server restart: %s, %v; want 10.0.1.20/24 again", got, err)
 			}
 			if !hasTable(t, r.Namespace, r.Table) {
 				t.Errorf("router namespace %s has no nft table %s", r.Namespace, r.Table)
