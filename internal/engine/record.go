@@ -43,6 +43,8 @@ type HostRecord struct {
 	Bridges map[string]BridgeRecord `json:"bridges,omitempty"` // by bridge name
 	Guests  map[string]GuestRecord  `json:"guests,omitempty"`  // by guest name
 	Tunnels map[string]TunnelRecord `json:"tunnels,omitempty"` // by link name
+	// Routers by namespace (routers) or table (external switches).
+	Routers map[string]RouterRecord `json:"routers,omitempty"`
 }
 
 // TunnelRecord is the VXLAN link of a switch spanning hosts, on one host.
@@ -75,11 +77,14 @@ type GuestRecord struct {
 	// Pending: about to be made, or being made; down removes it all the
 	// same (Destroy is idempotent).
 	Pending bool `json:"pending,omitempty"`
+	// Leases are the DHCP leases of its ip: dynamic interfaces: interface
+	// name → address (CIDR).
+	Leases map[string]string `json:"leases,omitempty"`
 }
 
 func (r *Record) empty() bool {
 	for _, h := range r.Hosts {
-		if len(h.Bridges) > 0 || len(h.Guests) > 0 || len(h.Tunnels) > 0 {
+		if len(h.Bridges) > 0 || len(h.Guests) > 0 || len(h.Tunnels) > 0 || len(h.Routers) > 0 {
 			return false
 		}
 	}
@@ -104,6 +109,9 @@ func (r *Record) host(name string) *HostRecord {
 	}
 	if h.Tunnels == nil {
 		h.Tunnels = map[string]TunnelRecord{}
+	}
+	if h.Routers == nil {
+		h.Routers = map[string]RouterRecord{}
 	}
 	return h
 }

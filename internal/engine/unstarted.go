@@ -22,5 +22,6 @@ func (u *upRun) dropUnstarted() {
 			}
 		}
 		u.dropUnstartedTunnels(r)
+		u.dropUnstartedRouters(r)
 	})
 }

@@ -103,6 +103,9 @@ type upRun struct {
 	tunnelOwned    []bool // by index into tunnels: made by an earlier up
 	tunnelRecorded []bool // by index into tunnels: in the record before this run
 	tunnelStarted  []bool // by index into tunnels: its item ran
+
+	routers                                    []placedRouter
+	routerRecorded, routerOwned, routerStarted []bool // by index into routers
 }
 
 // stages are up's stages; "tunnels" comes after "network" only when a
@@ -114,6 +117,7 @@ func (u *upRun) stages() []stage {
 		{name: "network", prepare: u.planBridges, items: u.bridgeItems, done: u.led.save},
 	}
 	st = append(st, u.tunnelStage()...)
+	st = append(st, u.routerStage()...)
 	return append(st,
 		stage{name: "guests", prepare: u.planGuests, items: u.guestItems, done: u.led.save},
 		stage{name: "setup", items: u.scriptItems, noun: "setup script", collect: true, wrap: errScripts},
@@ -155,6 +159,9 @@ func (u *upRun) resolve(ctx context.Context) (string, error) {
 				u.bridges = append(u.bridges, placedBridge{sw: byName[ifc.Switch], host: pg.host})
 			}
 		}
+	}
+	if err := u.routerBridges(seen, byName); err != nil {
+		return "", err
 	}
 	sort.Slice(u.bridges, func(i, j int) bool {
 		a, b := u.bridges[i], u.bridges[j]
@@ -367,6 +374,13 @@ func (u *upRun) guestItems() []item {
 				u.led.edit(func(r *Record) { delete(r.host(host).Guests, g.Name) })
 				return nil
 			})
+			leases, err := u.leaseDynamic(ctx, pg)
+			if err != nil {
+				return fmt.Errorf("guest %s: %w", g.Name, err)
+			}
+			if leases != nil {
+				u.led.edit(func(r *Record) { r.host(host).Guests[g.Name] = GuestRecord{Guest: *g, Leases: leases} })
+			}
 			u.log.Printf("    guest %s: %s up%s%s", g.Name, g.Kind, describeInterfaces(g), onHost(u.st, host))
 			return nil
 		}
@@ -404,7 +418,7 @@ func (e *Engine) Down(ctx context.Context, d api.Deployment, log actlog.Log) err
 		return err
 	}
 	var guests, bridges, tunnels int
-	led.view(func(r *Record) { guests, bridges = r.counts(); tunnels = r.tunnels() })
+	led.view(func(r *Record) { guests, bridges = r.counts(); tunnels = r.tunnels() + r.routerCount() })
 	if guests+bridges+tunnels == 0 {
 		log.Printf("deployment %s has nothing deployed: nothing to do", d.Name)
 		return led.save(ctx)
@@ -430,6 +444,7 @@ func (dr *downRun) stages() []stage {
 	// Destroys batch their kernel work (netns), so many at once pay.
 	stages := []stage{{name: "guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: dr.e.opts.DestroyConcurrency, done: led.save}}
 	stages = append(stages, dr.tunnelStage()...)
+	stages = append(stages, dr.routerStage()...)
 	return append(stages, stage{name: "network", prepare: dr.planBridges, items: dr.bridgeItems, collect: true, done: led.save})
 }
 
@@ -466,6 +481,7 @@ type downRun struct {
 	guests  []recordedGuest
 	bridges []recordedBridge
 	tunnels []recordedTunnel
+	routers []recordedRouter
 
 	// only, when set, limits the run to one host (CleanHost).
 	only string

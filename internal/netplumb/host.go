@@ -7,7 +7,11 @@ import (
 
 // Host is the network of this machine as the engine drives it: bridges made
 // through netlink and the firewall rules that let their ports talk.
-type Host struct{ fw *Firewall }
+type Host struct {
+	fw *Firewall
+	// dhcp holds the DHCP servers of the routers on this host (dhcp.go).
+	dhcp dhcpServers
+}
 
 // NewHost returns the network of this host; log receives firewall changes.
 func NewHost(log *slog.Logger) *Host { return &Host{fw: NewFirewall(log)} }

@@ -208,6 +208,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if n > 0 {
 		log.Warn("recovered interrupted actions", "count", n)
 	}
+	// DHCP servers of routers are goroutines of this process: those of
+	// deployments still up start again.
+	if d, ok := exec.(interface{ RestoreDHCP(context.Context) error }); ok {
+		if err := d.RestoreDHCP(ctx); err != nil {
+			log.Warn("could not restart every DHCP server of the deployments that are up", "err", err)
+		}
+	}
 	s.handler = s.routes()
 	ok = true
 	return s, nil

@@ -122,17 +122,25 @@ type Scaling struct {
 // the original's network.ovn.switches. Giving both is an error.
 type Network struct {
 	Switches map[string]SwitchSpec `yaml:"switches"`
+	Routers  map[string]RouterSpec `yaml:"routers"`
 	OVN      *OVNNetwork           `yaml:"ovn"`
 }
 
 // OVNNetwork is the original's spelling of the switches section.
 type OVNNetwork struct {
 	Switches map[string]SwitchSpec `yaml:"switches"`
+	Routers  map[string]RouterSpec `yaml:"routers"`
 }
 
 // SwitchSpec is one layer-2 switch.
 type SwitchSpec struct {
 	Subnet string `yaml:"subnet"`
+	// External gives the host's side an address on the switch and
+	// masquerades it out of the host's default route (routers.go).
+	External bool `yaml:"external"`
+	// Ports are the original's switch ports; one with localnet makes the
+	// switch external.
+	Ports []SwitchPortSpec `yaml:"ports"`
 }
 
 // TestbedOptions are deployment-wide settings.

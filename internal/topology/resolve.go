@@ -179,6 +179,10 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			if gw, err := netip.ParseAddr(a.Gateway); err == nil {
 				ifc.Gateway = gw.String()
 			}
+			if a.IP == IPDynamic {
+				// The lease brings the address and the router.
+				ifc.Dynamic, ifc.Gateway = true, ""
+			}
 			ifc.MAC, _ = parseMAC(a.MAC)
 			if ifc.MAC == "" {
 				ifc.MAC = DefaultMAC(env.deployment, in.name, j)
@@ -200,6 +204,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		st.Guests = append(st.Guests, g)
 	}
 	spanSwitches(st)
+	c.resolveRouters(st, &ps)
 	return st, ps.list
 }
 

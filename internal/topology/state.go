@@ -20,6 +20,8 @@ type State struct {
 	Hosts    []Host   `json:"hosts"`
 	Switches []Switch `json:"switches"`
 	Guests   []Guest  `json:"guests"`
+	// Routers run on the main host (routers.go).
+	Routers []Router `json:"routers,omitempty"`
 }
 
 // Host is a machine of the cluster that guests are placed on.
@@ -44,6 +46,8 @@ type Switch struct {
 	Tunnel string `json:"tunnel,omitempty"`
 	// Hosts are the hosts the switch's guests are placed on, sorted.
 	Hosts []string `json:"hosts,omitempty"`
+	// External is set on a switch whose host side is masqueraded out.
+	External *ExternalSide `json:"external,omitempty"`
 }
 
 // TunnelMTU is the MTU of guest interfaces on switches that span hosts: a
@@ -93,6 +97,9 @@ type Interface struct {
 	MTU int `json:"mtu,omitempty"`
 	// Netem is the impairment kvm-compose.yaml sets on the link; nil: none.
 	Netem *Netem `json:"netem,omitempty"`
+	// Dynamic: the address comes from the switch's DHCP server at up
+	// (Address and Gateway are empty).
+	Dynamic bool `json:"dynamic,omitempty"`
 }
 
 // Netem is a link impairment, as netem qdisc parameters. The zero value

@@ -69,6 +69,7 @@ func CheckState(st *State, deployment, project string) error {
 			}
 		}
 	}
+	checkRouterState(st, deployment, bridges, bad)
 	if len(probs) == 0 {
 		return nil
 	}

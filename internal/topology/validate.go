@@ -27,6 +27,7 @@ func (c *Config) check(ps *problems) {
 		ps.addf("network.ovn", "cannot be given together with network.switches: use one spelling")
 	}
 	subnets := c.checkSwitches(ps)
+	c.checkRouters(ps, subnets)
 	// Checks over the clones run only once it is known there are not too
 	// many of them.
 	guests, ifaces := 0, 0
@@ -214,6 +215,8 @@ func (c *Config) checkAttachment(ps *problems, np string, m *Machine, j int, sub
 	var ip netip.Addr
 	if a.IP == "" {
 		ps.addf(np+".ip", "is required")
+	} else if a.IP == IPDynamic {
+		c.checkDynamic(ps, np+".ip", a.Switch, known)
 	} else if addr, err := netip.ParseAddr(a.IP); err != nil || addr.Zone() != "" {
 		ps.addf(np+".ip", "%s is not an IP address", a.IP)
 	} else {

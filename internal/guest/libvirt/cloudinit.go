@@ -48,6 +48,8 @@ type (
 		SetName   string            `yaml:"set-name"`
 		Addresses []string          `yaml:"addresses,omitempty"`
 		Routes    []netRoute        `yaml:"routes,omitempty"`
+		// DHCP4: ip: dynamic; the router serving the switch answers.
+		DHCP4 bool `yaml:"dhcp4,omitempty"`
 	}
 	netRoute struct {
 		To  string `yaml:"to"`
@@ -84,6 +86,7 @@ func cloudFiles(st *topology.State, g *topology.Guest, authorizedKey string, hos
 		if ifc.Address != "" {
 			e.Addresses = []string{ifc.Address}
 		}
+		e.DHCP4 = ifc.Dynamic
 		if ifc.Gateway != "" {
 			to := "0.0.0.0/0"
 			if gw, err := netip.ParseAddr(ifc.Gateway); err == nil && gw.Is6() {

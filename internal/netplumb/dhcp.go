@@ -1,0 +1,278 @@
+package netplumb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// leaseTime is what leases are given for. Guests take one lease at up and
+// keep the address (nothing renews it), so it only matters to guests that
+// run a DHCP client of their own.
+const leaseTime = 24 * time.Hour
+
+// dhcpServers are the DHCP servers of this process, by router namespace
+// and port. The zero value is ready.
+type dhcpServers struct {
+	mu      sync.Mutex
+	running map[string]map[string]*dhcpServer // namespace → port → server
+}
+
+type dhcpServer struct {
+	srv  *server4.Server
+	pool *leasePool
+	done chan struct{}
+}
+
+// serve starts a server for every DHCP pool of r that has none; leases
+// (MAC → address) seed the pools, so a restarted server hands out what it
+// did before.
+func (s *dhcpServers) serve(r topology.Router, leases map[string]string, log *slog.Logger) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running == nil {
+		s.running = map[string]map[string]*dhcpServer{}
+	}
+	ports := s.running[r.Namespace]
+	if ports == nil {
+		ports = map[string]*dhcpServer{}
+		s.running[r.Namespace] = ports
+	}
+	for _, p := range r.DHCP {
+		if ports[p.IfName] != nil {
+			continue
+		}
+		pool, err := newLeasePool(p, leases)
+		if err != nil {
+			return fmt.Errorf("dhcp on switch %s: %w", p.Switch, err)
+		}
+		ds := &dhcpServer{pool: pool, done: make(chan struct{})}
+		// The socket is made inside the router, bound to the port.
+		err = InNetns(NetnsPath(r.Namespace), func() error {
+			srv, err := server4.NewServer(p.IfName, &net.UDPAddr{Port: dhcpv4.ServerPort}, pool.handle)
+			ds.srv = srv
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("dhcp on switch %s: %w", p.Switch, err)
+		}
+		ports[p.IfName] = ds
+		go func() {
+			defer close(ds.done)
+			if err := ds.srv.Serve(); err != nil && !errors.Is(err, net.ErrClosed) {
+				log.Warn("dhcp server stopped", "router", r.Name, "switch", p.Switch, "err", err)
+			}
+		}()
+		log.Info("dhcp: serving", "router", r.Name, "switch", p.Switch, "port", p.IfName)
+	}
+	return nil
+}
+
+// stop ends the servers of a router and waits for them.
+func (s *dhcpServers) stop(namespace string) {
+	s.mu.Lock()
+	ports := s.running[namespace]
+	delete(s.running, namespace)
+	s.mu.Unlock()
+	for _, ds := range ports {
+		ds.srv.Close()
+		<-ds.done
+	}
+}
+
+// leasePool hands out the addresses of a subnet less the excluded range,
+// the reserved addresses and the gateway, first free first, one per MAC.
+type leasePool struct {
+	spec    topology.DHCPPool
+	gateway netip.Addr
+	mask    net.IPMask
+	first   netip.Addr
+	last    netip.Addr
+	skip    map[netip.Addr]bool
+
+	mu    sync.Mutex
+	byMAC map[string]netip.Addr
+	taken map[netip.Addr]string
+}
+
+func newLeasePool(p topology.DHCPPool, seed map[string]string) (*leasePool, error) {
+	subnet, err := netip.ParsePrefix(p.Subnet)
+	if err != nil || !subnet.Addr().Is4() {
+		return nil, fmt.Errorf("subnet %q is not an IPv4 CIDR", p.Subnet)
+	}
+	gw, err := netip.ParseAddr(p.Gateway)
+	if err != nil {
+		return nil, fmt.Errorf("gateway %q: %w", p.Gateway, err)
+	}
+	lp := &leasePool{
+		spec: p, gateway: gw, mask: net.CIDRMask(subnet.Bits(), 32),
+		first: subnet.Masked().Addr().Next(), skip: map[netip.Addr]bool{gw: true},
+		byMAC: map[string]netip.Addr{}, taken: map[netip.Addr]string{},
+	}
+	lp.last = lastHost(subnet)
+	for _, r := range p.Reserved {
+		if a, err := netip.ParseAddr(r); err == nil {
+			lp.skip[a] = true
+		}
+	}
+	if from, err := netip.ParseAddr(p.ExcludeFrom); err == nil {
+		if to, err := netip.ParseAddr(p.ExcludeTo); err == nil {
+			for a := from; a.IsValid() && !to.Less(a); a = a.Next() {
+				lp.skip[a] = true
+			}
+		}
+	}
+	for mac, ip := range seed {
+		if a, err := netip.ParseAddr(ip); err == nil && subnet.Contains(a) && !lp.skip[a] {
+			lp.byMAC[mac], lp.taken[a] = a, mac
+		}
+	}
+	return lp, nil
+}
+
+func lastHost(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= host
+	v-- // not the broadcast address
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// allocate returns the address of mac, giving it the first free one.
+func (lp *leasePool) allocate(mac string) (netip.Addr, bool) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	if a, ok := lp.byMAC[mac]; ok {
+		return a, true
+	}
+	for a := lp.first; a.IsValid() && !lp.last.Less(a); a = a.Next() {
+		if lp.skip[a] || lp.taken[a] != "" {
+			continue
+		}
+		lp.byMAC[mac], lp.taken[a] = a, mac
+		return a, true
+	}
+	return netip.Addr{}, false
+}
+
+// handle answers DISCOVER with an OFFER and REQUEST with an ACK (or a NAK
+// for an address that is not the client's).
+func (lp *leasePool) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
+	if m.OpCode != dhcpv4.OpcodeBootRequest {
+		return
+	}
+	mac := m.ClientHWAddr.String()
+	var kind dhcpv4.MessageType
+	switch m.MessageType() {
+	case dhcpv4.MessageTypeDiscover:
+		kind = dhcpv4.MessageTypeOffer
+	case dhcpv4.MessageTypeRequest:
+		kind = dhcpv4.MessageTypeAck
+	default:
+		return
+	}
+	addr, ok := lp.allocate(mac)
+	if !ok {
+		return // the pool is exhausted: stay silent, as servers do
+	}
+	if kind == dhcpv4.MessageTypeAck {
+		want := m.RequestedIPAddress()
+		if want == nil || want.IsUnspecified() {
+			want = m.ClientIPAddr
+		}
+		if w, ok := netip.AddrFromSlice(want.To4()); ok && w != addr {
+			kind = dhcpv4.MessageTypeNak
+		}
+	}
+	gw := net.IP(lp.gateway.AsSlice())
+	mods := []dhcpv4.Modifier{dhcpv4.WithMessageType(kind), dhcpv4.WithServerIP(gw),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(gw))}
+	if kind != dhcpv4.MessageTypeNak {
+		mods = append(mods, dhcpv4.WithYourIP(net.IP(addr.AsSlice())), dhcpv4.WithNetmask(lp.mask),
+			dhcpv4.WithRouter(gw), dhcpv4.WithLeaseTime(uint32(leaseTime/time.Second)))
+	}
+	reply, err := dhcpv4.NewReplyFromRequest(m, mods...)
+	if err != nil {
+		return
+	}
+	_, _ = conn.WriteTo(reply.ToBytes(), peer)
+}
+
+// requestLease runs a DHCP exchange on ifname inside the namespace at
+// nsPath: the client's raw socket is made there.
+func requestLease(ctx context.Context, nsPath, ifname string) (lease, error) {
+	var c *nclient4.Client
+	err := InNetns(nsPath, func() error {
+		var err error
+		c, err = nclient4.New(ifname, nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(5))
+		return err
+	})
+	if err != nil {
+		return lease{}, fmt.Errorf("dhcp client on %s: %w", ifname, err)
+	}
+	defer c.Close()
+	l, err := c.Request(ctx)
+	if err != nil {
+		return lease{}, fmt.Errorf("dhcp on %s: %w", ifname, err)
+	}
+	ip, ok := netip.AddrFromSlice(l.ACK.YourIPAddr.To4())
+	if !ok {
+		return lease{}, fmt.Errorf("dhcp on %s: the server gave no address", ifname)
+	}
+	ones, _ := l.ACK.SubnetMask().Size()
+	if l.ACK.SubnetMask() == nil {
+		ones = 32
+	}
+	out := lease{addr: netip.PrefixFrom(ip, ones)}
+	if rs := l.ACK.Router(); len(rs) > 0 {
+		out.router, _ = netip.AddrFromSlice(rs[0].To4())
+	}
+	return out, nil
+}
+
+// applyLease sets the leased address and the default route in the
+// namespace; both may be there already (a lease taken again).
+func applyLease(nsPath, ifname string, l lease) error {
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", nsPath, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", nsPath, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", ifname, err)
+	}
+	addr, err := netlink.ParseAddr(l.addr.String())
+	if err != nil {
+		return err
+	}
+	if err := h.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", l.addr, ifname, err)
+	}
+	if l.router.IsValid() {
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: net.IP(l.router.AsSlice())}
+		if err := h.RouteReplace(route); err != nil {
+			return fmt.Errorf("default route via %s on %s: %w", l.router, ifname, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,189 @@
+package netplumb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// A router is a named network namespace with IP forwarding on, one veth per
+// port (the host end on the switch's bridge, the other end inside with the
+// port's address and MAC), its static routes, and its NAT in an nftables
+// table of its own inside the namespace. DHCP on its switches is served by
+// goroutines of this process (dhcp.go).
+
+// EnsureRouter makes router r if its namespace is missing and reports
+// whether it did. A router whose namespace exists is taken as made: only
+// its DHCP servers are (re)started. On error nothing of it is left.
+func (h *Host) EnsureRouter(ctx context.Context, r topology.Router) (created bool, err error) {
+	mounted, err := netnsMounted(NetnsPath(r.Namespace))
+	if err != nil {
+		return false, err
+	}
+	if !mounted {
+		if err := makeRouter(ctx, r); err != nil {
+			return false, fmt.Errorf("router %s: %w", r.Name, err)
+		}
+	}
+	if err := h.dhcp.serve(r, nil, h.fw.log); err != nil {
+		if !mounted {
+			err = errors.Join(err, h.DeleteRouter(context.WithoutCancel(ctx), r))
+		}
+		return false, fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	return !mounted, nil
+}
+
+// ServeDHCP (re)starts the DHCP servers of an existing router, handing out
+// again the leases given (MAC → address) before a restart.
+func (h *Host) ServeDHCP(ctx context.Context, r topology.Router, leases map[string]string) error {
+	if mounted, err := netnsMounted(NetnsPath(r.Namespace)); err != nil || !mounted {
+		return fmt.Errorf("router %s: namespace %s is not there (%v)", r.Name, r.Namespace, err)
+	}
+	return h.dhcp.serve(r, leases, h.fw.log)
+}
+
+// DeleteRouter stops the router's DHCP servers and removes its ports and
+// namespace; what is missing is fine.
+func (h *Host) DeleteRouter(ctx context.Context, r topology.Router) error {
+	h.dhcp.stop(r.Namespace)
+	var errs []error
+	for _, p := range r.Ports {
+		if err := deleteLink(p.HostName); err != nil {
+			errs = append(errs, fmt.Errorf("port %s: %w", p.HostName, err))
+		}
+	}
+	if err := removeNetns(r.Namespace); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// HasRouter reports whether the router's namespace exists.
+func (h *Host) HasRouter(ctx context.Context, r topology.Router) (bool, error) {
+	return netnsMounted(NetnsPath(r.Namespace))
+}
+
+func makeRouter(ctx context.Context, r topology.Router) (err error) {
+	nsfd, nh, err := createNetns(r.Namespace)
+	if err != nil {
+		return fmt.Errorf("namespace %s: %w", r.Namespace, err)
+	}
+	defer func() {
+		nh.Close()
+		unix.Close(nsfd)
+		if err != nil {
+			for _, p := range r.Ports {
+				_ = deleteLink(p.HostName)
+			}
+			_ = removeNetns(r.Namespace)
+		}
+	}()
+	for _, p := range r.Ports {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := addPort(nh, nsfd, p); err != nil {
+			return fmt.Errorf("port %s on switch %s: %w", p.Name, p.Switch, err)
+		}
+	}
+	for _, s := range r.StaticRoutes {
+		_, dst, err := net.ParseCIDR(s.Prefix)
+		if err != nil {
+			return fmt.Errorf("route %s: %w", s.Prefix, err)
+		}
+		if err := nh.RouteAdd(&netlink.Route{Dst: dst, Gw: net.ParseIP(s.Nexthop)}); err != nil {
+			return fmt.Errorf("route %s via %s: %w", s.Prefix, s.Nexthop, err)
+		}
+	}
+	if err := applyNAT(nsfd, r); err != nil {
+		return fmt.Errorf("nat: %w", err)
+	}
+	return nil
+}
+
+func addPort(nh *netlink.Handle, nsfd int, p topology.RouterPort) error {
+	br, err := netlink.LinkByName(p.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", p.Bridge, err)
+	}
+	mac, err := net.ParseMAC(p.MAC)
+	if err != nil {
+		return err
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: p.HostName, MasterIndex: br.Attrs().Index, Flags: net.FlagUp},
+		PeerName:         p.IfName,
+		PeerHardwareAddr: mac,
+		PeerNamespace:    netlink.NsFd(nsfd),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("veth %s: %w", p.HostName, err)
+	}
+	if l, err := netlink.LinkByName(p.HostName); err == nil {
+		_ = netlink.LinkSetUp(l)
+	}
+	link, err := nh.LinkByName(p.IfName)
+	if err != nil {
+		return fmt.Errorf("find %s in the router: %w", p.IfName, err)
+	}
+	for _, a := range append([]string{p.Address}, p.Extra...) {
+		addr, err := netlink.ParseAddr(a)
+		if err != nil {
+			return err
+		}
+		if err := nh.AddrAdd(link, addr); err != nil {
+			return fmt.Errorf("address %s: %w", a, err)
+		}
+	}
+	return nh.LinkSetUp(link)
+}
+
+// deleteLink removes a link by name; a missing one is fine.
+func deleteLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return err
+	}
+	return nil
+}
+
+// Lease asks the DHCP server on ifname's switch for an address from inside
+// the namespace mounted at nsPath, and sets the address and a default route
+// via the lease's router there. It returns the address as CIDR.
+func (h *Host) Lease(ctx context.Context, nsPath, ifname string) (addr, router string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	l, err := requestLease(ctx, nsPath, ifname)
+	if err != nil {
+		return "", "", err
+	}
+	if err := applyLease(nsPath, ifname, l); err != nil {
+		return "", "", err
+	}
+	gw := ""
+	if l.router.IsValid() {
+		gw = l.router.String()
+	}
+	return l.addr.String(), gw, nil
+}
+
+type lease struct {
+	addr   netip.Prefix
+	router netip.Addr
+}
