@@ -90,6 +90,7 @@ func routes(d Deps) []route {
 		{"GET /api/logs/{uuid}/text", logText(d)},
 		{"GET /api/logs/{uuid}/stream", logStream(d)},
 		{"GET /api/events", eventStream(d)},
+		{ValidateRoute, validateYAML},
 	}, clusterRoutes(d)...)
 }
 
