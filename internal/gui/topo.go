@@ -18,8 +18,8 @@ import (
 // runtime in the server. Guests on a second switch get a dashed line to it.
 
 const (
-	guestW, guestH = 104, 30
-	cellW, cellH   = 116, 50
+	guestW, guestH = 92, 30
+	cellW, cellH   = 102, 50
 	switchH        = 34
 	margin         = 20
 	blockGap       = 36
@@ -150,7 +150,7 @@ func drawTopology(st *topology.State) template.HTML {
 				}
 				fmt.Fprintf(&sb, `<g class="g guest" id="topo-guest-%s" data-guest="%s"><title>%s (%s on %s)&#10;%s</title><rect x="%d" y="%d" width="%d" height="%d" rx="4" fill="%s"/><text x="%d" y="%d">%s</text></g>`,
 					esc(g.Name), esc(g.Name), esc(g.Name), esc(g.Kind), esc(g.Host), strings.Join(ips, "&#10;"),
-					gx, gy, guestW, guestH, fill, gx+6, gy+guestH/2, esc(shorten(g.Name, 14)))
+					gx, gy, guestW, guestH, fill, gx+6, gy+guestH/2, esc(shorten(g.Name, 12)))
 			}
 		}
 	}

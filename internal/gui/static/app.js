@@ -28,10 +28,13 @@ function errorText(r) {
 // Plots come from the monitoring routes; until they answer, say so.
 function optionalImages() {
   const fallback = (img) => {
+    if (img.dataset.missing) return;
+    img.dataset.missing = "1";
+    img.hidden = true;
     const span = document.createElement("span");
     span.className = "muted plot-missing";
     span.textContent = "no samples yet";
-    img.replaceWith(span);
+    img.after(span);
   };
   $$("img[data-optional]").forEach((img) => {
     if (img.complete && img.naturalWidth === 0 && img.getAttribute("loading") !== "lazy") fallback(img);
