@@ -304,3 +304,14 @@ func BenchmarkDeploymentPage200(b *testing.B) {
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50_ms")
 	b.ReportMetric(float64(took[(len(took)*99)/100].Microseconds())/1000, "p99_ms")
 }
+
+// BenchmarkTopology200 is the layout and SVG of 200 guests alone.
+func BenchmarkTopology200(b *testing.B) {
+	st, err := topology.ReadState(topology.StatePath(generated(b, "big", bigTopology(200, 4))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		drawTopology(st)
+	}
+}
