@@ -291,6 +291,11 @@ func TestBrowser(t *testing.T) {
 	if drawn != 20 {
 		t.Errorf("%d guests drawn, want 20", drawn)
 	}
+	step(t, ctx, "up of 20 guests", 120*time.Second,
+		chromedp.Click(chromedp.ID("btn-up")),
+		chromedp.WaitVisible(chromedp.CSS(`#state.state-up`)),
+		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] + tr`)),
+	)
 	screenshot(t, ctx, "deployment-20-guests")
 	step(t, ctx, "dashboard", 30*time.Second,
 		chromedp.Navigate(s.base+"/"),

@@ -1,10 +1,12 @@
 package gui
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"io/fs"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -205,11 +207,30 @@ func TestCreate(t *testing.T) {
 	if code != 303 || loc != "/deployments/lab" {
 		t.Fatalf("good YAML: %d to %q", code, loc)
 	}
+	// An uploaded file wins over the text field.
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	mw.WriteField("name", "up")
+	mw.WriteField("yaml", "not: [valid")
+	fw, _ := mw.CreateFormFile("file", "kvm-compose.yaml")
+	fw.Write([]byte(bigTopology(3, 1)))
+	mw.Close()
+	resp, err := noRedirect.Post(ts.URL+"/deployments/new", mw.FormDataContentType(), &form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+	if up, _ := os.ReadFile(filepath.Join(projects, "up", "kvm-compose.yaml")); string(up) != bigTopology(3, 1) {
+		t.Fatalf("uploaded project file: %q", up)
+	}
 	written, err := os.ReadFile(filepath.Join(projects, "lab", "kvm-compose.yaml"))
 	if err != nil || string(written) != bigTopology(2, 1) {
 		t.Fatalf("project file: %q, %v", written, err)
 	}
-	if len(fa.created) != 1 || !strings.Contains(fa.created[0], filepath.Join(projects, "lab")) {
+	if len(fa.created) != 2 || !strings.Contains(fa.created[0], filepath.Join(projects, "lab")) {
 		t.Fatalf("API create: %v", fa.created)
 	}
 }

@@ -210,6 +210,8 @@ function deploymentPage() {
       line.className = "line";
       line.textContent = m.data;
       logEl.appendChild(line);
+      // Keep the page light on long logs: the whole log is at /api/logs/{uuid}/text.
+      while (logEl.childElementCount > 5000) logEl.firstElementChild.remove();
       if (atEnd) logEl.scrollTop = logEl.scrollHeight;
     };
     ws.onclose = (e) => {
