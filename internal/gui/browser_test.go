@@ -302,6 +302,25 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#deployments-table a[href="/deployments/`+big+`"]`)),
 	)
 	screenshot(t, ctx, "dashboard")
+	step(t, ctx, "configuration page", 30*time.Second, chromedp.Navigate(s.base+"/config"), chromedp.WaitVisible(chromedp.ID("status")))
+	waitTrue(t, ctx, `document.querySelector("#status").textContent.includes('"mode": "main"') && document.querySelector("#host-config").value.includes('"name"')`)
+	step(t, ctx, "log out", 30*time.Second,
+		chromedp.Click(chromedp.CSS(`form.logout button`)),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.Navigate(s.base+"/deployments"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+	)
+}
+
+// waitTrue waits until the JavaScript expression is true in the page.
+func waitTrue(t testing.TB, ctx context.Context, expr string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if eval[bool](t, ctx, expr) {
+			return
+		}
+	}
+	t.Fatalf("never true: %s", expr)
 }
 
 // downAndForget brings a deployment down (when it is not) and deletes its

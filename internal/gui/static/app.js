@@ -110,10 +110,22 @@ function membersTable() {
 }
 
 function jsonPanes() {
-  $$("pre[data-src]").forEach((pre) => {
-    api("GET", pre.dataset.src).then((r) => {
-      pre.textContent = r.ok ? JSON.stringify(r.data, null, 2) : errorText(r);
+  $$("pre[data-src], textarea[data-src]").forEach((el) => {
+    api("GET", el.dataset.src).then((r) => {
+      const text = r.ok ? JSON.stringify(r.data, null, 2) : errorText(r);
+      if (el.tagName === "TEXTAREA") el.value = text; else el.textContent = text;
     });
+  });
+  const form = $("#host-form");
+  if (!form) return;
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const msg = $("#host-msg");
+    let body;
+    try { body = JSON.parse($("#host-config").value); } catch (err) { msg.textContent = "not JSON: " + err.message; return; }
+    const r = await api("POST", "/api/config/host", body);
+    msg.textContent = r.ok ? "saved" : errorText(r);
+    msg.className = r.ok ? "ok" : "error-inline";
   });
 }
 
