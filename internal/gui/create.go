@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -77,12 +78,13 @@ func (g *GUI) create(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusConflict, "a deployment named "+d.Name+" exists already: choose another name")
 		return
 	}
-	dir := filepath.Join(g.opts.ProjectsDir, d.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := newProjectDir(g.opts.ProjectsDir, d.Name)
+	if err != nil {
 		fail(http.StatusInternalServerError, "making the project folder: "+err.Error())
 		return
 	}
 	if err := os.WriteFile(filepath.Join(dir, topology.DefaultFile), []byte(d.YAML), 0o644); err != nil {
+		os.RemoveAll(dir)
 		fail(http.StatusInternalServerError, "writing kvm-compose.yaml: "+err.Error())
 		return
 	}
@@ -97,8 +99,32 @@ func (g *GUI) create(w http.ResponseWriter, r *http.Request) {
 		if json.Unmarshal(rec.Body.Bytes(), &eb) == nil && eb.Error.Message != "" {
 			msg = eb.Error.Message
 		}
+		os.RemoveAll(dir) // made just now, for this deployment only
 		fail(rec.Code, "creating the deployment: "+msg)
 		return
 	}
 	http.Redirect(w, r, "/deployments/"+d.Name, http.StatusSeeOther)
+}
+
+// newProjectDir makes a fresh project folder for deployment name:
+// <root>/<name>, or <root>/<name>-2, -3, … when an earlier deployment's
+// folder is still there (its artefacts must not leak into the new one).
+func newProjectDir(root, name string) (string, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	for i := 1; i <= 1000; i++ {
+		dir := filepath.Join(root, name)
+		if i > 1 {
+			dir = fmt.Sprintf("%s-%d", dir, i)
+		}
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s: every folder name for %s is taken", root, name)
 }

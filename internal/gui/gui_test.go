@@ -233,6 +233,17 @@ func TestCreate(t *testing.T) {
 	if len(fa.created) != 2 || !strings.Contains(fa.created[0], filepath.Join(projects, "lab")) {
 		t.Fatalf("API create: %v", fa.created)
 	}
+	// The folder of an earlier deployment of that name is left alone.
+	delete(rec.deps, "lab")
+	if code, _, _ := post("lab", bigTopology(4, 1)); code != 303 {
+		t.Fatalf("second lab: %d", code)
+	}
+	if again, _ := os.ReadFile(filepath.Join(projects, "lab-2", "kvm-compose.yaml")); string(again) != bigTopology(4, 1) {
+		t.Fatalf("second lab's folder: %q", again)
+	}
+	if first, _ := os.ReadFile(filepath.Join(projects, "lab", "kvm-compose.yaml")); string(first) != bigTopology(2, 1) {
+		t.Fatal("the earlier folder was overwritten")
+	}
 }
 
 // copyTree copies the package's templates and static files to dst.
