@@ -23,8 +23,11 @@ const (
 	switchH        = 34
 	margin         = 20
 	blockGap       = 36
-	topY           = margin
-	firstRowY      = topY + switchH + 40
+	// rowsBelow is the gap from a switch's top to its first row of guests.
+	rowsBelow = switchH + 40
+	// maxWidth is where blocks wrap onto a new shelf, so that the picture
+	// grows down rather than into a strip wider than any screen.
+	maxWidth = 1300
 )
 
 // palette colours hosts; the main host is first.
@@ -57,7 +60,8 @@ type block struct {
 	name, label string
 	spans       bool
 	guests      []*topology.Guest
-	x, w, cols  int
+	x, y, w     int
+	cols, rows  int
 }
 
 // drawTopology renders the state as an inline SVG.
@@ -91,25 +95,30 @@ func drawTopology(st *topology.State) template.HTML {
 	if loose != nil {
 		blocks = append(blocks, loose)
 	}
-	// Widths and positions.
-	x, maxRows := margin, 0
+	// Widths, then positions: blocks left to right, wrapping onto shelves.
+	x, y, shelfH, width := margin, margin, 0, 200
 	for _, b := range blocks {
 		n := len(b.guests)
 		b.cols = int(math.Ceil(math.Sqrt(float64(n) * 2)))
 		b.cols = max(1, min(b.cols, 10, n))
+		b.rows = (n + b.cols - 1) / b.cols
 		b.w = max(b.cols*cellW, 10+7*len(b.label)+20)
-		b.x = x
+		if x > margin && x+b.w > maxWidth {
+			x, y, shelfH = margin, y+shelfH+blockGap, 0
+		}
+		b.x, b.y = x, y
 		x += b.w + blockGap
-		maxRows = max(maxRows, (n+b.cols-1)/max(b.cols, 1))
+		shelfH = max(shelfH, rowsBelow+b.rows*cellH)
+		width = max(width, b.x+b.w+margin)
 	}
-	width := max(x-blockGap+margin, 200)
-	height := firstRowY + maxRows*cellH + margin
+	height := y + shelfH + margin
 	pos := map[string][2]int{} // guest centre
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" class="topology" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="topology of %s">`,
 		width, height, width, height, esc(st.Deployment))
 	sb.WriteString(`<style>.topology text{font:12px sans-serif;dominant-baseline:middle}.topology .g text{fill:#fff}.topology .bus{stroke:#777;stroke-width:1.5}.topology .extra{stroke:#999;stroke-dasharray:4 3;fill:none}</style>`)
 	for _, b := range blocks {
+		topY, firstRowY, rows := b.y, b.y+rowsBelow, b.rows
 		// The switch.
 		if b.name != "" {
 			dash := ""
@@ -121,7 +130,6 @@ func drawTopology(st *topology.State) template.HTML {
 		} else {
 			fmt.Fprintf(&sb, `<text x="%d" y="%d">%s</text>`, b.x, topY+switchH/2, esc(b.label))
 		}
-		rows := (len(b.guests) + b.cols - 1) / max(b.cols, 1)
 		trunkX := b.x + 4
 		if b.name != "" && rows > 0 {
 			lastBus := firstRowY + (rows-1)*cellH - 8
@@ -161,8 +169,8 @@ func drawTopology(st *topology.State) template.HTML {
 			if b == nil {
 				continue
 			}
-			sx := b.x + b.w/2
-			fmt.Fprintf(&sb, `<path class="extra" d="M%d %d C %d %d, %d %d, %d %d"/>`, p[0], p[1]-guestH/2, p[0], topY+switchH+30, sx, topY+switchH+30, sx, topY+switchH)
+			sx, sy := b.x+b.w/2, b.y+switchH
+			fmt.Fprintf(&sb, `<path class="extra" d="M%d %d C %d %d, %d %d, %d %d"/>`, p[0], p[1]-guestH/2, p[0], p[1]-guestH/2-40, sx, sy+40, sx, sy)
 		}
 	}
 	sb.WriteString(`</svg>`)
