@@ -11,10 +11,12 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
 	"github.com/testbedos/testbedos/internal/atomicfile"
+	"github.com/testbedos/testbedos/internal/gui"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 	"github.com/testbedos/testbedos/internal/tlsid"
 )
@@ -107,13 +109,15 @@ func unauthorized(w http.ResponseWriter, msg string) {
 	httpapi.WriteErrorBody(w, http.StatusUnauthorized, msg)
 }
 
-// requireToken lets through requests from the unix socket, /healthz,
-// requests an earlier door authorized, and requests bearing the token; the
-// rest get 401.
-func requireToken(token string) func(http.Handler) http.Handler {
+// requireToken lets through requests from the unix socket, /healthz, the
+// login form and its assets, requests an earlier door authorized, requests
+// bearing the token, and requests with a live GUI session (unsafe ones only
+// from the server's own pages: 403 otherwise). Other pages redirect to the
+// login form; the rest get 401.
+func requireToken(token string, sess *sessions) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if trusted(r) || authorized(r) || r.URL.Path == "/healthz" {
+			if trusted(r) || authorized(r) || r.URL.Path == "/healthz" || r.URL.Path == "/login" || gui.IsPublic(r.URL.Path) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -122,8 +126,20 @@ func requireToken(token string) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
+			if !ok && sess != nil && sess.valid(sessionOf(r)) {
+				if unsafeMethod(r.Method) && !sameOrigin(r) {
+					refuseOrigin(w, r)
+					return
+				}
+				next.ServeHTTP(w, r)
+				return
+			}
 			countAs(r, routeUnauthenticated)
-			msg := "missing token: send Authorization: Bearer <token from config/token>"
+			if !ok && isPage(r) {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			msg := "missing token: send Authorization: Bearer <token from config/token>, or log in at /login"
 			if ok {
 				msg = "wrong token"
 			}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/events"
+	"github.com/testbedos/testbedos/internal/gui"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/monitor"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
@@ -65,6 +67,11 @@ type Server struct {
 	started time.Time
 	streams streamGroup
 	token   string // empty when auth is off
+	// gui serves the pages (main mode); sessions are its logins; apiMux
+	// is the REST API below auth, which the GUI creates deployments with.
+	gui      *gui.GUI
+	sessions *sessions
+	apiMux   *http.ServeMux
 	// hostName is this machine's host name.
 	hostName string
 	// exec runs the actions (the engine, unless a test gave another).
@@ -215,6 +222,17 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			log.Warn("could not restart every DHCP server of the deployments that are up", "err", err)
 		}
 	}
+	if cfg.Mode != config.ModeClient {
+		s.sessions = newSessions(SessionTTL)
+		s.gui, err = gui.New(gui.Options{
+			Records: s.store, ProjectsDir: filepath.Join(cfg.DataDir, "projects"), Status: s.status,
+			Dev: cfg.Dev, DevDir: os.Getenv("TESTBEDOS_DEV_DIR"), Logger: log,
+			API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.apiMux.ServeHTTP(w, r) }),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	s.handler = s.routes()
 	ok = true
 	return s, nil
@@ -251,14 +269,18 @@ func (s *Server) routes() http.Handler {
 		},
 	})
 	mux.Handle(metricsRoute, s.metrics.handler())
+	s.apiMux = mux
+	s.gui.Register(mux)
+	s.registerLogin(mux)
 	h := httpapi.JSONErrors(mux)
 	h = s.refuseActionsWhileStopping(mux, h)
 	if s.token != "" {
-		h = requireToken(s.token)(h)
+		h = requireToken(s.token, s.sessions)(h)
 	}
 	h = s.clusterDoors(mux, h)
 	// Every pattern registered above is a route label; others are "unmatched".
-	patterns := append(httpapi.Patterns(), metricsRoute)
+	patterns := append(httpapi.Patterns(), metricsRoute, loginRoute, loginPost, logoutRoute)
+	patterns = append(patterns, gui.Patterns()...)
 	return logRequests(s.log, s.metrics, mux, patterns)(h)
 }
 

@@ -97,6 +97,7 @@ func routes(d Deps) []route {
 		{"GET /api/events", eventStream(d)},
 		{"GET /api/monitor/host", monitorHost(d)},
 		{"GET /api/monitor/deployments/{name}/guests/{guest}", monitorGuest(d)},
+		{ValidateRoute, validateYAML},
 	}, clusterRoutes(d)...)
 }
 

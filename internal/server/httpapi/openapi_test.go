@@ -931,6 +931,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		}
 	}
 
+	validateCalls(t, c, tcp)
 	realFaults(t, c, tb, good)
 
 	// A server assembled without a snapshot reader says so.

@@ -1,0 +1,346 @@
+package gui_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/testbedos/testbedos/internal/actions"
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/config"
+	"github.com/testbedos/testbedos/internal/server"
+	"github.com/testbedos/testbedos/internal/testenv"
+)
+
+// realServer is a testbedos-server with token auth on TCP, as run.
+type realServer struct {
+	base, token string
+	cfg         config.Server
+}
+
+func startReal(t testing.TB, exec actions.Executor) *realServer {
+	t.Helper()
+	cfg := config.Server{
+		DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0", DB: "file", Auth: true,
+		HeartbeatInterval: time.Second, HeartbeatMisses: 3, LogRetention: time.Hour, LogMaxCount: 100,
+	}
+	s, err := server.New(context.Background(), server.Options{Config: cfg, Executor: exec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, stop, err := s.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("server stop: %v", err)
+		}
+	})
+	tok, err := os.ReadFile(cfg.TokenPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &realServer{base: "http://" + ls[0].Addr().String(), token: strings.TrimSpace(string(tok)), cfg: cfg}
+}
+
+// call is a REST call with the bearer token.
+func (s *realServer) call(t testing.TB, method, path string, body any, out any) int {
+	t.Helper()
+	data, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, s.base+path, strings.NewReader(string(data)))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+// browser starts a headless Debian chromium for the test.
+func browser(t testing.TB) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		testenv.Missing(t, "chromium is not installed (apt-get install chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.WindowSize(1400, 1000), chromedp.Flag("headless", "new"))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("true")); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// step runs actions with a timeout, failing the test with what it was doing.
+func step(t testing.TB, ctx context.Context, what string, timeout time.Duration, acts ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(sctx, acts...); err != nil {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		body, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("main")))
+		t.Fatalf("%s: %v\npage text:\n%.3000s", what, err, body)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](t testing.TB, ctx context.Context, expr string) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+func login(t testing.TB, ctx context.Context, s *realServer) {
+	t.Helper()
+	step(t, ctx, "log in", 30*time.Second,
+		chromedp.Navigate(s.base+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), s.token),
+		chromedp.Submit(chromedp.ID("login")),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-page="dashboard"]`)),
+	)
+}
+
+// paste puts text into the create page's editor as a paste would (an
+// input event).
+func paste(sel, text string) chromedp.Action[chromedp.Void] {
+	js, _ := json.Marshal(text)
+	return evalStep(fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %s; e.dispatchEvent(new Event("input", {bubbles: true})); return true })()`, sel, js))
+}
+
+// evalStep is a step that runs JavaScript and drops its value.
+func evalStep(expr string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Evaluate[any](expr)(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+func screenshot(t testing.TB, ctx context.Context, name string) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir := filepath.Join("..", "..", "docs", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func suffix() string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// twenty is a topology of 20 guests on 3 switches.
+func twenty() string {
+	var b strings.Builder
+	b.WriteString("machines:\n")
+	for i := 0; i < 20; i++ {
+		sw := i % 3
+		role := []string{"web", "db", "client"}[sw]
+		fmt.Fprintf(&b, "  - name: %s%d\n    network: [{switch: %s, ip: 10.%d.0.%d}]\n", role, i, []string{"front", "back", "lab"}[sw], 20+sw, 10+i)
+	}
+	b.WriteString("network:\n  switches:\n    front: {subnet: 10.20.0.0/24}\n    back: {subnet: 10.21.0.0/24}\n    lab: {subnet: 10.22.0.0/24}\n")
+	return b.String()
+}
+
+const small = `machines:
+  - name: web
+    network: [{switch: sw0, ip: 10.0.0.10}]
+  - name: client
+    network: [{switch: sw0, ip: 10.0.0.20}]
+network:
+  switches:
+    sw0: {subnet: 10.0.0.0/24}
+`
+
+// badYAML has an address outside its switch's subnet on line 5.
+const badYAML = `machines:
+  - name: web
+    network: [{switch: sw0, ip: 10.0.0.10}]
+  - name: client
+    network: [{switch: sw0, ip: 10.9.0.20}]
+network:
+  switches:
+    sw0: {subnet: 10.0.0.0/24}
+`
+
+// TestBrowser drives the GUI of a real server with the real engine in a
+// real headless chromium: log in, a bad YAML shows its line, create by
+// pasting, generate, up (log lines and the state arrive live, no reload),
+// the topology and plots are drawn, down.
+func TestBrowser(t *testing.T) {
+	testenv.RequireRoot(t, "the GUI test brings a netns deployment up")
+	ctx := browser(t)
+	s := startReal(t, nil)
+	login(t, ctx, s)
+
+	// A bad YAML: its line is marked in the editor and listed.
+	step(t, ctx, "bad YAML shows its line", 30*time.Second,
+		chromedp.Navigate(s.base+"/deployments/new"),
+		chromedp.WaitVisible(chromedp.ID("yaml")),
+		chromedp.SendKeys(chromedp.ID("name"), "lab-bad"),
+		paste("#yaml", badYAML),
+		chromedp.WaitVisible(chromedp.CSS(`#problems li[data-line="5"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#gutter-line-5.bad`)),
+	)
+	problems := eval[string](t, ctx, `document.querySelector("#problems").innerText`)
+	if !strings.Contains(problems, "line 5") || !strings.Contains(problems, "10.9.0.20") {
+		t.Errorf("problems shown: %q", problems)
+	}
+	screenshot(t, ctx, "create-error")
+
+	// Create by pasting; the page of the new deployment opens.
+	name := "gui" + suffix()
+	t.Cleanup(func() { downAndForget(t, s, name) })
+	step(t, ctx, "create by pasting", 30*time.Second,
+		chromedp.Navigate(s.base+"/deployments/new"),
+		chromedp.WaitVisible(chromedp.ID("yaml")),
+		chromedp.SendKeys(chromedp.ID("name"), name),
+		paste("#yaml", small),
+		chromedp.WaitVisible(chromedp.ID("valid")),
+		chromedp.Click(chromedp.ID("submit")),
+		chromedp.WaitVisible(chromedp.ID("deployment")),
+		// A marker that a reload would lose.
+		evalStep(`window.__noReload = true`),
+	)
+	step(t, ctx, "generate draws the topology live", 60*time.Second,
+		chromedp.Click(chromedp.ID("btn-generate")),
+		chromedp.WaitVisible(chromedp.CSS("#log .line")),
+		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-web`)),
+		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-switch-sw0`)),
+		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid]`)),
+	)
+	step(t, ctx, "up: log lines and the state live", 120*time.Second,
+		chromedp.Click(chromedp.ID("btn-up")),
+		chromedp.WaitVisible(chromedp.CSS(`#state.state-running`)),
+		chromedp.WaitVisible(chromedp.CSS("#log .line")),
+		chromedp.WaitVisible(chromedp.CSS(`#state.state-up`)),
+		chromedp.WaitVisible(chromedp.CSS("#log .end")),
+	)
+	lines := eval[int](t, ctx, `document.querySelectorAll("#log .line:not(.end)").length`)
+	if lines < 3 {
+		t.Errorf("only %d log lines of up shown", lines)
+	}
+	plots := eval[int](t, ctx, `document.querySelectorAll('#guests-table img.plot[src*="/api/monitor/deployments/`+name+`/guests/"]').length`)
+	noReload := eval[bool](t, ctx, `window.__noReload === true`)
+	if plots != 2 || !noReload {
+		t.Errorf("plot images %d (want 2), page kept without reload: %v", plots, noReload)
+	}
+	step(t, ctx, "down", 120*time.Second,
+		chromedp.Click(chromedp.ID("btn-down")),
+		chromedp.WaitVisible(chromedp.CSS(`#state.state-down`)),
+		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] .outcome-success`)),
+	)
+	outcome := eval[string](t, ctx, `document.querySelector("#history tbody tr").innerText`)
+	if !strings.Contains(outcome, "down") || !strings.Contains(outcome, "success") {
+		t.Errorf("last action row: %q", outcome)
+	}
+
+	// 20 guests on 3 switches, generated: the picture for the README.
+	big := "lab" + suffix()
+	t.Cleanup(func() { downAndForget(t, s, big) })
+	step(t, ctx, "20 guests", 90*time.Second,
+		chromedp.Navigate(s.base+"/deployments/new"),
+		chromedp.WaitVisible(chromedp.ID("yaml")),
+		chromedp.SendKeys(chromedp.ID("name"), big),
+		paste("#yaml", twenty()),
+		chromedp.WaitVisible(chromedp.ID("valid")),
+		chromedp.Click(chromedp.ID("submit")),
+		chromedp.WaitVisible(chromedp.ID("btn-generate")),
+		chromedp.Click(chromedp.ID("btn-generate")),
+		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-client20, #topology svg #topo-guest-client2`)),
+		chromedp.WaitVisible(chromedp.CSS(`#log .end`)),
+	)
+	drawn := eval[int](t, ctx, `document.querySelectorAll("#topology svg .guest").length`)
+	if drawn != 20 {
+		t.Errorf("%d guests drawn, want 20", drawn)
+	}
+	step(t, ctx, "up of 20 guests", 120*time.Second,
+		chromedp.Click(chromedp.ID("btn-up")),
+		chromedp.WaitVisible(chromedp.CSS(`#state.state-up`)),
+		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] + tr`)),
+	)
+	screenshot(t, ctx, "deployment-20-guests")
+	step(t, ctx, "dashboard", 30*time.Second,
+		chromedp.Navigate(s.base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#deployments-table a[href="/deployments/`+big+`"]`)),
+	)
+	screenshot(t, ctx, "dashboard")
+	step(t, ctx, "configuration page", 30*time.Second, chromedp.Navigate(s.base+"/config"), chromedp.WaitVisible(chromedp.ID("status")))
+	waitTrue(t, ctx, `document.querySelector("#status").textContent.includes('"mode": "main"') && document.querySelector("#host-config").value.includes('"name"')`)
+	step(t, ctx, "log out", 30*time.Second,
+		chromedp.Click(chromedp.CSS(`form.logout button`)),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.Navigate(s.base+"/deployments"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+	)
+}
+
+// waitTrue waits until the JavaScript expression is true in the page.
+func waitTrue(t testing.TB, ctx context.Context, expr string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if eval[bool](t, ctx, expr) {
+			return
+		}
+	}
+	t.Fatalf("never true: %s", expr)
+}
+
+// downAndForget brings a deployment down (when it is not) and deletes its
+// record, so a failed test leaves no namespace behind.
+func downAndForget(t testing.TB, s *realServer, name string) {
+	var dep api.Deployment
+	if s.call(t, "GET", "/api/deployments/"+name, nil, &dep) != 200 {
+		return
+	}
+	if !dep.State.Is(api.StateDown) {
+		var acc api.ActionAccepted
+		if s.call(t, "POST", "/api/deployments/"+name+"/action", map[string]any{"command": "down"}, &acc) == 202 {
+			for i := 0; i < 120; i++ {
+				s.call(t, "GET", "/api/deployments/"+name, nil, &dep)
+				if !dep.State.Is(api.StateRunning) {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+		}
+	}
+	s.call(t, "DELETE", "/api/deployments/"+name+"?force=true", nil, nil)
+}

@@ -1,0 +1,130 @@
+package gui
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// MaxYAML bounds a pasted or uploaded kvm-compose.yaml.
+const MaxYAML = 1 << 20
+
+type newData struct {
+	Name     string
+	YAML     string
+	Problems []topology.Problem
+}
+
+func (g *GUI) newPage(w http.ResponseWriter, r *http.Request) {
+	g.render(w, http.StatusOK, "new", g.page("New deployment", "new", newData{}))
+}
+
+// create makes a deployment from a pasted or uploaded kvm-compose.yaml: it
+// validates the YAML, writes it to <ProjectsDir>/<name>/kvm-compose.yaml and
+// creates the deployment through the REST API, then shows its page.
+func (g *GUI) create(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 2*MaxYAML)
+	d := newData{}
+	fail := func(status int, msg string) {
+		p := g.page("New deployment", "new", d)
+		p.Error = msg
+		g.render(w, status, "new", p)
+	}
+	if err := r.ParseMultipartForm(2 * MaxYAML); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		fail(http.StatusBadRequest, "reading the form: "+err.Error())
+		return
+	}
+	d.Name = strings.TrimSpace(r.FormValue("name"))
+	d.YAML = r.FormValue("yaml")
+	if f, _, err := r.FormFile("file"); err == nil {
+		data, err := io.ReadAll(io.LimitReader(f, MaxYAML+1))
+		f.Close()
+		if err != nil {
+			fail(http.StatusBadRequest, "reading the uploaded file: "+err.Error())
+			return
+		}
+		if len(data) > 0 {
+			d.YAML = string(data)
+		}
+	}
+	if !api.ValidName(d.Name) {
+		fail(http.StatusBadRequest, fmt.Sprintf("name %q: use 1 to 63 lower-case letters, digits and dashes, starting with a letter", d.Name))
+		return
+	}
+	if len(d.YAML) > MaxYAML {
+		fail(http.StatusRequestEntityTooLarge, "the YAML is larger than 1 MiB")
+		return
+	}
+	if _, err := topology.Parse(topology.DefaultFile, []byte(d.YAML)); err != nil {
+		var verr *topology.ValidationError
+		if errors.As(err, &verr) {
+			d.Problems = verr.Problems
+		}
+		fail(http.StatusUnprocessableEntity, "kvm-compose.yaml has problems: fix the marked lines")
+		return
+	}
+	if _, err := g.opts.Records.Deployment(r.Context(), d.Name); err == nil {
+		fail(http.StatusConflict, "a deployment named "+d.Name+" exists already: choose another name")
+		return
+	}
+	dir, err := newProjectDir(g.opts.ProjectsDir, d.Name)
+	if err != nil {
+		fail(http.StatusInternalServerError, "making the project folder: "+err.Error())
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, topology.DefaultFile), []byte(d.YAML), 0o644); err != nil {
+		os.RemoveAll(dir)
+		fail(http.StatusInternalServerError, "writing kvm-compose.yaml: "+err.Error())
+		return
+	}
+	body, _ := json.Marshal(api.NewDeployment{Name: d.Name, ProjectLocation: dir})
+	req := httptest.NewRequestWithContext(r.Context(), http.MethodPost, "/api/deployments", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	g.opts.API.ServeHTTP(rec, req)
+	if rec.Code != http.StatusCreated {
+		var eb api.ErrorBody
+		msg := rec.Body.String()
+		if json.Unmarshal(rec.Body.Bytes(), &eb) == nil && eb.Error.Message != "" {
+			msg = eb.Error.Message
+		}
+		os.RemoveAll(dir) // made just now, for this deployment only
+		fail(rec.Code, "creating the deployment: "+msg)
+		return
+	}
+	http.Redirect(w, r, "/deployments/"+d.Name, http.StatusSeeOther)
+}
+
+// newProjectDir makes a fresh project folder for deployment name:
+// <root>/<name>, or <root>/<name>-2, -3, … when an earlier deployment's
+// folder is still there (its artefacts must not leak into the new one).
+func newProjectDir(root, name string) (string, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	for i := 1; i <= 1000; i++ {
+		dir := filepath.Join(root, name)
+		if i > 1 {
+			dir = fmt.Sprintf("%s-%d", dir, i)
+		}
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s: every folder name for %s is taken", root, name)
+}

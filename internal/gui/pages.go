@@ -1,0 +1,158 @@
+package gui
+
+import (
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"sort"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+type stateCount struct {
+	State string
+	Count int
+}
+
+type dashboardData struct {
+	Deployments []api.Deployment
+	ByState     []stateCount
+}
+
+func (g *GUI) dashboard(w http.ResponseWriter, r *http.Request) {
+	list, err := g.list(r)
+	if err != nil {
+		g.failed(w, err)
+		return
+	}
+	counts := map[string]int{}
+	for _, d := range list {
+		counts[string(stateKind(d.State))]++
+	}
+	var by []stateCount
+	for _, k := range []api.StateKind{api.StateUp, api.StateRunning, api.StateFailed, api.StateDown} {
+		by = append(by, stateCount{State: string(k), Count: counts[string(k)]})
+	}
+	g.render(w, http.StatusOK, "dashboard", g.page("Dashboard", "dashboard", dashboardData{Deployments: list, ByState: by}))
+}
+
+func stateKind(s api.DeploymentState) api.StateKind {
+	if s.Kind == "" {
+		return api.StateDown
+	}
+	return s.Kind
+}
+
+func (g *GUI) list(r *http.Request) ([]api.Deployment, error) {
+	list, err := g.opts.Records.Deployments(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return list, nil
+}
+
+func (g *GUI) failed(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	if errors.Is(err, api.ErrNotFound) {
+		status = http.StatusNotFound
+	}
+	g.opts.Logger.Warn("gui: page failed", "err", err)
+	g.render(w, status, "deployments", page{Title: "Error", Error: err.Error()})
+}
+
+func (g *GUI) deployments(w http.ResponseWriter, r *http.Request) {
+	list, err := g.list(r)
+	if err != nil {
+		g.failed(w, err)
+		return
+	}
+	g.render(w, http.StatusOK, "deployments", g.page("Deployments", "deployments", list))
+}
+
+// action is one row of the past actions table.
+type action struct {
+	UUID string
+	api.LogEntry
+}
+
+// guestRow is one row of the guests table, from state.json; the guests
+// route fills status and resource use in the browser.
+type guestRow struct {
+	Name, Kind, Host string
+	IPs              []string
+	Switches         []string
+	Color            string
+}
+
+type deploymentData struct {
+	Dep        api.Deployment
+	StateKind  string
+	Running    string // uuid of the running action
+	HasState   bool
+	StateError string
+	Topology   template.HTML
+	Guests     []guestRow
+	Hosts      []hostColor
+	Actions    []action
+}
+
+func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !api.ValidName(name) {
+		g.failed(w, api.Categorized(api.ErrNotFound, "no deployment "+name))
+		return
+	}
+	dep, err := g.opts.Records.Deployment(r.Context(), name)
+	if err != nil {
+		g.failed(w, err)
+		return
+	}
+	data := deploymentData{Dep: dep, StateKind: string(stateKind(dep.State))}
+	if dep.State.Is(api.StateRunning) && dep.LastActionUUID != nil {
+		data.Running = *dep.LastActionUUID
+	}
+	st, err := topology.ReadState(topology.StatePath(dep.ProjectLocation))
+	switch {
+	case err == nil:
+		data.HasState = true
+		data.Topology = drawTopology(st)
+		data.Hosts = hostColors(st)
+		colors := map[string]string{}
+		for _, h := range data.Hosts {
+			colors[h.Name] = h.Color
+		}
+		for _, gu := range st.Guests {
+			row := guestRow{Name: gu.Name, Kind: gu.Kind, Host: gu.Host, Color: colors[gu.Host]}
+			for _, in := range gu.Interfaces {
+				ip := in.Address
+				if ip == "" {
+					ip = "dynamic"
+				}
+				row.IPs = append(row.IPs, in.Name+" "+ip)
+				row.Switches = append(row.Switches, in.Switch)
+			}
+			data.Guests = append(data.Guests, row)
+		}
+	default:
+		data.StateError = "no topology yet: press Generate (generate-artefacts)"
+		if !errors.Is(err, fs.ErrNotExist) {
+			data.StateError = err.Error()
+		}
+	}
+	idx, err := g.opts.Records.LogIndex(r.Context(), name)
+	if err == nil {
+		for id, e := range idx {
+			data.Actions = append(data.Actions, action{UUID: id, LogEntry: e})
+		}
+		sort.Slice(data.Actions, func(i, j int) bool {
+			return data.Actions[i].ExecutionTime.After(data.Actions[j].ExecutionTime)
+		})
+		if len(data.Actions) > 50 {
+			data.Actions = data.Actions[:50]
+		}
+	}
+	g.render(w, http.StatusOK, "deployment", g.page(dep.Name, "deployments", data))
+}

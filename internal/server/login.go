@@ -1,0 +1,62 @@
+package server
+
+import (
+	"net/http"
+	"time"
+)
+
+// maxLoginForm bounds the login form's body.
+const maxLoginForm = 8 << 10
+
+// registerLogin adds the login form, its POST and logout to mux (SPEC 10,
+// 11). Without auth (or over the unix socket) there is nothing to log in to.
+func (s *Server) registerLogin(mux *http.ServeMux) {
+	mux.HandleFunc(loginRoute, func(w http.ResponseWriter, r *http.Request) {
+		if s.token == "" || trusted(r) {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		s.gui.Login(w, http.StatusOK, safeNext(r.URL.Query().Get("next")), "")
+	})
+	mux.HandleFunc(loginPost, func(w http.ResponseWriter, r *http.Request) {
+		if s.token == "" || trusted(r) {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		if r.Header.Get("Origin") != "" && !sameOrigin(r) {
+			refuseOrigin(w, r)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
+		if err := r.ParseForm(); err != nil {
+			s.gui.Login(w, http.StatusBadRequest, "/", "could not read the form: "+err.Error())
+			return
+		}
+		next := safeNext(r.PostFormValue("next"))
+		if !equalToken(r.PostFormValue("token"), s.token) {
+			s.log.Warn("GUI login refused", "remote", remote(r))
+			s.gui.Login(w, http.StatusUnauthorized, next, "wrong token: use the one in config/token of the server's data folder")
+			return
+		}
+		id, exp, err := s.sessions.create()
+		if err != nil {
+			s.gui.Login(w, http.StatusInternalServerError, next, "could not start a session: "+err.Error())
+			return
+		}
+		http.SetCookie(w, &http.Cookie{
+			Name: SessionCookie, Value: id, Path: "/", Expires: exp, MaxAge: int(time.Until(exp).Seconds()),
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		})
+		http.Redirect(w, r, next, http.StatusSeeOther)
+	})
+	mux.HandleFunc(logoutRoute, func(w http.ResponseWriter, r *http.Request) {
+		if id := sessionOf(r); id != "" {
+			s.sessions.drop(id)
+		}
+		http.SetCookie(w, &http.Cookie{
+			Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		})
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	})
+}
