@@ -58,6 +58,7 @@ type Server struct {
 	events  *events.Hub
 	runner  *actions.Runner
 	snaps   httpapi.Snapshots // nil when the executor cannot read snapshots
+	plans   httpapi.Planner   // nil when the executor cannot plan
 	metrics *metrics
 	handler http.Handler
 	started time.Time
@@ -180,6 +181,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.exec = exec
 	s.snaps, _ = exec.(httpapi.Snapshots)
+	s.plans, _ = exec.(httpapi.Planner)
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
 		Observe: s.metrics.observeAction, Events: s.events,
@@ -212,7 +214,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
-		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Hub: s.hub, Events: s.events, Logger: s.log,
+		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Plans: s.plans, Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status, Cluster: s.clusterAPI(),
 		StreamOpened: func() error {
 			if !s.streams.open() {

@@ -38,6 +38,9 @@ type Deps struct {
 	// streams; StreamOpened's error refuses the stream (shutting down).
 	StreamOpened func() error
 	StreamClosed func()
+
+	// Plans answers GET …/plan; nil answers 503.
+	Plans Planner
 }
 
 type handler func(w http.ResponseWriter, r *http.Request) error
@@ -84,6 +87,7 @@ func routes(d Deps) []route {
 		{"POST /api/deployments/{name}/cancel", cancelAction(d)},
 		{"GET /api/deployments/{name}/state", deploymentState(d)},
 		{"GET /api/deployments/{name}/logs", deploymentLogs(d)},
+		{"GET /api/deployments/{name}/plan", deploymentPlan(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d)},
 		{"GET /api/logs/{uuid}", logEntry(d)},
