@@ -330,6 +330,13 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		defer s.background.Done()
 		s.pruneLogs(bg)
 	}()
+	if s.cfg.Mode != config.ModeClient {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			s.restore(bg)
+		}()
+	}
 	if s.follower != nil {
 		s.background.Add(1)
 		go func() {
