@@ -149,11 +149,24 @@ func TestApplyChangesOnlyWhatChanged(t *testing.T) {
 		t.Fatalf("plan removed client1: %v", err)
 	}
 
-	lines := strings.Join(mustSucceed(t, s, name, cmd(api.CmdApply)), "\n")
+	// The CLI prints the plan as a diff, and runs apply as it runs up.
+	code, out := kvmCompose(t, s, dir, "--project-name", name, "plan")
+	for _, w := range []string{"- guest client1\n", "~ guest client2 (re-made): interfaces[0].address 10.0.0.22/24 → 10.0.0.23/24\n", "+ switch sw1\n", "+ guest n1\n", "+ guest n2\n", "2 unchanged"} {
+		if code != 0 || !strings.Contains(out, w) {
+			t.Errorf("kvm-compose plan (exit %d) lacks %q:\n%s", code, w, out)
+		}
+	}
+	code, lines := kvmCompose(t, s, dir, "--project-name", name, "apply")
+	if code != 0 {
+		t.Fatalf("kvm-compose apply: exit %d\n%s", code, lines)
+	}
 	for _, w := range []string{"==> apply [1/", "guest client1: removed", "guest web: already up", "guest n1: netns up", "==> apply succeeded"} {
 		if !strings.Contains(lines, w) {
 			t.Errorf("apply log lacks %q:\n%s", w, lines)
 		}
+	}
+	if strings.Contains(lines, "\r") {
+		t.Error("apply printed progress for a terminal into a pipe")
 	}
 	if strings.Contains(lines, "[web] ") {
 		t.Errorf("apply re-ran web's setup script:\n%s", lines)
