@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
@@ -269,5 +270,52 @@ func setNetem(t *testing.T, e *Engine, d api.Deployment, name string, n *topolog
 	})
 	if err := led.save(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestApplyCancelledRevertsWhatItMade(t *testing.T) {
+	e, w, d := setup(t)
+	ctx := context.Background()
+	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.Replace(topo, "network:\n  switches:", "  - name: x\n    network: [{switch: sw3, ip: 10.0.3.1}]\n    netns: {setup_script: s.sh}\nnetwork:\n  switches:", 1)
+	yaml = strings.Replace(yaml, "    unused:", "    sw3: {subnet: 10.0.3.0/24}\n    unused:", 1)
+	os.WriteFile(filepath.Join(d.ProjectLocation, "kvm-compose.yaml"), []byte(yaml), 0o644)
+	w.mu.Lock()
+	w.block = make(chan struct{})
+	w.scripts = nil
+	w.mu.Unlock()
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	log := &guesttest.Log{}
+	go func() { done <- e.Apply(actx, d, log) }()
+	for {
+		w.mu.Lock()
+		started := len(w.scripts) > 0
+		w.mu.Unlock()
+		if started {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("apply ended before its script ran: %v\n%s", err, log.Text())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled apply: %v", err)
+	}
+	b, _, g := w.snapshot()
+	if strings.Join(g, ",") != "a,b,c" || len(b) != 2 {
+		t.Fatalf("after the cancelled apply: bridges %v guests %v, want what was there before", b, g)
+	}
+	if !strings.Contains(log.Text(), "reverted: nothing this apply made is left") {
+		t.Errorf("log:\n%s", log.Text())
+	}
+	rec, _ := e.Deployed(ctx, d.Name)
+	if gs, bs := rec.counts(); gs != 3 || bs != 2 {
+		t.Errorf("record after the cancelled apply holds %d guests, %d bridges", gs, bs)
 	}
 }
