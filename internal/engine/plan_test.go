@@ -319,3 +319,44 @@ func TestApplyCancelledRevertsWhatItMade(t *testing.T) {
 		t.Errorf("record after the cancelled apply holds %d guests, %d bridges", gs, bs)
 	}
 }
+
+func TestMissingAfterAReboot(t *testing.T) {
+	e, w, d := setup(t)
+	ctx := context.Background()
+	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := e.Missing(ctx, d); err != nil || len(m) != 0 {
+		t.Fatalf("missing right after up: %v, %v", m, err)
+	}
+	st, _ := e.readState(d)
+	w.mu.Lock()
+	delete(w.guests, "b")
+	delete(w.bridges, st.Switches[1].Bridge)
+	w.mu.Unlock()
+	m, err := e.Missing(ctx, d)
+	want := []string{"bridge " + st.Switches[1].Bridge, "namespace " + guestOf(st, "b").Netns.Namespace}
+	if err != nil || !slices.Equal(m, want) {
+		t.Fatalf("missing %v, %v; want %v", m, err, want)
+	}
+	// up brings back what is missing and keeps the rest.
+	w.mu.Lock()
+	w.scripts = nil
+	w.mu.Unlock()
+	log := &guesttest.Log{}
+	if err := e.Up(ctx, d, api.UpOptions{}, log); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := e.Missing(ctx, d); len(m) != 0 || !strings.Contains(log.Text(), "guest a: already up") {
+		t.Fatalf("after up: missing %v\n%s", m, log.Text())
+	}
+}
+
+func guestOf(st *topology.State, name string) *topology.Guest {
+	for i := range st.Guests {
+		if st.Guests[i].Name == name {
+			return &st.Guests[i]
+		}
+	}
+	return nil
+}
