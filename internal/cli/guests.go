@@ -8,23 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
 )
-
-// guestInfo is one guest of GET /api/deployments/{name}/guests, as much of
-// it as deployment info shows.
-type guestInfo struct {
-	Name       string `json:"name"`
-	Kind       string `json:"kind"`
-	Host       string `json:"host"`
-	Status     string `json:"status"`
-	Interfaces []struct {
-		Name   string `json:"name"`
-		Switch string `json:"switch"`
-		IP     string `json:"ip"`
-		Leased bool   `json:"leased"`
-	} `json:"interfaces"`
-}
 
 // deploymentInfo prints a deployment and its guests with kind, host, IPs
 // and status; asJSON prints both as the server answered them.
@@ -58,7 +44,7 @@ func (a *app) deploymentInfo(ctx context.Context, c *client.Client, name string,
 		fmt.Fprintf(a.stdout, "no guests yet: %v\n", gerr)
 		return nil
 	}
-	var guests []guestInfo
+	var guests []api.Guest
 	if err := json.Unmarshal(raw, &guests); err != nil {
 		return fmt.Errorf("guests of %s: %w", name, err)
 	}

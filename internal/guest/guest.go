@@ -52,6 +52,8 @@ type Capabilities struct {
 	Exec bool `json:"exec"`
 	// Console: the driver is a Consoler.
 	Console bool `json:"console"`
+	// Stats: the driver is a Statser.
+	Stats bool `json:"stats"`
 }
 
 // Registry maps kinds to drivers.

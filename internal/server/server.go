@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/logstream"
+	"github.com/testbedos/testbedos/internal/monitor"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/store/file"
@@ -92,6 +94,10 @@ type Server struct {
 	stopBackground context.CancelFunc
 	// prune deletes old orchestration logs once; tests replace it.
 	prune func(context.Context) (int, error)
+	// monitor samples this host and its guests while Serve runs; guests
+	// lists a deployment's guests (nil when the executor cannot).
+	monitor *monitor.Monitor
+	guests  httpapi.Guests
 }
 
 // New opens the data folder, recovers interrupted actions and builds the
@@ -163,6 +169,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.setupCluster(ctx); err != nil {
 		return nil, err
 	}
+	interval, err := monitor.IntervalFromEnv(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	monOpts := monitor.Options{Interval: interval, Records: records{s.store}, Logger: log.With("part", "monitor")}
 	exec := opts.Executor
 	if exec == nil {
 		// The engine names this host as the cluster does: host.json's name.
@@ -175,6 +186,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			hosts = &clusterHosts{main: local, mainIP: s.host.IP, members: s.members, own: s}
 		}
 		exec = newEngine(hosts, s.store, log)
+		monOpts.Host = local
 		if cfg.Mode == config.ModeClient && s.agent == nil {
 			s.agent = s.agentRoutes(local)
 		}
@@ -182,6 +194,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.exec = exec
 	s.snaps, _ = exec.(httpapi.Snapshots)
 	s.plans, _ = exec.(httpapi.Planner)
+	s.monitor = monitor.New(monOpts)
+	s.metrics.registry.MustRegister(s.monitor.Collector())
+	if lister, ok := exec.(httpapi.Guests); ok {
+		s.guests = guestResources{list: lister, mon: s.monitor, hostName: s.host.Name}
+	}
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
 		Observe: s.metrics.observeAction, Events: s.events,
@@ -215,7 +232,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
 		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Plans: s.plans, Hub: s.hub, Events: s.events, Logger: s.log,
-		Status: s.status, Cluster: s.clusterAPI(),
+		Status: s.status, Cluster: s.clusterAPI(), Guests: s.guests, Monitor: s.monitor,
 		StreamOpened: func() error {
 			if !s.streams.open() {
 				return errStreamsClosed
@@ -337,6 +354,11 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 			s.restore(bg)
 		}()
 	}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		s.monitor.Run(bg)
+	}()
 	if s.follower != nil {
 		s.background.Add(1)
 		go func() {

@@ -193,6 +193,16 @@ func TestApplyChangesOnlyWhatChanged(t *testing.T) {
 	if p, err := s.c.Plan(ctx, name); err != nil || !p.Empty() {
 		t.Errorf("plan after apply: %+v, %v", p, err)
 	}
+	// deployment info lists the guests of the new state.
+	code, out = kvmCompose(t, s, dir, "--project-name", name, "deployment", "info")
+	for _, w := range []string{"deployment " + name + ": up", "eth0 10.0.1.1/24 on sw1", "eth0 10.0.0.23/24 on sw0"} {
+		if code != 0 || !strings.Contains(out, w) {
+			t.Errorf("deployment info (exit %d) lacks %q:\n%s", code, w, out)
+		}
+	}
+	if !strings.Contains(out, "n2") || strings.Contains(out, "client1") || strings.Count(out, "running") != 4 {
+		t.Errorf("deployment info does not list the four running guests:\n%s", out)
+	}
 	d, _ := s.c.Deployment(ctx, name)
 	if !d.State.Is(api.StateUp) {
 		t.Errorf("state after apply %v", d.State)

@@ -78,6 +78,11 @@ func TestKernelGuestLifecycle(t *testing.T) {
 	if got := w.sh(t, "vm1", "ip -o -4 addr show dev eth0"); !strings.Contains(got, "10.0.0.20/24") {
 		t.Errorf("eth0: %s", got)
 	}
+	if s, err := w.drv.Stats(ctx, guest.LocalDeployment(st), g); err != nil || s.CPUSeconds <= 0 || s.MemoryBytes == 0 {
+		t.Errorf("Stats of a running VM = %+v, %v; want CPU and memory > 0", s, err)
+	} else {
+		t.Logf("stats of the running VM: %.2f CPU s, %d MiB", s.CPUSeconds, s.MemoryBytes>>20)
+	}
 
 	// A failing script names the exit status.
 	bad := filepath.Join(dir, "bad.sh")

@@ -41,12 +41,16 @@ type Driver struct {
 	links          *netplumb.LinkWatcher
 	reaper         vethReaper
 	procs          procScanner
+	cgroups        cgroupTree
 
 	runDirMu    sync.Mutex
 	runDirReady bool
 }
 
-var _ guest.Driver = (*Driver)(nil)
+var (
+	_ guest.Driver  = (*Driver)(nil)
+	_ guest.Statser = (*Driver)(nil)
+)
 
 // New returns a netns driver.
 func New(opts Options) *Driver {
@@ -60,9 +64,9 @@ func New(opts Options) *Driver {
 // Kind is "netns".
 func (d *Driver) Kind() string { return topology.KindNetns }
 
-// Capabilities implements guest.Driver: netns guests have no optional
-// features.
-func (d *Driver) Capabilities() guest.Capabilities { return guest.Capabilities{} }
+// Capabilities implements guest.Driver: netns guests report stats (from
+// their cgroup).
+func (d *Driver) Capabilities() guest.Capabilities { return guest.Capabilities{Stats: true} }
 
 // Exists reports whether the guest is complete: its namespace is mounted
 // and every host-side veth is there.
@@ -142,6 +146,14 @@ func plan(g *topology.Guest) ([]plannedIface, error) {
 // is left.
 func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
 	err := d.create(ctx, g, log)
+	if err == nil {
+		if _, cerr := d.cgroups.ensure(dep.Name, g.Name); cerr != nil && !errors.Is(cerr, errNoCgroup2) {
+			err = fmt.Errorf("guest %s: %w", g.Name, cerr)
+			if terr := d.Destroy(context.WithoutCancel(ctx), dep, g, log); terr != nil {
+				err = errors.Join(err, fmt.Errorf("undo: %w", terr))
+			}
+		}
+	}
 	return err == nil, err
 }
 
@@ -254,10 +266,23 @@ func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.
 	if err != nil {
 		return err
 	}
+	// The cgroup first: its processes, wherever they are, are killed.
+	if err := d.cgroups.remove(ctx, dep.Name, g.Name, log); err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
 	if err := d.teardown(ctx, ns, hostVethNames(g.Interfaces), log); err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	return nil
+}
+
+// Stats implements guest.Statser from the guest's cgroup.
+func (d *Driver) Stats(ctx context.Context, dep guest.Deployment, g *topology.Guest) (guest.Stats, error) {
+	st, err := d.cgroups.stats(dep.Name, g.Name)
+	if err != nil {
+		return guest.Stats{}, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	return st, nil
 }
 
 func hostVethNames(ifaces []topology.Interface) []string {

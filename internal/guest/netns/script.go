@@ -48,6 +48,11 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 		return fmt.Errorf("guest %s: open namespace %s: %w", g.Name, ns, err)
 	}
 	defer unix.Close(nsfd)
+	inCgroup, closeCgroup, err := d.guestCgroup(dep, g, log)
+	if err != nil {
+		return err
+	}
+	defer closeCgroup()
 
 	if err := ctx.Err(); err != nil {
 		return err
@@ -67,6 +72,7 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 			"TESTBEDOS_GUEST="+g.Name)
 		c.Stdout, c.Stderr = pw, pw // one stream, in the order written
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		inCgroup(c.SysProcAttr)
 	})
 	pw.Close() // the child has its copy
 	if err != nil {
@@ -155,4 +161,22 @@ func startInNetns(nsfd int, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, er
 		}
 	}
 	return cmd, err
+}
+
+// guestCgroup prepares starting processes of the guest in its cgroup: set
+// applies to a command's SysProcAttr, so the process is born there, before
+// it can fork; done releases the cgroup's descriptor once the process has
+// started. Every process a netns guest runs goes through it. A machine
+// without cgroup2 runs them in the server's cgroup, which the log says.
+func (d *Driver) guestCgroup(dep guest.Deployment, g *topology.Guest, log actlog.Log) (set func(*syscall.SysProcAttr), done func(), err error) {
+	fd, err := d.cgroups.open(dep.Name, g.Name)
+	switch {
+	case errors.Is(err, errNoCgroup2):
+		log.Printf("guest %s: %v: its processes run in the server's cgroup", g.Name, err)
+		return func(*syscall.SysProcAttr) {}, func() {}, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	set = func(a *syscall.SysProcAttr) { a.UseCgroupFD, a.CgroupFD = true, fd }
+	return set, func() { unix.Close(fd) }, nil
 }

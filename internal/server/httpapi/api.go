@@ -41,6 +41,11 @@ type Deps struct {
 
 	// Plans answers GET …/plan; nil answers 503.
 	Plans Planner
+
+	// Guests lists a deployment's guests; nil answers 503 on that route.
+	Guests Guests
+	// Monitor serves the monitoring routes (monitor.go).
+	Monitor Monitor
 }
 
 type handler func(w http.ResponseWriter, r *http.Request) error
@@ -88,12 +93,15 @@ func routes(d Deps) []route {
 		{"GET /api/deployments/{name}/state", deploymentState(d)},
 		{"GET /api/deployments/{name}/logs", deploymentLogs(d)},
 		{"GET /api/deployments/{name}/plan", deploymentPlan(d)},
+		{"GET /api/deployments/{name}/guests", listGuests(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d)},
 		{"GET /api/logs/{uuid}", logEntry(d)},
 		{"GET /api/logs/{uuid}/text", logText(d)},
 		{"GET /api/logs/{uuid}/stream", logStream(d)},
 		{"GET /api/events", eventStream(d)},
+		{"GET /api/monitor/host", monitorHost(d)},
+		{"GET /api/monitor/deployments/{name}/guests/{guest}", monitorGuest(d)},
 	}, clusterRoutes(d)...)
 }
 

@@ -746,6 +746,8 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		c.do(t, tcp, x)
 	}
 
+	monitorBeforeState(t, c, tcp)
+
 	// Refused actions.
 	action := func(d door, name, body string, want int, v verdict) string {
 		t.Helper()
@@ -873,6 +875,8 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/lab/plan", want: 422})
 	os.WriteFile(filepath.Join(good, "kvm-compose.yaml"), []byte(goodTopology), 0o644)
 
+	monitorAfterUp(t, c, tcp)
+
 	// Snapshot reads: of a VM, of a namespace (422), of nobody.
 	var snaps api.SnapshotList
 	c.doJSON(t, sock, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots", want: 200}, &snaps)
@@ -959,6 +963,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots", want: 503})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots/s1", want: 503})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/plan", want: 503})
+	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests", want: 503})
 
 	for _, u := range c.unseen() {
 		t.Errorf("documented but never answered: %s", u)
@@ -985,6 +990,8 @@ func realFaults(t *testing.T, c *contract, tb *testbed, good string) {
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/state", want: 500})
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/guests/web/snapshots", want: 500})
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/guests/web/snapshots/s1", want: 500})
+	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/guests", want: 500})
+	c.do(t, tcp, call{method: "GET", path: "/api/monitor/deployments/broken/guests/web", want: 500})
 	if err := os.Remove(e.LogPath); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,84 @@
+package api
+
+import "time"
+
+// Guest statuses of GET /api/deployments/{name}/guests.
+const (
+	// GuestRunning: the guest's driver says it is there and running.
+	GuestRunning = "running"
+	// GuestStopped: the daemon's record holds the guest, but its driver
+	// says it is not running (a shut-off VM, a namespace removed by hand, or
+	// a host that does not answer).
+	GuestStopped = "stopped"
+	// GuestAbsent: nothing of the guest is deployed.
+	GuestAbsent = "absent"
+)
+
+// Guest is one guest of a deployment as GET /api/deployments/{name}/guests
+// lists it.
+type Guest struct {
+	Name       string           `json:"name"`
+	Kind       string           `json:"kind"`
+	Host       string           `json:"host"`
+	Status     string           `json:"status"`
+	Interfaces []GuestInterface `json:"interfaces"`
+	// Resources is the monitor's latest sample; nil when there is none
+	// (the guest is not up, its kind has no stats, or it runs on another
+	// host of the cluster).
+	Resources *GuestResources `json:"resources"`
+}
+
+// GuestInterface is one interface of a guest.
+type GuestInterface struct {
+	Name   string `json:"name"`
+	Switch string `json:"switch"`
+	// IP is the address with its prefix (10.0.0.10/24); for an
+	// "ip: dynamic" interface the lease, empty until there is one.
+	IP     string `json:"ip"`
+	MAC    string `json:"mac"`
+	Leased bool   `json:"leased"`
+}
+
+// GuestResources is what a guest uses, from one sample of the monitor.
+// Network bytes are seen from the guest: rx is what it received.
+type GuestResources struct {
+	CPUSeconds  float64   `json:"cpu_seconds"`
+	MemoryBytes uint64    `json:"memory_bytes"`
+	RxBytes     uint64    `json:"rx_bytes"`
+	TxBytes     uint64    `json:"tx_bytes"`
+	SampledAt   time.Time `json:"sampled_at"`
+}
+
+// HostSample is one sample of this host's CPU and memory. CPUSeconds is
+// the CPU time spent busy (not idle or waiting for I/O) since boot, over
+// all CPUs.
+type HostSample struct {
+	Time             time.Time `json:"time"`
+	CPUSeconds       float64   `json:"cpu_seconds"`
+	MemoryBytes      uint64    `json:"memory_bytes"`
+	MemoryTotalBytes uint64    `json:"memory_total_bytes"`
+}
+
+// HostSeries is the answer of GET /api/monitor/host: the last hour, oldest
+// first.
+type HostSeries struct {
+	IntervalS float64      `json:"interval_s"`
+	Samples   []HostSample `json:"samples"`
+}
+
+// GuestSample is one sample of a guest; counters are cumulative.
+type GuestSample struct {
+	Time        time.Time `json:"time"`
+	CPUSeconds  float64   `json:"cpu_seconds"`
+	MemoryBytes uint64    `json:"memory_bytes"`
+	RxBytes     uint64    `json:"rx_bytes"`
+	TxBytes     uint64    `json:"tx_bytes"`
+}
+
+// GuestSeries is the answer of GET
+// /api/monitor/deployments/{name}/guests/{guest}: the last hour, oldest
+// first (empty when the guest is not up on this host).
+type GuestSeries struct {
+	IntervalS float64       `json:"interval_s"`
+	Samples   []GuestSample `json:"samples"`
+}

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// guestStatusWorkers bounds how many drivers are asked at once.
+const guestStatusWorkers = 8
+
+// Guests lists the guests of d's state with their status: running when
+// their host's driver says the guest is there, stopped when the record
+// holds it but the driver does not see it (or its host does not answer),
+// absent when nothing of it is recorded. A deployment without state wraps
+// ErrNotFound. Resources are left nil: the monitor fills them in.
+func (e *Engine) Guests(ctx context.Context, d api.Deployment) ([]api.Guest, error) {
+	st, err := topology.ReadState(topology.StatePath(d.ProjectLocation))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, inCategory(ErrNotFound, fmt.Errorf("deployment %s has no state yet: run generate-artefacts first", d.Name))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read artefacts: %w", err)
+	}
+	rec, err := e.Deployed(ctx, d.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Guest, len(st.Guests))
+	sem := make(chan struct{}, guestStatusWorkers)
+	var wg sync.WaitGroup
+	for i := range st.Guests {
+		g := &st.Guests[i]
+		out[i] = api.Guest{Name: g.Name, Kind: g.Kind, Host: g.Host, Status: api.GuestAbsent, Interfaces: guestInterfaces(g)}
+		var recorded bool
+		if h := rec.Hosts[g.Host]; h != nil {
+			_, recorded = h.Guests[g.Name]
+		}
+		if !recorded {
+			continue
+		}
+		out[i].Status = api.GuestStopped
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if e.guestRunning(ctx, d, g) {
+				out[i].Status = api.GuestRunning
+			}
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// guestRunning asks the guest's host whether it is there.
+func (e *Engine) guestRunning(ctx context.Context, d api.Deployment, g *topology.Guest) bool {
+	host, err := e.opts.Hosts.Host(g.Host)
+	if err != nil {
+		return false
+	}
+	drv, err := host.Driver(g.Kind)
+	if err != nil {
+		return false
+	}
+	ok, err := drv.Exists(ctx, guestDeployment(host, d), g)
+	if err != nil {
+		e.opts.Logger.Debug("guest status", "deployment", d.Name, "guest", g.Name, "err", err)
+	}
+	return ok && err == nil
+}
+
+func guestDeployment(h Host, d api.Deployment) guest.Deployment {
+	return guest.Deployment{Name: d.Name, Files: h.Files(d.ProjectLocation)}
+}
+
+func guestInterfaces(g *topology.Guest) []api.GuestInterface {
+	out := make([]api.GuestInterface, 0, len(g.Interfaces))
+	for _, ifc := range g.Interfaces {
+		out = append(out, api.GuestInterface{Name: ifc.Name, Switch: ifc.Switch, IP: ifc.Address, MAC: ifc.MAC})
+	}
+	return out
+}

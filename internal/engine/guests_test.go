@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
+)
+
+func TestGuestsStatus(t *testing.T) {
+	e, w, d := setup(t)
+	ctx := context.Background()
+	statuses := func() map[string]string {
+		t.Helper()
+		list, err := e.Guests(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, g := range list {
+			out[g.Name] = g.Status
+			if g.Kind == "" || g.Host == "" || len(g.Interfaces) == 0 || g.Interfaces[0].IP == "" {
+				t.Errorf("guest %+v lacks kind, host or interfaces", g)
+			}
+		}
+		return out
+	}
+	want := func(got map[string]string, a, b, c string) {
+		t.Helper()
+		if got["a"] != a || got["b"] != b || got["c"] != c {
+			t.Errorf("statuses %v, want a %s, b %s, c %s", got, a, b, c)
+		}
+	}
+	want(statuses(), api.GuestAbsent, api.GuestAbsent, api.GuestAbsent)
+
+	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
+		t.Fatal(err)
+	}
+	want(statuses(), api.GuestRunning, api.GuestRunning, api.GuestRunning)
+	// Gone behind the engine's back: recorded, but not there.
+	w.mu.Lock()
+	delete(w.guests, "b")
+	w.mu.Unlock()
+	want(statuses(), api.GuestRunning, api.GuestStopped, api.GuestRunning)
+
+	if err := e.Down(ctx, d, &guesttest.Log{}); err != nil {
+		t.Fatal(err)
+	}
+	want(statuses(), api.GuestAbsent, api.GuestAbsent, api.GuestAbsent)
+
+	if _, err := e.Guests(ctx, api.Deployment{Name: "new", ProjectLocation: t.TempDir()}); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("guests without state: %v, want not found", err)
+	}
+}
