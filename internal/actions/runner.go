@@ -105,6 +105,12 @@ func NewRunner(opts Options) *Runner {
 // work goes on in the background; Start returns once the action is recorded.
 // After Shutdown began it refuses with ErrShuttingDown.
 func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) (string, error) {
+	return r.StartNoted(ctx, name, req, "")
+}
+
+// StartNoted is Start, with note as the action log's first line after its
+// heading: why the server started an action of its own (restore).
+func (r *Runner) StartNoted(ctx context.Context, name string, req api.ActionRequest, note string) (string, error) {
 	// The reservation makes Shutdown wait for a Start already under way.
 	r.mu.Lock()
 	if r.closing {
@@ -113,7 +119,7 @@ func (r *Runner) Start(ctx context.Context, name string, req api.ActionRequest) 
 	}
 	r.wg.Add(1)
 	r.mu.Unlock()
-	id, err := r.start(ctx, name, req)
+	id, err := r.start(ctx, name, req, note)
 	if err != nil {
 		r.wg.Done()
 	}
@@ -130,7 +136,7 @@ func busy(name string, running *string) error {
 		name, ErrBusy, *running, *running)
 }
 
-func (r *Runner) start(ctx context.Context, name string, req api.ActionRequest) (string, error) {
+func (r *Runner) start(ctx context.Context, name string, req api.ActionRequest, note string) (string, error) {
 	cmd, err := req.Resolve()
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadCommand, err)
@@ -200,18 +206,21 @@ func (r *Runner) start(ctx context.Context, name string, req api.ActionRequest) 
 	r.mu.Unlock()
 	r.publish(api.Event{Type: api.EventActionStarted, Deployment: name, UUID: id, Command: &cmd})
 	r.publishState(name, id, api.StateIsRunning)
-	go r.run(opCtx, op, d, prev, cmd, req.GenerateArtefacts, log, entry, start)
+	go r.run(opCtx, op, d, prev, cmd, req.GenerateArtefacts, log, entry, start, note)
 	r.opts.Logger.Info("action started", "deployment", name, "command", cmd.String(), "uuid", id)
 	return id, nil
 }
 
 func (r *Runner) run(ctx context.Context, op *operation, d api.Deployment, prev api.DeploymentState,
-	cmd api.Command, generateFirst bool, log *logstream.Log, entry api.LogEntry, start time.Time) {
+	cmd api.Command, generateFirst bool, log *logstream.Log, entry api.LogEntry, start time.Time, note string) {
 	defer r.wg.Done()
 	defer close(op.done)
 	defer op.cancel(nil)
 
 	log.Printf("==> %s on deployment %s (action %s)", cmd, d.Name, op.UUID)
+	if note != "" {
+		log.Printf("%s", note)
+	}
 	end, err := r.execute(ctx, d, prev, cmd, generateFirst, log)
 	code, msg := api.ErrorCodeOK, ""
 	if err != nil {

@@ -16,10 +16,13 @@ const (
 	CmdUp                CommandName = "up"
 	CmdDown              CommandName = "down"
 	CmdSnapshot          CommandName = "snapshot"
+	// CmdApply brings an up deployment to what kvm-compose.yaml says now
+	// (SPEC 5), doing exactly what GET …/plan shows.
+	CmdApply CommandName = "apply"
 )
 
 // Commands lists every action name, in the order the CLI documents them.
-var Commands = []CommandName{CmdGenerateArtefacts, CmdClearArtefacts, CmdUp, CmdDown, CmdSnapshot}
+var Commands = []CommandName{CmdGenerateArtefacts, CmdClearArtefacts, CmdUp, CmdDown, CmdApply, CmdSnapshot}
 
 // wireName is the original server's spelling (snake_case enum variant).
 func (c CommandName) wireName() string { return strings.ReplaceAll(string(c), "-", "_") }
@@ -31,7 +34,7 @@ func parseCommandName(s string) (CommandName, error) {
 			return n, nil
 		}
 	}
-	return "", fmt.Errorf("unknown command %q (want one of generate-artefacts, clear-artefacts, up, down, snapshot)", s)
+	return "", fmt.Errorf("unknown command %q (want one of generate-artefacts, clear-artefacts, up, down, apply, snapshot)", s)
 }
 
 // UpOptions are the options of the up action.

@@ -90,7 +90,9 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 			}
 		}
 	}()
-	outcome, err := c.Follow(ctx, id, func(line string) { fmt.Fprintln(a.stdout, showLine(line)) })
+	pr := a.newProgress()
+	outcome, err := c.Follow(ctx, id, func(line string) { pr.line(showLine(line)) })
+	pr.done()
 	if err != nil {
 		if ctx.Err() != nil {
 			return &exitError{code: 130, msg: fmt.Sprintf("stopped following action %s", id)}

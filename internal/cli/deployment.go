@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -37,6 +36,20 @@ func (a *app) deploymentCommand() *cobra.Command {
 		},
 	}
 	destroy.Flags().BoolVar(&force, "force", false, "forget the deployment even if it is not down")
+	var asJSON bool
+	info := &cobra.Command{
+		Use:   "info [NAME]",
+		Short: "Show a deployment and its guests with kind, host, IPs and status",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, c, err := a.target(args)
+			if err != nil {
+				return err
+			}
+			return a.deploymentInfo(cmd.Context(), c, name, asJSON)
+		},
+	}
+	info.Flags().BoolVar(&asJSON, "json", false, "print the deployment and its guests as JSON")
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "create [NAME]",
@@ -90,24 +103,7 @@ func (a *app) deploymentCommand() *cobra.Command {
 				return tw.Flush()
 			},
 		},
-		&cobra.Command{
-			Use:   "info [NAME]",
-			Short: "Show a deployment as JSON",
-			Args:  cobra.MaximumNArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				name, c, err := a.target(args)
-				if err != nil {
-					return err
-				}
-				d, err := c.Deployment(cmd.Context(), name)
-				if err != nil {
-					return err
-				}
-				out, _ := json.MarshalIndent(d, "", "  ")
-				fmt.Fprintln(a.stdout, string(out))
-				return nil
-			},
-		},
+		info,
 		destroy,
 	)
 	return cmd

@@ -38,6 +38,9 @@ type app struct {
 	// auth says where the token sent over TCP came from, for the hint of
 	// a 401.
 	auth tokenSource
+	// terminal reports whether a writer is a terminal (progress lines);
+	// nil asks the kernel, tests answer by hand.
+	terminal func(io.Writer) bool
 }
 
 // Version is the kvm-compose version, set at build time with
@@ -115,6 +118,8 @@ action on the server; the exit status is the action's outcome.
 		a.actionCommand(api.CmdClearArtefacts, "Remove the artefacts folder"),
 		a.upCommand(),
 		a.actionCommand(api.CmdDown, "Remove every guest and switch of the deployment"),
+		a.planCommand(),
+		a.applyCommand(),
 		a.logsCommand(),
 		a.eventsCommand(),
 		a.snapshotCommand(),

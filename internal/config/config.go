@@ -51,7 +51,19 @@ type Server struct {
 	LogMaxCount  int
 	// LogMaxBytes caps one action's log (SPEC 12).
 	LogMaxBytes int64
+
+	// Restore (TESTBEDOS_RESTORE) is what the server does at start with a
+	// deployment recorded up of which something is missing (a host
+	// reboot): on (the default, also when empty) brings it back with an up
+	// action of its own; off marks it {"failed": "up"}.
+	Restore string
 }
+
+// Values of Server.Restore.
+const (
+	RestoreOn  = "on"
+	RestoreOff = "off"
+)
 
 // Defaults of SPEC 2.
 const (
@@ -130,6 +142,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	hbMisses := integer("heartbeat-misses", "TESTBEDOS_HEARTBEAT_MISSES", 3, "missed heartbeats before a peer is dropped")
 	retention := duration("log-retention", "TESTBEDOS_LOG_RETENTION", 30*24*time.Hour, "orchestration logs older than this are deleted")
 	maxLogs := integer("log-max-count", "TESTBEDOS_LOG_MAX_COUNT", 1000, "orchestration logs kept per deployment at most")
+	restore := str("restore", "TESTBEDOS_RESTORE", RestoreOn, "at start, bring back what a reboot removed of deployments recorded up (on), or mark them failed (off)")
 	maxLogBytes := size("log-max-bytes", "TESTBEDOS_LOG_MAX_BYTES", logstream.DefaultMaxBytes,
 		"cap on one action's log, e.g. 256MiB; past it lines are dropped and counted")
 
@@ -139,6 +152,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 			MainURL: *mainURL, TokenFile: *tokenFile, MainFingerprint: *mainFP,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
 			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
+			Restore: strings.ToLower(*restore),
 		}
 		switch strings.ToLower(*auth) {
 		case "on", "true", "1", "yes":
@@ -196,6 +210,15 @@ func (c *Server) Validate() error {
 	}
 	if c.LogRetention <= 0 || c.LogMaxCount < 1 {
 		return fmt.Errorf("log retention and log max count must be positive")
+	}
+	switch c.Restore {
+	case "", "1", "true", "yes":
+		c.Restore = RestoreOn
+	case "0", "false", "no":
+		c.Restore = RestoreOff
+	case RestoreOn, RestoreOff:
+	default:
+		return fmt.Errorf("restore %q: want on or off", c.Restore)
 	}
 	if c.LogMaxBytes == 0 { // a Server built in code rather than by Bind
 		c.LogMaxBytes = logstream.DefaultMaxBytes

@@ -38,6 +38,9 @@ type Options struct {
 	// memory (tests).
 	Records Records
 	Logger  *slog.Logger
+	// Impairer changes link impairments in place during apply; nil re-makes
+	// a guest whose impairments changed.
+	Impairer Impairer
 	// Concurrency bounds the resources one stage works on at once.
 	Concurrency int
 	// DestroyConcurrency bounds the guests down destroys at once. Destroys
@@ -98,6 +101,8 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 	case api.CmdUp:
 		_, err := e.readState(d)
 		return err
+	case api.CmdApply:
+		return e.checkApply(ctx, d, prev)
 	case api.CmdSnapshot:
 		// An unknown guest or one of a kind without snapshots is refused
 		// here, before the action is recorded.
@@ -155,6 +160,8 @@ func (e *Engine) Execute(ctx context.Context, d api.Deployment, prev api.Deploym
 		return api.StateIsUp, e.Up(ctx, d, cmd.Up, log)
 	case api.CmdDown:
 		return api.StateIsDown, e.Down(ctx, d, log)
+	case api.CmdApply:
+		return api.StateIsUp, e.Apply(ctx, d, log)
 	case api.CmdSnapshot:
 		return prev, e.Snapshot(ctx, d, cmd.Snapshot, log)
 	}
@@ -175,6 +182,11 @@ func (e *Engine) GenerateArtefacts(ctx context.Context, d api.Deployment, log ac
 	if err != nil {
 		return err
 	}
+	return e.writeGenerated(ctx, d, st, log)
+}
+
+// writeGenerated writes the artefacts of st and then its state.json.
+func (e *Engine) writeGenerated(ctx context.Context, d api.Deployment, st *topology.State, log actlog.Log) error {
 	project, err := atomicfile.OpenRoot(d.ProjectLocation)
 	if err != nil {
 		return fmt.Errorf("project folder: %w", err)

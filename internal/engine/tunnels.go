@@ -272,6 +272,9 @@ func (dr *downRun) planTunnels(ctx context.Context) (string, error) {
 	dr.led.view(func(r *Record) {
 		for _, h := range dr.hostsOf(r) {
 			for name, t := range r.Hosts[h].Tunnels {
+				if !dr.picked(pickTunnels, h, name) {
+					continue
+				}
 				dr.tunnels = append(dr.tunnels, recordedTunnel{host: h, name: name, rec: t})
 			}
 		}

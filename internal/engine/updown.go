@@ -485,6 +485,8 @@ type downRun struct {
 
 	// only, when set, limits the run to one host (CleanHost).
 	only string
+	// pick, when set, limits the run to the plan's removals (Apply).
+	pick *planned
 	// offlineHosts could not be reached: what the record holds there stays
 	// recorded, for CleanHost when the host comes back.
 	mu           sync.Mutex
@@ -535,6 +537,9 @@ func (dr *downRun) planGuests(ctx context.Context) (string, error) {
 	dr.led.view(func(r *Record) {
 		for _, h := range dr.hostsOf(r) {
 			for _, gr := range r.Hosts[h].Guests {
+				if !dr.picked(pickGuests, h, gr.Guest.Name) {
+					continue
+				}
 				dr.guests = append(dr.guests, recordedGuest{host: h, g: gr.Guest})
 			}
 		}
@@ -583,6 +588,9 @@ func (dr *downRun) planBridges(ctx context.Context) (string, error) {
 	dr.led.view(func(r *Record) {
 		for _, h := range dr.hostsOf(r) {
 			for name, br := range r.Hosts[h].Bridges {
+				if !dr.picked(pickBridges, h, name) {
+					continue
+				}
 				dr.bridges = append(dr.bridges, recordedBridge{host: h, name: name, rec: br})
 			}
 		}

@@ -62,6 +62,7 @@ type Server struct {
 	events  *events.Hub
 	runner  *actions.Runner
 	snaps   httpapi.Snapshots // nil when the executor cannot read snapshots
+	plans   httpapi.Planner   // nil when the executor cannot plan
 	metrics *metrics
 	handler http.Handler
 	started time.Time
@@ -199,6 +200,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.exec = exec
 	s.snaps, _ = exec.(httpapi.Snapshots)
+	s.plans, _ = exec.(httpapi.Planner)
 	s.monitor = monitor.New(monOpts)
 	s.metrics.registry.MustRegister(s.monitor.Collector())
 	if lister, ok := exec.(httpapi.Guests); ok {
@@ -254,7 +256,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
-		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Hub: s.hub, Events: s.events, Logger: s.log,
+		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Plans: s.plans, Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status, Cluster: s.clusterAPI(), Guests: s.guests, Monitor: s.monitor,
 		StreamOpened: func() error {
 			if !s.streams.open() {
@@ -374,6 +376,13 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		defer s.background.Done()
 		s.pruneLogs(bg)
 	}()
+	if s.cfg.Mode != config.ModeClient {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			s.restore(bg)
+		}()
+	}
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()

@@ -38,6 +38,10 @@ type Deps struct {
 	// streams; StreamOpened's error refuses the stream (shutting down).
 	StreamOpened func() error
 	StreamClosed func()
+
+	// Plans answers GET …/plan; nil answers 503.
+	Plans Planner
+
 	// Guests lists a deployment's guests; nil answers 503 on that route.
 	Guests Guests
 	// Monitor serves the monitoring routes (monitor.go).
@@ -88,6 +92,7 @@ func routes(d Deps) []route {
 		{"POST /api/deployments/{name}/cancel", cancelAction(d)},
 		{"GET /api/deployments/{name}/state", deploymentState(d)},
 		{"GET /api/deployments/{name}/logs", deploymentLogs(d)},
+		{"GET /api/deployments/{name}/plan", deploymentPlan(d)},
 		{"GET /api/deployments/{name}/guests", listGuests(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d)},

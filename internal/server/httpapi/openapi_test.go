@@ -33,6 +33,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/netns"
 	"github.com/testbedos/testbedos/internal/server"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // serverRoutes are the documented routes the server package registers next
@@ -484,6 +485,17 @@ func (f *fakeEngine) SnapshotInfo(ctx context.Context, d api.Deployment, guest, 
 	return fakeSnapshot, nil
 }
 
+// Plan answers a fixed plan for a valid kvm-compose.yaml: the fake's up
+// records nothing for the real engine to compare with.
+func (f *fakeEngine) Plan(ctx context.Context, d api.Deployment) (api.Plan, error) {
+	if _, err := topology.Generate(topology.Options{Deployment: d.Name, ProjectDir: d.ProjectLocation}); err != nil {
+		return api.Plan{}, err
+	}
+	return api.Plan{Deployment: d.Name,
+		Changes:   []api.PlanChange{{Kind: api.KindGuest, Name: "web", Host: "localhost", Op: api.OpRemake, Why: "interfaces[0].address 10.0.0.9/24 → 10.0.0.10/24"}},
+		Unchanged: []api.PlanObject{{Kind: api.KindSwitch, Name: "sw0", Host: "localhost"}}}, nil
+}
+
 // executorOnly hides the fake's snapshot reads: a server that cannot read
 // snapshots.
 type executorOnly struct{ actions.Executor }
@@ -714,6 +726,9 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		{path: "/api/deployments/nope/state", want: 404},
 		{path: "/api/deployments/Lab/state", want: 400, doc: docRejects},
 		{path: "/api/deployments/lab/logs", want: 200},
+		{path: "/api/deployments/lab/plan", want: 409}, // down
+		{path: "/api/deployments/nope/plan", want: 404},
+		{path: "/api/deployments/Lab/plan", want: 400, doc: docRejects},
 		{path: "/api/deployments/nope/logs", want: 404},
 		{path: "/api/deployments/Lab/logs", want: 400, doc: docRejects},
 		{path: "/api/logs/nope", want: 404},
@@ -745,7 +760,8 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		}
 		return a.UUID
 	}
-	action(tcp, "lab", `{"command":"up"}`, 409, docAccepts) // no artefacts yet
+	action(tcp, "lab", `{"command":"up"}`, 409, docAccepts)    // no artefacts yet
+	action(tcp, "lab", `{"command":"apply"}`, 409, docAccepts) // down
 	action(tcp, "bad", `{"command":"generate-artefacts"}`, 422, docAccepts)
 	action(tcp, "nope", `{"command":"up"}`, 404, docAccepts)
 	action(tcp, "Lab", `{"command":"up"}`, 400, docRejects)
@@ -850,6 +866,14 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	if _, o := c.outcomeOf(t, tcp, id); !o.EndState.Is(api.StateUp) {
 		t.Errorf("up after generate: %+v", o)
 	}
+	var plan api.Plan
+	c.doJSON(t, tcp, call{method: "GET", path: "/api/deployments/lab/plan", want: 200}, &plan)
+	if len(plan.Changes) != 1 || plan.Changes[0].Op != api.OpRemake {
+		t.Errorf("plan: %+v", plan)
+	}
+	os.WriteFile(filepath.Join(good, "kvm-compose.yaml"), []byte(badTopology), 0o644)
+	c.do(t, tcp, call{method: "GET", path: "/api/deployments/lab/plan", want: 422})
+	os.WriteFile(filepath.Join(good, "kvm-compose.yaml"), []byte(goodTopology), 0o644)
 
 	monitorAfterUp(t, c, tcp)
 
@@ -939,6 +963,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	c.do(t, plain.tcp, call{method: "POST", path: "/api/deployments", body: jsonBody(api.NewDeployment{Name: "lab", ProjectLocation: good}), want: 201})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots", want: 503})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots/s1", want: 503})
+	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/plan", want: 503})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests", want: 503})
 
 	for _, u := range c.unseen() {
@@ -982,6 +1007,7 @@ func realFaults(t *testing.T, c *contract, tb *testbed, good string) {
 	for _, x := range []call{
 		{method: "GET", path: "/api/deployments"},
 		{method: "GET", path: "/api/deployments/broken"},
+		{method: "GET", path: "/api/deployments/broken/plan"},
 		{method: "PUT", path: "/api/deployments/broken", body: jsonBody(api.UpdateDeployment{ProjectLocation: good})},
 		{method: "DELETE", path: "/api/deployments/broken"},
 		{method: "POST", path: "/api/deployments/broken/action", body: `{"command":"down"}`},

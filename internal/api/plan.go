@@ -1,0 +1,60 @@
+package api
+
+// PlanPath is the route that shows what apply would change.
+const PlanPath = "/api/deployments/{name}/plan"
+
+// ChangeKind names the kind of object a plan change is about. Guests,
+// switches and tunnels are planned now; routers, ACLs and other kinds join
+// by adding a constant and the diff that produces it.
+type ChangeKind string
+
+// The kinds of objects a plan names.
+const (
+	KindGuest  ChangeKind = "guest"
+	KindSwitch ChangeKind = "switch"
+	KindTunnel ChangeKind = "tunnel"
+)
+
+// ChangeOp is what apply does with an object.
+type ChangeOp string
+
+// The operations of a plan.
+const (
+	// OpAdd makes an object the record does not hold.
+	OpAdd ChangeOp = "add"
+	// OpRemove removes an object the YAML no longer has.
+	OpRemove ChangeOp = "remove"
+	// OpRemake removes and makes again an object whose description changed.
+	OpRemake ChangeOp = "remake"
+	// OpImpair changes a link's impairments in place: the guest stays.
+	OpImpair ChangeOp = "impair"
+)
+
+// PlanChange is one change apply would make.
+type PlanChange struct {
+	Kind ChangeKind `json:"kind"`
+	Name string     `json:"name"`
+	Host string     `json:"host,omitempty"`
+	Op   ChangeOp   `json:"op"`
+	// Why says what differs, e.g. "interfaces[0].address 10.0.0.3/24 →
+	// 10.0.0.9/24"; empty for add and remove.
+	Why string `json:"why,omitempty"`
+}
+
+// PlanObject names an object that stays as it is.
+type PlanObject struct {
+	Kind ChangeKind `json:"kind"`
+	Name string     `json:"name"`
+	Host string     `json:"host,omitempty"`
+}
+
+// Plan is the body of GET /api/deployments/{name}/plan: what apply would
+// change to bring the deployment to kvm-compose.yaml as it is now.
+type Plan struct {
+	Deployment string       `json:"deployment"`
+	Changes    []PlanChange `json:"changes"`
+	Unchanged  []PlanObject `json:"unchanged"`
+}
+
+// Empty reports whether the plan changes nothing.
+func (p Plan) Empty() bool { return len(p.Changes) == 0 }
