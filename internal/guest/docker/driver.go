@@ -200,6 +200,10 @@ func (d *Driver) start(ctx context.Context, g *topology.Guest, s *topology.Docke
 	}
 	nsfd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		// Most likely the command exited in the meantime: say so.
+		if _, perr := d.pid(ctx, s.Container); perr != nil {
+			err = perr
+		}
 		return fmt.Errorf("guest %s: network namespace of container %s: %w", g.Name, s.Container, err)
 	}
 	defer unix.Close(nsfd)
@@ -212,6 +216,11 @@ func (d *Driver) start(ctx context.Context, g *topology.Guest, s *topology.Docke
 		if ctx.Err() != nil {
 			return err
 		}
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	// A command that exited while the interfaces went in leaves a
+	// container that is not there in any useful sense.
+	if _, err := d.pid(ctx, s.Container); err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	return nil
