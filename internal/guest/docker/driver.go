@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -53,7 +54,8 @@ type Options struct {
 // Driver implements guest.Driver, guest.Execer and guest.Consoler for docker
 // guests.
 type Driver struct {
-	cli *client.Client
+	cli   *client.Client
+	links *netplumb.LinkWatcher
 }
 
 var (
@@ -73,7 +75,7 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Driver{cli: cli}, nil
+	return &Driver{cli: cli, links: netplumb.NewLinkWatcher()}, nil
 }
 
 // Close releases the client's connections.
@@ -281,18 +283,37 @@ func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.
 	return nil
 }
 
-// teardown deletes the host ends of the guest's veths (which takes the
-// container's ends with them) and then the container, by name.
+// vethTimeout bounds how long teardown waits for the kernel to remove a
+// removed container's veths with its namespace before it deletes them
+// itself, one by one (which costs about 30 ms each).
+const vethTimeout = 5 * time.Second
+
+// teardown removes the container, by name, and returns once the host ends
+// of its veths are gone: the kernel removes them with the container's
+// namespace; those still there after vethTimeout, or of a guest without a
+// container, are deleted.
 func (d *Driver) teardown(ctx context.Context, g *topology.Guest, s *topology.DockerSpec, log actlog.Log, remnants bool) error {
 	veths, err := presentVeths(g)
 	if err != nil {
 		return err
 	}
+	// Watch before removing, so no event is missed.
+	gone := d.links.Expect(veths...)
+	defer gone.Close()
 	var errs []error
-	for _, v := range veths {
-		errs = append(errs, netplumb.DeleteLink(v))
-	}
 	_, err = d.cli.ContainerRemove(ctx, s.Container, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	waited := false
+	if err == nil && len(veths) > 0 {
+		wctx, cancel := context.WithTimeout(ctx, vethTimeout)
+		waited = gone.Wait(wctx) == nil
+		cancel()
+	}
+	if !waited {
+		// No container took them away (or not in time): ours to delete.
+		for _, v := range veths {
+			errs = append(errs, netplumb.DeleteLink(v))
+		}
+	}
 	switch {
 	case cerrdefs.IsNotFound(err):
 		if remnants && len(veths) > 0 {
