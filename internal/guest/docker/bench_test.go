@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -114,7 +117,9 @@ func BenchmarkUpDown50(b *testing.B) {
 			b.Fatal(err)
 		}
 		downC += time.Since(start)
-		nettest.RemoveAll(prefix) // the ip netns names of the baseline
+		for i := range n { // the ip netns names of the baseline
+			_ = os.Remove(filepath.Join(nettest.RunDir, cliNetns(prefix, i)))
+		}
 	}
 	b.ResetTimer()
 	for i := range b.N {
@@ -141,7 +146,8 @@ func BenchmarkUpDown50(b *testing.B) {
 // cliUp is the baseline for one guest: the docker command and iproute2.
 func cliUp(ctx context.Context, g *topology.Guest, image, prefix string) error {
 	ifc := g.Interfaces[0]
-	ns := prefix + "n" + strings.TrimPrefix(g.Name, "g")
+	i, _ := strconv.Atoi(strings.TrimPrefix(g.Name, "g"))
+	ns := cliNetns(prefix, i)
 	script := fmt.Sprintf(`set -e
 docker run -d -q --network none --name %[1]s %[2]s sleep infinity >/dev/null
 pid=$(docker inspect -f '{{.State.Pid}}' %[1]s)
@@ -158,6 +164,9 @@ ip -n %[3]s link set eth0 up
 	}
 	return nil
 }
+
+// cliNetns is the ip netns name the baseline gives guest i's container.
+func cliNetns(prefix string, i int) string { return fmt.Sprintf("%sn%d", prefix, i) }
 
 // benchState is n docker guests g0… on one switch, named as a deployment
 // would have them.

@@ -175,10 +175,15 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if _, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.Container, Config: cfg, HostConfig: host}); err != nil {
-		return false, fmt.Errorf("guest %s: create container %s: %w", g.Name, s.Container, d.daemonErr(err))
+	_, err = d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.Container, Config: cfg, HostConfig: host})
+	if err != nil {
+		err = fmt.Errorf("guest %s: create container %s: %w", g.Name, s.Container, d.daemonErr(err))
+	} else {
+		err = d.start(ctx, g, s, ifaces)
 	}
-	if err := d.start(ctx, g, s, ifaces); err != nil {
+	if err != nil {
+		// Also after a failed create: a cancelled request may still have
+		// made the container. Only our name is removed, never another.
 		if terr := d.teardown(context.WithoutCancel(ctx), g, s, log, false); terr != nil {
 			err = errors.Join(err, fmt.Errorf("undo: %w", terr))
 		}
