@@ -111,3 +111,16 @@ func TestContainerConfig(t *testing.T) {
 		t.Errorf("volumes on a client host: %v", err)
 	}
 }
+
+func TestNoDaemonIsAClearError(t *testing.T) {
+	d, err := New(Options{Host: "unix://" + filepath.Join(t.TempDir(), "no-docker.sock")})
+	if err != nil {
+		t.Fatalf("New without a daemon: %v", err)
+	}
+	defer d.Close()
+	g := &topology.Guest{Name: "c", Kind: topology.KindDocker, Docker: &topology.DockerSpec{Container: "tbos.lab.c", Image: "img"}}
+	_, err = d.Exists(context.Background(), guest.Deployment{Name: "lab"}, g)
+	if !errors.Is(err, ErrDaemon) || !strings.Contains(err.Error(), "no-docker.sock") {
+		t.Errorf("Exists without a daemon = %v, want ErrDaemon naming the socket", err)
+	}
+}
