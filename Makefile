@@ -40,7 +40,7 @@ run: build
 test: test-deps vet fmt-check unit fuzz
 
 test-deps:
-	@if [ "$$(id -u)" = 0 ]; then scripts/install-test-deps.sh && scripts/start-libvirt.sh; \
+	@if [ "$$(id -u)" = 0 ]; then scripts/install-test-deps.sh && scripts/start-libvirt.sh && scripts/start-docker.sh; \
 	else echo "make test: not root: integration tests that need root will be skipped (fail with TESTBEDOS_REQUIRE_INTEGRATION=1)"; fi
 
 vet:

@@ -8,11 +8,13 @@
 # root (no systemd needed).
 set -eu
 
-# iptables brings iptables-legacy for the firewall test. mtools and
+# iptables brings iptables-legacy for the firewall test. docker.io gives
+# dockerd for the docker guests (scripts/start-docker.sh starts it; curl
+# asks it whether it answers). mtools and
 # dosfstools only check, in tests, the FAT cloud-init seeds the
 # libvirt driver writes itself. chromium runs the GUI's browser tests
 # (headless, through chromedp).
-PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables chromium"
+PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: must run as root" >&2

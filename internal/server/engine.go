@@ -11,6 +11,7 @@ import (
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/docker"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/netns"
 	"github.com/testbedos/testbedos/internal/netplumb"
@@ -25,12 +26,19 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 		return nil, err
 	}
 	lv.Logger = log
+	// The docker client contacts dockerd only when a docker guest is used:
+	// a host without one starts, and such guests fail naming the daemon.
+	dk, err := docker.New(docker.Options{})
+	if err != nil {
+		return nil, err
+	}
 	return &engine.LocalHost{
 		HostName: hostName,
 		Net:      netplumb.NewHost(log),
 		Drivers: guest.NewRegistry(
 			netns.New(netns.Options{}),
 			libvirt.New(lv),
+			dk,
 		),
 	}, nil
 }

@@ -25,6 +25,7 @@ func (c *Config) Validate(projectDir string) error {
 type fileRef struct {
 	field string // e.g. machines[0].netns.setup_script
 	path  string // as written
+	dirOK bool   // a folder will do too (a volume's source)
 }
 
 // files lists the paths machine i names, skipping empty ones.
@@ -32,7 +33,7 @@ func (m *Machine) files(mp string) []fileRef {
 	var refs []fileRef
 	add := func(field, path string) {
 		if path != "" {
-			refs = append(refs, fileRef{mp + "." + field, path})
+			refs = append(refs, fileRef{mp + "." + field, path, false})
 		}
 	}
 	if m.Netns != nil {
@@ -51,8 +52,14 @@ func (m *Machine) files(mp string) []fileRef {
 			add("libvirt.libvirt_type.kernel.initrd", k.Initrd)
 		}
 	}
-	if m.Docker != nil {
-		add("docker.setup_script", m.Docker.SetupScript)
+	if d := m.Docker; d != nil {
+		add("docker.setup_script", d.SetupScript)
+		add("docker.env_file", d.EnvFile)
+		for j, v := range d.Volumes {
+			if v.Source != "" {
+				refs = append(refs, fileRef{fmt.Sprintf("%s.docker.volumes[%d].source", mp, j), v.Source, true})
+			}
+		}
 	}
 	return refs
 }
@@ -75,7 +82,7 @@ func (c *Config) resolveFiles(projectDir string) (map[string]string, []Problem, 
 	ps := problems{c: c}
 	for i := range c.Machines {
 		for _, ref := range c.Machines[i].files(fmt.Sprintf("machines[%d]", i)) {
-			real, msg := projectFile(root, realRoot, ref.path)
+			real, msg := projectFile(root, realRoot, ref.path, ref.dirOK)
 			if msg != "" {
 				ps.addf(ref.field, "%s %s", ref.path, msg)
 				continue
@@ -88,7 +95,7 @@ func (c *Config) resolveFiles(projectDir string) (map[string]string, []Problem, 
 
 // projectFile resolves path (relative to root, or absolute) to a regular file
 // inside the project, or says why it cannot.
-func projectFile(root, realRoot, path string) (string, string) {
+func projectFile(root, realRoot, path string, dirOK bool) (string, string) {
 	if strings.ContainsRune(path, 0) {
 		return "", "is not a valid path"
 	}
@@ -113,6 +120,9 @@ func projectFile(root, realRoot, path string) (string, string) {
 	switch {
 	case err != nil:
 		return "", fmt.Sprintf("cannot be read: %v", err)
+	case dirOK && info.IsDir():
+	case !info.Mode().IsRegular() && dirOK:
+		return "", "is not a regular file or a folder"
 	case !info.Mode().IsRegular():
 		return "", "is not a regular file"
 	}

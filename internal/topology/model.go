@@ -107,10 +107,33 @@ type KernelBoot struct {
 	Cmdline string `yaml:"cmdline"`
 }
 
-// DockerSection configures a container.
+// DockerSection configures a container (see docker.go for its checks).
 type DockerSection struct {
-	Image       string `yaml:"image"`
-	SetupScript string `yaml:"setup_script"`
+	Image string `yaml:"image"`
+	// Command and Entrypoint replace the image's; an Entrypoint written as
+	// [] clears the image's entrypoint.
+	Command     []string          `yaml:"command"`
+	Entrypoint  []string          `yaml:"entrypoint"`
+	Environment map[string]string `yaml:"environment"`
+	// EnvFile is a project file of KEY=value lines; Environment wins.
+	EnvFile    string         `yaml:"env_file"`
+	Volumes    []DockerVolume `yaml:"volumes"`
+	Privileged bool           `yaml:"privileged"`
+	User       string         `yaml:"user"`
+	// Device lists host devices: /dev/x, or /dev/x:/dev/y[:rwm].
+	Device      []string `yaml:"device"`
+	SetupScript string   `yaml:"setup_script"`
+	// Pull lets up pull an image the daemon lacks; by default nothing is
+	// pulled.
+	Pull bool `yaml:"pull"`
+}
+
+// DockerVolume bind-mounts Source, a file or folder inside the project
+// folder, at Target inside the container.
+type DockerVolume struct {
+	Source   string `yaml:"source"`
+	Target   string `yaml:"target"`
+	ReadOnly bool   `yaml:"read_only"`
 }
 
 // Scaling turns one definition into Count clones <name>-1 … <name>-Count.

@@ -256,7 +256,7 @@ func (c *Config) resolveKind(g *Guest, m *Machine, mp string, env resolveEnv) {
 			g.SetupScript = file("netns.setup_script", m.Netns.SetupScript)
 		}
 	case KindDocker:
-		g.Docker = &DockerSpec{Container: ContainerName(env.deployment, g.Name), Image: m.Docker.Image}
+		g.Docker = resolveDocker(m.Docker, ContainerName(env.deployment, g.Name), mp, file)
 		g.SetupScript = file("docker.setup_script", m.Docker.SetupScript)
 	case KindLibvirt:
 		l := m.Libvirt

@@ -150,8 +150,36 @@ type LibvirtSpec struct {
 	Cmdline string `json:"cmdline,omitempty"`
 }
 
-// DockerSpec holds what the docker driver needs.
+// DockerSpec holds what the docker driver needs. Every path is absolute,
+// symlink-free and inside the project folder.
 type DockerSpec struct {
 	Container string `json:"container"`
 	Image     string `json:"image"`
+	// Pull: an image the daemon lacks may be pulled at up.
+	Pull    bool     `json:"pull,omitempty"`
+	Command []string `json:"command,omitempty"`
+	// Entrypoint replaces the image's when set; ResetEntrypoint clears it
+	// (the YAML said entrypoint: []).
+	Entrypoint      []string          `json:"entrypoint,omitempty"`
+	ResetEntrypoint bool              `json:"reset_entrypoint,omitempty"`
+	Environment     map[string]string `json:"environment,omitempty"`
+	EnvFile         string            `json:"env_file,omitempty"`
+	Volumes         []VolumeSpec      `json:"volumes,omitempty"`
+	Privileged      bool              `json:"privileged,omitempty"`
+	User            string            `json:"user,omitempty"`
+	Devices         []DeviceSpec      `json:"devices,omitempty"`
+}
+
+// VolumeSpec is one bind mount of a project file or folder.
+type VolumeSpec struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// DeviceSpec is one host device given to a container.
+type DeviceSpec struct {
+	Host        string `json:"host"`
+	Container   string `json:"container"`
+	Permissions string `json:"permissions"` // of r, w, m
 }

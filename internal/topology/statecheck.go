@@ -113,6 +113,17 @@ func guestFiles(g Guest) []string {
 		}
 	}
 	add(g.SetupScript)
+	if d := g.Docker; d != nil {
+		add(d.EnvFile)
+		for _, v := range d.Volumes {
+			// A volume with an empty source would mount nothing the state
+			// can vouch for: report it as outside.
+			if v.Source == "" {
+				out = append(out, "(empty volume source)")
+			}
+			add(v.Source)
+		}
+	}
 	if l := g.Libvirt; l != nil {
 		for _, p := range []string{l.DiskPath, l.ISOPath, l.Kernel, l.Initrd} {
 			add(p)

@@ -107,8 +107,8 @@ func (c *Config) checkMachine(ps *problems, i int, subnets map[string]netip.Pref
 	if m.Libvirt != nil {
 		c.checkLibvirt(ps, mp+".libvirt", m)
 	}
-	if m.Docker != nil && m.Docker.Image == "" {
-		ps.addf(mp+".docker.image", "is required")
+	if m.Docker != nil {
+		checkDocker(ps, mp+".docker", m.Docker)
 	}
 	if s := m.Scaling; s != nil {
 		switch {

@@ -12,14 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/actlog"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/testbedos/testbedos/internal/guest"
@@ -87,7 +85,7 @@ func inventory(ns string, g *topology.Guest) (mounted bool, veths []string, err 
 		return false, nil, err
 	}
 	for _, ifc := range g.Interfaces {
-		idx, err := vethIndex(ifc.HostName)
+		idx, err := netplumb.VethIndex(ifc.HostName)
 		if err != nil {
 			return false, nil, err
 		}
@@ -96,47 +94,6 @@ func inventory(ns string, g *topology.Guest) (mounted bool, veths []string, err 
 		}
 	}
 	return mounted, veths, nil
-}
-
-// plannedIface is an interface with its settings parsed.
-type plannedIface struct {
-	topology.Interface
-	bridgeIndex int
-	mac         net.HardwareAddr
-	addr        *netlink.Addr // nil: no address
-	gateway     net.IP        // nil: no default route
-}
-
-func plan(g *topology.Guest) ([]plannedIface, error) {
-	out := make([]plannedIface, 0, len(g.Interfaces))
-	for _, ifc := range g.Interfaces {
-		p := plannedIface{Interface: ifc}
-		if ifc.HostName == "" || ifc.Name == "" || ifc.Bridge == "" {
-			return nil, fmt.Errorf("interface %+v: host name, name and bridge are required", ifc)
-		}
-		br, err := netlink.LinkByName(ifc.Bridge)
-		if err != nil {
-			return nil, fmt.Errorf("interface %s: bridge %s of switch %s: %w", ifc.Name, ifc.Bridge, ifc.Switch, err)
-		}
-		p.bridgeIndex = br.Attrs().Index
-		if ifc.MAC != "" {
-			if p.mac, err = net.ParseMAC(ifc.MAC); err != nil {
-				return nil, fmt.Errorf("interface %s: %w", ifc.Name, err)
-			}
-		}
-		if ifc.Address != "" {
-			if p.addr, err = netlink.ParseAddr(ifc.Address); err != nil {
-				return nil, fmt.Errorf("interface %s: address: %w", ifc.Name, err)
-			}
-		}
-		if ifc.Gateway != "" {
-			if p.gateway = net.ParseIP(ifc.Gateway); p.gateway == nil {
-				return nil, fmt.Errorf("interface %s: gateway %q is not an IP address", ifc.Name, ifc.Gateway)
-			}
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // Create makes the namespace and its interfaces; a guest it returns without
@@ -162,7 +119,7 @@ func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) 
 	if err != nil {
 		return err
 	}
-	ifaces, err := plan(g)
+	ifaces, err := netplumb.PlanGuestIfaces(g.Interfaces)
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
@@ -203,59 +160,11 @@ func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) 
 		}
 	}()
 
-	routed := false
-	for _, ifc := range ifaces {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		created, err := addInterface(h, nsfd, ifc, !routed)
-		if created {
-			made = append(made, ifc.HostName)
-		}
-		if err != nil {
-			return fmt.Errorf("guest %s: %w", g.Name, err)
-		}
-		routed = routed || ifc.gateway != nil
+	made, err = netplumb.AttachGuest(h, nsfd, ifaces, ctx.Err)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	return nil
-}
-
-// addInterface creates the veth pair of one interface, the host end on its
-// bridge and up, the guest end directly inside the namespace, and configures
-// the guest end. withRoute allows a default route (only the first gateway
-// of a guest becomes one). created tells whether the pair exists, also on
-// error.
-func addInterface(h *netlink.Handle, nsfd int, ifc plannedIface, withRoute bool) (created bool, err error) {
-	err = addVeth(vethSpec{
-		host:        ifc.HostName,
-		bridgeIndex: ifc.bridgeIndex,
-		guest:       ifc.Name,
-		guestMAC:    ifc.mac,
-		guestNS:     nsfd,
-		mtu:         ifc.MTU,
-	})
-	if err != nil {
-		return false, fmt.Errorf("veth %s (%s in guest) on %s: %w", ifc.HostName, ifc.Name, ifc.Bridge, err)
-	}
-	link, err := h.LinkByName(ifc.Name)
-	if err != nil {
-		return true, fmt.Errorf("find %s in guest: %w", ifc.Name, err)
-	}
-	if ifc.addr != nil {
-		if err := h.AddrAdd(link, ifc.addr); err != nil {
-			return true, fmt.Errorf("address %s on %s: %w", ifc.Address, ifc.Name, err)
-		}
-	}
-	if err := h.LinkSetUp(link); err != nil {
-		return true, fmt.Errorf("set %s up: %w", ifc.Name, err)
-	}
-	if ifc.gateway != nil && withRoute {
-		route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: ifc.gateway}
-		if err := h.RouteAdd(route); err != nil {
-			return true, fmt.Errorf("default route via %s on %s: %w", ifc.Gateway, ifc.Name, err)
-		}
-	}
-	return true, nil
+	return err
 }
 
 // Destroy kills the processes left in the guest, removes its namespace and
@@ -373,7 +282,7 @@ func (d *Driver) deleteVeths(names []string) (*vethDeletion, error) {
 		del     vethDeletion
 	)
 	for _, n := range names {
-		idx, err := vethIndex(n)
+		idx, err := netplumb.VethIndex(n)
 		if err != nil {
 			return nil, err
 		}
@@ -429,31 +338,13 @@ func (v *vethDeletion) wait(ctx context.Context, ns string, timeout time.Duratio
 	log.Printf("netns %s: host ends %v not deleted in a batch (%v); deleting them one by one", ns, v.present, werr)
 	var errs []error
 	for _, n := range v.present {
-		idx, err := vethIndex(n)
+		idx, err := netplumb.VethIndex(n)
 		if err == nil && idx > 0 {
 			err = netplumb.DeleteLink(n)
 		}
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// vethIndex returns the index of the veth called name, or 0 when there is
-// none. Links of other kinds are not ours even when the name matches, and
-// are never deleted.
-func vethIndex(name string) (int, error) {
-	link, err := netlink.LinkByName(name)
-	var nf netlink.LinkNotFoundError
-	if errors.As(err, &nf) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("look up %s: %w", name, err)
-	}
-	if link.Type() != "veth" {
-		return 0, nil
-	}
-	return link.Attrs().Index, nil
 }
 
 func (d *Driver) ensureRunDir() error {

@@ -1,0 +1,343 @@
+// Package docker is the docker guest kind: a container made through the
+// Docker Engine API (the Go client, never the docker command) with no
+// network of Docker's own. Its interfaces are veth pairs on our bridges,
+// made by netplumb inside the container's network namespace exactly as for a
+// netns guest.
+//
+// The container is named as the state says (tbos.<deployment>.<guest>) and
+// found by that name; its labels record the deployment and guest for people
+// looking at docker ps, and are never used to decide what to delete.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/testbedos/testbedos/internal/actlog"
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// Labels set on every container.
+const (
+	LabelDeployment = "org.testbedos.deployment"
+	LabelGuest      = "org.testbedos.guest"
+)
+
+// ErrNoImage: the daemon has not got the guest's image (and the YAML does
+// not allow pulling it).
+var ErrNoImage = errors.New("image not found")
+
+// ErrDaemon: dockerd cannot be reached.
+var ErrDaemon = errors.New("dockerd is not reachable")
+
+// Options tune the driver; the zero value talks to the daemon DOCKER_HOST
+// names, or the default socket.
+type Options struct {
+	// Host is dockerd's address (unix:///var/run/docker.sock); "" takes
+	// DOCKER_HOST or the default.
+	Host string
+}
+
+// Driver implements guest.Driver, guest.Execer and guest.Consoler for docker
+// guests.
+type Driver struct {
+	cli   *client.Client
+	links *netplumb.LinkWatcher
+}
+
+var (
+	_ guest.Driver   = (*Driver)(nil)
+	_ guest.Execer   = (*Driver)(nil)
+	_ guest.Consoler = (*Driver)(nil)
+)
+
+// New returns a docker driver. It does not contact the daemon: a host
+// without dockerd still starts, and its docker guests fail naming it.
+func New(opts Options) (*Driver, error) {
+	o := []client.Opt{client.FromEnv}
+	if opts.Host != "" {
+		o = append(o, client.WithHost(opts.Host))
+	}
+	cli, err := client.New(o...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &Driver{cli: cli, links: netplumb.NewLinkWatcher()}, nil
+}
+
+// Close releases the client's connections.
+func (d *Driver) Close() error { return d.cli.Close() }
+
+// Kind is "docker".
+func (d *Driver) Kind() string { return topology.KindDocker }
+
+// Capabilities implements guest.Driver: containers run commands and have a
+// shell as their console.
+func (d *Driver) Capabilities() guest.Capabilities {
+	return guest.Capabilities{Exec: true, Console: true}
+}
+
+// daemonErr makes a failure to reach dockerd say so.
+func (d *Driver) daemonErr(err error) error {
+	if client.IsErrConnectionFailed(err) {
+		return fmt.Errorf("%w at %s (is it running?): %w", ErrDaemon, d.cli.DaemonHost(), err)
+	}
+	return err
+}
+
+func spec(g *topology.Guest) (*topology.DockerSpec, error) {
+	if g.Docker == nil || g.Docker.Container == "" {
+		return nil, fmt.Errorf("guest %s: no docker container in the state", g.Name)
+	}
+	return g.Docker, nil
+}
+
+// inspect returns the container, or ok false when there is none.
+func (d *Driver) inspect(ctx context.Context, name string) (c container.InspectResponse, ok bool, err error) {
+	res, err := d.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return c, false, nil
+	case err != nil:
+		return c, false, fmt.Errorf("inspect container %s: %w", name, d.daemonErr(err))
+	}
+	return res.Container, true, nil
+}
+
+// Exists reports whether the guest is complete: its container runs and
+// every host-side veth is there.
+func (d *Driver) Exists(ctx context.Context, dep guest.Deployment, g *topology.Guest) (bool, error) {
+	s, err := spec(g)
+	if err != nil {
+		return false, err
+	}
+	c, ok, err := d.inspect(ctx, s.Container)
+	if err != nil || !ok || c.State == nil || !c.State.Running {
+		return false, err
+	}
+	veths, err := presentVeths(g)
+	return len(veths) == len(g.Interfaces), err
+}
+
+func presentVeths(g *topology.Guest) ([]string, error) {
+	var out []string
+	for _, ifc := range g.Interfaces {
+		idx, err := netplumb.VethIndex(ifc.HostName)
+		if err != nil {
+			return nil, err
+		}
+		if idx > 0 {
+			out = append(out, ifc.HostName)
+		}
+	}
+	return out, nil
+}
+
+// Create makes the container, starts it and gives it its interfaces. A
+// complete guest already there is left as it is (created false); remnants
+// of an interrupted run (a container that is not running, missing veths)
+// are removed first. On error nothing of what it made is left.
+func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
+	s, err := spec(g)
+	if err != nil {
+		return false, err
+	}
+	if ok, err := d.Exists(ctx, dep, g); err != nil || ok {
+		return false, err
+	}
+	ifaces, err := netplumb.PlanGuestIfaces(g.Interfaces)
+	if err != nil {
+		return false, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	if err := d.teardown(ctx, g, s, log, true); err != nil {
+		return false, fmt.Errorf("guest %s: remove remnants: %w", g.Name, err)
+	}
+	if err := d.ensureImage(ctx, s, log); err != nil {
+		return false, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	cfg, host, err := containerConfig(ctx, dep, g, s)
+	if err != nil {
+		return false, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	_, err = d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.Container, Config: cfg, HostConfig: host})
+	if err != nil {
+		err = fmt.Errorf("guest %s: create container %s: %w", g.Name, s.Container, d.daemonErr(err))
+	} else {
+		err = d.start(ctx, g, s, ifaces)
+	}
+	if err != nil {
+		// Also after a failed create: a cancelled request may still have
+		// made the container. Only our name is removed, never another.
+		if terr := d.teardown(context.WithoutCancel(ctx), g, s, log, false); terr != nil {
+			err = errors.Join(err, fmt.Errorf("undo: %w", terr))
+		}
+		return false, err
+	}
+	log.Printf("docker %s: container %s (%s) up with %d interfaces", g.Name, s.Container, s.Image, len(ifaces))
+	return true, nil
+}
+
+// start starts the created container and plugs its interfaces in.
+func (d *Driver) start(ctx context.Context, g *topology.Guest, s *topology.DockerSpec, ifaces []netplumb.GuestIface) error {
+	if _, err := d.cli.ContainerStart(ctx, s.Container, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("guest %s: start container %s: %w", g.Name, s.Container, d.daemonErr(err))
+	}
+	if len(ifaces) == 0 {
+		return nil
+	}
+	pid, err := d.pid(ctx, s.Container)
+	if err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	nsfd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		// Most likely the command exited in the meantime: say so.
+		if _, perr := d.pid(ctx, s.Container); perr != nil {
+			err = perr
+		}
+		return fmt.Errorf("guest %s: network namespace of container %s: %w", g.Name, s.Container, err)
+	}
+	defer unix.Close(nsfd)
+	h, err := netlink.NewHandleAt(netns.NsHandle(nsfd))
+	if err != nil {
+		return fmt.Errorf("guest %s: netlink in container %s: %w", g.Name, s.Container, err)
+	}
+	defer h.Close()
+	if _, err := netplumb.AttachGuest(h, nsfd, ifaces, ctx.Err); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	// A command that exited while the interfaces went in leaves a
+	// container that is not there in any useful sense.
+	if _, err := d.pid(ctx, s.Container); err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	return nil
+}
+
+// pid is the host PID of the container's first process, which must run.
+func (d *Driver) pid(ctx context.Context, name string) (int, error) {
+	c, ok, err := d.inspect(ctx, name)
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		return 0, fmt.Errorf("container %s vanished after start", name)
+	case c.State == nil || !c.State.Running || c.State.Pid <= 0:
+		code := 0
+		if c.State != nil {
+			code = c.State.ExitCode
+		}
+		return 0, fmt.Errorf("container %s is not running right after start (exit code %d): its command must keep running, e.g. command: [sleep, infinity]", name, code)
+	}
+	return c.State.Pid, nil
+}
+
+// ensureImage checks the daemon has the image, pulling it only when the
+// YAML says pull: true.
+func (d *Driver) ensureImage(ctx context.Context, s *topology.DockerSpec, log actlog.Log) error {
+	_, err := d.cli.ImageInspect(ctx, s.Image)
+	switch {
+	case err == nil:
+		return nil
+	case !cerrdefs.IsNotFound(err):
+		return fmt.Errorf("image %s: %w", s.Image, d.daemonErr(err))
+	case !s.Pull:
+		return fmt.Errorf("image %s not found on this host's dockerd; build or load it, or set pull: true: %w", s.Image, ErrNoImage)
+	}
+	log.Printf("docker: pulling image %s (pull: true)", s.Image)
+	resp, err := d.cli.ImagePull(ctx, s.Image, client.ImagePullOptions{})
+	if err != nil {
+		return fmt.Errorf("pull image %s: %w", s.Image, d.daemonErr(err))
+	}
+	defer resp.Close()
+	if err := resp.Wait(ctx); err != nil {
+		return fmt.Errorf("pull image %s: %w", s.Image, err)
+	}
+	return nil
+}
+
+// Destroy removes the guest's veths and its container. A guest that does
+// not exist, or exists only in part, is fine.
+func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
+	s, err := spec(g)
+	if err != nil {
+		return err
+	}
+	if err := d.teardown(ctx, g, s, log, false); err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	return nil
+}
+
+// vethTimeout bounds how long teardown waits for the kernel to remove a
+// removed container's veths with its namespace before it deletes them
+// itself, one by one (which costs about 30 ms each).
+const vethTimeout = 5 * time.Second
+
+// teardown removes the container, by name, and returns once the host ends
+// of its veths are gone: the kernel removes them with the container's
+// namespace; those still there after vethTimeout, or of a guest without a
+// container, are deleted.
+func (d *Driver) teardown(ctx context.Context, g *topology.Guest, s *topology.DockerSpec, log actlog.Log, remnants bool) error {
+	veths, err := presentVeths(g)
+	if err != nil {
+		return err
+	}
+	// Watch before removing, so no event is missed.
+	gone := d.links.Expect(veths...)
+	defer gone.Close()
+	var errs []error
+	_, err = d.cli.ContainerRemove(ctx, s.Container, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	waited := false
+	if err == nil && len(veths) > 0 {
+		wctx, cancel := context.WithTimeout(ctx, vethTimeout)
+		waited = gone.Wait(wctx) == nil
+		cancel()
+	}
+	if !waited {
+		// No container took them away (or not in time): ours to delete.
+		for _, v := range veths {
+			errs = append(errs, netplumb.DeleteLink(v))
+		}
+	}
+	switch {
+	case cerrdefs.IsNotFound(err):
+		if remnants && len(veths) > 0 {
+			log.Printf("docker %s: removed veths %s left by an earlier run", g.Name, strings.Join(veths, ", "))
+		}
+	case err != nil:
+		errs = append(errs, fmt.Errorf("remove container %s: %w", s.Container, d.daemonErr(err)))
+	case remnants:
+		log.Printf("docker %s: removed container %s left incomplete by an earlier run", g.Name, s.Container)
+	}
+	return errors.Join(errs...)
+}
+
+// sortedEnv turns a map into KEY=value lines, sorted for stable configs.
+func sortedEnv(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
