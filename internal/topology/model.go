@@ -123,11 +123,13 @@ type Scaling struct {
 type Network struct {
 	Switches map[string]SwitchSpec `yaml:"switches"`
 	OVN      *OVNNetwork           `yaml:"ovn"`
+	ACL      *ACLSection           `yaml:"acl"` // acl.go
 }
 
 // OVNNetwork is the original's spelling of the switches section.
 type OVNNetwork struct {
 	Switches map[string]SwitchSpec `yaml:"switches"`
+	ACL      *ACLSection           `yaml:"acl"` // acl.go
 }
 
 // SwitchSpec is one layer-2 switch.

@@ -200,6 +200,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		st.Guests = append(st.Guests, g)
 	}
 	spanSwitches(st)
+	c.resolveACL(&ps, st)
 	return st, ps.list
 }
 

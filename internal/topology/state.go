@@ -20,6 +20,8 @@ type State struct {
 	Hosts    []Host   `json:"hosts"`
 	Switches []Switch `json:"switches"`
 	Guests   []Guest  `json:"guests"`
+	// ACL is the switches' access control lists (acl.go); nil: none.
+	ACL *ACL `json:"acl,omitempty"`
 }
 
 // Host is a machine of the cluster that guests are placed on.

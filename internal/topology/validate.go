@@ -27,6 +27,7 @@ func (c *Config) check(ps *problems) {
 		ps.addf("network.ovn", "cannot be given together with network.switches: use one spelling")
 	}
 	subnets := c.checkSwitches(ps)
+	c.checkACL(ps, subnets)
 	// Checks over the clones run only once it is known there are not too
 	// many of them.
 	guests, ifaces := 0, 0
