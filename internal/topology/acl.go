@@ -202,3 +202,7 @@ func joinList(l []string) string {
 	}
 	return out
 }
+
+// ACLTableName is the nftables table (bridge family) of the deployment's
+// ACLs, the same on every host.
+func ACLTableName(deployment string) string { return Prefix(deployment) + "-acl" }
