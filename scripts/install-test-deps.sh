@@ -10,8 +10,9 @@ set -eu
 
 # iptables brings iptables-legacy for the firewall test. mtools and
 # dosfstools only check, in tests, the FAT cloud-init seeds the
-# libvirt driver writes itself.
-PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables"
+# libvirt driver writes itself. systemd brings systemd-analyze and passwd
+# groupadd, for the packaging test of setup.sh and the unit.
+PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables systemd passwd"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: must run as root" >&2
