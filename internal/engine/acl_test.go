@@ -84,11 +84,6 @@ network:
   switches:
     sw0: {subnet: 10.0.0.0/24}
 `, a, b, c)
-	type flow struct {
-		from, to string
-		tcp      int // a TCP port, or 0 for a ping
-		pass     bool
-	}
 	tests := []struct {
 		name  string
 		acl   string
@@ -117,69 +112,113 @@ network:
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			src := machines + tt.acl
-			if err := os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(src), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			d := api.Deployment{Name: fmt.Sprintf("acl%d-%s", i, prefix), ProjectLocation: dir}
-			t.Cleanup(func() { nettest.RemoveAll("tbos." + d.Name + ".") })
-			e := engine.New(engine.Options{Hosts: oneHost{host}, Records: &engine.MemoryRecords{}})
-			ctx := context.Background()
-			log := &guesttest.Log{}
-			if err := e.GenerateArtefacts(ctx, d, log); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = e.Down(context.Background(), d, &guesttest.Log{}) })
-			if err := e.Up(ctx, d, api.UpOptions{}, log); err != nil {
-				t.Fatalf("up: %v\n%s", err, log.Text())
-			}
-			if !strings.Contains(log.Text(), "acl: table bridge "+topology.ACLTableName(d.Name)+" created") {
-				t.Errorf("log has no acl line:\n%s", log.Text())
-			}
-			rec, _ := e.Deployed(ctx, d.Name)
-			if _, ok := rec.Hosts[host.name].ACLTables[topology.ACLTableName(d.Name)]; !ok {
-				t.Errorf("record has no ACL table: %+v", rec.Hosts[host.name])
-			}
-			ns := func(g string) string { return topology.NamespaceName(d.Name, g) }
-			for _, f := range tt.flows {
-				var err error
-				if f.tcp != 0 {
-					err = tcpConnect(ns(f.from), ns(guestAt(f.to)), f.to, f.tcp)
-				} else {
-					// Time for the first ARP when it should pass.
-					wait := time.Second
-					if f.pass {
-						wait = 3 * time.Second
-					}
-					err = nettest.Ping(ns(f.from), net.ParseIP(f.to), wait)
-				}
-				what := "ICMP"
-				if f.tcp != 0 {
-					what = fmt.Sprintf("TCP port %d", f.tcp)
-				}
-				switch {
-				case f.pass && err != nil:
-					t.Errorf("%s %s → %s should pass: %v", what, f.from, f.to, err)
-				case !f.pass && err == nil:
-					t.Errorf("%s %s → %s should be dropped, but got through", what, f.from, f.to)
-				}
-			}
-			if err := e.Down(ctx, d, log); err != nil {
-				t.Fatalf("down: %v\n%s", err, log.Text())
-			}
-			if left := bridgeTables(t, host.ns); len(left) > 0 {
-				t.Errorf("down left nftables tables %v", left)
-			}
-			if t.Failed() {
-				t.Logf("log:\n%s", log.Text())
-			}
+			runFlows(t, host, fmt.Sprintf("acl%d-%s", i, prefix), map[string]string{"kvm-compose.yaml": machines + tt.acl}, tt.flows)
 		})
 	}
 }
 
-func guestAt(ip string) string {
-	return map[string]string{"10.0.0.10": "a", "10.0.0.11": "b", "10.0.0.12": "c"}[ip]
+// TestSecurityLabExample deploys examples/security-lab and checks what its
+// README promises.
+func TestSecurityLabExample(t *testing.T) {
+	nettest.RequireRoot(t)
+	prefix := nettest.Prefix(t)
+	host := aclHost{newNSCluster(t, prefix, 1)[0]}
+	files := map[string]string{}
+	for _, f := range []string{"kvm-compose.yaml", "victim-setup.sh"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "examples", "security-lab", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = string(data)
+	}
+	const attacker, victim, monitor = "10.0.0.66", "10.0.0.20", "10.0.0.30"
+	runFlows(t, host, "sec-"+prefix, files, []flow{
+		{"monitor", victim, 0, true}, {"monitor", victim, 22, true}, {"monitor", attacker, 0, true},
+		{"attacker", victim, 80, true}, {"attacker", victim, 443, true},
+		{"attacker", victim, 0, false}, {"attacker", victim, 22, false},
+		{"attacker", monitor, 8080, false}, {"victim", attacker, 0, false}, {"victim", monitor, 8080, false},
+		// The stateless reply rule of allow-related, as the README says.
+		{"attacker", monitor, 0, true},
+	})
+}
+
+// flow is one exchange: a ping, or a TCP connection to a port.
+type flow struct {
+	from, to string
+	tcp      int // a TCP port, or 0 for a ping
+	pass     bool
+}
+
+// runFlows brings up a deployment of files on host, checks the flows, and
+// takes it down again, checking that no nftables table is left.
+func runFlows(t *testing.T, host aclHost, name string, files map[string]string, flows []flow) {
+	t.Helper()
+	dir := t.TempDir()
+	for f, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := api.Deployment{Name: name, ProjectLocation: dir}
+	t.Cleanup(func() { nettest.RemoveAll("tbos." + d.Name + ".") })
+	e := engine.New(engine.Options{Hosts: oneHost{host}, Records: &engine.MemoryRecords{}})
+	ctx := context.Background()
+	log := &guesttest.Log{}
+	if err := e.GenerateArtefacts(ctx, d, log); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Down(context.Background(), d, &guesttest.Log{}) })
+	if err := e.Up(ctx, d, api.UpOptions{}, log); err != nil {
+		t.Fatalf("up: %v\n%s", err, log.Text())
+	}
+	if !strings.Contains(log.Text(), "acl: table bridge "+topology.ACLTableName(d.Name)+" created") {
+		t.Errorf("log has no acl line:\n%s", log.Text())
+	}
+	rec, _ := e.Deployed(ctx, d.Name)
+	if _, ok := rec.Hosts[host.name].ACLTables[topology.ACLTableName(d.Name)]; !ok {
+		t.Errorf("record has no ACL table: %+v", rec.Hosts[host.name])
+	}
+	st, err := topology.ReadState(topology.StatePath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsOf := map[string]string{}
+	for _, g := range st.Guests {
+		nsOf[g.Name] = g.Netns.Namespace
+		nsOf[strings.Split(g.Interfaces[0].Address, "/")[0]] = g.Netns.Namespace
+	}
+	for _, f := range flows {
+		var err error
+		if f.tcp != 0 {
+			err = tcpConnect(nsOf[f.from], nsOf[f.to], f.to, f.tcp)
+		} else {
+			// Time for the first ARP when it should pass.
+			wait := time.Second
+			if f.pass {
+				wait = 3 * time.Second
+			}
+			err = nettest.Ping(nsOf[f.from], net.ParseIP(f.to), wait)
+		}
+		what := "ICMP"
+		if f.tcp != 0 {
+			what = fmt.Sprintf("TCP port %d", f.tcp)
+		}
+		switch {
+		case f.pass && err != nil:
+			t.Errorf("%s %s → %s should pass: %v", what, f.from, f.to, err)
+		case !f.pass && err == nil:
+			t.Errorf("%s %s → %s should be dropped, but got through", what, f.from, f.to)
+		}
+	}
+	if err := e.Down(ctx, d, log); err != nil {
+		t.Fatalf("down: %v\n%s", err, log.Text())
+	}
+	if left := bridgeTables(t, host.ns); len(left) > 0 {
+		t.Errorf("down left nftables tables %v", left)
+	}
+	if t.Failed() {
+		t.Logf("log:\n%s", log.Text())
+	}
 }
 
 // tcpConnect opens a listener on to:port and connects from the from
