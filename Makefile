@@ -15,7 +15,7 @@ PKGS      := ./...
 # Fuzz targets run briefly by `make test`: package:Target. The budget is a
 # count of executions, not a duration: Go 1.26's fuzz coordinator can fail a
 # time-bounded run at its deadline on a loaded machine (go.dev/issue/75804).
-FUZZ      := ./internal/topology:FuzzParse ./internal/api:FuzzActionRequest ./internal/store:FuzzCheckName ./internal/server:FuzzRequestBodies
+FUZZ      := ./internal/topology:FuzzParse ./internal/acl:FuzzCompile ./internal/api:FuzzActionRequest ./internal/store:FuzzCheckName ./internal/server:FuzzRequestBodies
 FUZZTIME  ?= 40000x
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/testbedos/testbedos/internal/server.Version=$(VERSION) \

@@ -13,8 +13,9 @@ set -eu
 # asks it whether it answers). mtools and
 # dosfstools only check, in tests, the FAT cloud-init seeds the
 # libvirt driver writes itself. chromium runs the GUI's browser tests
-# (headless, through chromedp).
-PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium"
+# (headless, through chromedp). systemd brings systemd-analyze and passwd
+# groupadd, for the packaging test of setup.sh and the unit.
+PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: must run as root" >&2

@@ -71,6 +71,8 @@ func Handler(opts Options) http.Handler {
 	route("DELETE /api/agent/firewall/{name}", s.removeBridge)
 	route("POST /api/agent/tunnels", s.ensureTunnel)
 	route("DELETE /api/agent/tunnels/{name}", s.deleteTunnel)
+	route("POST /api/agent/acl-tables", s.ensureACLTable)
+	route("DELETE /api/agent/acl-tables/{name}", s.deleteACLTable)
 	route("POST /api/agent/guests/{op}", s.guestCall)
 	route("POST /api/agent/snapshots/{op}", s.snapshotCall)
 	route("HEAD /api/agent/files/{sha256}", s.hasFile)

@@ -45,6 +45,8 @@ type HostRecord struct {
 	Tunnels map[string]TunnelRecord `json:"tunnels,omitempty"` // by link name
 	// Routers by namespace (routers) or table (external switches).
 	Routers map[string]RouterRecord `json:"routers,omitempty"`
+	// ACLTables are the deployment's nftables tables (acl.go), by name.
+	ACLTables map[string]ACLTableRecord `json:"acl_tables,omitempty"`
 }
 
 // TunnelRecord is the VXLAN link of a switch spanning hosts, on one host.
@@ -84,7 +86,7 @@ type GuestRecord struct {
 
 func (r *Record) empty() bool {
 	for _, h := range r.Hosts {
-		if len(h.Bridges) > 0 || len(h.Guests) > 0 || len(h.Tunnels) > 0 || len(h.Routers) > 0 {
+		if len(h.Bridges) > 0 || len(h.Guests) > 0 || len(h.Tunnels) > 0 || len(h.Routers) > 0 || len(h.ACLTables) > 0 {
 			return false
 		}
 	}
@@ -113,6 +115,9 @@ func (r *Record) host(name string) *HostRecord {
 	if h.Routers == nil {
 		h.Routers = map[string]RouterRecord{}
 	}
+	if h.ACLTables == nil {
+		h.ACLTables = map[string]ACLTableRecord{}
+	}
 	return h
 }
 
@@ -135,10 +140,10 @@ func (r *Record) counts() (guests, bridges int) {
 	return guests, bridges
 }
 
-// tunnels says how many tunnels the record holds.
+// tunnels says how many tunnels (and ACL tables) the record holds.
 func (r *Record) tunnels() (n int) {
 	for _, h := range r.Hosts {
-		n += len(h.Tunnels)
+		n += len(h.Tunnels) + len(h.ACLTables)
 	}
 	return n
 }

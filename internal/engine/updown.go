@@ -118,6 +118,7 @@ func (u *upRun) stages() []stage {
 	}
 	st = append(st, u.tunnelStage()...)
 	st = append(st, u.routerStage()...)
+	st = append(st, u.aclStage()...)
 	return append(st,
 		stage{name: "guests", prepare: u.planGuests, items: u.guestItems, done: u.led.save},
 		stage{name: "setup", items: u.scriptItems, noun: "setup script", collect: true, wrap: errScripts},
@@ -443,6 +444,7 @@ func (dr *downRun) stages() []stage {
 	led := dr.led
 	// Destroys batch their kernel work (netns), so many at once pay.
 	stages := []stage{{name: "guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: dr.e.opts.DestroyConcurrency, done: led.save}}
+	stages = append(stages, dr.aclStage()...)
 	stages = append(stages, dr.tunnelStage()...)
 	stages = append(stages, dr.routerStage()...)
 	return append(stages, stage{name: "network", prepare: dr.planBridges, items: dr.bridgeItems, collect: true, done: led.save})
@@ -459,7 +461,7 @@ func (e *Engine) CleanHost(ctx context.Context, d api.Deployment, host string, l
 	var has bool
 	led.view(func(r *Record) {
 		h, ok := r.Hosts[host]
-		has = ok && (len(h.Guests)+len(h.Bridges)+len(h.Tunnels) > 0)
+		has = ok && (len(h.Guests)+len(h.Bridges)+len(h.Tunnels)+len(h.ACLTables) > 0)
 	})
 	if !has {
 		return false, nil

@@ -45,3 +45,14 @@ func (h *Host) EnsureTunnel(ctx context.Context, spec VXLANSpec) (bool, error) {
 
 // DeleteTunnel removes the VXLAN link name; a missing one is fine.
 func (h *Host) DeleteTunnel(ctx context.Context, name string) error { return DeleteVXLAN(ctx, name) }
+
+// EnsureACLTable makes the deployment's ACL table on this host exactly
+// spec and reports whether it made it (EnsureACLTable).
+func (h *Host) EnsureACLTable(ctx context.Context, spec ACLTableSpec) (bool, error) {
+	return EnsureACLTable(ctx, spec)
+}
+
+// DeleteACLTable removes the ACL table name; a missing one is fine.
+func (h *Host) DeleteACLTable(ctx context.Context, name string) error {
+	return DeleteACLTable(ctx, name)
+}

@@ -195,6 +195,10 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string, line i
 	case reflect.Struct:
 		d.decodeStruct(n, v, path, line)
 	case reflect.Slice:
+		if n.Kind == yaml.MappingNode && oneForMany(v.Type()) {
+			// The original's spelling: one mapping for a list of one.
+			n = &yaml.Node{Kind: yaml.SequenceNode, Line: n.Line, Content: []*yaml.Node{n}}
+		}
 		if n.Kind != yaml.SequenceNode {
 			d.problem(line, path, "%s", notA(n, "a list"))
 			return
@@ -233,6 +237,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, line 
 	for _, kv := range d.pairs(n, path) {
 		key := kv.key.Value
 		i, ok := fields[key]
+		if msg, unsupported := unsupportedField(v.Type(), key); !ok && unsupported {
+			d.problem(kv.key.Line, joinPath(path, key), "%s", msg)
+			continue
+		}
 		if !ok {
 			d.problem(kv.key.Line, joinPath(path, key), "is not a known field (known: %s)", strings.Join(names, ", "))
 			continue

@@ -147,12 +147,14 @@ type Network struct {
 	Switches map[string]SwitchSpec `yaml:"switches"`
 	Routers  map[string]RouterSpec `yaml:"routers"`
 	OVN      *OVNNetwork           `yaml:"ovn"`
+	ACL      *ACLSection           `yaml:"acl"` // acl.go
 }
 
 // OVNNetwork is the original's spelling of the switches section.
 type OVNNetwork struct {
 	Switches map[string]SwitchSpec `yaml:"switches"`
 	Routers  map[string]RouterSpec `yaml:"routers"`
+	ACL      *ACLSection           `yaml:"acl"` // acl.go
 }
 
 // SwitchSpec is one layer-2 switch.

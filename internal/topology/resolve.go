@@ -205,6 +205,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 	}
 	spanSwitches(st)
 	c.resolveRouters(st, &ps)
+	c.resolveACL(&ps, st)
 	return st, ps.list
 }
 

@@ -22,6 +22,8 @@ type State struct {
 	Guests   []Guest  `json:"guests"`
 	// Routers run on the main host (routers.go).
 	Routers []Router `json:"routers,omitempty"`
+	// ACL is the switches' access control lists (acl.go); nil: none.
+	ACL *ACL `json:"acl,omitempty"`
 }
 
 // Host is a machine of the cluster that guests are placed on.

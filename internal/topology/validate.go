@@ -28,6 +28,7 @@ func (c *Config) check(ps *problems) {
 	}
 	subnets := c.checkSwitches(ps)
 	c.checkRouters(ps, subnets)
+	c.checkACL(ps, subnets)
 	// Checks over the clones run only once it is known there are not too
 	// many of them.
 	guests, ifaces := 0, 0
