@@ -84,10 +84,10 @@ func (d *Driver) Close() error { return d.cli.Close() }
 // Kind is "docker".
 func (d *Driver) Kind() string { return topology.KindDocker }
 
-// Capabilities implements guest.Driver: containers run commands and have a
-// shell as their console.
+// Capabilities implements guest.Driver: containers run commands, have a
+// shell as their console and report their resource use.
 func (d *Driver) Capabilities() guest.Capabilities {
-	return guest.Capabilities{Exec: true, Console: true}
+	return guest.Capabilities{Exec: true, Console: true, Stats: true}
 }
 
 // daemonErr makes a failure to reach dockerd say so.

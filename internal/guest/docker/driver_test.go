@@ -271,6 +271,16 @@ func TestDockerAndNetnsGuests(t *testing.T) {
 		t.Errorf("exec with stdin: code %d, %v, %q", code, err, out.String())
 	}
 
+	// Resource use as dockerd counts it: the exec'd busy loop ran in the
+	// container's cgroup.
+	l.exec("c1", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done")
+	if st, err := l.drv.Stats(ctx, l.dep, l.guest("c1")); err != nil || st.CPUSeconds <= 0 || st.MemoryBytes == 0 {
+		t.Errorf("Stats(c1) = %+v, %v; want CPU and memory above 0", st, err)
+	}
+	if p, err := l.drv.NetnsPath(ctx, l.guest("c1")); err != nil || !strings.HasPrefix(p, "/proc/") {
+		t.Errorf("NetnsPath(c1) = %q, %v", p, err)
+	}
+
 	// Up again is a no-op: every guest is there.
 	c1 := l.guest("c1")
 	if ok, err := l.drv.Exists(ctx, l.dep, c1); err != nil || !ok {
