@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -75,6 +76,10 @@ type GuestRecord struct {
 	// Pending: about to be made, or being made; down removes it all the
 	// same (Destroy is idempotent).
 	Pending bool `json:"pending,omitempty"`
+	// Impairments are the run-time settings of its interfaces (PUT
+	// …/interfaces/{iface}), by interface name; they replace
+	// kvm-compose.yaml's netem and are set again when up re-makes the guest.
+	Impairments map[string]api.Impairment `json:"impairments,omitempty"`
 }
 
 func (r *Record) empty() bool {
