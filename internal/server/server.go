@@ -58,6 +58,7 @@ type Server struct {
 	events  *events.Hub
 	runner  *actions.Runner
 	snaps   httpapi.Snapshots // nil when the executor cannot read snapshots
+	live    httpapi.Live      // nil when the executor cannot reach guests
 	metrics *metrics
 	handler http.Handler
 	started time.Time
@@ -180,6 +181,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.exec = exec
 	s.snaps, _ = exec.(httpapi.Snapshots)
+	s.live, _ = exec.(httpapi.Live)
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
 		Observe: s.metrics.observeAction, Events: s.events,
@@ -212,7 +214,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
-		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Hub: s.hub, Events: s.events, Logger: s.log,
+		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Live: s.live, Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status, Cluster: s.clusterAPI(),
 		StreamOpened: func() error {
 			if !s.streams.open() {

@@ -60,9 +60,11 @@ func New(opts Options) *Driver {
 // Kind is "netns".
 func (d *Driver) Kind() string { return topology.KindNetns }
 
-// Capabilities implements guest.Driver: netns guests have no optional
-// features.
-func (d *Driver) Capabilities() guest.Capabilities { return guest.Capabilities{} }
+// Capabilities implements guest.Driver: netns guests run commands and
+// have a console (a shell on a pty).
+func (d *Driver) Capabilities() guest.Capabilities {
+	return guest.Capabilities{Exec: true, Console: true}
+}
 
 // Exists reports whether the guest is complete: its namespace is mounted
 // and every host-side veth is there.
