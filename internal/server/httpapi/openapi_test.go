@@ -908,6 +908,8 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	crossOrigin.Set("Origin", "http://elsewhere.example")
 	c.do(t, tcp, call{method: "GET", path: stream, header: crossOrigin, want: 403})
 
+	liveExchanges(t, c, tb)
+
 	// Deletion.
 	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/lab?force=true", want: 204})
 	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/lab", want: 404})
@@ -922,18 +924,20 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 			if path == "/healthz" {
 				continue
 			}
-			p := strings.NewReplacer("{name}", "lab", "{uuid}", cancelled, "{guest}", "vm1", "{snapshot}", "s1").Replace(path)
+			p := strings.NewReplacer("{name}", "lab", "{uuid}", cancelled, "{guest}", "vm1", "{snapshot}", "s1", "{iface}", "eth0").Replace(path)
 			c.do(t, anon, call{method: method, path: p, header: wsHeaders(), want: 401, doc: docRejects})
 		}
 	}
 
 	realFaults(t, c, tb, good)
+	liveFaults(t, c, tb)
 
 	// A server assembled without a snapshot reader says so.
 	plain := startServerWith(t, false)
 	c.do(t, plain.tcp, call{method: "POST", path: "/api/deployments", body: jsonBody(api.NewDeployment{Name: "lab", ProjectLocation: good}), want: 201})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots", want: 503})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots/s1", want: 503})
+	liveUnavailable(t, c, plain)
 
 	for _, u := range c.unseen() {
 		t.Errorf("documented but never answered: %s", u)
