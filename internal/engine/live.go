@@ -302,5 +302,3 @@ func netemOf(imp api.Impairment) *topology.Netem {
 func linkImpairment(imp api.Impairment) netplumb.Impairment {
 	return netplumb.Impairment{DelayMS: imp.DelayMS, JitterMS: imp.JitterMS, LossPct: imp.LossPct, RateKbit: imp.RateKbit, CorruptPct: imp.CorruptPct}
 }
-
-

@@ -268,4 +268,3 @@ func liveUnavailable(t *testing.T, c *contract, plain *testbed) {
 		c.do(t, plain.tcp, x)
 	}
 }
-
