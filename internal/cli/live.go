@@ -43,7 +43,14 @@ status is the command's; 124 when --timeout killed it. Output is capped at
 			if secs < 1 || secs > api.MaxExecTimeoutS {
 				return fmt.Errorf("--timeout %s: give 1s to %ds", timeout, api.MaxExecTimeoutS)
 			}
-			res, err := c.Exec(cmd.Context(), name, args[0], api.ExecRequest{Command: args[1:], TimeoutS: secs})
+			argv := args[1:]
+			if argv[0] == "--" { // flags stop at GUEST, so "--" is kept
+				argv = argv[1:]
+			}
+			if len(argv) == 0 {
+				return errors.New("no command given: kvm-compose exec GUEST -- CMD [ARG…]")
+			}
+			res, err := c.Exec(cmd.Context(), name, args[0], api.ExecRequest{Command: argv, TimeoutS: secs})
 			if err != nil {
 				return explain(err, name)
 			}
@@ -54,7 +61,7 @@ status is the command's; 124 when --timeout killed it. Output is capped at
 			}
 			switch {
 			case res.TimedOut:
-				return &exitError{code: exitTimedOut, msg: fmt.Sprintf("%s: killed after --timeout %ds", args[1], secs)}
+				return &exitError{code: exitTimedOut, msg: fmt.Sprintf("%s: killed after --timeout %ds", argv[0], secs)}
 			case res.ExitCode != 0:
 				return &exitError{code: res.ExitCode}
 			}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -212,9 +213,12 @@ func (e *Engine) SetImpairment(ctx context.Context, d api.Deployment, guestName,
 	if err != nil {
 		return api.InterfaceImpairment{}, err
 	}
+	var prev api.Impairment
+	var had bool
 	l.edit(func(r *Record) {
 		h := r.host(lg.g.Host)
 		gr := h.Guests[guestName]
+		prev, had = gr.Impairments[ifaceName]
 		if gr.Impairments == nil {
 			gr.Impairments = map[string]api.Impairment{}
 		}
@@ -226,7 +230,27 @@ func (e *Engine) SetImpairment(ctx context.Context, d api.Deployment, guestName,
 		return api.InterfaceImpairment{}, err
 	}
 	if err := ops.Impair(ctx, ifc.HostName, linkImpairment(imp), imp.Up); err != nil {
-		return api.InterfaceImpairment{}, fmt.Errorf("guest %s: %w", guestName, err)
+		err = fmt.Errorf("guest %s: %w", guestName, err)
+		// Not in force: the record says what is. The link may be half
+		// set (qdisc removed); setting the previous value back fixes it.
+		l.edit(func(r *Record) {
+			gr := r.host(lg.g.Host).Guests[guestName]
+			if had {
+				gr.Impairments[ifaceName] = prev
+			} else {
+				delete(gr.Impairments, ifaceName)
+			}
+			r.host(lg.g.Host).Guests[guestName] = gr
+		})
+		if serr := l.save(ctx); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		old, _ := effectiveImpairment(lg.rec, ifc) // lg.rec is from before
+		_ = ops.Impair(ctx, ifc.HostName, linkImpairment(old), old.Up)
+		if errors.Is(err, netplumb.ErrNoNetem) {
+			err = inCategory(ErrUnsupported, err)
+		}
+		return api.InterfaceImpairment{}, err
 	}
 	return api.InterfaceImpairment{Guest: guestName, Interface: ifaceName, HostLink: ifc.HostName, Impairment: imp, Source: "runtime"}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"sync"
@@ -40,7 +42,15 @@ func (d *Driver) Exec(ctx context.Context, dep guest.Deployment, g *topology.Gue
 		// waiting for ever once the command itself has exited.
 		c.WaitDelay = outputGrace
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
+		// As a shell has it: the command ran as far as it could.
+		writeTo(cmd.Stderr, "%s: command not found\n", cmd.Argv[0])
+		return 127, nil
+	case errors.Is(err, fs.ErrPermission):
+		writeTo(cmd.Stderr, "%s: permission denied\n", cmd.Argv[0])
+		return 126, nil
+	case err != nil:
 		return 0, fmt.Errorf("guest %s: start %s: %w", g.Name, cmd.Argv[0], err)
 	}
 	waited := make(chan error, 1)
@@ -118,6 +128,12 @@ func (t *ptyTerminal) Close() error {
 		err = t.File.Close()
 	})
 	return err
+}
+
+func writeTo(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format, args...)
+	}
 }
 
 // openGuestNetns opens the guest's namespace file.
