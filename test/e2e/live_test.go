@@ -267,4 +267,3 @@ func readUntil(t *testing.T, r io.Reader, want string) string {
 		return ""
 	}
 }
-
