@@ -111,6 +111,15 @@ func (lg *liveGuest) linkOps(what string) (LinkOps, error) {
 	return nil, inCategory(ErrNotOnClients, fmt.Errorf("%s of guest %s: host %s is a client host, and %s works on guests of the main only so far", what, lg.g.Name, lg.host.Name(), what))
 }
 
+// unsupported explains a driver without the feature: on a client host
+// (whose network is not this host's) the agent does not relay it yet.
+func (lg *liveGuest) unsupported(what string, err error) error {
+	if _, local := lg.host.Network().(LinkOps); !local {
+		return inCategory(ErrNotOnClients, fmt.Errorf("%s of guest %s: host %s is a client host, and %s works on guests of the main only so far", what, lg.g.Name, lg.host.Name(), what))
+	}
+	return fmt.Errorf("guest %s: %w", lg.g.Name, err)
+}
+
 // Exec runs a command in a guest of an up deployment (guest.Execer).
 func (e *Engine) Exec(ctx context.Context, d api.Deployment, guestName string, cmd guest.Command) (int, error) {
 	lg, err := e.liveGuest(ctx, d, guestName)
@@ -119,7 +128,7 @@ func (e *Engine) Exec(ctx context.Context, d api.Deployment, guestName string, c
 	}
 	x, err := guest.ExecerOf(lg.drv)
 	if err != nil {
-		return 0, fmt.Errorf("guest %s: %w", guestName, err)
+		return 0, lg.unsupported("exec", err)
 	}
 	return x.Exec(ctx, lg.gdep, &lg.g, cmd)
 }
@@ -132,7 +141,7 @@ func (e *Engine) Console(ctx context.Context, d api.Deployment, guestName string
 	}
 	c, err := guest.ConsolerOf(lg.drv)
 	if err != nil {
-		return nil, fmt.Errorf("guest %s: %w", guestName, err)
+		return nil, lg.unsupported("console", err)
 	}
 	return c.Console(ctx, lg.gdep, &lg.g)
 }
