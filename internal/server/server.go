@@ -92,6 +92,10 @@ type Server struct {
 	stopBackground context.CancelFunc
 	// prune deletes old orchestration logs once; tests replace it.
 	prune func(context.Context) (int, error)
+	// liveEnd ends consoles and captures at shutdown (they have no end of
+	// their own).
+	liveCtx context.Context
+	liveEnd context.CancelFunc
 }
 
 // New opens the data folder, recovers interrupted actions and builds the
@@ -182,6 +186,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.exec = exec
 	s.snaps, _ = exec.(httpapi.Snapshots)
 	s.live, _ = exec.(httpapi.Live)
+	s.liveCtx, s.liveEnd = context.WithCancel(context.Background())
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
 		Observe: s.metrics.observeAction, Events: s.events,
@@ -214,7 +219,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
-		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Live: s.live, Hub: s.hub, Events: s.events, Logger: s.log,
+		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Live: s.live, Stopping: s.liveCtx.Done(), Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status, Cluster: s.clusterAPI(),
 		StreamOpened: func() error {
 			if !s.streams.open() {
@@ -414,6 +419,9 @@ func (s *Server) Close(ctx context.Context) error {
 // the running actions, waiting until they are recorded as interrupted.
 func (s *Server) interrupt(ctx context.Context) error {
 	s.stopping.Store(true)
+	if s.liveEnd != nil {
+		s.liveEnd()
+	}
 	s.stopBackground()
 	if s.members != nil {
 		s.members.Close()

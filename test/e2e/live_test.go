@@ -141,7 +141,22 @@ func TestLiveImpairExecConsoleCapture(t *testing.T) {
 
 	// The record survives a restart; up --provision re-makes the guests
 	// and sets the run-time limit again.
+	// ...with a capture and a console open: they end with the server.
+	openCapture, err := s.c.Capture(ctx, name, "web", "eth0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer openCapture.Close()
+	openConsole, err := s.c.OpenConsole(ctx, name, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer openConsole.Close()
+	stopping := time.Now()
 	s.stop(t)
+	if took := time.Since(stopping); took > 15*time.Second {
+		t.Errorf("the server took %v to stop with a capture and a console open", took)
+	}
 	s.start(t)
 	imp, err = s.c.Impairment(ctx, name, "client", "eth0")
 	if err != nil || imp.RateKbit != 20 || imp.Source != "runtime" || !imp.Up {

@@ -41,6 +41,9 @@ type Deps struct {
 	// streams; StreamOpened's error refuses the stream (shutting down).
 	StreamOpened func() error
 	StreamClosed func()
+	// Stopping is closed when the server shuts down: consoles and captures
+	// end then.
+	Stopping <-chan struct{}
 }
 
 type handler func(w http.ResponseWriter, r *http.Request) error

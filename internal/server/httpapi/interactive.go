@@ -147,7 +147,7 @@ func consoleGuest(d Deps) handler {
 		}
 		// The terminal outlives the request's context only as long as the
 		// websocket does.
-		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+		ctx, cancel := untilStopping(context.WithoutCancel(r.Context()), d.Stopping)
 		defer cancel()
 		term, err := d.Live.Console(ctx, dep, guestName)
 		if err != nil {
@@ -174,11 +174,21 @@ func consoleGuest(d Deps) handler {
 					conn.Close(websocket.StatusNormalClosure, "the console ended")
 					return
 				}
+				if ctx.Err() != nil {
+					return
+				}
 			}
 		}()
 		for {
 			typ, data, err := conn.Read(ctx)
 			if err != nil {
+				if ctx.Err() != nil && d.Stopping != nil {
+					select {
+					case <-d.Stopping:
+						conn.Close(websocket.StatusGoingAway, "the server is shutting down")
+					default:
+					}
+				}
 				return nil
 			}
 			if typ == websocket.MessageText && len(data) > 0 && data[0] == '{' {
@@ -238,7 +248,9 @@ func captureGuest(d Deps) handler {
 		fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
 		// A capture runs as long as the client wants: no write deadline.
 		_ = fw.rc.SetWriteDeadline(time.Time{})
-		err = d.Live.Capture(r.Context(), dep, guestName, r.PathValue("iface"), filter, fw)
+		ctx, cancel := untilStopping(r.Context(), d.Stopping)
+		defer cancel()
+		err = d.Live.Capture(ctx, dep, guestName, r.PathValue("iface"), filter, fw)
 		if err != nil && !fw.started {
 			return err
 		}
@@ -247,6 +259,21 @@ func captureGuest(d Deps) handler {
 		}
 		return nil
 	}
+}
+
+// untilStopping is ctx, also cancelled when stop is closed.
+func untilStopping(ctx context.Context, stop <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	if stop != nil {
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, cancel
 }
 
 func getImpairment(d Deps) handler {
