@@ -6,6 +6,9 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -251,8 +254,41 @@ func TestLiveImpairExecConsoleCapture(t *testing.T) {
 		t.Error("the pings during the capture failed")
 	}
 
+	// The CLI writes the same into a file until Ctrl-C.
+	capFile := filepath.Join(t.TempDir(), "web.pcap")
+	capCLI := exec.Command(bins.cli, "--project-name", name, "capture", "web", "eth0", "-w", capFile, "--filter", "icmp and host 10.0.0.20")
+	capCLI.Dir, capCLI.Env = dir, append(s.env, "TESTBEDOS_SOCKET="+s.socket)
+	var capOut strings.Builder
+	capCLI.Stdout, capCLI.Stderr = &capOut, &capOut
+	if err := capCLI.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200 && fileSize(capFile) < 24; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	avgRTT(t, s, name)
+	for i := 0; i < 100 && fileSize(capFile) < 24+6*(16+98); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	capCLI.Process.Signal(os.Interrupt)
+	if err := capCLI.Wait(); err != nil {
+		t.Errorf("kvm-compose capture after Ctrl-C: %v\n%s", err, capOut.String())
+	}
+	data, _ := os.ReadFile(capFile)
+	if n := len(data); n < 24+6*(16+98) || binary.LittleEndian.Uint32(data) != 0xa1b2c3d4 {
+		t.Errorf("kvm-compose capture -w wrote %d bytes (%x…), want the header and 6 pings", n, data[:min(n, 24)])
+	}
+
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertNothingLeft(t, st)
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // readUntil reads r until want shows up (or 20 s pass).
