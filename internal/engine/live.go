@@ -328,6 +328,30 @@ func impairGuest(ctx context.Context, host Host, gr GuestRecord, g *topology.Gue
 	return strings.Join(done, ", "), nil
 }
 
+// resetImpairments sets every interface of a running guest back to what
+// kvm-compose.yaml says (its netem, or none, and the link up), whatever is
+// on the links now. It is for apply, which then drops the guest's recorded
+// run-time settings (GuestRecord.Impairments) in its ledger.
+func resetImpairments(ctx context.Context, host Host, g *topology.Guest) error {
+	ops, ok := host.Network().(LinkOps)
+	if !ok {
+		for i := range g.Interfaces {
+			if !g.Interfaces[i].Netem.IsZero() {
+				return inCategory(ErrNotOnClients, fmt.Errorf("guest %s: %s has netem, but host %s is a client host and netem works on guests of the main only so far", g.Name, g.Interfaces[i].Name, host.Name()))
+			}
+		}
+		return nil
+	}
+	for i := range g.Interfaces {
+		ifc := &g.Interfaces[i]
+		imp, _ := effectiveImpairment(GuestRecord{}, ifc)
+		if err := ops.Impair(ctx, ifc.HostName, linkImpairment(imp), true); err != nil {
+			return fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+	}
+	return nil
+}
+
 func netemOf(imp api.Impairment) *topology.Netem {
 	return &topology.Netem{DelayMS: imp.DelayMS, JitterMS: imp.JitterMS, LossPct: imp.LossPct, RateKbit: imp.RateKbit, CorruptPct: imp.CorruptPct}
 }

@@ -136,6 +136,16 @@ func TestLiveImpairments(t *testing.T) {
 		t.Errorf("provision lost the record: %v", rec)
 	}
 
+	// apply's reset: every link back to the YAML, up.
+	before = len(w.calls())
+	if err := resetImpairments(ctx, &LocalHost{HostName: "localhost", Net: w}, &st.Guests[1]); err != nil {
+		t.Fatal(err)
+	}
+	reset := w.calls()[before:]
+	if len(reset) != 2 || !strings.HasSuffix(reset[1], bLink+": {DelayMS:0 JitterMS:0 LossPct:0 RateKbit:0 CorruptPct:0} true") {
+		t.Errorf("reset: %v", reset)
+	}
+
 	// Capture goes to the host-side link.
 	var buf strings.Builder
 	if err := e.Capture(ctx, d, "b", "eth1", nil, &buf); err != nil || buf.String() != bLink {
