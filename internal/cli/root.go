@@ -124,6 +124,10 @@ action on the server; the exit status is the action's outcome.
 		a.eventsCommand(),
 		a.snapshotCommand(),
 		a.clusterCommand(),
+		a.execCommand(),
+		a.consoleCommand(),
+		a.netemCommand(),
+		a.captureCommand(),
 	)
 	return root
 }

@@ -55,6 +55,9 @@ type Engine struct {
 	opts Options
 	// vniMu makes choosing and recording VNIs one deployment at a time.
 	vniMu sync.Mutex
+	// impMu makes run-time impairment changes (record, then link) one at a
+	// time.
+	impMu sync.Mutex
 }
 
 // New returns an engine.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -82,6 +83,10 @@ type GuestRecord struct {
 	// Leases are the DHCP leases of its ip: dynamic interfaces: interface
 	// name → address (CIDR).
 	Leases map[string]string `json:"leases,omitempty"`
+	// Impairments are the run-time settings of its interfaces (PUT
+	// …/interfaces/{iface}), by interface name; they replace
+	// kvm-compose.yaml's netem and are set again when up re-makes the guest.
+	Impairments map[string]api.Impairment `json:"impairments,omitempty"`
 }
 
 func (r *Record) empty() bool {

@@ -362,7 +362,20 @@ func (u *upRun) guestItems() []item {
 				}
 				return fmt.Errorf("guest %s: %w", g.Name, err)
 			}
-			u.led.edit(func(r *Record) { r.host(host).Guests[g.Name] = GuestRecord{Guest: *g} })
+			var gr GuestRecord
+			u.led.edit(func(r *Record) {
+				gr = GuestRecord{Guest: *g, Impairments: r.host(host).Guests[g.Name].Impairments}
+				r.host(host).Guests[g.Name] = gr
+			})
+			if imps, err := impairGuest(ctx, pg.host, gr, g); err != nil {
+				if created {
+					_ = pg.drv.Destroy(context.WithoutCancel(ctx), pg.dep, g, u.log)
+					u.led.edit(func(r *Record) { delete(r.host(host).Guests, g.Name) })
+				}
+				return err
+			} else if imps != "" {
+				u.log.Printf("    guest %s: impaired %s", g.Name, imps)
+			}
 			if !created {
 				u.log.Printf("    guest %s: %s was there and is running again%s", g.Name, g.Kind, onHost(u.st, host))
 				return nil

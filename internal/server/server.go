@@ -63,6 +63,7 @@ type Server struct {
 	runner  *actions.Runner
 	snaps   httpapi.Snapshots // nil when the executor cannot read snapshots
 	plans   httpapi.Planner   // nil when the executor cannot plan
+	live    httpapi.Live      // nil when the executor cannot reach guests
 	metrics *metrics
 	handler http.Handler
 	started time.Time
@@ -105,6 +106,10 @@ type Server struct {
 	// lists a deployment's guests (nil when the executor cannot).
 	monitor *monitor.Monitor
 	guests  httpapi.Guests
+	// liveEnd ends consoles and captures at shutdown (they have no end of
+	// their own).
+	liveCtx context.Context
+	liveEnd context.CancelFunc
 }
 
 // New opens the data folder, recovers interrupted actions and builds the
@@ -206,6 +211,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if lister, ok := exec.(httpapi.Guests); ok {
 		s.guests = guestResources{list: lister, mon: s.monitor, hostName: s.host.Name}
 	}
+	s.live, _ = exec.(httpapi.Live)
+	s.liveCtx, s.liveEnd = context.WithCancel(context.Background())
 	s.runner = actions.NewRunner(actions.Options{
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
 		Observe: s.metrics.observeAction, Events: s.events,
@@ -256,7 +263,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, httpapi.Deps{
-		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Plans: s.plans, Hub: s.hub, Events: s.events, Logger: s.log,
+		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Plans: s.plans, Live: s.live, Stopping: s.liveCtx.Done(), Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status, Cluster: s.clusterAPI(), Guests: s.guests, Monitor: s.monitor,
 		StreamOpened: func() error {
 			if !s.streams.open() {
@@ -472,6 +479,9 @@ func (s *Server) Close(ctx context.Context) error {
 // the running actions, waiting until they are recorded as interrupted.
 func (s *Server) interrupt(ctx context.Context) error {
 	s.stopping.Store(true)
+	if s.liveEnd != nil {
+		s.liveEnd()
+	}
 	s.stopBackground()
 	if s.members != nil {
 		s.members.Close()

@@ -185,6 +185,14 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string, line i
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		var f float64
+		tag := n.ShortTag()
+		if n.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!float") || n.Decode(&f) != nil {
+			d.problem(line, path, "%s", notA(n, "a number"))
+			return
+		}
+		v.SetFloat(f)
 	case reflect.Bool:
 		var b bool
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {

@@ -173,6 +173,10 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 				HostName: HostIfName(env.deployment, in.name, j),
 				Gateway:  a.Gateway,
 			}
+			if !a.Netem.IsZero() {
+				n := *a.Netem
+				ifc.Netem = &n
+			}
 			if p := prefixes[a.Switch]; in.addrs[j].IsValid() && p.IsValid() {
 				ifc.Address = netip.PrefixFrom(in.addrs[j], p.Bits()).String()
 			}

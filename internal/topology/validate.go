@@ -237,6 +237,7 @@ func (c *Config) checkAttachment(ps *problems, np string, m *Machine, j int, sub
 			ps.addf(np+".mac", "cannot be given on a scaled machine: each clone gets a generated MAC")
 		}
 	}
+	checkNetem(ps, np, a.Netem)
 	if a.Gateway != "" {
 		gw, err := netip.ParseAddr(a.Gateway)
 		switch {

@@ -100,6 +100,7 @@ func TestKernelGuestLifecycle(t *testing.T) {
 		t.Errorf("cancelled script: %v", err)
 	}
 
+	testExecConsole(t, w, st, g)
 	testSnapshots(t, w, st, g)
 
 	if err := w.e.Down(ctx, w.d, w.log); err != nil {

@@ -62,9 +62,11 @@ func New(opts Options) *Driver {
 // Kind is "netns".
 func (d *Driver) Kind() string { return topology.KindNetns }
 
-// Capabilities implements guest.Driver: netns guests report stats (from
-// their cgroup).
-func (d *Driver) Capabilities() guest.Capabilities { return guest.Capabilities{Stats: true} }
+// Capabilities implements guest.Driver: netns guests run commands, have a
+// console (a shell on a pty) and report stats (from their cgroup).
+func (d *Driver) Capabilities() guest.Capabilities {
+	return guest.Capabilities{Exec: true, Console: true, Stats: true}
+}
 
 // Exists reports whether the guest is complete: its namespace is mounted
 // and every host-side veth is there.

@@ -27,7 +27,10 @@ type Deps struct {
 	Runner Runner
 	// Snapshots reads guests' snapshots; nil answers 503 on those routes.
 	Snapshots Snapshots
-	Hub       *logstream.Hub
+	// Live reaches the guests of up deployments (exec, console, capture,
+	// impairments); nil answers 503 on those routes.
+	Live Live
+	Hub  *logstream.Hub
 	// Events feeds GET /api/events.
 	Events *events.Hub
 	Status func() api.ServerStatus
@@ -46,6 +49,9 @@ type Deps struct {
 	Guests Guests
 	// Monitor serves the monitoring routes (monitor.go).
 	Monitor Monitor
+	// Stopping is closed when the server shuts down: consoles and captures
+	// end then.
+	Stopping <-chan struct{}
 }
 
 type handler func(w http.ResponseWriter, r *http.Request) error
@@ -96,6 +102,11 @@ func routes(d Deps) []route {
 		{"GET /api/deployments/{name}/guests", listGuests(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d)},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d)},
+		{"POST /api/deployments/{name}/guests/{guest}/exec", execGuest(d)},
+		{"GET /api/deployments/{name}/guests/{guest}/console", consoleGuest(d)},
+		{"GET /api/deployments/{name}/guests/{guest}/interfaces/{iface}", getImpairment(d)},
+		{"PUT /api/deployments/{name}/guests/{guest}/interfaces/{iface}", putImpairment(d)},
+		{"GET /api/deployments/{name}/guests/{guest}/interfaces/{iface}/capture", captureGuest(d)},
 		{"GET /api/logs/{uuid}", logEntry(d)},
 		{"GET /api/logs/{uuid}/text", logText(d)},
 		{"GET /api/logs/{uuid}/stream", logStream(d)},

@@ -936,6 +936,8 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	crossOrigin.Set("Origin", "http://elsewhere.example")
 	c.do(t, tcp, call{method: "GET", path: stream, header: crossOrigin, want: 403})
 
+	liveExchanges(t, c, tb)
+
 	// Deletion.
 	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/lab?force=true", want: 204})
 	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/lab", want: 404})
@@ -950,13 +952,14 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 			if path == "/healthz" {
 				continue
 			}
-			p := strings.NewReplacer("{name}", "lab", "{uuid}", cancelled, "{guest}", "vm1", "{snapshot}", "s1").Replace(path)
+			p := strings.NewReplacer("{name}", "lab", "{uuid}", cancelled, "{guest}", "vm1", "{snapshot}", "s1", "{iface}", "eth0").Replace(path)
 			c.do(t, anon, call{method: method, path: p, header: wsHeaders(), want: 401, doc: docRejects})
 		}
 	}
 
 	validateCalls(t, c, tcp)
 	realFaults(t, c, tb, good)
+	liveFaults(t, c, tb)
 
 	// A server assembled without a snapshot reader says so.
 	plain := startServerWith(t, false)
@@ -965,6 +968,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests/vm1/snapshots/s1", want: 503})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/plan", want: 503})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests", want: 503})
+	liveUnavailable(t, c, plain)
 
 	for _, u := range c.unseen() {
 		t.Errorf("documented but never answered: %s", u)

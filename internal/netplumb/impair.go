@@ -1,0 +1,149 @@
+package netplumb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Impairment is what a netem qdisc does to the packets leaving a link. The
+// zero value impairs nothing.
+type Impairment struct {
+	DelayMS    int
+	JitterMS   int
+	LossPct    float64
+	RateKbit   int
+	CorruptPct float64
+}
+
+// netemLimit is the netem queue's length in packets: enough for a delayed
+// fast link (10 000 packets of 1500 bytes are 120 Mbit, a second at
+// 100 Mbit/s) without holding unbounded memory.
+const netemLimit = 10000
+
+// ErrNoNetem: the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM, module
+// sch_netem), which delay, jitter, loss and corruption need; a rate alone
+// works without it.
+var ErrNoNetem = errors.New("the kernel has no netem qdisc (sch_netem)")
+
+// qdiscHandle is the handle of the root qdisc an impairment puts on a link.
+var qdiscHandle = netlink.MakeHandle(0x7e57, 0)
+
+// SetImpairment replaces the root qdisc of link name by one doing imp: a
+// netem qdisc (with its own rate limit) when imp delays, loses or corrupts
+// packets, a token bucket (tbf) when it only limits the rate. The zero
+// Impairment removes it (the link gets the kernel's default qdisc back).
+func SetImpairment(ctx context.Context, name string, imp Impairment) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("impair link %s: %w", name, err)
+	}
+	attrs := netlink.QdiscAttrs{LinkIndex: link.Attrs().Index, Handle: qdiscHandle, Parent: netlink.HANDLE_ROOT}
+	// Whatever is there goes first: a root qdisc of another kind cannot be
+	// changed into this one in place.
+	if err := removeRootQdisc(link); err != nil {
+		return fmt.Errorf("remove the impairment of link %s: %w", name, err)
+	}
+	if imp == (Impairment{}) {
+		return nil
+	}
+	rate := uint64(imp.RateKbit) * 1000 / 8 // the kernel counts bytes per second
+	var q netlink.Qdisc
+	if imp == (Impairment{RateKbit: imp.RateKbit}) {
+		q = tokenBucket(attrs, rate)
+	} else {
+		q = netlink.NewNetem(attrs, netlink.NetemQdiscAttrs{
+			Latency:     uint32(imp.DelayMS) * 1000,
+			Jitter:      uint32(imp.JitterMS) * 1000,
+			Loss:        float32(imp.LossPct),
+			CorruptProb: float32(imp.CorruptPct),
+			Rate64:      rate,
+			Limit:       netemLimit,
+		})
+	}
+	if err := netlink.QdiscAdd(q); err != nil {
+		if q.Type() == "netem" && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP)) {
+			return fmt.Errorf("impair link %s: %w: delay, jitter, loss and corruption need it (load sch_netem, or use a kernel built with CONFIG_NET_SCH_NETEM); a rate limit alone works without it", name, ErrNoNetem)
+		}
+		return fmt.Errorf("impair link %s: %w", name, err)
+	}
+	return nil
+}
+
+// tokenBucket is a tbf qdisc limiting the link to rate bytes per second,
+// with a burst of a few full frames (or 10 ms at the rate, if more) and a
+// queue of 100 ms at the rate (at least 64 KiB, at most 64 MiB).
+func tokenBucket(attrs netlink.QdiscAttrs, rate uint64) *netlink.Tbf {
+	burst := max(rate/100, 3*1514)
+	limit := min(max(rate/10, 64<<10), 64<<20)
+	return &netlink.Tbf{
+		QdiscAttrs: attrs,
+		Rate:       rate,
+		Buffer:     netlink.Xmittime(rate, uint32(burst)),
+		Limit:      uint32(limit + burst),
+	}
+}
+
+// removeRootQdisc deletes the root qdisc of link, if it is not the
+// kernel's default.
+func removeRootQdisc(link netlink.Link) error {
+	qs, err := netlink.QdiscList(link)
+	if err != nil {
+		return err
+	}
+	for _, q := range qs {
+		a := q.Attrs()
+		if a.Parent != netlink.HANDLE_ROOT || a.Handle == 0 {
+			continue
+		}
+		switch q.Type() {
+		case "netem", "tbf":
+			if err := netlink.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SetLinkUp sets link name administratively up or down. Taking one end of a
+// veth down takes the carrier of the other end with it.
+func SetLinkUp(ctx context.Context, name string, up bool) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("link %s: %w", name, err)
+	}
+	if up {
+		err = netlink.LinkSetUp(link)
+	} else {
+		err = netlink.LinkSetDown(link)
+	}
+	if err != nil {
+		return fmt.Errorf("set link %s %s: %w", name, map[bool]string{true: "up", false: "down"}[up], err)
+	}
+	return nil
+}
+
+// LinkUp reports whether link name is administratively up.
+func LinkUp(ctx context.Context, name string) (bool, error) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return false, fmt.Errorf("link %s: %w", name, err)
+	}
+	return link.Attrs().Flags&net.FlagUp != 0, nil
+}
+
+// Impair implements the engine's optional Impairer on this host's network.
+func (h *Host) Impair(ctx context.Context, link string, imp Impairment, up bool) error {
+	if err := SetImpairment(ctx, link, imp); err != nil {
+		return err
+	}
+	return SetLinkUp(ctx, link, up)
+}
+
+// LinkUp implements the engine's optional Impairer: whether the link is up.
+func (h *Host) LinkUp(ctx context.Context, link string) (bool, error) { return LinkUp(ctx, link) }
