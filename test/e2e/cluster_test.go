@@ -19,6 +19,7 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
 	"github.com/testbedos/testbedos/internal/cluster"
+	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
 	"github.com/testbedos/testbedos/internal/tlsid"
 )
@@ -49,6 +50,17 @@ func newTestNet(t testing.TB) *testNet {
 	ipRun(t, "link", "add", n.bridge, "type", "bridge")
 	ipRun(t, "addr", "add", n.mainIP()+"/24", "dev", n.bridge)
 	ipRun(t, "link", "set", n.bridge, "up")
+	// The hosts talk over this bridge (VXLAN between clients is forwarded
+	// by it): let it pass a FORWARD policy of DROP, which dockerd sets.
+	fw := netplumb.NewFirewall(nil)
+	if err := fw.AllowBridge(n.bridge); err != nil {
+		t.Fatalf("firewall: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := fw.RemoveBridge(n.bridge); err != nil {
+			t.Errorf("firewall: %v", err)
+		}
+	})
 	return n
 }
 
