@@ -20,12 +20,13 @@ const threadNetns = "/proc/thread-self/ns/net"
 // NetnsPath is the bind mount of the named namespace.
 func NetnsPath(name string) string { return filepath.Join(netnsDir, name) }
 
-// inThread runs enter and then fn on a goroutine locked to its OS thread and
-// puts the thread back into its own network namespace afterwards; a thread
-// that cannot go back is discarded by ending the goroutine still locked.
-// Sockets made in fn belong to the namespace fn ran in, wherever they are
-// used later.
-func inThread(enter, fn func() error) error {
+// OnThread runs enter and then fn on a goroutine locked to its OS thread and
+// puts the thread back into its own network namespace afterwards. enter
+// moves the thread into another namespace (setns, or unshare for a new
+// one), all or nothing. A thread that cannot go back is discarded by ending
+// the goroutine still locked. Sockets made in fn belong to the namespace fn
+// ran in, wherever they are used later.
+func OnThread(enter, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -54,7 +55,7 @@ func inThread(enter, fn func() error) error {
 
 // InNetns runs fn on a thread inside the namespace mounted at path.
 func InNetns(path string, fn func() error) error {
-	return inThread(func() error {
+	return OnThread(func() error {
 		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("open namespace %s: %w", path, err)
@@ -112,7 +113,7 @@ func createNetns(name string) (nsfd int, h *netlink.Handle, err error) {
 	}
 	f.Close()
 	nsfd, mounted := -1, false
-	err = inThread(func() error {
+	err = OnThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("new network namespace: %w", err)
 		}

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/testbedos/testbedos/internal/netplumb"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,42 +41,6 @@ func prepareRunDir() error {
 	return nil
 }
 
-// onGuestThread runs enter and then fn on a goroutine locked to its OS
-// thread, and afterwards puts the thread back into the network namespace it
-// started in. enter moves the thread into a guest's namespace (setns, or
-// unshare for a new one); fn then works there. The thread is handed back to
-// the Go scheduler only once it is in its original namespace again: if that
-// fails, the goroutine ends while still locked, which makes the runtime
-// destroy the thread.
-func onGuestThread(enter, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		host, err := unix.Open(threadNetns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open own network namespace: %w", err)
-			return
-		}
-		defer unix.Close(host)
-		if err := enter(); err != nil {
-			// enter failed before changing anything (setns and
-			// unshare are all or nothing), so the thread is clean.
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(host, unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return thread to the host network namespace: %w", err))
-			return // still locked: the runtime discards this thread
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 // createNetns makes a new network namespace, bind-mounts it at path and sets
 // its loopback up. It returns an open descriptor of the namespace and a
 // netlink handle whose sockets live inside it; the caller closes both.
@@ -87,7 +52,7 @@ func createNetns(path string) (nsfd int, h *netlink.Handle, err error) {
 	f.Close()
 	nsfd = -1
 	mounted := false
-	err = onGuestThread(
+	err = netplumb.OnThread(
 		func() error {
 			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 				return fmt.Errorf("new network namespace: %w", err)

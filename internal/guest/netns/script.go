@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/actlog"
+	"github.com/testbedos/testbedos/internal/netplumb"
 
 	"golang.org/x/sys/unix"
 
@@ -150,7 +151,7 @@ func startInNetns(nsfd int, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, er
 	}
 	var err error
 	for attempt := range 5 {
-		err = onGuestThread(enter, start)
+		err = netplumb.OnThread(enter, start)
 		switch {
 		case errors.Is(err, syscall.ENOEXEC) && argv[0] != "/bin/sh":
 			argv = append([]string{"/bin/sh"}, argv...)
