@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -24,7 +25,7 @@ import (
 // whether it did. A router whose namespace exists is taken as made: only
 // its DHCP servers are (re)started. On error nothing of it is left.
 func (h *Host) EnsureRouter(ctx context.Context, r topology.Router) (created bool, err error) {
-	mounted, err := netnsMounted(NetnsPath(r.Namespace))
+	mounted, err := NetnsMounted(NetnsPath(r.Namespace))
 	if err != nil {
 		return false, err
 	}
@@ -45,7 +46,7 @@ func (h *Host) EnsureRouter(ctx context.Context, r topology.Router) (created boo
 // ServeDHCP (re)starts the DHCP servers of an existing router, handing out
 // again the leases given (MAC → address) before a restart.
 func (h *Host) ServeDHCP(ctx context.Context, r topology.Router, leases map[string]string) error {
-	if mounted, err := netnsMounted(NetnsPath(r.Namespace)); err != nil || !mounted {
+	if mounted, err := NetnsMounted(NetnsPath(r.Namespace)); err != nil || !mounted {
 		return fmt.Errorf("router %s: namespace %s is not there (%v)", r.Name, r.Namespace, err)
 	}
 	return h.dhcp.serve(r, leases, h.fw.log)
@@ -61,7 +62,7 @@ func (h *Host) DeleteRouter(ctx context.Context, r topology.Router) error {
 			errs = append(errs, fmt.Errorf("port %s: %w", p.HostName, err))
 		}
 	}
-	if err := removeNetns(r.Namespace); err != nil {
+	if err := RemoveNetns(NetnsPath(r.Namespace)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -69,11 +70,11 @@ func (h *Host) DeleteRouter(ctx context.Context, r topology.Router) error {
 
 // HasRouter reports whether the router's namespace exists.
 func (h *Host) HasRouter(ctx context.Context, r topology.Router) (bool, error) {
-	return netnsMounted(NetnsPath(r.Namespace))
+	return NetnsMounted(NetnsPath(r.Namespace))
 }
 
 func makeRouter(ctx context.Context, r topology.Router) (err error) {
-	nsfd, nh, err := createNetns(r.Namespace)
+	nsfd, nh, err := createRouterNetns(r.Namespace)
 	if err != nil {
 		return fmt.Errorf("namespace %s: %w", r.Namespace, err)
 	}
@@ -84,7 +85,7 @@ func makeRouter(ctx context.Context, r topology.Router) (err error) {
 			for _, p := range r.Ports {
 				_ = deleteLink(p.HostName)
 			}
-			_ = removeNetns(r.Namespace)
+			_ = RemoveNetns(NetnsPath(r.Namespace))
 		}
 	}()
 	for _, p := range r.Ports {
@@ -186,4 +187,28 @@ func (h *Host) Lease(ctx context.Context, nsPath, ifname string) (addr, router s
 type lease struct {
 	addr   netip.Prefix
 	router netip.Addr
+}
+
+// createRouterNetns makes a router's named namespace with lo up and IP
+// forwarding on; it returns a descriptor of it and a netlink handle inside
+// it, which the caller closes.
+func createRouterNetns(name string) (nsfd int, h *netlink.Handle, err error) {
+	if err := PrepareNetnsDir(); err != nil {
+		return -1, nil, err
+	}
+	path := NetnsPath(name)
+	if nsfd, h, err = CreateNetns(path); err != nil {
+		return -1, nil, err
+	}
+	// /proc/sys/net is the namespace of the thread that opens it.
+	err = InNetns(path, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644)
+	})
+	if err != nil {
+		h.Close()
+		unix.Close(nsfd)
+		_ = RemoveNetns(path)
+		return -1, nil, fmt.Errorf("enable IP forwarding in %s: %w", name, err)
+	}
+	return nsfd, h, nil
 }

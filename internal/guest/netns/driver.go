@@ -82,7 +82,7 @@ func (d *Driver) Exists(ctx context.Context, dep guest.Deployment, g *topology.G
 // inventory looks at what of the guest exists: whether its namespace is
 // mounted, and which of its host-side veths are there.
 func inventory(ns string, g *topology.Guest) (mounted bool, veths []string, err error) {
-	mounted, err = netnsMounted(netnsPath(ns))
+	mounted, err = netplumb.NetnsMounted(netnsPath(ns))
 	if err != nil {
 		return false, nil, err
 	}
@@ -145,7 +145,7 @@ func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) 
 		return err
 	}
 
-	nsfd, h, err := createNetns(netnsPath(ns))
+	nsfd, h, err := netplumb.CreateNetns(netnsPath(ns))
 	if err != nil {
 		return fmt.Errorf("guest %s: namespace %s: %w", g.Name, ns, err)
 	}
@@ -230,13 +230,13 @@ func (d *Driver) teardown(ctx context.Context, ns string, hostVeths []string, lo
 // which keeps the kernel from freeing it until closed.
 func (d *Driver) removeNamespace(ctx context.Context, ns string, log actlog.Log) (nsfd int, err error) {
 	path := netnsPath(ns)
-	mounted, err := netnsMounted(path)
+	mounted, err := netplumb.NetnsMounted(path)
 	if err != nil {
 		return -1, err
 	}
 	if !mounted {
 		// At most a stale mount point of an interrupted earlier run.
-		return -1, removeNetns(path)
+		return -1, netplumb.RemoveNetns(path)
 	}
 	nsfd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -256,7 +256,7 @@ func (d *Driver) removeNamespace(ctx context.Context, ns string, log actlog.Log)
 	// Unmount first: from then on no process can join the namespace by
 	// name, so the processes found below are all there will be (plus
 	// their children, which the rescans catch).
-	if err := removeNetns(path); err != nil {
+	if err := netplumb.RemoveNetns(path); err != nil {
 		return -1, err
 	}
 	killed, err := d.procs.killMembers(ctx, id)
@@ -355,7 +355,7 @@ func (d *Driver) ensureRunDir() error {
 	if d.runDirReady {
 		return nil
 	}
-	if err := prepareRunDir(); err != nil {
+	if err := netplumb.PrepareNetnsDir(); err != nil {
 		return err
 	}
 	d.runDirReady = true

@@ -336,7 +336,7 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 		t.Fatal("Create succeeded with a taken host name")
 	}
 	t.Logf("Create: %v", err)
-	if mounted, _ := netnsMounted(netnsPath(g.Netns.Namespace)); mounted {
+	if mounted, _ := netplumb.NetnsMounted(netnsPath(g.Netns.Namespace)); mounted {
 		t.Errorf("namespace still mounted")
 	}
 	if ok, _ := netplumb.LinkExists(p.HostVeth(0)); ok {
@@ -357,7 +357,7 @@ func TestCreateClearsRemnants(t *testing.T) {
 	g := &st.Guests[0]
 	// A mounted namespace without its veth, as a crash after the mount
 	// would leave.
-	nsfd, h, err := createNetns(netnsPath(g.Netns.Namespace))
+	nsfd, h, err := netplumb.CreateNetns(netnsPath(g.Netns.Namespace))
 	if err != nil {
 		t.Fatal(err)
 	}
