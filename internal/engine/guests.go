@@ -40,7 +40,9 @@ func (e *Engine) Guests(ctx context.Context, d api.Deployment) ([]api.Guest, err
 		out[i] = api.Guest{Name: g.Name, Kind: g.Kind, Host: g.Host, Status: api.GuestAbsent, Interfaces: guestInterfaces(g)}
 		var recorded bool
 		if h := rec.Hosts[g.Host]; h != nil {
-			_, recorded = h.Guests[g.Name]
+			var gr GuestRecord
+			gr, recorded = h.Guests[g.Name]
+			withLeases(out[i].Interfaces, gr.Leases)
 		}
 		if !recorded {
 			continue
@@ -87,4 +89,14 @@ func guestInterfaces(g *topology.Guest) []api.GuestInterface {
 		out = append(out, api.GuestInterface{Name: ifc.Name, Switch: ifc.Switch, IP: ifc.Address, MAC: ifc.MAC})
 	}
 	return out
+}
+
+// withLeases fills the recorded DHCP leases (interface name → CIDR) into
+// the interfaces of ip: dynamic.
+func withLeases(ifcs []api.GuestInterface, leases map[string]string) {
+	for i := range ifcs {
+		if a, ok := leases[ifcs[i].Name]; ok && a != "" {
+			ifcs[i].IP, ifcs[i].Leased = a, true
+		}
+	}
 }

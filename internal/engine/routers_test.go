@@ -129,6 +129,16 @@ func TestRoutersUpDown(t *testing.T) {
 	if err != nil || leases["b"]["eth0"] != "10.0.1.20/24" {
 		t.Fatalf("Leases = %v, %v", leases, err)
 	}
+	// GET …/guests shows it.
+	guests, err := e.Guests(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range guests {
+		if ifc := g.Interfaces[0]; g.Name == "b" && (!ifc.Leased || ifc.IP != "10.0.1.20/24") {
+			t.Errorf("Guests lists b's eth0 as %+v, want leased 10.0.1.20/24", ifc)
+		}
+	}
 	// A restarted daemon serves DHCP again with the lease b holds.
 	w.served = map[string]map[string]string{}
 	if err := e.RestoreDHCP(ctx); err != nil {

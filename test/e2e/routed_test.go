@@ -16,6 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
+	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/netplumb/nettest"
 )
@@ -267,13 +268,17 @@ func hasTable(t *testing.T, namespace, table string) bool {
 	return false
 }
 
-// TestRoutedLabExample deploys examples/routed-lab as it is; laptop reaches
-// the host's side of ext (172.30.0.1) by the default route and the SNAT.
+// TestRoutedLabExample deploys examples/routed-lab as it is, after building
+// the image its README builds (busybox:local); laptop reaches the host's
+// side of ext (172.30.0.1) by the default route and the SNAT, and the box
+// container reaches everyone through the router.
 func TestRoutedLabExample(t *testing.T) {
 	nettest.RequireRoot(t)
+	cli := dockertest.Client(t)
+	dockertest.ImageAs(t, cli, "busybox:local")
 	s := startServer(t)
 	files := map[string]string{}
-	for _, f := range []string{"web-setup.sh", "show-lease.sh"} {
+	for _, f := range []string{"web-setup.sh", "show-lease.sh", "box-setup.sh"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "examples", "routed-lab", f))
 		if err != nil {
 			t.Fatal(err)
@@ -286,6 +291,7 @@ func TestRoutedLabExample(t *testing.T) {
 	}
 	dir := project(t, string(yaml), files)
 	name := deployment(t, s, "lab", dir)
+	t.Cleanup(func() { removeContainers(cli, name, "box") })
 	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
 	st := state(t, s, name)
 	for _, sw := range st.Switches {
@@ -297,14 +303,30 @@ func TestRoutedLabExample(t *testing.T) {
 	if !strings.Contains(log, "[laptop] laptop leased eth0") || !strings.Contains(log, "10.0.1.10/24") {
 		t.Errorf("the laptop's setup script does not show its lease:\n%s", log)
 	}
+	for _, want := range []string{"[box] box (container) on 10.0.0.20/24", "[box] box reaches r1 on sw1"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("up log lacks %q:\n%s", want, log)
+		}
+	}
 	ns := func(g string) string { return netnsPrefix(name) + g }
-	for _, p := range []struct{ from, to string }{{"web", "10.0.1.10"}, {"laptop", "10.0.0.10"}, {"web", "192.168.50.10"}, {"laptop", "172.30.0.1"}} {
+	for _, p := range []struct{ from, to string }{
+		{"web", "10.0.1.10"}, {"laptop", "10.0.0.10"}, {"web", "192.168.50.10"}, {"laptop", "172.30.0.1"},
+		{"web", "10.0.0.20"}, {"laptop", "10.0.0.20"},
+	} {
 		if err := nettest.Ping(ns(p.from), net.ParseIP(p.to), 5*time.Second); err != nil {
 			t.Errorf("%s → %s: %v", p.from, p.to, err)
 		}
 	}
+	for _, to := range []string{"10.0.0.10", "10.0.1.10", "192.168.50.10", "172.30.0.1"} {
+		if out, ok := execOK(t, s, name, "box", "ping", "-c", "1", "-W", "5", to); !ok {
+			t.Errorf("box → %s: %s", to, out)
+		}
+	}
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertNothingLeft(t, st)
+	if left := hostTables(t, st.Prefix); len(left) > 0 {
+		t.Errorf("down left nft tables %v", left)
+	}
 }
 
 // dropTable deletes a host nft table a failed test may leave.

@@ -50,6 +50,28 @@ func Client(t testing.TB) *client.Client {
 // applied at import (docker import --change), e.g. ENTRYPOINT ["/bin/false"].
 func Image(t testing.TB, cli *client.Client, changes ...string) string {
 	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ref := "tbos-test-busybox:" + hex.EncodeToString(b)
+	importImage(t, cli, ref, changes)
+	return ref
+}
+
+// ImageAs makes the test image under a fixed reference (an example's
+// busybox:local, say) for the test's length: imported now and removed at
+// cleanup. A reference the host's dockerd already has is left as it is
+// (someone else's image), and neither imported nor removed.
+func ImageAs(t testing.TB, cli *client.Client, ref string, changes ...string) {
+	t.Helper()
+	if _, err := cli.ImageInspect(context.Background(), ref); err == nil {
+		t.Logf("dockerd already has %s: using it as it is", ref)
+		return
+	}
+	importImage(t, cli, ref, changes)
+}
+
+func importImage(t testing.TB, cli *client.Client, ref string, changes []string) {
+	t.Helper()
 	if _, err := os.Stat(Busybox); err != nil {
 		testenv.Skipf(t, "needs %s (apt-get install busybox-static): %v", Busybox, err)
 	}
@@ -57,9 +79,6 @@ func Image(t testing.TB, cli *client.Client, changes ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	ref := "tbos-test-busybox:" + hex.EncodeToString(b)
 	ctx := context.Background()
 	res, err := cli.ImageImport(ctx, client.ImageImportSource{Source: archive, SourceName: "-"}, ref, client.ImageImportOptions{Changes: changes})
 	if err != nil {
@@ -72,7 +91,6 @@ func Image(t testing.TB, cli *client.Client, changes ...string) string {
 			t.Errorf("remove test image %s: %v", ref, err)
 		}
 	})
-	return ref
 }
 
 // rootfs is a tar of the image's tree.
