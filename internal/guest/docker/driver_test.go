@@ -376,8 +376,28 @@ network:
   switches:
     sw0: {subnet: 10.80.0.0/24}
 `, nil)
-	_, err := l.drv.Create(context.Background(), l.dep, l.guest("c"), l.log)
-	if err == nil || !strings.Contains(err.Error(), "must keep running") {
+	ctx := context.Background()
+	_, err := l.drv.Create(ctx, l.dep, l.guest("c"), l.log)
+	if err == nil {
+		// The command may exit only after Create's last look at it (its
+		// interfaces went in first): then the guest must not count as
+		// there, and down removes it.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ok, xerr := l.drv.Exists(ctx, l.dep, l.guest("c"))
+			if xerr != nil {
+				t.Fatal(xerr)
+			}
+			if !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a container whose command exited still counts as there")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		l.down()
+	} else if !strings.Contains(err.Error(), "must keep running") {
 		t.Fatalf("Create of a container whose command exits = %v", err)
 	}
 	l.assertGone()
