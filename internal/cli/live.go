@@ -81,9 +81,10 @@ func (a *app) consoleCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "console GUEST",
 		Short: "Open an interactive terminal in a guest (Ctrl-] leaves)",
-		Long: `Opens GUEST's terminal: a shell in a netns or docker guest, a login shell over
-SSH in a libvirt guest. The local terminal is put in raw mode (every key goes to
-the guest, Ctrl-C too) and its size is passed on; Ctrl-] leaves and restores it.`,
+		Long: `Opens GUEST's terminal: a shell in a netns or docker guest, the serial console
+of a libvirt guest (one client at a time: opening it takes it over; press Enter
+for a prompt). The local terminal is put in raw mode (every key goes to the
+guest, Ctrl-C too) and its size is passed on; Ctrl-] leaves and restores it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, c, err := a.target(nil)

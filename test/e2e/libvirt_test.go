@@ -205,6 +205,8 @@ func TestLibvirtMixedTopology(t *testing.T) {
 		t.Errorf("list after delete:\n%s", out)
 	}
 
+	checkSerialConsole(t, s, name, "vm1")
+
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertNoVMsLeft(t, name, dir, st)
 	mustSucceed(t, s, name, cmd(api.CmdDown))

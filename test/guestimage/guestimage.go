@@ -569,6 +569,7 @@ func build(ctx context.Context, outDir string, in *inputs, opts Options) (*Image
 		{"rootfs/inittab", "etc/inittab", 0o644},
 		{"rootfs/run-sshd", "etc/tb/run-sshd", 0o755},
 		{"rootfs/ready", "etc/tb/ready", 0o755},
+		{"rootfs/serial-shell", "etc/tb/serial-shell", 0o755},
 		{"rootfs/acpi-power", "etc/acpi/PWRF/00000080", 0o755},
 	} {
 		b, err := rootfs.ReadFile(f.src)

@@ -138,8 +138,8 @@ func TestBuildDomain(t *testing.T) {
 		if m0, m1 := d.Devices.Interfaces[0].MTU, nic.MTU; m0 != nil || m1 == nil || m1.Size != topology.TunnelMTU {
 			t.Errorf("%s: MTUs %+v, %+v; want none, then %d", spec.Boot, m0, m1, topology.TunnelMTU)
 		}
-		if s := d.Devices.Serials[0]; s.Source.File.Path != p.console {
-			t.Errorf("%s: serial = %+v", spec.Boot, s.Source.File)
+		if s := d.Devices.Serials[0]; s.Source.Pty == nil || s.Log == nil || s.Log.File != p.console || s.Log.Append != "off" {
+			t.Errorf("%s: serial = %+v, log %+v", spec.Boot, s.Source, s.Log)
 		}
 		if d.Metadata == nil || !strings.Contains(d.Metadata.XML, `deployment="lab" guest="vm1"`) {
 			t.Errorf("%s: metadata = %+v", spec.Boot, d.Metadata)

@@ -146,9 +146,13 @@ func buildDomain(st *topology.State, g *topology.Guest, p paths, authorizedKey s
 				Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: filepath.Join(p.poolDir, vol.name)}},
 				Target: &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"},
 			}},
+			// The serial port is a pty, the console libvirt streams
+			// (Console), and libvirt logs all it prints to the console
+			// log, truncated at each start, which the driver reads at boot.
 			Serials: []libvirtxml.DomainSerial{{
-				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: p.console}},
+				Source: &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}},
 				Target: &libvirtxml.DomainSerialTarget{Port: &port},
+				Log:    &libvirtxml.DomainChardevLog{File: p.console, Append: "off"},
 			}},
 			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
 		},

@@ -8,7 +8,8 @@
 //
 //	artefacts/libvirt/<guest>/domain.xml   the domain, written at generate-artefacts
 //	artefacts/libvirt/<guest>/seed.img     cloud_image: NoCloud seed (FAT, label CIDATA)
-//	artefacts/libvirt/<guest>/console.log  the serial console, written by QEMU
+//	artefacts/libvirt/<guest>/console.log  what the serial console printed (libvirt logs
+//	                                       the pty it streams; truncated at each start)
 //	artefacts/libvirt/<guest>/ssh.sh       logs in to the guest by hand
 //	artefacts/libvirt/disks/<guest>.qcow2  its disk: a volume of the transient
 //	                                       storage pool tbos.<deployment>

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"sync"
 
 	"golang.org/x/crypto/ssh"
 
@@ -75,72 +73,4 @@ func (d *Driver) Exec(ctx context.Context, dep guest.Deployment, g *topology.Gue
 		return 0, fmt.Errorf("guest %s: %s: %w", g.Name, cmd.Argv[0], werr)
 	}
 	return 0, nil
-}
-
-// Console implements guest.Consoler: a login shell over SSH on a remote
-// pty (on plain pipes where the SSH server has no ptys). (The guest's serial port is written to a file, the console log the
-// driver reads at boot, so libvirt's console stream has nothing to attach
-// to.)
-func (d *Driver) Console(ctx context.Context, dep guest.Deployment, g *topology.Guest) (guest.Terminal, error) {
-	client, err := d.Dial(ctx, dep, g)
-	if err != nil {
-		return nil, fmt.Errorf("guest %s: ssh: %w", g.Name, err)
-	}
-	sess, err := client.NewSession()
-	if err != nil {
-		client.Close()
-		return nil, fmt.Errorf("guest %s: ssh session: %w", g.Name, err)
-	}
-	fail := func(err error) (guest.Terminal, error) {
-		sess.Close()
-		client.Close()
-		return nil, fmt.Errorf("guest %s: console: %w", g.Name, err)
-	}
-	// An SSH server without ptys (the tiny one of the test image) still
-	// gives a shell on pipes: commands run, but nothing is echoed and the
-	// size cannot be set.
-	pty := sess.RequestPty("xterm-256color", 24, 80, ssh.TerminalModes{ssh.ECHO: 1}) == nil
-	stdin, err := sess.StdinPipe()
-	if err != nil {
-		return fail(err)
-	}
-	stdout, err := sess.StdoutPipe()
-	if err != nil {
-		return fail(err)
-	}
-	sess.Stderr = sess.Stdout
-	if err := sess.Shell(); err != nil {
-		return fail(err)
-	}
-	return &sshTerminal{client: client, sess: sess, in: stdin, out: stdout, pty: pty}, nil
-}
-
-// sshTerminal is a shell on a remote pty.
-type sshTerminal struct {
-	client *ssh.Client
-	sess   *ssh.Session
-	in     io.WriteCloser
-	out    io.Reader
-	pty    bool
-	once   sync.Once
-}
-
-func (t *sshTerminal) Read(p []byte) (int, error)  { return t.out.Read(p) }
-func (t *sshTerminal) Write(p []byte) (int, error) { return t.in.Write(p) }
-
-// Resize implements guest.Terminal.
-func (t *sshTerminal) Resize(cols, rows uint16) error {
-	if !t.pty {
-		return nil
-	}
-	return t.sess.WindowChange(int(rows), int(cols))
-}
-
-// Close ends the session and the connection.
-func (t *sshTerminal) Close() error {
-	t.once.Do(func() {
-		t.sess.Close()
-		t.client.Close()
-	})
-	return nil
 }

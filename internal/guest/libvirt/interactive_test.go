@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +39,15 @@ func testExecConsole(t *testing.T, w *world, st *topology.State, g *topology.Gue
 		t.Errorf("exec with a deadline: %v after %v", err, time.Since(start))
 	}
 
+	testSerialConsole(t, ctx, w, dep, g)
+}
+
+// testSerialConsole types into the domain's serial console (the test
+// image's shell on ttyS0), opens a second console that takes it over, and
+// checks that the console log the driver reads at boot goes on being
+// written.
+func testSerialConsole(t *testing.T, ctx context.Context, w *world, dep guest.Deployment, g *topology.Guest) {
+	t.Helper()
 	c, err := guest.ConsolerOf(w.drv)
 	if err != nil {
 		t.Fatal(err)
@@ -48,15 +60,63 @@ func testExecConsole(t *testing.T, w *world, st *topology.State, g *topology.Gue
 	if err := term.Resize(90, 33); err != nil {
 		t.Errorf("resize: %v", err)
 	}
-	// The test image's SSH server has no ptys: a shell on pipes.
-	if _, err := term.Write([]byte("echo console-$((6*7)) done\n")); err != nil {
+	if s, ok := typeAndRead(t, term, "\necho serial-$((6*7))\n", "serial-42"); !ok {
+		t.Fatalf("console shows %q", s)
+	}
+
+	// A second client takes the console over; the first one's stream ends.
+	term2, err := c.Console(ctx, dep, g)
+	if err != nil {
+		t.Fatalf("second console: %v", err)
+	}
+	defer term2.Close()
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, term)
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("the first console ended with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the first console goes on after a second one took over")
+	}
+	if s, ok := typeAndRead(t, term2, "echo again-$((6*7))\n", "again-42"); !ok {
+		t.Fatalf("second console shows %q", s)
+	}
+	term2.Close()
+
+	// libvirt logs the pty to the console log: the boot's ready line and
+	// what was typed are there.
+	p := filepath.Join(dep.Files.WorkDir(), "libvirt", g.Name, "console.log")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(log, []byte("TESTBEDOS-GUEST-READY")) && bytes.Contains(log, []byte("again-42")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("console log %s (%v) lacks the ready line or the console's output:\n%s", p, err, log)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// typeAndRead writes line to term and reads until want shows, at most a
+// minute.
+func typeAndRead(t *testing.T, term guest.Terminal, line, want string) (string, bool) {
+	t.Helper()
+	if _, err := term.Write([]byte(line)); err != nil {
 		t.Fatal(err)
 	}
 	got := make(chan string, 1)
 	go func() {
 		var b strings.Builder
 		buf := make([]byte, 4096)
-		for !strings.Contains(b.String(), "console-42 done") {
+		for !strings.Contains(b.String(), want) {
 			n, err := term.Read(buf)
 			b.Write(buf[:n])
 			if err != nil {
@@ -67,10 +127,9 @@ func testExecConsole(t *testing.T, w *world, st *topology.State, g *topology.Gue
 	}()
 	select {
 	case s := <-got:
-		if !strings.Contains(s, "console-42 done") {
-			t.Errorf("console shows %q", s)
-		}
+		return s, strings.Contains(s, want)
 	case <-time.After(time.Minute):
-		t.Error("console: no answer within a minute")
+		term.Close()
+		return <-got, false
 	}
 }
