@@ -54,6 +54,12 @@ func (e *Engine) Apply(ctx context.Context, d api.Deployment, log actlog.Log) (e
 	if len(p.removeGuests) > 0 {
 		stages = append(stages, stage{name: "remove guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: e.opts.DestroyConcurrency, done: led.save})
 	}
+	if len(p.removeACLs) > 0 {
+		stages = append(stages, renamed("remove acl tables", dr.aclStage())...)
+	}
+	if len(p.removeRouters) > 0 {
+		stages = append(stages, renamed("remove routers", dr.routerStage())...)
+	}
 	if len(p.removeTunnels) > 0 {
 		stages = append(stages, stage{name: "remove tunnels", prepare: dr.planTunnels, items: dr.tunnelItems, collect: true, done: led.save})
 	}
@@ -84,6 +90,14 @@ func (e *Engine) Apply(ctx context.Context, d api.Deployment, log actlog.Log) (e
 		}
 	}()
 	return e.runStages(ctx, prog, stages)
+}
+
+// renamed gives down's stages a name of apply's.
+func renamed(name string, stages []stage) []stage {
+	for i := range stages {
+		stages[i].name = name
+	}
+	return stages
 }
 
 // logPlan writes the plan into the log and the new state into the project,
