@@ -26,8 +26,11 @@ func (e *Engine) checkApply(ctx context.Context, d api.Deployment, prev api.Depl
 	if prev.Is(api.StateDown) {
 		return fmt.Errorf("%w: deployment %s is down: run up, not apply", ErrConflict, d.Name)
 	}
-	_, err := e.makePlan(ctx, d)
-	return err
+	p, err := e.makePlan(ctx, d)
+	if err != nil {
+		return err
+	}
+	return e.checkCapabilities(p.state)
 }
 
 // Apply brings a running deployment to what kvm-compose.yaml says now,

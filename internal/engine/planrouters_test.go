@@ -247,3 +247,25 @@ func externalTable(st *topology.State) string {
 	}
 	return ""
 }
+
+// TestCheckRefusesRoutersWithoutTheCapability: up of a routed topology on
+// a host whose network has no routers is refused before it is recorded,
+// as invalid (422).
+func TestCheckRefusesRoutersWithoutTheCapability(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(routedTopo), 0o644)
+	w := newWorld()
+	e := New(Options{Drivers: guest.NewRegistry(w), Network: w, Concurrency: 2})
+	d := api.Deployment{Name: "lab", ProjectLocation: dir}
+	ctx := context.Background()
+	if err := e.GenerateArtefacts(ctx, d, &guesttest.Log{}); err != nil {
+		t.Fatal(err)
+	}
+	err := e.Check(ctx, d, api.StateIsDown, api.Command{Name: api.CmdUp})
+	if !errors.Is(err, ErrNoRouters) || !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "router r1") {
+		t.Fatalf("Check(up) = %v, want ErrNoRouters naming r1", err)
+	}
+	if rec, _ := e.Deployed(ctx, d.Name); !rec.empty() {
+		t.Fatalf("the refused up recorded %+v", rec.Hosts)
+	}
+}
