@@ -43,17 +43,20 @@ const routedACLNetwork = `network:
         - {direction: to-lport, priority: 100, match: "tcp.dst == 7009", action: drop}
 `
 
-// routedACLChange adds a static route and, on sw0, a to-lport rule that
-// drops ICMP from sw1's subnet: traffic the router delivers to a.
-var routedACLChange = strings.Replace(routedACLNetwork,
+// routedACLChange adds a static route, narrows the SNAT to sw0 (so b, on
+// sw1, no longer reaches the target, which has no route back) and adds on
+// sw0 a to-lport rule that drops ICMP from sw1's subnet: traffic the router
+// delivers to a.
+var routedACLChange = strings.Replace(strings.Replace(routedACLNetwork,
+	"logical_ip: 10.0.0.0/23", "logical_ip: 10.0.0.0/24", 1),
 	"      static_routes: [{prefix: 192.168.77.0/24, nexthop: 172.30.19.1}]\n",
 	"      static_routes: [{prefix: 192.168.77.0/24, nexthop: 172.30.19.1}, {prefix: 192.168.78.0/24, nexthop: 172.30.19.1}]\n", 1) +
 	`      sw0:
         - {direction: to-lport, priority: 200, match: "ip4.src == 10.0.1.0/24 && icmp4", action: drop}
 `
 
-// TestApplyRoutedLab: up a routed lab with an ACL; add a static route and
-// an ACL drop rule; the plan names the router and the ACL table and no
+// TestApplyRoutedLab: up a routed lab with an ACL; add a static route,
+// change the NAT rule and add an ACL drop rule; the plan names the router and the ACL table and no
 // guest; apply re-makes the router and rewrites the table; the guests keep
 // their namespaces and b its lease; the new rule drops what it names
 // (ICMP the router delivers from sw1 to a) and routing still works.
@@ -90,7 +93,7 @@ func TestApplyRoutedLab(t *testing.T) {
 	if want := []string{"remake router r1", "update acl " + aclTable}; !slices.Equal(got, want) {
 		t.Fatalf("plan %v, want %v (%+v)", got, want, p.Changes)
 	}
-	if why := p.Changes[0].Why; !strings.Contains(why, "static_routes[1] added") && !strings.Contains(why, "192.168.78.0/24") {
+	if why := p.Changes[0].Why; !strings.Contains(why, "192.168.78.0/24") || !strings.Contains(why, "nat[0].logical_ip 10.0.0.0/23 → 10.0.0.0/24") {
 		t.Errorf("why r1 is re-made: %q", why)
 	}
 	code, out := kvmCompose(t, s, dir, "--project-name", name, "plan")
@@ -122,13 +125,17 @@ func TestApplyRoutedLab(t *testing.T) {
 		}
 	}
 	// Routing and SNAT still work; the old rule still drops its port.
-	for _, p := range []struct{ from, to string }{{"b", "10.0.2.10"}, {"a", "10.0.2.10"}, {"a", "10.0.0.1"}, {"b", "10.0.1.1"}} {
+	for _, p := range []struct{ from, to string }{{"a", "10.0.2.10"}, {"a", "10.0.0.1"}, {"b", "10.0.1.1"}, {"b", "10.0.2.1"}} {
 		if err := nettest.Ping(ns(p.from), net.ParseIP(p.to), 5*time.Second); err != nil {
 			t.Errorf("after apply %s → %s: %v", p.from, p.to, err)
 		}
 	}
-	if src := sourceSeen(t, ns("b"), ns("target"), "10.0.2.10:7001"); src != "10.0.2.1" {
-		t.Errorf("target sees b from %s, want 10.0.2.1 (SNAT)", src)
+	if src := sourceSeen(t, ns("a"), ns("target"), "10.0.2.10:7001"); src != "10.0.2.1" {
+		t.Errorf("target sees a from %s, want 10.0.2.1 (SNAT)", src)
+	}
+	// The narrowed SNAT no longer covers b: the target cannot answer it.
+	if err := nettest.Ping(ns("b"), net.ParseIP("10.0.2.10"), time.Second); err == nil {
+		t.Error("b reaches the target although the new NAT rule does not cover sw1")
 	}
 	if c, err := nettest.DialTCP(ns("a"), "10.0.2.10:7009", time.Second); err == nil {
 		c.Close()
