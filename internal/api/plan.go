@@ -3,9 +3,7 @@ package api
 // PlanPath is the route that shows what apply would change.
 const PlanPath = "/api/deployments/{name}/plan"
 
-// ChangeKind names the kind of object a plan change is about. Guests,
-// switches and tunnels are planned now; routers, ACLs and other kinds join
-// by adding a constant and the diff that produces it.
+// ChangeKind names the kind of object a plan change is about.
 type ChangeKind string
 
 // The kinds of objects a plan names.
@@ -13,6 +11,13 @@ const (
 	KindGuest  ChangeKind = "guest"
 	KindSwitch ChangeKind = "switch"
 	KindTunnel ChangeKind = "tunnel"
+	// KindRouter is a router (its DHCP servers follow it).
+	KindRouter ChangeKind = "router"
+	// KindExternal is the host's side of an external switch, named by the
+	// switch.
+	KindExternal ChangeKind = "external"
+	// KindACL is a deployment's ACL table on a host, named by the table.
+	KindACL ChangeKind = "acl"
 )
 
 // ChangeOp is what apply does with an object.
@@ -28,6 +33,9 @@ const (
 	OpRemake ChangeOp = "remake"
 	// OpImpair changes a link's impairments in place: the guest stays.
 	OpImpair ChangeOp = "impair"
+	// OpUpdate rewrites an object in place, in one step that leaves no gap
+	// (an ACL table replaced in one nftables transaction).
+	OpUpdate ChangeOp = "update"
 )
 
 // PlanChange is one change apply would make.

@@ -47,7 +47,7 @@ func (a *app) applyCommand() *cobra.Command {
 }
 
 // opMark is the diff mark of each operation.
-var opMark = map[api.ChangeOp]string{api.OpAdd: "+", api.OpRemove: "-", api.OpRemake: "~", api.OpImpair: "~"}
+var opMark = map[api.ChangeOp]string{api.OpAdd: "+", api.OpRemove: "-", api.OpRemake: "~", api.OpImpair: "~", api.OpUpdate: "~"}
 
 // printPlan writes the plan as a diff, one change a line.
 func printPlan(w io.Writer, p api.Plan) {
@@ -74,6 +74,8 @@ func printPlan(w io.Writer, p api.Plan) {
 			line += " (re-made)"
 		case api.OpImpair:
 			line += " (impairment, in place)"
+		case api.OpUpdate:
+			line += " (rewritten in place)"
 		}
 		if c.Why != "" {
 			line += ": " + c.Why
@@ -81,7 +83,7 @@ func printPlan(w io.Writer, p api.Plan) {
 		fmt.Fprintln(w, line)
 	}
 	var sum []string
-	for _, op := range []api.ChangeOp{api.OpAdd, api.OpRemove, api.OpRemake, api.OpImpair} {
+	for _, op := range []api.ChangeOp{api.OpAdd, api.OpRemove, api.OpRemake, api.OpImpair, api.OpUpdate} {
 		if counts[op] > 0 {
 			sum = append(sum, fmt.Sprintf("%d to %s", counts[op], op))
 		}

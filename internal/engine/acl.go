@@ -2,10 +2,10 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -31,7 +31,7 @@ type ACLs interface {
 
 // ErrNoACLs: a switch with ACLs is on a host whose network cannot apply
 // them.
-var ErrNoACLs = errors.New("the host's network cannot apply ACLs")
+var ErrNoACLs = api.Categorized(api.ErrInvalid, "the host's network cannot apply ACLs")
 
 // ACLsOf returns the ACLs of host h's network, or an error wrapping
 // ErrNoACLs.
@@ -46,6 +46,9 @@ func ACLsOf(h Host) (ACLs, error) {
 // before it is made.
 type ACLTableRecord struct {
 	Switches []string `json:"switches"`
+	// Spec is the table as written, for plan to compare; records written
+	// before it was kept lack it.
+	Spec *ACLTableSpec `json:"spec,omitempty"`
 }
 
 // aclRun is the acl stage of one up.
@@ -131,7 +134,8 @@ func (a *aclRun) items() []item {
 			u.led.edit(func(r *Record) {
 				h := r.host(host)
 				_, recorded = h.ACLTables[name]
-				h.ACLTables[name] = ACLTableRecord{Switches: switches}
+				spec := pa.spec
+				h.ACLTables[name] = ACLTableRecord{Switches: switches, Spec: &spec}
 			})
 			if err := u.led.save(ctx); err != nil {
 				return err
@@ -167,6 +171,9 @@ func (dr *downRun) aclStage() []stage {
 	dr.led.view(func(r *Record) {
 		for _, h := range dr.hostsOf(r) {
 			for name := range r.Hosts[h].ACLTables {
+				if !dr.picked(pickACLs, h, name) {
+					continue
+				}
 				tables = append(tables, recorded{h, name})
 			}
 		}

@@ -26,8 +26,11 @@ func (e *Engine) checkApply(ctx context.Context, d api.Deployment, prev api.Depl
 	if prev.Is(api.StateDown) {
 		return fmt.Errorf("%w: deployment %s is down: run up, not apply", ErrConflict, d.Name)
 	}
-	_, err := e.makePlan(ctx, d)
-	return err
+	p, err := e.makePlan(ctx, d)
+	if err != nil {
+		return err
+	}
+	return e.checkCapabilities(p.state)
 }
 
 // Apply brings a running deployment to what kvm-compose.yaml says now,
@@ -53,6 +56,12 @@ func (e *Engine) Apply(ctx context.Context, d api.Deployment, log actlog.Log) (e
 	stages := []stage{{name: "plan", prepare: func(ctx context.Context) (string, error) { return e.logPlan(ctx, d, p, log) }}}
 	if len(p.removeGuests) > 0 {
 		stages = append(stages, stage{name: "remove guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: e.opts.DestroyConcurrency, done: led.save})
+	}
+	if len(p.removeACLs) > 0 {
+		stages = append(stages, renamed("remove acl tables", dr.aclStage())...)
+	}
+	if len(p.removeRouters) > 0 {
+		stages = append(stages, renamed("remove routers", dr.routerStage())...)
 	}
 	if len(p.removeTunnels) > 0 {
 		stages = append(stages, stage{name: "remove tunnels", prepare: dr.planTunnels, items: dr.tunnelItems, collect: true, done: led.save})
@@ -84,6 +93,14 @@ func (e *Engine) Apply(ctx context.Context, d api.Deployment, log actlog.Log) (e
 		}
 	}()
 	return e.runStages(ctx, prog, stages)
+}
+
+// renamed gives down's stages a name of apply's.
+func renamed(name string, stages []stage) []stage {
+	for i := range stages {
+		stages[i].name = name
+	}
+	return stages
 }
 
 // logPlan writes the plan into the log and the new state into the project,

@@ -102,8 +102,11 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 			return err
 		}
 	case api.CmdUp:
-		_, err := e.readState(d)
-		return err
+		st, err := e.readState(d)
+		if err != nil {
+			return err
+		}
+		return e.checkCapabilities(st)
 	case api.CmdApply:
 		return e.checkApply(ctx, d, prev)
 	case api.CmdSnapshot:

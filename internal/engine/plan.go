@@ -32,6 +32,10 @@ type planned struct {
 	// re-made guests, removed switches (bridges), removed and re-made
 	// tunnels. The up that follows makes every missing one.
 	removeGuests, removeBridges, removeTunnels map[hostKey]bool
+	// removeRouters are the routers and external sides (by record key)
+	// removed or re-made; removeACLs the ACL tables no longer wanted.
+	// Changed ACL tables are rewritten in place by up's acl stage.
+	removeRouters, removeACLs map[hostKey]bool
 	// impair are guests whose only difference is their links'
 	// impairments: the new description, changed in place.
 	impair []topology.Guest
@@ -79,6 +83,8 @@ func diffPlan(rec *Record, st *topology.State, ips map[string]string, canImpair 
 		removeGuests:  map[hostKey]bool{},
 		removeBridges: map[hostKey]bool{},
 		removeTunnels: map[hostKey]bool{},
+		removeRouters: map[hostKey]bool{},
+		removeACLs:    map[hostKey]bool{},
 	}
 	change := func(kind api.ChangeKind, k hostKey, op api.ChangeOp, why string) {
 		p.plan.Changes = append(p.plan.Changes, api.PlanChange{Kind: kind, Name: k.name, Host: k.host, Op: op, Why: why})
@@ -141,6 +147,7 @@ func diffPlan(rec *Record, st *topology.State, ips map[string]string, canImpair 
 			bridgeSwitch[hostKey{g.Host, ifc.Bridge}] = ifc.Switch
 		}
 	}
+	routerSwitches(st, bridgeSwitch)
 	for _, h := range rec.hostNames() {
 		for bridge, br := range rec.Hosts[h].Bridges {
 			k := hostKey{h, bridge}
@@ -200,16 +207,19 @@ func diffPlan(rec *Record, st *topology.State, ips map[string]string, canImpair 
 		}
 		change(api.KindTunnel, k, api.OpAdd, "")
 	}
+	diffRouters(p, rec, st)
+	diffACLs(p, rec, st)
 	sortPlan(&p.plan)
 	return p
 }
 
 // opOrder is the order changes are listed in: what goes, then what changes,
 // then what comes.
-var opOrder = map[api.ChangeOp]int{api.OpRemove: 0, api.OpRemake: 1, api.OpImpair: 2, api.OpAdd: 3}
+var opOrder = map[api.ChangeOp]int{api.OpRemove: 0, api.OpRemake: 1, api.OpUpdate: 2, api.OpImpair: 3, api.OpAdd: 4}
 
-// kindOrder lists switches and tunnels before the guests on them.
-var kindOrder = map[api.ChangeKind]int{api.KindSwitch: 0, api.KindTunnel: 1, api.KindGuest: 2}
+// kindOrder lists the network (switches, tunnels, routers, external sides,
+// ACLs) before the guests on it.
+var kindOrder = map[api.ChangeKind]int{api.KindSwitch: 0, api.KindTunnel: 1, api.KindExternal: 2, api.KindRouter: 3, api.KindACL: 4, api.KindGuest: 5}
 
 func sortPlan(p *api.Plan) {
 	sort.Slice(p.Changes, func(i, j int) bool {

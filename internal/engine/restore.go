@@ -8,6 +8,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // TunnelChecker is what a host's Network implements when it can tell
@@ -16,9 +17,27 @@ type TunnelChecker interface {
 	HasTunnel(ctx context.Context, name string) (bool, error)
 }
 
+// RouterChecker is what a host's Network implements when it can tell what
+// of a router or an external side is there; Missing checks routers only on
+// such hosts.
+type RouterChecker interface {
+	// RouterMissing lists what of r is not there (its namespace, a port,
+	// a DHCP server); empty when it is whole.
+	RouterMissing(ctx context.Context, r topology.Router) ([]string, error)
+	HasExternal(ctx context.Context, sw topology.Switch) (bool, error)
+}
+
+// ACLChecker is what a host's Network implements when it can tell whether
+// an ACL table exists.
+type ACLChecker interface {
+	HasACLTable(ctx context.Context, name string) (bool, error)
+}
+
 // Missing lists what deployment d's record holds that does not exist on
 // its hosts (a host reboot removes namespaces, bridges, tunnels and running
-// domains), as "namespace …", "bridge …", "tunnel …", sorted. A host that
+// domains, router namespaces and nftables tables; a restart, the DHCP
+// servers), as "namespace …", "bridge …", "tunnel …", "router …: …",
+// "switch … (external)", "acl table …", sorted. A host that
 // cannot be reached is skipped: nothing on it can be told missing. Restore
 // after a restart runs up when the list is not empty; up makes every
 // recorded object that is missing and keeps the others.
@@ -63,6 +82,11 @@ func (e *Engine) Missing(ctx context.Context, d api.Deployment) ([]string, error
 				}
 			}
 		}
+		more, err := missingNetwork(ctx, net, hr, onHostName(len(rec.Hosts), name))
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", name, err)
+		}
+		missing = append(missing, more...)
 		for _, gr := range hr.Guests {
 			g := gr.Guest
 			drv, err := host.Driver(g.Kind)
@@ -90,4 +114,54 @@ func onHostName(hosts int, name string) string {
 		return ""
 	}
 	return " on " + name
+}
+
+// missingNetwork lists the routers, external sides and ACL tables of hr
+// that are not there, on hosts whose network can tell.
+func missingNetwork(ctx context.Context, net Network, hr *HostRecord, on string) ([]string, error) {
+	var missing []string
+	if rc, ok := net.(RouterChecker); ok {
+		for _, key := range sortedKeys(hr.Routers) {
+			rr := hr.Routers[key]
+			switch {
+			case rr.Router != nil:
+				gone, err := rc.RouterMissing(ctx, *rr.Router)
+				if err != nil {
+					return nil, fmt.Errorf("router %s: %w", rr.Router.Name, err)
+				}
+				for _, g := range gone {
+					missing = append(missing, "router "+rr.Router.Name+": "+g+on)
+				}
+			case rr.External != nil:
+				ok, err := rc.HasExternal(ctx, *rr.External)
+				if err != nil {
+					return nil, fmt.Errorf("switch %s: %w", rr.External.Name, err)
+				}
+				if !ok {
+					missing = append(missing, "switch "+rr.External.Name+" (external)"+on)
+				}
+			}
+		}
+	}
+	if ac, ok := net.(ACLChecker); ok {
+		for _, name := range sortedKeys(hr.ACLTables) {
+			ok, err := ac.HasACLTable(ctx, name)
+			if err != nil {
+				return nil, fmt.Errorf("acl table %s: %w", name, err)
+			}
+			if !ok {
+				missing = append(missing, "acl table "+name+on)
+			}
+		}
+	}
+	return missing, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

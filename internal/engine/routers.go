@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -40,7 +41,7 @@ type Routers interface {
 }
 
 // ErrNoRouters: a router is placed on a host whose network cannot run one.
-var ErrNoRouters = errors.New("the host's network cannot run routers")
+var ErrNoRouters = api.Categorized(api.ErrInvalid, "the host's network cannot run routers")
 
 // RoutersOf returns the routers of host h's network, or an error wrapping
 // ErrNoRouters.
@@ -182,6 +183,20 @@ func (u *upRun) routerItems() []item {
 			var err error
 			if p.rec.Router != nil {
 				created, err = p.net.EnsureRouter(ctx, *p.rec.Router)
+				if err == nil && len(p.rec.Router.DHCP) > 0 {
+					// A router made again (apply re-made it, a reboot
+					// removed it) hands the dynamic guests that stay the
+					// addresses they hold.
+					var leases map[string]string
+					u.led.view(func(r *Record) { leases = recordLeases(r) })
+					if len(leases) > 0 {
+						err = p.net.ServeDHCP(ctx, *p.rec.Router, leases)
+						if err != nil && created {
+							err = errors.Join(err, p.net.DeleteRouter(context.WithoutCancel(ctx), *p.rec.Router))
+							created = false
+						}
+					}
+				}
 			} else {
 				created, err = p.net.EnsureExternal(ctx, *p.rec.External)
 			}
@@ -247,6 +262,9 @@ func (dr *downRun) routerStage() []stage {
 	dr.led.view(func(r *Record) {
 		for _, h := range dr.hostsOf(r) {
 			for key, rec := range r.Hosts[h].Routers {
+				if !dr.picked(pickRouters, h, key) {
+					continue
+				}
 				dr.routers = append(dr.routers, recordedRouter{host: h, key: key, rec: rec})
 			}
 		}
@@ -372,18 +390,7 @@ func (e *Engine) RestoreDHCP(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		leases := map[string]string{} // MAC → address
-		for _, h := range rec.Hosts {
-			for _, gr := range h.Guests {
-				for _, ifc := range gr.Guest.Interfaces {
-					if a, ok := gr.Leases[ifc.Name]; ok {
-						if p, err := parseCIDRAddr(a); err == nil {
-							leases[ifc.MAC] = p
-						}
-					}
-				}
-			}
-		}
+		leases := recordLeases(&rec)
 		for hostName, h := range rec.Hosts {
 			for _, rr := range h.Routers {
 				if rr.Router == nil || len(rr.Router.DHCP) == 0 {
@@ -406,6 +413,24 @@ func (e *Engine) RestoreDHCP(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// recordLeases are the DHCP leases the record's guests hold: MAC →
+// address.
+func recordLeases(rec *Record) map[string]string {
+	leases := map[string]string{}
+	for _, h := range rec.Hosts {
+		for _, gr := range h.Guests {
+			for _, ifc := range gr.Guest.Interfaces {
+				if a, ok := gr.Leases[ifc.Name]; ok {
+					if p, err := parseCIDRAddr(a); err == nil {
+						leases[ifc.MAC] = p
+					}
+				}
+			}
+		}
+	}
+	return leases
 }
 
 func parseCIDRAddr(s string) (string, error) {

@@ -39,7 +39,9 @@ type dhcpServer struct {
 
 // serve starts a server for every DHCP pool of r that has none; leases
 // (MAC → address) seed the pools, so a restarted server hands out what it
-// did before.
+// did before. The pools of servers already running take the leases too
+// (where the address is free), so a router made again and served at once
+// keeps its guests' addresses.
 func (s *dhcpServers) serve(r topology.Router, leases map[string]string, log *slog.Logger) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -52,7 +54,8 @@ func (s *dhcpServers) serve(r topology.Router, leases map[string]string, log *sl
 		s.running[r.Namespace] = ports
 	}
 	for _, p := range r.DHCP {
-		if ports[p.IfName] != nil {
+		if ds := ports[p.IfName]; ds != nil {
+			ds.pool.seed(leases)
 			continue
 		}
 		pool, err := newLeasePool(p, leases)
@@ -97,6 +100,7 @@ func (s *dhcpServers) stop(namespace string) {
 // the reserved addresses and the gateway, first free first, one per MAC.
 type leasePool struct {
 	spec    topology.DHCPPool
+	subnet  netip.Prefix
 	gateway netip.Addr
 	mask    net.IPMask
 	first   netip.Addr
@@ -135,12 +139,26 @@ func newLeasePool(p topology.DHCPPool, seed map[string]string) (*leasePool, erro
 			}
 		}
 	}
-	for mac, ip := range seed {
-		if a, err := netip.ParseAddr(ip); err == nil && subnet.Contains(a) && !lp.skip[a] {
-			lp.byMAC[mac], lp.taken[a] = a, mac
-		}
-	}
+	lp.subnet = subnet
+	lp.seed(seed)
 	return lp, nil
+}
+
+// seed gives each MAC the address it held, where that address is in the
+// pool and free, and the MAC holds none yet.
+func (lp *leasePool) seed(leases map[string]string) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	for mac, ip := range leases {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || !lp.subnet.Contains(a) || lp.skip[a] || lp.taken[a] != "" {
+			continue
+		}
+		if _, has := lp.byMAC[mac]; has {
+			continue
+		}
+		lp.byMAC[mac], lp.taken[a] = a, mac
+	}
 }
 
 func lastHost(p netip.Prefix) netip.Addr {

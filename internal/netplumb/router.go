@@ -21,13 +21,29 @@ import (
 // table of its own inside the namespace. DHCP on its switches is served by
 // goroutines of this process (dhcp.go).
 
-// EnsureRouter makes router r if its namespace is missing and reports
-// whether it did. A router whose namespace exists is taken as made: only
-// its DHCP servers are (re)started. On error nothing of it is left.
+// EnsureRouter makes router r if its namespace is missing, or a port of
+// it is (a bridge deleted and made again), and reports whether it did. A
+// router whose namespace and ports are there is taken as made: only its
+// DHCP servers are (re)started. On error nothing of it is left.
 func (h *Host) EnsureRouter(ctx context.Context, r topology.Router) (created bool, err error) {
 	mounted, err := NetnsMounted(NetnsPath(r.Namespace))
 	if err != nil {
 		return false, err
+	}
+	if mounted {
+		broken, err := brokenPorts(r)
+		if err != nil {
+			return false, err
+		}
+		if len(broken) > 0 {
+			if err := h.DeleteRouter(ctx, r); err != nil {
+				return false, fmt.Errorf("router %s: remove it to make it again (%v missing): %w", r.Name, broken, err)
+			}
+			mounted = false
+		}
+	} else {
+		// Servers of a namespace that went away serve nothing.
+		h.dhcp.stop(r.Namespace)
 	}
 	if !mounted {
 		if err := makeRouter(ctx, r); err != nil {
