@@ -18,7 +18,7 @@ import (
 // … on bridge …", "dhcp on switch …" (its server is a goroutine of this
 // process). Nothing missing is an empty list.
 func (h *Host) RouterMissing(ctx context.Context, r topology.Router) ([]string, error) {
-	mounted, err := netnsMounted(NetnsPath(r.Namespace))
+	mounted, err := NetnsMounted(NetnsPath(r.Namespace))
 	if err != nil {
 		return nil, err
 	}
