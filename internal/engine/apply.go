@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/testbedos/testbedos/internal/actlog"
@@ -74,24 +73,7 @@ func (e *Engine) Apply(ctx context.Context, d api.Deployment, log actlog.Log) (e
 	}
 	stages = append(stages, u.stages()...)
 	prog := newProgress(log, "apply", len(stages))
-	defer func() {
-		if err == nil || ctx.Err() == nil && errors.Is(err, errScripts) {
-			return
-		}
-		log.Printf("==> reverting what this apply made")
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
-		defer cancel()
-		rerr := u.made.run(rctx)
-		u.dropUnstarted()
-		if serr := led.save(rctx); serr != nil {
-			rerr = errors.Join(rerr, serr)
-		}
-		if rerr != nil {
-			log.Printf("revert incomplete: %v (run down to finish)", rerr)
-		} else {
-			log.Printf("reverted: nothing this apply made is left (what it removed stays removed)")
-		}
-	}()
+	defer func() { u.revertIfFailed(ctx, err, "apply", "what it removed stays removed") }()
 	return e.runStages(ctx, prog, stages)
 }
 

@@ -56,25 +56,33 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 	u := &upRun{e: e, d: d, st: st, opts: opts, led: led, log: log}
 	stages := u.stages()
 	p := newProgress(log, "up", len(stages))
-	defer func() {
-		if err == nil || ctx.Err() == nil && errors.Is(err, errScripts) {
-			return
-		}
-		log.Printf("==> reverting what this up made")
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
-		defer cancel()
-		rerr := u.made.run(rctx)
-		u.dropUnstarted()
-		if serr := led.save(rctx); serr != nil {
-			rerr = errors.Join(rerr, serr)
-		}
-		if rerr != nil {
-			log.Printf("revert incomplete: %v (run down to finish)", rerr)
-		} else {
-			log.Printf("reverted: nothing this up made is left")
-		}
-	}()
+	defer func() { u.revertIfFailed(ctx, err, "up", "") }()
 	return e.runStages(ctx, p, stages)
+}
+
+// revertIfFailed undoes what the run made when err ended it (a failed
+// setup script alone does not: the guests stay up), and says in the log
+// how that went. what names the action; kept, if any, what stays as it is.
+func (u *upRun) revertIfFailed(ctx context.Context, err error, what, kept string) {
+	if err == nil || ctx.Err() == nil && errors.Is(err, errScripts) {
+		return
+	}
+	u.log.Printf("==> reverting what this %s made", what)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
+	defer cancel()
+	rerr := u.made.run(rctx)
+	u.dropUnstarted()
+	if serr := u.led.save(rctx); serr != nil {
+		rerr = errors.Join(rerr, serr)
+	}
+	switch {
+	case rerr != nil:
+		u.log.Printf("revert incomplete: %v (run down to finish)", rerr)
+	case kept != "":
+		u.log.Printf("reverted: nothing this %s made is left (%s)", what, kept)
+	default:
+		u.log.Printf("reverted: nothing this %s made is left", what)
+	}
 }
 
 // upRun is one up in progress.
