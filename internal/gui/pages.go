@@ -85,6 +85,8 @@ type guestRow struct {
 	IPs              []string
 	Switches         []string
 	Color            string
+	// Snapshots: the guest's kind has snapshots (libvirt).
+	Snapshots bool
 }
 
 type deploymentData struct {
@@ -125,7 +127,7 @@ func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
 			colors[h.Name] = h.Color
 		}
 		for _, gu := range st.Guests {
-			row := guestRow{Name: gu.Name, Kind: gu.Kind, Host: gu.Host, Color: colors[gu.Host]}
+			row := guestRow{Name: gu.Name, Kind: gu.Kind, Host: gu.Host, Color: colors[gu.Host], Snapshots: gu.Kind == topology.KindLibvirt}
 			for _, in := range gu.Interfaces {
 				ip := in.Address
 				if ip == "" {
