@@ -166,7 +166,8 @@ func suffix() string {
 	return hex.EncodeToString(b)
 }
 
-// twenty is a topology of 20 guests on 3 switches.
+// twenty is a topology of 20 guests on 3 switches, one of them external,
+// joined by a router.
 func twenty() string {
 	var b strings.Builder
 	b.WriteString("machines:\n")
@@ -175,7 +176,19 @@ func twenty() string {
 		role := []string{"web", "db", "client"}[sw]
 		fmt.Fprintf(&b, "  - name: %s%d\n    network: [{switch: %s, ip: 10.%d.0.%d}]\n", role, i, []string{"front", "back", "lab"}[sw], 20+sw, 10+i)
 	}
-	b.WriteString("network:\n  switches:\n    front: {subnet: 10.20.0.0/24}\n    back: {subnet: 10.21.0.0/24}\n    lab: {subnet: 10.22.0.0/24}\n")
+	b.WriteString(`network:
+  switches:
+    front: {subnet: 10.20.0.0/24}
+    back: {subnet: 10.21.0.0/24}
+    lab: {subnet: 10.22.0.0/24, external: true}
+  routers:
+    r1:
+      ports:
+        - {switch: front, gateway_ip: 10.20.0.1/24}
+        - {switch: back, gateway_ip: 10.21.0.1/24}
+        - {switch: lab, gateway_ip: 10.22.0.2/24}
+      nat: [{nat_type: snat, logical_ip: 10.20.0.0/15, external_ip: 10.22.0.2}]
+`)
 	return b.String()
 }
 
@@ -206,6 +219,7 @@ network:
 // the topology and plots are drawn, down.
 func TestBrowser(t *testing.T) {
 	testenv.RequireRoot(t, "the GUI test brings a netns deployment up")
+	t.Setenv("TESTBEDOS_MONITOR_INTERVAL", "200ms")
 	ctx := browser(t)
 	s := startReal(t, nil)
 	login(t, ctx, s)
@@ -262,6 +276,9 @@ func TestBrowser(t *testing.T) {
 	if plots != 2 || !noReload {
 		t.Errorf("plot images %d (want 2), page kept without reload: %v", plots, noReload)
 	}
+	guestsLive(t, ctx)
+	consoleWorks(t, ctx)
+	planAndApply(t, ctx, s, name)
 	step(t, ctx, "down", 120*time.Second,
 		chromedp.Click(chromedp.ID("btn-down")),
 		chromedp.WaitVisible(chromedp.CSS(`#state.state-down`)),
@@ -285,6 +302,8 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("btn-generate")),
 		chromedp.Click(chromedp.ID("btn-generate")),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-client20, #topology svg #topo-guest-client2`)),
+		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-router-r1`)),
+		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-external-lab`)),
 		chromedp.WaitVisible(chromedp.CSS(`#log .end`)),
 	)
 	drawn := eval[int](t, ctx, `document.querySelectorAll("#topology svg .guest").length`)
