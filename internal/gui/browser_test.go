@@ -315,11 +315,13 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#state.state-up`)),
 		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] + tr`)),
 	)
+	waitTrue(t, ctx, `[...document.querySelectorAll("#guests-table img.plot")].every((img) => img.dataset.sampled && img.complete && img.naturalWidth > 0)`)
 	screenshot(t, ctx, "deployment-20-guests")
 	step(t, ctx, "dashboard", 30*time.Second,
 		chromedp.Navigate(s.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#deployments-table a[href="/deployments/`+big+`"]`)),
 	)
+	waitTrue(t, ctx, `(() => { const img = document.querySelector("#host img.plot"); return img.complete && img.naturalWidth > 0 })()`)
 	screenshot(t, ctx, "dashboard")
 	step(t, ctx, "configuration page", 30*time.Second, chromedp.Navigate(s.base+"/config"), chromedp.WaitVisible(chromedp.ID("status")))
 	waitTrue(t, ctx, `document.querySelector("#status").textContent.includes('"mode": "main"') && document.querySelector("#host-config").value.includes('"name"')`)

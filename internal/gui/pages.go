@@ -89,6 +89,9 @@ type guestRow struct {
 	Snapshots bool
 }
 
+// lazyPlots is the number of guests above which their plots load lazily.
+const lazyPlots = 30
+
 type deploymentData struct {
 	Dep        api.Deployment
 	StateKind  string
@@ -97,8 +100,10 @@ type deploymentData struct {
 	StateError string
 	Topology   template.HTML
 	Guests     []guestRow
-	Hosts      []hostColor
-	Actions    []action
+	// Lazy: many guests, so plots load only when scrolled to.
+	Lazy    bool
+	Hosts   []hostColor
+	Actions []action
 }
 
 func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
@@ -144,6 +149,7 @@ func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
 			data.StateError = err.Error()
 		}
 	}
+	data.Lazy = len(data.Guests) > lazyPlots
 	idx, err := g.opts.Records.LogIndex(r.Context(), name)
 	if err == nil {
 		for id, e := range idx {
