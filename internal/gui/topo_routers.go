@@ -22,6 +22,11 @@ const (
 	portW = 96
 )
 
+// linkColors tell the routers' links apart where they share the margin.
+var linkColors = []string{"#333", "#a63603", "#225ea8", "#6a3d9a", "#238b45"}
+
+func linkColor(i int) string { return linkColors[i%len(linkColors)] }
+
 type routerBox struct {
 	r    *topology.Router
 	x, w int
@@ -80,14 +85,14 @@ func drawRouterLinks(sb *strings.Builder, rl routerLayout, index map[string]*blo
 		rx, ry := box.x+box.w/2, margin+routerH
 		ex := entry(b, k)
 		if b.y == firstShelf {
-			fmt.Fprintf(sb, `<path class="rlink" d="M%d %d L%d %d"/>`, rx, ry, ex, b.y)
+			fmt.Fprintf(sb, `<path class="rlink" stroke="%s" d="M%d %d L%d %d"/>`, linkColor(ref.router), rx, ry, ex, b.y)
 			continue
 		}
 		// Around the blocks: the left margin, then the gap above the shelf.
 		lane := 4 + (ref.router%4)*3
 		chY := ry + 12 + (ref.router%4)*4
 		gapY := b.y - blockGap + 6 + (ref.router%4)*3
-		fmt.Fprintf(sb, `<path class="rlink" d="M%d %d V%d H%d V%d H%d V%d"/>`, rx, ry, chY, lane, gapY, ex, b.y)
+		fmt.Fprintf(sb, `<path class="rlink" stroke="%s" d="M%d %d V%d H%d V%d H%d V%d"/>`, linkColor(ref.router), rx, ry, chY, lane, gapY, ex, b.y)
 	}
 }
 
@@ -98,7 +103,7 @@ func drawRouters(sb *strings.Builder, rl routerLayout, colors map[string]string,
 			fmt.Fprintf(sb, `<text class="gw" x="%d" y="%d">%s</text>`, entry(b, ref.k)+4, b.y-7, esc(ref.port.Address))
 		}
 	}
-	for _, box := range rl.boxes {
+	for i, box := range rl.boxes {
 		r := box.r
 		fill := colors[r.Host]
 		if fill == "" {
@@ -117,9 +122,9 @@ func drawRouters(sb *strings.Builder, rl routerLayout, colors map[string]string,
 		for _, s := range r.StaticRoutes {
 			tip = append(tip, esc("route "+s.Prefix+" via "+s.Nexthop))
 		}
-		fmt.Fprintf(sb, `<g class="router" id="topo-router-%s"><title>router %s (on %s)&#10;%s</title><rect x="%d" y="%d" width="%d" height="%d" rx="14" fill="%s" stroke="#222" stroke-width="2"/><text x="%d" y="%d">⇄ %s</text></g>`,
+		fmt.Fprintf(sb, `<g class="router" id="topo-router-%s"><title>router %s (on %s)&#10;%s</title><rect x="%d" y="%d" width="%d" height="%d" rx="14" fill="%s" stroke="%s" stroke-width="3"/><text x="%d" y="%d">⇄ %s</text></g>`,
 			esc(r.Name), esc(r.Name), esc(r.Host), strings.Join(tip, "&#10;"),
-			box.x, margin, box.w, routerH, fill, box.x+10, margin+routerH/2, esc(r.Name))
+			box.x, margin, box.w, routerH, fill, linkColor(i), box.x+10, margin+routerH/2, esc(r.Name))
 	}
 }
 
