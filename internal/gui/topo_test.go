@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -75,4 +76,17 @@ func oneHost(t testing.TB, name, src string) *topology.State {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// A libvirt guest's snapshot option is marked; many guests' plots are lazy.
+func TestDeploymentPageSnapshotsAndLazyPlots(t *testing.T) {
+	ts, rec, _ := newTestGUI(t, Options{})
+	rec.deps["vm"] = api.Deployment{Name: "vm", ProjectLocation: generated(t, "vm", "machines:\n  - name: v1\n    libvirt:\n      cpus: 1\n      memory_mb: 256\n      libvirt_type: {cloud_image: {url: 'https://example.org/a.img'}}\n    network: [{switch: sw0, ip: 10.0.0.10}]\nnetwork:\n  switches:\n    sw0: {subnet: 10.0.0.0/24}\n")}
+	rec.deps["big"] = api.Deployment{Name: "big", ProjectLocation: generated(t, "big", bigTopology(200, 4))}
+	if _, body := get(t, ts.URL+"/deployments/vm"); !strings.Contains(body, `data-snapshots="1">v1 (libvirt)`) {
+		t.Errorf("the libvirt guest is not offered for snapshots:\n%s", body)
+	}
+	if _, body := get(t, ts.URL+"/deployments/big"); strings.Count(body, `loading="lazy"`) != 200 {
+		t.Errorf("%d lazy plots of 200", strings.Count(body, `loading="lazy"`))
+	}
 }
