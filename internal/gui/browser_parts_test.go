@@ -107,3 +107,30 @@ func planAndApply(t *testing.T, ctx context.Context, s *realServer, name string)
 		t.Errorf("log title %q", title)
 	}
 }
+
+// cancelWorks gives web a setup script that sleeps, presses Up and then
+// Cancel while the script runs: the action ends cancelled, seen live.
+func cancelWorks(t *testing.T, ctx context.Context, s *realServer, name string) {
+	t.Helper()
+	var dep api.Deployment
+	if s.call(t, "GET", "/api/deployments/"+name, nil, &dep) != 200 {
+		t.Fatal("no deployment")
+	}
+	slow := strings.Replace(small, "    network: [{switch: sw0, ip: 10.0.0.10}]\n", "    network: [{switch: sw0, ip: 10.0.0.10}]\n    netns: {setup_script: slow.sh}\n", 1)
+	for file, text := range map[string]string{"kvm-compose.yaml": slow, "slow.sh": "#!/bin/sh\nsleep 60\n"} {
+		if err := os.WriteFile(filepath.Join(dep.ProjectLocation, file), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(t, ctx, "generate with the slow script", 30*time.Second, chromedp.Click(chromedp.ID("btn-generate")))
+	waitTrue(t, ctx, `(document.querySelector("#history tbody tr") || {}).innerText.includes("generate-artefacts")`)
+	step(t, ctx, "up, then cancel during setup", 30*time.Second, chromedp.Click(chromedp.ID("btn-up")))
+	waitTrue(t, ctx, `document.querySelector("#log").textContent.includes("setup: 1 setup script")`)
+	step(t, ctx, "cancel", 10*time.Second, chromedp.Click(chromedp.ID("btn-cancel")))
+	waitTrue(t, ctx, `(() => { const r = document.querySelector("#history tbody tr").innerText; return r.includes("up") && r.includes("cancelled") })()`)
+	// A cancelled up leaves the deployment failed(up), for down to clean.
+	waitTrue(t, ctx, `document.querySelector("#state").textContent !== "running"`)
+	if st := eval[string](t, ctx, `document.querySelector("#state").textContent`); st != "failed(up)" {
+		t.Errorf("state after cancel: %q", st)
+	}
+}

@@ -288,6 +288,7 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(outcome, "down") || !strings.Contains(outcome, "success") {
 		t.Errorf("last action row: %q", outcome)
 	}
+	cancelWorks(t, ctx, s, name)
 
 	// 20 guests on 3 switches, generated: the picture for the README.
 	big := "lab" + suffix()
