@@ -90,3 +90,13 @@ func TestDeploymentPageSnapshotsAndLazyPlots(t *testing.T) {
 		t.Errorf("%d lazy plots of 200", strings.Count(body, `loading="lazy"`))
 	}
 }
+
+// BenchmarkTopology200Routed is the layout and SVG of 200 guests on 4
+// switches joined by two routers.
+func BenchmarkTopology200Routed(b *testing.B) {
+	src := bigTopology(200, 4) + "  routers:\n    r1:\n      ports:\n        - {switch: sw0, gateway_ip: 10.0.0.1/16}\n        - {switch: sw1, gateway_ip: 10.1.0.1/16}\n    r2:\n      ports:\n        - {switch: sw2, gateway_ip: 10.2.0.1/16}\n        - {switch: sw3, gateway_ip: 10.3.0.1/16}\n        - {switch: sw1, gateway_ip: 10.1.0.2/16}\n"
+	st := oneHost(b, "big", src)
+	for b.Loop() {
+		drawTopology(st)
+	}
+}
