@@ -166,7 +166,8 @@ func suffix() string {
 	return hex.EncodeToString(b)
 }
 
-// twenty is a topology of 20 guests on 3 switches.
+// twenty is a topology of 20 guests on 3 switches, one of them external,
+// joined by a router.
 func twenty() string {
 	var b strings.Builder
 	b.WriteString("machines:\n")
@@ -175,7 +176,19 @@ func twenty() string {
 		role := []string{"web", "db", "client"}[sw]
 		fmt.Fprintf(&b, "  - name: %s%d\n    network: [{switch: %s, ip: 10.%d.0.%d}]\n", role, i, []string{"front", "back", "lab"}[sw], 20+sw, 10+i)
 	}
-	b.WriteString("network:\n  switches:\n    front: {subnet: 10.20.0.0/24}\n    back: {subnet: 10.21.0.0/24}\n    lab: {subnet: 10.22.0.0/24}\n")
+	b.WriteString(`network:
+  switches:
+    front: {subnet: 10.20.0.0/24}
+    back: {subnet: 10.21.0.0/24}
+    lab: {subnet: 10.22.0.0/24, external: true}
+  routers:
+    r1:
+      ports:
+        - {switch: front, gateway_ip: 10.20.0.1/24}
+        - {switch: back, gateway_ip: 10.21.0.1/24}
+        - {switch: lab, gateway_ip: 10.22.0.2/24}
+      nat: [{nat_type: snat, logical_ip: 10.20.0.0/15, external_ip: 10.22.0.2}]
+`)
 	return b.String()
 }
 
@@ -206,6 +219,7 @@ network:
 // the topology and plots are drawn, down.
 func TestBrowser(t *testing.T) {
 	testenv.RequireRoot(t, "the GUI test brings a netns deployment up")
+	t.Setenv("TESTBEDOS_MONITOR_INTERVAL", "200ms")
 	ctx := browser(t)
 	s := startReal(t, nil)
 	login(t, ctx, s)
@@ -263,6 +277,9 @@ func TestBrowser(t *testing.T) {
 	if plots != 2 || !noReload {
 		t.Errorf("plot images %d (want 2), page kept without reload: %v", plots, noReload)
 	}
+	guestsLive(t, ctx)
+	consoleWorks(t, ctx)
+	planAndApply(t, ctx, s, name)
 	step(t, ctx, "down", 120*time.Second,
 		chromedp.Click(chromedp.ID("btn-down")),
 		chromedp.WaitVisible(chromedp.CSS(`#state.state-down`)),
@@ -272,6 +289,7 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(outcome, "down") || !strings.Contains(outcome, "success") {
 		t.Errorf("last action row: %q", outcome)
 	}
+	cancelWorks(t, ctx, s, name)
 
 	// 20 guests on 3 switches, generated: the picture for the README.
 	big := "lab" + suffix()
@@ -286,6 +304,8 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("btn-generate")),
 		chromedp.Click(chromedp.ID("btn-generate")),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-client20, #topology svg #topo-guest-client2`)),
+		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-router-r1`)),
+		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-external-lab`)),
 		chromedp.WaitVisible(chromedp.CSS(`#log .end`)),
 	)
 	drawn := eval[int](t, ctx, `document.querySelectorAll("#topology svg .guest").length`)
@@ -297,11 +317,13 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#state.state-up`)),
 		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] + tr`)),
 	)
+	waitTrue(t, ctx, `[...document.querySelectorAll("#guests-table img.plot")].every((img) => img.dataset.sampled && img.complete && img.naturalWidth > 0)`)
 	screenshot(t, ctx, "deployment-20-guests")
 	step(t, ctx, "dashboard", 30*time.Second,
 		chromedp.Navigate(s.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#deployments-table a[href="/deployments/`+big+`"]`)),
 	)
+	waitTrue(t, ctx, `(() => { const img = document.querySelector("#host img.plot"); return img.complete && img.naturalWidth > 0 })()`)
 	screenshot(t, ctx, "dashboard")
 	step(t, ctx, "configuration page", 30*time.Second, chromedp.Navigate(s.base+"/config"), chromedp.WaitVisible(chromedp.ID("status")))
 	waitTrue(t, ctx, `document.querySelector("#status").textContent.includes('"mode": "main"') && document.querySelector("#host-config").value.includes('"name"')`)

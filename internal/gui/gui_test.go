@@ -138,17 +138,22 @@ func TestPages(t *testing.T) {
 		{"/deployments", 200, []string{`data-state-of="lab"`, "empty"}},
 		{"/deployments/new", 200, []string{`id="yaml"`, `type="file"`}},
 		{"/deployments/lab", 200, []string{`<svg`, `id="topo-guest-g19"`, `id="topo-switch-sw2"`, `data-guest="g7"`,
-			`/api/monitor/deployments/lab/guests/g3?format=svg`, `data-action="up"`, `data-action="cancel"`, "success", "1.5s", `data-log="` + id}},
+			`/api/monitor/deployments/lab/guests/g3?format=svg`, `data-action="up"`, `data-action="cancel"`, "success", "1.5s", `data-log="` + id,
+			`id="btn-plan"`, `id="btn-apply"`, `data-snapshot="restore"`, `data-snapshots="">g0 (netns)`, `/static/term.js`}},
 		{"/deployments/empty", 200, []string{"press Generate"}},
 		{"/deployments/nope", 404, []string{"nope"}},
 		{"/cluster", 200, []string{"members-table"}},
 		{"/config", 200, []string{"/api/config/host"}},
 		{"/login", 200, []string{`name="token"`}},
 		{"/static/app.js", 200, []string{"/api/validate/yaml"}},
+		{"/static/term.js", 200, []string{"class Term"}},
 	} {
 		got, body := get(t, ts.URL+tc.path)
 		if got != tc.want {
 			t.Errorf("GET %s: %d, want %d", tc.path, got, tc.want)
+		}
+		if tc.path == "/deployments/lab" && strings.Contains(body, `loading="lazy"`) {
+			t.Errorf("the plots of 20 guests load lazily")
 		}
 		for _, s := range tc.has {
 			if !strings.Contains(body, s) {

@@ -85,7 +85,12 @@ type guestRow struct {
 	IPs              []string
 	Switches         []string
 	Color            string
+	// Snapshots: the guest's kind has snapshots (libvirt).
+	Snapshots bool
 }
+
+// lazyPlots is the number of guests above which their plots load lazily.
+const lazyPlots = 30
 
 type deploymentData struct {
 	Dep        api.Deployment
@@ -95,8 +100,10 @@ type deploymentData struct {
 	StateError string
 	Topology   template.HTML
 	Guests     []guestRow
-	Hosts      []hostColor
-	Actions    []action
+	// Lazy: many guests, so plots load only when scrolled to.
+	Lazy    bool
+	Hosts   []hostColor
+	Actions []action
 }
 
 func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
@@ -125,7 +132,7 @@ func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
 			colors[h.Name] = h.Color
 		}
 		for _, gu := range st.Guests {
-			row := guestRow{Name: gu.Name, Kind: gu.Kind, Host: gu.Host, Color: colors[gu.Host]}
+			row := guestRow{Name: gu.Name, Kind: gu.Kind, Host: gu.Host, Color: colors[gu.Host], Snapshots: gu.Kind == topology.KindLibvirt}
 			for _, in := range gu.Interfaces {
 				ip := in.Address
 				if ip == "" {
@@ -142,6 +149,7 @@ func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
 			data.StateError = err.Error()
 		}
 	}
+	data.Lazy = len(data.Guests) > lazyPlots
 	idx, err := g.opts.Records.LogIndex(r.Context(), name)
 	if err == nil {
 		for id, e := range idx {

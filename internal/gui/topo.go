@@ -59,6 +59,7 @@ func hostColors(st *topology.State) []hostColor {
 type block struct {
 	name, label string
 	spans       bool
+	external    *topology.ExternalSide
 	guests      []*topology.Guest
 	x, y, w     int
 	cols, rows  int
@@ -73,7 +74,7 @@ func drawTopology(st *topology.State) template.HTML {
 	blocks := []*block{}
 	index := map[string]*block{}
 	for _, sw := range st.Switches {
-		b := &block{name: sw.Name, label: sw.Name + "  " + sw.Subnet, spans: sw.Spans()}
+		b := &block{name: sw.Name, label: sw.Name + "  " + sw.Subnet, spans: sw.Spans(), external: sw.External}
 		index[sw.Name] = b
 		blocks = append(blocks, b)
 	}
@@ -95,14 +96,19 @@ func drawTopology(st *topology.State) template.HTML {
 	if loose != nil {
 		blocks = append(blocks, loose)
 	}
+	// Routers take a row of their own on top.
+	rl := layoutRouters(st.Routers)
 	// Widths, then positions: blocks left to right, wrapping onto shelves.
-	x, y, shelfH, width := margin, margin, 0, 200
+	x, y, shelfH, width := margin, margin+rl.height, 0, max(200, rl.width)
 	for _, b := range blocks {
 		n := len(b.guests)
 		b.cols = int(math.Ceil(math.Sqrt(float64(n) * 2)))
 		b.cols = max(1, min(b.cols, 10, n))
 		b.rows = (n + b.cols - 1) / b.cols
-		b.w = max(b.cols*cellW, 10+7*len(b.label)+20)
+		b.w = max(b.cols*cellW, 10+7*len(b.label)+20, len(rl.ports[b.name])*portW+20)
+		if b.external != nil {
+			b.w = max(b.w, 10+6*len(externalText(b.external))+20)
+		}
 		if x > margin && x+b.w > maxWidth {
 			x, y, shelfH = margin, y+shelfH+blockGap, 0
 		}
@@ -116,7 +122,8 @@ func drawTopology(st *topology.State) template.HTML {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" class="topology" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="topology of %s">`,
 		width, height, width, height, esc(st.Deployment))
-	sb.WriteString(`<style>.topology text{font:12px sans-serif;dominant-baseline:middle}.topology .g text{fill:#fff}.topology .bus{stroke:#777;stroke-width:1.5}.topology .extra{stroke:#999;stroke-dasharray:4 3;fill:none}</style>`)
+	sb.WriteString(`<style>.topology text{font:12px sans-serif;dominant-baseline:middle}.topology .g text,.topology .router text{fill:#fff}.topology .bus{stroke:#777;stroke-width:1.5}.topology .extra{stroke:#999;stroke-dasharray:4 3;fill:none}.topology .rlink{stroke-width:1.5;fill:none}.topology text.gw,.topology text.ext{font-size:10px}.topology text.ext{fill:#2a7a2a}</style>`)
+	drawRouterLinks(&sb, rl, index)
 	for _, b := range blocks {
 		topY, firstRowY, rows := b.y, b.y+rowsBelow, b.rows
 		// The switch.
@@ -125,8 +132,14 @@ func drawTopology(st *topology.State) template.HTML {
 			if b.spans {
 				dash = ` stroke-dasharray="6 3"`
 			}
-			fmt.Fprintf(&sb, `<g class="switch" id="topo-switch-%s"><title>switch %s</title><rect x="%d" y="%d" width="%d" height="%d" rx="6" fill="#eee" stroke="#555"%s/><text x="%d" y="%d">%s</text></g>`,
-				esc(b.name), esc(b.label), b.x, topY, b.w, switchH, dash, b.x+10, topY+switchH/2, esc(b.label))
+			if b.external == nil {
+				fmt.Fprintf(&sb, `<g class="switch" id="topo-switch-%s"><title>switch %s</title><rect x="%d" y="%d" width="%d" height="%d" rx="6" fill="#eee" stroke="#555"%s/><text x="%d" y="%d">%s</text></g>`,
+					esc(b.name), esc(b.label), b.x, topY, b.w, switchH, dash, b.x+10, topY+switchH/2, esc(b.label))
+			} else {
+				ext := esc(externalText(b.external))
+				fmt.Fprintf(&sb, `<g class="switch external" id="topo-switch-%s"><title>switch %s&#10;%s</title><rect x="%d" y="%d" width="%d" height="%d" rx="6" fill="#eef7ee" stroke="#2a7a2a" stroke-width="2"%s/><text x="%d" y="%d">%s</text><text class="ext" id="topo-external-%s" x="%d" y="%d">%s</text></g>`,
+					esc(b.name), esc(b.label), ext, b.x, topY, b.w, switchH, dash, b.x+10, topY+11, esc(b.label), esc(b.name), b.x+10, topY+25, ext)
+			}
 		} else {
 			fmt.Fprintf(&sb, `<text x="%d" y="%d">%s</text>`, b.x, topY+switchH/2, esc(b.label))
 		}
@@ -173,6 +186,7 @@ func drawTopology(st *topology.State) template.HTML {
 			fmt.Fprintf(&sb, `<path class="extra" d="M%d %d C %d %d, %d %d, %d %d"/>`, p[0], p[1]-guestH/2, p[0], p[1]-guestH/2-40, sx, sy+40, sx, sy)
 		}
 	}
+	drawRouters(&sb, rl, colors, index)
 	sb.WriteString(`</svg>`)
 	return template.HTML(sb.String())
 }

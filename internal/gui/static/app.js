@@ -240,19 +240,17 @@ function deploymentPage() {
     };
   };
 
-  const act = async (action) => {
+  const act = async (action, extra) => {
     msg.textContent = "";
+    msg.className = "muted";
     let r;
     if (action === "cancel") {
       r = await api("POST", "/api/deployments/" + name + "/cancel", following ? { uuid: following } : {});
     } else {
-      const body = { command: action };
+      const body = Object.assign({ command: action }, extra || {});
       if (action === "up") {
         body.provision = $("#opt-provision").checked;
         body.rerun_scripts = $("#opt-rerun").checked;
-      }
-      if (action === "snapshot") {
-        body.snapshot = { sub_command: "create", guest: $("#snap-guest").value, name: $("#snap-name").value || undefined };
       }
       r = await api("POST", "/api/deployments/" + name + "/action", body);
     }
@@ -263,8 +261,71 @@ function deploymentPage() {
       msg.textContent = errorText(r);
       msg.className = "error-inline";
     }
+    return r;
   };
   $$("#actions button[data-action]").forEach((b) => b.addEventListener("click", () => act(b.dataset.action)));
+
+  // Snapshots: for guests whose kind has them (libvirt); the buttons say
+  // why they are off for the others.
+  const snapGuest = () => $("#snap-guest");
+  const snapButtons = () => $$("#snapshots button[data-snapshot]");
+  const snapState = async () => {
+    const sel = snapGuest();
+    const opt = sel && sel.selectedOptions[0];
+    const can = !!(opt && opt.dataset.snapshots);
+    snapButtons().forEach((b) => {
+      b.disabled = !can;
+      b.title = can ? b.dataset.snapshot + " a snapshot of " + opt.value
+        : opt ? "guests of this kind have no snapshots (libvirt guests do)" : "no guests yet: press Generate";
+    });
+    const list = $("#snap-list");
+    list.textContent = "";
+    if (!can) return;
+    const r = await api("GET", "/api/deployments/" + name + "/guests/" + encodeURIComponent(opt.value) + "/snapshots");
+    const items = r.ok ? (Array.isArray(r.data) ? r.data : (r.data && r.data.snapshots) || []) : [];
+    items.forEach((x) => {
+      const o = document.createElement("option");
+      o.value = typeof x === "string" ? x : x.name;
+      list.appendChild(o);
+    });
+  };
+  document.addEventListener("change", (e) => { if (e.target.id === "snap-guest") snapState(); });
+  document.addEventListener("click", (e) => {
+    const b = e.target.closest("#snapshots button[data-snapshot]");
+    if (!b || b.disabled) return;
+    act("snapshot", { snapshot: { sub_command: b.dataset.snapshot, guest: snapGuest().value, name: $("#snap-name").value || undefined } });
+  });
+  snapState();
+
+  // Apply: first the plan, as a diff; then apply it.
+  const planCard = $("#plan-card"), planEl = $("#plan"), planMsg = $("#plan-msg");
+  const showPlan = async () => {
+    planCard.hidden = false;
+    planEl.textContent = "loading…";
+    planMsg.textContent = "";
+    const r = await api("GET", "/api/deployments/" + name + "/plan");
+    planEl.textContent = "";
+    if (!r.ok) { planEl.textContent = errorText(r); $("#btn-apply").disabled = true; return; }
+    const add = (cls, text) => {
+      const d = document.createElement("div");
+      d.className = "diff " + cls;
+      d.textContent = text;
+      planEl.appendChild(d);
+    };
+    const sign = { add: "+", remove: "-", remake: "~", impair: "~" };
+    const changes = r.data.changes || [], same = r.data.unchanged || [];
+    changes.forEach((c) => add("op-" + c.op, (sign[c.op] || "~") + " " + c.kind + " " + c.name + (c.host ? " (" + c.host + ")" : "") + "  " + c.op + (c.why ? ": " + c.why : "")));
+    same.forEach((o) => add("same", "  " + o.kind + " " + o.name + (o.host ? " (" + o.host + ")" : "")));
+    if (!changes.length) add("none", "no changes: the deployment is as kvm-compose.yaml says");
+    $("#btn-apply").disabled = changes.length === 0;
+  };
+  $("#btn-plan").addEventListener("click", showPlan);
+  $("#plan-close").addEventListener("click", () => { planCard.hidden = true; });
+  $("#btn-apply").addEventListener("click", async () => {
+    const r = await act("apply");
+    planMsg.textContent = r.status === 202 ? "apply started" : errorText(r);
+    if (r.status === 202) planCard.hidden = true;
+  });
 
   document.addEventListener("click", (e) => {
     const a = e.target.closest("a[data-log]");
@@ -283,6 +344,7 @@ function deploymentPage() {
       if (fresh && old) old.replaceWith(fresh);
     });
     optionalImages();
+    snapState();
     guests();
   };
 
@@ -290,6 +352,7 @@ function deploymentPage() {
     if (ev.deployment !== name) return;
     if (ev.type === "action-started" && ev.uuid) follow(ev.uuid, ev.command ? (typeof ev.command === "string" ? ev.command : Object.keys(ev.command)[0]) : "");
     if (ev.type === "action-ended") refresh();
+    if (ev.type === "deployment-state") guests();
   });
 
   // Status and resource use, from the guests route (when it is there).
@@ -311,51 +374,90 @@ function deploymentPage() {
         });
       }
       const res = g.resources;
+      const img = $("img.plot", tr);
+      if (img && res && res.sampled_at && img.dataset.sampled !== res.sampled_at) {
+        img.dataset.sampled = res.sampled_at;
+        if (img.dataset.missing) { img.hidden = false; delete img.dataset.missing; $$(".plot-missing", tr).forEach((x) => x.remove()); }
+        img.src = img.src.replace(/&t=[^&]*/, "") + "&t=" + encodeURIComponent(res.sampled_at);
+      }
       $(".cpu", tr).textContent = res ? res.cpu_seconds.toFixed(2) : "—";
       $(".mem", tr).textContent = res ? fmtBytes(res.memory_bytes) : "—";
       $(".net", tr).textContent = res ? fmtBytes(res.rx_bytes) + " / " + fmtBytes(res.tx_bytes) : "—";
     });
   };
   guests();
-  setInterval(guests, 5000);
+  setInterval(guests, 3000);
   if (root.dataset.running) follow(root.dataset.running, "running");
 }
 
-// --- console: raw terminal bytes over the console websocket.
+// --- console: raw terminal bytes over the console websocket, shown by
+// the small terminal of term.js.
 let consoleWS = null;
 function openConsole(dep, guest) {
   const pane = $("#console"), out = $("#console-out"), note = $("#console-msg");
   if (consoleWS) { consoleWS.onclose = null; consoleWS.close(); }
   pane.hidden = false;
   $("#console-guest").textContent = guest;
-  out.textContent = "";
+  const term = new Term(out);
+  window.__term = term;
+  term.reset();
   note.textContent = "connecting…";
-  const ws = new WebSocket(wsURL("/api/deployments/" + dep + "/guests/" + encodeURIComponent(guest) + "/console"));
+  const ws = new WebSocket(wsURL("/api/deployments/" + encodeURIComponent(dep) + "/guests/" + encodeURIComponent(guest) + "/console"));
   ws.binaryType = "arraybuffer";
   consoleWS = ws;
-  const dec = new TextDecoder();
+  const dec = new TextDecoder(), enc = new TextEncoder();
+  const send = (s) => { if (s && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(s)); };
+  let size = { cols: 0, rows: 0 };
+  const resize = () => {
+    if (ws.readyState !== WebSocket.OPEN || pane.hidden) return;
+    const now = termSize(out);
+    if (now.cols === size.cols && now.rows === size.rows) return;
+    size = now;
+    ws.send(JSON.stringify({ type: "resize", cols: now.cols, rows: now.rows }));
+  };
   ws.onopen = () => {
-    note.textContent = "connected: click here and type";
-    ws.send(JSON.stringify({ type: "resize", cols: 100, rows: 30 }));
+    note.textContent = "connected to " + guest + ": click the console and type";
+    resize();
     out.focus();
   };
-  ws.onmessage = (m) => {
-    const text = typeof m.data === "string" ? m.data : dec.decode(m.data, { stream: true });
-    // No terminal emulator: colours and cursor moves are dropped.
-    out.textContent += text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
-    if (out.textContent.length > 200000) out.textContent = out.textContent.slice(-100000);
-    out.scrollTop = out.scrollHeight;
+  ws.onmessage = (m) => term.write(typeof m.data === "string" ? m.data : dec.decode(m.data, { stream: true }));
+  ws.onclose = (e) => {
+    note.textContent = "console closed" + (e.reason ? ": " + e.reason : " (this guest's console may not be available)");
   };
-  ws.onclose = () => { note.textContent = "console closed (this guest's console may not be available)"; };
   out.onkeydown = (e) => {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    const keys = { Enter: "\r", Backspace: "\x7f", Tab: "\t", Escape: "\x1b", ArrowUp: "\x1b[A", ArrowDown: "\x1b[B", ArrowRight: "\x1b[C", ArrowLeft: "\x1b[D" };
-    let s = keys[e.key];
-    if (!s && e.ctrlKey && e.key.length === 1) s = String.fromCharCode(e.key.toUpperCase().charCodeAt(0) - 64);
-    if (!s && e.key.length === 1 && !e.metaKey) s = e.key;
-    if (s) { e.preventDefault(); ws.send(new TextEncoder().encode(s)); }
+    const s = keyBytes(e);
+    if (!s) return;
+    // Ctrl-C with a selection copies it; without, it interrupts the guest.
+    if (e.ctrlKey && e.key.toLowerCase() === "c" && String(getSelection())) return;
+    e.preventDefault();
+    send(s);
   };
+  out.onpaste = (e) => { e.preventDefault(); send(e.clipboardData.getData("text").replace(/\r?\n/g, "\r")); };
+  window.onresize = resize;
   $("#console-close").onclick = () => { ws.close(); pane.hidden = true; };
+}
+
+// --- dashboard: counts by state follow the events; the host plot is
+// drawn again every 15 s.
+function dashboard() {
+  const by = $("#by-state");
+  if (!by) return;
+  let timer = null;
+  eventHandlers.push((ev) => {
+    if (ev.type !== "deployment-state") return;
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const resp = await fetch("/");
+      if (!resp.ok) return;
+      const fresh = $("#by-state", new DOMParser().parseFromString(await resp.text(), "text/html"));
+      if (fresh) $("#by-state").replaceWith(fresh);
+    }, 300);
+  });
+  setInterval(() => {
+    const img = $("#host img.plot");
+    if (img) { img.hidden = false; img.src = "/api/monitor/host?format=svg&t=" + Date.now(); }
+    membersTable();
+  }, 15000);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -366,4 +468,5 @@ document.addEventListener("DOMContentLoaded", () => {
   jsonPanes();
   createPage();
   deploymentPage();
+  dashboard();
 });

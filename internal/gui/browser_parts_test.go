@@ -1,0 +1,136 @@
+package gui_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/testbedos/testbedos/internal/api"
+)
+
+// guestsLive: the guests table shows status and resource use from the
+// guests route, and every guest's plot is drawn again once the monitor
+// has sampled it — a real SVG the browser decoded (naturalWidth > 0) that
+// holds samples. Snapshot buttons are off, with a reason, for netns guests.
+func guestsLive(t *testing.T, ctx context.Context) {
+	t.Helper()
+	step(t, ctx, "guests table: status and resources live", 30*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`#guests-table tr[data-guest="web"] .status.st-running`)),
+		chromedp.WaitVisible(chromedp.CSS(`#guests-table tr[data-guest="client"] .status.st-running`)),
+	)
+	waitTrue(t, ctx, `[...document.querySelectorAll("#guests-table tr[data-guest]")].every((tr) =>
+		tr.querySelector(".mem").textContent.includes("B") && tr.querySelector(".ips").textContent.includes("10.0.0."))`)
+	waitTrue(t, ctx, `[...document.querySelectorAll("#guests-table img.plot")].every((img) =>
+		img.dataset.sampled && img.complete && img.naturalWidth > 0 && img.src.includes("&t="))`)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	svg, err := chromedp.Run(sctx, chromedp.Evaluate[string](`fetch(document.querySelector('#guests-table tr[data-guest="web"] img.plot').src).then((r) => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("fetching the plot: %v", err)
+	}
+	if !strings.Contains(svg, "<svg") || strings.Contains(svg, "no samples") {
+		t.Errorf("the web guest's plot: %.300s", svg)
+	}
+	disabled := eval[bool](t, ctx, `document.querySelector("#btn-snap-create").disabled && document.querySelector("#btn-snap-restore").disabled`)
+	tip := eval[string](t, ctx, `document.querySelector("#btn-snap-create").title`)
+	if !disabled || !strings.Contains(tip, "no snapshots") {
+		t.Errorf("snapshot buttons for netns guests: disabled %v, tooltip %q", disabled, tip)
+	}
+}
+
+// consoleWorks opens the web guest's console in the page and uses it as a
+// terminal: a command and its output, Ctrl-C interrupting a sleep.
+func consoleWorks(t *testing.T, ctx context.Context) {
+	t.Helper()
+	step(t, ctx, "open the console", 30*time.Second,
+		chromedp.Click(chromedp.CSS(`button.console-open[data-guest="web"]`)),
+		chromedp.WaitVisible(chromedp.ID("console-out")),
+	)
+	waitTrue(t, ctx, `document.querySelector("#console-msg").textContent.startsWith("connected")`)
+	step(t, ctx, "type a command", 20*time.Second,
+		chromedp.Click(chromedp.ID("console-out")),
+		chromedp.SendKeys(chromedp.ID("console-out"), "echo hi-$((6*7))\r"),
+	)
+	waitTrue(t, ctx, `document.querySelector("#console-out").textContent.split("\n").some((l) => l.trim() === "hi-42")`)
+	step(t, ctx, "Ctrl-C interrupts", 20*time.Second,
+		chromedp.SendKeys(chromedp.ID("console-out"), "sleep 30\r"),
+		chromedp.Sleep(300*time.Millisecond),
+		chromedp.KeyEvent("c", chromedp.KeyModifiers(chromedp.ModifierCtrl)),
+		chromedp.SendKeys(chromedp.ID("console-out"), "echo after-$((1+1))\r"),
+	)
+	waitTrue(t, ctx, `document.querySelector("#console-out").textContent.split("\n").some((l) => l.trim() === "after-2")`)
+	step(t, ctx, "close the console", 10*time.Second, chromedp.Click(chromedp.ID("console-close")))
+}
+
+// planAndApply adds a guest to kvm-compose.yaml: Apply… shows it as a
+// diff, and applying it brings it into the guests table without a reload.
+func planAndApply(t *testing.T, ctx context.Context, s *realServer, name string) {
+	t.Helper()
+	var dep api.Deployment
+	if s.call(t, "GET", "/api/deployments/"+name, nil, &dep) != 200 {
+		t.Fatal("no deployment")
+	}
+	at := strings.Index(small, "\nnetwork:") + 1
+	more := small[:at] + "  - name: extra\n    network: [{switch: sw0, ip: 10.0.0.30}]\n" + small[at:]
+	if err := os.WriteFile(filepath.Join(dep.ProjectLocation, "kvm-compose.yaml"), []byte(more), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	step(t, ctx, "the plan as a diff", 20*time.Second,
+		chromedp.Click(chromedp.ID("btn-plan")),
+		chromedp.WaitVisible(chromedp.CSS(`#plan .diff.op-add`)),
+	)
+	plan := eval[string](t, ctx, `document.querySelector("#plan").innerText`)
+	if !strings.Contains(plan, "+ guest extra") || !strings.Contains(plan, "guest web") {
+		t.Errorf("plan shown: %q", plan)
+	}
+	step(t, ctx, "apply", 60*time.Second,
+		chromedp.Click(chromedp.ID("btn-apply")),
+		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] + tr + tr`)),
+		chromedp.WaitVisible(chromedp.CSS(`#guests-table tr[data-guest="extra"] .status.st-running`)),
+		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-extra`)),
+	)
+	first := eval[string](t, ctx, `document.querySelector("#history tbody tr").innerText`)
+	if !strings.Contains(first, "apply") || !strings.Contains(first, "success") {
+		t.Errorf("last action row after apply: %q", first)
+	}
+	// A past action opens its log.
+	step(t, ctx, "a past action's log", 20*time.Second,
+		chromedp.Click(chromedp.CSS(`#history tbody tr:last-child a[data-log]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#log .end`)),
+	)
+	if title := eval[string](t, ctx, `document.querySelector("#log-title").textContent`); !strings.Contains(title, "log") {
+		t.Errorf("log title %q", title)
+	}
+}
+
+// cancelWorks gives web a setup script that sleeps, presses Up and then
+// Cancel while the script runs: the action ends cancelled, seen live.
+func cancelWorks(t *testing.T, ctx context.Context, s *realServer, name string) {
+	t.Helper()
+	var dep api.Deployment
+	if s.call(t, "GET", "/api/deployments/"+name, nil, &dep) != 200 {
+		t.Fatal("no deployment")
+	}
+	slow := strings.Replace(small, "    network: [{switch: sw0, ip: 10.0.0.10}]\n", "    network: [{switch: sw0, ip: 10.0.0.10}]\n    netns: {setup_script: slow.sh}\n", 1)
+	for file, text := range map[string]string{"kvm-compose.yaml": slow, "slow.sh": "#!/bin/sh\nsleep 60\n"} {
+		if err := os.WriteFile(filepath.Join(dep.ProjectLocation, file), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(t, ctx, "generate with the slow script", 30*time.Second, chromedp.Click(chromedp.ID("btn-generate")))
+	waitTrue(t, ctx, `(document.querySelector("#history tbody tr") || {}).innerText.includes("generate-artefacts")`)
+	step(t, ctx, "up, then cancel during setup", 30*time.Second, chromedp.Click(chromedp.ID("btn-up")))
+	waitTrue(t, ctx, `document.querySelector("#log").textContent.includes("setup: 1 setup script")`)
+	step(t, ctx, "cancel", 10*time.Second, chromedp.Click(chromedp.ID("btn-cancel")))
+	waitTrue(t, ctx, `(() => { const r = document.querySelector("#history tbody tr").innerText; return r.includes("up") && r.includes("cancelled") })()`)
+	// A cancelled up leaves the deployment failed(up), for down to clean.
+	waitTrue(t, ctx, `document.querySelector("#state").textContent !== "running"`)
+	if st := eval[string](t, ctx, `document.querySelector("#state").textContent`); st != "failed(up)" {
+		t.Errorf("state after cancel: %q", st)
+	}
+}
