@@ -22,7 +22,7 @@ const (
 	nfqnlMsgVerdict = 1
 	nfqnlMsgConfig  = 2
 
-	nfqnlCfgCmdBind   = 1
+	nfqnlCfgCmdBind = 1
 
 	nfqaCfgCmd      = 1
 	nfqaCfgParams   = 2

@@ -17,20 +17,24 @@ import (
 )
 
 // The userspace fallback for kernels without netem (CONFIG_NET_SCH_NETEM
-// unset, no sch_netem module). Netem would sit as the root qdisc of the
+// unset, no sch_netem module). Netem sits as the root qdisc of the
 // host-side end of a guest's link, shaping what the host sends to the
-// guest. The fallback shapes the same packets where they arrive: in the
-// guest's own network namespace (found through the veth's peer), tables
-// of the daemon's own (ip and ip6 families, hook prerouting, "iif PEER")
-// queue every packet coming in on the guest's end of the link to a
-// netlink queue bound in that namespace, through the xt compat target
-// NFQUEUE (the kernel may lack nft_queue; the bridge family cannot use
-// NFQUEUE on this kernel). The daemon holds each packet for the delay,
-// drops or corrupts its share and then accepts it (holdq.go). A rate limit
-// stays a tbf qdisc on the host-side link. The rule queues with bypass:
-// while no daemon listens, packets pass unimpaired rather than being
-// dropped. Only IP packets are impaired (ARP is not). Links without a
-// namespace on the other end (the taps of VMs) are not supported.
+// guest. The fallback works in the guest's own network namespace (found
+// through the veth's peer): tables of the daemon's own (ip and ip6
+// families, hook postrouting, "oif PEER") queue every IP packet the guest
+// sends (or forwards) out of its end of the link to a netlink queue bound
+// in that namespace, through the xt compat target NFQUEUE (the kernel may
+// lack nft_queue; the bridge family cannot use NFQUEUE on this kernel).
+// The daemon holds each packet for the delay, drops or corrupts its share
+// and then accepts it (holdq.go). So the fallback delays the other
+// direction of the link than netem: a round trip over the link still pays
+// the delay once, and ping shows it (held on arrival instead, the packet
+// would carry the kernel's receive time stamp from before the hold, and
+// ping would not see the delay). A rate limit stays a tbf qdisc on the
+// host-side link. The rule queues with bypass: while no daemon listens,
+// packets pass unimpaired rather than being dropped. Only IP packets are
+// impaired (ARP is not). Links without a namespace at the other end (the
+// taps of VMs) are not supported.
 
 // userTablePrefix names the tables of the fallback: one per link.
 const userTablePrefix = "testbedos-impair-"
@@ -287,14 +291,14 @@ func nfqInfoV3(num uint16) []byte {
 	return b
 }
 
-// queuePriority: the queue rule runs first in prerouting.
+// queuePriority: the queue rule runs first in postrouting.
 var queuePriority = nftables.ChainPriorityRef(-300)
 
 // queueFamilies are the families of the tables: IPv4 and IPv6.
 var queueFamilies = []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6}
 
 // writeQueueTables (re)writes the tables of link in its peer's namespace:
-// packets coming in on the peer go to queue num.
+// packets leaving through the peer go to queue num.
 func writeQueueTables(peer peerNS, link string, num uint16) error {
 	conn, err := nftables.New(nftables.WithNetNSFd(int(peer.file.Fd())))
 	if err != nil {
@@ -303,18 +307,18 @@ func writeQueueTables(peer peerNS, link string, num uint16) error {
 	name := userTablePrefix + link
 	accept := nftables.ChainPolicyAccept
 	info := xt.Unknown(nfqInfoV3(num))
-	iif := binary.NativeEndian.AppendUint32(nil, uint32(peer.index))
+	oif := binary.NativeEndian.AppendUint32(nil, uint32(peer.index))
 	for _, fam := range queueFamilies {
 		table := &nftables.Table{Family: fam, Name: name}
 		// Add then delete then add: whatever was there goes.
 		conn.AddTable(table)
 		conn.DelTable(table)
 		conn.AddTable(table)
-		ch := conn.AddChain(&nftables.Chain{Table: table, Name: "prerouting", Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookPrerouting, Priority: queuePriority, Policy: &accept})
+		ch := conn.AddChain(&nftables.Chain{Table: table, Name: "postrouting", Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPostrouting, Priority: queuePriority, Policy: &accept})
 		conn.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: iif},
+			&expr.Meta{Key: expr.MetaKeyOIF, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: oif},
 			&expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info},
 		}})
 	}

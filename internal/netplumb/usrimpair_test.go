@@ -81,7 +81,7 @@ func TestUserspaceImpairment(t *testing.T) {
 		t.Fatal("no ping before the impairment")
 	}
 
-	if err := h.queues.set(ctx, link, Impairment{DelayMS: 60}); err != nil {
+	if err := h.queues.set(ctx, link, Impairment{DelayMS: 60, JitterMS: 1}); err != nil {
 		t.Fatal(err)
 	}
 	num, ok := h.QueueNumber(link)
