@@ -35,24 +35,35 @@ func findPeerNS(l netlink.Link) (peerNS, error) {
 		return peerNS{}, ErrNoPeerNamespace
 	}
 	want := l.Attrs().NetNsID
+	var paths []string
 	for _, dir := range namespaceDirs {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			path := filepath.Join(dir, e.Name())
-			f, err := os.Open(path)
-			if err != nil {
-				continue
-			}
-			if id, err := netlink.GetNetNsIdByFd(int(f.Fd())); err == nil && id == want {
-				var st syscall.Stat_t
-				if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-					f.Close()
-					return peerNS{}, fmt.Errorf("namespace %s: %w", path, err)
-				}
-				return peerNS{file: f, path: path, ino: st.Ino, index: l.Attrs().ParentIndex}, nil
-			}
-			f.Close()
+			paths = append(paths, filepath.Join(dir, e.Name()))
 		}
+	}
+	// Last, the namespaces of processes (a container whose namespace has
+	// no bind mount): the path goes with the process.
+	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	seen := map[uint64]bool{}
+	for _, path := range append(paths, procs...) {
+		var st syscall.Stat_t
+		if syscall.Stat(path, &st) != nil || seen[st.Ino] {
+			continue
+		}
+		seen[st.Ino] = true
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if id, err := netlink.GetNetNsIdByFd(int(f.Fd())); err == nil && id == want {
+			if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+				f.Close()
+				return peerNS{}, fmt.Errorf("namespace %s: %w", path, err)
+			}
+			return peerNS{file: f, path: path, ino: st.Ino, index: l.Attrs().ParentIndex}, nil
+		}
+		f.Close()
 	}
 	return peerNS{}, ErrNoPeerNamespace
 }

@@ -167,3 +167,26 @@ func hasQueueTable(t *testing.T, ns, link string) bool {
 	}
 	return false
 }
+
+// TestUserspaceImpairmentNeedsAPeerNamespace: a link with no namespace at
+// its other end (a VM's tap; here a dummy) has no fallback, and says so.
+func TestUserspaceImpairmentNeedsAPeerNamespace(t *testing.T) {
+	nettest.RequireRoot(t)
+	prefix := nettest.Prefix(t)
+	if !nettest.InNewNetns(t, prefix) {
+		return
+	}
+	d := &netlink.Dummy{LinkAttrs: netlink.NewLinkAttrs()}
+	d.Name = prefix + "tap"
+	if err := netlink.LinkAdd(d); err != nil {
+		t.Fatal(err)
+	}
+	h := NewHost(nil)
+	err := h.queues.set(context.Background(), d.Name, Impairment{DelayMS: 10})
+	if !errors.Is(err, ErrNoPeerNamespace) {
+		t.Fatalf("fallback on a dummy: %v, want ErrNoPeerNamespace", err)
+	}
+	if _, ok := h.QueueNumber(d.Name); ok {
+		t.Error("a queue is listed for the dummy")
+	}
+}
