@@ -169,14 +169,14 @@ func hasQueueTable(t *testing.T, ns, link string) bool {
 }
 
 // TestUserspaceImpairmentNeedsAPeerNamespace: a link with no namespace at
-// its other end (a VM's tap; here a dummy) has no fallback, and says so.
+// its other end (a VM's tap; here a bridge) has no fallback, and says so.
 func TestUserspaceImpairmentNeedsAPeerNamespace(t *testing.T) {
 	nettest.RequireRoot(t)
 	prefix := nettest.Prefix(t)
 	if !nettest.InNewNetns(t, prefix) {
 		return
 	}
-	d := &netlink.Dummy{LinkAttrs: netlink.NewLinkAttrs()}
+	d := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
 	d.Name = prefix + "tap"
 	if err := netlink.LinkAdd(d); err != nil {
 		t.Fatal(err)
@@ -184,9 +184,9 @@ func TestUserspaceImpairmentNeedsAPeerNamespace(t *testing.T) {
 	h := NewHost(nil)
 	err := h.queues.set(context.Background(), d.Name, Impairment{DelayMS: 10})
 	if !errors.Is(err, ErrNoPeerNamespace) {
-		t.Fatalf("fallback on a dummy: %v, want ErrNoPeerNamespace", err)
+		t.Fatalf("fallback on a bridge: %v, want ErrNoPeerNamespace", err)
 	}
 	if _, ok := h.QueueNumber(d.Name); ok {
-		t.Error("a queue is listed for the dummy")
+		t.Error("a queue is listed for the bridge")
 	}
 }
