@@ -108,7 +108,9 @@ func (e *Engine) logPlan(ctx context.Context, d api.Deployment, p *planned, log 
 }
 
 // impairItems change the impairments of the plan's impair guests in place
-// and record the new description.
+// (interfaces whose netem changed, and those with a run-time setting, set
+// back to kvm-compose.yaml) and record the new description, without the
+// run-time settings.
 func (e *Engine) impairItems(d api.Deployment, p *planned, led *ledger, log actlog.Log) []item {
 	items := make([]item, len(p.impair))
 	for i := range p.impair {
@@ -126,7 +128,8 @@ func (e *Engine) impairItems(d api.Deployment, p *planned, led *ledger, log actl
 				if j < len(old.Guest.Interfaces) {
 					before = old.Guest.Interfaces[j].Netem
 				}
-				if len(diffValues(before, ifc.Netem)) == 0 {
+				_, runtime := old.Impairments[ifc.Name]
+				if len(diffValues(before, ifc.Netem)) == 0 && !runtime {
 					continue
 				}
 				if err := e.opts.Impairer.Impair(ctx, host, dep, g, ifc.Name, ifc.Netem); err != nil {

@@ -119,13 +119,17 @@ func diffPlan(rec *Record, st *topology.State, ips map[string]string, canImpair 
 			change(api.KindGuest, hostKey{g.Host, g.Name}, api.OpRemake, fmt.Sprintf("host %s → %s", k.host, g.Host))
 		default:
 			diffs := diffValues(old.Guest, *g)
-			if len(diffs) == 0 {
+			var runtime []string
+			if canImpair {
+				runtime = runtimeDiffs(old, g)
+			}
+			if len(diffs) == 0 && len(runtime) == 0 {
 				keep(api.KindGuest, k)
 				continue
 			}
 			if canImpair && len(diffValues(withoutNetem(old.Guest), withoutNetem(*g))) == 0 {
 				p.impair = append(p.impair, *g)
-				change(api.KindGuest, k, api.OpImpair, strings.Join(diffs, "; "))
+				change(api.KindGuest, k, api.OpImpair, strings.Join(append(diffs, runtime...), "; "))
 				continue
 			}
 			p.removeGuests[k] = true

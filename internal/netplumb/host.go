@@ -11,10 +11,15 @@ type Host struct {
 	fw *Firewall
 	// dhcp holds the DHCP servers of the routers on this host (dhcp.go).
 	dhcp dhcpServers
+	// queues are the userspace impairments of links where the kernel has
+	// no netem (usrimpair.go).
+	queues userQueues
 }
 
 // NewHost returns the network of this host; log receives firewall changes.
-func NewHost(log *slog.Logger) *Host { return &Host{fw: NewFirewall(log)} }
+func NewHost(log *slog.Logger) *Host {
+	return &Host{fw: NewFirewall(log), queues: userQueues{log: log}}
+}
 
 // EnsureBridge makes the bridge if it is missing, sets it up and reports
 // whether it made it (so a failed up removes only bridges it created). The

@@ -137,13 +137,30 @@ func LinkUp(ctx context.Context, name string) (bool, error) {
 	return link.Attrs().Flags&net.FlagUp != 0, nil
 }
 
-// Impair implements the engine's optional Impairer on this host's network.
+// Impair implements the engine's optional Impairer on this host's network:
+// a netem (or tbf) qdisc on the link, or, where the kernel has no netem,
+// the userspace fallback (usrimpair.go) with the rate as a tbf qdisc.
 func (h *Host) Impair(ctx context.Context, link string, imp Impairment, up bool) error {
-	if err := SetImpairment(ctx, link, imp); err != nil {
+	err := SetImpairment(ctx, link, imp)
+	switch {
+	case errors.Is(err, ErrNoNetem):
+		if ferr := h.queues.set(ctx, link, imp); errors.Is(ferr, ErrNoPeerNamespace) {
+			err = fmt.Errorf("%w; %w", err, ferr)
+		} else {
+			err = ferr
+		}
+	case err == nil:
+		err = h.queues.clear(link)
+	}
+	if err != nil {
 		return err
 	}
 	return SetLinkUp(ctx, link, up)
 }
+
+// StopImpairments stops every userspace queue of this host (its tables
+// removed, held packets accepted): the daemon's shutdown.
+func (h *Host) StopImpairments() error { return h.queues.closeAll() }
 
 // LinkUp implements the engine's optional Impairer: whether the link is up.
 func (h *Host) LinkUp(ctx context.Context, link string) (bool, error) { return LinkUp(ctx, link) }

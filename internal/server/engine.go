@@ -46,7 +46,7 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 // newEngine is the orchestration engine over hosts, recording what it
 // deploys in st.
 func newEngine(hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
-	return engine.New(engine.Options{Hosts: hosts, Records: records{st}, Logger: log})
+	return engine.New(engine.Options{Hosts: hosts, Records: records{st}, Logger: log, Impairer: engine.LinkImpairer{}})
 }
 
 // agentRoutes mounts, on a client host, the agent API the main drives

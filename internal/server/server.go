@@ -231,6 +231,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			log.Warn("could not restart every DHCP server of the deployments that are up", "err", err)
 		}
 	}
+	// So are the userspace impairments of kernels without netem: what is
+	// in force on the links of recorded guests is set again.
+	if d, ok := exec.(interface{ RestoreImpairments(context.Context) error }); ok {
+		if err := d.RestoreImpairments(ctx); err != nil {
+			log.Warn("could not set again every impairment of the deployments that are up", "err", err)
+		}
+	}
 	if cfg.Mode != config.ModeClient {
 		s.sessions = newSessions(SessionTTL)
 		s.gui, err = gui.New(gui.Options{

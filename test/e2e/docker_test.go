@@ -82,6 +82,20 @@ func TestDockerGuestUpPingDown(t *testing.T) {
 		t.Errorf("box -> ns: code %d, %v:\n%s", code, err, out.String())
 	}
 
+	// An impairment on the container's link (netem, or the userspace
+	// fallback in the container's namespace) shows in the round trip.
+	if _, err := s.c.SetImpairment(context.Background(), name, "box", "eth0", api.Impairment{Up: true, DelayMS: 80}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := nettest.NewPinger(ns.Netns.Namespace, net.ParseIP("10.0.0.10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rtt, err := p.Echo(5 * time.Second); err != nil || rtt < 80*time.Millisecond || rtt > 200*time.Millisecond {
+		t.Errorf("ns -> box with 80 ms on box: %v, %v", rtt, err)
+	}
+	p.Close()
+
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertNothingLeft(t, st)
 	if _, err := cli.ContainerInspect(context.Background(), box.Docker.Container, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
