@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -96,6 +98,16 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 	if err != nil {
 		if ctx.Err() != nil {
 			return &exitError{code: 130, msg: fmt.Sprintf("stopped following action %s", id)}
+		}
+		// The server began to stop between starting the action and our
+		// follow: it records the action as interrupted, as below.
+		var ce *client.Error
+		if errors.As(err, &ce) && ce.Status == http.StatusServiceUnavailable {
+			o := api.Outcome{ErrorCode: api.ErrorCodeInterrupted, EndState: api.FailedState(api.Command{Name: what})}
+			if what == api.CmdSnapshot {
+				o.EndState = api.StateIsUp // a snapshot never changes the state
+			}
+			return &exitError{code: o.ErrorCode, msg: outcomeMessage(what, name, o, "")}
 		}
 		return err
 	}

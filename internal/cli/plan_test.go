@@ -144,3 +144,27 @@ func TestProgressLine(t *testing.T) {
 		t.Error("a buffer is no terminal")
 	}
 }
+
+// A server that begins to stop between starting an action and the CLI's
+// follow answers the stream with 503: the action is interrupted (exit 3),
+// not a failure of the CLI.
+func TestFollowRefusedByAStoppingServerIsAnInterrupt(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/config/status", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.ServerStatus{Mode: "main"})
+	})
+	mux.HandleFunc("POST /api/deployments/lab/action", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"uuid":"0b6c-uuid"}`)
+	})
+	mux.HandleFunc("GET /api/logs/0b6c-uuid/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"error":{"code":503,"message":"the server is shutting down"}}`)
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	code, out := run(t, "", nil, "--server-connection", ts.URL, "-p", "lab", "up")
+	if code != api.ErrorCodeInterrupted || !strings.Contains(out, "up interrupted: the server stopped while it ran; deployment lab is failed(up)") {
+		t.Errorf("exit %d, want %d saying interrupted:\n%s", code, api.ErrorCodeInterrupted, out)
+	}
+}
