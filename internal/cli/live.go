@@ -186,8 +186,9 @@ func (a *app) netemCommand() *cobra.Command {
 		Long: `Without flags, prints the setting in force on GUEST's interface IFACE. With
 flags, changes the fields given and keeps the others (--delay 0 removes the
 delay; --clear removes everything and sets the link up). The setting is a
-netem qdisc on the host-side end of the link, so it delays what the guest
-receives. It is recorded: it survives a restart of the server and is set
+netem qdisc on the host-side end of the link, which delays what the guest
+receives; on a kernel without netem the server holds the guest's outgoing
+packets instead. Either way a round trip gets the delay once. It is recorded: it survives a restart of the server and is set
 again when up re-makes the guest; apply sets it back to kvm-compose.yaml.
 --rate takes bit, kbit, mbit or gbit (per second).`,
 		Args: cobra.ExactArgs(2),
