@@ -159,9 +159,14 @@ func refuseOrigin(w http.ResponseWriter, r *http.Request) {
 }
 
 // safeNext is where to go after logging in: a path on this server only.
+// Browsers drop tabs and newlines from a Location and read a backslash as
+// a slash ("/\t/evil" is "//evil"): such paths are refused whole.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.HasPrefix(next, "/login") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/login") ||
+		strings.ContainsFunc(next, func(c rune) bool { return c < 0x20 || c == 0x7f || c == '\\' }) {
+		return "/"
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" {
 		return "/"
 	}
 	return next
