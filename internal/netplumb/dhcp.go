@@ -24,6 +24,15 @@ import (
 // run a DHCP client of their own.
 const leaseTime = 24 * time.Hour
 
+// maxLeases bounds the MACs one pool holds an address for, so a guest
+// sending DISCOVERs from random MACs cannot grow the daemon's memory (or
+// the scan for a free address) with the size of a large subnet.
+const maxLeases = 4096
+
+// offerHold is how long an address offered to a DISCOVER stays that MAC's
+// without a REQUEST; after that it may be given to another MAC.
+const offerHold = time.Minute
+
 // dhcpServers are the DHCP servers of this process, by router namespace
 // and port. The zero value is ready.
 type dhcpServers struct {
@@ -107,9 +116,15 @@ type leasePool struct {
 	last    netip.Addr
 	skip    map[netip.Addr]bool
 
+	now func() time.Time
+
 	mu    sync.Mutex
 	byMAC map[string]netip.Addr
 	taken map[netip.Addr]string
+	// offered are the MACs that DISCOVERed but have not REQUESTed yet,
+	// with when they were offered: their addresses are reclaimed once
+	// stale (bound leases never are: guests keep their address).
+	offered map[string]time.Time
 }
 
 func newLeasePool(p topology.DHCPPool, seed map[string]string) (*leasePool, error) {
@@ -125,6 +140,7 @@ func newLeasePool(p topology.DHCPPool, seed map[string]string) (*leasePool, erro
 		spec: p, gateway: gw, mask: net.CIDRMask(subnet.Bits(), 32),
 		first: subnet.Masked().Addr().Next(), skip: map[netip.Addr]bool{gw: true},
 		byMAC: map[string]netip.Addr{}, taken: map[netip.Addr]string{},
+		offered: map[string]time.Time{}, now: time.Now,
 	}
 	lp.last = lastHost(subnet)
 	for _, r := range p.Reserved {
@@ -170,19 +186,51 @@ func lastHost(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// allocate returns the address of mac, giving it the first free one.
-func (lp *leasePool) allocate(mac string) (netip.Addr, bool) {
+// allocate returns the address of mac, giving it the first free one; bind
+// (a REQUEST) makes it the MAC's for good, else (a DISCOVER) it is only
+// offered. When the pool is full, stale offers are reclaimed.
+func (lp *leasePool) allocate(mac string, bind bool) (netip.Addr, bool) {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
+	now := lp.now()
 	if a, ok := lp.byMAC[mac]; ok {
+		if bind {
+			delete(lp.offered, mac)
+		} else if _, pending := lp.offered[mac]; pending {
+			lp.offered[mac] = now
+		}
 		return a, true
 	}
-	for a := lp.first; a.IsValid() && !lp.last.Less(a); a = a.Next() {
-		if lp.skip[a] || lp.taken[a] != "" {
-			continue
+	a, ok := lp.free()
+	if !ok {
+		for m, at := range lp.offered {
+			if now.Sub(at) > offerHold {
+				delete(lp.taken, lp.byMAC[m])
+				delete(lp.byMAC, m)
+				delete(lp.offered, m)
+			}
 		}
-		lp.byMAC[mac], lp.taken[a] = a, mac
-		return a, true
+		if a, ok = lp.free(); !ok {
+			return netip.Addr{}, false
+		}
+	}
+	lp.byMAC[mac], lp.taken[a] = a, mac
+	if !bind {
+		lp.offered[mac] = now
+	}
+	return a, true
+}
+
+// free is the first address no MAC holds, while the pool holds fewer than
+// maxLeases.
+func (lp *leasePool) free() (netip.Addr, bool) {
+	if len(lp.byMAC) >= maxLeases {
+		return netip.Addr{}, false
+	}
+	for a := lp.first; a.IsValid() && !lp.last.Less(a); a = a.Next() {
+		if !lp.skip[a] && lp.taken[a] == "" {
+			return a, true
+		}
 	}
 	return netip.Addr{}, false
 }
@@ -203,7 +251,7 @@ func (lp *leasePool) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 	default:
 		return
 	}
-	addr, ok := lp.allocate(mac)
+	addr, ok := lp.allocate(mac, kind == dhcpv4.MessageTypeAck)
 	if !ok {
 		return // the pool is exhausted: stay silent, as servers do
 	}
