@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -85,7 +86,13 @@ func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Gues
 // skipped. A KEY alone, which docker run fills from its own environment, is
 // skipped too: the server's environment is not the guest's business.
 func readEnvFile(path string, env map[string]string) error {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("env_file: %w", err)
+	}
+	// Read no more than the bound: the file's size is the project's say.
+	data, err := io.ReadAll(io.LimitReader(f, maxEnvFile+1))
+	f.Close()
 	if err != nil {
 		return fmt.Errorf("env_file: %w", err)
 	}
