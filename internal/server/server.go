@@ -292,6 +292,8 @@ func (s *Server) routes() http.Handler {
 	h = s.refuseActionsWhileStopping(mux, h)
 	if s.token != "" {
 		h = requireToken(s.token, s.sessions)(h)
+	} else {
+		h = refuseCrossSite(h)
 	}
 	h = s.clusterDoors(mux, h)
 	// Every pattern registered above is a route label; others are "unmatched".
