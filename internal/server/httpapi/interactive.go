@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,6 +81,8 @@ func execGuest(d Deps) handler {
 		switch {
 		case len(req.Command) == 0 || req.Command[0] == "":
 			return errorf(http.StatusBadRequest, nil, `"command" must be a non-empty list: the program and its arguments, e.g. ["ip", "addr"]`)
+		case slices.ContainsFunc(req.Command, func(a string) bool { return strings.ContainsRune(a, 0) }):
+			return errorf(http.StatusBadRequest, nil, `"command" holds a NUL byte: no program can be given one`)
 		case req.TimeoutS < 0 || req.TimeoutS > api.MaxExecTimeoutS:
 			return errorf(http.StatusBadRequest, nil, fmt.Sprintf(`"timeout_s" %d must be between 1 and %d (0: the default %d)`, req.TimeoutS, api.MaxExecTimeoutS, api.DefaultExecTimeoutS))
 		}
