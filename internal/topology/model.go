@@ -94,10 +94,15 @@ type ISOGuest struct {
 	Path string `yaml:"path"`
 }
 
-// CloudImage boots a cloud image downloaded from URL.
+// CloudImage boots a cloud image downloaded from URL, or, without a URL, the
+// published image of a known Name (cloudimage.go), as in the original.
 type CloudImage struct {
-	URL  string `yaml:"url"`
-	Name string `yaml:"name"` // optional file name of the cached download
+	URL string `yaml:"url"`
+	// Name is a known image name without URL; with one, the optional file
+	// name of the cached download.
+	Name string `yaml:"name"`
+	// ExpandGigabytes grows the guest's disk past the image's size.
+	ExpandGigabytes int `yaml:"expand_gigabytes"`
 }
 
 // KernelBoot boots a kernel directly.

@@ -279,8 +279,8 @@ func (c *Config) resolveKind(g *Guest, m *Machine, mp string, env resolveEnv) {
 			spec.ISOPath = file(tp+"iso_guest.path", t.ISOGuest.Path)
 		case t.CloudImage != nil:
 			spec.Boot = BootCloudImage
-			spec.ImageURL = t.CloudImage.URL
-			spec.ImageName = t.CloudImage.Name
+			spec.ImageURL, spec.ImageName = cloudImageSource(t.CloudImage)
+			spec.ExpandGB = t.CloudImage.ExpandGigabytes
 		case t.Kernel != nil:
 			spec.Boot = BootKernel
 			spec.Kernel = file(tp+"kernel.kernel", t.Kernel.Kernel)

@@ -146,6 +146,8 @@ type LibvirtSpec struct {
 	// cloud_image
 	ImageURL  string `json:"image_url,omitempty"`
 	ImageName string `json:"image_name,omitempty"` // optional cache file name
+	// ExpandGB grows the disk this many GiB past the image's size.
+	ExpandGB int `json:"expand_gigabytes,omitempty"`
 	// kernel
 	Kernel  string `json:"kernel,omitempty"`
 	Initrd  string `json:"initrd,omitempty"`
