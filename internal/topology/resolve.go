@@ -188,6 +188,9 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 				ifc.Dynamic, ifc.Gateway = true, ""
 			}
 			ifc.MAC, _ = parseMAC(a.MAC)
+			if a.macFrom != "" && in.clone > 0 {
+				ifc.MAC = cloneMAC(a.macFrom, in.clone)
+			}
 			if ifc.MAC == "" {
 				ifc.MAC = DefaultMAC(env.deployment, in.name, j)
 			}

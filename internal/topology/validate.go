@@ -26,6 +26,9 @@ func (c *Config) check(ps *problems) {
 	if c.Network.OVN != nil && c.Network.Switches != nil {
 		ps.addf("network.ovn", "cannot be given together with network.switches: use one spelling")
 	}
+	for i := range c.Machines {
+		c.hoistScaling(ps, i)
+	}
 	subnets := c.checkSwitches(ps)
 	c.checkRouters(ps, subnets)
 	c.checkACL(ps, subnets)
