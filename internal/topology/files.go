@@ -61,6 +61,11 @@ func (m *Machine) files(mp string) []fileRef {
 			}
 		}
 	}
+	if s := m.Scaling; s != nil {
+		for _, f := range cloneScriptFields(s) {
+			add(f.field, f.script)
+		}
+	}
 	return refs
 }
 

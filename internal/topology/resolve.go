@@ -208,6 +208,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			g.Interfaces = append(g.Interfaces, ifc)
 		}
 		c.resolveKind(&g, m, mp, env)
+		g.CloneScripts = cloneScripts(m, mp, in.clone, env.files)
 		st.Guests = append(st.Guests, g)
 	}
 	spanSwitches(st)

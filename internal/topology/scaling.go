@@ -97,12 +97,22 @@ func (c *Config) hoistScaling(ps *problems, i int) {
 			c.alias(sp+".shared_setup", c.setupField(mp))
 		}
 	}
-	for _, f := range []struct {
-		name string
-		list []CloneScript
-	}{{"clone_setup", s.CloneSetup}, {"clone_run", s.CloneRun}} {
-		if len(f.list) > 0 {
-			ps.addf(sp+"."+f.name, "is not supported: give the script every clone runs as shared_setup (or setup_script), and tell clones apart inside it by their name ($TESTBEDOS_GUEST)")
+	for _, f := range cloneScriptFields(s) {
+		c.alias(sp+strings.TrimPrefix(f.field, "scaling"), mp+"."+f.field)
+		entry := strings.TrimSuffix(f.field, ".script")
+		c.alias(sp+strings.TrimPrefix(entry, "scaling"), mp+"."+entry)
+		c.alias(sp+strings.TrimPrefix(entry, "scaling")+".clones", mp+"."+entry+".clones")
+		if f.script == "" {
+			ps.addf(mp+"."+f.field, "is required")
+		}
+		if len(f.clones) == 0 {
+			ps.addf(mp+"."+entry+".clones", "must list the clones (0..%d) that run the script", s.Count-1)
+		}
+		for _, k := range f.clones {
+			if k < 0 || k >= s.Count {
+				ps.addf(mp+"."+f.field, "names clone %d: the clones are 0..%d", k, s.Count-1)
+				break
+			}
 		}
 	}
 	if len(s.Interfaces) == 0 {
@@ -245,4 +255,45 @@ func cloneMAC(from string, k int) string {
 		v >>= 8
 	}
 	return strings.ToLower(hw.String())
+}
+
+// cloneScript is one clone_setup or clone_run script with its field,
+// relative to the machine (scaling.clone_setup[0].script).
+type cloneScript struct {
+	field, script string
+	clones        []int
+}
+
+// cloneScriptFields lists clone_setup then clone_run, in YAML order.
+func cloneScriptFields(s *Scaling) []cloneScript {
+	var out []cloneScript
+	for _, f := range []struct {
+		name string
+		list []CloneScript
+	}{{"clone_setup", s.CloneSetup}, {"clone_run", s.CloneRun}} {
+		for j, e := range f.list {
+			out = append(out, cloneScript{fmt.Sprintf("scaling.%s[%d].script", f.name, j), e.Script, e.Clones})
+		}
+	}
+	return out
+}
+
+// cloneScripts are the resolved clone_setup and clone_run scripts of clone
+// k (1-based; 0 is no clone) of machine mp.
+func cloneScripts(m *Machine, mp string, k int, files map[string]string) []string {
+	if m.Scaling == nil || k == 0 {
+		return nil
+	}
+	var out []string
+	for _, f := range cloneScriptFields(m.Scaling) {
+		if f.script == "" || !slices.Contains(f.clones, k-1) {
+			continue
+		}
+		if real, ok := files[mp+"."+f.field]; ok {
+			out = append(out, real)
+		} else {
+			out = append(out, f.script)
+		}
+	}
+	return out
 }
