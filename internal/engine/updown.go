@@ -414,13 +414,20 @@ func (u *upRun) scriptItems() []item {
 	var items []item
 	for i, pg := range u.guests {
 		g := pg.g
-		if g.SetupScript == "" || !u.fresh[i] && !u.opts.RerunScripts {
+		var scripts []string
+		if g.SetupScript != "" {
+			scripts = append(scripts, g.SetupScript)
+		}
+		scripts = append(scripts, g.CloneScripts...)
+		if len(scripts) == 0 || !u.fresh[i] && !u.opts.RerunScripts {
 			continue
 		}
 		items = append(items, func(ctx context.Context) error {
-			u.log.Printf("    guest %s: running %s", g.Name, g.SetupScript)
-			if err := pg.drv.RunScript(ctx, pg.dep, g, g.SetupScript, u.log); err != nil {
-				return fmt.Errorf("guest %s: setup script %s: %w", g.Name, g.SetupScript, err)
+			for _, script := range scripts {
+				u.log.Printf("    guest %s: running %s", g.Name, script)
+				if err := pg.drv.RunScript(ctx, pg.dep, g, script, u.log); err != nil {
+					return fmt.Errorf("guest %s: setup script %s: %w", g.Name, script, err)
+				}
 			}
 			u.log.Printf("    guest %s: setup script done", g.Name)
 			return nil

@@ -20,5 +20,8 @@ func unsupportedField(t reflect.Type, key string) (string, bool) {
 	if t == reflect.TypeOf(Machine{}) && key == "android" {
 		return "android guests are not supported (kinds: " + strings.Join([]string{KindNetns, KindLibvirt, KindDocker}, ", ") + ")", true
 	}
+	if t == reflect.TypeOf(CloudImage{}) && key == "context" {
+		return "(the original's folder copied into the guest) is not supported here: bring its files into the guest from the setup_script, or bake them into the image", true
+	}
 	return "", false
 }

@@ -201,6 +201,12 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string, line i
 		}
 		v.SetBool(b)
 	case reflect.Struct:
+		if ok, msg := scalarStruct(n, v); ok {
+			if msg != "" {
+				d.problem(line, path, "%s", msg)
+			}
+			return
+		}
 		d.decodeStruct(n, v, path, line)
 	case reflect.Slice:
 		if n.Kind == yaml.MappingNode && oneForMany(v.Type()) {

@@ -61,6 +61,11 @@ func (m *Machine) files(mp string) []fileRef {
 			}
 		}
 	}
+	if s := m.Scaling; s != nil {
+		for _, f := range cloneScriptFields(s) {
+			add(f.field, f.script)
+		}
+	}
 	return refs
 }
 
@@ -99,7 +104,7 @@ func projectFile(root, realRoot, path string, dirOK bool) (string, string) {
 	if strings.ContainsRune(path, 0) {
 		return "", "is not a valid path"
 	}
-	target := path
+	target := ExpandPWD(path, root)
 	if !filepath.IsAbs(target) {
 		target = filepath.Join(root, target)
 	}
@@ -127,6 +132,15 @@ func projectFile(root, realRoot, path string, dirOK bool) (string, string) {
 		return "", "is not a regular file"
 	}
 	return real, ""
+}
+
+// ExpandPWD replaces ${PWD} (and $PWD) in a path of the YAML with the
+// project folder, as the original's kvm-compose does (SPEC 6).
+func ExpandPWD(path, projectDir string) string {
+	if !strings.Contains(path, "$") {
+		return path
+	}
+	return strings.NewReplacer("${PWD}", projectDir, "$PWD", projectDir).Replace(path)
 }
 
 // Within reports whether path is dir or below it; both are clean and absolute.

@@ -24,6 +24,9 @@ func TestValidateFiles(t *testing.T) {
 		{name: "relative inside", path: "setup.sh"},
 		{name: "nested inside", path: "scripts/../setup.sh"},
 		{name: "absolute inside", path: "ABS/setup.sh"},
+		{name: "${PWD} is the project folder", path: "${PWD}/setup.sh"},
+		{name: "$PWD is the project folder", path: "$PWD/scripts/../setup.sh"},
+		{name: "${PWD} escape", path: "${PWD}/../x.sh", field: "machines[0].netns.setup_script", msg: "${PWD}/../x.sh is outside the project folder"},
 		{name: "symlink inside to inside", path: "link.sh", setup: func(t *testing.T, p string) {
 			symlink(t, "setup.sh", filepath.Join(p, "link.sh"))
 		}},

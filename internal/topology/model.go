@@ -57,6 +57,9 @@ type NetworkAttachment struct {
 	Gateway string `yaml:"gateway"` // optional default route
 	// Netem impairs the link from the start (netem qdisc); nil: none.
 	Netem *Netem `yaml:"netem"`
+	// macFrom is the first MAC of the original's scaling mac_range: clone k
+	// gets macFrom+k-1 (scaling.go).
+	macFrom string
 }
 
 // NetnsSection configures a network-namespace guest.
@@ -70,6 +73,8 @@ type LibvirtSection struct {
 	MemoryMB    int         `yaml:"memory_mb"`
 	SetupScript string      `yaml:"setup_script"`
 	Type        LibvirtType `yaml:"libvirt_type"`
+	// Scaling is the original's place for it (scaling.go).
+	Scaling *Scaling `yaml:"scaling"`
 }
 
 // LibvirtType says where the VM's system comes from: exactly one is set.
@@ -94,10 +99,15 @@ type ISOGuest struct {
 	Path string `yaml:"path"`
 }
 
-// CloudImage boots a cloud image downloaded from URL.
+// CloudImage boots a cloud image downloaded from URL, or, without a URL, the
+// published image of a known Name (cloudimage.go), as in the original.
 type CloudImage struct {
-	URL  string `yaml:"url"`
-	Name string `yaml:"name"` // optional file name of the cached download
+	URL string `yaml:"url"`
+	// Name is a known image name without URL; with one, the optional file
+	// name of the cached download.
+	Name string `yaml:"name"`
+	// ExpandGigabytes grows the guest's disk past the image's size.
+	ExpandGigabytes int `yaml:"expand_gigabytes"`
 }
 
 // KernelBoot boots a kernel directly.
@@ -123,6 +133,8 @@ type DockerSection struct {
 	// Device lists host devices: /dev/x, or /dev/x:/dev/y[:rwm].
 	Device      []string `yaml:"device"`
 	SetupScript string   `yaml:"setup_script"`
+	// Scaling is the original's place for it (scaling.go).
+	Scaling *Scaling `yaml:"scaling"`
 	// Pull lets up pull an image the daemon lacks; by default nothing is
 	// pulled.
 	Pull bool `yaml:"pull"`
@@ -137,8 +149,14 @@ type DockerVolume struct {
 }
 
 // Scaling turns one definition into Count clones <name>-1 … <name>-Count.
+// The rest is the original's (scaling.go), also written inside the libvirt
+// or docker section there.
 type Scaling struct {
-	Count int `yaml:"count"`
+	Count       int                         `yaml:"count"`
+	Interfaces  map[string]ScalingInterface `yaml:"interfaces"`
+	SharedSetup string                      `yaml:"shared_setup"`
+	CloneSetup  []CloneScript               `yaml:"clone_setup"`
+	CloneRun    []CloneScript               `yaml:"clone_run"`
 }
 
 // Network holds the switches, under either spelling: network.switches, or

@@ -188,6 +188,9 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 				ifc.Dynamic, ifc.Gateway = true, ""
 			}
 			ifc.MAC, _ = parseMAC(a.MAC)
+			if a.macFrom != "" && in.clone > 0 {
+				ifc.MAC = cloneMAC(a.macFrom, in.clone)
+			}
 			if ifc.MAC == "" {
 				ifc.MAC = DefaultMAC(env.deployment, in.name, j)
 			}
@@ -205,6 +208,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			g.Interfaces = append(g.Interfaces, ifc)
 		}
 		c.resolveKind(&g, m, mp, env)
+		g.CloneScripts = cloneScripts(m, mp, in.clone, env.files)
 		st.Guests = append(st.Guests, g)
 	}
 	spanSwitches(st)
@@ -279,8 +283,8 @@ func (c *Config) resolveKind(g *Guest, m *Machine, mp string, env resolveEnv) {
 			spec.ISOPath = file(tp+"iso_guest.path", t.ISOGuest.Path)
 		case t.CloudImage != nil:
 			spec.Boot = BootCloudImage
-			spec.ImageURL = t.CloudImage.URL
-			spec.ImageName = t.CloudImage.Name
+			spec.ImageURL, spec.ImageName = cloudImageSource(t.CloudImage)
+			spec.ExpandGB = t.CloudImage.ExpandGigabytes
 		case t.Kernel != nil:
 			spec.Boot = BootKernel
 			spec.Kernel = file(tp+"kernel.kernel", t.Kernel.Kernel)

@@ -74,10 +74,13 @@ type Guest struct {
 	Interfaces []Interface `json:"interfaces"`
 	// SetupScript is the absolute path of the script to run inside the guest
 	// after up; it always lies inside the project folder.
-	SetupScript string       `json:"setup_script,omitempty"`
-	Netns       *NetnsGuest  `json:"netns,omitempty"`
-	Libvirt     *LibvirtSpec `json:"libvirt,omitempty"`
-	Docker      *DockerSpec  `json:"docker,omitempty"`
+	SetupScript string `json:"setup_script,omitempty"`
+	// CloneScripts run after SetupScript, in order: the original's
+	// scaling clone_setup then clone_run entries that name this clone.
+	CloneScripts []string     `json:"clone_scripts,omitempty"`
+	Netns        *NetnsGuest  `json:"netns,omitempty"`
+	Libvirt      *LibvirtSpec `json:"libvirt,omitempty"`
+	Docker       *DockerSpec  `json:"docker,omitempty"`
 	// Clone is the 1-based number of a scaled clone (<machine>-<Clone>), 0
 	// for a machine that is not scaled.
 	Clone int `json:"clone,omitempty"`
@@ -146,6 +149,8 @@ type LibvirtSpec struct {
 	// cloud_image
 	ImageURL  string `json:"image_url,omitempty"`
 	ImageName string `json:"image_name,omitempty"` // optional cache file name
+	// ExpandGB grows the disk this many GiB past the image's size.
+	ExpandGB int `json:"expand_gigabytes,omitempty"`
 	// kernel
 	Kernel  string `json:"kernel,omitempty"`
 	Initrd  string `json:"initrd,omitempty"`

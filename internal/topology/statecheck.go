@@ -113,6 +113,9 @@ func guestFiles(g Guest) []string {
 		}
 	}
 	add(g.SetupScript)
+	for _, s := range g.CloneScripts {
+		add(s)
+	}
 	if d := g.Docker; d != nil {
 		add(d.EnvFile)
 		for _, v := range d.Volumes {

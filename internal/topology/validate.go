@@ -26,6 +26,9 @@ func (c *Config) check(ps *problems) {
 	if c.Network.OVN != nil && c.Network.Switches != nil {
 		ps.addf("network.ovn", "cannot be given together with network.switches: use one spelling")
 	}
+	for i := range c.Machines {
+		c.hoistScaling(ps, i)
+	}
 	subnets := c.checkSwitches(ps)
 	c.checkRouters(ps, subnets)
 	c.checkACL(ps, subnets)
@@ -178,12 +181,21 @@ func (c *Config) checkLibvirt(ps *problems, lp string, m *Machine) {
 	}
 	if ci := t.CloudImage; ci != nil {
 		given = append(given, "cloud_image")
-		if u, err := url.Parse(ci.URL); ci.URL == "" {
-			ps.addf(tp+".cloud_image.url", "is required")
-		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		_, known := CloudImageURL(ci.Name)
+		u, err := url.Parse(ci.URL)
+		switch {
+		case ci.URL == "" && ci.Name != "" && !known:
+			ps.addf(tp+".cloud_image.name", "%q is not a known image (known: %s); or give its url", ci.Name, knownCloudImageNames())
+		case ci.URL == "" && !known:
+			ps.addf(tp+".cloud_image.url", "is required (or a known name: %s)", knownCloudImageNames())
+		case ci.URL == "":
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			ps.addf(tp+".cloud_image.url", "%q is not an http or https URL", ci.URL)
 		}
-		if n := ci.Name; n != "" && (n == "." || n == ".." || strings.ContainsAny(n, "/\\\x00")) {
+		if ci.ExpandGigabytes < 0 {
+			ps.addf(tp+".cloud_image.expand_gigabytes", "%d must not be negative", ci.ExpandGigabytes)
+		}
+		if n := ci.Name; ci.URL != "" && n != "" && (n == "." || n == ".." || strings.ContainsAny(n, "/\\\x00")) {
 			ps.addf(tp+".cloud_image.name", "%q must be a plain file name", n)
 		}
 	}

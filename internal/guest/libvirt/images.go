@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -130,4 +131,26 @@ func imageFormat(file string) (string, error) {
 		return "qcow2", nil
 	}
 	return "raw", nil
+}
+
+// virtualSize is the size a guest sees of an image: a qcow2's header field
+// (big-endian, bytes 24–31), a raw file's length.
+func virtualSize(file, format string) (uint64, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if format != "qcow2" {
+		info, err := f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		return uint64(info.Size()), nil
+	}
+	hdr := make([]byte, 32)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return 0, fmt.Errorf("%s: qcow2 header: %w", file, err)
+	}
+	return binary.BigEndian.Uint64(hdr[24:32]), nil
 }

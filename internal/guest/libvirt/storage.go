@@ -33,6 +33,13 @@ func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deploym
 			return fmt.Errorf("guest %s: %w", g.Name, err)
 		}
 		v.backing, v.backingFormat = path, format
+		if gb := g.Libvirt.ExpandGB; gb > 0 {
+			size, err := virtualSize(path, format)
+			if err != nil {
+				return fmt.Errorf("guest %s: image size: %w", g.Name, err)
+			}
+			v.capacity = size + uint64(gb)<<30
+		}
 	}
 	name := PoolName(dep.Name)
 	defer d.poolLocks.lock(name)()
@@ -56,6 +63,8 @@ func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deploym
 	switch {
 	case v.copyFrom != "":
 		log.Printf("    guest %s: disk %s: a full copy of %s", g.Name, v.name, v.copyFrom)
+	case v.backing != "" && v.capacity > 0:
+		log.Printf("    guest %s: disk %s: a linked clone of %s (%s), which stays untouched, grown to %d MiB (expand_gigabytes %d)", g.Name, v.name, v.backing, v.backingFormat, v.capacity>>20, g.Libvirt.ExpandGB)
 	case v.backing != "":
 		log.Printf("    guest %s: disk %s: a linked clone of %s (%s), which stays untouched", g.Name, v.name, v.backing, v.backingFormat)
 	default:

@@ -15,6 +15,8 @@ type Cluster interface {
 	// SetHost validates and saves host.json.
 	SetHost(ctx context.Context, h api.HostConfig) (api.HostConfig, error)
 	Config() api.ClusterConfig
+	// SetConfig applies a posted kvm-compose-config.json (validated).
+	SetConfig(ctx context.Context, cc api.ClusterConfig) (api.ClusterConfig, error)
 	// Join admits a member; peer is the fingerprint of the TLS client
 	// certificate the request came with, "" for none.
 	Join(req api.JoinRequest, peer string) (api.JoinAnswer, error)
@@ -45,6 +47,18 @@ func clusterRoutes(d Deps) []route {
 		}},
 		{"GET /api/config/cluster", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, c.Config())
+			return nil
+		}},
+		{"POST /api/config/cluster", func(w http.ResponseWriter, r *http.Request) error {
+			var cc api.ClusterConfig
+			if err := decode(w, r, &cc); err != nil {
+				return err
+			}
+			saved, err := c.SetConfig(r.Context(), cc)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, saved)
 			return nil
 		}},
 		{"GET /api/cluster", func(w http.ResponseWriter, r *http.Request) error {

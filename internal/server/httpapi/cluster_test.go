@@ -78,9 +78,36 @@ func clusterExchanges(t *testing.T, c *contract, tb *testbed) {
 	c.do(t, tcp, call{method: "GET", path: "/api/cluster/nope", want: 404})
 	c.do(t, tcp, call{method: "GET", path: "/api/cluster/Nope", want: 400, doc: docRejects})
 	c.do(t, tcp, call{method: "DELETE", path: "/api/cluster/Nope", want: 400, doc: docRejects})
+	// POST /api/config/cluster: all or nothing; members are neither added
+	// nor edited there, and one left out leaves.
+	c.doJSON(t, tcp, call{method: "POST", path: "/api/config/cluster", body: jsonBody(cc), want: 200}, &cc)
+	if len(cc.Hosts) != 2 {
+		t.Errorf("cluster after posting it unchanged: %+v", cc)
+	}
+	stranger := api.ClusterConfig{Hosts: append(append([]api.ClusterHost(nil), cc.Hosts...), api.ClusterHost{HostConfig: api.HostConfig{Name: "stranger", IP: "127.0.0.3", CPUs: 1, MemoryMB: 64}})}
+	_, body = c.do(t, tcp, call{method: "POST", path: "/api/config/cluster", body: jsonBody(stranger), want: 422})
+	if !strings.Contains(string(body), "hosts[2] (stranger) is not a member") {
+		t.Errorf("422 does not name the entry: %s", body)
+	}
+	edited := api.ClusterConfig{Hosts: append([]api.ClusterHost(nil), cc.Hosts...)}
+	edited.Hosts[1].CPUs = 64
+	c.do(t, tcp, call{method: "POST", path: "/api/config/cluster", body: jsonBody(edited), want: 422})
+	c.do(t, tcp, call{method: "POST", path: "/api/config/cluster", body: `{"hosts": []}`, want: 422, doc: docRejects})
+	c.do(t, tcp, call{method: "POST", path: "/api/config/cluster", body: `{"hosts":`, want: 400, doc: docRejects})
+	c.doJSON(t, member, call{method: "GET", path: "/api/cluster/client1", want: 200}, &m)
+
 	c.do(t, tcp, call{method: "DELETE", path: "/api/cluster/client1", want: 204})
 	c.do(t, tcp, call{method: "DELETE", path: "/api/cluster/client1", want: 404})
 	c.do(t, member, call{method: "GET", path: "/api/cluster/client1", want: 401})
+
+	// Joined again, then left out of a posted configuration: it leaves.
+	c.doJSON(t, ct, call{method: "POST", path: "/api/cluster", body: jsonBody(join), want: 200}, &ans)
+	mainOnly := api.ClusterConfig{Hosts: cc.Hosts[:1]}
+	c.doJSON(t, tcp, call{method: "POST", path: "/api/config/cluster", body: jsonBody(mainOnly), want: 200}, &cc)
+	if len(cc.Hosts) != 1 {
+		t.Errorf("cluster after posting the main alone: %+v", cc)
+	}
+	c.do(t, tcp, call{method: "GET", path: "/api/cluster/client1", want: 404})
 }
 
 func sock(tb *testbed) door { return tb.sock }

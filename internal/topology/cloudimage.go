@@ -1,0 +1,43 @@
+package topology
+
+import (
+	"sort"
+	"strings"
+)
+
+// knownCloudImages are the original's cloud_image names and the published
+// images they stand for (SPEC 6). They are downloaded at up, never at
+// generate-artefacts.
+var knownCloudImages = map[string]string{
+	"ubuntu_18_04": "https://cloud-images.ubuntu.com/releases/bionic/release/ubuntu-18.04-server-cloudimg-amd64.img",
+	"ubuntu_20_04": "https://cloud-images.ubuntu.com/releases/focal/release/ubuntu-20.04-server-cloudimg-amd64.img",
+	"ubuntu_22_04": "https://cloud-images.ubuntu.com/releases/jammy/release/ubuntu-22.04-server-cloudimg-amd64.img",
+	"cirros_0_6_2": "https://download.cirros-cloud.net/0.6.2/cirros-0.6.2-x86_64-disk.img",
+}
+
+// CloudImageURL is the published image a known cloud_image name stands for.
+func CloudImageURL(name string) (string, bool) {
+	u, ok := knownCloudImages[name]
+	return u, ok
+}
+
+// knownCloudImageNames lists the known names, sorted, for messages.
+func knownCloudImageNames() string {
+	names := make([]string, 0, len(knownCloudImages))
+	for n := range knownCloudImages {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// cloudImageSource is the URL and cache file name a cloud_image resolves
+// to: its url when given (name then names the cached file), else the
+// published image of a known name (cached under the URL's own file name).
+func cloudImageSource(ci *CloudImage) (url, cacheName string) {
+	if ci.URL != "" {
+		return ci.URL, ci.Name
+	}
+	u, _ := CloudImageURL(ci.Name)
+	return u, ""
+}
