@@ -1,0 +1,193 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
+	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// robustExtra adds an external switch with a namespace guest to the lab.
+const robustExtraMachine = `  - name: ext
+    network: [{switch: sw3, ip: 10.0.3.10, gateway: 10.0.3.1}]
+`
+
+// goroutines reads go_goroutines from the server's /metrics over its
+// unix socket: the lowest of a few reads, so a request in flight does not
+// count.
+func goroutines(t *testing.T, s *server) int {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", s.socket)
+	}, DisableKeepAlives: true}}
+	low := -1
+	for range 5 {
+		time.Sleep(200 * time.Millisecond)
+		resp, err := hc.Get("http://unix/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+				n, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if low < 0 || int(n) < low {
+					low = int(n)
+				}
+			}
+		}
+		resp.Body.Close()
+	}
+	if low < 0 {
+		t.Fatal("no go_goroutines in /metrics")
+	}
+	return low
+}
+
+// assertLabGone checks every kind of object the lab makes: namespaces,
+// links, containers, host tables, cgroups.
+func assertLabGone(t *testing.T, cli *client.Client, st topology.State) {
+	t.Helper()
+	assertNothingLeft(t, st)
+	for _, g := range st.Guests {
+		if g.Docker == nil {
+			continue
+		}
+		if _, err := cli.ContainerInspect(context.Background(), g.Docker.Container, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
+			t.Errorf("container %s left: %v", g.Docker.Container, err)
+		}
+	}
+	if left := hostTables(t, st.Prefix); len(left) > 0 {
+		t.Errorf("nft tables left on the host: %v", left)
+	}
+	if left := hostTables(t, "testbedos-impair-"); len(left) > 0 {
+		t.Errorf("impairment tables left on the host: %v", left)
+	}
+	for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		if _, err := os.Stat(filepath.Join(root, "testbedos", st.Deployment)); err == nil {
+			t.Errorf("cgroup %s/testbedos/%s left", root, st.Deployment)
+		}
+	}
+}
+
+// impairLab sets run-time delays on a namespace guest and a container.
+func impairLab(t *testing.T, s *server, name string) {
+	t.Helper()
+	for _, g := range []string{"a", "dyn", "ext"} {
+		if _, err := s.c.SetImpairment(context.Background(), name, g, "eth0", api.Impairment{Up: true, DelayMS: 20}); err != nil {
+			t.Fatalf("impair %s: %v", g, err)
+		}
+	}
+}
+
+// TestRobustLab: a lab with containers, a router with DHCP and NAT, an
+// external switch, an ACL and run-time impairments goes up and down
+// several times without the daemon's goroutines growing; a SIGTERM with
+// a console and a capture open is prompt; after a kill -9 and a removed
+// router the restart restores it, and down (twice) leaves nothing.
+func TestRobustLab(t *testing.T) {
+	nettest.RequireRoot(t)
+	cli := dockertest.Client(t)
+	image := dockertest.Image(t, cli)
+	s := startServer(t)
+	yaml := strings.ReplaceAll(labMachines, "IMAGE", image) + robustExtraMachine +
+		strings.Replace(labNetwork, "    sw2: {subnet: 10.0.2.0/24}\n", "    sw2: {subnet: 10.0.2.0/24}\n    sw3: {subnet: 10.0.3.0/24, external: true}\n", 1) + indent(labACL, 4)
+	dir := project(t, yaml, map[string]string{"box-setup.sh": "#!/bin/sh\necho box\n"})
+	name := deployment(t, s, "rob", dir)
+	t.Cleanup(func() { removeContainers(cli, name, "box", "dyn") })
+	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+	st := state(t, s, name)
+	ctx := context.Background()
+
+	var base int
+	for i := range 3 {
+		mustSucceed(t, s, name, cmd(api.CmdUp))
+		impairLab(t, s, name)
+		mustSucceed(t, s, name, cmd(api.CmdDown))
+		assertLabGone(t, cli, st)
+		n := goroutines(t, s)
+		t.Logf("goroutines after cycle %d: %d", i+1, n)
+		if i == 0 {
+			base = n
+		} else if n > base+3 {
+			t.Errorf("goroutines grew from %d to %d after %d up/down cycles", base, n, i+1)
+		}
+	}
+
+	// SIGTERM with DHCP, queues, a console and a capture open.
+	mustSucceed(t, s, name, cmd(api.CmdUp))
+	impairLab(t, s, name)
+	capture, err := s.c.Capture(ctx, name, "a", "eth0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer capture.Close()
+	console, err := s.c.OpenConsole(ctx, name, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer console.Close()
+	stopping := time.Now()
+	s.stop(t)
+	if took := time.Since(stopping); took > 5*time.Second {
+		t.Errorf("SIGTERM took %v with DHCP, queues, a console and a capture open", took)
+	} else {
+		t.Logf("SIGTERM took %v", took)
+	}
+	s.start(t) // the lock was released
+	d, err := s.c.Deployment(ctx, name)
+	if err != nil || !d.State.Is(api.StateUp) {
+		t.Fatalf("after a restart: %+v, %v", d, err)
+	}
+	upID := *d.LastActionUUID
+
+	// kill -9, the router's namespace goes (as a reboot would): the
+	// restart restores it.
+	s.kill9(t)
+	router := st.Routers[0].Namespace
+	nettest.RemoveAll(router)
+	s.start(t)
+	var restoreID string
+	for range 500 {
+		if d, _ = s.c.Deployment(ctx, name); d.LastActionUUID != nil && *d.LastActionUUID != upID {
+			restoreID = *d.LastActionUUID
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if restoreID == "" {
+		t.Fatalf("no restore after kill -9:\n%s", s.stderr)
+	}
+	var lines []string
+	o, err := s.c.Follow(ctx, restoreID, func(l string) { lines = append(lines, l) })
+	if err != nil || o.ErrorCode != 0 {
+		t.Fatalf("restore: %+v, %v\n%s", o, err, strings.Join(lines, "\n"))
+	}
+	if _, err := os.Stat(nettest.NamespacePath(router)); err != nil {
+		t.Errorf("router namespace not restored: %v", err)
+	}
+	if err := nettest.Ping(netnsPrefix(name)+"a", net.ParseIP("10.0.2.10"), 5*time.Second); err != nil {
+		t.Errorf("a → target through the restored router: %v", err)
+	}
+	mustSucceed(t, s, name, cmd(api.CmdDown))
+	assertLabGone(t, cli, st)
+	mustSucceed(t, s, name, cmd(api.CmdDown))
+	assertLabGone(t, cli, st)
+}
