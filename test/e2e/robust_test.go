@@ -134,6 +134,8 @@ func TestRobustLab(t *testing.T) {
 	// SIGTERM with DHCP, queues, a console and a capture open.
 	mustSucceed(t, s, name, cmd(api.CmdUp))
 	impairLab(t, s, name)
+	t.Logf("goroutines while up: %d", goroutines(t, s))
+	delayed(t, name, "after up")
 	capture, err := s.c.Capture(ctx, name, "a", "eth0", "")
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +159,16 @@ func TestRobustLab(t *testing.T) {
 		t.Fatalf("after a restart: %+v, %v", d, err)
 	}
 	upID := *d.LastActionUUID
+	delayed(t, name, "after a SIGTERM and a start")
+
+	// kill -9 with nothing missing: no action, the impairments still hold.
+	s.kill9(t)
+	s.start(t)
+	time.Sleep(300 * time.Millisecond)
+	if d, _ = s.c.Deployment(ctx, name); *d.LastActionUUID != upID || !d.State.Is(api.StateUp) {
+		t.Errorf("a restart after kill -9 with nothing missing: %+v", d)
+	}
+	delayed(t, name, "after a kill -9 and a start")
 
 	// kill -9, the router's namespace goes (as a reboot would): the
 	// restart restores it.
@@ -186,8 +198,31 @@ func TestRobustLab(t *testing.T) {
 	if err := nettest.Ping(netnsPrefix(name)+"a", net.ParseIP("10.0.2.10"), 5*time.Second); err != nil {
 		t.Errorf("a → target through the restored router: %v", err)
 	}
+	delayed(t, name, "after the restore")
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertLabGone(t, cli, st)
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertLabGone(t, cli, st)
+}
+
+// delayed checks that a's run-time 20 ms delay holds: pings from a to its
+// router's port take at least that.
+func delayed(t *testing.T, name, when string) {
+	t.Helper()
+	p, err := nettest.NewPinger(netnsPrefix(name)+"a", net.ParseIP("10.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	best := time.Hour
+	for range 3 {
+		if rtt, err := p.Echo(2 * time.Second); err == nil {
+			best = min(best, rtt)
+		}
+	}
+	if best < 20*time.Millisecond || best > time.Second {
+		t.Errorf("a → 10.0.0.1 %s: best rtt %v, want ≥ 20ms (the run-time delay)", when, best)
+	} else {
+		t.Logf("a → 10.0.0.1 %s: %v", when, best)
+	}
 }
