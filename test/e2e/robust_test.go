@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -225,4 +226,149 @@ func delayed(t *testing.T, name, when string) {
 	} else {
 		t.Logf("a → 10.0.0.1 %s: %v", when, best)
 	}
+}
+
+// robustRouters: two routers, DHCP on sw1, NAT on r1, an external
+// switch, an ACL; namespace guests only, so up is quick.
+const robustRouters = `machines:
+  - name: a
+    network: [{switch: sw0, ip: 10.0.0.10, gateway: 10.0.0.1}]
+  - name: b
+    network: [{switch: sw1, ip: dynamic}]
+  - name: c
+    network: [{switch: sw2, ip: 10.0.2.10, gateway: 10.0.2.1}]
+  - name: ext
+    network: [{switch: sw3, ip: 10.0.3.10, gateway: 10.0.3.1}]
+GUESTS
+network:
+  switches:
+    sw0: {subnet: 10.0.0.0/24}
+    sw1: {subnet: 10.0.1.0/24}
+    sw2: {subnet: 10.0.2.0/24}
+    sw3: {subnet: 10.0.3.0/24, external: true}
+  routers:
+    r1:
+      ports:
+        - {name: r1-sw0, switch: sw0, gateway_ip: 10.0.0.1/24}
+        - {name: r1-sw1, switch: sw1, gateway_ip: 10.0.1.1/24}
+      nat: [{nat_type: snat, logical_ip: 10.0.0.0/24, external_ip: 10.0.1.1}]
+      dhcp: [{switch: sw1, exclude_ips: {from: 10.0.1.1, to: 10.0.1.19}}]
+    r2:
+      ports:
+        - {name: r2-sw1, switch: sw1, gateway_ip: 10.0.1.2/24}
+        - {name: r2-sw2, switch: sw2, gateway_ip: 10.0.2.1/24}
+  acl:
+    switches:
+      sw1:
+        - {direction: to-lport, priority: 100, match: 'outport == "b" && tcp.dst == 7005', action: drop}
+`
+
+// TestRobustFailedUp: an up that fails in the routers stage (a link in the
+// way of r2's port), or in the guests stage after the routers and ACLs (a
+// container whose image is not there), or that is cancelled at any point,
+// leaves nothing and no goroutine behind; a later up works.
+func TestRobustFailedUp(t *testing.T) {
+	nettest.RequireRoot(t)
+	cli := dockertest.Client(t)
+	image := dockertest.Image(t, cli)
+	s := startServer(t)
+	ctx := context.Background()
+	// A first deployment warms the daemon up (its docker client, …).
+	warm := project(t, strings.Replace(robustRouters, "GUESTS\n", `  - name: box2
+    network: [{switch: sw0, ip: 10.0.0.30, gateway: 10.0.0.1}]
+    docker: {image: `+image+`, command: [sleep, infinity]}
+`, 1), nil)
+	warmName := deployment(t, s, "rfw", warm)
+	t.Cleanup(func() { removeContainers(cli, warmName, "box2") })
+	mustSucceed(t, s, warmName, cmd(api.CmdGenerateArtefacts))
+	mustSucceed(t, s, warmName, cmd(api.CmdUp))
+	mustSucceed(t, s, warmName, cmd(api.CmdDown))
+	base := goroutines(t, s)
+	settled := func(when string) {
+		t.Helper()
+		if n := goroutines(t, s); n > base+3 {
+			t.Errorf("goroutines %s: %d, %d at start", when, n, base)
+		}
+	}
+
+	t.Run("routers", func(t *testing.T) {
+		dir := project(t, strings.Replace(robustRouters, "GUESTS\n", "", 1), nil)
+		name := deployment(t, s, "rfr", dir)
+		mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+		st := state(t, s, name)
+		// A link in the way of r2's first port: r2 cannot be made.
+		inTheWay := topology.RouterPortHostName(name, "r2", 0)
+		if out, err := exec.Command("ip", "link", "add", inTheWay, "type", "veth", "peer", "name", "rob"+name[len(name)-6:]).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "link", "del", inTheWay).Run() })
+		o, lines, _ := act(t, s, name, cmd(api.CmdUp))
+		if o.ErrorCode != 1 {
+			t.Fatalf("up with r2's port taken: code %d\n%s", o.ErrorCode, strings.Join(lines, "\n"))
+		}
+		if err := exec.Command("ip", "link", "show", inTheWay).Run(); err != nil {
+			t.Errorf("the failed up removed link %s, which was there before it", inTheWay)
+		}
+		exec.Command("ip", "link", "del", inTheWay).Run()
+		assertLabGone(t, cli, st)
+		settled("after an up failed in the routers stage")
+		mustSucceed(t, s, name, cmd(api.CmdUp))
+		mustSucceed(t, s, name, cmd(api.CmdDown))
+		assertLabGone(t, cli, st)
+	})
+
+	t.Run("guests", func(t *testing.T) {
+		dir := project(t, strings.Replace(robustRouters, "GUESTS\n", `  - name: box
+    network: [{switch: sw1, ip: dynamic}]
+    docker: {image: "tbos-no-such-image:none", command: [sleep, infinity]}
+  - name: box2
+    network: [{switch: sw0, ip: 10.0.0.30, gateway: 10.0.0.1}]
+    docker: {image: `+image+`, command: [sleep, infinity]}
+`, 1), nil)
+		name := deployment(t, s, "rfg", dir)
+		t.Cleanup(func() { removeContainers(cli, name, "box", "box2") })
+		mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+		st := state(t, s, name)
+		o, lines, _ := act(t, s, name, cmd(api.CmdUp))
+		if o.ErrorCode != 1 {
+			t.Fatalf("up with a missing image: code %d\n%s", o.ErrorCode, strings.Join(lines, "\n"))
+		}
+		t.Logf("failed up:\n%s", strings.Join(lines, "\n"))
+		assertLabGone(t, cli, st)
+		settled("after an up failed in the guests stage")
+		mustSucceed(t, s, name, cmd(api.CmdDown))
+		assertLabGone(t, cli, st)
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		dir := project(t, strings.Replace(robustRouters, "GUESTS\n", "", 1), nil)
+		name := deployment(t, s, "rfc", dir)
+		mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+		st := state(t, s, name)
+		for _, after := range []time.Duration{0, 5, 10, 20, 30, 40, 60, 80, 100, 130} {
+			id, err := s.c.Action(ctx, name, cmd(api.CmdUp))
+			if err != nil {
+				t.Fatal(err)
+			}
+			after *= time.Millisecond
+			time.Sleep(after)
+			if _, err := s.c.Cancel(ctx, name, id); err != nil {
+				t.Logf("cancel after %v: %v", after, err)
+			}
+			var lines []string
+			o, err := s.c.Follow(ctx, id, func(l string) { lines = append(lines, l) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("cancelled after %v: code %d", after, o.ErrorCode)
+			if o.ErrorCode == 0 {
+				mustSucceed(t, s, name, cmd(api.CmdDown))
+			}
+			assertLabGone(t, cli, st)
+			if t.Failed() {
+				t.Fatalf("after a cancel %v into up:\n%s", after, strings.Join(lines, "\n"))
+			}
+		}
+		settled("after cancelled ups")
+	})
 }
