@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -200,7 +201,27 @@ func TestRobustLab(t *testing.T) {
 		t.Errorf("a → target through the restored router: %v", err)
 	}
 	delayed(t, name, "after the restore")
+	// down with a capture and consoles open: they end with the guests.
+	capture2, err := s.c.Capture(ctx, name, "a", "eth0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer capture2.Close()
+	for _, g := range []string{"a", "dyn"} {
+		con, err := s.c.OpenConsole(ctx, name, g)
+		if err != nil {
+			t.Fatalf("console of %s: %v", g, err)
+		}
+		defer con.Close()
+	}
+	ended := make(chan struct{})
+	go func() { io.Copy(io.Discard, capture2); close(ended) }()
 	mustSucceed(t, s, name, cmd(api.CmdDown))
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Error("a capture of a guest still streams 10 s after down")
+	}
 	assertLabGone(t, cli, st)
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertLabGone(t, cli, st)
@@ -333,7 +354,6 @@ func TestRobustFailedUp(t *testing.T) {
 		if o.ErrorCode != 1 {
 			t.Fatalf("up with a missing image: code %d\n%s", o.ErrorCode, strings.Join(lines, "\n"))
 		}
-		t.Logf("failed up:\n%s", strings.Join(lines, "\n"))
 		assertLabGone(t, cli, st)
 		settled("after an up failed in the guests stage")
 		mustSucceed(t, s, name, cmd(api.CmdDown))
