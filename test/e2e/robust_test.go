@@ -218,6 +218,11 @@ func TestRobustLab(t *testing.T) {
 		}
 		defer con.Close()
 	}
+	// down works from the daemon's record, not the project's artefacts.
+	if err := os.RemoveAll(filepath.Join(dir, "artefacts")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nettest.RemoveAll(st.Prefix) })
 	ended := make(chan struct{})
 	go func() { io.Copy(io.Discard, capture2); close(ended) }()
 	mustSucceed(t, s, name, cmd(api.CmdDown))
