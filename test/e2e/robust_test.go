@@ -401,3 +401,38 @@ func TestRobustFailedUp(t *testing.T) {
 		settled("after cancelled ups")
 	})
 }
+
+// TestRobustKill9DuringRoutedUp: the server is killed while an up of a
+// routed lab runs (in the network, routers or acl stage); after a start,
+// the action is interrupted and down, driven by the record, leaves
+// nothing.
+func TestRobustKill9DuringRoutedUp(t *testing.T) {
+	nettest.RequireRoot(t)
+	cli := dockertest.Client(t)
+	s := startServer(t)
+	ctx := context.Background()
+	dir := project(t, strings.Replace(robustRouters, "GUESTS\n", "", 1), nil)
+	name := deployment(t, s, "rk9", dir)
+	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+	st := state(t, s, name)
+	for _, after := range []time.Duration{5, 15, 30, 45, 60, 90, 120} {
+		after *= time.Millisecond
+		id, err := s.c.Action(ctx, name, cmd(api.CmdUp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(after)
+		s.kill9(t)
+		s.start(t)
+		o, err := s.c.Follow(ctx, id, func(string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("killed %v into up: code %d", after, o.ErrorCode)
+		lines := mustSucceed(t, s, name, cmd(api.CmdDown))
+		assertLabGone(t, cli, st)
+		if t.Failed() {
+			t.Fatalf("after a kill %v into up, down:\n%s", after, strings.Join(lines, "\n"))
+		}
+	}
+}
