@@ -181,6 +181,7 @@ func TestRobustLab(t *testing.T) {
 	s.kill9(t)
 	router := st.Routers[0].Namespace
 	nettest.RemoveAll(router)
+	removeContainers(cli, name, "dyn")
 	s.start(t)
 	var restoreID string
 	for range 500 {
@@ -205,6 +206,12 @@ func TestRobustLab(t *testing.T) {
 		t.Errorf("a → target through the restored router: %v", err)
 	}
 	delayed(t, name, "after the restore")
+	if out, ok := execOK(t, s, name, "dyn", "ip", "-o", "-4", "addr", "show", "dev", "eth0"); !ok || !strings.Contains(out, "10.0.1.") {
+		t.Errorf("the removed container dyn is not back with a lease after the restore: %s", out)
+	}
+	if imp, err := s.c.Impairment(ctx, name, "dyn", "eth0"); err != nil || imp.DelayMS != 20 || imp.Source != "runtime" {
+		t.Errorf("dyn's run-time delay after the restore: %+v, %v\n%s", imp, err, strings.Join(lines, "\n"))
+	}
 	// down with a capture and consoles open: they end with the guests.
 	capture2, err := s.c.Capture(ctx, name, "a", "eth0", "")
 	if err != nil {
