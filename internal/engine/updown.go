@@ -401,7 +401,9 @@ func (u *upRun) guestItems() []item {
 				return fmt.Errorf("guest %s: %w", g.Name, err)
 			}
 			if leases != nil {
-				u.led.edit(func(r *Record) { r.host(host).Guests[g.Name] = GuestRecord{Guest: *g, Leases: leases} })
+				// The run-time impairments stay recorded beside the lease.
+				gr.Leases = leases
+				u.led.edit(func(r *Record) { r.host(host).Guests[g.Name] = gr })
 			}
 			u.log.Printf("    guest %s: %s up%s%s", g.Name, g.Kind, describeInterfaces(g), onHost(u.st, host))
 			return nil

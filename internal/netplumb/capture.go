@@ -67,11 +67,18 @@ func Capture(ctx context.Context, name string, filter Filter, w io.Writer) error
 	for ctx.Err() == nil {
 		n, _, err := unix.Recvfrom(fd, buf[16:], unix.MSG_TRUNC)
 		switch {
-		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EINTR):
 			continue
-		case errors.Is(err, unix.ENETDOWN):
-			// The link went down (netem --down): keep listening.
-			time.Sleep(pollEvery)
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ENETDOWN):
+			// No packet for a while, or the link went down (netem
+			// --down): keep listening while the link exists. A deleted
+			// link (its guest destroyed, a down) never comes back.
+			if gone(link.Attrs().Index, name) {
+				return fmt.Errorf("capture on link %s: %w", name, ErrLinkGone)
+			}
+			if errors.Is(err, unix.ENETDOWN) {
+				time.Sleep(pollEvery)
+			}
 			continue
 		case err != nil:
 			return fmt.Errorf("capture on link %s: %w", name, err)
@@ -87,6 +94,19 @@ func Capture(ctx context.Context, name string, filter Filter, w io.Writer) error
 		}
 	}
 	return nil
+}
+
+// ErrLinkGone: the link a capture listened on was deleted.
+var ErrLinkGone = errors.New("the link was deleted")
+
+// gone reports whether link index no longer exists as name.
+func gone(index int, name string) bool {
+	l, err := netlink.LinkByIndex(index)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return true
+	}
+	return err == nil && l.Attrs().Name != name
 }
 
 // Capture implements the engine's LinkOps.

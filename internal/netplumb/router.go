@@ -74,7 +74,7 @@ func (h *Host) DeleteRouter(ctx context.Context, r topology.Router) error {
 	h.dhcp.stop(r.Namespace)
 	var errs []error
 	for _, p := range r.Ports {
-		if err := deleteLink(p.HostName); err != nil {
+		if err := deletePort(p.HostName); err != nil {
 			errs = append(errs, fmt.Errorf("port %s: %w", p.HostName, err))
 		}
 	}
@@ -99,7 +99,7 @@ func makeRouter(ctx context.Context, r topology.Router) (err error) {
 		unix.Close(nsfd)
 		if err != nil {
 			for _, p := range r.Ports {
-				_ = deleteLink(p.HostName)
+				_ = deletePort(p.HostName)
 			}
 			_ = RemoveNetns(NetnsPath(r.Namespace))
 		}
@@ -162,6 +162,28 @@ func addPort(nh *netlink.Handle, nsfd int, p topology.RouterPort) error {
 		}
 	}
 	return nh.LinkSetUp(link)
+}
+
+// deletePort removes the host end of a router's port: a veth whose peer is
+// in another namespace. A link of that name that is something else (its
+// peer on the host, another type) was in the way of the port, not made by
+// it, and stays; a missing one is fine.
+func deletePort(name string) error {
+	l, err := netlink.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if l.Type() != "veth" || l.Attrs().NetNsID < 0 {
+		return nil
+	}
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return err
+	}
+	return nil
 }
 
 // deleteLink removes a link by name; a missing one is fine.

@@ -150,6 +150,10 @@ func presentVeths(g *topology.Guest) ([]string, error) {
 // complete guest already there is left as it is (created false); remnants
 // of an interrupted run (a container that is not running, missing veths)
 // are removed first. On error nothing of what it made is left.
+// createTimeout bounds a container create, which is not cancelled with
+// the action.
+const createTimeout = time.Minute
+
 func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
 	s, err := spec(g)
 	if err != nil {
@@ -175,7 +179,12 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	_, err = d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.Container, Config: cfg, HostConfig: host})
+	// The create itself is not cancelled: dockerd finishes a create whose
+	// request was cancelled, possibly after the clean-up below looked, and
+	// the container would be left. It is quick; the start is cancellable.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	_, err = d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Name: s.Container, Config: cfg, HostConfig: host})
+	cancel()
 	if err != nil {
 		err = fmt.Errorf("guest %s: create container %s: %w", g.Name, s.Container, d.daemonErr(err))
 	} else {
