@@ -281,25 +281,11 @@ func (e errString) Error() string { return string(e) }
 // and returns the source address the listener saw.
 func seenBy(t *testing.T, s *server, name string, ns func(string) string, containers map[string]bool, from, to, addr string) string {
 	t.Helper()
-	ln, err := nettest.ListenTCP(ns(to), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	seen := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			seen <- err.Error()
-			return
-		}
-		c.Close()
-		seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
-	}()
+	seen := listenOnce(t, ns(to), addr)
 	if err := dial(t, s, name, ns, containers, from, addr); err != nil {
 		t.Fatalf("dial %s from %s: %v", addr, from, err)
 	}
-	return <-seen
+	return seen()
 }
 
 // hostTables lists the host's nft tables, of any family, whose name starts

@@ -176,13 +176,27 @@ func TestRouteNexthopOnNoSwitchIs422(t *testing.T) {
 // and returns the source address the listener saw.
 func sourceSeen(t *testing.T, from, to, addr string) string {
 	t.Helper()
-	ln, err := nettest.ListenTCP(to, addr)
+	seen := listenOnce(t, to, addr)
+	c, err := nettest.DialTCP(from, addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, from, err)
+	}
+	c.Close()
+	return seen()
+}
+
+// listenOnce listens on addr in namespace ns for one connection; the
+// function it returns waits for it and gives the source address seen (or
+// the accept error's text).
+func listenOnce(t *testing.T, ns, addr string) func() string {
+	t.Helper()
+	ln, err := nettest.ListenTCP(ns, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	seen := make(chan string, 1)
 	go func() {
+		defer ln.Close()
 		c, err := ln.Accept()
 		if err != nil {
 			seen <- err.Error()
@@ -191,12 +205,8 @@ func sourceSeen(t *testing.T, from, to, addr string) string {
 		c.Close()
 		seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
 	}()
-	c, err := nettest.DialTCP(from, addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s from %s: %v", addr, from, err)
-	}
-	c.Close()
-	return <-seen
+	t.Cleanup(func() { ln.Close() })
+	return func() string { return <-seen }
 }
 
 // guestAddr is the IPv4 address of ifname in namespace.
