@@ -17,6 +17,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // exitTimedOut is the exit status of an exec whose timeout killed the
@@ -293,30 +294,15 @@ func describeImpairment(imp api.InterfaceImpairment) string {
 	if !imp.Up {
 		state = "DOWN"
 	}
-	var parts []string
-	if imp.DelayMS > 0 {
-		parts = append(parts, fmt.Sprintf("delay %dms", imp.DelayMS))
-	}
-	if imp.JitterMS > 0 {
-		parts = append(parts, fmt.Sprintf("jitter %dms", imp.JitterMS))
-	}
-	if imp.LossPct > 0 {
-		parts = append(parts, fmt.Sprintf("loss %g%%", imp.LossPct))
-	}
-	if imp.RateKbit > 0 {
-		parts = append(parts, fmt.Sprintf("rate %dkbit", imp.RateKbit))
-	}
-	if imp.CorruptPct > 0 {
-		parts = append(parts, fmt.Sprintf("corrupt %g%%", imp.CorruptPct))
-	}
-	if len(parts) == 0 {
-		parts = []string{"no impairment"}
+	desc := "no impairment"
+	if n := topology.NetemOf(imp.Impairment); !n.IsZero() {
+		desc = n.String()
 	}
 	source := "from kvm-compose.yaml"
 	if imp.Source == "runtime" {
 		source = "set at run time"
 	}
-	return fmt.Sprintf("%s %s (host link %s): %s, %s (%s)", imp.Guest, imp.Interface, imp.HostLink, state, strings.Join(parts, " "), source)
+	return fmt.Sprintf("%s %s (host link %s): %s, %s (%s)", imp.Guest, imp.Interface, imp.HostLink, state, desc, source)
 }
 
 // captureCommand is "kvm-compose capture GUEST IFACE [-w FILE] [--filter …]".

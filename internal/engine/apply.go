@@ -145,10 +145,10 @@ func (e *Engine) impairItems(d api.Deployment, p *planned, led *ledger, log actl
 }
 
 func describeNetem(n *topology.Netem) string {
-	if n == nil || *n == (topology.Netem{}) {
+	if n.IsZero() {
 		return "cleared"
 	}
-	return fmt.Sprintf("delay %dms jitter %dms loss %g%% rate %dkbit corrupt %g%%", n.DelayMS, n.JitterMS, n.LossPct, n.RateKbit, n.CorruptPct)
+	return n.String()
 }
 
 // picked reports whether down's run over the record takes this object:

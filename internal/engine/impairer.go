@@ -68,7 +68,7 @@ func runtimeDiffs(gr GuestRecord, g *topology.Guest) []string {
 }
 
 func describeImpairment(imp api.Impairment) string {
-	d := netemOf(imp).String()
+	d := topology.NetemOf(imp).String()
 	if !imp.Up {
 		d += ", link down"
 	}

@@ -195,7 +195,7 @@ var ErrBadImpairment = api.Categorized(api.ErrInvalid, "invalid impairment")
 // the link and in the record (so it survives a restart of the server and is
 // set again when up re-makes the guest).
 func (e *Engine) SetImpairment(ctx context.Context, d api.Deployment, guestName, ifaceName string, imp api.Impairment) (api.InterfaceImpairment, error) {
-	if probs := netemOf(imp).Check(); probs != nil {
+	if probs := topology.NetemOf(imp).Check(); probs != nil {
 		var msgs []string
 		for _, f := range []string{"delay_ms", "jitter_ms", "loss_pct", "rate_kbit", "corrupt_pct"} {
 			if m, ok := probs[f]; ok {
@@ -319,7 +319,7 @@ func impairGuest(ctx context.Context, host Host, gr GuestRecord, g *topology.Gue
 		if err := ops.Impair(ctx, ifc.HostName, linkImpairment(imp), imp.Up); err != nil {
 			return "", fmt.Errorf("guest %s: %w", g.Name, err)
 		}
-		d := netemOf(imp).String()
+		d := topology.NetemOf(imp).String()
 		if !imp.Up {
 			d += ", link down"
 		}
@@ -350,10 +350,6 @@ func resetImpairments(ctx context.Context, host Host, g *topology.Guest) error {
 		}
 	}
 	return nil
-}
-
-func netemOf(imp api.Impairment) *topology.Netem {
-	return &topology.Netem{DelayMS: imp.DelayMS, JitterMS: imp.JitterMS, LossPct: imp.LossPct, RateKbit: imp.RateKbit, CorruptPct: imp.CorruptPct}
 }
 
 func linkImpairment(imp api.Impairment) netplumb.Impairment {

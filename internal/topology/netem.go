@@ -3,6 +3,8 @@ package topology
 import (
 	"fmt"
 	"strings"
+
+	"github.com/testbedos/testbedos/internal/api"
 )
 
 // Bounds of a link impairment.
@@ -51,6 +53,12 @@ func (n *Netem) Check() map[string]string {
 		return nil
 	}
 	return out
+}
+
+// NetemOf is the impairment part of a run-time setting (the API's shape,
+// which also says whether the link is up).
+func NetemOf(imp api.Impairment) *Netem {
+	return &Netem{DelayMS: imp.DelayMS, JitterMS: imp.JitterMS, LossPct: imp.LossPct, RateKbit: imp.RateKbit, CorruptPct: imp.CorruptPct}
 }
 
 // IsZero reports whether the impairment impairs nothing.
