@@ -252,24 +252,7 @@ func TestRestoreAfterRestart(t *testing.T) {
 	s.start(t)
 
 	// The restore action is the deployment's new last action.
-	var restoreID string
-	for range 500 {
-		d, _ = s.c.Deployment(ctx, name)
-		if d.LastActionUUID != nil && *d.LastActionUUID != upID {
-			restoreID = *d.LastActionUUID
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if restoreID == "" {
-		t.Fatalf("no restore action after the restart:\n%s", s.stderr)
-	}
-	var lines []string
-	o, err := s.c.Follow(ctx, restoreID, func(l string) { lines = append(lines, l) })
-	log := strings.Join(lines, "\n")
-	if err != nil || o.ErrorCode != 0 || !o.EndState.Is(api.StateUp) {
-		t.Fatalf("restore: %+v, %v\n%s", o, err, log)
-	}
+	restoreID, log := restoreLog(t, s, name, upID)
 	web := guestOf(st, "web")
 	for _, w := range []string{"==> up on deployment " + name, "restore: after a restart, missing: bridge " + st.Switches[0].Bridge, "namespace " + web.Netns.Namespace, "guest web: netns up"} {
 		if !strings.Contains(log, w) {
@@ -311,4 +294,30 @@ func TestRestoreAfterRestart(t *testing.T) {
 	}
 	mustSucceed(t, s, name, cmd(api.CmdDown))
 	assertNothingLeft(t, st)
+}
+
+// restoreLog waits for the action the server starts by itself after upID
+// (its restore), follows it to its end and returns its uuid and log; the
+// restore must succeed and leave the deployment up.
+func restoreLog(t *testing.T, s *server, name, upID string) (id, log string) {
+	t.Helper()
+	ctx := context.Background()
+	var restoreID string
+	for range 500 {
+		if d, _ := s.c.Deployment(ctx, name); d.LastActionUUID != nil && *d.LastActionUUID != upID {
+			restoreID = *d.LastActionUUID
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if restoreID == "" {
+		t.Fatalf("no restore action after the restart:\n%s", s.stderr)
+	}
+	var lines []string
+	o, err := s.c.Follow(ctx, restoreID, func(l string) { lines = append(lines, l) })
+	log = strings.Join(lines, "\n")
+	if err != nil || o.ErrorCode != 0 || !o.EndState.Is(api.StateUp) {
+		t.Fatalf("restore: %+v, %v\n%s", o, err, log)
+	}
+	return restoreID, log
 }

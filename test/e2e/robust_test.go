@@ -183,22 +183,7 @@ func TestRobustLab(t *testing.T) {
 	nettest.RemoveAll(router)
 	removeContainers(cli, name, "dyn")
 	s.start(t)
-	var restoreID string
-	for range 500 {
-		if d, _ = s.c.Deployment(ctx, name); d.LastActionUUID != nil && *d.LastActionUUID != upID {
-			restoreID = *d.LastActionUUID
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if restoreID == "" {
-		t.Fatalf("no restore after kill -9:\n%s", s.stderr)
-	}
-	var lines []string
-	o, err := s.c.Follow(ctx, restoreID, func(l string) { lines = append(lines, l) })
-	if err != nil || o.ErrorCode != 0 {
-		t.Fatalf("restore: %+v, %v\n%s", o, err, strings.Join(lines, "\n"))
-	}
+	_, restored := restoreLog(t, s, name, upID)
 	if _, err := os.Stat(nettest.NamespacePath(router)); err != nil {
 		t.Errorf("router namespace not restored: %v", err)
 	}
@@ -210,7 +195,7 @@ func TestRobustLab(t *testing.T) {
 		t.Errorf("the removed container dyn is not back with a lease after the restore: %s", out)
 	}
 	if imp, err := s.c.Impairment(ctx, name, "dyn", "eth0"); err != nil || imp.DelayMS != 20 || imp.Source != "runtime" {
-		t.Errorf("dyn's run-time delay after the restore: %+v, %v\n%s", imp, err, strings.Join(lines, "\n"))
+		t.Errorf("dyn's run-time delay after the restore: %+v, %v\n%s", imp, err, restored)
 	}
 	// down with a capture and consoles open: they end with the guests.
 	capture2, err := s.c.Capture(ctx, name, "a", "eth0", "")

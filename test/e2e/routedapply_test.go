@@ -172,24 +172,7 @@ func TestRestoreRoutedLab(t *testing.T) {
 	dropBridgeTable(topology.ACLTableName(name))
 	s.start(t)
 
-	var restoreID string
-	for range 500 {
-		d, _ = s.c.Deployment(ctx, name)
-		if d.LastActionUUID != nil && *d.LastActionUUID != upID {
-			restoreID = *d.LastActionUUID
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if restoreID == "" {
-		t.Fatalf("no restore action after the restart:\n%s", s.stderr)
-	}
-	var lines []string
-	o, err := s.c.Follow(ctx, restoreID, func(l string) { lines = append(lines, l) })
-	log := strings.Join(lines, "\n")
-	if err != nil || o.ErrorCode != 0 || !o.EndState.Is(api.StateUp) {
-		t.Fatalf("restore: %+v, %v\n%s", o, err, log)
-	}
+	restoreID, log := restoreLog(t, s, name, upID)
 	for _, w := range []string{"restore: after a restart, missing: acl table " + topology.ACLTableName(name), "router r1: namespace " + st.Routers[0].Namespace,
 		"switch ext (external)", "router r1: created", "eth0 leased 10.0.1.20/24"} {
 		if !strings.Contains(log, w) {
