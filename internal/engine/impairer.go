@@ -75,13 +75,15 @@ func describeImpairment(imp api.Impairment) string {
 	return d
 }
 
-// RestoreImpairments sets again, at the server's start, what is in force
-// on the links of every guest the records hold (kvm-compose.yaml's netem
-// or the run-time setting recorded): the userspace fallback for kernels
-// without netem runs in this process and so ends with it. Links that do
-// not exist (yet) are left to up, which sets them when it makes them. It
-// carries on past errors and returns them all.
-func (e *Engine) RestoreImpairments(ctx context.Context) error {
+// Resume starts again, at the server's start, what of the deployments the
+// records hold runs in this process and so ended with the previous one:
+// the routers' DHCP servers (with the recorded leases), and the userspace
+// impairments of kernels without netem (what is in force on the links of
+// recorded guests: kvm-compose.yaml's netem or the run-time setting). Links
+// that do not exist (yet) are left to up, which sets them when it makes
+// them. It reads each record once, carries on past errors and returns them
+// all.
+func (e *Engine) Resume(ctx context.Context) error {
 	names, err := e.opts.Records.DeployedNames(ctx)
 	if err != nil {
 		return err
@@ -93,34 +95,43 @@ func (e *Engine) RestoreImpairments(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		for hostName, h := range rec.Hosts {
-			host, err := e.opts.Hosts.Host(hostName)
-			if err != nil {
+		errs = append(errs, e.restoreDHCP(ctx, name, &rec)...)
+		errs = append(errs, e.restoreImpairments(ctx, name, &rec)...)
+	}
+	return errors.Join(errs...)
+}
+
+// restoreImpairments sets again what is in force on the links of rec's
+// guests (Resume).
+func (e *Engine) restoreImpairments(ctx context.Context, name string, rec *Record) []error {
+	var errs []error
+	for hostName, h := range rec.Hosts {
+		host, err := e.opts.Hosts.Host(hostName)
+		if err != nil {
+			continue
+		}
+		ops, ok := host.Network().(LinkOps)
+		if !ok {
+			continue
+		}
+		for _, gr := range h.Guests {
+			if gr.Pending {
 				continue
 			}
-			ops, ok := host.Network().(LinkOps)
-			if !ok {
-				continue
-			}
-			for _, gr := range h.Guests {
-				if gr.Pending {
+			for i := range gr.Guest.Interfaces {
+				ifc := &gr.Guest.Interfaces[i]
+				imp, _ := effectiveImpairment(gr, ifc)
+				if imp == (api.Impairment{Up: true}) {
 					continue
 				}
-				for i := range gr.Guest.Interfaces {
-					ifc := &gr.Guest.Interfaces[i]
-					imp, _ := effectiveImpairment(gr, ifc)
-					if imp == (api.Impairment{Up: true}) {
-						continue
-					}
-					if _, err := ops.LinkUp(ctx, ifc.HostName); err != nil {
-						continue // not there: up makes it
-					}
-					if err := ops.Impair(ctx, ifc.HostName, linkImpairment(imp), imp.Up); err != nil {
-						errs = append(errs, fmt.Errorf("deployment %s: guest %s: %w", name, gr.Guest.Name, err))
-					}
+				if _, err := ops.LinkUp(ctx, ifc.HostName); err != nil {
+					continue // not there: up makes it
+				}
+				if err := ops.Impair(ctx, ifc.HostName, linkImpairment(imp), imp.Up); err != nil {
+					errs = append(errs, fmt.Errorf("deployment %s: guest %s: %w", name, gr.Guest.Name, err))
 				}
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }

@@ -16,7 +16,7 @@ import (
 // as Router.Host and ExternalSide.Host; set_gateway_chassis is ignored). The
 // "routers" stage comes after the bridges and tunnels and before the
 // guests, so guests with ip: dynamic find their DHCP server running. DHCP
-// servers are goroutines of the daemon: RestoreDHCP starts them again when
+// servers are goroutines of the daemon: Resume starts them again when
 // the daemon restarts with deployments up.
 
 // Routers is what a host's Network implements when it can run routers; the
@@ -375,44 +375,32 @@ func (e *Engine) Leases(ctx context.Context, deployment string) (map[string]map[
 	return out, nil
 }
 
-// RestoreDHCP starts again the DHCP servers of every router the records
-// hold, with the leases the records hold: the server calls it at start.
-// It carries on past errors and returns them all.
-func (e *Engine) RestoreDHCP(ctx context.Context) error {
-	names, err := e.opts.Records.DeployedNames(ctx)
-	if err != nil {
-		return err
-	}
+// restoreDHCP starts again the DHCP servers of every router rec holds,
+// with the leases rec holds (Resume, at the server's start).
+func (e *Engine) restoreDHCP(ctx context.Context, name string, rec *Record) []error {
 	var errs []error
-	for _, name := range names {
-		rec, err := e.Deployed(ctx, name)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		leases := recordLeases(&rec)
-		for hostName, h := range rec.Hosts {
-			for _, rr := range h.Routers {
-				if rr.Router == nil || len(rr.Router.DHCP) == 0 {
-					continue
-				}
-				host, err := e.opts.Hosts.Host(hostName)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				net, err := RoutersOf(host)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				if err := net.ServeDHCP(ctx, *rr.Router, leases); err != nil {
-					errs = append(errs, fmt.Errorf("deployment %s: %w", name, err))
-				}
+	leases := recordLeases(rec)
+	for hostName, h := range rec.Hosts {
+		for _, rr := range h.Routers {
+			if rr.Router == nil || len(rr.Router.DHCP) == 0 {
+				continue
+			}
+			host, err := e.opts.Hosts.Host(hostName)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			net, err := RoutersOf(host)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := net.ServeDHCP(ctx, *rr.Router, leases); err != nil {
+				errs = append(errs, fmt.Errorf("deployment %s: %w", name, err))
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // recordLeases are the DHCP leases the record's guests hold: MAC →

@@ -141,7 +141,7 @@ func TestRoutersUpDown(t *testing.T) {
 	}
 	// A restarted daemon serves DHCP again with the lease b holds.
 	w.served = map[string]map[string]string{}
-	if err := e.RestoreDHCP(ctx); err != nil {
+	if err := e.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := e.readState(d)
@@ -152,7 +152,7 @@ func TestRoutersUpDown(t *testing.T) {
 		}
 	}
 	if got := w.served["tbos.lab.router.r1"]; got[bMAC] != "10.0.1.20" {
-		t.Fatalf("RestoreDHCP seeded %v, want %s → 10.0.1.20", w.served, bMAC)
+		t.Fatalf("Resume seeded %v, want %s → 10.0.1.20", w.served, bMAC)
 	}
 	if err := e.Down(ctx, d, &guesttest.Log{}); err != nil {
 		t.Fatal(err)

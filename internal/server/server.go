@@ -224,18 +224,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if n > 0 {
 		log.Warn("recovered interrupted actions", "count", n)
 	}
-	// DHCP servers of routers are goroutines of this process: those of
-	// deployments still up start again.
-	if d, ok := exec.(interface{ RestoreDHCP(context.Context) error }); ok {
-		if err := d.RestoreDHCP(ctx); err != nil {
-			log.Warn("could not restart every DHCP server of the deployments that are up", "err", err)
-		}
-	}
-	// So are the userspace impairments of kernels without netem: what is
-	// in force on the links of recorded guests is set again.
-	if d, ok := exec.(interface{ RestoreImpairments(context.Context) error }); ok {
-		if err := d.RestoreImpairments(ctx); err != nil {
-			log.Warn("could not set again every impairment of the deployments that are up", "err", err)
+	// DHCP servers of routers and the userspace impairments of kernels
+	// without netem run in this process: those of deployments still
+	// recorded start again.
+	if d, ok := exec.(interface{ Resume(context.Context) error }); ok {
+		if err := d.Resume(ctx); err != nil {
+			log.Warn("could not start again every DHCP server and impairment of the recorded deployments", "err", err)
 		}
 	}
 	if cfg.Mode != config.ModeClient {
