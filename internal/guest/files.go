@@ -51,24 +51,40 @@ func LocalDeployment(st *topology.State) Deployment {
 // Path implements Files: ref must be, after symlinks, a regular file inside
 // the project folder.
 func (p ProjectFiles) Path(ctx context.Context, ref string) (string, error) {
-	if !filepath.IsAbs(ref) {
-		ref = filepath.Join(p.Project, ref)
-	}
-	real, err := filepath.EvalSymlinks(ref)
+	ref = p.abs(ref)
+	real, fi, err := p.resolve(ref)
 	if err != nil {
-		return "", fmt.Errorf("file %s: %w", ref, err)
-	}
-	if !topology.Within(p.Project, real) {
-		return "", fmt.Errorf("file %s is %w %s", ref, ErrOutsideProject, p.Project)
-	}
-	fi, err := os.Stat(real)
-	if err != nil {
-		return "", fmt.Errorf("file %s: %w", ref, err)
+		return "", err
 	}
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("file %s is not a regular file: %w", ref, fs.ErrInvalid)
 	}
 	return real, nil
+}
+
+// abs is ref as an absolute path: a relative ref is in the project folder.
+func (p ProjectFiles) abs(ref string) string {
+	if filepath.IsAbs(ref) {
+		return ref
+	}
+	return filepath.Join(p.Project, ref)
+}
+
+// resolve follows the symlinks of ref (absolute) and returns where it
+// leads, which must lie inside the project folder, and what is there.
+func (p ProjectFiles) resolve(ref string) (string, fs.FileInfo, error) {
+	real, err := filepath.EvalSymlinks(ref)
+	if err != nil {
+		return "", nil, fmt.Errorf("file %s: %w", ref, err)
+	}
+	if !topology.Within(p.Project, real) {
+		return "", nil, fmt.Errorf("file %s is %w %s", ref, ErrOutsideProject, p.Project)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", nil, fmt.Errorf("file %s: %w", ref, err)
+	}
+	return real, fi, nil
 }
 
 // WorkDir implements Files.
