@@ -33,6 +33,10 @@ const (
 	OpRemake ChangeOp = "remake"
 	// OpImpair changes a link's impairments in place: the guest stays.
 	OpImpair ChangeOp = "impair"
+	// OpRepair makes again or mends an object the record holds and the
+	// YAML keeps but that is missing or broken on its host (a bridge
+	// deleted by hand, a guest's interface no longer on its switch).
+	OpRepair ChangeOp = "repair"
 	// OpUpdate rewrites an object in place, in one step that leaves no gap
 	// (an ACL table replaced in one nftables transaction).
 	OpUpdate ChangeOp = "update"

@@ -36,6 +36,13 @@ func (w *aclWorld) DeleteACLTable(ctx context.Context, name string) error {
 	return nil
 }
 
+func (w *aclWorld) HasACLTable(ctx context.Context, name string) (bool, error) {
+	_, ok := w.table(name)
+	return ok, nil
+}
+
+var _ ACLs = (*aclWorld)(nil)
+
 func (w *aclWorld) table(name string) (ACLTableSpec, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -36,6 +36,13 @@ func (n aclNetwork) DeleteACLTable(ctx context.Context, name string) error {
 	return n.in(func() error { return netplumb.DeleteACLTable(ctx, name) })
 }
 
+func (n aclNetwork) HasACLTable(ctx context.Context, name string) (ok bool, err error) {
+	err = n.in(func() error { ok, err = netplumb.NewHost(nil).HasACLTable(ctx, name); return err })
+	return ok, err
+}
+
+var _ engine.ACLs = aclNetwork{}
+
 type oneHost struct{ h aclHost }
 
 func (o oneHost) List() []topology.Host { return []topology.Host{{Name: o.h.name, Main: true}} }

@@ -53,21 +53,7 @@ func (e *Engine) Apply(ctx context.Context, d api.Deployment, log actlog.Log) (e
 	dr := &downRun{e: e, d: d, led: led, log: log, pick: p}
 	u := &upRun{e: e, d: d, st: p.state, led: led, log: log}
 	stages := []stage{{name: "plan", prepare: func(ctx context.Context) (string, error) { return e.logPlan(ctx, d, p, log) }}}
-	if len(p.removeGuests) > 0 {
-		stages = append(stages, stage{name: "remove guests", prepare: dr.planGuests, items: dr.guestItems, collect: true, limit: e.opts.DestroyConcurrency, done: led.save})
-	}
-	if len(p.removeACLs) > 0 {
-		stages = append(stages, renamed("remove acl tables", dr.aclStage())...)
-	}
-	if len(p.removeRouters) > 0 {
-		stages = append(stages, renamed("remove routers", dr.routerStage())...)
-	}
-	if len(p.removeTunnels) > 0 {
-		stages = append(stages, stage{name: "remove tunnels", prepare: dr.planTunnels, items: dr.tunnelItems, collect: true, done: led.save})
-	}
-	if len(p.removeBridges) > 0 {
-		stages = append(stages, stage{name: "remove switches", prepare: dr.planBridges, items: dr.bridgeItems, collect: true, done: led.save})
-	}
+	stages = append(stages, dr.stages("remove ")...)
 	if len(p.impair) > 0 {
 		stages = append(stages, stage{name: "impair", items: func() []item { return e.impairItems(d, p, led, log) }, noun: "guest", done: led.save})
 	}
@@ -75,14 +61,6 @@ func (e *Engine) Apply(ctx context.Context, d api.Deployment, log actlog.Log) (e
 	prog := newProgress(log, "apply", len(stages))
 	defer func() { u.revertIfFailed(ctx, err, "apply", "what it removed stays removed") }()
 	return e.runStages(ctx, prog, stages)
-}
-
-// renamed gives down's stages a name of apply's.
-func renamed(name string, stages []stage) []stage {
-	for i := range stages {
-		stages[i].name = name
-	}
-	return stages
 }
 
 // logPlan writes the plan into the log and the new state into the project,
@@ -150,13 +128,3 @@ func describeNetem(n *topology.Netem) string {
 	}
 	return n.String()
 }
-
-// picked reports whether down's run over the record takes this object:
-// every one for down, the plan's removals for apply.
-func (dr *downRun) picked(set func(*planned) map[hostKey]bool, host, name string) bool {
-	return dr.pick == nil || set(dr.pick)[hostKey{host, name}]
-}
-
-func pickGuests(p *planned) map[hostKey]bool  { return p.removeGuests }
-func pickBridges(p *planned) map[hostKey]bool { return p.removeBridges }
-func pickTunnels(p *planned) map[hostKey]bool { return p.removeTunnels }

@@ -72,6 +72,13 @@ func (n nsNetwork) DeleteTunnel(ctx context.Context, name string) error {
 	return n.in(func() error { return netplumb.DeleteVXLAN(ctx, name) })
 }
 
+func (n nsNetwork) HasTunnel(ctx context.Context, name string) (ok bool, err error) {
+	err = n.in(func() error { ok, err = netplumb.LinkExists(name); return err })
+	return ok, err
+}
+
+var _ engine.Tunnels = nsNetwork{}
+
 // nsDriver runs a driver's calls inside a host's namespace.
 type nsDriver struct {
 	ns  string

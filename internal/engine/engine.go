@@ -141,9 +141,9 @@ func (e *Engine) checkNothingDeployed(ctx context.Context, d api.Deployment, cmd
 	if err != nil {
 		return err
 	}
-	if guests, bridges := rec.counts(); guests+bridges > 0 {
-		return fmt.Errorf("%w: deployment %s has %s and %s deployed; run down before %s",
-			ErrConflict, d.Name, count(guests, "guest"), count(bridges, "bridge"), cmd)
+	if !rec.empty() {
+		return fmt.Errorf("%w: deployment %s has %s deployed; run down before %s",
+			ErrConflict, d.Name, rec.summary(), cmd)
 	}
 	return nil
 }

@@ -30,11 +30,26 @@ type Network interface {
 // tags, so a remote host can take it over the wire as it is.
 type TunnelSpec = netplumb.VXLANSpec
 
-// Tunnels is what a host's Network implements when it can join bridges
-// across hosts with VXLAN. It is separate from Network so that a network
-// without it (a test fake, a host of one) still is one; the engine finds it
-// with a type assertion on Host.Network (TunnelsOf) and needs it only on
-// hosts that carry a switch spanning hosts.
+// A host's network has optional capabilities beside Network: Tunnels,
+// Routers, ACLs and Ports. Each is a small interface that a network
+// implements whole (check-and-repair methods included, so a renamed method
+// fails the implementation's compile-time guard instead of silently
+// turning a check off), found with capability; a network without one (a
+// test fake, a host of one) still is a Network, and the engine asks for a
+// capability only where the deployment needs it.
+
+// capability returns host h's network as the capability T, or an error
+// wrapping missing that names the host.
+func capability[T any](h Host, missing error) (T, error) {
+	if c, ok := h.Network().(T); ok {
+		return c, nil
+	}
+	var zero T
+	return zero, fmt.Errorf("host %s: %w", h.Name(), missing)
+}
+
+// Tunnels is the capability of joining bridges across hosts with VXLAN,
+// needed on hosts that carry a switch spanning hosts.
 type Tunnels interface {
 	// EnsureTunnel makes the link if it is missing, enslaved to
 	// spec.Bridge, and makes its peers exactly spec.Peers; it reports
@@ -42,7 +57,23 @@ type Tunnels interface {
 	EnsureTunnel(ctx context.Context, spec TunnelSpec) (created bool, err error)
 	// DeleteTunnel removes the link; a missing one is fine.
 	DeleteTunnel(ctx context.Context, name string) error
+	// HasTunnel reports whether the link exists.
+	HasTunnel(ctx context.Context, name string) (bool, error)
 }
+
+// Ports is the capability of telling whether the host ends of guests'
+// interfaces (veth peers, taps) are ports of their bridge, and of putting
+// them back: a bridge deleted and made again has lost its ports.
+type Ports interface {
+	// DetachedPorts returns, of ports, those that exist but are not ports
+	// of bridge (detached) and those that do not exist (gone).
+	DetachedPorts(ctx context.Context, bridge string, ports []string) (detached, gone []string, err error)
+	// AttachPorts makes the existing ports ports of bridge again, up.
+	AttachPorts(ctx context.Context, bridge string, ports []string) error
+}
+
+// ErrNoPorts: the host's network cannot tell where guests' interfaces are.
+var ErrNoPorts = errors.New("the host's network cannot check guests' interfaces")
 
 // ErrHostUnreachable: a host of the cluster does not answer, or is no
 // longer a member. Drivers and proxies of remote hosts wrap it; down keeps
@@ -54,12 +85,11 @@ var ErrNoTunnels = errors.New("the host's network cannot make VXLAN tunnels")
 
 // TunnelsOf returns the tunnels of host h's network, or an error wrapping
 // ErrNoTunnels.
-func TunnelsOf(h Host) (Tunnels, error) {
-	if t, ok := h.Network().(Tunnels); ok {
-		return t, nil
-	}
-	return nil, fmt.Errorf("host %s: %w", h.Name(), ErrNoTunnels)
-}
+func TunnelsOf(h Host) (Tunnels, error) { return capability[Tunnels](h, ErrNoTunnels) }
+
+// PortsOf returns the ports capability of host h's network, or an error
+// wrapping ErrNoPorts.
+func PortsOf(h Host) (Ports, error) { return capability[Ports](h, ErrNoPorts) }
 
 // Host is one machine of the cluster as the engine drives it: its network,
 // its guest drivers and the way those reach a deployment's files. This
@@ -118,3 +148,13 @@ func (s SingleHost) Host(name string) (Host, error) {
 	}
 	return s.Main, nil
 }
+
+// This host's network has every capability.
+var (
+	_ Network = (*netplumb.Host)(nil)
+	_ Tunnels = (*netplumb.Host)(nil)
+	_ Routers = (*netplumb.Host)(nil)
+	_ ACLs    = (*netplumb.Host)(nil)
+	_ Ports   = (*netplumb.Host)(nil)
+	_ LinkOps = (*netplumb.Host)(nil)
+)

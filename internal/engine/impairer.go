@@ -31,7 +31,8 @@ func (LinkImpairer) Impair(ctx context.Context, host Host, dep guest.Deployment,
 	if ifc == nil {
 		return fmt.Errorf("guest %s has no interface %s", g.Name, iface)
 	}
-	ops, ok := host.Network().(LinkOps)
+	ops, lerr := LinkOpsOf(host)
+	ok := lerr == nil
 	if !ok {
 		return inCategory(ErrNotOnClients, fmt.Errorf("guest %s: host %s is a client host, and netem works on guests of the main only so far", g.Name, host.Name()))
 	}
@@ -110,7 +111,8 @@ func (e *Engine) restoreImpairments(ctx context.Context, name string, rec *Recor
 		if err != nil {
 			continue
 		}
-		ops, ok := host.Network().(LinkOps)
+		ops, lerr := LinkOpsOf(host)
+		ok := lerr == nil
 		if !ok {
 			continue
 		}

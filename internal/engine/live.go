@@ -13,10 +13,9 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// LinkOps is what a host's Network implements when the engine can impair
-// and capture the host-side ends of guest links on it (netplumb.Host does;
-// the agent's proxy of a client host does not yet). Like Tunnels it is
-// found with a type assertion on Host.Network.
+// LinkOps is the capability of impairing and capturing the host-side ends
+// of guest links (netplumb.Host has it; the agent's proxy of a client host
+// does not yet).
 type LinkOps interface {
 	// Impair sets the link's netem qdisc (the zero Impairment removes it)
 	// and sets the link up or down.
@@ -26,6 +25,14 @@ type LinkOps interface {
 	// the compiled filter) to w until ctx ends.
 	Capture(ctx context.Context, link string, filter netplumb.Filter, w io.Writer) error
 }
+
+// ErrNoLinkOps: the host's network cannot impair or capture links here
+// (a client host behind the agent API).
+var ErrNoLinkOps = errors.New("the host's network cannot impair or capture links")
+
+// LinkOpsOf returns the link operations of host h's network, or an error
+// wrapping ErrNoLinkOps.
+func LinkOpsOf(h Host) (LinkOps, error) { return capability[LinkOps](h, ErrNoLinkOps) }
 
 // ErrNotOnClients: the feature works on the main's guests only so far.
 var ErrNotOnClients = api.Categorized(api.ErrInvalid, "not yet on client hosts")
@@ -105,7 +112,7 @@ func (lg *liveGuest) iface(name string) (*topology.Interface, error) {
 
 // linkOps returns the link operations of the guest's host.
 func (lg *liveGuest) linkOps(what string) (LinkOps, error) {
-	if l, ok := lg.host.Network().(LinkOps); ok {
+	if l, err := LinkOpsOf(lg.host); err == nil {
 		return l, nil
 	}
 	return nil, inCategory(ErrNotOnClients, fmt.Errorf("%s of guest %s: host %s is a client host, and %s works on guests of the main only so far", what, lg.g.Name, lg.host.Name(), what))
@@ -114,7 +121,7 @@ func (lg *liveGuest) linkOps(what string) (LinkOps, error) {
 // unsupported explains a driver without the feature: on a client host
 // (whose network is not this host's) the agent does not relay it yet.
 func (lg *liveGuest) unsupported(what string, err error) error {
-	if _, local := lg.host.Network().(LinkOps); !local {
+	if _, err := LinkOpsOf(lg.host); err != nil {
 		return inCategory(ErrNotOnClients, fmt.Errorf("%s of guest %s: host %s is a client host, and %s works on guests of the main only so far", what, lg.g.Name, lg.host.Name(), what))
 	}
 	return fmt.Errorf("guest %s: %w", lg.g.Name, err)
@@ -312,7 +319,8 @@ func impairGuest(ctx context.Context, host Host, gr GuestRecord, g *topology.Gue
 		if imp == (api.Impairment{Up: true}) {
 			continue
 		}
-		ops, ok := host.Network().(LinkOps)
+		ops, lerr := LinkOpsOf(host)
+		ok := lerr == nil
 		if !ok {
 			return "", inCategory(ErrNotOnClients, fmt.Errorf("guest %s: %s has netem, but host %s is a client host and netem works on guests of the main only so far: remove the netem or place the guest on the main", g.Name, ifc.Name, host.Name()))
 		}
@@ -333,7 +341,8 @@ func impairGuest(ctx context.Context, host Host, gr GuestRecord, g *topology.Gue
 // on the links now. It is for apply, which then drops the guest's recorded
 // run-time settings (GuestRecord.Impairments) in its ledger.
 func resetImpairments(ctx context.Context, host Host, g *topology.Guest) error {
-	ops, ok := host.Network().(LinkOps)
+	ops, lerr := LinkOpsOf(host)
+	ok := lerr == nil
 	if !ok {
 		for i := range g.Interfaces {
 			if !g.Interfaces[i].Netem.IsZero() {

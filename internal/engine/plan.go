@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -28,23 +27,64 @@ type hostKey struct{ host, name string }
 type planned struct {
 	plan  api.Plan
 	state *topology.State
-	// remove are the record's objects apply removes first: removed and
-	// re-made guests, removed switches (bridges), removed and re-made
-	// tunnels. The up that follows makes every missing one.
-	removeGuests, removeBridges, removeTunnels map[hostKey]bool
-	// removeRouters are the routers and external sides (by record key)
-	// removed or re-made; removeACLs the ACL tables no longer wanted.
-	// Changed ACL tables are rewritten in place by up's acl stage.
-	removeRouters, removeACLs map[hostKey]bool
+	// removals are the record's objects apply removes first, by kind
+	// stage and host key: removed and re-made ones. The up that follows
+	// makes every missing one.
+	removals map[string]map[hostKey]bool
 	// impair are guests whose only difference is their links'
 	// impairments: the new description, changed in place.
 	impair []topology.Guest
+	// ips are the hosts' addresses (the tunnels' peers); canImpair says
+	// whether impairments change in place (Options.Impairer), else a
+	// guest whose impairments changed is re-made.
+	ips       map[string]string
+	canImpair bool
+}
+
+// change adds a change to the plan.
+func (p *planned) change(kind api.ChangeKind, k hostKey, op api.ChangeOp, why string) {
+	p.plan.Changes = append(p.plan.Changes, api.PlanChange{Kind: kind, Name: k.name, Host: k.host, Op: op, Why: why})
+}
+
+// keep adds an object that stays as it is.
+func (p *planned) keep(kind api.ChangeKind, k hostKey) {
+	p.plan.Unchanged = append(p.plan.Unchanged, api.PlanObject{Kind: kind, Name: k.name, Host: k.host})
+}
+
+// remove marks the record's object k of kind kd for removal by apply.
+func (p *planned) remove(kd kind, k hostKey) {
+	if p.removals[kd.stage()] == nil {
+		p.removals[kd.stage()] = map[hostKey]bool{}
+	}
+	p.removals[kd.stage()][k] = true
+}
+
+// removes reports whether apply removes the record's object key of kind
+// kd on host.
+func (p *planned) removes(kd kind, host, key string) bool {
+	return p.removals[kd.stage()][hostKey{host, key}]
+}
+
+// repair turns each kept object that gap says is broken into a repair:
+// apply's up stages make or mend it.
+func (p *planned) repair(host string, gaps []gap) {
+	for _, g := range gaps {
+		obj := api.PlanObject{Kind: g.kind, Name: g.name, Host: host}
+		i := slices.Index(p.plan.Unchanged, obj)
+		if i < 0 {
+			continue
+		}
+		p.plan.Unchanged = slices.Delete(p.plan.Unchanged, i, i+1)
+		p.change(g.kind, hostKey{host, g.name}, api.OpRepair, g.what)
+	}
 }
 
 // Plan answers what apply would change (GET /api/deployments/{name}/plan):
-// it resolves kvm-compose.yaml afresh, writing nothing, and compares it with
-// the record. A deployment with nothing recorded is ErrConflict; a YAML
-// that does not validate is a *topology.ValidationError.
+// it resolves kvm-compose.yaml afresh, writing nothing, compares it with
+// the record, and checks that what the record holds and the YAML keeps is
+// whole (a bridge deleted by hand is a repair). A deployment with nothing
+// recorded is ErrConflict; a YAML that does not validate is a
+// *topology.ValidationError.
 func (e *Engine) Plan(ctx context.Context, d api.Deployment) (api.Plan, error) {
 	p, err := e.makePlan(ctx, d)
 	if err != nil {
@@ -69,157 +109,33 @@ func (e *Engine) makePlan(ctx context.Context, d api.Deployment) (*planned, erro
 		return nil, err
 	}
 	p := diffPlan(&rec, st, e.hostIPs(st), e.opts.Impairer != nil)
+	err = e.eachGap(ctx, d, &rec, func(host string, gaps []gap) { p.repair(host, gaps) })
+	if err != nil {
+		return nil, err
+	}
+	sortPlan(&p.plan)
 	return p, nil
 }
 
-// diffPlan is the plan that brings rec to st. ips are the hosts' addresses
-// (for the tunnels' peers); canImpair says whether impairments can change
-// in place (Options.Impairer), else a guest whose impairments changed is
-// re-made.
+// diffPlan is the plan that brings rec to st, kind by kind.
 func diffPlan(rec *Record, st *topology.State, ips map[string]string, canImpair bool) *planned {
 	p := &planned{
-		plan:          api.Plan{Deployment: st.Deployment, Changes: []api.PlanChange{}, Unchanged: []api.PlanObject{}},
-		state:         st,
-		removeGuests:  map[hostKey]bool{},
-		removeBridges: map[hostKey]bool{},
-		removeTunnels: map[hostKey]bool{},
-		removeRouters: map[hostKey]bool{},
-		removeACLs:    map[hostKey]bool{},
+		plan:      api.Plan{Deployment: st.Deployment, Changes: []api.PlanChange{}, Unchanged: []api.PlanObject{}},
+		state:     st,
+		removals:  map[string]map[hostKey]bool{},
+		ips:       ips,
+		canImpair: canImpair,
 	}
-	change := func(kind api.ChangeKind, k hostKey, op api.ChangeOp, why string) {
-		p.plan.Changes = append(p.plan.Changes, api.PlanChange{Kind: kind, Name: k.name, Host: k.host, Op: op, Why: why})
+	for _, k := range kinds() {
+		k.diff(p, rec, st)
 	}
-	keep := func(kind api.ChangeKind, k hostKey) {
-		p.plan.Unchanged = append(p.plan.Unchanged, api.PlanObject{Kind: kind, Name: k.name, Host: k.host})
-	}
-
-	// Guests, by name: a guest that moves host is re-made.
-	recorded := map[string]hostKey{}
-	for _, h := range rec.hostNames() {
-		for name := range rec.Hosts[h].Guests {
-			recorded[name] = hostKey{h, name}
-		}
-	}
-	wanted := map[string]bool{}
-	for i := range st.Guests {
-		g := &st.Guests[i]
-		wanted[g.Name] = true
-		k, ok := recorded[g.Name]
-		if !ok {
-			change(api.KindGuest, hostKey{g.Host, g.Name}, api.OpAdd, "")
-			continue
-		}
-		old := rec.Hosts[k.host].Guests[g.Name]
-		switch {
-		case old.Pending:
-			p.removeGuests[k] = true
-			change(api.KindGuest, hostKey{g.Host, g.Name}, api.OpRemake, "its making never finished")
-		case k.host != g.Host:
-			p.removeGuests[k] = true
-			change(api.KindGuest, hostKey{g.Host, g.Name}, api.OpRemake, fmt.Sprintf("host %s → %s", k.host, g.Host))
-		default:
-			diffs := diffValues(old.Guest, *g)
-			var runtime []string
-			if canImpair {
-				runtime = runtimeDiffs(old, g)
-			}
-			if len(diffs) == 0 && len(runtime) == 0 {
-				keep(api.KindGuest, k)
-				continue
-			}
-			if canImpair && len(diffValues(withoutNetem(old.Guest), withoutNetem(*g))) == 0 {
-				p.impair = append(p.impair, *g)
-				change(api.KindGuest, k, api.OpImpair, strings.Join(append(diffs, runtime...), "; "))
-				continue
-			}
-			p.removeGuests[k] = true
-			change(api.KindGuest, k, api.OpRemake, strings.Join(diffs, "; "))
-		}
-	}
-	for name, k := range recorded {
-		if !wanted[name] {
-			p.removeGuests[k] = true
-			change(api.KindGuest, k, api.OpRemove, "")
-		}
-	}
-
-	// Switches: a bridge on every host that has a guest on the switch. A
-	// bridge is plain layer 2, so it is kept or removed, never re-made.
-	bridgeSwitch := map[hostKey]string{}
-	for _, g := range st.Guests {
-		for _, ifc := range g.Interfaces {
-			bridgeSwitch[hostKey{g.Host, ifc.Bridge}] = ifc.Switch
-		}
-	}
-	routerSwitches(st, bridgeSwitch)
-	for _, h := range rec.hostNames() {
-		for bridge, br := range rec.Hosts[h].Bridges {
-			k := hostKey{h, bridge}
-			if _, ok := bridgeSwitch[k]; ok {
-				keep(api.KindSwitch, hostKey{h, br.Switch})
-				continue
-			}
-			p.removeBridges[k] = true
-			change(api.KindSwitch, hostKey{h, br.Switch}, api.OpRemove, "")
-		}
-	}
-	for k, sw := range bridgeSwitch {
-		if _, ok := rec.Hosts[k.host]; ok {
-			if _, ok := rec.Hosts[k.host].Bridges[k.name]; ok {
-				continue
-			}
-		}
-		change(api.KindSwitch, hostKey{k.host, sw}, api.OpAdd, "")
-	}
-
-	// Tunnels of switches spanning hosts: re-made when their peers change.
-	wantTunnels := map[hostKey][]string{}
-	tunnelSwitch := map[hostKey]string{}
-	for sw, hosts := range spanningSwitches(st) {
-		for _, h := range hosts {
-			var peers []string
-			for _, other := range hosts {
-				if other != h {
-					peers = append(peers, ips[other])
-				}
-			}
-			k := hostKey{h, topology.TunnelName(st.Deployment, sw)}
-			wantTunnels[k], tunnelSwitch[k] = peers, sw
-		}
-	}
-	for _, h := range rec.hostNames() {
-		for link, t := range rec.Hosts[h].Tunnels {
-			k := hostKey{h, link}
-			peers, ok := wantTunnels[k]
-			switch {
-			case !ok:
-				p.removeTunnels[k] = true
-				change(api.KindTunnel, k, api.OpRemove, "")
-			case !sameSet(peers, t.Peers):
-				p.removeTunnels[k] = true
-				change(api.KindTunnel, k, api.OpRemake, fmt.Sprintf("peers %v → %v", t.Peers, peers))
-			default:
-				keep(api.KindTunnel, k)
-			}
-		}
-	}
-	for k := range wantTunnels {
-		if _, ok := rec.Hosts[k.host]; ok {
-			if _, ok := rec.Hosts[k.host].Tunnels[k.name]; ok {
-				continue
-			}
-		}
-		change(api.KindTunnel, k, api.OpAdd, "")
-	}
-	diffRouters(p, rec, st)
-	diffACLs(p, rec, st)
 	sortPlan(&p.plan)
 	return p
 }
 
 // opOrder is the order changes are listed in: what goes, then what changes,
 // then what comes.
-var opOrder = map[api.ChangeOp]int{api.OpRemove: 0, api.OpRemake: 1, api.OpUpdate: 2, api.OpImpair: 3, api.OpAdd: 4}
+var opOrder = map[api.ChangeOp]int{api.OpRemove: 0, api.OpRemake: 1, api.OpRepair: 2, api.OpUpdate: 3, api.OpImpair: 4, api.OpAdd: 5}
 
 // kindOrder lists the network (switches, tunnels, routers, external sides,
 // ACLs) before the guests on it.

@@ -89,13 +89,43 @@ type GuestRecord struct {
 	Impairments map[string]api.Impairment `json:"impairments,omitempty"`
 }
 
+// empty reports whether the record holds no object of any kind.
 func (r *Record) empty() bool {
 	for _, h := range r.Hosts {
-		if len(h.Bridges) > 0 || len(h.Guests) > 0 || len(h.Tunnels) > 0 || len(h.Routers) > 0 || len(h.ACLTables) > 0 {
+		if !h.empty() {
 			return false
 		}
 	}
 	return true
+}
+
+// empty reports whether h holds no object of any kind.
+func (h *HostRecord) empty() bool {
+	if h == nil {
+		return true
+	}
+	for _, k := range kinds() {
+		if len(k.held(h)) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// summary counts what the record holds, kind by kind: "3 guests, 2
+// switches, 1 router".
+func (r *Record) summary() string {
+	var nouns []string
+	env := removeEnv{}
+	for _, k := range kinds() {
+		for _, hn := range r.hostNames() {
+			h := r.Hosts[hn]
+			for _, key := range k.held(h) {
+				nouns = append(nouns, k.removal(env, h, key).noun)
+			}
+		}
+	}
+	return countNouns(nouns)
 }
 
 // host returns the record of host name, made when missing.
@@ -136,21 +166,13 @@ func (r *Record) hostNames() []string {
 	return out
 }
 
-// counts says how many guests and bridges the record holds.
+// counts says how many guests and bridges the record holds (for tests).
 func (r *Record) counts() (guests, bridges int) {
 	for _, h := range r.Hosts {
 		guests += len(h.Guests)
 		bridges += len(h.Bridges)
 	}
 	return guests, bridges
-}
-
-// tunnels says how many tunnels (and ACL tables) the record holds.
-func (r *Record) tunnels() (n int) {
-	for _, h := range r.Hosts {
-		n += len(h.Tunnels) + len(h.ACLTables)
-	}
-	return n
 }
 
 // ledger is the record of one deployment while an action changes it: edits

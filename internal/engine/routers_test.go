@@ -25,6 +25,23 @@ type routedWorld struct {
 	leased    []string
 }
 
+func (w *routedWorld) RouterMissing(ctx context.Context, r topology.Router) ([]string, error) {
+	w.rmu.Lock()
+	defer w.rmu.Unlock()
+	if !w.routers[r.Namespace] {
+		return []string{"namespace " + r.Namespace}, nil
+	}
+	return nil, nil
+}
+
+func (w *routedWorld) HasExternal(ctx context.Context, sw topology.Switch) (bool, error) {
+	w.rmu.Lock()
+	defer w.rmu.Unlock()
+	return w.externals[sw.External.Table], nil
+}
+
+var _ Routers = (*routedWorld)(nil)
+
 func (w *routedWorld) EnsureRouter(ctx context.Context, r topology.Router) (bool, error) {
 	w.rmu.Lock()
 	defer w.rmu.Unlock()

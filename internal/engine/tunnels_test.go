@@ -46,6 +46,13 @@ func (n *tunnelNet) DeleteTunnel(ctx context.Context, name string) error {
 	return nil
 }
 
+func (n *tunnelNet) HasTunnel(ctx context.Context, name string) (bool, error) {
+	_, ok := n.tunnel(name)
+	return ok, nil
+}
+
+var _ Tunnels = (*tunnelNet)(nil)
+
 func (n *tunnelNet) tunnel(name string) (TunnelSpec, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

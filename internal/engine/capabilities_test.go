@@ -48,21 +48,6 @@ func (w *netWorld) HasACLTable(ctx context.Context, name string) (bool, error) {
 	return ok, nil
 }
 
-func (w *netWorld) RouterMissing(ctx context.Context, r topology.Router) ([]string, error) {
-	w.rmu.Lock()
-	defer w.rmu.Unlock()
-	if !w.routers[r.Namespace] {
-		return []string{"namespace " + r.Namespace}, nil
-	}
-	return nil, nil
-}
-
-func (w *netWorld) HasExternal(ctx context.Context, sw topology.Switch) (bool, error) {
-	w.rmu.Lock()
-	defer w.rmu.Unlock()
-	return w.externals[sw.External.Table], nil
-}
-
 const routedACL = `  acl:
     switches:
       sw0:

@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/testbedos/testbedos/internal/engine"
+)
+
+// What the main's restore and up ask a client host about the objects its
+// record holds there: whether a tunnel or an ACL table exists, and whether
+// the host ends of guests' interfaces are still ports of their bridge (a
+// bridge deleted and made again has lost them), with the repair.
+
+func (s *server) hasTunnel(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if !linkName.MatchString(name) {
+		return badRequest("invalid tunnel name %q", name)
+	}
+	t, err := s.tunnels()
+	if err != nil {
+		return err
+	}
+	ok, err := t.HasTunnel(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeAnswer(w, http.StatusOK, map[string]bool{"exists": ok})
+	return nil
+}
+
+func (s *server) hasACLTable(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if !linkName.MatchString(name) {
+		return badRequest("invalid acl table name %q", name)
+	}
+	a, err := s.acls()
+	if err != nil {
+		return err
+	}
+	ok, err := a.HasACLTable(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeAnswer(w, http.StatusOK, map[string]bool{"exists": ok})
+	return nil
+}
+
+// portsRequest asks where ports are (Attach false) or puts them back on
+// the bridge (Attach true).
+type portsRequest struct {
+	Ports  []string `json:"ports"`
+	Attach bool     `json:"attach,omitempty"`
+}
+
+type portsAnswer struct {
+	Detached []string `json:"detached"`
+	Gone     []string `json:"gone"`
+}
+
+func (s *server) bridgePorts(w http.ResponseWriter, r *http.Request) error {
+	bridge, err := s.bridgeName(r)
+	if err != nil {
+		return err
+	}
+	var req portsRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&req); err != nil {
+		return badRequest("ports: %v", err)
+	}
+	for _, p := range req.Ports {
+		if !linkName.MatchString(p) {
+			return badRequest("invalid port name %q", p)
+		}
+	}
+	ports, ok := s.opts.Network.(engine.Ports)
+	if !ok {
+		return &httpError{status: http.StatusNotImplemented, err: engine.ErrNoPorts}
+	}
+	if req.Attach {
+		if err := ports.AttachPorts(r.Context(), bridge, req.Ports); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	detached, gone, err := ports.DetachedPorts(r.Context(), bridge, req.Ports)
+	if err != nil {
+		return err
+	}
+	writeAnswer(w, http.StatusOK, portsAnswer{Detached: detached, Gone: gone})
+	return nil
+}
+
+// HasTunnel implements engine.Tunnels on the client host.
+func (n remoteNetwork) HasTunnel(ctx context.Context, name string) (bool, error) {
+	var out struct {
+		Exists bool `json:"exists"`
+	}
+	err := n.h.callJSON(ctx, http.MethodGet, bridgePath("tunnels", name), nil, &out)
+	return out.Exists, err
+}
+
+// HasACLTable implements engine.ACLs on the client host.
+func (n remoteNetwork) HasACLTable(ctx context.Context, name string) (bool, error) {
+	var out struct {
+		Exists bool `json:"exists"`
+	}
+	err := n.h.callJSON(ctx, http.MethodGet, bridgePath("acl-tables", name), nil, &out)
+	return out.Exists, err
+}
+
+// DetachedPorts implements engine.Ports on the client host.
+func (n remoteNetwork) DetachedPorts(ctx context.Context, bridge string, ports []string) (detached, gone []string, err error) {
+	var out portsAnswer
+	err = n.h.callJSON(ctx, http.MethodPost, bridgePath("bridges", bridge)+"/ports", portsRequest{Ports: ports}, &out)
+	return out.Detached, out.Gone, err
+}
+
+// AttachPorts implements engine.Ports on the client host.
+func (n remoteNetwork) AttachPorts(ctx context.Context, bridge string, ports []string) error {
+	return n.h.callJSON(ctx, http.MethodPost, bridgePath("bridges", bridge)+"/ports", portsRequest{Ports: ports, Attach: true}, nil)
+}
+
+var _ engine.Ports = remoteNetwork{}
