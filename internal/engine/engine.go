@@ -45,8 +45,9 @@ type Options struct {
 	Concurrency int
 	// DestroyConcurrency bounds the guests down destroys at once. Destroys
 	// mostly wait for the kernel, and the netns driver deletes the veths
-	// of concurrent ones in one batch, so more at once is much faster.
-	// Default 64.
+	// of concurrent ones in one batch, so all at once is fastest: 200
+	// netns guests go down in 0.9× the time of an ip -batch script with
+	// everything at once, 1.25× in batches of 64. Default 1024.
 	DestroyConcurrency int
 }
 
@@ -69,7 +70,7 @@ func New(opts Options) *Engine {
 		opts.Concurrency = max(8, 4*runtime.NumCPU())
 	}
 	if opts.DestroyConcurrency <= 0 {
-		opts.DestroyConcurrency = 64
+		opts.DestroyConcurrency = 1024
 	}
 	if opts.Hosts == nil {
 		name := opts.HostName
