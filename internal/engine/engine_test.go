@@ -76,7 +76,7 @@ func (w *world) Exists(ctx context.Context, dep guest.Deployment, g *topology.Gu
 }
 func (w *world) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
 	if g.Name == w.failOn {
-		return false, errors.New("no room")
+		return false, fmt.Errorf("guest %s: no room", g.Name)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

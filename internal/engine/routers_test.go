@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ type routedWorld struct {
 	externals map[string]bool
 	served    map[string]map[string]string // namespace → seeded leases
 	leased    []string
+	routerErr error // when set, EnsureRouter fails with it
 }
 
 func (w *routedWorld) RouterMissing(ctx context.Context, r topology.Router) ([]string, error) {
@@ -45,6 +47,9 @@ var _ Routers = (*routedWorld)(nil)
 func (w *routedWorld) EnsureRouter(ctx context.Context, r topology.Router) (bool, error) {
 	w.rmu.Lock()
 	defer w.rmu.Unlock()
+	if w.routerErr != nil {
+		return false, w.routerErr
+	}
 	created := !w.routers[r.Namespace]
 	w.routers[r.Namespace] = true
 	return created, nil
@@ -196,5 +201,39 @@ func TestRoutersRevertedOnFailedUp(t *testing.T) {
 	}
 	if rec, _ := e.Deployed(ctx, d.Name); !rec.empty() {
 		t.Fatalf("record after revert: %+v", rec.Hosts)
+	}
+}
+
+// TestErrorsNameTheirObjectOnce: a driver's or network's error that already
+// names its object is not prefixed with the name again.
+func TestErrorsNameTheirObjectOnce(t *testing.T) {
+	e, w, d := setupRouted(t)
+	w.routerErr = errors.New("router r1: no namespace left")
+	err := e.Up(context.Background(), d, api.UpOptions{}, &guesttest.Log{})
+	if err == nil || strings.Count(err.Error(), "router r1") != 1 {
+		t.Errorf("up with a failing router: %v, want router r1 named once", err)
+	}
+	w.routerErr = nil
+	w.failOn = "c"
+	err = e.Up(context.Background(), d, api.UpOptions{}, &guesttest.Log{})
+	if err == nil || strings.Count(err.Error(), "guest c") != 1 {
+		t.Errorf("up with a failing guest: %v, want guest c named once", err)
+	}
+}
+
+// TestDownCountsRoutersAndExternalSwitchesApart: the routers stage of down
+// says what it removes by kind.
+func TestDownCountsRoutersAndExternalSwitchesApart(t *testing.T) {
+	e, _, d := setupRouted(t)
+	ctx := context.Background()
+	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
+		t.Fatal(err)
+	}
+	log := &guesttest.Log{}
+	if err := e.Down(ctx, d, log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.Text(), "routers: 1 external switch, 1 router") {
+		t.Errorf("down's routers stage does not count the external switch apart:\n%s", log.Text())
 	}
 }
