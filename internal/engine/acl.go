@@ -6,18 +6,18 @@ import (
 	"sort"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/aclnft"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // A deployment with ACLs has, on every host that carries a switch with
 // rules (or any switch, under apply_deny_all), one nftables table of the
 // bridge family named topology.ACLTableName. The "acl" stage of up writes
-// it whole (netplumb.EnsureACLTable); down deletes it by the name the
+// it whole (aclnft.EnsureTable); down deletes it by the name the
 // record holds.
 
 // ACLTableSpec is a host's ACL table, as a plain value for the wire.
-type ACLTableSpec = netplumb.ACLTableSpec
+type ACLTableSpec = aclnft.TableSpec
 
 // ACLs is what a host's Network implements when it can filter its bridges
 // (found with a type assertion, like Tunnels).
@@ -86,7 +86,7 @@ func (a *aclRun) plan(ctx context.Context) (string, error) {
 		if len(swRules) == 0 && !u.st.ACL.DenyAll {
 			continue
 		}
-		spec := netplumb.ACLSwitchSpec{Switch: sw, Names: topology.ACLPorts(u.st, sw), DenyAll: u.st.ACL.DenyAll}
+		spec := aclnft.SwitchSpec{Switch: sw, Names: topology.ACLPorts(u.st, sw), DenyAll: u.st.ACL.DenyAll}
 		for _, pg := range u.guests {
 			if pg.host.Name() != b.host.Name() {
 				continue
@@ -99,7 +99,7 @@ func (a *aclRun) plan(ctx context.Context) (string, error) {
 		}
 		sort.Strings(spec.Ports)
 		for _, r := range swRules {
-			spec.Rules = append(spec.Rules, netplumb.ACLRuleSpec{Direction: r.Direction, Priority: r.Priority, Match: r.Match, Action: r.Action})
+			spec.Rules = append(spec.Rules, aclnft.RuleSpec{Direction: r.Direction, Priority: r.Priority, Match: r.Match, Action: r.Action})
 		}
 		rules += len(swRules)
 		pa := byHost[b.host.Name()]

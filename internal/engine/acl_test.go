@@ -15,8 +15,8 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/aclnft"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -29,11 +29,11 @@ func (h aclHost) Network() engine.Network { return aclNetwork{nsNetwork{ns: h.ns
 type aclNetwork struct{ nsNetwork }
 
 func (n aclNetwork) EnsureACLTable(ctx context.Context, spec engine.ACLTableSpec) (created bool, err error) {
-	err = n.in(func() error { created, err = netplumb.EnsureACLTable(ctx, spec); return err })
+	err = n.in(func() error { created, err = aclnft.EnsureTable(ctx, spec); return err })
 	return created, err
 }
 func (n aclNetwork) DeleteACLTable(ctx context.Context, name string) error {
-	return n.in(func() error { return netplumb.DeleteACLTable(ctx, name) })
+	return n.in(func() error { return aclnft.DeleteTable(ctx, name) })
 }
 
 type oneHost struct{ h aclHost }

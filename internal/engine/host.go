@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/testbedos/testbedos/internal/guest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/vxlan"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -28,7 +28,7 @@ type Network interface {
 // TunnelSpec is one VXLAN link joining a switch's bridge on a host to the
 // same switch's bridges on its peer hosts. It is a plain value with JSON
 // tags, so a remote host can take it over the wire as it is.
-type TunnelSpec = netplumb.VXLANSpec
+type TunnelSpec = vxlan.Spec
 
 // Tunnels is what a host's Network implements when it can join bridges
 // across hosts with VXLAN. It is separate from Network so that a network

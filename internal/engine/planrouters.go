@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/aclnft"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -153,9 +153,9 @@ func aclTableSpecs(st *topology.State) map[string]ACLTableSpec {
 			if len(rules) == 0 && !st.ACL.DenyAll {
 				continue
 			}
-			s := netplumb.ACLSwitchSpec{Switch: sw, Names: topology.ACLPorts(st, sw), DenyAll: st.ACL.DenyAll, Ports: slices.Sorted(slices.Values(ports[hostKey{h, sw}]))}
+			s := aclnft.SwitchSpec{Switch: sw, Names: topology.ACLPorts(st, sw), DenyAll: st.ACL.DenyAll, Ports: slices.Sorted(slices.Values(ports[hostKey{h, sw}]))}
 			for _, r := range rules {
-				s.Rules = append(s.Rules, netplumb.ACLRuleSpec{Direction: r.Direction, Priority: r.Priority, Match: r.Match, Action: r.Action})
+				s.Rules = append(s.Rules, aclnft.RuleSpec{Direction: r.Direction, Priority: r.Priority, Match: r.Match, Action: r.Action})
 			}
 			spec.Switches = append(spec.Switches, s)
 		}

@@ -8,7 +8,7 @@ import (
 	"sort"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/namespace"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -352,7 +352,7 @@ func guestNetns(ctx context.Context, pg placed) (string, error) {
 		return p.NetnsPath(ctx, pg.g)
 	}
 	if pg.g.Netns != nil {
-		return netplumb.NetnsPath(pg.g.Netns.Namespace), nil
+		return namespace.Path(pg.g.Netns.Namespace), nil
 	}
 	return "", nil
 }
