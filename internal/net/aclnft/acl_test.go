@@ -20,7 +20,7 @@ func TestCompileACLSwitch(t *testing.T) {
 			{Direction: "from-lport", Priority: 50, Match: "udp.dst == 53 && ip4", Action: "pass"},
 		},
 	}
-	from, to, err := compileACLSwitch(sw)
+	from, to, err := compileACLSwitch(sw, Replies{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestCompileACLSwitch(t *testing.T) {
 		{Direction: "to-lport", Match: "ip4", Action: "deny"},
 		{Direction: "sideways", Match: "ip4", Action: "drop"},
 	} {
-		if _, _, err := compileACLSwitch(SwitchSpec{Switch: "sw0", Rules: []RuleSpec{bad}}); !errors.Is(err, ErrACL) {
+		if _, _, err := compileACLSwitch(SwitchSpec{Switch: "sw0", Rules: []RuleSpec{bad}}, Replies{}); !errors.Is(err, ErrACL) {
 			t.Errorf("%+v: err = %v, want ErrACL", bad, err)
 		}
 	}
@@ -86,4 +86,45 @@ func hasMeta(ex []expr.Any, key expr.MetaKey) bool {
 		}
 	}
 	return false
+}
+
+// Where conntrack sees a family's bridged traffic, allow-related puts the
+// tracked-replies rule first in both chains and mirrors nothing of that
+// family; the other family keeps the mirror, limited to it.
+func TestCompileAllowRelatedTracked(t *testing.T) {
+	sw := SwitchSpec{
+		Switch: "sw0", Ports: []string{"va", "vb"}, Names: map[string]string{"a": "va", "b": "vb"},
+		Rules: []RuleSpec{{Direction: "to-lport", Priority: 10, Match: `outport == "b" && tcp.dst == 80`, Action: "allow-related"}},
+	}
+	for _, tt := range []struct {
+		rep      Replies
+		wantFrom int // rules in the from chain
+		mirrorV6 bool
+	}{
+		{Replies{IPv4: true, IPv6: true}, 1, false},
+		// tcp.dst == 80 is an IPv4 and an IPv6 conjunction; only the
+		// IPv6 one is mirrored.
+		{Replies{IPv4: true}, 2, true},
+	} {
+		from, to, err := compileACLSwitch(sw, tt.rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(from) != tt.wantFrom || len(to) != tt.wantFrom+2 {
+			t.Fatalf("%+v: %d from and %d to rules, want %d and %d", tt.rep, len(from), len(to), tt.wantFrom, tt.wantFrom+2)
+		}
+		for _, chain := range [][][]expr.Any{from, to} {
+			if !isTrackedReply(chain[0]) || verdictOf(chain[0]) != expr.VerdictReturn {
+				t.Errorf("%+v: first rule %#v, want the tracked-replies return", tt.rep, chain[0])
+			}
+		}
+		if tt.mirrorV6 && !hasMeta(from[1], expr.MetaKeyPROTOCOL) {
+			t.Errorf("%+v: the mirror %#v is not limited to IPv6", tt.rep, from[1])
+		}
+	}
+	// Nothing allow-related, nothing tracked.
+	sw.Rules[0].Action = "allow"
+	if from, _, _ := compileACLSwitch(sw, Replies{IPv4: true, IPv6: true}); len(from) != 0 {
+		t.Errorf("allow alone put %d rules in the from chain", len(from))
+	}
 }

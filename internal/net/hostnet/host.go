@@ -94,10 +94,19 @@ func (h *Host) HasExternal(ctx context.Context, sw topology.Switch) (bool, error
 }
 
 // EnsureACLTable makes the deployment's ACL table on this host exactly
-// spec and reports whether it made it.
+// spec and reports whether it made it; the log says how allow-related
+// lets replies through here (ACLReplies).
 func (h *Host) EnsureACLTable(ctx context.Context, spec aclnft.TableSpec) (bool, error) {
-	return aclnft.EnsureTable(ctx, spec)
+	created, err := aclnft.EnsureTable(ctx, spec)
+	if err == nil {
+		h.log.Info("acl: "+h.ACLReplies(ctx), "table", spec.Name)
+	}
+	return created, err
 }
+
+// ACLReplies says how allow-related lets replies through on this host:
+// statefully (conntrack through br_netfilter) or by mirrored rules.
+func (h *Host) ACLReplies(ctx context.Context) string { return aclnft.TrackedReplies().String() }
 
 // DeleteACLTable removes the ACL table name; a missing one is fine.
 func (h *Host) DeleteACLTable(ctx context.Context, name string) error {

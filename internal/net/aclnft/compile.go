@@ -3,7 +3,6 @@
 package aclnft
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/testbedos/testbedos/internal/acl"
-	"github.com/testbedos/testbedos/internal/net/links"
 )
 
 // A deployment's ACLs on one host are one nftables table of the bridge
@@ -26,6 +24,8 @@ import (
 //	    oifname <port> jump to-<switch>
 //	  chain from-<switch>   from-lport rules, highest priority first
 //	  chain to-<switch>     to-lport rules, then the deny-all drops
+//	table inet <name>       only where conntrack sees bridged traffic
+//	  chain prerouting      marks tracked replies (replies.go)
 //
 // from-lport rules see the frames a guest port sends into the switch,
 // to-lport rules the frames the switch delivers to a guest port; a frame
@@ -33,12 +33,13 @@ import (
 // egress pipelines. allow, allow-stateless and pass end their direction
 // (return) and the other direction still applies; drop drops. reject
 // drops too: the kernel's bridge family has no reject in the forward hook
-// (NFT_BRIDGE_REJECT is not built here). allow-related also lets the reply
-// traffic through: the bridge family has no connection tracking on these
-// kernels (NF_CONNTRACK_BRIDGE), so the match is mirrored (addresses,
-// ports and inport/outport swapped) into a rule ahead of every other in
-// both directions, which is stateless but lets exactly the replies' shape
-// through. apply_deny_all drops, at the end of the to-lport chain, the IP
+// (NFT_BRIDGE_REJECT is not built here). allow-related also lets the
+// replies through: those conntrack has seen, where br_netfilter shows it
+// bridged traffic, else anything of their shape (replies.go). Where
+// conntrack sees them, replies of connections that allow or
+// allow-stateless rules let through pass too on a switch with allow-related
+// rules (OVN commits allow to conntrack once a switch has stateful rules).
+// apply_deny_all drops, at the end of the to-lport chain, the IP
 // traffic delivered to a guest that no rule allowed; ARP and IPv6
 // neighbour discovery always pass, as they must for anything to work.
 
@@ -83,10 +84,11 @@ type compiledRule struct {
 }
 
 // compileACLSwitch turns one switch's rules into the expressions of its two
-// chains.
-func compileACLSwitch(sw SwitchSpec) (from, to [][]expr.Any, err error) {
+// chains; rep says which families' replies conntrack sees.
+func compileACLSwitch(sw SwitchSpec, rep Replies) (from, to [][]expr.Any, err error) {
 	var fromR, toR []compiledRule
 	seq := 0
+	related := false
 	add := func(list *[]compiledRule, prio int, conj acl.Conj, verdict expr.Any) error {
 		ex, err := testExprs(conj, sw.Names)
 		if err != nil {
@@ -124,14 +126,26 @@ func compileACLSwitch(sw SwitchSpec) (from, to [][]expr.Any, err error) {
 			if err := add(list, r.Priority, c, verdict); err != nil {
 				return nil, nil, fmt.Errorf("%w: switch %s rule %d (%s): %w", ErrACL, sw.Switch, i, r.Match, err)
 			}
-			if r.Action == "allow-related" {
-				// Replies first, in both directions.
+			if r.Action != "allow-related" {
+				continue
+			}
+			related = true
+			// Replies conntrack cannot see: mirrored, first, in both
+			// directions (replies.go).
+			for _, m := range untrackedMirrors(c, rep) {
 				for _, l := range []*[]compiledRule{&fromR, &toR} {
-					if err := add(l, 1<<20, mirror(c), ret); err != nil {
+					if err := add(l, 1<<20, m, ret); err != nil {
 						return nil, nil, err
 					}
 				}
 			}
+		}
+	}
+	if related && rep.Any() {
+		// Tracked replies first of all, in both directions.
+		for _, l := range []*[]compiledRule{&fromR, &toR} {
+			seq++
+			*l = append(*l, compiledRule{prio: 1 << 21, seq: seq, exprs: trackedReplyExprs()})
 		}
 	}
 	if sw.DenyAll {
@@ -158,6 +172,35 @@ func denyAll() []acl.Conj {
 
 // icmpType is a test kind of this package only: the ICMP type byte.
 const icmpType acl.TestKind = 100
+
+// untrackedMirrors are the mirrored reply rules of conjunction c for the
+// families whose replies conntrack does not see: the plain mirror when it
+// sees none, else the mirror of each untracked family c may match.
+func untrackedMirrors(c acl.Conj, rep Replies) []acl.Conj {
+	if !rep.Any() {
+		return []acl.Conj{mirror(c)}
+	}
+	pinned := uint16(0)
+	for _, t := range c {
+		if t.Kind == acl.EtherType && t.Op == acl.Eq {
+			pinned = t.Num
+		}
+	}
+	var out []acl.Conj
+	for _, f := range []struct {
+		tracked bool
+		ether   uint16
+	}{{rep.IPv4, acl.EtherIPv4}, {rep.IPv6, acl.EtherIPv6}} {
+		switch {
+		case f.tracked, pinned != 0 && pinned != f.ether:
+		case pinned == f.ether:
+			out = append(out, mirror(c))
+		default:
+			out = append(out, append(acl.Conj{{Kind: acl.EtherType, Num: f.ether}}, mirror(c)...))
+		}
+	}
+	return out
+}
 
 // mirror swaps the two ends of every test: the shape of a reply.
 func mirror(c acl.Conj) acl.Conj {
@@ -262,118 +305,3 @@ func addrExprs(src bool, p netip.Prefix) []expr.Any {
 
 // ifname is an interface name as iptables-nft compares it: with its NUL.
 func ifname(n string) []byte { return append([]byte(n), 0) }
-
-// EnsureTable makes the deployment's ACL table exactly spec, replacing
-// a table of that name in one transaction, and reports whether it made it
-// (there was none before).
-func EnsureTable(ctx context.Context, spec TableSpec) (created bool, err error) {
-	if err := checkTableName(spec.Name); err != nil {
-		return false, err
-	}
-	type chains struct{ from, to [][]expr.Any }
-	compiled := make([]chains, len(spec.Switches))
-	for i, sw := range spec.Switches {
-		for _, p := range sw.Ports {
-			if err := links.CheckName(p); err != nil {
-				return false, err
-			}
-		}
-		if compiled[i].from, compiled[i].to, err = compileACLSwitch(sw); err != nil {
-			return false, err
-		}
-	}
-	conn, err := nftables.New()
-	if err != nil {
-		return false, fmt.Errorf("open nftables connection: %w", err)
-	}
-	exists, err := hasBridgeTable(conn, spec.Name)
-	if err != nil {
-		return false, err
-	}
-	table := &nftables.Table{Family: nftables.TableFamilyBridge, Name: spec.Name}
-	if exists {
-		conn.DelTable(table)
-	}
-	conn.AddTable(table)
-	accept := nftables.ChainPolicyAccept
-	fwd := conn.AddChain(&nftables.Chain{Table: table, Name: "forward", Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: aclChainPriority, Policy: &accept})
-	for i, sw := range spec.Switches {
-		from := conn.AddChain(&nftables.Chain{Table: table, Name: "from-" + sw.Switch})
-		to := conn.AddChain(&nftables.Chain{Table: table, Name: "to-" + sw.Switch})
-		for _, p := range sw.Ports {
-			conn.AddRule(&nftables.Rule{Table: table, Chain: fwd, Exprs: []expr.Any{
-				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(p)},
-				&expr.Verdict{Kind: expr.VerdictJump, Chain: from.Name},
-			}})
-			conn.AddRule(&nftables.Rule{Table: table, Chain: fwd, Exprs: []expr.Any{
-				&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(p)},
-				&expr.Verdict{Kind: expr.VerdictJump, Chain: to.Name},
-			}})
-		}
-		for _, ex := range compiled[i].from {
-			conn.AddRule(&nftables.Rule{Table: table, Chain: from, Exprs: ex})
-		}
-		for _, ex := range compiled[i].to {
-			conn.AddRule(&nftables.Rule{Table: table, Chain: to, Exprs: ex})
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	if err := conn.Flush(); err != nil {
-		return false, fmt.Errorf("write nftables table bridge %s: %w", spec.Name, err)
-	}
-	return !exists, nil
-}
-
-// DeleteTable removes the table; a missing one is fine.
-func DeleteTable(ctx context.Context, name string) error {
-	if err := checkTableName(name); err != nil {
-		return err
-	}
-	conn, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("open nftables connection: %w", err)
-	}
-	exists, err := hasBridgeTable(conn, name)
-	if err != nil || !exists {
-		return err
-	}
-	conn.DelTable(&nftables.Table{Family: nftables.TableFamilyBridge, Name: name})
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("delete nftables table bridge %s: %w", name, err)
-	}
-	return nil
-}
-
-// HasTable reports whether the bridge-family table exists.
-func HasTable(ctx context.Context, name string) (bool, error) {
-	conn, err := nftables.New()
-	if err != nil {
-		return false, fmt.Errorf("open nftables connection: %w", err)
-	}
-	return hasBridgeTable(conn, name)
-}
-
-func hasBridgeTable(conn *nftables.Conn, name string) (bool, error) {
-	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyBridge)
-	if err != nil {
-		return false, fmt.Errorf("list nftables bridge tables: %w", err)
-	}
-	for _, t := range tables {
-		if t.Name == name {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-func checkTableName(name string) error {
-	if name == "" || len(name) > 255 {
-		return fmt.Errorf("%w: nftables table name %q", ErrACL, name)
-	}
-	return nil
-}
