@@ -5,7 +5,7 @@
 #
 # Idempotent. Exits non-zero if dockerd does not answer within
 # ${DOCKER_WAIT_SECONDS:-60} seconds. Note: dockerd sets the iptables FORWARD
-# policy to DROP; our bridges carry their own accept rules (netplumb).
+# policy to DROP; our bridges carry their own accept rules (internal/net/bridge).
 set -eu
 
 if [ "$(id -u)" -ne 0 ]; then

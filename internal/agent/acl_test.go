@@ -8,8 +8,9 @@ import (
 
 	"github.com/testbedos/testbedos/internal/agent"
 	"github.com/testbedos/testbedos/internal/engine"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/aclnft"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 // The main writes a client's ACL table through the agent, and deletes it.
@@ -18,7 +19,7 @@ func TestACLTableThroughTheAgent(t *testing.T) {
 	prefix := nettest.Prefix(t)
 	const secret = "s"
 	srv := httptest.NewServer(agent.RequireSecret(secret)(agent.Handler(agent.Options{
-		Name: "host2", DataDir: t.TempDir(), Network: netplumb.NewHost(nil),
+		Name: "host2", DataDir: t.TempDir(), Network: hostnet.NewHost(nil),
 	})))
 	t.Cleanup(srv.Close)
 	remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "host2", BaseURL: srv.URL, Secret: secret, Client: srv.Client(), Timeout: 10 * time.Second})
@@ -31,15 +32,15 @@ func TestACLTableThroughTheAgent(t *testing.T) {
 	}
 	ctx := context.Background()
 	name := prefix + "-acl"
-	t.Cleanup(func() { _ = netplumb.DeleteACLTable(context.Background(), name) })
-	spec := engine.ACLTableSpec{Name: name, Switches: []netplumb.ACLSwitchSpec{{
+	t.Cleanup(func() { _ = aclnft.DeleteTable(context.Background(), name) })
+	spec := engine.ACLTableSpec{Name: name, Switches: []aclnft.SwitchSpec{{
 		Switch: "sw0", Ports: []string{prefix + "v1"}, DenyAll: true,
-		Rules: []netplumb.ACLRuleSpec{{Direction: "to-lport", Priority: 1, Match: "icmp4", Action: "allow"}},
+		Rules: []aclnft.RuleSpec{{Direction: "to-lport", Priority: 1, Match: "icmp4", Action: "allow"}},
 	}}}
 	if created, err := acls.EnsureACLTable(ctx, spec); err != nil || !created {
 		t.Fatalf("EnsureACLTable = %v, %v", created, err)
 	}
-	if ok, err := netplumb.HasACLTable(ctx, name); err != nil || !ok {
+	if ok, err := aclnft.HasTable(ctx, name); err != nil || !ok {
 		t.Fatalf("table %s on the client: %v, %v", name, ok, err)
 	}
 	if again, err := acls.EnsureACLTable(ctx, spec); err != nil || again {
@@ -52,7 +53,7 @@ func TestACLTableThroughTheAgent(t *testing.T) {
 	if err := acls.DeleteACLTable(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := netplumb.HasACLTable(ctx, name); ok {
+	if ok, _ := aclnft.HasTable(ctx, name); ok {
 		t.Fatal("table still there after DeleteACLTable")
 	}
 	if err := acls.DeleteACLTable(ctx, name); err != nil {

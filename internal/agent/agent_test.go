@@ -20,8 +20,8 @@ import (
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/netns"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -92,7 +92,7 @@ for i in 1 2 3 4 5; do ping -c 1 -W 2 $peer >/dev/null && { echo "reached $peer"
 `
 
 // TestEngineDrivesClientHost runs the agent API with the real netns driver
-// and netplumb behind an HTTP server, and the engine on the main with a
+// and hostnet behind an HTTP server, and the engine on the main with a
 // RemoteHost pointed at it: up makes the guests on the client, pushes the
 // setup script once, carries its output into the main's log with the
 // host's prefix; down removes everything; the client's own record can clean
@@ -110,14 +110,14 @@ func TestEngineDrivesClientHost(t *testing.T) {
 	calls := &counter{n: map[string]int{}}
 	const secret = "member-secret"
 	srv := httptest.NewServer(calls.wrap(agent.RequireSecret(secret)(agent.Handler(agent.Options{
-		Name: "host2", DataDir: clientData, Drivers: drivers, Network: netplumb.NewHost(nil),
+		Name: "host2", DataDir: clientData, Drivers: drivers, Network: hostnet.NewHost(nil),
 	}))))
 	t.Cleanup(srv.Close)
 	remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "host2", BaseURL: srv.URL, Secret: secret, Client: srv.Client(), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts := cluster{main: &engine.LocalHost{HostName: "main", Net: netplumb.NewHost(nil), Drivers: drivers}, remote: remote}
+	hosts := cluster{main: &engine.LocalHost{HostName: "main", Net: hostnet.NewHost(nil), Drivers: drivers}, remote: remote}
 	e := engine.New(engine.Options{Hosts: hosts})
 
 	dir := t.TempDir()

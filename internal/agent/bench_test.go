@@ -17,8 +17,8 @@ import (
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/netns"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -40,13 +40,13 @@ func benchUpDown(b *testing.B, host string) {
 	name := "ab" + hex.EncodeToString(raw)
 	b.Cleanup(func() { nettest.RemoveAll("tbos." + name + ".") })
 	drivers := guest.NewRegistry(netns.New(netns.Options{}))
-	srv := httptest.NewServer(agent.Handler(agent.Options{Name: "host2", DataDir: b.TempDir(), Drivers: drivers, Network: netplumb.NewHost(nil)}))
+	srv := httptest.NewServer(agent.Handler(agent.Options{Name: "host2", DataDir: b.TempDir(), Drivers: drivers, Network: hostnet.NewHost(nil)}))
 	b.Cleanup(srv.Close)
 	remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "host2", BaseURL: srv.URL, Client: srv.Client()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := engine.New(engine.Options{Hosts: cluster{main: &engine.LocalHost{HostName: "main", Net: netplumb.NewHost(nil), Drivers: drivers}, remote: remote}})
+	e := engine.New(engine.Options{Hosts: cluster{main: &engine.LocalHost{HostName: "main", Net: hostnet.NewHost(nil), Drivers: drivers}, remote: remote}})
 	var y strings.Builder
 	y.WriteString("machines:\n")
 	for i := range n {

@@ -15,8 +15,8 @@ import (
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/netns"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -27,7 +27,7 @@ func TestCancelReachesClientScript(t *testing.T) {
 	prefix := nettest.Prefix(t)
 	srv := httptest.NewServer(agent.Handler(agent.Options{
 		Name: "host2", DataDir: t.TempDir(),
-		Drivers: guest.NewRegistry(netns.New(netns.Options{})), Network: netplumb.NewHost(nil),
+		Drivers: guest.NewRegistry(netns.New(netns.Options{})), Network: hostnet.NewHost(nil),
 	}))
 	t.Cleanup(srv.Close)
 	remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "host2", BaseURL: srv.URL, Client: srv.Client()})

@@ -10,8 +10,8 @@ import (
 
 	"github.com/testbedos/testbedos/internal/agent"
 	"github.com/testbedos/testbedos/internal/engine"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 // The main makes a client's VXLAN tunnels through the agent: the link is on
@@ -22,7 +22,7 @@ func TestTunnelsThroughTheAgent(t *testing.T) {
 	prefix := nettest.Prefix(t)
 	const secret = "s"
 	srv := httptest.NewServer(agent.RequireSecret(secret)(agent.Handler(agent.Options{
-		Name: "host2", DataDir: t.TempDir(), Network: netplumb.NewHost(nil),
+		Name: "host2", DataDir: t.TempDir(), Network: hostnet.NewHost(nil),
 	})))
 	t.Cleanup(srv.Close)
 	remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "host2", BaseURL: srv.URL, Secret: secret, Client: srv.Client(), Timeout: 10 * time.Second})

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/config"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/server"
 )
 

@@ -7,18 +7,18 @@ import (
 	"strings"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/aclnft"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // A deployment with ACLs has, on every host that carries a switch with
 // rules (or any switch, under apply_deny_all), one nftables table of the
 // bridge family named topology.ACLTableName. The "acl" stage of up writes
-// it whole (netplumb.EnsureACLTable); down deletes it by the name the
+// it whole (aclnft.EnsureTable); down deletes it by the name the
 // record holds.
 
 // ACLTableSpec is a host's ACL table, as a plain value for the wire.
-type ACLTableSpec = netplumb.ACLTableSpec
+type ACLTableSpec = aclnft.TableSpec
 
 // ACLs is the capability of filtering a host's bridges.
 type ACLs interface {
@@ -161,9 +161,9 @@ func aclTableSpecs(st *topology.State) map[string]ACLTableSpec {
 			if len(rules) == 0 && !st.ACL.DenyAll {
 				continue
 			}
-			s := netplumb.ACLSwitchSpec{Switch: sw, Names: topology.ACLPorts(st, sw), DenyAll: st.ACL.DenyAll, Ports: slices.Sorted(slices.Values(ports[hostKey{h, sw}]))}
+			s := aclnft.SwitchSpec{Switch: sw, Names: topology.ACLPorts(st, sw), DenyAll: st.ACL.DenyAll, Ports: slices.Sorted(slices.Values(ports[hostKey{h, sw}]))}
 			for _, r := range rules {
-				s.Rules = append(s.Rules, netplumb.ACLRuleSpec{Direction: r.Direction, Priority: r.Priority, Match: r.Match, Action: r.Action})
+				s.Rules = append(s.Rules, aclnft.RuleSpec{Direction: r.Direction, Priority: r.Priority, Match: r.Match, Action: r.Action})
 			}
 			spec.Switches = append(spec.Switches, s)
 		}

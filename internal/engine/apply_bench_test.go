@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 // BenchmarkApply changes one guest's address in a running lab of 200 netns

@@ -19,8 +19,9 @@ import (
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/netns"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/links"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -68,7 +69,7 @@ func benchNetns(b *testing.B, n, switches int) {
 		}
 		return benchbase.Up(ctx, p)
 	}
-	watcher := netplumb.NewLinkWatcher()
+	watcher := links.NewLinkWatcher()
 	batchDown := func() error {
 		gone := watcher.Expect(p.HostVeths()...)
 		defer gone.Close()
@@ -96,7 +97,7 @@ func benchNetns(b *testing.B, n, switches int) {
 				engUpT += timed(b, engUp)
 				engDownT += timed(b, engDown)
 				// Down promises the veths are gone: check, do not wait.
-				if left, err := netplumb.LinksWithPrefix(hostVeths); err != nil || len(left) > 0 {
+				if left, err := links.LinksWithPrefix(hostVeths); err != nil || len(left) > 0 {
 					b.Fatalf("after down: links %v left (%v)", left, err)
 				}
 			},
@@ -161,7 +162,7 @@ func engineFor(b *testing.B, n, switches int) (*engine.Engine, api.Deployment, s
 	d := api.Deployment{Name: "bench-" + hex.EncodeToString(raw), ProjectLocation: dir}
 	e := engine.New(engine.Options{
 		Drivers: guest.NewRegistry(netns.New(netns.Options{})),
-		Network: netplumb.NewHost(nil),
+		Network: hostnet.NewHost(nil),
 	})
 	must(b, e.GenerateArtefacts(context.Background(), d, discard{}))
 	st, err := topology.ReadState(topology.StatePath(dir))

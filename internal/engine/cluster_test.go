@@ -19,8 +19,11 @@ import (
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/netns"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/bridge"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/links"
+	"github.com/testbedos/testbedos/internal/net/nettest"
+	"github.com/testbedos/testbedos/internal/net/vxlan"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -45,35 +48,35 @@ func (h *nsHost) Driver(kind string) (guest.Driver, error) {
 }
 func (h *nsHost) Files(project string) guest.Files { return guest.ProjectFiles{Project: project} }
 
-// nsNetwork is netplumb run inside a host's namespace. The firewall calls
+// nsNetwork is hostnet run inside a host's namespace. The firewall calls
 // do nothing: a namespace's own filter tables are empty and accept.
 type nsNetwork struct{ ns string }
 
 func (n nsNetwork) in(fn func() error) error { return nettest.InNamespace(n.ns, fn) }
 
 func (n nsNetwork) HasBridge(ctx context.Context, name string) (ok bool, err error) {
-	err = n.in(func() error { ok, err = netplumb.BridgeExists(name); return err })
+	err = n.in(func() error { ok, err = bridge.Exists(name); return err })
 	return ok, err
 }
 func (n nsNetwork) EnsureBridge(ctx context.Context, name string) (created bool, err error) {
-	err = n.in(func() error { created, err = netplumb.NewHost(nil).EnsureBridge(ctx, name); return err })
+	err = n.in(func() error { created, err = hostnet.NewHost(nil).EnsureBridge(ctx, name); return err })
 	return created, err
 }
 func (n nsNetwork) DeleteBridge(ctx context.Context, name string) error {
-	return n.in(func() error { return netplumb.DeleteBridge(ctx, name) })
+	return n.in(func() error { return bridge.Delete(ctx, name) })
 }
 func (n nsNetwork) AllowBridge(ctx context.Context, name string) error  { return nil }
 func (n nsNetwork) RemoveBridge(ctx context.Context, name string) error { return nil }
 func (n nsNetwork) EnsureTunnel(ctx context.Context, spec engine.TunnelSpec) (created bool, err error) {
-	err = n.in(func() error { created, err = netplumb.EnsureVXLAN(ctx, spec); return err })
+	err = n.in(func() error { created, err = vxlan.Ensure(ctx, spec); return err })
 	return created, err
 }
 func (n nsNetwork) DeleteTunnel(ctx context.Context, name string) error {
-	return n.in(func() error { return netplumb.DeleteVXLAN(ctx, name) })
+	return n.in(func() error { return vxlan.Delete(ctx, name) })
 }
 
 func (n nsNetwork) HasTunnel(ctx context.Context, name string) (ok bool, err error) {
-	err = n.in(func() error { ok, err = netplumb.LinkExists(name); return err })
+	err = n.in(func() error { ok, err = links.LinkExists(name); return err })
 	return ok, err
 }
 
@@ -195,13 +198,13 @@ func TestGuestsOnTwoHostsReachEachOther(t *testing.T) {
 	}
 	// The hosts' objects are in the hosts, none in the machine's own
 	// namespace.
-	if root, err := netplumb.LinksWithPrefix(st.Prefix); err != nil || len(root) > 0 {
+	if root, err := links.LinksWithPrefix(st.Prefix); err != nil || len(root) > 0 {
 		t.Errorf("links of the deployment outside its hosts: %v, %v", root, err)
 	}
 	tunnel := topology.TunnelName(d.Name, "wide")
 	for i, h := range hosts {
 		var peers []string
-		err := nettest.InNamespace(h.ns, func() (err error) { peers, err = netplumb.Peers(tunnel); return err })
+		err := nettest.InNamespace(h.ns, func() (err error) { peers, err = vxlan.Peers(tunnel); return err })
 		want := []string{fmt.Sprintf("10.252.0.%d", 2-i)}
 		if err != nil || !slices.Equal(peers, want) {
 			t.Errorf("host %s: tunnel %s peers %v, %v; want %v", h.name, tunnel, peers, err, want)
@@ -224,7 +227,7 @@ func TestGuestsOnTwoHostsReachEachOther(t *testing.T) {
 	}
 	for _, h := range hosts {
 		var left []string
-		err := nettest.InNamespace(h.ns, func() (err error) { left, err = netplumb.LinksWithPrefix(st.Prefix); return err })
+		err := nettest.InNamespace(h.ns, func() (err error) { left, err = links.LinksWithPrefix(st.Prefix); return err })
 		if err != nil || len(left) > 0 {
 			t.Errorf("host %s: left behind %v, %v", h.name, left, err)
 		}

@@ -6,7 +6,8 @@ import (
 	"fmt"
 
 	"github.com/testbedos/testbedos/internal/guest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/vxlan"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -28,7 +29,7 @@ type Network interface {
 // TunnelSpec is one VXLAN link joining a switch's bridge on a host to the
 // same switch's bridges on its peer hosts. It is a plain value with JSON
 // tags, so a remote host can take it over the wire as it is.
-type TunnelSpec = netplumb.VXLANSpec
+type TunnelSpec = vxlan.Spec
 
 // A host's network has optional capabilities beside Network: Tunnels,
 // Routers, ACLs and Ports. Each is a small interface that a network
@@ -151,10 +152,10 @@ func (s SingleHost) Host(name string) (Host, error) {
 
 // This host's network has every capability.
 var (
-	_ Network = (*netplumb.Host)(nil)
-	_ Tunnels = (*netplumb.Host)(nil)
-	_ Routers = (*netplumb.Host)(nil)
-	_ ACLs    = (*netplumb.Host)(nil)
-	_ Ports   = (*netplumb.Host)(nil)
-	_ LinkOps = (*netplumb.Host)(nil)
+	_ Network = (*hostnet.Host)(nil)
+	_ Tunnels = (*hostnet.Host)(nil)
+	_ Routers = (*hostnet.Host)(nil)
+	_ ACLs    = (*hostnet.Host)(nil)
+	_ Ports   = (*hostnet.Host)(nil)
+	_ LinkOps = (*hostnet.Host)(nil)
 )

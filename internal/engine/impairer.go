@@ -8,7 +8,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/impair"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -36,12 +36,12 @@ func (LinkImpairer) Impair(ctx context.Context, host Host, dep guest.Deployment,
 	if !ok {
 		return inCategory(ErrNotOnClients, fmt.Errorf("guest %s: host %s is a client host, and netem works on guests of the main only so far", g.Name, host.Name()))
 	}
-	var imp netplumb.Impairment
+	var imp impair.Impairment
 	if n != nil {
-		imp = netplumb.Impairment{DelayMS: n.DelayMS, JitterMS: n.JitterMS, LossPct: n.LossPct, RateKbit: n.RateKbit, CorruptPct: n.CorruptPct}
+		imp = impair.Impairment{DelayMS: n.DelayMS, JitterMS: n.JitterMS, LossPct: n.LossPct, RateKbit: n.RateKbit, CorruptPct: n.CorruptPct}
 	}
 	err := ops.Impair(ctx, ifc.HostName, imp, true)
-	if errors.Is(err, netplumb.ErrNoNetem) {
+	if errors.Is(err, impair.ErrNoNetem) {
 		err = inCategory(ErrUnsupported, err)
 	}
 	return err

@@ -9,7 +9,8 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/capture"
+	"github.com/testbedos/testbedos/internal/net/impair"
 )
 
 // TestRemadeDynamicGuestKeepsRuntimeImpairment: an up that makes a
@@ -17,7 +18,7 @@ import (
 // impairment again and keeps it in the record next to the new lease.
 func TestRemadeDynamicGuestKeepsRuntimeImpairment(t *testing.T) {
 	_, w, d := setupRouted(t)
-	lw := &routedLinkWorld{routedWorld: w, links: map[string]netplumb.Impairment{}}
+	lw := &routedLinkWorld{routedWorld: w, links: map[string]impair.Impairment{}}
 	e := New(Options{Drivers: guest.NewRegistry(w.world), Network: lw, Concurrency: 2})
 	ctx := context.Background()
 	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
@@ -51,10 +52,10 @@ func TestRemadeDynamicGuestKeepsRuntimeImpairment(t *testing.T) {
 type routedLinkWorld struct {
 	*routedWorld
 	mu    sync.Mutex
-	links map[string]netplumb.Impairment
+	links map[string]impair.Impairment
 }
 
-func (l *routedLinkWorld) Impair(ctx context.Context, link string, imp netplumb.Impairment, up bool) error {
+func (l *routedLinkWorld) Impair(ctx context.Context, link string, imp impair.Impairment, up bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.links[link] = imp
@@ -63,6 +64,6 @@ func (l *routedLinkWorld) Impair(ctx context.Context, link string, imp netplumb.
 
 func (l *routedLinkWorld) LinkUp(ctx context.Context, link string) (bool, error) { return true, nil }
 
-func (l *routedLinkWorld) Capture(ctx context.Context, link string, filter netplumb.Filter, w io.Writer) error {
+func (l *routedLinkWorld) Capture(ctx context.Context, link string, filter capture.Filter, w io.Writer) error {
 	return nil
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/namespace"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -63,7 +63,7 @@ func guestNetns(ctx context.Context, pg *placed) (string, error) {
 		return p.NetnsPath(ctx, pg.g)
 	}
 	if pg.g.Netns != nil {
-		return netplumb.NetnsPath(pg.g.Netns.Namespace), nil
+		return namespace.Path(pg.g.Netns.Namespace), nil
 	}
 	return "", nil
 }

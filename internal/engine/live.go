@@ -9,21 +9,22 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/capture"
+	"github.com/testbedos/testbedos/internal/net/impair"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // LinkOps is the capability of impairing and capturing the host-side ends
-// of guest links (netplumb.Host has it; the agent's proxy of a client host
+// of guest links (hostnet.Host has it; the agent's proxy of a client host
 // does not yet).
 type LinkOps interface {
 	// Impair sets the link's netem qdisc (the zero Impairment removes it)
 	// and sets the link up or down.
-	Impair(ctx context.Context, link string, imp netplumb.Impairment, up bool) error
+	Impair(ctx context.Context, link string, imp impair.Impairment, up bool) error
 	LinkUp(ctx context.Context, link string) (bool, error)
 	// Capture writes a pcap stream of the link's packets (those that pass
 	// the compiled filter) to w until ctx ends.
-	Capture(ctx context.Context, link string, filter netplumb.Filter, w io.Writer) error
+	Capture(ctx context.Context, link string, filter capture.Filter, w io.Writer) error
 }
 
 // ErrNoLinkOps: the host's network cannot impair or capture links here
@@ -156,7 +157,7 @@ func (e *Engine) Console(ctx context.Context, d api.Deployment, guestName string
 // Capture writes a pcap stream of one guest interface to w until ctx ends.
 // It captures on the host-side end of the link, the same for every kind.
 // Errors before the first byte is written are the caller's to answer.
-func (e *Engine) Capture(ctx context.Context, d api.Deployment, guestName, ifaceName string, filter netplumb.Filter, w io.Writer) error {
+func (e *Engine) Capture(ctx context.Context, d api.Deployment, guestName, ifaceName string, filter capture.Filter, w io.Writer) error {
 	lg, err := e.liveGuest(ctx, d, guestName)
 	if err != nil {
 		return err
@@ -263,7 +264,7 @@ func (e *Engine) SetImpairment(ctx context.Context, d api.Deployment, guestName,
 		}
 		old, _ := effectiveImpairment(lg.rec, ifc) // lg.rec is from before
 		_ = ops.Impair(ctx, ifc.HostName, linkImpairment(old), old.Up)
-		if errors.Is(err, netplumb.ErrNoNetem) {
+		if errors.Is(err, impair.ErrNoNetem) {
 			err = inCategory(ErrUnsupported, err)
 		}
 		return api.InterfaceImpairment{}, err
@@ -361,6 +362,6 @@ func resetImpairments(ctx context.Context, host Host, g *topology.Guest) error {
 	return nil
 }
 
-func linkImpairment(imp api.Impairment) netplumb.Impairment {
-	return netplumb.Impairment{DelayMS: imp.DelayMS, JitterMS: imp.JitterMS, LossPct: imp.LossPct, RateKbit: imp.RateKbit, CorruptPct: imp.CorruptPct}
+func linkImpairment(imp api.Impairment) impair.Impairment {
+	return impair.Impairment{DelayMS: imp.DelayMS, JitterMS: imp.JitterMS, LossPct: imp.LossPct, RateKbit: imp.RateKbit, CorruptPct: imp.CorruptPct}
 }

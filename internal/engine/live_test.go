@@ -14,7 +14,8 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/capture"
+	"github.com/testbedos/testbedos/internal/net/impair"
 )
 
 // linkWorld is world with link operations: it records what was set on
@@ -26,7 +27,7 @@ type linkWorld struct {
 	down map[string]bool
 }
 
-func (l *linkWorld) Impair(ctx context.Context, link string, imp netplumb.Impairment, up bool) error {
+func (l *linkWorld) Impair(ctx context.Context, link string, imp impair.Impairment, up bool) error {
 	l.lmu.Lock()
 	defer l.lmu.Unlock()
 	l.set = append(l.set, fmt.Sprintf("%s: %+v %v", link, imp, up))
@@ -40,7 +41,7 @@ func (l *linkWorld) LinkUp(ctx context.Context, link string) (bool, error) {
 	return !l.down[link], nil
 }
 
-func (l *linkWorld) Capture(ctx context.Context, link string, f netplumb.Filter, w io.Writer) error {
+func (l *linkWorld) Capture(ctx context.Context, link string, f capture.Filter, w io.Writer) error {
 	_, err := w.Write([]byte(link))
 	return err
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/docker"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/netns"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
 	"github.com/testbedos/testbedos/internal/store"
 )
 
@@ -34,7 +34,7 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 	}
 	return &engine.LocalHost{
 		HostName: hostName,
-		Net:      netplumb.NewHost(log),
+		Net:      hostnet.NewHost(log),
 		Drivers: guest.NewRegistry(
 			netns.New(netns.Options{}),
 			libvirt.New(lv),

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 // kvmCompose runs the CLI in dir against s and returns its exit status and

@@ -19,8 +19,8 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
 	"github.com/testbedos/testbedos/internal/cluster"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/bridge"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
@@ -52,7 +52,7 @@ func newTestNet(t testing.TB) *testNet {
 	ipRun(t, "link", "set", n.bridge, "up")
 	// The hosts talk over this bridge (VXLAN between clients is forwarded
 	// by it): let it pass a FORWARD policy of DROP, which dockerd sets.
-	fw := netplumb.NewFirewall(nil)
+	fw := bridge.NewFirewall(nil)
 	if err := fw.AllowBridge(n.bridge); err != nil {
 		t.Fatalf("firewall: %v", err)
 	}

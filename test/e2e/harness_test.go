@@ -22,7 +22,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 

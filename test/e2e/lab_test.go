@@ -14,7 +14,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 // labMachines: on sw0 a namespace (a) and a container (box); on sw1 a

@@ -14,7 +14,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 	"github.com/testbedos/testbedos/test/guestimage"
 )

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 // liveLab limits web's link to 20 kbit/s, from the YAML.

@@ -14,7 +14,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 const delayLab = `machines:

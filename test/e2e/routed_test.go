@@ -17,8 +17,8 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
 	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 // routedMachines: a on sw0 (static), b on sw1 (DHCP), target on sw2, which
@@ -125,7 +125,7 @@ func TestRoutedLab(t *testing.T) {
 			// A restarted daemon serves DHCP again, with the leases it gave.
 			s.stop(t)
 			s.start(t)
-			if got, _, err := netplumb.NewHost(nil).Lease(context.Background(), nettest.NamespacePath(ns("b")), "eth0"); err != nil || got != "10.0.1.20/24" {
+			if got, _, err := hostnet.NewHost(nil).Lease(context.Background(), nettest.NamespacePath(ns("b")), "eth0"); err != nil || got != "10.0.1.20/24" {
 				t.Errorf("lease after a server restart: %s, %v; want 10.0.1.20/24 again", got, err)
 			}
 			if !hasTable(t, r.Namespace, r.Table) {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/benchbase"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/links"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 // BenchmarkUpDownThroughServer measures up and down of N netns guests as a
@@ -92,7 +92,7 @@ func benchThroughServer(b *testing.B, n, switches int) {
 		}
 		return benchbase.Up(ctx, p)
 	}
-	watcher := netplumb.NewLinkWatcher()
+	watcher := links.NewLinkWatcher()
 	batchDown := func() error {
 		gone := watcher.Expect(p.HostVeths()...)
 		defer gone.Close()

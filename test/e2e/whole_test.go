@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 const twoOnSw0 = `machines:

@@ -16,8 +16,9 @@ import (
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/bridge"
+	"github.com/testbedos/testbedos/internal/net/links"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/testenv"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -48,13 +49,13 @@ func BenchmarkUpDown50(b *testing.B) {
 	st := benchState(prefix, image, n)
 	ctx := context.Background()
 	br := st.Switches[0].Bridge
-	if err := netplumb.EnsureBridge(ctx, br); err != nil {
+	if _, err := bridge.Ensure(ctx, br); err != nil {
 		b.Fatal(err)
 	}
-	fw := netplumb.NewFirewall(nil)
+	fw := bridge.NewFirewall(nil)
 	b.Cleanup(func() {
 		_ = fw.RemoveBridge(br)
-		_ = netplumb.DeleteBridge(ctx, br)
+		_ = bridge.Delete(ctx, br)
 	})
 	if err := fw.AllowBridge(br); err != nil {
 		b.Fatal(err)
@@ -73,7 +74,7 @@ func BenchmarkUpDown50(b *testing.B) {
 	b.Cleanup(func() {
 		_ = exec.Command("docker", append([]string{"rm", "-f"}, names...)...).Run()
 	})
-	watcher := netplumb.NewLinkWatcher()
+	watcher := links.NewLinkWatcher()
 	hostVeths := func() []string {
 		var out []string
 		for _, g := range st.Guests {

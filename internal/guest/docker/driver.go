@@ -1,7 +1,7 @@
 // Package docker is the docker guest kind: a container made through the
 // Docker Engine API (the Go client, never the docker command) with no
 // network of Docker's own. Its interfaces are veth pairs on our bridges,
-// made by netplumb inside the container's network namespace exactly as for a
+// made by package links inside the container's network namespace exactly as for a
 // netns guest.
 //
 // The container is named as the state says (tbos.<deployment>.<guest>) and
@@ -26,7 +26,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/guest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/links"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -55,7 +55,7 @@ type Options struct {
 // guests.
 type Driver struct {
 	cli   *client.Client
-	links *netplumb.LinkWatcher
+	links *links.LinkWatcher
 }
 
 var (
@@ -75,7 +75,7 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Driver{cli: cli, links: netplumb.NewLinkWatcher()}, nil
+	return &Driver{cli: cli, links: links.NewLinkWatcher()}, nil
 }
 
 // Close releases the client's connections.
@@ -135,7 +135,7 @@ func (d *Driver) Exists(ctx context.Context, dep guest.Deployment, g *topology.G
 func presentVeths(g *topology.Guest) ([]string, error) {
 	var out []string
 	for _, ifc := range g.Interfaces {
-		idx, err := netplumb.VethIndex(ifc.HostName)
+		idx, err := links.VethIndex(ifc.HostName)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +162,7 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	if ok, err := d.Exists(ctx, dep, g); err != nil || ok {
 		return false, err
 	}
-	ifaces, err := netplumb.PlanGuestIfaces(g.Interfaces)
+	ifaces, err := links.PlanGuestIfaces(g.Interfaces)
 	if err != nil {
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
@@ -203,7 +203,7 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 }
 
 // start starts the created container and plugs its interfaces in.
-func (d *Driver) start(ctx context.Context, g *topology.Guest, s *topology.DockerSpec, ifaces []netplumb.GuestIface) error {
+func (d *Driver) start(ctx context.Context, g *topology.Guest, s *topology.DockerSpec, ifaces []links.GuestIface) error {
 	if _, err := d.cli.ContainerStart(ctx, s.Container, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("guest %s: start container %s: %w", g.Name, s.Container, d.daemonErr(err))
 	}
@@ -228,7 +228,7 @@ func (d *Driver) start(ctx context.Context, g *topology.Guest, s *topology.Docke
 		return fmt.Errorf("guest %s: netlink in container %s: %w", g.Name, s.Container, err)
 	}
 	defer h.Close()
-	if _, err := netplumb.AttachGuest(h, nsfd, ifaces, ctx.Err); err != nil {
+	if _, err := links.AttachGuest(h, nsfd, ifaces, ctx.Err); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
@@ -325,7 +325,7 @@ func (d *Driver) teardown(ctx context.Context, g *topology.Guest, s *topology.Do
 	if !waited {
 		// No container took them away (or not in time): ours to delete.
 		for _, v := range veths {
-			errs = append(errs, netplumb.DeleteLink(v))
+			errs = append(errs, links.DeleteLink(v))
 		}
 	}
 	switch {

@@ -21,8 +21,9 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/netns"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/bridge"
+	"github.com/testbedos/testbedos/internal/net/links"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -82,16 +83,16 @@ func newLabImage(t *testing.T, cli *client.Client, image, yaml string, files map
 	l.st, l.dep = st, guest.LocalDeployment(st)
 	t.Cleanup(func() { nettest.RemoveAll(st.Prefix) })
 	ctx := context.Background()
-	fw := netplumb.NewFirewall(nil)
+	fw := bridge.NewFirewall(nil)
 	for _, sw := range st.Switches {
-		if err := netplumb.EnsureBridge(ctx, sw.Bridge); err != nil {
+		if _, err := bridge.Ensure(ctx, sw.Bridge); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
 			if err := fw.RemoveBridge(sw.Bridge); err != nil {
 				t.Error(err)
 			}
-			if err := netplumb.DeleteBridge(ctx, sw.Bridge); err != nil {
+			if err := bridge.Delete(ctx, sw.Bridge); err != nil {
 				t.Error(err)
 			}
 		})
@@ -182,7 +183,7 @@ func (l *lab) assertGone() {
 			}
 		}
 		for _, ifc := range g.Interfaces {
-			if idx, err := netplumb.VethIndex(ifc.HostName); err != nil || idx != 0 {
+			if idx, err := links.VethIndex(ifc.HostName); err != nil || idx != 0 {
 				l.t.Errorf("veth %s of %s still there (%v)", ifc.HostName, g.Name, err)
 			}
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/links"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -232,7 +232,7 @@ network:
 	}
 	// The bridge the failed up made is gone too.
 	st := w.state(t)
-	if ok, _ := netplumb.LinkExists(st.Switches[0].Bridge); ok {
+	if ok, _ := links.LinkExists(st.Switches[0].Bridge); ok {
 		t.Errorf("bridge %s left", st.Switches[0].Bridge)
 	}
 }

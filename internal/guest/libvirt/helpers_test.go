@@ -17,8 +17,8 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
 	"github.com/testbedos/testbedos/internal/guest/netns"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 	"github.com/testbedos/testbedos/test/guestimage"
 )
@@ -104,7 +104,7 @@ func newWorld(t testing.TB, dir, prefix string, opts libvirt.Options) *world {
 		log: &guesttest.Log{T: t},
 		e: engine.New(engine.Options{
 			Drivers: guest.NewRegistry(netns.New(netns.Options{}), drv),
-			Network: netplumb.NewHost(nil),
+			Network: hostnet.NewHost(nil),
 		}),
 	}
 	t.Cleanup(func() {

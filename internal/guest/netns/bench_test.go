@@ -9,8 +9,8 @@ import (
 	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/links"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 // benchWorkers matches the engine's default pool on a 2-core host
@@ -49,7 +49,7 @@ func benchmarkUpDown(b *testing.B, measureUp bool) {
 				for i := range n {
 					hostVeths = append(hostVeths, p.HostVeth(i))
 				}
-				watcher := netplumb.NewLinkWatcher()
+				watcher := links.NewLinkWatcher()
 				var gone time.Duration
 				b.ResetTimer()
 				for range b.N {
@@ -77,7 +77,7 @@ func benchmarkUpDown(b *testing.B, measureUp bool) {
 					} else if variant == "driver" {
 						// Destroy promises the host ends are gone when
 						// it returns: check, do not wait.
-						if left, err := netplumb.LinksWithPrefix(prefix + "h"); err != nil || len(left) > 0 {
+						if left, err := links.LinksWithPrefix(prefix + "h"); err != nil || len(left) > 0 {
 							b.Fatalf("after Destroy: links %v left (%v)", left, err)
 						}
 						gone += time.Since(start)

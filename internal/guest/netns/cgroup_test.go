@@ -16,7 +16,7 @@ import (
 	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 func TestCgroup2Mount(t *testing.T) {

@@ -16,12 +16,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/testbedos/testbedos/internal/actlog"
-
 	"golang.org/x/sys/unix"
 
+	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/guest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/links"
+	"github.com/testbedos/testbedos/internal/net/namespace"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -36,7 +36,7 @@ type Options struct {
 // Driver implements guest.Driver for netns guests.
 type Driver struct {
 	destroyTimeout time.Duration
-	links          *netplumb.LinkWatcher
+	links          *links.LinkWatcher
 	reaper         vethReaper
 	procs          procScanner
 	cgroups        cgroupTree
@@ -55,8 +55,8 @@ func New(opts Options) *Driver {
 	if opts.DestroyTimeout <= 0 {
 		opts.DestroyTimeout = 10 * time.Second
 	}
-	links := netplumb.NewLinkWatcher()
-	return &Driver{destroyTimeout: opts.DestroyTimeout, links: links, reaper: vethReaper{links: links}}
+	w := links.NewLinkWatcher()
+	return &Driver{destroyTimeout: opts.DestroyTimeout, links: w, reaper: vethReaper{links: w}}
 }
 
 // Kind is "netns".
@@ -82,12 +82,12 @@ func (d *Driver) Exists(ctx context.Context, dep guest.Deployment, g *topology.G
 // inventory looks at what of the guest exists: whether its namespace is
 // mounted, and which of its host-side veths are there.
 func inventory(ns string, g *topology.Guest) (mounted bool, veths []string, err error) {
-	mounted, err = netplumb.NetnsMounted(netnsPath(ns))
+	mounted, err = namespace.Mounted(netnsPath(ns))
 	if err != nil {
 		return false, nil, err
 	}
 	for _, ifc := range g.Interfaces {
-		idx, err := netplumb.VethIndex(ifc.HostName)
+		idx, err := links.VethIndex(ifc.HostName)
 		if err != nil {
 			return false, nil, err
 		}
@@ -121,7 +121,7 @@ func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) 
 	if err != nil {
 		return err
 	}
-	ifaces, err := netplumb.PlanGuestIfaces(g.Interfaces)
+	ifaces, err := links.PlanGuestIfaces(g.Interfaces)
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
@@ -145,7 +145,7 @@ func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) 
 		return err
 	}
 
-	nsfd, h, err := netplumb.CreateNetns(netnsPath(ns))
+	nsfd, h, err := namespace.Create(netnsPath(ns))
 	if err != nil {
 		return fmt.Errorf("guest %s: namespace %s: %w", g.Name, ns, err)
 	}
@@ -162,7 +162,7 @@ func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) 
 		}
 	}()
 
-	made, err = netplumb.AttachGuest(h, nsfd, ifaces, ctx.Err)
+	made, err = links.AttachGuest(h, nsfd, ifaces, ctx.Err)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
@@ -230,13 +230,13 @@ func (d *Driver) teardown(ctx context.Context, ns string, hostVeths []string, lo
 // which keeps the kernel from freeing it until closed.
 func (d *Driver) removeNamespace(ctx context.Context, ns string, log actlog.Log) (nsfd int, err error) {
 	path := netnsPath(ns)
-	mounted, err := netplumb.NetnsMounted(path)
+	mounted, err := namespace.Mounted(path)
 	if err != nil {
 		return -1, err
 	}
 	if !mounted {
 		// At most a stale mount point of an interrupted earlier run.
-		return -1, netplumb.RemoveNetns(path)
+		return -1, namespace.Remove(path)
 	}
 	nsfd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -256,7 +256,7 @@ func (d *Driver) removeNamespace(ctx context.Context, ns string, log actlog.Log)
 	// Unmount first: from then on no process can join the namespace by
 	// name, so the processes found below are all there will be (plus
 	// their children, which the rescans catch).
-	if err := netplumb.RemoveNetns(path); err != nil {
+	if err := namespace.Remove(path); err != nil {
 		return -1, err
 	}
 	killed, err := d.procs.killMembers(ctx, id)
@@ -272,7 +272,7 @@ func (d *Driver) removeNamespace(ctx context.Context, ns string, log actlog.Log)
 // vethDeletion is the deletion of one guest's veths, under way.
 type vethDeletion struct {
 	present []string // host ends that were there
-	gone    *netplumb.Gone
+	gone    *links.Gone
 	result  <-chan error
 }
 
@@ -284,7 +284,7 @@ func (d *Driver) deleteVeths(names []string) (*vethDeletion, error) {
 		del     vethDeletion
 	)
 	for _, n := range names {
-		idx, err := netplumb.VethIndex(n)
+		idx, err := links.VethIndex(n)
 		if err != nil {
 			return nil, err
 		}
@@ -340,9 +340,9 @@ func (v *vethDeletion) wait(ctx context.Context, ns string, timeout time.Duratio
 	log.Printf("netns %s: host ends %v not deleted in a batch (%v); deleting them one by one", ns, v.present, werr)
 	var errs []error
 	for _, n := range v.present {
-		idx, err := netplumb.VethIndex(n)
+		idx, err := links.VethIndex(n)
 		if err == nil && idx > 0 {
-			err = netplumb.DeleteLink(n)
+			err = links.DeleteLink(n)
 		}
 		errs = append(errs, err)
 	}
@@ -355,7 +355,7 @@ func (d *Driver) ensureRunDir() error {
 	if d.runDirReady {
 		return nil
 	}
-	if err := netplumb.PrepareNetnsDir(); err != nil {
+	if err := namespace.PrepareDir(); err != nil {
 		return err
 	}
 	d.runDirReady = true

@@ -19,8 +19,10 @@ import (
 	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/bridge"
+	"github.com/testbedos/testbedos/internal/net/links"
+	"github.com/testbedos/testbedos/internal/net/namespace"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -35,15 +37,15 @@ func upBridge(t testing.TB, p benchbase.Plan) {
 		return
 	}
 	ctx := context.Background()
-	if err := netplumb.EnsureBridge(ctx, p.Bridge); err != nil {
+	if _, err := bridge.Ensure(ctx, p.Bridge); err != nil {
 		t.Fatal(err)
 	}
-	fw := netplumb.NewFirewall(nil)
+	fw := bridge.NewFirewall(nil)
 	t.Cleanup(func() {
 		if err := fw.RemoveBridge(p.Bridge); err != nil {
 			t.Error(err)
 		}
-		if err := netplumb.DeleteBridge(ctx, p.Bridge); err != nil {
+		if err := bridge.Delete(ctx, p.Bridge); err != nil {
 			t.Error(err)
 		}
 	})
@@ -336,13 +338,13 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 		t.Fatal("Create succeeded with a taken host name")
 	}
 	t.Logf("Create: %v", err)
-	if mounted, _ := netplumb.NetnsMounted(netnsPath(g.Netns.Namespace)); mounted {
+	if mounted, _ := namespace.Mounted(netnsPath(g.Netns.Namespace)); mounted {
 		t.Errorf("namespace still mounted")
 	}
-	if ok, _ := netplumb.LinkExists(p.HostVeth(0)); ok {
+	if ok, _ := links.LinkExists(p.HostVeth(0)); ok {
 		t.Errorf("first veth %s still there", p.HostVeth(0))
 	}
-	if ok, _ := netplumb.LinkExists(taken); !ok {
+	if ok, _ := links.LinkExists(taken); !ok {
 		t.Errorf("the link that was there before (%s) was removed", taken)
 	}
 }
@@ -357,7 +359,7 @@ func TestCreateClearsRemnants(t *testing.T) {
 	g := &st.Guests[0]
 	// A mounted namespace without its veth, as a crash after the mount
 	// would leave.
-	nsfd, h, err := netplumb.CreateNetns(netnsPath(g.Netns.Namespace))
+	nsfd, h, err := namespace.Create(netnsPath(g.Netns.Namespace))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,9 +410,9 @@ func TestDestroyPartialGuest(t *testing.T) {
 	if err := d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[1], log); err != nil {
 		t.Fatal(err)
 	}
-	links, _, _ := nettest.Leftovers(prefix + "h")
-	if peer, _ := netplumb.LinkExists(prefix + "peer"); len(links) > 0 || peer {
-		t.Errorf("left behind: %v (peer there: %v)", links, peer)
+	left, _, _ := nettest.Leftovers(prefix + "h")
+	if peer, _ := links.LinkExists(prefix + "peer"); len(left) > 0 || peer {
+		t.Errorf("left behind: %v (peer there: %v)", left, peer)
 	}
 }
 
@@ -456,7 +458,7 @@ func TestManyGuestsConcurrently(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Destroy returns only when the host ends are gone.
-		if links, _ := netplumb.LinksWithPrefix(prefix + "h"); len(links) > 0 {
+		if links, _ := links.LinksWithPrefix(prefix + "h"); len(links) > 0 {
 			t.Fatalf("round %d: host ends left after Destroy: %v", round, links)
 		}
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
-	"github.com/testbedos/testbedos/internal/netplumb"
-	"github.com/testbedos/testbedos/internal/netplumb/nettest"
+	"github.com/testbedos/testbedos/internal/net/bridge"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/testenv"
 )
 
@@ -69,10 +69,10 @@ func TestDockerHostFirewall(t *testing.T) {
 	dockers := handles()
 
 	p := benchbase.Plan{Prefix: prefix, Bridge: prefix + "br", N: 2}
-	if err := netplumb.EnsureBridge(ctx, p.Bridge); err != nil {
+	if _, err := bridge.Ensure(ctx, p.Bridge); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = netplumb.DeleteBridge(ctx, p.Bridge) })
+	t.Cleanup(func() { _ = bridge.Delete(ctx, p.Bridge) })
 	st := stateFor(p)
 	d := New(Options{})
 	upGuests(t, d, st, &guesttest.Log{})
@@ -82,7 +82,7 @@ func TestDockerHostFirewall(t *testing.T) {
 		t.Fatal("ping got through a FORWARD policy of drop: the scenario does not reproduce a Docker host")
 	}
 
-	fw := netplumb.NewFirewall(nil)
+	fw := bridge.NewFirewall(nil)
 	t.Cleanup(func() { _ = fw.RemoveBridge(p.Bridge) })
 	if err := fw.AllowBridge(p.Bridge); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/links"
 )
 
 // vethReaper deletes the veth pairs of many guests being destroyed at once
@@ -32,7 +32,7 @@ import (
 // deletion is over then; the kernel's request returns only after a later
 // RCU barrier), so requests arriving in the meantime form the next batch.
 type vethReaper struct {
-	links *netplumb.LinkWatcher
+	links *links.LinkWatcher
 
 	mu       sync.Mutex
 	inflight int // batches running: 0 or 1
@@ -87,7 +87,7 @@ func (r *vethReaper) release() {
 // their names, and where the outcome of the deleting request goes.
 type reapJob struct {
 	indexes []int
-	gone    *netplumb.Gone
+	gone    *links.Gone
 	result  chan error // buffered; receives once
 }
 
@@ -95,7 +95,7 @@ type reapJob struct {
 // deletion. gone must watch their names; it is how the reaper learns that a
 // batch is through. The returned channel receives the error of the request
 // that deleted them (nil on success).
-func (r *vethReaper) reap(indexes []int, gone *netplumb.Gone) <-chan error {
+func (r *vethReaper) reap(indexes []int, gone *links.Gone) <-chan error {
 	job := &reapJob{indexes: indexes, gone: gone, result: make(chan error, 1)}
 	r.mu.Lock()
 	r.queue = append(r.queue, job)

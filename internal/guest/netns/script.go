@@ -11,12 +11,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/testbedos/testbedos/internal/actlog"
-	"github.com/testbedos/testbedos/internal/netplumb"
-
 	"golang.org/x/sys/unix"
 
+	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/net/namespace"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -151,7 +150,7 @@ func startInNetns(nsfd int, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, er
 	}
 	var err error
 	for attempt := range 5 {
-		err = netplumb.OnThread(enter, start)
+		err = namespace.OnThread(enter, start)
 		switch {
 		case errors.Is(err, syscall.ENOEXEC) && argv[0] != "/bin/sh":
 			argv = append([]string{"/bin/sh"}, argv...)

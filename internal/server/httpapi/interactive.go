@@ -16,7 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/capture"
 	"github.com/testbedos/testbedos/internal/store"
 )
 
@@ -27,7 +27,7 @@ import (
 type Live interface {
 	Exec(ctx context.Context, d api.Deployment, guestName string, cmd guest.Command) (int, error)
 	Console(ctx context.Context, d api.Deployment, guestName string) (guest.Terminal, error)
-	Capture(ctx context.Context, d api.Deployment, guestName, iface string, filter netplumb.Filter, w io.Writer) error
+	Capture(ctx context.Context, d api.Deployment, guestName, iface string, filter capture.Filter, w io.Writer) error
 	GetImpairment(ctx context.Context, d api.Deployment, guestName, iface string) (api.InterfaceImpairment, error)
 	SetImpairment(ctx context.Context, d api.Deployment, guestName, iface string, imp api.Impairment) (api.InterfaceImpairment, error)
 }
@@ -257,7 +257,7 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 
 func captureGuest(d Deps) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		filter, err := netplumb.CompileFilter(r.URL.Query().Get("filter"))
+		filter, err := capture.CompileFilter(r.URL.Query().Get("filter"))
 		if err != nil {
 			return errorf(http.StatusBadRequest, err, err.Error())
 		}

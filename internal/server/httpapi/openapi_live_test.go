@@ -16,7 +16,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
-	"github.com/testbedos/testbedos/internal/netplumb"
+	"github.com/testbedos/testbedos/internal/net/capture"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -78,7 +78,7 @@ func (f *fakeEngine) Console(ctx context.Context, d api.Deployment, g string) (g
 	return f.real.Console(ctx, d, g)
 }
 
-func (f *fakeEngine) Capture(ctx context.Context, d api.Deployment, g, iface string, filter netplumb.Filter, w io.Writer) error {
+func (f *fakeEngine) Capture(ctx context.Context, d api.Deployment, g, iface string, filter capture.Filter, w io.Writer) error {
 	switch g {
 	case noexecGuest:
 		return errNoFeature
