@@ -18,8 +18,10 @@ import (
 // DefaultFile is the topology file's name inside a project folder.
 const DefaultFile = "kvm-compose.yaml"
 
-// nodeBudget bounds the YAML nodes the decoder visits, aliases expanded: a
-// few anchors referenced from many places must not make parsing quadratic.
+// nodeBudget bounds the YAML nodes of a document once aliases and merge keys
+// are expanded (checkExpansion measures that before decoding): anchors that
+// refer to anchors must not make parsing exponential, nor a few anchors
+// referenced from many places make it quadratic.
 const nodeBudget = 200_000
 
 // Parse decodes a kvm-compose.yaml and runs every check that needs no file
@@ -39,7 +41,14 @@ func parse(filename string, data []byte) (*Config, []Problem) {
 	if filename == "" {
 		filename = DefaultFile
 	}
-	root, p := parseYAML(data)
+	p := sizeProblem(data)
+	var root *yaml.Node
+	if p == nil {
+		root, p = parseYAML(data)
+	}
+	if p == nil && root != nil {
+		p = checkExpansion(root)
+	}
 	if p != nil {
 		p.File = filename
 		return nil, []Problem{*p}
