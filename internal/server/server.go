@@ -217,6 +217,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
 		Observe: s.metrics.observeAction, Events: s.events,
 	})
+	// From here on the server reads its records as the runner serves them:
+	// an outcome the store refused (a full disk) reads as recorded.
+	s.store = s.runner.Records()
 	n, err := s.runner.Recover(ctx)
 	if err != nil {
 		return nil, err
