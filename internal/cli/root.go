@@ -84,14 +84,14 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.msg != "" {
-			fmt.Fprintln(stderr, "kvm-compose:", ee.msg)
+			fmt.Fprintln(stderr, "kvm-compose:", a.guestText(stderr, ee.msg))
 		}
 		return ee.code
 	}
 	if client.StatusOf(err) == http.StatusUnauthorized {
 		err = fmt.Errorf("%w\nhint: %s", err, a.auth.hint())
 	}
-	fmt.Fprintln(stderr, "kvm-compose:", err)
+	fmt.Fprintln(stderr, "kvm-compose:", a.guestText(stderr, err.Error()))
 	return 1
 }
 
