@@ -132,7 +132,7 @@ func (r *Runner) StartNoted(ctx context.Context, name string, req api.ActionRequ
 }
 
 // busy is the refusal of a second action: it names the running one and how
-// to follow it (SPEC 4).
+// to follow it.
 func busy(name string, running *string) error {
 	if running == nil {
 		return fmt.Errorf("deployment %s: %w", name, ErrBusy)
@@ -251,7 +251,7 @@ func (r *Runner) run(ctx context.Context, op *operation, d api.Deployment, prev 
 		log.Printf("==> %s succeeded: deployment is %s", cmd, end)
 	}
 	if cmd.Name == api.CmdSnapshot {
-		// A snapshot never changes the deployment's state (SPEC 4).
+		// A snapshot never changes the deployment's state.
 		end = prev
 	}
 	took := time.Since(start)

@@ -48,7 +48,7 @@ type app struct {
 var Version = "dev"
 
 // DefaultTCP is the server the CLI tries when the unix socket does not
-// answer (SPEC 9).
+// answer.
 const DefaultTCP = "http://localhost:3355"
 
 // startHint says how to get a server when none answers.
