@@ -71,6 +71,7 @@ func (r *Runner) record(name, id string, end api.DeploymentState, entry api.LogE
 
 // keep holds p in memory and starts retrying it.
 func (r *Runner) keep(name string, p *pending) {
+	err := p.err // p is shared once in the map
 	r.mu.Lock()
 	r.pending[name] = p
 	stopped := r.retryStopped
@@ -80,11 +81,11 @@ func (r *Runner) keep(name string, p *pending) {
 	r.mu.Unlock()
 	if stopped {
 		r.opts.Logger.Error("LOST: the outcome of an action could not be written during shutdown; at the next start it is reported interrupted",
-			"deployment", name, "uuid", p.id, "end_state", p.end.String(), "err", p.err, "hint", spaceHint(p.err))
+			"deployment", name, "uuid", p.id, "end_state", p.end.String(), "err", err, "hint", spaceHint(err))
 		return
 	}
 	r.opts.Logger.Error("the outcome of an action could not be written; it is kept in memory and retried until it is, and the deployment takes no new action meanwhile",
-		"deployment", name, "uuid", p.id, "end_state", p.end.String(), "err", p.err, "hint", spaceHint(p.err))
+		"deployment", name, "uuid", p.id, "end_state", p.end.String(), "err", err, "hint", spaceHint(err))
 	go r.retry(name, p)
 }
 

@@ -270,7 +270,8 @@ func (r *Runner) run(ctx context.Context, op *operation, d api.Deployment, prev 
 	if changed {
 		r.publishState(d.Name, op.UUID, end)
 	}
-	// Followers learn of the end only now, when the outcome is stored.
+	// Followers learn of the end only now, when the outcome is stored (or
+	// kept in memory, and served as stored, when the store refused it).
 	if err := log.Close(); err != nil {
 		r.opts.Logger.Error("closing action log", "path", log.Path(), "err", err)
 	}
