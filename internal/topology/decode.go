@@ -54,7 +54,7 @@ func parse(filename string, data []byte) (*Config, []Problem) {
 		return nil, []Problem{*p}
 	}
 	c := &Config{file: filename, lines: map[string]int{}, bad: map[string]bool{}}
-	d := &decoder{c: c, budget: nodeBudget, merging: map[*yaml.Node]bool{}}
+	d := &decoder{c: c}
 	if root == nil {
 		d.problem(0, "machines", "must list at least one machine (the file is empty)")
 		return c, d.problems
@@ -121,13 +121,12 @@ func syntaxProblem(err error, data []byte) *Problem {
 
 // decoder walks a yaml.Node tree into the model types by their yaml tags. It
 // records the line of every field it meets and a Problem for every field it
-// cannot take, and keeps going, so that one run reports everything.
+// cannot take, and keeps going, so that one run reports everything. It runs
+// only on trees checkExpansion passed: without alias loops, and small once
+// expanded, so following every alias and merge key is safe.
 type decoder struct {
 	c        *Config
 	problems []Problem
-	budget   int
-	// merging guards against a merge key (<<) that includes itself.
-	merging map[*yaml.Node]bool
 }
 
 func (d *decoder) problem(line int, field, format string, args ...any) {
@@ -146,13 +145,6 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, line int) {
 	n = deref(n)
 	if n == nil {
 		d.problem(line, path, "refers to an anchor that cannot be resolved")
-		return
-	}
-	d.budget--
-	if d.budget < 0 {
-		if d.budget == -1 {
-			d.problem(line, path, "makes the document too large (over %d nodes once aliases are expanded)", nodeBudget)
-		}
 		return
 	}
 	if path != "" {
@@ -323,13 +315,7 @@ func (d *decoder) mergeSources(val *yaml.Node, path string) []pair {
 			d.problem(val.Line, path, "merges (<<) something that is not a mapping")
 			continue
 		}
-		if d.merging[m] {
-			d.problem(val.Line, path, "merges (<<) a mapping into itself")
-			continue
-		}
-		d.merging[m] = true
 		out = append(out, d.pairs(m, path)...)
-		delete(d.merging, m)
 	}
 	if len(maps) == 0 {
 		d.problem(val.Line, path, "merges (<<) something that is not a mapping")
