@@ -74,8 +74,9 @@ func (r *Runner) Wait(ctx context.Context, id string) (api.LogEntry, error) {
 			return api.LogEntry{}, ctx.Err()
 		}
 	}
-	// An action leaves byUUID only once its outcome is stored.
-	e, err := r.opts.Store.LogEntry(ctx, id)
+	// An action leaves byUUID only once its outcome is stored, or kept in
+	// memory when the store refused it.
+	e, err := r.Records().LogEntry(ctx, id)
 	if err != nil {
 		return api.LogEntry{}, err
 	}
@@ -88,7 +89,8 @@ func (r *Runner) Wait(ctx context.Context, id string) (api.LogEntry, error) {
 // Shutdown refuses new actions from now on (ErrShuttingDown), interrupts
 // every running one and waits for them to clean up and record themselves as
 // interrupted, until ctx ends. Whatever is still running then is recorded as
-// interrupted by Recover at the next start.
+// interrupted by Recover at the next start. Outcomes kept in memory because
+// the store refused them are tried once more.
 func (r *Runner) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closing = true
@@ -103,8 +105,10 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		r.flushAtShutdown()
 		return nil
 	case <-ctx.Done():
+		r.flushAtShutdown()
 		return fmt.Errorf("actions still running at shutdown: %w", ctx.Err())
 	}
 }

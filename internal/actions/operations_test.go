@@ -69,7 +69,7 @@ func TestStartAfterShutdownIsRefused(t *testing.T) {
 	}
 }
 
-// SPEC 4: a snapshot action never changes the deployment's state.
+// A snapshot action never changes the deployment's state.
 func TestSnapshotNeverChangesTheState(t *testing.T) {
 	snap := api.ActionRequest{Command: api.Command{Name: api.CmdSnapshot},
 		Snapshot: &api.SnapshotOptions{SubCommand: "create", Guest: "vm1", Name: "s1"}}

@@ -13,10 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/testbedos/testbedos/internal/actlog"
-
 	"github.com/google/uuid"
 
+	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/store"
@@ -77,6 +76,11 @@ type Runner struct {
 	running map[string]*operation // by deployment
 	byUUID  map[string]*operation
 	closing bool // Shutdown began
+	// pending holds, by deployment, outcomes the store refused (pending.go).
+	pending      map[string]*pending
+	retriers     sync.WaitGroup
+	stopRetry    chan struct{}
+	retryStopped bool
 }
 
 type operation struct {
@@ -98,7 +102,8 @@ func NewRunner(opts Options) *Runner {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{opts: opts, running: make(map[string]*operation), byUUID: make(map[string]*operation)}
+	return &Runner{opts: opts, running: make(map[string]*operation), byUUID: make(map[string]*operation),
+		pending: make(map[string]*pending), stopRetry: make(chan struct{})}
 }
 
 // Start begins the action req on deployment name and returns its uuid. The
@@ -127,7 +132,7 @@ func (r *Runner) StartNoted(ctx context.Context, name string, req api.ActionRequ
 }
 
 // busy is the refusal of a second action: it names the running one and how
-// to follow it (SPEC 4).
+// to follow it.
 func busy(name string, running *string) error {
 	if running == nil {
 		return fmt.Errorf("deployment %s: %w", name, ErrBusy)
@@ -140,6 +145,9 @@ func (r *Runner) start(ctx context.Context, name string, req api.ActionRequest, 
 	cmd, err := req.Resolve()
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	if err := r.refusePending(name); err != nil {
+		return "", err
 	}
 	current, err := r.opts.Store.Deployment(ctx, name)
 	if err != nil {
@@ -243,7 +251,7 @@ func (r *Runner) run(ctx context.Context, op *operation, d api.Deployment, prev 
 		log.Printf("==> %s succeeded: deployment is %s", cmd, end)
 	}
 	if cmd.Name == api.CmdSnapshot {
-		// A snapshot never changes the deployment's state (SPEC 4).
+		// A snapshot never changes the deployment's state.
 		end = prev
 	}
 	took := time.Since(start)
@@ -262,7 +270,8 @@ func (r *Runner) run(ctx context.Context, op *operation, d api.Deployment, prev 
 	if changed {
 		r.publishState(d.Name, op.UUID, end)
 	}
-	// Followers learn of the end only now, when the outcome is stored.
+	// Followers learn of the end only now, when the outcome is stored (or
+	// kept in memory, and served as stored, when the store refused it).
 	if err := log.Close(); err != nil {
 		r.opts.Logger.Error("closing action log", "path", log.Path(), "err", err)
 	}
@@ -305,31 +314,5 @@ func errorCode(ctx context.Context, err error) int {
 		return api.ErrorCodeCancelled
 	default:
 		return api.ErrorCodeFailed
-	}
-}
-
-// record writes the outcome and reports whether it set the deployment's
-// state. It retries for a while: the action has ended and losing its outcome
-// would leave the deployment "running" until a restart.
-func (r *Runner) record(name, id string, end api.DeploymentState, entry api.LogEntry) (changed bool) {
-	ctx := context.Background()
-	for attempt := 0; ; attempt++ {
-		changed = false
-		_, errD := r.opts.Store.UpdateDeployment(ctx, name, func(d *api.Deployment) error {
-			if d.LastActionUUID == nil || *d.LastActionUUID == id {
-				d.State, changed = end, true
-			}
-			return nil
-		})
-		errL := r.opts.Store.PutLogEntry(ctx, id, entry)
-		err := errors.Join(errD, errL)
-		if err == nil || errors.Is(err, store.ErrNotFound) {
-			return changed && errD == nil
-		}
-		r.opts.Logger.Error("recording action outcome", "deployment", name, "uuid", id, "attempt", attempt, "err", err)
-		if attempt == 4 {
-			return changed && errD == nil
-		}
-		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
 	}
 }

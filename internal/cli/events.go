@@ -46,9 +46,10 @@ func (a *app) printEvents(ctx context.Context, c *client.Client, raw bool) error
 	}()
 	err := c.Events(ctx, func(e api.Event, data json.RawMessage) error {
 		if raw {
-			_, err := fmt.Fprintf(a.stdout, "%s\n", data)
+			_, err := fmt.Fprintf(a.stdout, "%s\n", a.guestText(a.stdout, string(data)))
 			return err
 		}
+		e.Error = a.guestText(a.stdout, e.Error)
 		return writeEvent(a.stdout, e)
 	})
 	switch {

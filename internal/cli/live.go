@@ -55,8 +55,8 @@ status is the command's; 124 when --timeout killed it. Output is capped at
 			if err != nil {
 				return explain(err, name)
 			}
-			io.WriteString(a.stdout, res.Stdout)
-			io.WriteString(a.stderr, res.Stderr)
+			io.WriteString(a.stdout, a.guestText(a.stdout, res.Stdout))
+			io.WriteString(a.stderr, a.guestText(a.stderr, res.Stderr))
 			if res.Truncated {
 				fmt.Fprintln(a.stderr, "kvm-compose: the output was over 1 MiB and is cut")
 			}

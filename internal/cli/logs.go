@@ -74,7 +74,8 @@ func (a *app) printLog(ctx context.Context, c *client.Client, id string) error {
 	}
 	defer body.Close()
 	r := bufio.NewReaderSize(body, logstream.MaxMessage)
-	out := bufio.NewWriterSize(a.stdout, 64<<10)
+	guest := a.guestOutput(a.stdout)
+	out := bufio.NewWriterSize(guest, 64<<10)
 	lineStart := true
 	for {
 		chunk, err := r.ReadSlice('\n')
@@ -94,7 +95,7 @@ func (a *app) printLog(ctx context.Context, c *client.Client, id string) error {
 			if errors.Is(err, io.EOF) {
 				err = nil
 			}
-			if ferr := out.Flush(); err == nil {
+			if ferr := errors.Join(out.Flush(), guest.Close()); err == nil {
 				err = ferr
 			}
 			if err != nil {

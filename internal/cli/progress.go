@@ -47,6 +47,7 @@ func (p *progress) line(l string) {
 		fmt.Fprintln(p.w, l)
 		return
 	}
+	l = sanitizeGuest(l)
 	_, rest, _ := strings.Cut(l, " ")
 	if stageLine.MatchString(rest) {
 		p.current = l

@@ -48,7 +48,7 @@ type app struct {
 var Version = "dev"
 
 // DefaultTCP is the server the CLI tries when the unix socket does not
-// answer (SPEC 9).
+// answer.
 const DefaultTCP = "http://localhost:3355"
 
 // startHint says how to get a server when none answers.
@@ -84,14 +84,14 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.msg != "" {
-			fmt.Fprintln(stderr, "kvm-compose:", ee.msg)
+			fmt.Fprintln(stderr, "kvm-compose:", a.guestText(stderr, ee.msg))
 		}
 		return ee.code
 	}
 	if client.StatusOf(err) == http.StatusUnauthorized {
 		err = fmt.Errorf("%w\nhint: %s", err, a.auth.hint())
 	}
-	fmt.Fprintln(stderr, "kvm-compose:", err)
+	fmt.Fprintln(stderr, "kvm-compose:", a.guestText(stderr, err.Error()))
 	return 1
 }
 

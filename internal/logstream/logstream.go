@@ -23,7 +23,7 @@ const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 // two quick actions of one deployment apart.
 const fileTimeLayout = "2006-01-02T15:04:05.000Z"
 
-// MaxLine is the most bytes of text one log line carries (SPEC 5): a longer
+// MaxLine is the most bytes of text one log line carries: a longer
 // line, from a guest's script or anywhere else, is split into lines of at
 // most MaxLine bytes, so no output can make a line, and the memory holding
 // it, grow without bound.
@@ -34,7 +34,8 @@ const MaxLine = 64 << 10
 // lines were split) reach followers split at MaxMessage.
 const MaxMessage = MaxLine + 4<<10
 
-// DefaultMaxBytes caps one action's log (SPEC 12).
+// DefaultMaxBytes caps one action's log (TESTBEDOS_LOG_MAX_BYTES changes it);
+// past the cap lines are dropped and counted.
 const DefaultMaxBytes = 256 << 20
 
 // Hub creates action logs in one folder and knows which are still being

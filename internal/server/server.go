@@ -137,7 +137,6 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock,
 		hostName: hostName(), agent: opts.Agent}
 	s.quit, s.stopBackground = context.WithCancel(context.Background())
-	s.prune = s.pruneOnce
 	ok := false
 	defer func() {
 		if ok {
@@ -217,6 +216,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Store: s.store, Hub: s.hub, Executor: exec, Logger: log,
 		Observe: s.metrics.observeAction, Events: s.events,
 	})
+	// From here on the server reads its records as the runner serves them:
+	// an outcome the store refused (a full disk) reads as recorded.
+	s.store = s.runner.Records()
+	s.prune = actions.NewPruner(actions.PruneOptions{
+		Store: s.store, Dir: cfg.OrchestrationDir(),
+		Retention: cfg.LogRetention, MaxCount: cfg.LogMaxCount, Logger: log,
+	}).Prune
 	n, err := s.runner.Recover(ctx)
 	if err != nil {
 		return nil, err
@@ -460,14 +466,6 @@ func (s *Server) pruneLogs(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// pruneOnce is the real prune of pruneLogs.
-func (s *Server) pruneOnce(ctx context.Context) (int, error) {
-	return actions.Prune(ctx, actions.PruneOptions{
-		Store: s.store, Dir: s.cfg.OrchestrationDir(),
-		Retention: s.cfg.LogRetention, MaxCount: s.cfg.LogMaxCount,
-	})
 }
 
 // Close stops in the order of SPEC 13: no new actions, running actions

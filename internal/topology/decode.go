@@ -18,8 +18,10 @@ import (
 // DefaultFile is the topology file's name inside a project folder.
 const DefaultFile = "kvm-compose.yaml"
 
-// nodeBudget bounds the YAML nodes the decoder visits, aliases expanded: a
-// few anchors referenced from many places must not make parsing quadratic.
+// nodeBudget bounds the YAML nodes of a document once aliases and merge keys
+// are expanded (checkExpansion measures that before decoding): anchors that
+// refer to anchors must not make parsing exponential, nor a few anchors
+// referenced from many places make it quadratic.
 const nodeBudget = 200_000
 
 // Parse decodes a kvm-compose.yaml and runs every check that needs no file
@@ -39,13 +41,20 @@ func parse(filename string, data []byte) (*Config, []Problem) {
 	if filename == "" {
 		filename = DefaultFile
 	}
-	root, p := parseYAML(data)
+	p := sizeProblem(data)
+	var root *yaml.Node
+	if p == nil {
+		root, p = parseYAML(data)
+	}
+	if p == nil && root != nil {
+		p = checkExpansion(root)
+	}
 	if p != nil {
 		p.File = filename
 		return nil, []Problem{*p}
 	}
 	c := &Config{file: filename, lines: map[string]int{}, bad: map[string]bool{}}
-	d := &decoder{c: c, budget: nodeBudget, merging: map[*yaml.Node]bool{}}
+	d := &decoder{c: c}
 	if root == nil {
 		d.problem(0, "machines", "must list at least one machine (the file is empty)")
 		return c, d.problems
@@ -112,13 +121,12 @@ func syntaxProblem(err error, data []byte) *Problem {
 
 // decoder walks a yaml.Node tree into the model types by their yaml tags. It
 // records the line of every field it meets and a Problem for every field it
-// cannot take, and keeps going, so that one run reports everything.
+// cannot take, and keeps going, so that one run reports everything. It runs
+// only on trees checkExpansion passed: without alias loops, and small once
+// expanded, so following every alias and merge key is safe.
 type decoder struct {
 	c        *Config
 	problems []Problem
-	budget   int
-	// merging guards against a merge key (<<) that includes itself.
-	merging map[*yaml.Node]bool
 }
 
 func (d *decoder) problem(line int, field, format string, args ...any) {
@@ -137,13 +145,6 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, line int) {
 	n = deref(n)
 	if n == nil {
 		d.problem(line, path, "refers to an anchor that cannot be resolved")
-		return
-	}
-	d.budget--
-	if d.budget < 0 {
-		if d.budget == -1 {
-			d.problem(line, path, "makes the document too large (over %d nodes once aliases are expanded)", nodeBudget)
-		}
 		return
 	}
 	if path != "" {
@@ -314,13 +315,7 @@ func (d *decoder) mergeSources(val *yaml.Node, path string) []pair {
 			d.problem(val.Line, path, "merges (<<) something that is not a mapping")
 			continue
 		}
-		if d.merging[m] {
-			d.problem(val.Line, path, "merges (<<) a mapping into itself")
-			continue
-		}
-		d.merging[m] = true
 		out = append(out, d.pairs(m, path)...)
-		delete(d.merging, m)
 	}
 	if len(maps) == 0 {
 		d.problem(val.Line, path, "merges (<<) something that is not a mapping")
