@@ -34,6 +34,10 @@ type Server struct {
 	Auth    bool
 	// TLS is auto (TLS on TCP unless it listens on loopback), on or off.
 	TLS string
+	// AllowedHosts are names, besides the ones the server listens as, that
+	// requests over TCP may carry in their Host header (a DNS name of this
+	// host, a reverse proxy's name).
+	AllowedHosts []string
 
 	// Client mode.
 	MainURL   string
@@ -135,6 +139,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	dev := boolean("dev", "TESTBEDOS_DEV", false, "development mode: debug logs, GUI templates read from disk")
 	auth := str("auth", "TESTBEDOS_AUTH", "on", "token auth over TCP: on, or off for development only")
 	useTLS := str("tls", "TESTBEDOS_TLS", TLSAuto, "TLS on the TCP listener: auto (unless it listens on loopback), on or off")
+	allowedHosts := str("allowed-hosts", "TESTBEDOS_ALLOWED_HOSTS", "", "comma-separated extra host names the API answers to in the Host header (besides localhost, IPs, this host's name)")
 	mainURL := str("main", "TESTBEDOS_MAIN_URL", "", "client mode: URL of the main server")
 	tokenFile := str("token-file", "TESTBEDOS_TOKEN_FILE", "", "client mode: file holding the cluster token")
 	mainFP := str("main-fingerprint", "TESTBEDOS_MAIN_FINGERPRINT", "", "client mode: the main's certificate fingerprint (sha256:<hex>)")
@@ -153,6 +158,11 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
 			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
 			Restore: strings.ToLower(*restore),
+		}
+		for _, h := range strings.Split(*allowedHosts, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				cfg.AllowedHosts = append(cfg.AllowedHosts, h)
+			}
 		}
 		switch strings.ToLower(*auth) {
 		case "on", "true", "1", "yes":

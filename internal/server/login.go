@@ -8,17 +8,18 @@ import (
 // maxLoginForm bounds the login form's body.
 const maxLoginForm = 8 << 10
 
-// registerLogin adds the login form, its POST and logout to mux (SPEC 10,
-// 11). Without auth (or over the unix socket) there is nothing to log in to.
-func (s *Server) registerLogin(mux *http.ServeMux) {
-	mux.HandleFunc(loginRoute, func(w http.ResponseWriter, r *http.Request) {
+// loginRoutes are the login form, its POST (both open) and logout (with
+// the session it ends). Without auth (or over the unix socket) there is
+// nothing to log in to.
+func (s *Server) loginRoutes() []Route {
+	form := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.token == "" || trusted(r) {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
 		s.gui.Login(w, http.StatusOK, safeNext(r.URL.Query().Get("next")), "")
 	})
-	mux.HandleFunc(loginPost, func(w http.ResponseWriter, r *http.Request) {
+	post := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.token == "" || trusted(r) {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
@@ -49,7 +50,7 @@ func (s *Server) registerLogin(mux *http.ServeMux) {
 		})
 		http.Redirect(w, r, next, http.StatusSeeOther)
 	})
-	mux.HandleFunc(logoutRoute, func(w http.ResponseWriter, r *http.Request) {
+	logout := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if id := sessionOf(r); id != "" {
 			s.sessions.drop(id)
 		}
@@ -59,4 +60,9 @@ func (s *Server) registerLogin(mux *http.ServeMux) {
 		})
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	})
+	return []Route{
+		{Pattern: loginRoute, Policy: openRoute, Handler: form},
+		{Pattern: loginPost, Policy: openRoute, Handler: post},
+		{Pattern: logoutRoute, Policy: userRoute, Handler: logout},
+	}
 }

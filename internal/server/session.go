@@ -133,13 +133,6 @@ func sameOrigin(r *http.Request) bool {
 	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host)
 }
 
-// Unauthenticated GUI routes: the login form, its assets.
-const (
-	loginRoute  = "GET /login"
-	loginPost   = "POST /login"
-	logoutRoute = "POST /logout"
-)
-
 // isPage reports whether an unauthenticated request is a browser asking
 // for a page (redirected to the login form) rather than an API call (401).
 func isPage(r *http.Request) bool {
@@ -170,17 +163,4 @@ func safeNext(next string) string {
 		return "/"
 	}
 	return next
-}
-
-// refuseCrossSite is the door without auth (development): an unsafe
-// request whose Origin is another site's (a browser on a foreign page) is
-// refused; the unix socket and clients that send no Origin go through.
-func refuseCrossSite(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !trusted(r) && unsafeMethod(r.Method) && r.Header.Get("Origin") != "" && !sameOrigin(r) {
-			refuseOrigin(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
