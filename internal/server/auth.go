@@ -104,9 +104,14 @@ func (s *Server) admit(a httpapi.Access, w http.ResponseWriter, r *http.Request)
 	case httpapi.AccessOpen:
 		return r, true
 	case httpapi.AccessMember:
+		if s.guesses.refuseLockedOut(w, r) {
+			return r, false
+		}
 		if tok, ok := bearerOf(r); ok && s.follower != nil && s.follower.Authenticate(tok, peerPin(r)) {
+			s.guesses.succeeded(r)
 			return r, true
 		}
+		s.guesses.failed(r)
 		countAs(r, routeUnauthenticated)
 		unauthorized(w, "the agent API takes the member secret of this host, from the main")
 		return r, false
@@ -141,8 +146,15 @@ func (s *Server) admitUser(w http.ResponseWriter, r *http.Request) (*http.Reques
 		return r, true
 	}
 	got, ok := bearerOf(r)
+	if ok && s.guesses.refuseLockedOut(w, r) {
+		return r, false
+	}
 	if ok && equalToken(got, s.token) {
+		s.guesses.succeeded(r)
 		return r, true
+	}
+	if ok {
+		s.guesses.failed(r)
 	}
 	if !ok && s.sessions != nil && s.sessions.valid(sessionOf(r)) {
 		if unsafeMethod(r.Method) && !sameOrigin(r) {

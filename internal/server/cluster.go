@@ -119,12 +119,17 @@ func (c *clusterAPI) Remove(name string) error               { return c.s.member
 // admitJoin lets in a host joining with the cluster token; the cluster
 // token opens nothing else.
 func (s *Server) admitJoin(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	if s.guesses.refuseLockedOut(w, r) {
+		return r, false
+	}
 	bearer, hasBearer := bearerOf(r)
 	want := sha256.Sum256([]byte(s.clusterToken))
 	sum := sha256.Sum256([]byte(bearer))
 	if hasBearer && s.clusterToken != "" && subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+		s.guesses.succeeded(r)
 		return r, true
 	}
+	s.guesses.failed(r)
 	countAs(r, routeUnauthenticated)
 	msg := "missing cluster token: send Authorization: Bearer <cluster token>, as `testbedos-server client --join TOKEN` does"
 	if hasBearer {

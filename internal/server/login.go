@@ -1,7 +1,10 @@
 package server
 
 import (
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -28,6 +31,12 @@ func (s *Server) loginRoutes() []Route {
 			refuseOrigin(w, r)
 			return
 		}
+		if left, locked := s.guesses.lockedOut(r); locked {
+			secs := int(math.Ceil(left.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			s.gui.Login(w, http.StatusTooManyRequests, "/", fmt.Sprintf("too many wrong tokens from this address: wait %d s before trying again", secs))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
 		if err := r.ParseForm(); err != nil {
 			s.gui.Login(w, http.StatusBadRequest, "/", "could not read the form: "+err.Error())
@@ -36,9 +45,11 @@ func (s *Server) loginRoutes() []Route {
 		next := safeNext(r.PostFormValue("next"))
 		if !equalToken(r.PostFormValue("token"), s.token) {
 			s.log.Warn("GUI login refused", "remote", remote(r))
+			s.guesses.failed(r)
 			s.gui.Login(w, http.StatusUnauthorized, next, "wrong token: use the one in config/token of the server's data folder")
 			return
 		}
+		s.guesses.succeeded(r)
 		id, exp, err := s.sessions.create()
 		if err != nil {
 			s.gui.Login(w, http.StatusInternalServerError, next, "could not start a session: "+err.Error())

@@ -71,6 +71,8 @@ type Server struct {
 	started time.Time
 	streams streamGroup
 	token   string // empty when auth is off
+	// guesses locks out addresses that guess credentials (guesses.go).
+	guesses *guesses
 	// gui serves the pages (main mode); sessions are its logins; apiMux
 	// is the REST API below auth, which the GUI creates deployments with.
 	gui      *gui.GUI
@@ -137,7 +139,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		ownLock = true
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock,
-		hostName: hostName(), agent: opts.Agent}
+		hostName: hostName(), agent: opts.Agent, guesses: newGuesses()}
 	s.quit, s.stopBackground = context.WithCancel(context.Background())
 	s.prune = s.pruneOnce
 	ok := false
