@@ -38,6 +38,9 @@ type Server struct {
 	// requests over TCP may carry in their Host header (a DNS name of this
 	// host, a reverse proxy's name).
 	AllowedHosts []string
+	// MaxConns caps the open connections of the TCP listener (the unix
+	// socket has a cap of its own); 0 means DefaultMaxConns.
+	MaxConns int
 
 	// Client mode.
 	MainURL   string
@@ -73,7 +76,9 @@ const (
 const (
 	DefaultDataDir = "/var/lib/testbedos"
 	DefaultListen  = "127.0.0.1:3355"
-	DefaultSocket  = "/run/testbedos/testbedos.sock"
+	// DefaultMaxConns caps the TCP listener's open connections.
+	DefaultMaxConns = 1024
+	DefaultSocket   = "/run/testbedos/testbedos.sock"
 )
 
 // env is how the configuration reads the environment (os.LookupEnv in
@@ -140,6 +145,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	auth := str("auth", "TESTBEDOS_AUTH", "on", "token auth over TCP: on, or off for development only")
 	useTLS := str("tls", "TESTBEDOS_TLS", TLSAuto, "TLS on the TCP listener: auto (unless it listens on loopback), on or off")
 	allowedHosts := str("allowed-hosts", "TESTBEDOS_ALLOWED_HOSTS", "", "comma-separated extra host names the API answers to in the Host header (besides localhost, IPs, this host's name)")
+	maxConns := integer("max-conns", "TESTBEDOS_MAX_CONNS", DefaultMaxConns, "cap on open TCP connections; past it the longest idle ones are closed")
 	mainURL := str("main", "TESTBEDOS_MAIN_URL", "", "client mode: URL of the main server")
 	tokenFile := str("token-file", "TESTBEDOS_TOKEN_FILE", "", "client mode: file holding the cluster token")
 	mainFP := str("main-fingerprint", "TESTBEDOS_MAIN_FINGERPRINT", "", "client mode: the main's certificate fingerprint (sha256:<hex>)")
@@ -157,7 +163,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 			MainURL: *mainURL, TokenFile: *tokenFile, MainFingerprint: *mainFP,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
 			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
-			Restore: strings.ToLower(*restore),
+			Restore: strings.ToLower(*restore), MaxConns: *maxConns,
 		}
 		for _, h := range strings.Split(*allowedHosts, ",") {
 			if h = strings.TrimSpace(h); h != "" {

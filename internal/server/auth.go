@@ -51,7 +51,7 @@ type trustedKey struct{}
 // markConn tells handlers whether a request came through the unix socket,
 // the trusted local door.
 func markConn(ctx context.Context, c net.Conn) context.Context {
-	_, unix := c.(*net.UnixConn)
+	unix := c.LocalAddr().Network() == "unix"
 	return context.WithValue(ctx, trustedKey{}, unix)
 }
 
@@ -91,7 +91,8 @@ func peerPin(r *http.Request) string {
 }
 
 // unauthorized answers 401 with the bearer challenge.
-func unauthorized(w http.ResponseWriter, msg string) {
+func unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
+	dropBody(w, r)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="testbedos"`)
 	httpapi.WriteErrorBody(w, http.StatusUnauthorized, msg)
 }
@@ -113,7 +114,7 @@ func (s *Server) admit(a httpapi.Access, w http.ResponseWriter, r *http.Request)
 		}
 		s.guesses.failed(r)
 		countAs(r, routeUnauthenticated)
-		unauthorized(w, "the agent API takes the member secret of this host, from the main")
+		unauthorized(w, r, "the agent API takes the member secret of this host, from the main")
 		return r, false
 	}
 	if trusted(r) {
@@ -175,6 +176,15 @@ func (s *Server) admitUser(w http.ResponseWriter, r *http.Request) (*http.Reques
 	case ok:
 		msg = "wrong token"
 	}
-	unauthorized(w, msg)
+	unauthorized(w, r, msg)
 	return r, false
+}
+
+// dropBody closes the connection after a refusal of a request with a body:
+// the server would otherwise read the body (up to 256 KiB, as slowly as the
+// client sends it) before it answers, to keep the connection alive.
+func dropBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
 }

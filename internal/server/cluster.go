@@ -135,7 +135,7 @@ func (s *Server) admitJoin(w http.ResponseWriter, r *http.Request) (*http.Reques
 	if hasBearer {
 		msg = "wrong cluster token: get a new join token on the main (testbedos-server join-token)"
 	}
-	unauthorized(w, msg)
+	unauthorized(w, r, msg)
 	return r, false
 }
 

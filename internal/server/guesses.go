@@ -140,6 +140,7 @@ func (g *guesses) refuseLockedOut(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	countAs(r, routeUnauthenticated)
+	dropBody(w, r)
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(left.Seconds()))))
 	httpapi.WriteErrorBody(w, http.StatusTooManyRequests,
 		"too many wrong credentials from this address: wait "+strconv.Itoa(int(math.Ceil(left.Seconds())))+" s (Retry-After) before trying again")

@@ -49,6 +49,7 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 			return
 		}
 		countAs(r, routeUnauthenticated)
+		dropBody(w, r)
 		httpapi.WriteErrorBody(w, http.StatusMisdirectedRequest,
 			"Host "+strings.ToValidUTF8(r.Host, "\uFFFD")+" is not a name this server answers to (a defence against DNS rebinding): "+
 				"reach it by IP address, localhost or its host name, or add the name to TESTBEDOS_ALLOWED_HOSTS (--allowed-hosts, comma separated)")

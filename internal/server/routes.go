@@ -84,6 +84,7 @@ func (s *Server) serveTable(rts []Route) http.Handler {
 		mux.Handle(rt.Pattern, s.guard(rt))
 	}
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = deadlines(w, r, s.bodyTimeout, writeTimeout)
 		mux.ServeHTTP(&unmatched{ResponseWriter: w, r: r, s: s}, r)
 	})
 	h = s.checkHost(h)
@@ -99,6 +100,9 @@ func (s *Server) guard(rt Route) http.Handler {
 		r, ok := s.admit(rt.Access, w, r)
 		if !ok {
 			return
+		}
+		if rt.Stream {
+			endDeadlines(w)
 		}
 		if rt.Action && s.stopping.Load() {
 			w.Header().Set("Retry-After", "30")

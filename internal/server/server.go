@@ -71,6 +71,9 @@ type Server struct {
 	started time.Time
 	streams streamGroup
 	token   string // empty when auth is off
+	// bodyTimeout bounds the read of a request's body (conns.go); tests
+	// shorten it.
+	bodyTimeout time.Duration
 	// guesses locks out addresses that guess credentials (guesses.go).
 	guesses *guesses
 	// gui serves the pages (main mode); sessions are its logins; apiMux
@@ -139,7 +142,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		ownLock = true
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock,
-		hostName: hostName(), agent: opts.Agent, guesses: newGuesses()}
+		hostName: hostName(), agent: opts.Agent, guesses: newGuesses(), bodyTimeout: bodyTimeout}
 	s.quit, s.stopBackground = context.WithCancel(context.Background())
 	s.prune = s.pruneOnce
 	ok := false
@@ -308,7 +311,7 @@ func (s *Server) Listeners() ([]net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
-		ls = append(ls, s.tlsListener(l))
+		ls = append(ls, s.tlsListener(limitConns(l, s.cfg.MaxConns)))
 	}
 	if s.cfg.Socket != "" {
 		l, err := listenSocket(s.cfg.Socket)
@@ -318,7 +321,7 @@ func (s *Server) Listeners() ([]net.Listener, error) {
 			}
 			return nil, err
 		}
-		ls = append(ls, l)
+		ls = append(ls, limitConns(l, socketMaxConns))
 	}
 	return ls, nil
 }
@@ -341,8 +344,10 @@ func (s *Server) Start() (ls []net.Listener, stop func() error, err error) {
 func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idleTimeout,
 		ConnContext:       markConn,
+		ConnState:         trackState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	bg, cancelBG := context.WithCancel(ctx)

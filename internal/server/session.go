@@ -147,6 +147,7 @@ func isPage(r *http.Request) bool {
 // origin (cross-site request forgery).
 func refuseOrigin(w http.ResponseWriter, r *http.Request) {
 	countAs(r, routeUnauthenticated)
+	dropBody(w, r)
 	httpapi.WriteErrorBody(w, http.StatusForbidden,
 		"refused: a request made with the GUI session must come from the server's own pages (Origin or Referer must match "+r.Host+"); scripts use Authorization: Bearer")
 }

@@ -42,6 +42,10 @@ type Policy struct {
 	// Action marks a route that starts work: refused with 503 once the
 	// server is shutting down, while everything else goes on.
 	Action bool
+	// Stream marks a route whose answer lasts as long as the client wants
+	// (websockets, captures, exec): no read or write deadline after the
+	// request is let in.
+	Stream bool
 }
 
 // The policies of the REST table.
@@ -51,6 +55,7 @@ var (
 	action       = Policy{Access: AccessUser, Action: true}
 	join         = Policy{Access: AccessClusterToken}
 	memberOrUser = Policy{Access: AccessMemberOrUser}
+	stream       = Policy{Access: AccessUser, Stream: true}
 )
 
 // Route is one entry of the server's route table: a Go 1.22 mux pattern,
