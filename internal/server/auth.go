@@ -157,12 +157,14 @@ func (s *Server) admitUser(w http.ResponseWriter, r *http.Request) (*http.Reques
 	if ok {
 		s.guesses.failed(r)
 	}
-	if !ok && s.sessions != nil && s.sessions.valid(sessionOf(r)) {
-		if unsafeMethod(r.Method) && !sameOrigin(r) {
-			refuseOrigin(w, r)
-			return r, false
+	if !ok && s.sessions != nil {
+		if sess, live := s.sessions.live(sessionOf(r)); live {
+			if unsafeMethod(r.Method) && !sameOrigin(r) {
+				refuseOrigin(w, r)
+				return r, false
+			}
+			return r.WithContext(httpapi.WithCredential(r.Context(), sess)), true
 		}
-		return r, true
 	}
 	countAs(r, routeUnauthenticated)
 	if !ok && s.sessions != nil && isPage(r) {
