@@ -94,7 +94,9 @@ func logStream(d Deps) handler {
 		err = d.Hub.Follow(ctx, e.LogPath, func(line string) error {
 			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 			defer cancel()
-			return conn.Write(wctx, websocket.MessageText, []byte(line))
+			// A text frame must be UTF-8 (a browser fails the connection
+			// otherwise); guests' output need not be.
+			return conn.Write(wctx, websocket.MessageText, []byte(strings.ToValidUTF8(line, "\uFFFD")))
 		})
 		if err != nil {
 			if credentialEnded(r) {
