@@ -34,6 +34,13 @@ type Server struct {
 	Auth    bool
 	// TLS is auto (TLS on TCP unless it listens on loopback), on or off.
 	TLS string
+	// AllowedHosts are names, besides the ones the server listens as, that
+	// requests over TCP may carry in their Host header (a DNS name of this
+	// host, a reverse proxy's name).
+	AllowedHosts []string
+	// MaxConns caps the open connections of the TCP listener (the unix
+	// socket has a cap of its own); 0 means DefaultMaxConns.
+	MaxConns int
 
 	// Client mode.
 	MainURL   string
@@ -69,7 +76,9 @@ const (
 const (
 	DefaultDataDir = "/var/lib/testbedos"
 	DefaultListen  = "127.0.0.1:3355"
-	DefaultSocket  = "/run/testbedos/testbedos.sock"
+	// DefaultMaxConns caps the TCP listener's open connections.
+	DefaultMaxConns = 1024
+	DefaultSocket   = "/run/testbedos/testbedos.sock"
 )
 
 // env is how the configuration reads the environment (os.LookupEnv in
@@ -135,6 +144,8 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	dev := boolean("dev", "TESTBEDOS_DEV", false, "development mode: debug logs, GUI templates read from disk")
 	auth := str("auth", "TESTBEDOS_AUTH", "on", "token auth over TCP: on, or off for development only")
 	useTLS := str("tls", "TESTBEDOS_TLS", TLSAuto, "TLS on the TCP listener: auto (unless it listens on loopback), on or off")
+	allowedHosts := str("allowed-hosts", "TESTBEDOS_ALLOWED_HOSTS", "", "comma-separated extra host names the API answers to in the Host header (besides localhost, IPs, this host's name)")
+	maxConns := integer("max-conns", "TESTBEDOS_MAX_CONNS", DefaultMaxConns, "cap on open TCP connections; past it the longest idle ones are closed")
 	mainURL := str("main", "TESTBEDOS_MAIN_URL", "", "client mode: URL of the main server")
 	tokenFile := str("token-file", "TESTBEDOS_TOKEN_FILE", "", "client mode: file holding the cluster token")
 	mainFP := str("main-fingerprint", "TESTBEDOS_MAIN_FINGERPRINT", "", "client mode: the main's certificate fingerprint (sha256:<hex>)")
@@ -152,7 +163,12 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 			MainURL: *mainURL, TokenFile: *tokenFile, MainFingerprint: *mainFP,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
 			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
-			Restore: strings.ToLower(*restore),
+			Restore: strings.ToLower(*restore), MaxConns: *maxConns,
+		}
+		for _, h := range strings.Split(*allowedHosts, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				cfg.AllowedHosts = append(cfg.AllowedHosts, h)
+			}
 		}
 		switch strings.ToLower(*auth) {
 		case "on", "true", "1", "yes":

@@ -159,7 +159,7 @@ func (g *GUI) render(w http.ResponseWriter, status int, page string, data any) {
 	w.Write(buf.Bytes())
 }
 
-// Page routes, for the server's route labels.
+// Page routes.
 const (
 	RouteDashboard   = "GET /{$}"
 	RouteDeployments = "GET /deployments"
@@ -171,22 +171,34 @@ const (
 	RouteStatic      = "GET /static/"
 )
 
-// Patterns lists the routes Register adds.
-func Patterns() []string {
-	return []string{RouteDashboard, RouteDeployments, RouteNew, RouteCreate, RouteDeployment, RouteCluster, RouteConfig, RouteStatic}
+// Page is one route of the GUI; Public pages are served without a login.
+type Page struct {
+	Pattern string
+	Handler http.Handler
+	Public  bool
 }
 
-// Register adds the pages to mux. /login and /logout belong to the
-// server's authentication, which renders the form with Login.
+// Pages are the GUI's routes. /login and /logout belong to the server's
+// authentication, which renders the form with Login.
+func (g *GUI) Pages() []Page {
+	return []Page{
+		{RouteDashboard, http.HandlerFunc(g.dashboard), false},
+		{RouteDeployments, http.HandlerFunc(g.deployments), false},
+		{RouteNew, http.HandlerFunc(g.newPage), false},
+		{RouteCreate, http.HandlerFunc(g.create), false},
+		{RouteDeployment, http.HandlerFunc(g.deployment), false},
+		{RouteCluster, g.simple("cluster", "Cluster"), false},
+		{RouteConfig, g.simple("config", "Configuration"), false},
+		// The login form's own stylesheet and script.
+		{RouteStatic, http.HandlerFunc(g.static), true},
+	}
+}
+
+// Register adds the pages to mux.
 func (g *GUI) Register(mux *http.ServeMux) {
-	mux.HandleFunc(RouteDashboard, g.dashboard)
-	mux.HandleFunc(RouteDeployments, g.deployments)
-	mux.HandleFunc(RouteNew, g.newPage)
-	mux.HandleFunc(RouteCreate, g.create)
-	mux.HandleFunc(RouteDeployment, g.deployment)
-	mux.HandleFunc(RouteCluster, g.simple("cluster", "Cluster"))
-	mux.HandleFunc(RouteConfig, g.simple("config", "Configuration"))
-	mux.HandleFunc(RouteStatic, g.static)
+	for _, p := range g.Pages() {
+		mux.Handle(p.Pattern, p.Handler)
+	}
 }
 
 func (g *GUI) static(w http.ResponseWriter, r *http.Request) {
@@ -196,12 +208,6 @@ func (g *GUI) static(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=300")
 	}
 	http.FileServerFS(g.assets()).ServeHTTP(w, r)
-}
-
-// IsPublic reports whether path is served without a login: the login
-// form's own stylesheet and script.
-func IsPublic(path string) bool {
-	return len(path) > len("/static/") && path[:len("/static/")] == "/static/"
 }
 
 // Login renders the login form, with msg as an error when not empty.

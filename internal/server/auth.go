@@ -16,7 +16,7 @@ import (
 	"strings"
 
 	"github.com/testbedos/testbedos/internal/atomicfile"
-	"github.com/testbedos/testbedos/internal/gui"
+	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 	"github.com/testbedos/testbedos/internal/tlsid"
 )
@@ -51,25 +51,12 @@ type trustedKey struct{}
 // markConn tells handlers whether a request came through the unix socket,
 // the trusted local door.
 func markConn(ctx context.Context, c net.Conn) context.Context {
-	_, unix := c.(*net.UnixConn)
+	unix := c.LocalAddr().Network() == "unix"
 	return context.WithValue(ctx, trustedKey{}, unix)
 }
 
 func trusted(r *http.Request) bool {
 	v, _ := r.Context().Value(trustedKey{}).(bool)
-	return v
-}
-
-// authorizedKey marks a request an earlier door let in with a credential
-// of its own (the cluster token on the join route, a member secret).
-type authorizedKey struct{}
-
-func authorize(r *http.Request) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), authorizedKey{}, true))
-}
-
-func authorized(r *http.Request) bool {
-	v, _ := r.Context().Value(authorizedKey{}).(bool)
 	return v
 }
 
@@ -104,46 +91,102 @@ func peerPin(r *http.Request) string {
 }
 
 // unauthorized answers 401 with the bearer challenge.
-func unauthorized(w http.ResponseWriter, msg string) {
+func unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
+	dropBody(w, r)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="testbedos"`)
 	httpapi.WriteErrorBody(w, http.StatusUnauthorized, msg)
 }
 
-// requireToken lets through requests from the unix socket, /healthz, the
-// login form and its assets, requests an earlier door authorized, requests
-// bearing the token, and requests with a live GUI session (unsafe ones only
-// from the server's own pages: 403 otherwise). Other pages redirect to the
-// login form; the rest get 401.
-func requireToken(token string, sess *sessions) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if trusted(r) || authorized(r) || r.URL.Path == "/healthz" || r.URL.Path == "/login" || gui.IsPublic(r.URL.Path) {
-				next.ServeHTTP(w, r)
-				return
+// admit checks the credential a route's policy asks for. It answers the
+// refusal itself (401, 403 or a redirect to the login form) and then
+// reports false. The unix socket opens everything but the agent API.
+func (s *Server) admit(a httpapi.Access, w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	switch a {
+	case httpapi.AccessOpen:
+		return r, true
+	case httpapi.AccessMember:
+		if s.guesses.refuseLockedOut(w, r) {
+			return r, false
+		}
+		if tok, ok := bearerOf(r); ok && s.follower != nil && s.follower.Authenticate(tok, peerPin(r)) {
+			s.guesses.succeeded(r)
+			return r, true
+		}
+		s.guesses.failed(r)
+		countAs(r, routeUnauthenticated)
+		unauthorized(w, r, "the agent API takes the member secret of this host, from the main")
+		return r, false
+	}
+	if trusted(r) {
+		return r, true
+	}
+	bearer, hasBearer := bearerOf(r)
+	switch a {
+	case httpapi.AccessClusterToken:
+		return s.admitJoin(w, r)
+	case httpapi.AccessMemberOrUser:
+		if hasBearer && s.members != nil && s.members.Authenticate(r.PathValue("name"), bearer, peerPin(r)) {
+			return r, true
+		}
+	}
+	return s.admitUser(w, r)
+}
+
+// admitUser lets in requests bearing the API token and requests with a
+// live GUI session (unsafe ones only from the server's own pages: 403
+// otherwise). Other pages redirect to the login form; the rest get 401.
+// Without auth, an unsafe request whose Origin is another site's (a
+// browser on a foreign page) is refused; clients that send no Origin go
+// through.
+func (s *Server) admitUser(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	if s.token == "" {
+		if unsafeMethod(r.Method) && r.Header.Get("Origin") != "" && !sameOrigin(r) {
+			refuseOrigin(w, r)
+			return r, false
+		}
+		return r, true
+	}
+	got, ok := bearerOf(r)
+	if ok && s.guesses.refuseLockedOut(w, r) {
+		return r, false
+	}
+	if ok && equalToken(got, s.token) {
+		s.guesses.succeeded(r)
+		return r, true
+	}
+	if ok {
+		s.guesses.failed(r)
+	}
+	if !ok && s.sessions != nil {
+		if sess, live := s.sessions.live(sessionOf(r)); live {
+			if unsafeMethod(r.Method) && !sameOrigin(r) {
+				refuseOrigin(w, r)
+				return r, false
 			}
-			got, ok := bearerOf(r)
-			if ok && equalToken(got, token) {
-				next.ServeHTTP(w, r)
-				return
-			}
-			if !ok && sess != nil && sess.valid(sessionOf(r)) {
-				if unsafeMethod(r.Method) && !sameOrigin(r) {
-					refuseOrigin(w, r)
-					return
-				}
-				next.ServeHTTP(w, r)
-				return
-			}
-			countAs(r, routeUnauthenticated)
-			if !ok && isPage(r) {
-				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-				return
-			}
-			msg := "missing token: send Authorization: Bearer <token from config/token>, or log in at /login"
-			if ok {
-				msg = "wrong token"
-			}
-			unauthorized(w, msg)
-		})
+			return r.WithContext(httpapi.WithCredential(r.Context(), sess)), true
+		}
+	}
+	countAs(r, routeUnauthenticated)
+	if !ok && s.sessions != nil && isPage(r) {
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		return r, false
+	}
+	msg := "missing token: send Authorization: Bearer <token from config/token>, or log in at /login"
+	switch {
+	case s.cfg.Mode == config.ModeClient:
+		msg = "this is a client host: send this host's API token (its config/token); the main drives it through /api/agent/"
+	case ok:
+		msg = "wrong token"
+	}
+	unauthorized(w, r, msg)
+	return r, false
+}
+
+// dropBody closes the connection after a refusal of a request with a body:
+// the server would otherwise read the body (up to 256 KiB, as slowly as the
+// client sends it) before it answers, to keep the connection alive.
+func dropBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
 	}
 }

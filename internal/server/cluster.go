@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -117,99 +116,27 @@ func (c *clusterAPI) List() []api.Member                     { return c.s.member
 func (c *clusterAPI) Member(name string) (api.Member, error) { return c.s.members.Member(name) }
 func (c *clusterAPI) Remove(name string) error               { return c.s.members.Remove(name) }
 
-// Routes whose doors are not (only) the API token.
-const (
-	joinRoute       = "POST /api/cluster"
-	membershipRoute = "GET /api/cluster/{name}"
-)
-
-// clusterDoors opens the cluster routes to their own credentials (SPEC 11):
-// POST /api/cluster takes the cluster token and nothing else over TCP;
-// GET /api/cluster/{name} also takes that member's secret (over TLS from
-// its pinned certificate). Every other route, and every other credential,
-// goes on to the API token check: the cluster token opens nothing else.
-func (s *Server) clusterDoors(mux *http.ServeMux, next http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(s.clusterToken))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if trusted(r) || s.members == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		_, pattern := mux.Handler(r)
-		bearer, hasBearer := bearerOf(r)
-		switch pattern {
-		case joinRoute:
-			sum := sha256.Sum256([]byte(bearer))
-			if hasBearer && subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
-				next.ServeHTTP(w, authorize(r))
-				return
-			}
-			countAs(r, routeUnauthenticated)
-			msg := "missing cluster token: send Authorization: Bearer <cluster token>, as `testbedos-server client --join TOKEN` does"
-			if hasBearer {
-				msg = "wrong cluster token: get a new join token on the main (testbedos-server join-token)"
-			}
-			unauthorized(w, msg)
-			return
-		case membershipRoute:
-			name := strings.TrimPrefix(r.URL.Path, "/api/cluster/")
-			if hasBearer && s.members.Authenticate(name, bearer, peerPin(r)) {
-				next.ServeHTTP(w, authorize(r))
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// clientRoutes is a client host's API: its health for the main's
-// heartbeats under /api/agent/ (member secret, from the main's pinned
-// certificate), and its status; nothing of the main's API.
-func (s *Server) clientRoutes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte("{\"status\": \"ok\"}\n"))
-	})
-	mux.HandleFunc("GET /api/config/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, s.status())
-	})
-	mux.HandleFunc("GET /api/agent/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, api.AgentHealth{Name: s.host.Name, Status: "ok"})
-	})
-	mux.Handle(metricsRoute, s.metrics.handler())
-	patterns := []string{"GET /healthz", "GET /api/config/status", "GET /api/agent/health", metricsRoute}
-	if s.agent != nil {
-		patterns = append(patterns, s.agent(mux)...)
+// admitJoin lets in a host joining with the cluster token; the cluster
+// token opens nothing else.
+func (s *Server) admitJoin(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	if s.guesses.refuseLockedOut(w, r) {
+		return r, false
 	}
-	h := httpapi.JSONErrors(mux)
-	h = s.requireMember(h)
-	return logRequests(s.log, s.metrics, mux, patterns)(h)
-}
-
-// requireMember lets into /api/agent/ only the main: the member secret,
-// over TLS from the main's pinned certificate. The rest of a client's API
-// (status, metrics) takes this host's API token over TCP, nothing over the
-// socket; /healthz is open.
-func (s *Server) requireMember(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/api/agent/") {
-			tok, ok := bearerOf(r)
-			if trusted(r) || r.URL.Path == "/healthz" || s.token == "" || (ok && equalToken(tok, s.token)) {
-				next.ServeHTTP(w, r)
-				return
-			}
-			countAs(r, routeUnauthenticated)
-			unauthorized(w, "this is a client host: send this host's API token (its config/token); the main drives it through /api/agent/")
-			return
-		}
-		if tok, ok := bearerOf(r); ok && s.follower.Authenticate(tok, peerPin(r)) {
-			next.ServeHTTP(w, authorize(r))
-			return
-		}
-		countAs(r, routeUnauthenticated)
-		unauthorized(w, "the agent API takes the member secret of this host, from the main")
-	})
+	bearer, hasBearer := bearerOf(r)
+	want := sha256.Sum256([]byte(s.clusterToken))
+	sum := sha256.Sum256([]byte(bearer))
+	if hasBearer && s.clusterToken != "" && subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+		s.guesses.succeeded(r)
+		return r, true
+	}
+	s.guesses.failed(r)
+	countAs(r, routeUnauthenticated)
+	msg := "missing cluster token: send Authorization: Bearer <cluster token>, as `testbedos-server client --join TOKEN` does"
+	if hasBearer {
+		msg = "wrong cluster token: get a new join token on the main (testbedos-server join-token)"
+	}
+	unauthorized(w, r, msg)
+	return r, false
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -131,10 +131,8 @@ func TestClientModeServesOnlyTheAgentAPI(t *testing.T) {
 	os.MkdirAll(cfg.ConfigDir(), 0o755)
 	host, _ := json.Marshal(api.HostConfig{Name: "c1", IP: "127.0.0.1", TestbedNIC: "lo", CPUs: 1, MemoryMB: 64})
 	os.WriteFile(cfg.HostPath(), host, 0o644)
-	agent := func(mux *http.ServeMux) []string {
-		mux.HandleFunc("GET /api/agent/ping", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("pong")) })
-		return []string{"GET /api/agent/ping"}
-	}
+	agent := http.NewServeMux()
+	agent.HandleFunc("GET /api/agent/ping", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("pong")) })
 	c, err := New(context.Background(), Options{Config: cfg, Executor: newGate(), Agent: agent})
 	if err != nil {
 		t.Fatal(err)

@@ -49,16 +49,13 @@ func newEngine(hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Eng
 	return engine.New(engine.Options{Hosts: hosts, Records: records{st}, Logger: log, Impairer: engine.LinkImpairer{}})
 }
 
-// agentRoutes mounts, on a client host, the agent API the main drives
-// (behind requireMember): this host's own drivers and network.
-func (s *Server) agentRoutes(local *engine.LocalHost) func(*http.ServeMux) []string {
-	return func(mux *http.ServeMux) []string {
-		mux.Handle("/api/agent/", agent.Handler(agent.Options{
-			Name: s.host.Name, DataDir: s.cfg.DataDir, Drivers: local.Drivers, Network: local.Net,
-			Logger: s.log.With("part", "agent"),
-		}))
-		return []string{"/api/agent/"}
-	}
+// agentRoutes is, on a client host, the agent API the main drives (behind
+// the member secret): this host's own drivers and network.
+func (s *Server) agentRoutes(local *engine.LocalHost) http.Handler {
+	return agent.Handler(agent.Options{
+		Name: s.host.Name, DataDir: s.cfg.DataDir, Drivers: local.Drivers, Network: local.Net,
+		Logger: s.log.With("part", "agent"),
+	})
 }
 
 // records keeps the engine's records of what is deployed in the store; the

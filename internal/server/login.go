@@ -1,30 +1,40 @@
 package server
 
 import (
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 )
 
 // maxLoginForm bounds the login form's body.
 const maxLoginForm = 8 << 10
 
-// registerLogin adds the login form, its POST and logout to mux (SPEC 10,
-// 11). Without auth (or over the unix socket) there is nothing to log in to.
-func (s *Server) registerLogin(mux *http.ServeMux) {
-	mux.HandleFunc(loginRoute, func(w http.ResponseWriter, r *http.Request) {
+// loginRoutes are the login form, its POST (both open) and logout (with
+// the session it ends). Without auth (or over the unix socket) there is
+// nothing to log in to.
+func (s *Server) loginRoutes() []Route {
+	form := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.token == "" || trusted(r) {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
 		s.gui.Login(w, http.StatusOK, safeNext(r.URL.Query().Get("next")), "")
 	})
-	mux.HandleFunc(loginPost, func(w http.ResponseWriter, r *http.Request) {
+	post := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.token == "" || trusted(r) {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
 		if r.Header.Get("Origin") != "" && !sameOrigin(r) {
 			refuseOrigin(w, r)
+			return
+		}
+		if left, locked := s.guesses.lockedOut(r); locked {
+			secs := int(math.Ceil(left.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			s.gui.Login(w, http.StatusTooManyRequests, "/", fmt.Sprintf("too many wrong tokens from this address: wait %d s before trying again", secs))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
@@ -35,9 +45,11 @@ func (s *Server) registerLogin(mux *http.ServeMux) {
 		next := safeNext(r.PostFormValue("next"))
 		if !equalToken(r.PostFormValue("token"), s.token) {
 			s.log.Warn("GUI login refused", "remote", remote(r))
+			s.guesses.failed(r)
 			s.gui.Login(w, http.StatusUnauthorized, next, "wrong token: use the one in config/token of the server's data folder")
 			return
 		}
+		s.guesses.succeeded(r)
 		id, exp, err := s.sessions.create()
 		if err != nil {
 			s.gui.Login(w, http.StatusInternalServerError, next, "could not start a session: "+err.Error())
@@ -49,7 +61,7 @@ func (s *Server) registerLogin(mux *http.ServeMux) {
 		})
 		http.Redirect(w, r, next, http.StatusSeeOther)
 	})
-	mux.HandleFunc(logoutRoute, func(w http.ResponseWriter, r *http.Request) {
+	logout := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if id := sessionOf(r); id != "" {
 			s.sessions.drop(id)
 		}
@@ -59,4 +71,9 @@ func (s *Server) registerLogin(mux *http.ServeMux) {
 		})
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	})
+	return []Route{
+		{Pattern: loginRoute, Policy: openRoute, Handler: form},
+		{Pattern: loginPost, Policy: openRoute, Handler: post},
+		{Pattern: logoutRoute, Policy: userRoute, Handler: logout},
+	}
 }

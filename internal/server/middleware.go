@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -58,19 +57,6 @@ const (
 	routeUnauthenticated = "unauthenticated"
 )
 
-// routeLabel is the route a request is counted under; the auth middleware
-// sets it when it refuses the request before any routing.
-type routeLabel struct{ route string }
-
-type routeLabelKey struct{}
-
-// countAs makes logRequests count r under route instead of its pattern.
-func countAs(r *http.Request, route string) {
-	if l, ok := r.Context().Value(routeLabelKey{}).(*routeLabel); ok {
-		l.route = route
-	}
-}
-
 // methodLabel bounds the method label: anyone can send any method.
 func methodLabel(method string) string {
 	switch method {
@@ -83,21 +69,15 @@ func methodLabel(method string) string {
 
 // logRequests writes one line per request and counts it; a panicking
 // handler answers 500 instead of killing the connection silently. Every
-// label is bounded (SPEC 10): the method to a fixed set, the route to one
-// of the patterns (those registered on mux) or one of the constants above,
-// so no request makes a new series. Only listed patterns count: for a
-// redirect the mux may name the request's own path as its pattern.
-func logRequests(log *slog.Logger, m *metrics, mux *http.ServeMux, patterns []string) func(http.Handler) http.Handler {
-	known := map[string]bool{}
-	for _, p := range patterns {
-		known[p] = true
-	}
+// label is bounded: the method to a fixed set, the route to the pattern of
+// the route table's entry the request matched or one of the constants
+// above, so no request makes a new series.
+func logRequests(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			rec := &recorder{ResponseWriter: w}
-			label := &routeLabel{}
-			r = r.WithContext(context.WithValue(r.Context(), routeLabelKey{}, label))
+			r, match := withMatch(r)
 			defer func() {
 				if p := recover(); p != nil {
 					if p == http.ErrAbortHandler {
@@ -113,11 +93,11 @@ func logRequests(log *slog.Logger, m *metrics, mux *http.ServeMux, patterns []st
 				if status == 0 {
 					status = http.StatusOK
 				}
-				route := label.route
+				route := match.label
 				if route == "" {
 					route = routeUnmatched
-					if _, p := mux.Handler(r); known[p] {
-						route = p
+					if match.route != nil {
+						route = match.route.Pattern
 					}
 				}
 				m.requests.WithLabelValues(methodLabel(r.Method), route, strconv.Itoa(status)).Inc()

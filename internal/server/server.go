@@ -47,10 +47,10 @@ type Options struct {
 	// it, after its last write there); nil means New takes it and Close
 	// releases it.
 	Lock *config.DataLock
-	// Agent, in client mode, adds the agent API the main drives to mux
-	// (patterns under /api/agent/, behind the member secret and the main's
-	// pinned certificate) and returns the patterns it added.
-	Agent func(mux *http.ServeMux) []string
+	// Agent, in client mode, is the agent API the main drives, mounted
+	// under /api/agent/ behind the member secret and the main's pinned
+	// certificate.
+	Agent http.Handler
 }
 
 // Server is one running testbedos-server.
@@ -66,9 +66,16 @@ type Server struct {
 	live    httpapi.Live      // nil when the executor cannot reach guests
 	metrics *metrics
 	handler http.Handler
+	// table is every route with its policy (routes.go).
+	table   []Route
 	started time.Time
 	streams streamGroup
 	token   string // empty when auth is off
+	// bodyTimeout bounds the read of a request's body (conns.go); tests
+	// shorten it.
+	bodyTimeout time.Duration
+	// guesses locks out addresses that guess credentials (guesses.go).
+	guesses *guesses
 	// gui serves the pages (main mode); sessions are its logins; apiMux
 	// is the REST API below auth, which the GUI creates deployments with.
 	gui      *gui.GUI
@@ -88,8 +95,8 @@ type Server struct {
 	follower     *cluster.Follower
 	lock         *config.DataLock
 	ownLock      bool // lock was taken by New, so Close releases it
-	// agent adds the agent API routes in client mode (Options.Agent).
-	agent func(*http.ServeMux) []string
+	// agent is the agent API in client mode (Options.Agent).
+	agent http.Handler
 
 	// stopping is set when shutdown begins: new actions get 503 while the
 	// running ones are interrupted, on every connection still open.
@@ -135,7 +142,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		ownLock = true
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), started: time.Now(), lock: lock, ownLock: ownLock,
-		hostName: hostName(), agent: opts.Agent}
+		hostName: hostName(), agent: opts.Agent, guesses: newGuesses(), bodyTimeout: bodyTimeout}
 	s.quit, s.stopBackground = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -266,10 +273,10 @@ func openStore(cfg config.Server) (store.Store, error) {
 
 func (s *Server) routes() http.Handler {
 	if s.cfg.Mode == config.ModeClient {
-		return s.clientRoutes()
+		s.table = s.clientTable()
+		return s.serveTable(s.table)
 	}
-	mux := http.NewServeMux()
-	httpapi.Register(mux, httpapi.Deps{
+	s.table = s.mainTable(httpapi.Deps{
 		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Plans: s.plans, Live: s.live, Stopping: s.liveCtx.Done(), Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status, Cluster: s.clusterAPI(), Guests: s.guests, Monitor: s.monitor,
 		StreamOpened: func() error {
@@ -284,43 +291,7 @@ func (s *Server) routes() http.Handler {
 			s.streams.wg.Done()
 		},
 	})
-	mux.Handle(metricsRoute, s.metrics.handler())
-	s.apiMux = mux
-	s.gui.Register(mux)
-	s.registerLogin(mux)
-	h := httpapi.JSONErrors(mux)
-	h = s.refuseActionsWhileStopping(mux, h)
-	if s.token != "" {
-		h = requireToken(s.token, s.sessions)(h)
-	} else {
-		h = refuseCrossSite(h)
-	}
-	h = s.clusterDoors(mux, h)
-	// Every pattern registered above is a route label; others are "unmatched".
-	patterns := append(httpapi.Patterns(), metricsRoute, loginRoute, loginPost, logoutRoute)
-	patterns = append(patterns, gui.Patterns()...)
-	return logRequests(s.log, s.metrics, mux, patterns)(h)
-}
-
-const metricsRoute = "GET /metrics"
-
-// actionRoute is the route that starts actions, refused once stopping.
-const actionRoute = "POST /api/deployments/{name}/action"
-
-// refuseActionsWhileStopping answers 503 to new actions once shutdown has
-// begun (SPEC 13); everything else, cancel and log streams included, goes on.
-func (s *Server) refuseActionsWhileStopping(mux *http.ServeMux, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.stopping.Load() && r.Method == http.MethodPost {
-			if _, pattern := mux.Handler(r); pattern == actionRoute {
-				w.Header().Set("Retry-After", "30")
-				httpapi.WriteErrorBody(w, http.StatusServiceUnavailable,
-					"the server is shutting down and starts no new action; send it again once the server is back")
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
+	return s.serveTable(s.table)
 }
 
 func (s *Server) status() api.ServerStatus {
@@ -346,7 +317,7 @@ func (s *Server) Listeners() ([]net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
-		ls = append(ls, s.tlsListener(l))
+		ls = append(ls, s.tlsListener(limitConns(l, s.cfg.MaxConns)))
 	}
 	if s.cfg.Socket != "" {
 		l, err := listenSocket(s.cfg.Socket)
@@ -356,7 +327,7 @@ func (s *Server) Listeners() ([]net.Listener, error) {
 			}
 			return nil, err
 		}
-		ls = append(ls, l)
+		ls = append(ls, limitConns(l, socketMaxConns))
 	}
 	return ls, nil
 }
@@ -379,8 +350,10 @@ func (s *Server) Start() (ls []net.Listener, stop func() error, err error) {
 func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idleTimeout,
 		ConnContext:       markConn,
+		ConnState:         trackState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	bg, cancelBG := context.WithCancel(ctx)

@@ -29,6 +29,8 @@ type gateExecutor struct {
 	openOnce sync.Once
 	fail     error
 	check    error
+	// line, when set, is logged as a setup script's output would be.
+	line string
 	// linger, when set, holds a cancelled action until it is closed (an
 	// engine that takes its time to clean up).
 	linger chan struct{}
@@ -45,6 +47,9 @@ func (g *gateExecutor) Check(ctx context.Context, d api.Deployment, prev api.Dep
 
 func (g *gateExecutor) Execute(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command, log actlog.Log) (api.DeploymentState, error) {
 	log.Printf("step one of %s", cmd)
+	if g.line != "" {
+		log.Printf("%s", g.line)
+	}
 	select {
 	case <-g.gate:
 	case <-ctx.Done():

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,16 +25,23 @@ const SessionTTL = 12 * time.Hour
 const maxSessions = 10_000
 
 // sessions are the GUI's logins, in memory: a restart logs everyone out.
-// Only hashes of the session ids are kept.
+// Only hashes of the session ids are kept. Each session has a context that
+// ends at logout, expiry or eviction: the streams opened with it end then.
 type sessions struct {
 	mu  sync.Mutex
 	ttl time.Duration
 	now func() time.Time
-	m   map[[32]byte]time.Time // sha256(id) -> expiry
+	m   map[[32]byte]*session // by sha256(id)
+}
+
+type session struct {
+	exp    time.Time
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func newSessions(ttl time.Duration) *sessions {
-	return &sessions{ttl: ttl, now: time.Now, m: map[[32]byte]time.Time{}}
+	return &sessions{ttl: ttl, now: time.Now, m: map[[32]byte]*session{}}
 }
 
 // create starts a session and returns its id and expiry.
@@ -51,47 +59,67 @@ func (s *sessions) create() (string, time.Time, error) {
 	}
 	if len(s.m) >= maxSessions { // still full: forget the oldest
 		var oldest [32]byte
-		first := true
-		for k, exp := range s.m {
-			if first || exp.Before(s.m[oldest]) {
-				oldest, first = k, false
+		var first *session
+		for k, se := range s.m {
+			if first == nil || se.exp.Before(first.exp) {
+				oldest, first = k, se
 			}
 		}
-		delete(s.m, oldest)
+		s.remove(oldest)
 	}
 	exp := now.Add(s.ttl)
-	s.m[sha256.Sum256([]byte(id))] = exp
+	// The context's clock is the real one: expiry by s.now (tests move
+	// it) is checked by valid.
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(s.ttl))
+	s.m[sha256.Sum256([]byte(id))] = &session{exp: exp, ctx: ctx, cancel: cancel}
 	return id, exp, nil
 }
 
 func (s *sessions) expire(now time.Time) {
-	for k, exp := range s.m {
-		if !now.Before(exp) {
-			delete(s.m, k)
+	for k, se := range s.m {
+		if !now.Before(se.exp) {
+			s.remove(k)
 		}
+	}
+}
+
+func (s *sessions) remove(k [32]byte) {
+	if se, ok := s.m[k]; ok {
+		se.cancel()
+		delete(s.m, k)
 	}
 }
 
 // valid reports whether id is a live session.
 func (s *sessions) valid(id string) bool {
+	_, ok := s.live(id)
+	return ok
+}
+
+// live is the context of the live session id: it ends when the session
+// does.
+func (s *sessions) live(id string) (context.Context, bool) {
 	if id == "" {
-		return false
+		return nil, false
 	}
 	k := sha256.Sum256([]byte(id))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp, ok := s.m[k]
-	if ok && !s.now().Before(exp) {
-		delete(s.m, k)
-		return false
+	se, ok := s.m[k]
+	if !ok {
+		return nil, false
 	}
-	return ok
+	if !s.now().Before(se.exp) {
+		s.remove(k)
+		return nil, false
+	}
+	return se.ctx, true
 }
 
 func (s *sessions) drop(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, sha256.Sum256([]byte(id)))
+	s.remove(sha256.Sum256([]byte(id)))
 }
 
 // sessionOf is the request's session id, if it sent the cookie.
@@ -133,13 +161,6 @@ func sameOrigin(r *http.Request) bool {
 	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host)
 }
 
-// Unauthenticated GUI routes: the login form, its assets.
-const (
-	loginRoute  = "GET /login"
-	loginPost   = "POST /login"
-	logoutRoute = "POST /logout"
-)
-
 // isPage reports whether an unauthenticated request is a browser asking
 // for a page (redirected to the login form) rather than an API call (401).
 func isPage(r *http.Request) bool {
@@ -154,6 +175,7 @@ func isPage(r *http.Request) bool {
 // origin (cross-site request forgery).
 func refuseOrigin(w http.ResponseWriter, r *http.Request) {
 	countAs(r, routeUnauthenticated)
+	dropBody(w, r)
 	httpapi.WriteErrorBody(w, http.StatusForbidden,
 		"refused: a request made with the GUI session must come from the server's own pages (Origin or Referer must match "+r.Host+"); scripts use Authorization: Bearer")
 }
@@ -170,17 +192,4 @@ func safeNext(next string) string {
 		return "/"
 	}
 	return next
-}
-
-// refuseCrossSite is the door without auth (development): an unsafe
-// request whose Origin is another site's (a browser on a foreign page) is
-// refused; the unix socket and clients that send no Origin go through.
-func refuseCrossSite(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !trusted(r) && unsafeMethod(r.Method) && r.Header.Get("Origin") != "" && !sameOrigin(r) {
-			refuseOrigin(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

@@ -164,9 +164,9 @@ func TestGUIAuth(t *testing.T) {
 
 func TestSessionCookieIsSecureUnderTLS(t *testing.T) {
 	e := newAuthEnv(t)
-	req := httptest.NewRequest("POST", "https://lab.example/login", strings.NewReader("token="+e.token))
+	req := httptest.NewRequest("POST", "https://localhost/login", strings.NewReader("token="+e.token))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", "https://lab.example")
+	req.Header.Set("Origin", "https://localhost")
 	req.TLS = &tls.ConnectionState{}
 	rec := httptest.NewRecorder()
 	e.srv.Handler().ServeHTTP(rec, req)

@@ -56,64 +56,59 @@ type Deps struct {
 
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// Register adds every REST route to mux.
+// Register adds every REST route to mux, without their policies (the
+// server applies those; see Routes).
 func Register(mux *http.ServeMux, d Deps) {
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
-	for _, rt := range routes(d) {
-		fn := rt.handler
-		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := fn(w, r); err != nil {
-				writeError(w, r, d.Logger, err)
-			}
-		})
+	for _, rt := range Routes(d) {
+		mux.Handle(rt.Pattern, rt.Handler)
 	}
 }
 
 type route struct {
 	pattern string
 	handler handler
+	policy  Policy
 }
 
-// routes is the REST API of SPEC 7, in one table.
+// routes is the REST API, in one table: each route with the credential
+// that opens it and whether it starts work.
 func routes(d Deps) []route {
 	folders := &folderClaims{}
 	return append([]route{
 		{"GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			return nil
-		}},
-		{"GET /api/openapi.json", serveOpenAPI(OpenAPI())},
+		}, open},
+		{"GET /api/openapi.json", serveOpenAPI(OpenAPI()), user},
 		{"GET /api/config/status", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, d.Status())
 			return nil
-		}},
-		{"GET /api/deployments", listDeployments(d)},
-		{"POST /api/deployments", createDeployment(d, folders)},
-		{"GET /api/deployments/{name}", getDeployment(d)},
-		{"PUT /api/deployments/{name}", updateDeployment(d, folders)},
-		{"DELETE /api/deployments/{name}", deleteDeployment(d)},
-		{"POST /api/deployments/{name}/action", startAction(d)},
-		{"POST /api/deployments/{name}/cancel", cancelAction(d)},
-		{"GET /api/deployments/{name}/state", deploymentState(d)},
-		{"GET /api/deployments/{name}/logs", deploymentLogs(d)},
-		{"GET /api/deployments/{name}/plan", deploymentPlan(d)},
-		{"GET /api/deployments/{name}/guests", listGuests(d)},
-		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d)},
-		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d)},
-		{"POST /api/deployments/{name}/guests/{guest}/exec", execGuest(d)},
-		{"GET /api/deployments/{name}/guests/{guest}/console", consoleGuest(d)},
-		{"GET /api/deployments/{name}/guests/{guest}/interfaces/{iface}", getImpairment(d)},
-		{"PUT /api/deployments/{name}/guests/{guest}/interfaces/{iface}", putImpairment(d)},
-		{"GET /api/deployments/{name}/guests/{guest}/interfaces/{iface}/capture", captureGuest(d)},
-		{"GET /api/logs/{uuid}", logEntry(d)},
-		{"GET /api/logs/{uuid}/text", logText(d)},
-		{"GET /api/logs/{uuid}/stream", logStream(d)},
-		{"GET /api/events", eventStream(d)},
-		{"GET /api/monitor/host", monitorHost(d)},
-		{"GET /api/monitor/deployments/{name}/guests/{guest}", monitorGuest(d)},
-		{ValidateRoute, validateYAML},
+		}, user},
+		{"GET /api/deployments", listDeployments(d), user},
+		{"POST /api/deployments", createDeployment(d, folders), user},
+		{"GET /api/deployments/{name}", getDeployment(d), user},
+		{"PUT /api/deployments/{name}", updateDeployment(d, folders), user},
+		{"DELETE /api/deployments/{name}", deleteDeployment(d), user},
+		{"POST /api/deployments/{name}/action", startAction(d), action},
+		{"POST /api/deployments/{name}/cancel", cancelAction(d), user},
+		{"GET /api/deployments/{name}/state", deploymentState(d), user},
+		{"GET /api/deployments/{name}/logs", deploymentLogs(d), user},
+		{"GET /api/deployments/{name}/plan", deploymentPlan(d), user},
+		{"GET /api/deployments/{name}/guests", listGuests(d), user},
+		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d), user},
+		{"GET /api/deployments/{name}/guests/{guest}/snapshots/{snapshot}", snapshotInfo(d), user},
+		{"POST /api/deployments/{name}/guests/{guest}/exec", execGuest(d), stream},
+		{"GET /api/deployments/{name}/guests/{guest}/console", consoleGuest(d), stream},
+		{"GET /api/deployments/{name}/guests/{guest}/interfaces/{iface}", getImpairment(d), user},
+		{"PUT /api/deployments/{name}/guests/{guest}/interfaces/{iface}", putImpairment(d), user},
+		{"GET /api/deployments/{name}/guests/{guest}/interfaces/{iface}/capture", captureGuest(d), stream},
+		{"GET /api/logs/{uuid}", logEntry(d), user},
+		{"GET /api/logs/{uuid}/text", logText(d), user},
+		{"GET /api/logs/{uuid}/stream", logStream(d), stream},
+		{"GET /api/events", eventStream(d), stream},
+		{"GET /api/monitor/host", monitorHost(d), user},
+		{"GET /api/monitor/deployments/{name}/guests/{guest}", monitorGuest(d), user},
+		{ValidateRoute, validateYAML, user},
 	}, clusterRoutes(d)...)
 }
 
@@ -124,45 +119,4 @@ func Patterns() []string {
 		out = append(out, rt.pattern)
 	}
 	return out
-}
-
-// JSONErrors makes the mux's own answers for unknown routes (404) and wrong
-// methods (405) use the JSON error body too.
-func JSONErrors(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
-			w = &jsonStatus{ResponseWriter: w, r: r}
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-// jsonStatus replaces a plain-text error answer by the JSON error body.
-type jsonStatus struct {
-	http.ResponseWriter
-	r       *http.Request
-	written bool
-}
-
-func (j *jsonStatus) WriteHeader(code int) {
-	if j.written {
-		return
-	}
-	j.written = true
-	msg := http.StatusText(code)
-	switch code {
-	case http.StatusNotFound:
-		msg = "no route " + j.r.Method + " " + j.r.URL.Path
-	case http.StatusMethodNotAllowed:
-		msg = "method " + j.r.Method + " not allowed on " + j.r.URL.Path + " (allowed: " + j.Header().Get("Allow") + ")"
-	}
-	j.Header().Del("X-Content-Type-Options")
-	WriteErrorBody(j.ResponseWriter, code, msg)
-}
-
-func (j *jsonStatus) Write(b []byte) (int, error) {
-	if !j.written {
-		j.WriteHeader(http.StatusOK)
-	}
-	return len(b), nil
 }

@@ -32,7 +32,7 @@ func clusterRoutes(d Deps) []route {
 		{"GET /api/config/host", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, c.Host())
 			return nil
-		}},
+		}, user},
 		{"POST /api/config/host", func(w http.ResponseWriter, r *http.Request) error {
 			var h api.HostConfig
 			if err := decode(w, r, &h); err != nil {
@@ -44,11 +44,11 @@ func clusterRoutes(d Deps) []route {
 			}
 			writeJSON(w, http.StatusOK, saved)
 			return nil
-		}},
+		}, user},
 		{"GET /api/config/cluster", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, c.Config())
 			return nil
-		}},
+		}, user},
 		{"POST /api/config/cluster", func(w http.ResponseWriter, r *http.Request) error {
 			var cc api.ClusterConfig
 			if err := decode(w, r, &cc); err != nil {
@@ -60,11 +60,11 @@ func clusterRoutes(d Deps) []route {
 			}
 			writeJSON(w, http.StatusOK, saved)
 			return nil
-		}},
+		}, user},
 		{"GET /api/cluster", func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, api.MemberList{Members: c.List()})
 			return nil
-		}},
+		}, user},
 		{"POST /api/cluster", func(w http.ResponseWriter, r *http.Request) error {
 			var req api.JoinRequest
 			if err := decode(w, r, &req); err != nil {
@@ -80,7 +80,7 @@ func clusterRoutes(d Deps) []route {
 			}
 			writeJSON(w, http.StatusOK, ans)
 			return nil
-		}},
+		}, join},
 		{"GET /api/cluster/{name}", func(w http.ResponseWriter, r *http.Request) error {
 			name, err := memberName(r)
 			if err != nil {
@@ -92,7 +92,7 @@ func clusterRoutes(d Deps) []route {
 			}
 			writeJSON(w, http.StatusOK, m)
 			return nil
-		}},
+		}, memberOrUser},
 		{"DELETE /api/cluster/{name}", func(w http.ResponseWriter, r *http.Request) error {
 			name, err := memberName(r)
 			if err != nil {
@@ -103,7 +103,7 @@ func clusterRoutes(d Deps) []route {
 			}
 			w.WriteHeader(http.StatusNoContent)
 			return nil
-		}},
+		}, user},
 	}
 	if c == nil {
 		for i := range rts {

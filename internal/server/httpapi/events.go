@@ -39,10 +39,14 @@ func eventStream(d Deps) handler {
 			return nil // Accept has answered the client already
 		}
 		defer conn.CloseNow()
-		ctx := conn.CloseRead(r.Context())
+		ctx, cancel := untilCredentialEnds(conn.CloseRead(r.Context()), r)
+		defer cancel()
 		for {
 			select {
 			case <-ctx.Done():
+				if credentialEnded(r) {
+					closeCredentialEnded(conn)
+				}
 				return nil
 			case e, ok := <-sub.C:
 				if !ok {

@@ -153,6 +153,8 @@ func consoleGuest(d Deps) handler {
 		// websocket does.
 		ctx, cancel := untilStopping(context.WithoutCancel(r.Context()), d.Stopping)
 		defer cancel()
+		ctx, endWithCredential := untilCredentialEnds(ctx, r)
+		defer endWithCredential()
 		term, err := d.Live.Console(ctx, dep, guestName)
 		if err != nil {
 			return err // answered before the handshake: a JSON error
@@ -186,6 +188,10 @@ func consoleGuest(d Deps) handler {
 		for {
 			typ, data, err := conn.Read(ctx)
 			if err != nil {
+				if credentialEnded(r) {
+					closeCredentialEnded(conn)
+					return nil
+				}
 				if ctx.Err() != nil && d.Stopping != nil {
 					select {
 					case <-d.Stopping:
@@ -276,6 +282,8 @@ func captureGuest(d Deps) handler {
 		_ = fw.rc.SetWriteDeadline(time.Time{})
 		ctx, cancel := untilStopping(r.Context(), d.Stopping)
 		defer cancel()
+		ctx, endWithCredential := untilCredentialEnds(ctx, r)
+		defer endWithCredential()
 		err = d.Live.Capture(ctx, dep, guestName, r.PathValue("iface"), filter, fw)
 		if err != nil && !fw.started {
 			return err

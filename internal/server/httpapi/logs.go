@@ -89,13 +89,20 @@ func logStream(d Deps) handler {
 		}
 		defer conn.CloseNow()
 		// Nothing is read from the client; CloseRead notices when it leaves.
-		ctx := conn.CloseRead(r.Context())
+		ctx, cancel := untilCredentialEnds(conn.CloseRead(r.Context()), r)
+		defer cancel()
 		err = d.Hub.Follow(ctx, e.LogPath, func(line string) error {
 			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 			defer cancel()
-			return conn.Write(wctx, websocket.MessageText, []byte(line))
+			// A text frame must be UTF-8 (a browser fails the connection
+			// otherwise); guests' output need not be.
+			return conn.Write(wctx, websocket.MessageText, []byte(strings.ToValidUTF8(line, "\uFFFD")))
 		})
 		if err != nil {
+			if credentialEnded(r) {
+				closeCredentialEnded(conn)
+				return nil
+			}
 			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 				d.Logger.Warn("log stream ended early", "uuid", id, "err", err)
 				conn.Close(websocket.StatusInternalError, "reading the log failed")

@@ -78,7 +78,7 @@ func TestSnapshotRoutes(t *testing.T) {
 	serve := func(snaps Snapshots) *httptest.Server {
 		mux := http.NewServeMux()
 		Register(mux, Deps{Store: st, Snapshots: snaps})
-		srv := httptest.NewServer(JSONErrors(mux))
+		srv := httptest.NewServer(mux)
 		t.Cleanup(srv.Close)
 		return srv
 	}
