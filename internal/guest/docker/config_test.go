@@ -37,7 +37,7 @@ func TestReadEnvFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[string]string{}
-			err := readEnvFile(p, got)
+			err := readEnvFile(context.Background(), guest.ProjectFiles{Project: filepath.Dir(p)}, p, got)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)

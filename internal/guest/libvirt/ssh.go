@@ -311,6 +311,9 @@ func tail(b []byte, n int) string {
 	return strings.TrimRight(string(b), "\n")
 }
 
+// maxScript bounds a setup script copied into a guest.
+const maxScript = 16 << 20
+
 // RunScript copies the script into the guest over SSH and runs it there as
 // root, with TESTBEDOS_DEPLOYMENT and TESTBEDOS_GUEST set; its output goes
 // line by line into log, prefixed "[guest] ". It first waits for the guest
@@ -321,11 +324,7 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 	if err != nil {
 		return err
 	}
-	local, err := dep.Files.Path(ctx, script)
-	if err != nil {
-		return fmt.Errorf("guest %s: script: %w", g.Name, err)
-	}
-	body, err := os.ReadFile(local)
+	body, _, err := guest.ReadFile(ctx, dep.Files, script, maxScript)
 	if err != nil {
 		return fmt.Errorf("guest %s: script: %w", g.Name, err)
 	}
