@@ -21,6 +21,16 @@ type Deployment struct {
 	Files Files
 }
 
+// WorkDir is the folder on this host of the deployment's working files:
+// the server's own folder of what generate-artefacts made for it when
+// Files has one (ProjectFiles with Generated set), else Files.WorkDir().
+func (d Deployment) WorkDir() string {
+	if p, ok := d.Files.(ProjectFiles); ok && p.Generated != "" {
+		return filepath.Join(p.Generated, d.Name)
+	}
+	return d.Files.WorkDir()
+}
+
 // Files is how a driver reaches the files of its deployment on the host it
 // runs on. On the main they are the project folder's; a client host is sent
 // copies.
@@ -88,6 +98,11 @@ var ErrOutsideProject = errors.New("outside the project folder")
 type ProjectFiles struct {
 	// Project is the absolute, symlink-free project folder.
 	Project string
+	// Generated is the server's folder of generated artefacts, one folder
+	// per deployment (<data>/generated): the deployment's working files
+	// live there, out of the project's reach. Empty: <project>/artefacts
+	// (drivers' own tests).
+	Generated string
 }
 
 // LocalDeployment is the deployment of st with the project folder of this
@@ -147,5 +162,6 @@ func (p ProjectFiles) resolve(ref string) (string, fs.FileInfo, error) {
 	return real, fi, nil
 }
 
-// WorkDir implements Files.
+// WorkDir implements Files: without the deployment's name it can only be
+// the project's artefacts folder; drivers ask Deployment.WorkDir.
 func (p ProjectFiles) WorkDir() string { return filepath.Dir(topology.StatePath(p.Project)) }

@@ -33,8 +33,9 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 		return nil, err
 	}
 	return &engine.LocalHost{
-		HostName: hostName,
-		Net:      netplumb.NewHost(log),
+		HostName:  hostName,
+		Generated: cfg.GeneratedDir(),
+		Net:       netplumb.NewHost(log),
 		Drivers: guest.NewRegistry(
 			netns.New(netns.Options{}),
 			libvirt.New(lv),
@@ -44,9 +45,13 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 }
 
 // newEngine is the orchestration engine over hosts, recording what it
-// deploys in st.
-func newEngine(hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
-	return engine.New(engine.Options{Hosts: hosts, Records: records{st}, Logger: log, Impairer: engine.LinkImpairer{}})
+// deploys in st and keeping what generate-artefacts makes, and the VM
+// disks, in the data folder.
+func newEngine(cfg config.Server, hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
+	return engine.New(engine.Options{
+		Hosts: hosts, Records: records{st}, Logger: log, Impairer: engine.LinkImpairer{},
+		GeneratedDir: cfg.GeneratedDir(), DisksDir: cfg.DisksDir(),
+	})
 }
 
 // agentRoutes mounts, on a client host, the agent API the main drives

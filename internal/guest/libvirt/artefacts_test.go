@@ -66,7 +66,7 @@ func TestKernelCmdline(t *testing.T) {
 func TestBuildDomain(t *testing.T) {
 	st, g := testState(t)
 	g.Interfaces[1].MTU = topology.TunnelMTU // on a switch spanning hosts
-	p := pathsOf(guest.LocalDeployment(st).Files.WorkDir(), g)
+	p := New(Options{}).depPaths(guest.LocalDeployment(st), g)
 	for _, tc := range []struct {
 		boot  func(*topology.LibvirtSpec)
 		check func(t *testing.T, d *libvirtxml.Domain)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -31,8 +30,13 @@ const metadataNS = "https://testbedos.org/xmlns/libvirt-guest/1"
 // domainDoc is a domain document.
 type domainDoc struct{ *libvirtxml.Domain }
 
+// maxDomainXML bounds a domain.xml.
+const maxDomainXML = 1 << 20
+
+// readDomainXML reads the domain generate-artefacts wrote in the server's
+// own folder: a regular file, never through a symlink.
 func readDomainXML(path string) (domainDoc, error) {
-	data, err := os.ReadFile(path)
+	data, err := topology.ReadRegularFile(path, maxDomainXML)
 	if errors.Is(err, fs.ErrNotExist) {
 		return domainDoc{}, fmt.Errorf("%s is missing: run generate-artefacts", path)
 	}

@@ -87,7 +87,7 @@ func (d *Driver) Dial(ctx context.Context, dep guest.Deployment, g *topology.Gue
 	if len(g.Interfaces) == 0 {
 		return nil, fmt.Errorf("guest %s has no network interface to reach it over SSH", g.Name)
 	}
-	p := pathsOf(dep.Files.WorkDir(), g)
+	p := d.depPaths(dep, g)
 	key, err := sshkey.Load(p.artefacts)
 	if err != nil {
 		return nil, err
@@ -243,7 +243,7 @@ func consoleTrouble(out []byte) string {
 // ReadyTimeout. It gives up early when the domain stops or the console
 // reports a failure; errors carry the end of the console.
 func (d *Driver) waitReady(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom golibvirt.Domain) (*ssh.Client, error) {
-	p := pathsOf(dep.Files.WorkDir(), g)
+	p := d.depPaths(dep, g)
 	key, err := sshkey.Load(p.artefacts)
 	if err != nil {
 		return nil, err

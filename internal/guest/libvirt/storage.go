@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/testbedos/testbedos/internal/actlog"
@@ -19,13 +16,13 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// PoolName is the transient storage pool (a folder, artefacts/libvirt/disks)
+// PoolName is the transient storage pool (a folder, <data>/disks/<name>)
 // that holds the disks of a deployment's guests.
 func PoolName(deployment string) string { return "tbos." + deployment }
 
 // createVolume makes the guest's disk volume (see volumeOf).
 func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
-	p := pathsOf(dep.Files.WorkDir(), g)
+	p := d.depPaths(dep, g)
 	v := volumeOf(g.Libvirt, g.Name)
 	if v.cloud {
 		path, format, err := d.cachedImage(ctx, g.Libvirt, log)
@@ -98,7 +95,7 @@ func volumeXML(v volumeSpec) (string, error) {
 // ensurePool returns the deployment's pool, creating it (transient: it
 // lives until destroyed or libvirtd's host reboots) if needed.
 func ensurePool(s *session, name, dir string) (golibvirt.StoragePool, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := makeDisksDir(dir); err != nil {
 		return golibvirt.StoragePool{}, err
 	}
 	pool, err := s.StoragePoolLookupByName(name)
@@ -190,13 +187,7 @@ func (d *Driver) removeVolumes(ctx context.Context, s *session, dep guest.Deploy
 			}
 		}
 	}
-	dir := pathsOf(dep.Files.WorkDir(), g).poolDir
-	for _, vn := range volumeNames(g.Name) {
-		if err := os.Remove(filepath.Join(dir, vn)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
+	return removeDiskFiles(d.depPaths(dep, g).poolDir, volumeNames(g.Name))
 }
 
 // releasePool removes the deployment's pool once it holds no volume; its
@@ -227,7 +218,6 @@ func (d *Driver) releasePool(ctx context.Context, s *session, dep guest.Deployme
 			}
 		}
 	}
-	dir := filepath.Join(dep.Files.WorkDir(), "libvirt", "disks")
-	_ = os.Remove(dir) // only when empty
+	removeEmptyDisksDir(d.poolDir(dep.WorkDir(), dep.Name))
 	return nil
 }
