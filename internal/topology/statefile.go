@@ -43,6 +43,17 @@ func WriteState(path string, st *State) error {
 	return nil
 }
 
+// ReadProjectState reads the copy of the state in a project folder, for
+// display only, as ReadProjectFile reads a project file: never through a
+// symlink out of the project, a FIFO or more than MaxStateFile bytes.
+func ReadProjectState(project string) (*State, error) {
+	data, err := ReadProjectFile(project, StatePath(project), MaxStateFile)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	return decodeState(StatePath(project), data)
+}
+
 // ReadState reads a state written by WriteState: a regular file, not a
 // symlink, of at most MaxStateFile bytes. A missing file is an error
 // wrapping fs.ErrNotExist (generate-artefacts has not run).
@@ -51,6 +62,10 @@ func ReadState(path string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
+	return decodeState(path, data)
+}
+
+func decodeState(path string, data []byte) (*State, error) {
 	var st State
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, fmt.Errorf("topology: read state %s: %w", path, err)
