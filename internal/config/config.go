@@ -243,7 +243,11 @@ func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "log
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }
 func (c Server) SQLitePath() string       { return filepath.Join(c.DataDir, "testbedos.db") }
 func (c Server) TokenPath() string        { return filepath.Join(c.DataDir, "config", "token") }
-func (c Server) HostPath() string         { return filepath.Join(c.DataDir, "config", "host.json") }
+
+// InstanceIDPath holds the id that marks the containers and domains this
+// server makes, so that two servers on one host never take each other's.
+func (c Server) InstanceIDPath() string { return filepath.Join(c.DataDir, "config", "instance-id") }
+func (c Server) HostPath() string       { return filepath.Join(c.DataDir, "config", "host.json") }
 func (c Server) ClusterConfigPath() string {
 	return filepath.Join(c.DataDir, "config", "kvm-compose-config.json")
 }

@@ -307,12 +307,18 @@ func (u *upRun) correctBridge(i int, found bool) {
 // the guests it will make before making any. A guest that exists but is not
 // in the record was not made by this deployment: up refuses to touch it.
 func (u *upRun) planGuests(ctx context.Context) (string, error) {
-	type plan struct{ exists, recorded bool }
+	type plan struct {
+		exists, recorded bool
+		found            guest.Found // in any form, and whose
+	}
 	plans := make([]plan, len(u.guests))
 	err := forEach(ctx, u.e.opts.Concurrency, len(u.guests), true, func(ctx context.Context, i int) error {
 		pg := u.guests[i]
 		exists, err := pg.drv.Exists(ctx, pg.dep, pg.g)
 		if err != nil {
+			return fmt.Errorf("guest %s: %w", pg.g.Name, err)
+		}
+		if plans[i].found, err = guest.Find(ctx, pg.drv, pg.dep, pg.g); err != nil {
 			return fmt.Errorf("guest %s: %w", pg.g.Name, err)
 		}
 		u.led.view(func(r *Record) { _, plans[i].recorded = r.host(pg.host.Name()).Guests[pg.g.Name] })
@@ -324,8 +330,15 @@ func (u *upRun) planGuests(ctx context.Context) (string, error) {
 	}
 	var foreign []string
 	for i, pl := range plans {
-		if pl.exists && !pl.recorded {
-			foreign = append(foreign, fmt.Sprintf("%s (%s)", u.guests[i].g.Name, guestObject(u.guests[i].g)))
+		// What another made is never adopted, even in a recorded
+		// guest's place; what carries no mark is ours only if recorded.
+		f := pl.found
+		if f.Presence == guest.Foreign || (f.Presence != guest.Absent || pl.exists) && !pl.recorded {
+			what := f.What
+			if what == "" {
+				what = guestObject(u.guests[i].g)
+			}
+			foreign = append(foreign, fmt.Sprintf("%s (%s)", u.guests[i].g.Name, what))
 		}
 	}
 	if len(foreign) > 0 {

@@ -2,12 +2,19 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/testbedos/testbedos/internal/agent"
+	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
@@ -16,19 +23,24 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/netns"
 	"github.com/testbedos/testbedos/internal/netplumb"
 	"github.com/testbedos/testbedos/internal/store"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // newLocalHost assembles this host as the engine drives it: netlink
 // bridges and every guest kind, registered here in one list.
 func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine.LocalHost, error) {
+	instance, err := instanceID(cfg.InstanceIDPath())
+	if err != nil {
+		return nil, err
+	}
 	lv, err := libvirt.FromEnv(os.LookupEnv, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	lv.Logger = log
+	lv.Logger, lv.Instance = log, instance
 	// The docker client contacts dockerd only when a docker guest is used:
 	// a host without one starts, and such guests fail naming the daemon.
-	dk, err := docker.New(docker.Options{})
+	dk, err := docker.New(docker.Options{Instance: instance})
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +54,28 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 			dk,
 		),
 	}, nil
+}
+
+// instanceID is this server's instance id, made at its first start: the
+// drivers mark what they make with it.
+func instanceID(path string) (string, error) {
+	data, err := topology.ReadRegularFile(path, 256)
+	if err == nil && len(strings.TrimSpace(string(data))) > 0 {
+		return strings.TrimSpace(string(data)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	if err := atomicfile.Write(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	return id, nil
 }
 
 // newEngine is the orchestration engine over hosts, recording what it

@@ -42,7 +42,7 @@ func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topo
 			return err
 		}
 	}
-	dom, err := buildDomain(st, g, p, key.Authorized)
+	dom, err := buildDomain(st, g, p, key.Authorized, d.opts.Instance)
 	if err != nil {
 		return err
 	}

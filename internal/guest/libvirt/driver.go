@@ -82,6 +82,9 @@ type Options struct {
 	// TESTBEDOS_LIBVIRT_IMAGE_CACHE). Default <data dir>/cache/images via
 	// FromEnv, else /var/lib/testbedos/cache/images.
 	ImageCache string
+	// Instance identifies the server (its data folder's instance id); it
+	// marks every domain the driver defines.
+	Instance string
 	// DisksDir holds the deployments' disks, one folder (and storage
 	// pool) per deployment. Default <data dir>/disks via FromEnv; empty:
 	// <work>/libvirt/disks (drivers' own tests).
@@ -141,6 +144,7 @@ var (
 	_ guest.Driver         = (*Driver)(nil)
 	_ guest.ArtefactWriter = (*Driver)(nil)
 	_ guest.Snapshotter    = (*Driver)(nil)
+	_ guest.Finder         = (*Driver)(nil)
 )
 
 // New returns a libvirt driver. It connects to libvirtd only when used.
@@ -223,6 +227,12 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	defer s.close()
 
 	if existing, err := s.DomainLookupByName(spec.Domain); err == nil {
+		if f, err := d.verdict(s, dep, g, existing); err != nil || f.Presence == guest.Foreign {
+			if err == nil {
+				err = fmt.Errorf("guest %s: %s: %w", g.Name, f.What, guest.ErrForeign)
+			}
+			return false, err
+		}
 		return false, d.startExisting(ctx, s, dep, g, existing, log)
 	} else if !noDomain(err) {
 		return false, s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
@@ -328,10 +338,17 @@ func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.
 	}
 	defer s.close()
 	dom, err := s.DomainLookupByName(spec.Domain)
+	var f guest.Found
+	if err == nil {
+		f, err = d.verdict(s, dep, g, dom)
+	}
 	switch {
 	case noDomain(err):
 	case err != nil:
 		return s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
+	case f.Presence == guest.Foreign:
+		// Not ours: this guest is gone, the other one stays.
+		log.Printf("    guest %s: %s: %v: left alone", g.Name, f.What, guest.ErrForeign)
 	default:
 		if err := s.DomainDestroyFlags(dom, golibvirt.DomainDestroyDefault); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) && !noDomain(err) {
 			return s.err(fmt.Errorf("stop domain %s: %w", spec.Domain, err))

@@ -100,6 +100,9 @@ func ensurePool(s *session, name, dir string) (golibvirt.StoragePool, error) {
 	}
 	pool, err := s.StoragePoolLookupByName(name)
 	if err == nil {
+		if err := checkPoolDir(s, pool, dir); err != nil {
+			return pool, err
+		}
 		active, err := s.StoragePoolIsActive(pool)
 		if err == nil && active == 0 {
 			err = s.StoragePoolCreate(pool, golibvirt.StoragePoolCreateNormal)
@@ -125,6 +128,28 @@ func ensurePool(s *session, name, dir string) (golibvirt.StoragePool, error) {
 		return pool, s.err(fmt.Errorf("create storage pool %s at %s: %w", name, dir, err))
 	}
 	return pool, nil
+}
+
+// checkPoolDir refuses a pool of our name over another folder than dir:
+// another server's (or someone's) pool, whose volumes are not ours to make
+// or delete.
+func checkPoolDir(s *session, pool golibvirt.StoragePool, dir string) error {
+	desc, err := s.StoragePoolGetXMLDesc(pool, 0)
+	if err != nil {
+		return s.err(fmt.Errorf("storage pool %s: %w", pool.Name, err))
+	}
+	var px libvirtxml.StoragePool
+	if err := px.Unmarshal(desc); err != nil {
+		return fmt.Errorf("storage pool %s: %w", pool.Name, err)
+	}
+	if px.Target == nil || filepath.Clean(px.Target.Path) != filepath.Clean(dir) {
+		got := ""
+		if px.Target != nil {
+			got = px.Target.Path
+		}
+		return fmt.Errorf("storage pool %s is over %s, not %s: %w", pool.Name, got, dir, guest.ErrForeign)
+	}
+	return nil
 }
 
 // copyVolume makes a full copy of an existing disk: libvirt copies it from
@@ -173,6 +198,8 @@ func (d *Driver) removeVolumes(ctx context.Context, s *session, dep guest.Deploy
 	case noPool(err):
 	case err != nil:
 		return s.err(fmt.Errorf("look up storage pool %s: %w", name, err))
+	case checkPoolDir(s, pool, d.depPaths(dep, g).poolDir) != nil:
+		// Over another folder: its volumes are not ours to delete.
 	default:
 		for _, vn := range volumeNames(g.Name) {
 			vol, err := s.StorageVolLookupByName(pool, vn)
@@ -201,6 +228,8 @@ func (d *Driver) releasePool(ctx context.Context, s *session, dep guest.Deployme
 	case noPool(err):
 	case err != nil:
 		return s.err(fmt.Errorf("look up storage pool %s: %w", name, err))
+	case checkPoolDir(s, pool, d.poolDir(dep.WorkDir(), dep.Name)) != nil:
+		// Over another folder: not ours to remove.
 	default:
 		vols, _, err := s.StoragePoolListAllVolumes(pool, 1, 0)
 		if err != nil {
