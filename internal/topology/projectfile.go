@@ -35,8 +35,8 @@ var (
 // OpenBeneath opens path (absolute inside dir, or relative to it) with
 // flags, resolving every component inside dir: a symlink may point to
 // another place inside dir, never out of it (absolute symlinks and ".."
-// past dir are refused, as are /proc magic links). O_CLOEXEC and O_NOCTTY
-// are added. dir itself is opened as given.
+// past dir are refused, as are /proc magic links). O_CLOEXEC, and but for
+// O_PATH O_NOCTTY, are added. dir itself is opened as given.
 func OpenBeneath(dir, path string, flags int) (*os.File, error) {
 	rel, err := relInside(dir, path)
 	if err != nil {
@@ -47,8 +47,13 @@ func OpenBeneath(dir, path string, flags int) (*os.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(root)
+	flags |= unix.O_CLOEXEC
+	if flags&unix.O_PATH == 0 {
+		// openat2 takes no other flag beside O_PATH.
+		flags |= unix.O_NOCTTY
+	}
 	how := &unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC | unix.O_NOCTTY),
+		Flags:   uint64(flags),
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	var fd int

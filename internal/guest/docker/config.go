@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -25,7 +26,9 @@ var ErrNoMounts = errors.New("volumes are not available on this host")
 
 // containerConfig is the container of guest g: no network of Docker's own,
 // the state's settings, and labels naming the deployment and guest.
-func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Guest, s *topology.DockerSpec) (*container.Config, *container.HostConfig, error) {
+// Volume sources are opened once, beneath the project folder, and pin
+// turns each open source into the path docker is given.
+func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Guest, s *topology.DockerSpec, pin func(n int, f *os.File) (string, error)) (*container.Config, *container.HostConfig, error) {
 	env := map[string]string{}
 	if s.EnvFile != "" {
 		if err := readEnvFile(ctx, dep.Files, s.EnvFile, env); err != nil {
@@ -64,8 +67,13 @@ func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Gues
 		if !ok {
 			return nil, nil, fmt.Errorf("%w: run guests with volumes on the main host", ErrNoMounts)
 		}
-		for _, v := range s.Volumes {
-			src, err := mf.MountPath(ctx, v.Source)
+		for n, v := range s.Volumes {
+			f, err := mf.OpenMount(ctx, v.Source)
+			if err != nil {
+				return nil, nil, fmt.Errorf("volume %s: %w", v.Target, err)
+			}
+			src, err := pin(n, f)
+			f.Close()
 			if err != nil {
 				return nil, nil, fmt.Errorf("volume %s: %w", v.Target, err)
 			}

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -55,14 +57,19 @@ type Options struct {
 	// Instance identifies the server (its data folder's instance id); it
 	// labels every container the driver makes.
 	Instance string
+	// MountsDir holds the private binds of volume sources, one folder per
+	// deployment and guest (<data>/mounts). Default: testbedos-mounts in
+	// the system's temporary folder.
+	MountsDir string
 }
 
 // Driver implements guest.Driver, guest.Execer and guest.Consoler for docker
 // guests.
 type Driver struct {
-	cli      *client.Client
-	links    *netplumb.LinkWatcher
-	instance string
+	cli       *client.Client
+	links     *netplumb.LinkWatcher
+	instance  string
+	mountsDir string
 }
 
 var (
@@ -83,7 +90,10 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Driver{cli: cli, links: netplumb.NewLinkWatcher(), instance: opts.Instance}, nil
+	if opts.MountsDir == "" {
+		opts.MountsDir = filepath.Join(os.TempDir(), "testbedos-mounts")
+	}
+	return &Driver{cli: cli, links: netplumb.NewLinkWatcher(), instance: opts.Instance, mountsDir: opts.MountsDir}, nil
 }
 
 // Close releases the client's connections.
@@ -138,6 +148,11 @@ func (d *Driver) Exists(ctx context.Context, dep guest.Deployment, g *topology.G
 	}
 	veths, err := presentVeths(g)
 	return len(veths) == len(g.Interfaces), err
+}
+
+// pinner is where guest g's volume sources are pinned.
+func (d *Driver) pinner(dep guest.Deployment, g *topology.Guest) pinner {
+	return pinner{dir: d.mountsDir, deployment: dep.Name, guest: g.Name}
 }
 
 // Find implements guest.Finder: a container of the guest's name in any
@@ -225,8 +240,10 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	if err := d.ensureImage(ctx, s, log); err != nil {
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	cfg, host, err := containerConfig(ctx, dep, g, s)
+	cfg, host, err := containerConfig(ctx, dep, g, s, d.pinner(dep, g).pin)
 	if err != nil {
+		// Sources pinned before the one that failed.
+		err = errors.Join(err, d.pinner(dep, g).unpin())
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	cfg.Labels[LabelServer] = d.instance
@@ -408,6 +425,10 @@ func (d *Driver) teardown(ctx context.Context, dep guest.Deployment, g *topology
 		errs = append(errs, fmt.Errorf("remove container %s: %w", s.Container, d.daemonErr(err)))
 	case remnants:
 		log.Printf("docker %s: removed container %s left incomplete by an earlier run", g.Name, s.Container)
+	}
+	if err == nil || cerrdefs.IsNotFound(err) {
+		// The container no longer uses its pinned volume sources.
+		errs = append(errs, d.pinner(dep, g).unpin())
 	}
 	return errors.Join(errs...)
 }
