@@ -40,7 +40,7 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 	lv.Logger, lv.Instance = log, instance
 	// The docker client contacts dockerd only when a docker guest is used:
 	// a host without one starts, and such guests fail naming the daemon.
-	dk, err := docker.New(docker.Options{Instance: instance})
+	dk, err := docker.New(docker.Options{Instance: instance, MountsDir: cfg.MountsDir()})
 	if err != nil {
 		return nil, err
 	}
