@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/testbedos/testbedos/internal/actlog"
-	"github.com/testbedos/testbedos/internal/atomicfile"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
@@ -43,6 +42,16 @@ type Options struct {
 	Impairer Impairer
 	// Concurrency bounds the resources one stage works on at once.
 	Concurrency int
+	// GeneratedDir is the server's own folder of what generate-artefacts
+	// makes, one folder per deployment (<data>/generated/<name>): up,
+	// apply, plan and restore read only that; the project's artefacts/
+	// gets a copy for the user, never read back. Empty: a folder of this
+	// process under the system's temporary folder (tests).
+	GeneratedDir string
+	// DisksDir holds the deployments' VM disks, one folder per deployment
+	// (<data>/disks/<name>), which clear-artefacts removes. Empty: the
+	// drivers keep disks in the generated folder.
+	DisksDir string
 	// DestroyConcurrency bounds the guests down destroys at once. Destroys
 	// mostly wait for the kernel, and the netns driver deletes the veths
 	// of concurrent ones in one batch, so all at once is fastest: 200
@@ -72,12 +81,15 @@ func New(opts Options) *Engine {
 	if opts.DestroyConcurrency <= 0 {
 		opts.DestroyConcurrency = 1024
 	}
+	if opts.GeneratedDir == "" {
+		opts.GeneratedDir = filepath.Join(os.TempDir(), fmt.Sprintf("testbedos-%d", os.Getpid()), "generated")
+	}
 	if opts.Hosts == nil {
 		name := opts.HostName
 		if name == "" {
 			name = "localhost"
 		}
-		opts.Hosts = SingleHost{Main: &LocalHost{HostName: name, Net: opts.Network, Drivers: opts.Drivers}}
+		opts.Hosts = SingleHost{Main: &LocalHost{HostName: name, Net: opts.Network, Drivers: opts.Drivers, Generated: opts.GeneratedDir}}
 	}
 	if opts.Records == nil {
 		opts.Records = &MemoryRecords{}
@@ -119,10 +131,11 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 	return nil
 }
 
-// readState reads and checks the state generate-artefacts wrote for d. It
-// is user input: a state that does not match the deployment is refused.
+// readState reads and checks the state generate-artefacts wrote for d in
+// the server's own folder (never the project's copy). A state that does
+// not match the deployment, or names a file where none may be, is refused.
 func (e *Engine) readState(d api.Deployment) (*topology.State, error) {
-	st, err := topology.ReadState(topology.StatePath(d.ProjectLocation))
+	st, err := topology.ReadState(e.statePath(d.Name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: deployment %s has no artefacts yet: run generate-artefacts first", ErrConflict, d.Name)
 	}
@@ -176,9 +189,8 @@ func (e *Engine) Execute(ctx context.Context, d api.Deployment, prev api.Deploym
 }
 
 // GenerateArtefacts validates kvm-compose.yaml and writes the per-guest
-// artefacts, then artefacts/state.json last, so the state never describes
-// artefacts that are not there. Every write goes through an os.Root of the
-// project folder: none follows a symlink out of it.
+// artefacts and the state into the server's folder of the deployment, with
+// a copy in the project's artefacts/ for the user (see writeGenerated).
 func (e *Engine) GenerateArtefacts(ctx context.Context, d api.Deployment, log actlog.Log) error {
 	if err := e.checkNothingDeployed(ctx, d, api.CmdGenerateArtefacts); err != nil {
 		return err
@@ -190,59 +202,4 @@ func (e *Engine) GenerateArtefacts(ctx context.Context, d api.Deployment, log ac
 		return err
 	}
 	return e.writeGenerated(ctx, d, st, log)
-}
-
-// writeGenerated writes the artefacts of st and then its state.json.
-func (e *Engine) writeGenerated(ctx context.Context, d api.Deployment, st *topology.State, log actlog.Log) error {
-	project, err := atomicfile.OpenRoot(d.ProjectLocation)
-	if err != nil {
-		return fmt.Errorf("project folder: %w", err)
-	}
-	defer project.Close()
-	path := topology.StatePath(d.ProjectLocation)
-	out, err := project.Sub(filepath.Base(filepath.Dir(path)), 0o755)
-	if err != nil {
-		return fmt.Errorf("artefacts folder: %w", err)
-	}
-	defer out.Close()
-	// A state of an earlier generate must not outlive artefacts that this
-	// one is about to replace.
-	if err := out.Remove(path); err != nil {
-		return fmt.Errorf("remove the old state: %w", err)
-	}
-	if err := e.writeArtefacts(ctx, st, out, log); err != nil {
-		return err
-	}
-	data, err := topology.EncodeState(st)
-	if err != nil {
-		return err
-	}
-	if err := out.Write(path, data, 0o644); err != nil {
-		return err
-	}
-	log.Printf("resolved %s on %s over %s", count(len(st.Guests), "guest"), count(len(st.Switches), "switch"), count(len(st.Hosts), "host"))
-	for _, sw := range st.Switches {
-		log.Printf("switch %s %s: bridge %s", sw.Name, sw.Subnet, sw.Bridge)
-	}
-	for _, g := range st.Guests {
-		for _, ifc := range g.Interfaces {
-			log.Printf("guest %s (%s on %s): %s %s %s on %s via %s", g.Name, g.Kind, g.Host, ifc.Name, ifc.Address, ifc.MAC, ifc.Switch, ifc.HostName)
-		}
-	}
-	log.Printf("wrote %s", path)
-	return nil
-}
-
-// ClearArtefacts removes the artefacts folder.
-func (e *Engine) ClearArtefacts(ctx context.Context, d api.Deployment, log actlog.Log) error {
-	dir := filepath.Dir(topology.StatePath(d.ProjectLocation))
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		log.Printf("%s does not exist: nothing to clear", dir)
-		return nil
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("clear artefacts: %w", err)
-	}
-	log.Printf("removed %s", dir)
-	return nil
 }

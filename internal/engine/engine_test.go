@@ -286,7 +286,7 @@ func TestCheck(t *testing.T) {
 	}
 	check(api.CmdGenerateArtefacts, nil)
 	check(api.CmdClearArtefacts, nil)
-	os.Remove(topology.StatePath(d.ProjectLocation))
+	os.Remove(e.statePath(d.Name))
 	if err := e.Check(ctx, d, api.StateIsDown, api.Command{Name: api.CmdUp}); !errors.Is(err, ErrConflict) {
 		t.Errorf("up without artefacts: %v", err)
 	}

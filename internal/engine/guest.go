@@ -196,6 +196,9 @@ func (gu *guestUp) plan(ctx context.Context) (string, error) {
 		if err != nil {
 			return objectError("guest "+pg.g.Name, err)
 		}
+		if pg.found, err = guest.Find(ctx, pg.drv, pg.dep, pg.g); err != nil {
+			return objectError("guest "+pg.g.Name, err)
+		}
 		u.led.view(func(r *Record) { _, pg.recorded = r.host(pg.host.Name()).Guests[pg.g.Name] })
 		pg.exists = exists
 		if !exists || !pg.recorded || u.opts.Provision {
@@ -216,8 +219,15 @@ func (gu *guestUp) plan(ctx context.Context) (string, error) {
 	}
 	var foreign []string
 	for _, pg := range u.guests {
-		if pg.exists && !pg.recorded {
-			foreign = append(foreign, fmt.Sprintf("%s (%s)", pg.g.Name, guestObject(pg.g)))
+		// What another made is never adopted, even in a recorded guest's
+		// place; what carries no mark is ours only if recorded.
+		f := pg.found
+		if f.Presence == guest.Foreign || (f.Presence != guest.Absent || pg.exists) && !pg.recorded {
+			what := f.What
+			if what == "" {
+				what = guestObject(pg.g)
+			}
+			foreign = append(foreign, fmt.Sprintf("%s (%s)", pg.g.Name, what))
 		}
 	}
 	if len(foreign) > 0 {

@@ -120,6 +120,9 @@ type LocalHost struct {
 	HostName string
 	Net      Network
 	Drivers  *guest.Registry
+	// Generated is the server's folder of generated artefacts
+	// (Options.GeneratedDir), where the drivers keep their working files.
+	Generated string
 }
 
 // Name implements Host.
@@ -131,8 +134,11 @@ func (h *LocalHost) Network() Network { return h.Net }
 // Driver implements Host.
 func (h *LocalHost) Driver(kind string) (guest.Driver, error) { return h.Drivers.Driver(kind) }
 
-// Files implements Host: the project folder itself.
-func (h *LocalHost) Files(project string) guest.Files { return guest.ProjectFiles{Project: project} }
+// Files implements Host: the project folder itself, and the server's own
+// folder of what generate-artefacts made.
+func (h *LocalHost) Files(project string) guest.Files {
+	return guest.ProjectFiles{Project: project, Generated: h.Generated}
+}
 
 // SingleHost is a cluster of one host, the main.
 type SingleHost struct{ Main Host }

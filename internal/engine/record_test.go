@@ -41,7 +41,7 @@ func TestDownWithoutArtefacts(t *testing.T) {
 func TestEditedStateIsRefused(t *testing.T) {
 	e, w, d := setup(t)
 	ctx := context.Background()
-	path := topology.StatePath(d.ProjectLocation)
+	path := e.statePath(d.Name)
 	orig, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

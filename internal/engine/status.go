@@ -21,7 +21,7 @@ const guestStatusWorkers = 8
 // absent when nothing of it is recorded. A deployment without state wraps
 // ErrNotFound. Resources are left nil: the monitor fills them in.
 func (e *Engine) Guests(ctx context.Context, d api.Deployment) ([]api.Guest, error) {
-	st, err := topology.ReadState(topology.StatePath(d.ProjectLocation))
+	st, err := topology.ReadState(e.statePath(d.Name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, inCategory(ErrNotFound, fmt.Errorf("deployment %s has no state yet: run generate-artefacts first", d.Name))
 	}

@@ -77,6 +77,8 @@ type placed struct {
 	// exists: the guest was there when planned; recorded: the record held
 	// it before this run; fresh: made by this run (its scripts run).
 	exists, recorded, fresh bool
+	// found is what the driver found of it in any form, and whose.
+	found guest.Found
 	// repair lists its interfaces whose host end is not on their bridge.
 	repair []topology.Interface
 	// remake: it exists but is broken past repair (an interface's host end

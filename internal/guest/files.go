@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +21,16 @@ type Deployment struct {
 	Files Files
 }
 
+// WorkDir is the folder on this host of the deployment's working files:
+// the server's own folder of what generate-artefacts made for it when
+// Files has one (ProjectFiles with Generated set), else Files.WorkDir().
+func (d Deployment) WorkDir() string {
+	if p, ok := d.Files.(ProjectFiles); ok && p.Generated != "" {
+		return filepath.Join(p.Generated, d.Name)
+	}
+	return d.Files.WorkDir()
+}
+
 // Files is how a driver reaches the files of its deployment on the host it
 // runs on. On the main they are the project folder's; a client host is sent
 // copies.
@@ -33,6 +44,53 @@ type Files interface {
 	WorkDir() string
 }
 
+// Opener is Files that opens a deployment file itself, so that what is read
+// is the file that was checked, not whatever a path names a moment later.
+type Opener interface {
+	// Open opens the regular file ref for reading.
+	Open(ctx context.Context, ref string) (*os.File, error)
+}
+
+// OpenFile opens the regular file ref of files for reading: through Opener
+// when files has it, else at the path Files hands out, refusing a symlink
+// there, a FIFO or a device.
+func OpenFile(ctx context.Context, files Files, ref string) (*os.File, error) {
+	if o, ok := files.(Opener); ok {
+		return o.Open(ctx, ref)
+	}
+	path, err := files.Path(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return topology.OpenProjectFile(filepath.Dir(path), filepath.Base(path))
+}
+
+// ReadFile reads the regular file ref of files whole, as OpenFile opens
+// it, refusing one larger than limit bytes; it returns what it read and the
+// file's information (its mode says whether it is executable).
+func ReadFile(ctx context.Context, files Files, ref string, limit int64) ([]byte, fs.FileInfo, error) {
+	f, err := OpenFile(ctx, files, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if info.Size() > limit {
+		return nil, nil, fmt.Errorf("file %s (%d bytes) %w of %d bytes", ref, info.Size(), topology.ErrTooLarge, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", ref, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, nil, fmt.Errorf("file %s %w of %d bytes", ref, topology.ErrTooLarge, limit)
+	}
+	return data, info, nil
+}
+
 // ErrOutsideProject: a file ref leaves the deployment's project folder.
 var ErrOutsideProject = errors.New("outside the project folder")
 
@@ -40,12 +98,29 @@ var ErrOutsideProject = errors.New("outside the project folder")
 type ProjectFiles struct {
 	// Project is the absolute, symlink-free project folder.
 	Project string
+	// Generated is the server's folder of generated artefacts, one folder
+	// per deployment (<data>/generated): the deployment's working files
+	// live there, out of the project's reach. Empty: <project>/artefacts
+	// (drivers' own tests).
+	Generated string
 }
 
 // LocalDeployment is the deployment of st with the project folder of this
 // host.
 func LocalDeployment(st *topology.State) Deployment {
 	return Deployment{Name: st.Deployment, Files: ProjectFiles{Project: st.Project}}
+}
+
+var _ Opener = ProjectFiles{}
+
+// Open implements Opener: ref is opened without following a symlink out of
+// the project folder, and only when it is a regular file.
+func (p ProjectFiles) Open(ctx context.Context, ref string) (*os.File, error) {
+	f, err := topology.OpenProjectFile(p.Project, p.abs(ref))
+	if errors.Is(err, topology.ErrEscapes) {
+		return nil, fmt.Errorf("file %s is %w %s", ref, ErrOutsideProject, p.Project)
+	}
+	return f, err
 }
 
 // Path implements Files: ref must be, after symlinks, a regular file inside
@@ -87,5 +162,6 @@ func (p ProjectFiles) resolve(ref string) (string, fs.FileInfo, error) {
 	return real, fi, nil
 }
 
-// WorkDir implements Files.
+// WorkDir implements Files: without the deployment's name it can only be
+// the project's artefacts folder; drivers ask Deployment.WorkDir.
 func (p ProjectFiles) WorkDir() string { return filepath.Dir(topology.StatePath(p.Project)) }

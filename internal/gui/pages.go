@@ -121,7 +121,7 @@ func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
 	if dep.State.Is(api.StateRunning) && dep.LastActionUUID != nil {
 		data.Running = *dep.LastActionUUID
 	}
-	st, err := topology.ReadState(topology.StatePath(dep.ProjectLocation))
+	st, err := topology.ReadProjectState(dep.ProjectLocation)
 	switch {
 	case err == nil:
 		data.HasState = true

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -53,7 +52,9 @@ func Generate(opts Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(source)
+	// The file is opened once, inside the project folder, and read only
+	// when it is a regular file within MaxTopologyFile.
+	data, err := ReadProjectFile(project, source, MaxTopologyFile)
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
 	}

@@ -3,6 +3,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,14 +13,15 @@ import (
 
 // ErrStateMismatch: a state.json does not describe what generate-artefacts
 // would have written for the deployment (it was edited, copied from another
-// deployment, or written by another server).
-var ErrStateMismatch = errors.New("artefacts/state.json does not match the deployment")
+// deployment, or the project folder changed since).
+var ErrStateMismatch = errors.New("the generated state does not match the deployment")
 
-// CheckState verifies a state read from a project folder before anything
-// acts on it: the file is user input. Every kernel, libvirt and docker name
+// CheckState verifies a state before anything acts on it, though the
+// server reads only its own copy: every kernel, libvirt and docker name
 // must be the one derived from the deployment's name, every switch and
-// interface must agree, and every file the state names must lie inside
-// project (after symlinks). The error lists every problem.
+// interface must agree, every file the state names must lie inside project
+// (after symlinks), and a name that becomes a path (a cloud image's cache
+// file) must be a plain file name. The error lists every problem.
 func CheckState(st *State, deployment, project string) error {
 	var probs []string
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
@@ -48,6 +50,7 @@ func CheckState(st *State, deployment, project string) error {
 			continue
 		}
 		checkGuestNames(deployment, g, bad)
+		checkGuestSources(g, bad)
 		for i, ifc := range g.Interfaces {
 			br, ok := bridges[ifc.Switch]
 			switch {
@@ -102,6 +105,33 @@ func checkGuestNames(deployment string, g Guest, bad func(string, ...any)) {
 		}
 		want("container", g.Docker.Container, ContainerName(deployment, g.Name))
 	}
+}
+
+// checkGuestSources checks the fields of a guest that become paths or
+// downloads without being project files: a cloud image's cache file name
+// must be a plain file name (it is joined to the image cache), its URL an
+// http or https one.
+func checkGuestSources(g Guest, bad func(string, ...any)) {
+	l := g.Libvirt
+	if l == nil {
+		return
+	}
+	if l.ImageName != "" && !PlainFileName(l.ImageName) {
+		bad("guest %s: image name %q is not a plain file name", g.Name, l.ImageName)
+	}
+	if l.ImageURL != "" {
+		u, err := url.Parse(l.ImageURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("guest %s: image URL %q is not an http or https URL", g.Name, l.ImageURL)
+		}
+	}
+}
+
+// PlainFileName: name can be joined to a folder and stays a file directly
+// in it: not empty, no separator, not "." or "..", no NUL.
+func PlainFileName(name string) bool {
+	return name != "" && name != "." && name != ".." &&
+		!strings.ContainsAny(name, "/\\\x00") && len(name) <= 255
 }
 
 // guestFiles lists the project files a guest's state names.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -27,14 +26,12 @@ var ErrNoMounts = errors.New("volumes are not available on this host")
 
 // containerConfig is the container of guest g: no network of Docker's own,
 // the state's settings, and labels naming the deployment and guest.
-func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Guest, s *topology.DockerSpec) (*container.Config, *container.HostConfig, error) {
+// Volume sources are opened once, beneath the project folder, and pin
+// turns each open source into the path docker is given.
+func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Guest, s *topology.DockerSpec, pin func(n int, f *os.File) (string, error)) (*container.Config, *container.HostConfig, error) {
 	env := map[string]string{}
 	if s.EnvFile != "" {
-		path, err := dep.Files.Path(ctx, s.EnvFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("env_file: %w", err)
-		}
-		if err := readEnvFile(path, env); err != nil {
+		if err := readEnvFile(ctx, dep.Files, s.EnvFile, env); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -70,8 +67,13 @@ func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Gues
 		if !ok {
 			return nil, nil, fmt.Errorf("%w: run guests with volumes on the main host", ErrNoMounts)
 		}
-		for _, v := range s.Volumes {
-			src, err := mf.MountPath(ctx, v.Source)
+		for n, v := range s.Volumes {
+			f, err := mf.OpenMount(ctx, v.Source)
+			if err != nil {
+				return nil, nil, fmt.Errorf("volume %s: %w", v.Target, err)
+			}
+			src, err := pin(n, f)
+			f.Close()
 			if err != nil {
 				return nil, nil, fmt.Errorf("volume %s: %w", v.Target, err)
 			}
@@ -81,24 +83,22 @@ func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Gues
 	return cfg, host, nil
 }
 
-// readEnvFile adds the KEY=value lines of path to env, as docker run
-// --env-file reads them: blank lines and lines starting with # are
-// skipped. A KEY alone, which docker run fills from its own environment, is
-// skipped too: the server's environment is not the guest's business.
-func readEnvFile(path string, env map[string]string) error {
-	f, err := os.Open(path)
+// readEnvFile reads the env_file ref of files, at most maxEnvFile bytes,
+// into env (see parseEnvFile).
+func readEnvFile(ctx context.Context, files guest.Files, ref string, env map[string]string) error {
+	data, _, err := guest.ReadFile(ctx, files, ref, maxEnvFile)
 	if err != nil {
 		return fmt.Errorf("env_file: %w", err)
 	}
-	// Read no more than the bound: the file's size is the project's say.
-	data, err := io.ReadAll(io.LimitReader(f, maxEnvFile+1))
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("env_file: %w", err)
-	}
-	if len(data) > maxEnvFile {
-		return fmt.Errorf("env_file %s is larger than %d bytes", path, maxEnvFile)
-	}
+	return parseEnvFile(ref, data, env)
+}
+
+// parseEnvFile adds the KEY=value lines of the env_file path (data) to
+// env, as docker run --env-file reads them: blank lines and lines starting
+// with # are skipped. A KEY alone, which docker run fills from its own
+// environment, is skipped too: the server's environment is not the guest's
+// business.
+func parseEnvFile(path string, data []byte, env map[string]string) error {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64*1024), maxEnvFile)
 	for n := 1; sc.Scan(); n++ {

@@ -37,7 +37,7 @@ func TestReadEnvFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[string]string{}
-			err := readEnvFile(p, got)
+			err := readEnvFile(context.Background(), guest.ProjectFiles{Project: filepath.Dir(p)}, p, got)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -57,6 +57,9 @@ type remoteFiles struct{ p guest.ProjectFiles }
 func (r remoteFiles) Path(ctx context.Context, ref string) (string, error) { return r.p.Path(ctx, ref) }
 func (r remoteFiles) WorkDir() string                                      { return r.p.WorkDir() }
 
+// pathOf pins nothing: a volume is mounted at the path it was opened at.
+func pathOf(n int, f *os.File) (string, error) { return f.Name(), nil }
+
 func TestContainerConfig(t *testing.T) {
 	project, _ := filepath.EvalSymlinks(t.TempDir())
 	if err := os.WriteFile(filepath.Join(project, "c.env"), []byte("A=file\nB=file\n"), 0o644); err != nil {
@@ -75,7 +78,7 @@ func TestContainerConfig(t *testing.T) {
 		Devices: []topology.DeviceSpec{{Host: "/dev/net/tun", Container: "/dev/net/tun", Permissions: "rwm"}},
 	}
 	dep := guest.Deployment{Name: "lab", Files: guest.ProjectFiles{Project: project}}
-	cfg, host, err := containerConfig(context.Background(), dep, g, s)
+	cfg, host, err := containerConfig(context.Background(), dep, g, s, pathOf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +105,12 @@ func TestContainerConfig(t *testing.T) {
 	}
 	s2 := *s
 	s2.Volumes = []topology.VolumeSpec{{Source: link, Target: "/x"}}
-	if _, _, err := containerConfig(context.Background(), dep, g, &s2); !errors.Is(err, guest.ErrOutsideProject) {
+	if _, _, err := containerConfig(context.Background(), dep, g, &s2, pathOf); !errors.Is(err, guest.ErrOutsideProject) {
 		t.Errorf("volume through a symlink out of the project: %v", err)
 	}
 	// Volumes need folders of the project: a client host's files have none.
 	remote := guest.Deployment{Name: "lab", Files: remoteFiles{guest.ProjectFiles{Project: project}}}
-	if _, _, err := containerConfig(context.Background(), remote, g, s); !errors.Is(err, ErrNoMounts) {
+	if _, _, err := containerConfig(context.Background(), remote, g, s, pathOf); !errors.Is(err, ErrNoMounts) {
 		t.Errorf("volumes on a client host: %v", err)
 	}
 }

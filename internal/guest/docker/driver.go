@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +36,9 @@ import (
 const (
 	LabelDeployment = "org.testbedos.deployment"
 	LabelGuest      = "org.testbedos.guest"
+	// LabelServer is the instance id of the server that made the
+	// container: two servers on one host never take each other's.
+	LabelServer = "org.testbedos.server"
 )
 
 // ErrNoImage: the daemon has not got the guest's image (and the YAML does
@@ -49,19 +54,29 @@ type Options struct {
 	// Host is dockerd's address (unix:///var/run/docker.sock); "" takes
 	// DOCKER_HOST or the default.
 	Host string
+	// Instance identifies the server (its data folder's instance id); it
+	// labels every container the driver makes.
+	Instance string
+	// MountsDir holds the private binds of volume sources, one folder per
+	// deployment and guest (<data>/mounts). Default: testbedos-mounts in
+	// the system's temporary folder.
+	MountsDir string
 }
 
 // Driver implements guest.Driver, guest.Execer and guest.Consoler for docker
 // guests.
 type Driver struct {
-	cli   *client.Client
-	links *links.LinkWatcher
+	cli       *client.Client
+	links     *links.LinkWatcher
+	instance  string
+	mountsDir string
 }
 
 var (
 	_ guest.Driver   = (*Driver)(nil)
 	_ guest.Execer   = (*Driver)(nil)
 	_ guest.Consoler = (*Driver)(nil)
+	_ guest.Finder   = (*Driver)(nil)
 )
 
 // New returns a docker driver. It does not contact the daemon: a host
@@ -75,7 +90,10 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Driver{cli: cli, links: links.NewLinkWatcher()}, nil
+	if opts.MountsDir == "" {
+		opts.MountsDir = filepath.Join(os.TempDir(), "testbedos-mounts")
+	}
+	return &Driver{cli: cli, links: links.NewLinkWatcher(), instance: opts.Instance, mountsDir: opts.MountsDir}, nil
 }
 
 // Close releases the client's connections.
@@ -132,6 +150,56 @@ func (d *Driver) Exists(ctx context.Context, dep guest.Deployment, g *topology.G
 	return len(veths) == len(g.Interfaces), err
 }
 
+// pinner is where guest g's volume sources are pinned.
+func (d *Driver) pinner(dep guest.Deployment, g *topology.Guest) pinner {
+	return pinner{dir: d.mountsDir, deployment: dep.Name, guest: g.Name}
+}
+
+// Find implements guest.Finder: a container of the guest's name in any
+// state is ours when labelled with this deployment, guest and server,
+// foreign otherwise; veths alone carry no mark.
+func (d *Driver) Find(ctx context.Context, dep guest.Deployment, g *topology.Guest) (guest.Found, error) {
+	s, err := spec(g)
+	if err != nil {
+		return guest.Found{}, err
+	}
+	c, ok, err := d.inspect(ctx, s.Container)
+	if err != nil {
+		return guest.Found{}, err
+	}
+	if ok {
+		return d.verdict(dep, g, c), nil
+	}
+	veths, err := presentVeths(g)
+	if err != nil || len(veths) == 0 {
+		return guest.Found{}, err
+	}
+	return guest.Found{Presence: guest.Unmarked, What: "veths " + strings.Join(veths, ", ")}, nil
+}
+
+// verdict tells whether container c, in guest g's place, is ours.
+func (d *Driver) verdict(dep guest.Deployment, g *topology.Guest, c container.InspectResponse) guest.Found {
+	what := "container " + strings.TrimPrefix(c.Name, "/")
+	if c.State != nil && !c.State.Running {
+		what = fmt.Sprintf("%s %s", c.State.Status, what)
+	}
+	var labels map[string]string
+	if c.Config != nil {
+		labels = c.Config.Labels
+	}
+	switch server := labels[LabelServer]; {
+	case labels[LabelDeployment] != dep.Name || labels[LabelGuest] != g.Name:
+		return guest.Found{Presence: guest.Foreign, What: fmt.Sprintf("%s, not labelled as guest %s of deployment %s", what, g.Name, dep.Name)}
+	case server == "" && d.instance != "":
+		// Made before servers labelled their containers: the record
+		// decides.
+		return guest.Found{Presence: guest.Unmarked, What: what}
+	case server != d.instance:
+		return guest.Found{Presence: guest.Foreign, What: what + " of another server (another data folder)"}
+	}
+	return guest.Found{Presence: guest.Ours, What: what}
+}
+
 func presentVeths(g *topology.Guest) ([]string, error) {
 	var out []string
 	for _, ifc := range g.Interfaces {
@@ -166,16 +234,19 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	if err != nil {
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	if err := d.teardown(ctx, g, s, log, true); err != nil {
+	if err := d.teardown(ctx, dep, g, s, log, true); err != nil {
 		return false, fmt.Errorf("guest %s: remove remnants: %w", g.Name, err)
 	}
 	if err := d.ensureImage(ctx, s, log); err != nil {
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	cfg, host, err := containerConfig(ctx, dep, g, s)
+	cfg, host, err := containerConfig(ctx, dep, g, s, d.pinner(dep, g).pin)
 	if err != nil {
+		// Sources pinned before the one that failed.
+		err = errors.Join(err, d.pinner(dep, g).unpin())
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
+	cfg.Labels[LabelServer] = d.instance
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -193,7 +264,7 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	if err != nil {
 		// Also after a failed create: a cancelled request may still have
 		// made the container. Only our name is removed, never another.
-		if terr := d.teardown(context.WithoutCancel(ctx), g, s, log, false); terr != nil {
+		if terr := d.teardown(context.WithoutCancel(ctx), dep, g, s, log, false); terr != nil {
 			err = errors.Join(err, fmt.Errorf("undo: %w", terr))
 		}
 		return false, err
@@ -285,13 +356,20 @@ func (d *Driver) ensureImage(ctx context.Context, s *topology.DockerSpec, log ac
 }
 
 // Destroy removes the guest's veths and its container. A guest that does
-// not exist, or exists only in part, is fine.
+// not exist, or exists only in part, is fine. A container of its name that
+// another deployment or server made is left alone, with its veths: this
+// guest is gone.
 func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
 	s, err := spec(g)
 	if err != nil {
 		return err
 	}
-	if err := d.teardown(ctx, g, s, log, false); err != nil {
+	err = d.teardown(ctx, dep, g, s, log, false)
+	if errors.Is(err, guest.ErrForeign) {
+		log.Printf("docker %s: %v: left alone", g.Name, err)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	return nil
@@ -305,8 +383,18 @@ const vethTimeout = 5 * time.Second
 // teardown removes the container, by name, and returns once the host ends
 // of its veths are gone: the kernel removes them with the container's
 // namespace; those still there after vethTimeout, or of a guest without a
-// container, are deleted.
-func (d *Driver) teardown(ctx context.Context, g *topology.Guest, s *topology.DockerSpec, log actlog.Log, remnants bool) error {
+// container, are deleted. A container that is not ours is refused
+// (guest.ErrForeign) before anything is removed.
+func (d *Driver) teardown(ctx context.Context, dep guest.Deployment, g *topology.Guest, s *topology.DockerSpec, log actlog.Log, remnants bool) error {
+	c, ok, err := d.inspect(ctx, s.Container)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if f := d.verdict(dep, g, c); f.Presence == guest.Foreign {
+			return fmt.Errorf("%s: %w", f.What, guest.ErrForeign)
+		}
+	}
 	veths, err := presentVeths(g)
 	if err != nil {
 		return err
@@ -337,6 +425,10 @@ func (d *Driver) teardown(ctx context.Context, g *topology.Guest, s *topology.Do
 		errs = append(errs, fmt.Errorf("remove container %s: %w", s.Container, d.daemonErr(err)))
 	case remnants:
 		log.Printf("docker %s: removed container %s left incomplete by an earlier run", g.Name, s.Container)
+	}
+	if err == nil || cerrdefs.IsNotFound(err) {
+		// The container no longer uses its pinned volume sources.
+		errs = append(errs, d.pinner(dep, g).unpin())
 	}
 	return errors.Join(errs...)
 }

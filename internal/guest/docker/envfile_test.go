@@ -1,10 +1,13 @@
 package docker
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/testbedos/testbedos/internal/guest"
 )
 
 // An env_file far over the bound is refused without being read whole:
@@ -22,7 +25,7 @@ func TestReadEnvFileHugeIsNotReadWhole(t *testing.T) {
 	f.Close()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	err = readEnvFile(p, map[string]string{})
+	err = readEnvFile(context.Background(), guest.ProjectFiles{Project: filepath.Dir(p)}, p, map[string]string{})
 	runtime.ReadMemStats(&after)
 	if err == nil {
 		t.Fatal("a 64 MiB env_file was accepted")

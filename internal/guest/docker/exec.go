@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"sync"
 
@@ -36,22 +35,11 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 	if err != nil {
 		return err
 	}
-	script, err := dep.Files.Path(ctx, ref)
+	body, info, err := guest.ReadFile(ctx, dep.Files, ref, maxScript)
 	if err != nil {
 		return fmt.Errorf("guest %s: script: %w", g.Name, err)
 	}
-	info, err := os.Stat(script)
-	if err != nil {
-		return fmt.Errorf("guest %s: script: %w", g.Name, err)
-	}
-	if info.Size() > maxScript {
-		return fmt.Errorf("guest %s: script %s is larger than %d bytes", g.Name, script, maxScript)
-	}
-	body, err := os.ReadFile(script)
-	if err != nil {
-		return fmt.Errorf("guest %s: script: %w", g.Name, err)
-	}
-	name := path.Base(script)
+	name := path.Base(ref)
 	archive, err := scriptTar(name, body, int64(info.Mode().Perm()))
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -35,15 +34,15 @@ func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topo
 	if err != nil {
 		return err
 	}
-	p := pathsOf(dir, g)
-	// Folders QEMU opens files in must be searchable by its unprivileged
-	// user.
-	for _, d := range []string{filepath.Dir(p.dir), p.dir, p.poolDir} {
+	p := d.pathsOf(dir, st.Deployment, g)
+	// Folders QEMU opens files in (the seed) must be searchable by its
+	// unprivileged user; the disks folder is made at up.
+	for _, d := range []string{filepath.Dir(p.dir), p.dir} {
 		if err := out.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	dom, err := buildDomain(st, g, p, key.Authorized)
+	dom, err := buildDomain(st, g, p, key.Authorized, d.opts.Instance)
 	if err != nil {
 		return err
 	}
@@ -95,7 +94,7 @@ type hostKeyPair struct {
 // guest, making it the first time: the seed hands it to cloud-init, and the
 // server pins it.
 func ensureHostKey(out *atomicfile.Root, path, comment string) (hostKeyPair, error) {
-	if data, err := os.ReadFile(path); err == nil {
+	if data, err := topology.ReadRegularFile(path, 64<<10); err == nil {
 		if s, err := ssh.ParsePrivateKey(data); err == nil {
 			return hostKeyPair{pem: data, signer: s}, nil
 		}

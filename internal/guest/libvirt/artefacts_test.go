@@ -66,7 +66,7 @@ func TestKernelCmdline(t *testing.T) {
 func TestBuildDomain(t *testing.T) {
 	st, g := testState(t)
 	g.Interfaces[1].MTU = topology.TunnelMTU // on a switch spanning hosts
-	p := pathsOf(guest.LocalDeployment(st).Files.WorkDir(), g)
+	p := New(Options{}).depPaths(guest.LocalDeployment(st), g)
 	for _, tc := range []struct {
 		boot  func(*topology.LibvirtSpec)
 		check func(t *testing.T, d *libvirtxml.Domain)
@@ -109,7 +109,7 @@ func TestBuildDomain(t *testing.T) {
 		tc.boot(&spec)
 		gg := *g
 		gg.Libvirt = &spec
-		doc, err := buildDomain(st, &gg, p, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB5w9c3Vb7l5k0b8k9mJj1f3x2d2q2uJ8l0Zb0Xq8pXH x")
+		doc, err := buildDomain(st, &gg, p, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB5w9c3Vb7l5k0b8k9mJj1f3x2d2q2uJ8l0Zb0Xq8pXH x", "")
 		if err != nil {
 			t.Fatal(err)
 		}

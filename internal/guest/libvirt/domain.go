@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -25,14 +24,16 @@ const (
 // maxCmdline is the x86 kernel command line limit, NUL included.
 const maxCmdline = 2048
 
-// metadataNS marks our domains (their <metadata>).
-const metadataNS = "https://testbedos.org/xmlns/libvirt-guest/1"
-
 // domainDoc is a domain document.
 type domainDoc struct{ *libvirtxml.Domain }
 
+// maxDomainXML bounds a domain.xml.
+const maxDomainXML = 1 << 20
+
+// readDomainXML reads the domain generate-artefacts wrote in the server's
+// own folder: a regular file, never through a symlink.
 func readDomainXML(path string) (domainDoc, error) {
-	data, err := os.ReadFile(path)
+	data, err := topology.ReadRegularFile(path, maxDomainXML)
 	if errors.Is(err, fs.ErrNotExist) {
 		return domainDoc{}, fmt.Errorf("%s is missing: run generate-artefacts", path)
 	}
@@ -117,7 +118,7 @@ func volumeNames(guestName string) []string {
 
 // buildDomain writes the domain of a guest. Its type is a placeholder
 // (qemu): Create sets the one detected on the host that runs it.
-func buildDomain(st *topology.State, g *topology.Guest, p paths, authorizedKey string) (domainDoc, error) {
+func buildDomain(st *topology.State, g *topology.Guest, p paths, authorizedKey, server string) (domainDoc, error) {
 	spec, err := specOf(g)
 	if err != nil {
 		return domainDoc{}, err
@@ -128,10 +129,9 @@ func buildDomain(st *topology.State, g *topology.Guest, p paths, authorizedKey s
 		Type:        TypeQEMU,
 		Name:        spec.Domain,
 		Description: fmt.Sprintf("TestbedOS deployment %s, guest %s", st.Deployment, g.Name),
-		Metadata: &libvirtxml.DomainMetadata{XML: fmt.Sprintf(`<tbos:guest xmlns:tbos=%q deployment=%q guest=%q/>`,
-			metadataNS, st.Deployment, g.Name)},
-		Memory: &libvirtxml.DomainMemory{Value: uint(spec.MemoryMB), Unit: "MiB"},
-		VCPU:   &libvirtxml.DomainVCPU{Value: uint(spec.CPUs)},
+		Metadata:    &libvirtxml.DomainMetadata{XML: markXML(st.Deployment, g.Name, server)},
+		Memory:      &libvirtxml.DomainMemory{Value: uint(spec.MemoryMB), Unit: "MiB"},
+		VCPU:        &libvirtxml.DomainVCPU{Value: uint(spec.CPUs)},
 		OS: &libvirtxml.DomainOS{
 			Type: &libvirtxml.DomainOSType{Arch: "x86_64", Type: "hvm"},
 		},

@@ -6,13 +6,18 @@
 //
 // What a guest is made of:
 //
-//	artefacts/libvirt/<guest>/domain.xml   the domain, written at generate-artefacts
-//	artefacts/libvirt/<guest>/seed.img     cloud_image: NoCloud seed (FAT, label CIDATA)
-//	artefacts/libvirt/<guest>/console.log  what the serial console printed (libvirt logs
-//	                                       the pty it streams; truncated at each start)
-//	artefacts/libvirt/<guest>/ssh.sh       logs in to the guest by hand
-//	artefacts/libvirt/disks/<guest>.qcow2  its disk: a volume of the transient
-//	                                       storage pool tbos.<deployment>
+//	<work>/libvirt/<guest>/domain.xml   the domain, written at generate-artefacts
+//	<work>/libvirt/<guest>/seed.img     cloud_image: NoCloud seed (FAT, label CIDATA)
+//	<work>/libvirt/<guest>/console.log  what the serial console printed (libvirt logs
+//	                                    the pty it streams; truncated at each start)
+//	<work>/libvirt/<guest>/ssh.sh       logs in to the guest by hand
+//	<disks>/<deployment>/<guest>.qcow2  its disk: a volume of the transient storage
+//	                                    pool tbos.<deployment>
+//
+// <work> is the server's own folder of the deployment's generated artefacts
+// (<data>/generated/<deployment>; the project's artefacts/ gets a copy to
+// read), <disks> the server's disks folder (<data>/disks), which QEMU's
+// unprivileged user can enter. Nothing is read from the project's copy.
 //
 // Disks are libvirt storage volumes: a linked clone (qcow2 over the original
 // as backing file, which is never written) of an existing_disk or of a
@@ -77,6 +82,13 @@ type Options struct {
 	// TESTBEDOS_LIBVIRT_IMAGE_CACHE). Default <data dir>/cache/images via
 	// FromEnv, else /var/lib/testbedos/cache/images.
 	ImageCache string
+	// Instance identifies the server (its data folder's instance id); it
+	// marks every domain the driver defines.
+	Instance string
+	// DisksDir holds the deployments' disks, one folder (and storage
+	// pool) per deployment. Default <data dir>/disks via FromEnv; empty:
+	// <work>/libvirt/disks (drivers' own tests).
+	DisksDir string
 	// ReadyTimeout bounds the wait for a guest to answer over SSH (env
 	// TESTBEDOS_LIBVIRT_READY_TIMEOUT, a Go duration). Default 180 s,
 	// generous for TCG on a loaded host.
@@ -100,6 +112,9 @@ func FromEnv(lookup func(string) (string, bool), dataDir string) (Options, error
 	o.ImageCache = get("TESTBEDOS_LIBVIRT_IMAGE_CACHE")
 	if o.ImageCache == "" && dataDir != "" {
 		o.ImageCache = filepath.Join(dataDir, "cache", "images")
+	}
+	if dataDir != "" {
+		o.DisksDir = filepath.Join(dataDir, "disks")
 	}
 	if v := get("TESTBEDOS_LIBVIRT_READY_TIMEOUT"); v != "" {
 		t, err := time.ParseDuration(v)
@@ -129,6 +144,7 @@ var (
 	_ guest.Driver         = (*Driver)(nil)
 	_ guest.ArtefactWriter = (*Driver)(nil)
 	_ guest.Snapshotter    = (*Driver)(nil)
+	_ guest.Finder         = (*Driver)(nil)
 )
 
 // New returns a libvirt driver. It connects to libvirtd only when used.
@@ -199,7 +215,7 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	if err != nil {
 		return false, err
 	}
-	p := pathsOf(dep.Files.WorkDir(), g)
+	p := d.depPaths(dep, g)
 	dom, err := readDomainXML(p.domainXML)
 	if err != nil {
 		return false, err
@@ -211,6 +227,12 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	defer s.close()
 
 	if existing, err := s.DomainLookupByName(spec.Domain); err == nil {
+		if f, err := d.verdict(s, dep, g, existing); err != nil || f.Presence == guest.Foreign {
+			if err == nil {
+				err = fmt.Errorf("guest %s: %s: %w", g.Name, f.What, guest.ErrForeign)
+			}
+			return false, err
+		}
 		return false, d.startExisting(ctx, s, dep, g, existing, log)
 	} else if !noDomain(err) {
 		return false, s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
@@ -224,7 +246,7 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 // define makes the volume, defines and starts a new domain and waits for
 // it; on error it removes all of that again.
 func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom domainDoc, log actlog.Log) (err error) {
-	spec, p := g.Libvirt, pathsOf(dep.Files.WorkDir(), g)
+	spec, p := g.Libvirt, d.depPaths(dep, g)
 	domType, err := d.domainType(ctx, s, log)
 	if err != nil {
 		return err
@@ -316,10 +338,17 @@ func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.
 	}
 	defer s.close()
 	dom, err := s.DomainLookupByName(spec.Domain)
+	var f guest.Found
+	if err == nil {
+		f, err = d.verdict(s, dep, g, dom)
+	}
 	switch {
 	case noDomain(err):
 	case err != nil:
 		return s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
+	case f.Presence == guest.Foreign:
+		// Not ours: this guest is gone, the other one stays.
+		log.Printf("    guest %s: %s: %v: left alone", g.Name, f.What, guest.ErrForeign)
 	default:
 		if err := s.DomainDestroyFlags(dom, golibvirt.DomainDestroyDefault); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) && !noDomain(err) {
 			return s.err(fmt.Errorf("stop domain %s: %w", spec.Domain, err))
@@ -333,7 +362,7 @@ func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.
 	if err := d.removeVolumes(ctx, s, dep, g); err != nil {
 		return err
 	}
-	p := pathsOf(dep.Files.WorkDir(), g)
+	p := d.depPaths(dep, g)
 	if err := os.Remove(p.knownHosts); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -356,19 +385,34 @@ func specOf(g *topology.Guest) (*topology.LibvirtSpec, error) {
 
 // paths are the files of one guest.
 type paths struct {
-	artefacts  string // <project>/artefacts
-	dir        string // artefacts/libvirt/<guest>
+	artefacts  string // the deployment's working folder
+	dir        string // <work>/libvirt/<guest>
 	domainXML  string
 	seed       string
 	console    string
 	knownHosts string // host key learnt on first use
 	hostKey    string // host key made by generate-artefacts (cloud_image)
 	sshHelper  string
-	poolDir    string // artefacts/libvirt/disks
+	poolDir    string // <disks>/<deployment>
 }
 
-// pathsOf: art is the deployment's artefacts folder on this host.
-func pathsOf(art string, g *topology.Guest) paths {
+// depPaths are the files of guest g of dep on this host.
+func (d *Driver) depPaths(dep guest.Deployment, g *topology.Guest) paths {
+	return d.pathsOf(dep.WorkDir(), dep.Name, g)
+}
+
+// poolDir is the folder of the deployment's disks: its own folder under
+// DisksDir, else under its working folder art.
+func (d *Driver) poolDir(art, deployment string) string {
+	if d.opts.DisksDir != "" {
+		return filepath.Join(d.opts.DisksDir, deployment)
+	}
+	return filepath.Join(art, "libvirt", "disks")
+}
+
+// pathsOf: art is the deployment's working folder on this host.
+func (d *Driver) pathsOf(art, deployment string, g *topology.Guest) paths {
+	pool := d.poolDir(art, deployment)
 	dir := filepath.Join(art, "libvirt", g.Name)
 	return paths{
 		artefacts:  art,
@@ -379,7 +423,7 @@ func pathsOf(art string, g *topology.Guest) paths {
 		knownHosts: filepath.Join(dir, "known_hosts"),
 		hostKey:    filepath.Join(dir, "ssh_host_ed25519_key"),
 		sshHelper:  filepath.Join(dir, "ssh.sh"),
-		poolDir:    filepath.Join(art, "libvirt", "disks"),
+		poolDir:    pool,
 	}
 }
 

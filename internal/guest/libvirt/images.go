@@ -54,7 +54,11 @@ func (d *Driver) cachedImage(ctx context.Context, spec *topology.LibvirtSpec, lo
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", fmt.Errorf("image cache: %w", err)
 	}
-	file := filepath.Join(dir, cacheFileName(spec))
+	name := cacheFileName(spec)
+	if !topology.PlainFileName(name) {
+		return "", "", fmt.Errorf("image name %q is not a plain file name", name)
+	}
+	file := filepath.Join(dir, name)
 	unlock := d.images.lock(file)
 	defer unlock()
 	if _, err := os.Stat(file); err == nil {

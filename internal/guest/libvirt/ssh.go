@@ -87,7 +87,7 @@ func (d *Driver) Dial(ctx context.Context, dep guest.Deployment, g *topology.Gue
 	if len(g.Interfaces) == 0 {
 		return nil, fmt.Errorf("guest %s has no network interface to reach it over SSH", g.Name)
 	}
-	p := pathsOf(dep.Files.WorkDir(), g)
+	p := d.depPaths(dep, g)
 	key, err := sshkey.Load(p.artefacts)
 	if err != nil {
 		return nil, err
@@ -243,7 +243,7 @@ func consoleTrouble(out []byte) string {
 // ReadyTimeout. It gives up early when the domain stops or the console
 // reports a failure; errors carry the end of the console.
 func (d *Driver) waitReady(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom golibvirt.Domain) (*ssh.Client, error) {
-	p := pathsOf(dep.Files.WorkDir(), g)
+	p := d.depPaths(dep, g)
 	key, err := sshkey.Load(p.artefacts)
 	if err != nil {
 		return nil, err
@@ -311,6 +311,9 @@ func tail(b []byte, n int) string {
 	return strings.TrimRight(string(b), "\n")
 }
 
+// maxScript bounds a setup script copied into a guest.
+const maxScript = 16 << 20
+
 // RunScript copies the script into the guest over SSH and runs it there as
 // root, with TESTBEDOS_DEPLOYMENT and TESTBEDOS_GUEST set; its output goes
 // line by line into log, prefixed "[guest] ". It first waits for the guest
@@ -321,11 +324,7 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 	if err != nil {
 		return err
 	}
-	local, err := dep.Files.Path(ctx, script)
-	if err != nil {
-		return fmt.Errorf("guest %s: script: %w", g.Name, err)
-	}
-	body, err := os.ReadFile(local)
+	body, _, err := guest.ReadFile(ctx, dep.Files, script, maxScript)
 	if err != nil {
 		return fmt.Errorf("guest %s: script: %w", g.Name, err)
 	}

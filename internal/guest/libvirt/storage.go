@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/testbedos/testbedos/internal/actlog"
@@ -19,13 +16,13 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// PoolName is the transient storage pool (a folder, artefacts/libvirt/disks)
+// PoolName is the transient storage pool (a folder, <data>/disks/<name>)
 // that holds the disks of a deployment's guests.
 func PoolName(deployment string) string { return "tbos." + deployment }
 
 // createVolume makes the guest's disk volume (see volumeOf).
 func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
-	p := pathsOf(dep.Files.WorkDir(), g)
+	p := d.depPaths(dep, g)
 	v := volumeOf(g.Libvirt, g.Name)
 	if v.cloud {
 		path, format, err := d.cachedImage(ctx, g.Libvirt, log)
@@ -98,11 +95,14 @@ func volumeXML(v volumeSpec) (string, error) {
 // ensurePool returns the deployment's pool, creating it (transient: it
 // lives until destroyed or libvirtd's host reboots) if needed.
 func ensurePool(s *session, name, dir string) (golibvirt.StoragePool, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := makeDisksDir(dir); err != nil {
 		return golibvirt.StoragePool{}, err
 	}
 	pool, err := s.StoragePoolLookupByName(name)
 	if err == nil {
+		if err := checkPoolDir(s, pool, dir); err != nil {
+			return pool, err
+		}
 		active, err := s.StoragePoolIsActive(pool)
 		if err == nil && active == 0 {
 			err = s.StoragePoolCreate(pool, golibvirt.StoragePoolCreateNormal)
@@ -128,6 +128,28 @@ func ensurePool(s *session, name, dir string) (golibvirt.StoragePool, error) {
 		return pool, s.err(fmt.Errorf("create storage pool %s at %s: %w", name, dir, err))
 	}
 	return pool, nil
+}
+
+// checkPoolDir refuses a pool of our name over another folder than dir:
+// another server's (or someone's) pool, whose volumes are not ours to make
+// or delete.
+func checkPoolDir(s *session, pool golibvirt.StoragePool, dir string) error {
+	desc, err := s.StoragePoolGetXMLDesc(pool, 0)
+	if err != nil {
+		return s.err(fmt.Errorf("storage pool %s: %w", pool.Name, err))
+	}
+	var px libvirtxml.StoragePool
+	if err := px.Unmarshal(desc); err != nil {
+		return fmt.Errorf("storage pool %s: %w", pool.Name, err)
+	}
+	if px.Target == nil || filepath.Clean(px.Target.Path) != filepath.Clean(dir) {
+		got := ""
+		if px.Target != nil {
+			got = px.Target.Path
+		}
+		return fmt.Errorf("storage pool %s is over %s, not %s: %w", pool.Name, got, dir, guest.ErrForeign)
+	}
+	return nil
 }
 
 // copyVolume makes a full copy of an existing disk: libvirt copies it from
@@ -176,6 +198,8 @@ func (d *Driver) removeVolumes(ctx context.Context, s *session, dep guest.Deploy
 	case noPool(err):
 	case err != nil:
 		return s.err(fmt.Errorf("look up storage pool %s: %w", name, err))
+	case checkPoolDir(s, pool, d.depPaths(dep, g).poolDir) != nil:
+		// Over another folder: its volumes are not ours to delete.
 	default:
 		for _, vn := range volumeNames(g.Name) {
 			vol, err := s.StorageVolLookupByName(pool, vn)
@@ -190,13 +214,7 @@ func (d *Driver) removeVolumes(ctx context.Context, s *session, dep guest.Deploy
 			}
 		}
 	}
-	dir := pathsOf(dep.Files.WorkDir(), g).poolDir
-	for _, vn := range volumeNames(g.Name) {
-		if err := os.Remove(filepath.Join(dir, vn)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
+	return removeDiskFiles(d.depPaths(dep, g).poolDir, volumeNames(g.Name))
 }
 
 // releasePool removes the deployment's pool once it holds no volume; its
@@ -210,6 +228,8 @@ func (d *Driver) releasePool(ctx context.Context, s *session, dep guest.Deployme
 	case noPool(err):
 	case err != nil:
 		return s.err(fmt.Errorf("look up storage pool %s: %w", name, err))
+	case checkPoolDir(s, pool, d.poolDir(dep.WorkDir(), dep.Name)) != nil:
+		// Over another folder: not ours to remove.
 	default:
 		vols, _, err := s.StoragePoolListAllVolumes(pool, 1, 0)
 		if err != nil {
@@ -227,7 +247,6 @@ func (d *Driver) releasePool(ctx context.Context, s *session, dep guest.Deployme
 			}
 		}
 	}
-	dir := filepath.Join(dep.Files.WorkDir(), "libvirt", "disks")
-	_ = os.Remove(dir) // only when empty
+	removeEmptyDisksDir(d.poolDir(dep.WorkDir(), dep.Name))
 	return nil
 }

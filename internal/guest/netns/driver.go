@@ -48,6 +48,7 @@ type Driver struct {
 var (
 	_ guest.Driver  = (*Driver)(nil)
 	_ guest.Statser = (*Driver)(nil)
+	_ guest.Finder  = (*Driver)(nil)
 )
 
 // New returns a netns driver.
@@ -77,6 +78,31 @@ func (d *Driver) Exists(ctx context.Context, dep guest.Deployment, g *topology.G
 	}
 	mounted, veths, err := inventory(ns, g)
 	return mounted && len(veths) == len(g.Interfaces), err
+}
+
+// Find implements guest.Finder: a namespace or a veth carries no mark, so
+// what there is of the guest, whole or in part, is Unmarked: the guest is
+// this deployment's only when its record holds it.
+func (d *Driver) Find(ctx context.Context, dep guest.Deployment, g *topology.Guest) (guest.Found, error) {
+	ns, err := namespaceOf(g)
+	if err != nil {
+		return guest.Found{}, err
+	}
+	mounted, veths, err := inventory(ns, g)
+	if err != nil {
+		return guest.Found{}, err
+	}
+	var what []string
+	if mounted {
+		what = append(what, "namespace "+ns)
+	}
+	if len(veths) > 0 {
+		what = append(what, "veths "+strings.Join(veths, ", "))
+	}
+	if len(what) == 0 {
+		return guest.Found{}, nil
+	}
+	return guest.Found{Presence: guest.Unmarked, What: strings.Join(what, " and ")}, nil
 }
 
 // inventory looks at what of the guest exists: whether its namespace is

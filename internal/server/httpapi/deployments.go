@@ -245,7 +245,7 @@ func deploymentState(d Deps) handler {
 		if err != nil {
 			return err
 		}
-		data, err := os.ReadFile(topology.StatePath(dep.ProjectLocation))
+		data, err := topology.ReadProjectFile(dep.ProjectLocation, topology.StatePath(dep.ProjectLocation), topology.MaxStateFile)
 		if errors.Is(err, fs.ErrNotExist) {
 			return errorf(http.StatusNotFound, err, fmt.Sprintf("deployment %s has no state yet: run generate-artefacts", dep.Name))
 		}

@@ -117,7 +117,7 @@ func monitorGuest(d Deps) handler {
 
 // hasGuest checks that the deployment's state has the guest.
 func hasGuest(dep api.Deployment, guestName string) error {
-	st, err := topology.ReadState(topology.StatePath(dep.ProjectLocation))
+	st, err := topology.ReadProjectState(dep.ProjectLocation)
 	if errors.Is(err, fs.ErrNotExist) {
 		return errorf(http.StatusNotFound, err, fmt.Sprintf("deployment %s has no state yet: run generate-artefacts", dep.Name))
 	}

@@ -574,7 +574,7 @@ func startServerWith(t *testing.T, snapshots bool) *testbed {
 		LogRetention: 24 * time.Hour, LogMaxCount: 1000,
 	}
 	exec := &fakeEngine{
-		real:    engine.New(engine.Options{Drivers: guest.NewRegistry(netns.New(netns.Options{}))}),
+		real:    engine.New(engine.Options{Drivers: guest.NewRegistry(netns.New(netns.Options{})), GeneratedDir: cfg.GeneratedDir()}),
 		started: make(chan struct{}), release: make(chan struct{}),
 		vms: map[string]bool{"vm1": true, strings.Repeat("g", 63): true},
 	}
@@ -992,6 +992,7 @@ func realFaults(t *testing.T, c *contract, tb *testbed, good string) {
 		}
 	}
 	mustWrite(filepath.Join(good, "artefacts", "state.json"))
+	mustWrite(filepath.Join(tb.cfg.GeneratedDir(), "broken", "state.json"))
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/state", want: 500})
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/guests/web/snapshots", want: 500})
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/guests/web/snapshots/s1", want: 500})

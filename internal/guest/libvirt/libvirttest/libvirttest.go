@@ -168,3 +168,30 @@ func Stop(domain string) error {
 	}
 	return l.DomainDestroy(d)
 }
+
+// DefineShutOff defines, without starting it, a bare domain called name
+// with no TestbedOS mark, as another tool would leave one.
+func DefineShutOff(name string) error {
+	l, err := connect()
+	if err != nil {
+		return err
+	}
+	defer l.Disconnect()
+	xml := fmt.Sprintf(`<domain type='qemu'><name>%s</name><memory unit='MiB'>32</memory><os><type arch='x86_64'>hvm</type></os></domain>`, name)
+	_, err = l.DomainDefineXML(xml)
+	return err
+}
+
+// Defined reports whether a domain called name is defined.
+func Defined(name string) (bool, error) {
+	l, err := connect()
+	if err != nil {
+		return false, err
+	}
+	defer l.Disconnect()
+	_, err = l.DomainLookupByName(name)
+	if golibvirt.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
