@@ -21,11 +21,10 @@ import (
 // newLocalHost assembles this host as the engine drives it: netlink
 // bridges and every guest kind, registered here in one list.
 func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine.LocalHost, error) {
-	lv, err := libvirt.FromEnv(os.LookupEnv, cfg.DataDir)
-	if err != nil {
-		return nil, err
+	lv := libvirt.Options{
+		Socket: cfg.Libvirt.Socket, DomainType: cfg.Libvirt.DomainType, ProbeKernel: cfg.Libvirt.ProbeKernel,
+		ImageCache: cfg.Libvirt.ImageCache, ReadyTimeout: cfg.Libvirt.ReadyTimeout, Logger: log,
 	}
-	lv.Logger = log
 	// The docker client contacts dockerd only when a docker guest is used:
 	// a host without one starts, and such guests fail naming the daemon.
 	dk, err := docker.New(docker.Options{})
