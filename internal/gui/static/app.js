@@ -387,7 +387,9 @@ function deploymentPage() {
   };
   guests();
   setInterval(guests, 3000);
+  // The log card opens on the running action, else on the last one.
   if (root.dataset.running) follow(root.dataset.running, "running");
+  else if (root.dataset.last) follow(root.dataset.last, root.dataset.lastCommand || "last action");
 }
 
 // --- console: raw terminal bytes over the console websocket, shown by
