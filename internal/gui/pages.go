@@ -93,16 +93,16 @@ type guestRow struct {
 const lazyPlots = 30
 
 type deploymentData struct {
-	Dep        api.Deployment
-	StateKind  string
-	Running    string // uuid of the running action
+	Dep       api.Deployment
+	StateKind string
+	Running   string // uuid of the running action
 	// Last is the newest past action, whose log the page opens with when
 	// none is running; LastCommand names it.
 	Last, LastCommand string
-	HasState   bool
-	StateError string
-	Topology   template.HTML
-	Guests     []guestRow
+	HasState          bool
+	StateError        string
+	Topology          template.HTML
+	Guests            []guestRow
 	// Lazy: many guests, so plots load only when scrolled to.
 	Lazy    bool
 	Hosts   []hostColor
