@@ -76,6 +76,11 @@ func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time) er
 	return draw2(w, title, "cpu %", cpu, "mem %", mem)
 }
 
+// legendW is the strip right of the data area that holds the legend: a
+// legend drawn inside the data area has line samples that read as data (a
+// red "mem %" swatch near 100 % above a memory line at 5 %).
+const legendW = 42 * vg.Length(1)
+
 func draw2(w io.Writer, title, n1 string, l1 plotter.XYs, n2 string, l2 plotter.XYs) error {
 	p := plot.New()
 	p.Title.Text = title
@@ -87,14 +92,18 @@ func draw2(w io.Writer, title, n1 string, l1 plotter.XYs, n2 string, l2 plotter.
 	p.X.Label.Text = "minutes ago"
 	p.X.Min, p.X.Max = -60, 0
 	p.Y.Min, p.Y.Max = 0, 100
-	p.Legend.Top = true
-	p.Legend.TextStyle.Font.Size = vg.Points(6)
+	legend := plot.NewLegend()
+	legend.Top = true
+	legend.ThumbnailWidth = vg.Points(10)
+	legend.TextStyle.Font.Size = vg.Points(6)
 	p.Add(plotter.NewGrid())
 	for _, l := range []struct {
 		name string
 		xys  plotter.XYs
 		c    color.Color
 	}{{n1, l1, cpuColor}, {n2, l2, memColor}} {
+		style := draw.LineStyle{Color: l.c, Width: vg.Points(1)}
+		legend.Add(l.name, &plotter.Line{LineStyle: style})
 		if len(l.xys) == 0 {
 			continue
 		}
@@ -102,13 +111,14 @@ func draw2(w io.Writer, title, n1 string, l1 plotter.XYs, n2 string, l2 plotter.
 		if err != nil {
 			return fmt.Errorf("plot %s: %w", l.name, err)
 		}
-		line.Color = l.c
-		line.Width = vg.Points(1)
+		line.LineStyle = style
 		p.Add(line)
-		p.Legend.Add(l.name, line)
 	}
 	c := vgsvg.New(plotW, plotH)
-	p.Draw(draw.New(c))
+	dc := draw.New(c)
+	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
+	top := p.Title.TextStyle.Height(p.Title.Text) + p.Title.Padding
+	legend.Draw(draw.Crop(dc, plotW-legendW+vg.Points(4), 0, 0, -top))
 	_, err := c.WriteTo(w)
 	return err
 }
