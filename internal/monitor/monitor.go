@@ -299,7 +299,7 @@ func (m *Monitor) Guest(deployment, guestName string) api.GuestSeries {
 	defer m.mu.RUnlock()
 	out := api.GuestSeries{IntervalS: m.opts.Interval.Seconds(), Samples: []api.GuestSample{}}
 	if gs := m.guests[guestKey{deployment, guestName}]; gs != nil {
-		out.Samples = gs.samples.values()
+		out.Samples, out.Stats = gs.samples.values(), gs.stats
 	}
 	return out
 }
@@ -330,5 +330,9 @@ func (m *Monitor) Latest(deployment, guestName string) *api.GuestResources {
 	if !ok || (!gs.stats && len(gs.ifaces) == 0) {
 		return nil
 	}
-	return &api.GuestResources{CPUSeconds: s.CPUSeconds, MemoryBytes: s.MemoryBytes, RxBytes: s.RxBytes, TxBytes: s.TxBytes, SampledAt: s.Time}
+	r := &api.GuestResources{RxBytes: s.RxBytes, TxBytes: s.TxBytes, SampledAt: s.Time}
+	if gs.stats {
+		r.CPUSeconds, r.MemoryBytes = &s.CPUSeconds, &s.MemoryBytes
+	}
+	return r
 }

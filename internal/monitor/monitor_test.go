@@ -155,7 +155,7 @@ func TestSampleAndCollect(t *testing.T) {
 		t.Errorf("host sample %+v", h)
 	}
 	r := m.Latest("d1", "a")
-	if r == nil || r.RxBytes != 20 || r.TxBytes != 10 || r.MemoryBytes != 4096 {
+	if r == nil || r.RxBytes != 20 || r.TxBytes != 10 || r.MemoryBytes == nil || *r.MemoryBytes != 4096 || r.CPUSeconds == nil {
 		t.Fatalf("latest of a = %+v: want rx 20 and tx 10 (the host end's, swapped)", r)
 	}
 	if m.Latest("d1", "pending") != nil || m.Latest("d1", "nope") != nil {

@@ -59,6 +59,9 @@ func HostSVG(w io.Writer, s api.HostSeries, now time.Time) error {
 func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time) error {
 	var cpu, mem plotter.XYs
 	for i, x := range s.Samples {
+		if !s.Stats {
+			break // no numbers: no lines
+		}
 		if memTotal > 0 {
 			mem = append(mem, plotter.XY{X: minutesBefore(x.Time, now), Y: 100 * float64(x.MemoryBytes) / float64(memTotal)})
 		}
@@ -71,7 +74,11 @@ func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time) er
 	title := "no samples: the guest is not up on this host"
 	if n := len(s.Samples); n > 0 {
 		last := s.Samples[n-1]
-		title = fmt.Sprintf("cpu %s  mem %s  rx %s  tx %s", lastPct(cpu), bytesText(last.MemoryBytes), bytesText(last.RxBytes), bytesText(last.TxBytes))
+		cpuText, memText := lastPct(cpu), bytesText(last.MemoryBytes)
+		if !s.Stats {
+			cpuText, memText = "n/a", "n/a"
+		}
+		title = fmt.Sprintf("cpu %s  mem %s  rx %s  tx %s", cpuText, memText, bytesText(last.RxBytes), bytesText(last.TxBytes))
 	}
 	return draw2(w, title, "cpu %", cpu, "mem %", mem)
 }
