@@ -5,7 +5,7 @@ import "time"
 // EventType says what an Event of /api/events reports.
 type EventType string
 
-// The event types of SPEC 7.
+// The event types published on GET /api/events.
 const (
 	// EventDeploymentState: a deployment's state changed; State is the new one.
 	EventDeploymentState EventType = "deployment-state"

@@ -6,7 +6,7 @@ import (
 )
 
 // knownCloudImages are the original's cloud_image names and the published
-// images they stand for (SPEC 6). They are downloaded at up, never at
+// images they stand for. They are downloaded at up, never at
 // generate-artefacts.
 var knownCloudImages = map[string]string{
 	"ubuntu_18_04": "https://cloud-images.ubuntu.com/releases/bionic/release/ubuntu-18.04-server-cloudimg-amd64.img",
