@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -56,7 +55,6 @@ type Options struct {
 // GUI renders the pages.
 type GUI struct {
 	opts Options
-	once sync.Once
 	tpls map[string]*template.Template
 	err  error
 }
