@@ -14,6 +14,8 @@ const (
 	ProgramServer = "testbedos-server"
 	ProgramCLI    = "kvm-compose"
 	ProgramTests  = "tests"
+	// ProgramLibrary: read by a library the server uses, not by TestbedOS.
+	ProgramLibrary = "testbedos-server (Docker's client library)"
 )
 
 // Environment variables read outside the server's flag set: by kvm-compose
@@ -137,6 +139,9 @@ var Knobs = []Knob{
 		Doc: "the token sent over TCP (default: <data dir>/config/token)"},
 	{Env: EnvServerFingerprint, Program: ProgramCLI, Default: "",
 		Doc: "pins an https server's certificate, sha256:<hex> (default: the local data folder's certificate)"},
+
+	{Env: "DOCKER_HOST", Program: ProgramLibrary, Default: "unix:///var/run/docker.sock",
+		Doc: "dockerd's address for docker guests; DOCKER_API_VERSION, DOCKER_CERT_PATH and DOCKER_TLS_VERIFY are read likewise"},
 
 	{Env: EnvRequireIntegration, Program: ProgramTests, Default: "",
 		Doc: "1 turns every skip of an integration test (no root, no libvirtd, …) into a failure; .ci/run sets it"},

@@ -87,10 +87,10 @@ func New(opts Options) (*GUI, error) {
 			opts.DevDir = SourceDir()
 		}
 		if opts.DevDir == "" {
-			return nil, errors.New("gui: development mode needs the source folder of internal/gui: set TESTBEDOS_DEV_DIR")
+			return nil, errors.New("gui: development mode needs the source folder of internal/gui: set --dev-dir (TESTBEDOS_DEV_DIR)")
 		}
 		if _, err := os.Stat(filepath.Join(opts.DevDir, "templates", "layout.html")); err != nil {
-			return nil, fmt.Errorf("gui: TESTBEDOS_DEV_DIR %s holds no templates/layout.html: %w", opts.DevDir, err)
+			return nil, fmt.Errorf("gui: dev dir (--dev-dir, TESTBEDOS_DEV_DIR) %s holds no templates/layout.html: %w", opts.DevDir, err)
 		}
 	}
 	g := &GUI{opts: opts}
