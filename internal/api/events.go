@@ -42,3 +42,8 @@ type Event struct {
 type CancelRequest struct {
 	UUID string `json:"uuid,omitempty"`
 }
+
+// CloseActionGone is the websocket close code that ends a log stream
+// (GET /api/logs/{uuid}/stream) whose action was deleted, with its
+// deployment, while it was followed.
+const CloseActionGone = 4404
