@@ -48,7 +48,7 @@ type Server struct {
 	// LogRetention and LogMaxCount bound the orchestration logs kept.
 	LogRetention time.Duration
 	LogMaxCount  int
-	// LogMaxBytes caps one action's log (SPEC 12).
+	// LogMaxBytes caps one action's log; past it lines are dropped and counted.
 	LogMaxBytes int64
 
 	// MonitorInterval is how often guests are sampled.
