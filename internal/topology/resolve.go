@@ -229,6 +229,23 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		st.Guests = append(st.Guests, g)
 	}
 	spanSwitches(st)
+	// A router port given the MAC of a guest (or of another port) would
+	// share it on the bridge.
+	routers, base := c.RouterSpecs()
+	for _, name := range sortedKeys(routers) {
+		for i, p := range routers[name].Ports {
+			mac, err := parseMAC(p.MAC)
+			if err != nil {
+				continue // none given, or already reported
+			}
+			field := fmt.Sprintf("%s.%s.ports[%d].mac", base, name, i)
+			if prev, dup := macs[mac]; dup {
+				ps.addf(field, "%s is already used by %s (%s)", mac, prev.guest, c.where(prev.field))
+			} else {
+				macs[mac] = owner{fmt.Sprintf("router %s port %d", name, i), field}
+			}
+		}
+	}
 	c.resolveRouters(st, &ps)
 	c.resolveACL(&ps, st)
 	return st, ps.list

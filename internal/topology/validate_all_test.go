@@ -46,3 +46,27 @@ func TestEveryProblemInOnePass(t *testing.T) {
 		t.Fatalf("want the router's problem and the duplicate MAC in one pass (router %v, mac %v):\n%v", router, mac, err)
 	}
 }
+
+// TestRouterPortMACOfAGuest: a router port given a guest's MAC is a
+// problem, reported with the others.
+func TestRouterPortMACOfAGuest(t *testing.T) {
+	dir := writeProject(t, yamlLines(
+		"machines:",
+		"  - name: web",
+		"    network: [{switch: sw0, ip: 10.0.0.5, mac: '02:00:00:00:00:02'}]",
+		"    netns: {}",
+		"network:",
+		"  switches:",
+		"    sw0: {subnet: 10.0.0.0/24}",
+		"  routers:",
+		"    r1:",
+		"      ports:",
+		"        - {switch: sw0, gateway_ip: 10.0.0.1/24, mac: '02:00:00:00:00:02'}",
+	))
+	_, err := Generate(Options{Deployment: "lab", ProjectDir: dir})
+	var verr *ValidationError
+	if !errors.As(err, &verr) || len(verr.Problems) != 1 || verr.Problems[0].Field != "network.routers.r1.ports[0].mac" ||
+		verr.Problems[0].Line != 11 || !strings.Contains(verr.Problems[0].Message, "already used by web") {
+		t.Fatalf("Generate: %v, want the router port's MAC reported on line 11", err)
+	}
+}
