@@ -1,6 +1,6 @@
 # TestbedOS. `make run` starts the server, `make test` runs the whole suite
 # (as root: it installs the Debian packages the tests need and starts the
-# services they use), `make bench` measures.
+# services they use; vet, staticcheck and gofmt first), `make bench` measures.
 #
 # Integration tests skip when the machine lacks what they need (root,
 # libvirtd, QEMU, a package). With TESTBEDOS_REQUIRE_INTEGRATION=1 in the
@@ -17,11 +17,15 @@ PKGS      := ./...
 # time-bounded run at its deadline on a loaded machine (go.dev/issue/75804).
 FUZZ      := ./internal/topology:FuzzParse ./internal/acl:FuzzCompile ./internal/api:FuzzActionRequest ./internal/store:FuzzCheckName ./internal/server:FuzzRequestBodies
 FUZZTIME  ?= 40000x
+# staticcheck, pinned; `make test` installs it with go install (a Go
+# module, fetched through the module proxy like the project's own).
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)/staticcheck
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/testbedos/testbedos/internal/server.Version=$(VERSION) \
              -X github.com/testbedos/testbedos/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-deps vet fmt-check unit fuzz bench clean
+.PHONY: all build run test test-deps vet staticcheck staticcheck-install fmt-check unit fuzz bench clean
 
 all: build
 
@@ -37,7 +41,7 @@ run: build
 	@echo "  export PATH=$(BIN):\$$PATH TESTBEDOS_DATA_DIR=$(DATA_DIR)   # the CLI reads its config/token"
 	TESTBEDOS_DATA_DIR=$(DATA_DIR) $(BIN)/testbedos-server main
 
-test: test-deps vet fmt-check unit fuzz
+test: test-deps vet staticcheck fmt-check unit fuzz
 
 test-deps:
 	@if [ "$$(id -u)" = 0 ]; then scripts/install-test-deps.sh && scripts/start-libvirt.sh && scripts/start-docker.sh; \
@@ -45,6 +49,16 @@ test-deps:
 
 vet:
 	$(GO) vet $(PKGS)
+
+# Installs the pinned staticcheck unless that version is already there.
+staticcheck-install:
+	@if ! $(STATICCHECK) -version 2>/dev/null | grep -q '$(STATICCHECK_VERSION:v%=%)'; then \
+		echo "installing staticcheck $(STATICCHECK_VERSION)"; \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); fi
+
+# staticcheck's default checks over the whole tree; any finding fails.
+staticcheck: staticcheck-install
+	$(STATICCHECK) $(PKGS)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -16,8 +16,8 @@ const (
 	CmdUp                CommandName = "up"
 	CmdDown              CommandName = "down"
 	CmdSnapshot          CommandName = "snapshot"
-	// CmdApply brings an up deployment to what kvm-compose.yaml says now
-	// (SPEC 5), doing exactly what GET …/plan shows.
+	// CmdApply brings an up deployment to what kvm-compose.yaml says now,
+	// doing exactly what GET …/plan shows.
 	CmdApply CommandName = "apply"
 )
 

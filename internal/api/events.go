@@ -5,7 +5,7 @@ import "time"
 // EventType says what an Event of /api/events reports.
 type EventType string
 
-// The event types of SPEC 7.
+// The event types published on GET /api/events.
 const (
 	// EventDeploymentState: a deployment's state changed; State is the new one.
 	EventDeploymentState EventType = "deployment-state"
@@ -42,3 +42,8 @@ type Event struct {
 type CancelRequest struct {
 	UUID string `json:"uuid,omitempty"`
 }
+
+// CloseActionGone is the websocket close code that ends a log stream
+// (GET /api/logs/{uuid}/stream) whose action was deleted, with its
+// deployment, while it was followed.
+const CloseActionGone = 4404

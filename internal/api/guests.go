@@ -41,9 +41,11 @@ type GuestInterface struct {
 
 // GuestResources is what a guest uses, from one sample of the monitor.
 // Network bytes are seen from the guest: rx is what it received.
+// CPUSeconds and MemoryBytes are null when the guest's driver gives no
+// such number (shown as "n/a", never as 0).
 type GuestResources struct {
-	CPUSeconds  float64   `json:"cpu_seconds"`
-	MemoryBytes uint64    `json:"memory_bytes"`
+	CPUSeconds  *float64  `json:"cpu_seconds"`
+	MemoryBytes *uint64   `json:"memory_bytes"`
 	RxBytes     uint64    `json:"rx_bytes"`
 	TxBytes     uint64    `json:"tx_bytes"`
 	SampledAt   time.Time `json:"sampled_at"`
@@ -79,6 +81,10 @@ type GuestSample struct {
 // /api/monitor/deployments/{name}/guests/{guest}: the last hour, oldest
 // first (empty when the guest is not up on this host).
 type GuestSeries struct {
-	IntervalS float64       `json:"interval_s"`
-	Samples   []GuestSample `json:"samples"`
+	IntervalS float64 `json:"interval_s"`
+	// Stats is false when the guest's driver gives no CPU and memory
+	// numbers: the samples' cpu_seconds and memory_bytes are then 0 and
+	// mean nothing.
+	Stats   bool          `json:"stats"`
+	Samples []GuestSample `json:"samples"`
 }

@@ -54,3 +54,7 @@ const (
 	// ExecOutputCap bounds stdout and stderr each: 1 MiB.
 	ExecOutputCap = 1 << 20
 )
+
+// ErrGuestNotAnswering: exec could not reach the guest (a VM whose SSH
+// server never answered) before its timeout, so nothing ran (503).
+var ErrGuestNotAnswering = Categorized(ErrUnavailable, "the guest did not answer, so nothing ran")

@@ -28,13 +28,21 @@ const exitTimedOut = 124
 func (a *app) execCommand() *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "exec GUEST -- CMD [ARG…]",
+		Use:   "exec GUEST [--timeout D] -- CMD [ARG…]",
 		Short: "Run a command in a guest and exit with its exit status",
 		Long: `Runs CMD in GUEST of the up deployment (netns: in its namespace; docker: in
 the container; libvirt: over SSH) and prints its stdout and stderr. The exit
 status is the command's; 124 when --timeout killed it. Output is capped at
-1 MiB per stream. No shell runs unless you name one: exec web -- sh -c 'ip a | grep inet'.`,
-		Args: cobra.MinimumNArgs(2),
+1 MiB per stream. Flags such as --timeout go anywhere before "--"; everything
+after it is the command, passed on untouched. No shell runs unless you name
+one: exec web -- sh -c 'ip a | grep inet'. A VM that does not answer SSH
+before the timeout runs nothing, and the error says so.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 || cmd.ArgsLenAtDash() == 0 {
+				return errors.New("no guest given: kvm-compose exec GUEST -- CMD [ARG…]")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, c, err := a.target(nil)
 			if err != nil {
@@ -44,9 +52,11 @@ status is the command's; 124 when --timeout killed it. Output is capped at
 			if secs < 1 || secs > api.MaxExecTimeoutS {
 				return fmt.Errorf("--timeout %s: give 1s to %ds", timeout, api.MaxExecTimeoutS)
 			}
+			// Flags anywhere before "--" are kvm-compose's; what follows it
+			// is the command, passed on untouched.
 			argv := args[1:]
-			if argv[0] == "--" { // flags stop at GUEST, so "--" is kept
-				argv = argv[1:]
+			if dash := cmd.ArgsLenAtDash(); dash > 1 {
+				return fmt.Errorf("one guest before --, got %q: kvm-compose exec GUEST [--timeout D] -- CMD [ARG…]", args[:dash])
 			}
 			if len(argv) == 0 {
 				return errors.New("no command given: kvm-compose exec GUEST -- CMD [ARG…]")
@@ -69,7 +79,9 @@ status is the command's; 124 when --timeout killed it. Output is capped at
 			return nil
 		},
 	}
-	cmd.Flags().SetInterspersed(false)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nput the command after --, as in: kvm-compose exec GUEST -- CMD -flag (flags before -- are kvm-compose's)", err)
+	})
 	cmd.Flags().DurationVar(&timeout, "timeout", api.DefaultExecTimeoutS*time.Second, "kill the command after this long (at most 1h)")
 	return cmd
 }

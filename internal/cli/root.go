@@ -143,7 +143,7 @@ func (a *app) client() (*client.Client, error) {
 	servers := []string{a.server}
 	if a.server == "" {
 		servers = nil
-		sock, set := a.lookupEnv("TESTBEDOS_SOCKET")
+		sock, set := a.lookupEnv(config.EnvSocket)
 		if !set {
 			sock = config.DefaultSocket
 		}
@@ -181,10 +181,10 @@ func (a *app) getenv(key string) string {
 // else the certificate of the local data folder (TESTBEDOS_DATA_DIR, else
 // the default one); "" when neither is there (the client then says so).
 func (a *app) serverFingerprint() string {
-	if fp := strings.TrimSpace(a.getenv("TESTBEDOS_SERVER_FINGERPRINT")); fp != "" {
+	if fp := strings.TrimSpace(a.getenv(config.EnvServerFingerprint)); fp != "" {
 		return fp
 	}
-	server := config.Server{DataDir: a.getenv("TESTBEDOS_DATA_DIR")}
+	server := config.Server{DataDir: a.getenv(config.EnvDataDir)}
 	if server.DataDir == "" {
 		server.DataDir = config.DefaultDataDir
 	}
@@ -206,10 +206,10 @@ type tokenSource struct {
 // token is TESTBEDOS_TOKEN, else the token file of TESTBEDOS_DATA_DIR,
 // else that of the default data folder.
 func (a *app) token() tokenSource {
-	if t := strings.TrimSpace(a.getenv("TESTBEDOS_TOKEN")); t != "" {
+	if t := strings.TrimSpace(a.getenv(config.EnvToken)); t != "" {
 		return tokenSource{token: t, fromEnv: true}
 	}
-	server := config.Server{DataDir: a.getenv("TESTBEDOS_DATA_DIR")}
+	server := config.Server{DataDir: a.getenv(config.EnvDataDir)}
 	if server.DataDir == "" {
 		server.DataDir = config.DefaultDataDir
 	}

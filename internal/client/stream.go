@@ -19,8 +19,8 @@ import (
 var ErrStreamBroken = errors.New("log stream ended without an outcome")
 
 // statusActionGone is the close code of a stream whose action was deleted
-// while it was followed (httpapi.StatusActionGone).
-const statusActionGone websocket.StatusCode = 4404
+// while it was followed.
+const statusActionGone = websocket.StatusCode(api.CloseActionGone)
 
 // Follow streams the log of action uuid: onLine gets every line so far and
 // every new one, and Follow returns the outcome carried by the final close

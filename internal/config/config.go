@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,8 +55,15 @@ type Server struct {
 	// LogRetention and LogMaxCount bound the orchestration logs kept.
 	LogRetention time.Duration
 	LogMaxCount  int
-	// LogMaxBytes caps one action's log (SPEC 12).
+	// LogMaxBytes caps one action's log; past it lines are dropped and counted.
 	LogMaxBytes int64
+
+	// MonitorInterval is how often guests are sampled.
+	MonitorInterval time.Duration
+	// DevDir is the source folder of internal/gui in development mode.
+	DevDir string
+	// Libvirt configures the libvirt guest driver.
+	Libvirt Libvirt
 
 	// Restore (TESTBEDOS_RESTORE) is what the server does at start with a
 	// deployment recorded up of which something is missing (a host
@@ -72,7 +78,7 @@ const (
 	RestoreOff = "off"
 )
 
-// Defaults of SPEC 2.
+// Defaults of the data folder and the API's addresses.
 const (
 	DefaultDataDir = "/var/lib/testbedos"
 	DefaultListen  = "127.0.0.1:3355"
@@ -81,105 +87,36 @@ const (
 	DefaultSocket   = "/run/testbedos/testbedos.sock"
 )
 
-// env is how the configuration reads the environment (os.LookupEnv in
-// production, a map in tests).
-type env func(string) (string, bool)
-
-// Bind declares the server flags on fs with defaults from the environment.
-// It returns a function that finishes the configuration after fs.Parse.
+// Bind declares a flag on fs for every server knob, its default taken from
+// the knob's environment variable when that is set. It returns a function
+// that finishes the configuration after fs.Parse: a flag given on the
+// command line wins over its variable, which wins over the default.
 func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server, error) {
-	e := env(lookup)
-	var errs []error
-	str := func(name, envName, def, usage string) *string {
-		if v, ok := e(envName); ok {
-			def = v
-		}
-		return fs.String(name, def, usage+" (env "+envName+")")
+	type bound struct {
+		knob  Knob
+		value *knobValue
 	}
-	boolean := func(name, envName string, def bool, usage string) *bool {
-		if v, ok := e(envName); ok && v != "" {
-			b, err := parseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envName, v, err))
-			}
-			def = b
+	var flags []bound
+	for _, k := range Knobs {
+		if k.Program != ProgramServer {
+			continue
 		}
-		return fs.Bool(name, def, usage+" (env "+envName+")")
-	}
-	duration := func(name, envName string, def time.Duration, usage string) *time.Duration {
-		if v, ok := e(envName); ok && v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envName, v, err))
-			}
-			def = d
+		v := &knobValue{text: k.Default, typ: k.Type}
+		if s, ok := lookup(k.Env); ok && (s != "" || k.Type == "string") {
+			v.text = s
 		}
-		return fs.Duration(name, def, usage+" (env "+envName+")")
-	}
-	integer := func(name, envName string, def int, usage string) *int {
-		if v, ok := e(envName); ok && v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envName, v, err))
-			}
-			def = n
+		fs.Var(v, k.Flag, k.Doc+" (env "+k.Env+")")
+		if k.Type == "bool" {
+			fs.Lookup(k.Flag).NoOptDefVal = "true"
 		}
-		return fs.Int(name, def, usage+" (env "+envName+")")
+		flags = append(flags, bound{k, v})
 	}
-	size := func(name, envName string, def int64, usage string) *int64 {
-		v := byteSize(def)
-		if s, ok := e(envName); ok && s != "" {
-			if err := v.Set(s); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envName, s, err))
-			}
-		}
-		fs.Var(&v, name, usage+" (env "+envName+")")
-		return (*int64)(&v)
-	}
-
-	dataDir := str("data-dir", "TESTBEDOS_DATA_DIR", DefaultDataDir, "data folder")
-	listen := str("listen", "TESTBEDOS_LISTEN", DefaultListen, "TCP address of the API; empty disables TCP")
-	socket := str("socket", "TESTBEDOS_SOCKET", DefaultSocket, "unix socket of the API; empty disables it")
-	db := str("db", "TESTBEDOS_DB", "file", "store provider: file or sqlite")
-	dev := boolean("dev", "TESTBEDOS_DEV", false, "development mode: debug logs, GUI templates read from disk")
-	auth := str("auth", "TESTBEDOS_AUTH", "on", "token auth over TCP: on, or off for development only")
-	useTLS := str("tls", "TESTBEDOS_TLS", TLSAuto, "TLS on the TCP listener: auto (unless it listens on loopback), on or off")
-	allowedHosts := str("allowed-hosts", "TESTBEDOS_ALLOWED_HOSTS", "", "comma-separated extra host names the API answers to in the Host header (besides localhost, IPs, this host's name)")
-	maxConns := integer("max-conns", "TESTBEDOS_MAX_CONNS", DefaultMaxConns, "cap on open TCP connections; past it the longest idle ones are closed")
-	mainURL := str("main", "TESTBEDOS_MAIN_URL", "", "client mode: URL of the main server")
-	tokenFile := str("token-file", "TESTBEDOS_TOKEN_FILE", "", "client mode: file holding the cluster token")
-	mainFP := str("main-fingerprint", "TESTBEDOS_MAIN_FINGERPRINT", "", "client mode: the main's certificate fingerprint (sha256:<hex>)")
-	hbInterval := duration("heartbeat-interval", "TESTBEDOS_HEARTBEAT_INTERVAL", 5*time.Second, "cluster heartbeat interval")
-	hbMisses := integer("heartbeat-misses", "TESTBEDOS_HEARTBEAT_MISSES", 3, "missed heartbeats before a peer is dropped")
-	retention := duration("log-retention", "TESTBEDOS_LOG_RETENTION", 30*24*time.Hour, "orchestration logs older than this are deleted")
-	maxLogs := integer("log-max-count", "TESTBEDOS_LOG_MAX_COUNT", 1000, "orchestration logs kept per deployment at most")
-	restore := str("restore", "TESTBEDOS_RESTORE", RestoreOn, "at start, bring back what a reboot removed of deployments recorded up (on), or mark them failed (off)")
-	maxLogBytes := size("log-max-bytes", "TESTBEDOS_LOG_MAX_BYTES", logstream.DefaultMaxBytes,
-		"cap on one action's log, e.g. 256MiB; past it lines are dropped and counted")
-
 	return func() (Server, error) {
-		cfg := Server{
-			DataDir: *dataDir, Listen: *listen, Socket: *socket, DB: *db, Dev: *dev, TLS: strings.ToLower(*useTLS),
-			MainURL: *mainURL, TokenFile: *tokenFile, MainFingerprint: *mainFP,
-			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
-			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
-			Restore: strings.ToLower(*restore), MaxConns: *maxConns,
-		}
-		for _, h := range strings.Split(*allowedHosts, ",") {
-			if h = strings.TrimSpace(h); h != "" {
-				cfg.AllowedHosts = append(cfg.AllowedHosts, h)
+		var cfg Server
+		for _, b := range flags {
+			if err := b.knob.set(&cfg, b.value.text); err != nil {
+				return cfg, fmt.Errorf("--%s (env %s) %q: %w", b.knob.Flag, b.knob.Env, b.value.text, err)
 			}
-		}
-		switch strings.ToLower(*auth) {
-		case "on", "true", "1", "yes":
-			cfg.Auth = true
-		case "off", "false", "0", "no":
-			cfg.Auth = false
-		default:
-			errs = append(errs, fmt.Errorf("auth %q: want on or off", *auth))
-		}
-		if len(errs) > 0 {
-			return cfg, errs[0]
 		}
 		return cfg, cfg.Validate()
 	}
@@ -242,21 +179,30 @@ func (c *Server) Validate() error {
 	if c.LogMaxBytes < 4<<10 {
 		return fmt.Errorf("log max bytes must be at least 4KiB")
 	}
+	if c.MonitorInterval == 0 {
+		c.MonitorInterval = DefaultMonitorInterval
+	}
+	if err := c.Libvirt.check(); err != nil {
+		return err
+	}
+	if c.Libvirt.ImageCache == "" {
+		c.Libvirt.ImageCache = filepath.Join(c.DataDir, "cache", "images")
+	}
 	return nil
 }
 
-// Paths of the data folder (SPEC 3).
-func (c Server) ConfigDir() string      { return filepath.Join(c.DataDir, "config") }
-func (c Server) DeploymentsDir() string { return filepath.Join(c.DataDir, "deployments") }
-func (c Server) DeployedDir() string    { return filepath.Join(c.DataDir, "deployed") }
-func (c Server) LogsDir() string        { return filepath.Join(c.DataDir, "logs") }
+// Paths of the data folder.
+func (c Server) ConfigDir() string        { return filepath.Join(c.DataDir, "config") }
+func (c Server) DeploymentsDir() string   { return filepath.Join(c.DataDir, "deployments") }
+func (c Server) DeployedDir() string      { return filepath.Join(c.DataDir, "deployed") }
+func (c Server) LogsDir() string          { return filepath.Join(c.DataDir, "logs") }
 
 // GeneratedDir holds what generate-artefacts made for the server, one
 // folder per deployment; DisksDir the VM disks, and MountsDir the private
 // binds of containers' volume sources, one folder per deployment.
-func (c Server) GeneratedDir() string     { return filepath.Join(c.DataDir, "generated") }
-func (c Server) DisksDir() string         { return filepath.Join(c.DataDir, "disks") }
-func (c Server) MountsDir() string        { return filepath.Join(c.DataDir, "mounts") }
+func (c Server) GeneratedDir() string { return filepath.Join(c.DataDir, "generated") }
+func (c Server) DisksDir() string     { return filepath.Join(c.DataDir, "disks") }
+func (c Server) MountsDir() string    { return filepath.Join(c.DataDir, "mounts") }
 func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "logs", "orchestration") }
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }
 func (c Server) SQLitePath() string       { return filepath.Join(c.DataDir, "testbedos.db") }

@@ -12,7 +12,7 @@ import (
 )
 
 // SavedMode is config/mode.json: the mode the server starts in when no mode
-// is given (what systemd runs). On disk it is SPEC 3's "main" or
+// is given (what systemd runs). On disk it is the JSON string "main" or
 // {"client": {"main_url": …, "fingerprint": …}}.
 type SavedMode struct {
 	Mode    string
@@ -26,7 +26,7 @@ type clientMode struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
-// MarshalJSON writes the SPEC 3 shape.
+// MarshalJSON writes "main" or {"client": {…}}.
 func (m SavedMode) MarshalJSON() ([]byte, error) {
 	if m.Mode == ModeClient {
 		return json.Marshal(map[string]clientMode{ModeClient: {MainURL: m.MainURL, Fingerprint: m.Fingerprint}})
@@ -34,7 +34,7 @@ func (m SavedMode) MarshalJSON() ([]byte, error) {
 	return json.Marshal(m.Mode)
 }
 
-// UnmarshalJSON reads the SPEC 3 shape, and the {"mode": …, "main_url": …}
+// UnmarshalJSON reads "main" or {"client": {…}}, and the {"mode": …, "main_url": …}
 // of earlier versions.
 func (m *SavedMode) UnmarshalJSON(data []byte) error {
 	if len(data) > 0 && data[0] == '"' {

@@ -34,6 +34,7 @@ func startReal(t testing.TB, exec actions.Executor) *realServer {
 	cfg := config.Server{
 		DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0", DB: "file", Auth: true,
 		HeartbeatInterval: time.Second, HeartbeatMisses: 3, LogRetention: time.Hour, LogMaxCount: 100,
+		MonitorInterval: 200 * time.Millisecond,
 	}
 	s, err := server.New(context.Background(), server.Options{Config: cfg, Executor: exec})
 	if err != nil {
@@ -219,7 +220,6 @@ network:
 // the topology and plots are drawn, down.
 func TestBrowser(t *testing.T) {
 	testenv.RequireRoot(t, "the GUI test brings a netns deployment up")
-	t.Setenv("TESTBEDOS_MONITOR_INTERVAL", "200ms")
 	ctx := browser(t)
 	s := startReal(t, nil)
 	login(t, ctx, s)
@@ -319,6 +319,16 @@ func TestBrowser(t *testing.T) {
 	)
 	waitTrue(t, ctx, `[...document.querySelectorAll("#guests-table img.plot")].every((img) => img.dataset.sampled && img.complete && img.naturalWidth > 0)`)
 	screenshot(t, ctx, "deployment-20-guests")
+	// Opened again, the page shows the last action's log (the up), not an
+	// empty card.
+	step(t, ctx, "the page opens on the last action's log", 60*time.Second,
+		chromedp.Navigate(s.base+"/deployments/"+big),
+		chromedp.WaitVisible(chromedp.CSS("#log .line")),
+		chromedp.WaitVisible(chromedp.CSS("#log .end")),
+	)
+	if title := eval[string](t, ctx, `document.querySelector("#log-title").textContent`); !strings.HasPrefix(title, "up ") {
+		t.Errorf("log title %q, want the up's", title)
+	}
 	step(t, ctx, "dashboard", 30*time.Second,
 		chromedp.Navigate(s.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#deployments-table a[href="/deployments/`+big+`"]`)),

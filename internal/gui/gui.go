@@ -1,4 +1,5 @@
-// Package gui serves the web pages of SPEC 10: server-rendered html/template
+// Package gui serves the web pages (dashboard, deployments, create, cluster,
+// configuration, login): server-rendered html/template
 // pages with a little of our own JavaScript and CSS, embedded in the binary.
 // In development mode (TESTBEDOS_DEV=1) templates and static files are read
 // again from the source tree on every request, so an edit shows on reload.
@@ -17,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -55,7 +55,6 @@ type Options struct {
 // GUI renders the pages.
 type GUI struct {
 	opts Options
-	once sync.Once
 	tpls map[string]*template.Template
 	err  error
 }
@@ -88,10 +87,10 @@ func New(opts Options) (*GUI, error) {
 			opts.DevDir = SourceDir()
 		}
 		if opts.DevDir == "" {
-			return nil, errors.New("gui: development mode needs the source folder of internal/gui: set TESTBEDOS_DEV_DIR")
+			return nil, errors.New("gui: development mode needs the source folder of internal/gui: set --dev-dir (TESTBEDOS_DEV_DIR)")
 		}
 		if _, err := os.Stat(filepath.Join(opts.DevDir, "templates", "layout.html")); err != nil {
-			return nil, fmt.Errorf("gui: TESTBEDOS_DEV_DIR %s holds no templates/layout.html: %w", opts.DevDir, err)
+			return nil, fmt.Errorf("gui: dev dir (--dev-dir, TESTBEDOS_DEV_DIR) %s holds no templates/layout.html: %w", opts.DevDir, err)
 		}
 	}
 	g := &GUI{opts: opts}
@@ -238,7 +237,8 @@ func (g *GUI) simple(name, title string) http.HandlerFunc {
 	}
 }
 
-// outcome names an action's error code (SPEC 9 exit codes).
+// outcome names an action's error code: 0 success, 1 failed, 2 cancelled,
+// 3 interrupted, as kvm-compose's exit codes.
 func outcome(code *int) string {
 	if code == nil {
 		return "running"

@@ -139,7 +139,9 @@ func TestPages(t *testing.T) {
 		{"/deployments/new", 200, []string{`id="yaml"`, `type="file"`}},
 		{"/deployments/lab", 200, []string{`<svg`, `id="topo-guest-g19"`, `id="topo-switch-sw2"`, `data-guest="g7"`,
 			`/api/monitor/deployments/lab/guests/g3?format=svg`, `data-action="up"`, `data-action="cancel"`, "success", "1.5s", `data-log="` + id,
-			`id="btn-plan"`, `id="btn-apply"`, `data-snapshot="restore"`, `data-snapshots="">g0 (netns)`, `/static/term.js`}},
+			`id="btn-plan"`, `id="btn-apply"`, `data-snapshot="restore"`, `data-snapshots="">g0 (netns)`, `/static/term.js`,
+			// The log card opens on the last action's log.
+			`data-last="` + id + `"`, `data-last-command="up"`}},
 		{"/deployments/empty", 200, []string{"press Generate"}},
 		{"/deployments/nope", 404, []string{"nope"}},
 		{"/cluster", 200, []string{"members-table"}},

@@ -93,13 +93,16 @@ type guestRow struct {
 const lazyPlots = 30
 
 type deploymentData struct {
-	Dep        api.Deployment
-	StateKind  string
-	Running    string // uuid of the running action
-	HasState   bool
-	StateError string
-	Topology   template.HTML
-	Guests     []guestRow
+	Dep       api.Deployment
+	StateKind string
+	Running   string // uuid of the running action
+	// Last is the newest past action, whose log the page opens with when
+	// none is running; LastCommand names it.
+	Last, LastCommand string
+	HasState          bool
+	StateError        string
+	Topology          template.HTML
+	Guests            []guestRow
 	// Lazy: many guests, so plots load only when scrolled to.
 	Lazy    bool
 	Hosts   []hostColor
@@ -160,6 +163,9 @@ func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
 		})
 		if len(data.Actions) > 50 {
 			data.Actions = data.Actions[:50]
+		}
+		if len(data.Actions) > 0 {
+			data.Last, data.LastCommand = data.Actions[0].UUID, string(data.Actions[0].Command.Name)
 		}
 	}
 	g.render(w, http.StatusOK, "deployment", g.page(dep.Name, "deployments", data))

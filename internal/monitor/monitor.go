@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -27,31 +26,6 @@ const (
 	DefaultInterval = 5 * time.Second
 	DefaultKeep     = time.Hour
 )
-
-// IntervalEnv names the environment variable that sets the sampling
-// interval: a Go duration ("5s", "500ms") or a number of seconds.
-const IntervalEnv = "TESTBEDOS_MONITOR_INTERVAL"
-
-// IntervalFromEnv reads IntervalEnv through lookup; unset is
-// DefaultInterval.
-func IntervalFromEnv(lookup func(string) (string, bool)) (time.Duration, error) {
-	v, ok := lookup(IntervalEnv)
-	if !ok || v == "" {
-		return DefaultInterval, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		secs, ferr := strconv.ParseFloat(v, 64)
-		if ferr != nil {
-			return 0, fmt.Errorf("%s=%q: want a duration such as 5s", IntervalEnv, v)
-		}
-		d = time.Duration(secs * float64(time.Second))
-	}
-	if d < 10*time.Millisecond || d > time.Hour {
-		return 0, fmt.Errorf("%s=%q: want between 10ms and 1h", IntervalEnv, v)
-	}
-	return d, nil
-}
 
 // LinkCounters reads the byte counters of a host-side link end, as the
 // host sees them.
@@ -325,7 +299,7 @@ func (m *Monitor) Guest(deployment, guestName string) api.GuestSeries {
 	defer m.mu.RUnlock()
 	out := api.GuestSeries{IntervalS: m.opts.Interval.Seconds(), Samples: []api.GuestSample{}}
 	if gs := m.guests[guestKey{deployment, guestName}]; gs != nil {
-		out.Samples = gs.samples.values()
+		out.Samples, out.Stats = gs.samples.values(), gs.stats
 	}
 	return out
 }
@@ -356,5 +330,9 @@ func (m *Monitor) Latest(deployment, guestName string) *api.GuestResources {
 	if !ok || (!gs.stats && len(gs.ifaces) == 0) {
 		return nil
 	}
-	return &api.GuestResources{CPUSeconds: s.CPUSeconds, MemoryBytes: s.MemoryBytes, RxBytes: s.RxBytes, TxBytes: s.TxBytes, SampledAt: s.Time}
+	r := &api.GuestResources{RxBytes: s.RxBytes, TxBytes: s.TxBytes, SampledAt: s.Time}
+	if gs.stats {
+		r.CPUSeconds, r.MemoryBytes = &s.CPUSeconds, &s.MemoryBytes
+	}
+	return r
 }

@@ -80,26 +80,6 @@ func TestRing(t *testing.T) {
 	}
 }
 
-func TestIntervalFromEnv(t *testing.T) {
-	for _, tc := range []struct {
-		v    string
-		set  bool
-		want time.Duration
-		bad  bool
-	}{
-		{"", false, DefaultInterval, false},
-		{"2s", true, 2 * time.Second, false},
-		{"0.5", true, 500 * time.Millisecond, false},
-		{"0", true, 0, true},
-		{"often", true, 0, true},
-	} {
-		got, err := IntervalFromEnv(func(string) (string, bool) { return tc.v, tc.set })
-		if (err != nil) != tc.bad || got != tc.want {
-			t.Errorf("%q: %v, %v; want %v (error %v)", tc.v, got, err, tc.want, tc.bad)
-		}
-	}
-}
-
 // fakeHost is a host of one kind, "fake", whose guests use 1 s of CPU more
 // per sample.
 type fakeHost struct{ drv *fakeDriver }
@@ -175,7 +155,7 @@ func TestSampleAndCollect(t *testing.T) {
 		t.Errorf("host sample %+v", h)
 	}
 	r := m.Latest("d1", "a")
-	if r == nil || r.RxBytes != 20 || r.TxBytes != 10 || r.MemoryBytes != 4096 {
+	if r == nil || r.RxBytes != 20 || r.TxBytes != 10 || r.MemoryBytes == nil || *r.MemoryBytes != 4096 || r.CPUSeconds == nil {
 		t.Fatalf("latest of a = %+v: want rx 20 and tx 10 (the host end's, swapped)", r)
 	}
 	if m.Latest("d1", "pending") != nil || m.Latest("d1", "nope") != nil {

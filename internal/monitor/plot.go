@@ -59,6 +59,9 @@ func HostSVG(w io.Writer, s api.HostSeries, now time.Time) error {
 func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time) error {
 	var cpu, mem plotter.XYs
 	for i, x := range s.Samples {
+		if !s.Stats {
+			break // no numbers: no lines
+		}
 		if memTotal > 0 {
 			mem = append(mem, plotter.XY{X: minutesBefore(x.Time, now), Y: 100 * float64(x.MemoryBytes) / float64(memTotal)})
 		}
@@ -71,10 +74,19 @@ func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time) er
 	title := "no samples: the guest is not up on this host"
 	if n := len(s.Samples); n > 0 {
 		last := s.Samples[n-1]
-		title = fmt.Sprintf("cpu %s  mem %s  rx %s  tx %s", lastPct(cpu), bytesText(last.MemoryBytes), bytesText(last.RxBytes), bytesText(last.TxBytes))
+		cpuText, memText := lastPct(cpu), bytesText(last.MemoryBytes)
+		if !s.Stats {
+			cpuText, memText = "n/a", "n/a"
+		}
+		title = fmt.Sprintf("cpu %s  mem %s  rx %s  tx %s", cpuText, memText, bytesText(last.RxBytes), bytesText(last.TxBytes))
 	}
 	return draw2(w, title, "cpu %", cpu, "mem %", mem)
 }
+
+// legendW is the strip right of the data area that holds the legend: a
+// legend drawn inside the data area has line samples that read as data (a
+// red "mem %" swatch near 100 % above a memory line at 5 %).
+const legendW = 42 * vg.Length(1)
 
 func draw2(w io.Writer, title, n1 string, l1 plotter.XYs, n2 string, l2 plotter.XYs) error {
 	p := plot.New()
@@ -87,14 +99,18 @@ func draw2(w io.Writer, title, n1 string, l1 plotter.XYs, n2 string, l2 plotter.
 	p.X.Label.Text = "minutes ago"
 	p.X.Min, p.X.Max = -60, 0
 	p.Y.Min, p.Y.Max = 0, 100
-	p.Legend.Top = true
-	p.Legend.TextStyle.Font.Size = vg.Points(6)
+	legend := plot.NewLegend()
+	legend.Top = true
+	legend.ThumbnailWidth = vg.Points(10)
+	legend.TextStyle.Font.Size = vg.Points(6)
 	p.Add(plotter.NewGrid())
 	for _, l := range []struct {
 		name string
 		xys  plotter.XYs
 		c    color.Color
 	}{{n1, l1, cpuColor}, {n2, l2, memColor}} {
+		style := draw.LineStyle{Color: l.c, Width: vg.Points(1)}
+		legend.Add(l.name, &plotter.Line{LineStyle: style})
 		if len(l.xys) == 0 {
 			continue
 		}
@@ -102,13 +118,14 @@ func draw2(w io.Writer, title, n1 string, l1 plotter.XYs, n2 string, l2 plotter.
 		if err != nil {
 			return fmt.Errorf("plot %s: %w", l.name, err)
 		}
-		line.Color = l.c
-		line.Width = vg.Points(1)
+		line.LineStyle = style
 		p.Add(line)
-		p.Legend.Add(l.name, line)
 	}
 	c := vgsvg.New(plotW, plotH)
-	p.Draw(draw.New(c))
+	dc := draw.New(c)
+	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
+	top := p.Title.TextStyle.Height(p.Title.Text) + p.Title.Padding
+	legend.Draw(draw.Crop(dc, plotW-legendW+vg.Points(4), 0, 0, -top))
 	_, err := c.WriteTo(w)
 	return err
 }

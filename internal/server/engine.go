@@ -33,11 +33,14 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 	if err != nil {
 		return nil, err
 	}
-	lv, err := libvirt.FromEnv(os.LookupEnv, cfg.DataDir)
-	if err != nil {
-		return nil, err
+	lv := libvirt.Options{
+		Socket: cfg.Libvirt.Socket, DomainType: cfg.Libvirt.DomainType, ProbeKernel: cfg.Libvirt.ProbeKernel,
+		ImageCache: cfg.Libvirt.ImageCache, ReadyTimeout: cfg.Libvirt.ReadyTimeout, Logger: log,
+		Instance: instance, DisksDir: cfg.DisksDir(),
 	}
-	lv.Logger, lv.Instance = log, instance
+	if lv.ImageCache == "" {
+		lv.ImageCache = filepath.Join(cfg.DataDir, "cache", "images")
+	}
 	// The docker client contacts dockerd only when a docker guest is used:
 	// a host without one starts, and such guests fail naming the daemon.
 	dk, err := docker.New(docker.Options{Instance: instance, MountsDir: cfg.MountsDir()})

@@ -48,9 +48,8 @@ func TestDevModeTemplateEdit(t *testing.T) {
 	for _, d := range []string{"templates", "static"} {
 		copyDir(t, filepath.Join(src, d), filepath.Join(dev, d))
 	}
-	t.Setenv("TESTBEDOS_DEV_DIR", dev)
 	cfg := config.Server{
-		DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0", DB: "file", Auth: false, Dev: true,
+		DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0", DB: "file", Auth: false, Dev: true, DevDir: dev,
 		HeartbeatInterval: time.Second, HeartbeatMisses: 3, LogRetention: time.Hour, LogMaxCount: 10,
 	}
 	s, err := New(context.Background(), Options{Config: cfg, Executor: newGate()})
@@ -82,7 +81,7 @@ func TestDevModeTemplateEdit(t *testing.T) {
 		t.Fatal("the edited template did not show on the next request")
 	}
 	// A dev folder without templates stops the server at start, saying why.
-	t.Setenv("TESTBEDOS_DEV_DIR", t.TempDir())
+	cfg.DevDir = t.TempDir()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data2")
 	if _, err := New(context.Background(), Options{Config: cfg, Executor: newGate()}); err == nil || !strings.Contains(err.Error(), "TESTBEDOS_DEV_DIR") {
 		t.Fatalf("bad dev dir: %v", err)

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -187,11 +186,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.setupCluster(ctx); err != nil {
 		return nil, err
 	}
-	interval, err := monitor.IntervalFromEnv(os.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
-	monOpts := monitor.Options{Interval: interval, Records: records{s.store}, Logger: log.With("part", "monitor")}
+	monOpts := monitor.Options{Interval: cfg.MonitorInterval, Records: records{s.store}, Logger: log.With("part", "monitor")}
 	exec := opts.Executor
 	if exec == nil {
 		// The engine names this host as the cluster does: host.json's name.
@@ -249,7 +244,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		s.sessions = newSessions(SessionTTL)
 		s.gui, err = gui.New(gui.Options{
 			Records: s.store, ProjectsDir: filepath.Join(cfg.DataDir, "projects"), Status: s.status,
-			Dev: cfg.Dev, DevDir: os.Getenv("TESTBEDOS_DEV_DIR"), Logger: log,
+			Dev: cfg.Dev, DevDir: cfg.DevDir, Logger: log,
 			API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.apiMux.ServeHTTP(w, r) }),
 		})
 		if err != nil {

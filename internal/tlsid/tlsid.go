@@ -57,8 +57,8 @@ type Names struct {
 	IPs []net.IP
 }
 
-// DefaultNames are the SANs of SPEC 3: the host name, localhost, the
-// loopback addresses and ip when given.
+// DefaultNames are the names the server's certificate is valid for: the
+// host name, localhost, the loopback addresses and ip when given.
 func DefaultNames(hostname string, ip net.IP) Names {
 	n := Names{DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
 	if hostname != "" && hostname != "localhost" {

@@ -38,6 +38,11 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Generate resolves a topology even when it has problems (to report
+		// every one in one pass): that must not fail on any input.
+		if pc, _ := parse("kvm-compose.yaml", data); pc != nil {
+			pc.resolve(resolveEnv{deployment: "fuzz", hosts: []Host{{Name: "main", Main: true}}})
+		}
 		c, err := Parse("kvm-compose.yaml", data)
 		if err != nil {
 			var verr *ValidationError

@@ -66,14 +66,15 @@ func Generate(opts Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := newValidationError(append(ps, fps...)); err != nil {
-		return nil, err
-	}
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	st, ps := c.resolve(resolveEnv{
+	// Resolution runs even when the checks found problems, so that every
+	// problem comes back in one pass: what only resolution sees (a clone's
+	// MAC equal to another guest's, a generated name collision) is not held
+	// back until the rest is fixed.
+	st, rps := c.resolve(resolveEnv{
 		deployment: opts.Deployment,
 		project:    project,
 		source:     source,
@@ -81,10 +82,26 @@ func Generate(opts Options) (*State, error) {
 		now:        now().UTC(),
 		files:      files,
 	})
-	if err := newValidationError(ps); err != nil {
+	if err := newValidationError(joinProblems(append(ps, fps...), rps)); err != nil {
 		return nil, err
 	}
 	return st, nil
+}
+
+// joinProblems adds the problems of a later phase to those of the earlier
+// ones, leaving out those about a field already reported: one mistake,
+// one message.
+func joinProblems(earlier, later []Problem) []Problem {
+	seen := make(map[string]bool, len(earlier))
+	for _, p := range earlier {
+		seen[p.Field] = true
+	}
+	for _, p := range later {
+		if p.Field == "" || !seen[p.Field] {
+			earlier = append(earlier, p)
+		}
+	}
+	return earlier
 }
 
 func placementHosts(hosts []Host) ([]Host, error) {
@@ -213,6 +230,23 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		st.Guests = append(st.Guests, g)
 	}
 	spanSwitches(st)
+	// A router port given the MAC of a guest (or of another port) would
+	// share it on the bridge.
+	routers, base := c.RouterSpecs()
+	for _, name := range sortedKeys(routers) {
+		for i, p := range routers[name].Ports {
+			mac, err := parseMAC(p.MAC)
+			if err != nil {
+				continue // none given, or already reported
+			}
+			field := fmt.Sprintf("%s.%s.ports[%d].mac", base, name, i)
+			if prev, dup := macs[mac]; dup {
+				ps.addf(field, "%s is already used by %s (%s)", mac, prev.guest, c.where(prev.field))
+			} else {
+				macs[mac] = owner{fmt.Sprintf("router %s port %d", name, i), field}
+			}
+		}
+	}
 	c.resolveRouters(st, &ps)
 	c.resolveACL(&ps, st)
 	return st, ps.list

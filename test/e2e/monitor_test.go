@@ -51,13 +51,13 @@ func TestMonitorNetnsGuests(t *testing.T) {
 	hc := socketClient(s)
 
 	web := waitGuest(t, hc, name, "web", func(g api.Guest) bool {
-		return g.Status == api.GuestRunning && g.Resources != nil && g.Resources.CPUSeconds > 0.05
+		return g.Status == api.GuestRunning && g.Resources != nil && g.Resources.CPUSeconds != nil && *g.Resources.CPUSeconds > 0.05
 	})
 	t.Logf("web after up: %+v", *web.Resources)
 	if web.Host == "" || len(web.Interfaces) != 1 || web.Interfaces[0].IP != "10.0.0.10/24" || web.Interfaces[0].Switch != "sw0" {
 		t.Errorf("web: %+v", web)
 	}
-	if web.Resources.MemoryBytes == 0 {
+	if web.Resources.MemoryBytes == nil || *web.Resources.MemoryBytes == 0 {
 		t.Errorf("web uses no memory: %+v", *web.Resources)
 	}
 	cg := guestCgroup(t, name, "web")

@@ -64,66 +64,33 @@ const (
 
 // Options configure the driver. Zero values take the defaults.
 type Options struct {
-	// Socket is libvirtd's socket. Default DefaultSocket
-	// (env TESTBEDOS_LIBVIRT_SOCKET).
+	// Socket is libvirtd's socket. Default DefaultSocket.
 	Socket string
-	// DomainType is TypeAuto (default), TypeKVM or TypeQEMU
-	// (env TESTBEDOS_LIBVIRT_DOMAIN_TYPE).
+	// DomainType is TypeAuto (default), TypeKVM or TypeQEMU.
 	DomainType string
 	// ProbeKernel is the kernel booted under KVM to find out whether KVM
-	// works. Default: the newest /boot/vmlinuz-* (env
-	// TESTBEDOS_LIBVIRT_PROBE_KERNEL). Without one, guests run under TCG.
+	// works. Default: the newest /boot/vmlinuz-*. Without one, guests run
+	// under TCG.
 	ProbeKernel string
 	// ProbeTimeout bounds the KVM test boot. Default 15 s: a kernel that
 	// has not reached its root file system by then under KVM is no faster
 	// than TCG.
 	ProbeTimeout time.Duration
-	// ImageCache holds downloaded cloud images (env
-	// TESTBEDOS_LIBVIRT_IMAGE_CACHE). Default <data dir>/cache/images via
-	// FromEnv, else /var/lib/testbedos/cache/images.
+	// ImageCache holds downloaded cloud images. Default
+	// /var/lib/testbedos/cache/images (the server passes <data
+	// dir>/cache/images).
 	ImageCache string
 	// Instance identifies the server (its data folder's instance id); it
 	// marks every domain the driver defines.
 	Instance string
 	// DisksDir holds the deployments' disks, one folder (and storage
-	// pool) per deployment. Default <data dir>/disks via FromEnv; empty:
+	// pool) per deployment: <data dir>/disks in the server; empty:
 	// <work>/libvirt/disks (drivers' own tests).
 	DisksDir string
-	// ReadyTimeout bounds the wait for a guest to answer over SSH (env
-	// TESTBEDOS_LIBVIRT_READY_TIMEOUT, a Go duration). Default 180 s,
+	// ReadyTimeout bounds the wait for a guest to answer over SSH. Default 180 s,
 	// generous for TCG on a loaded host.
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
-}
-
-// FromEnv fills in options from the environment (lookup is os.LookupEnv in
-// production); dataDir places the image cache.
-func FromEnv(lookup func(string) (string, bool), dataDir string) (Options, error) {
-	var o Options
-	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
-	o.Socket = get("TESTBEDOS_LIBVIRT_SOCKET")
-	o.DomainType = get("TESTBEDOS_LIBVIRT_DOMAIN_TYPE")
-	switch o.DomainType {
-	case "", TypeAuto, TypeKVM, TypeQEMU:
-	default:
-		return o, fmt.Errorf("TESTBEDOS_LIBVIRT_DOMAIN_TYPE=%q: want kvm, qemu or auto", o.DomainType)
-	}
-	o.ProbeKernel = get("TESTBEDOS_LIBVIRT_PROBE_KERNEL")
-	o.ImageCache = get("TESTBEDOS_LIBVIRT_IMAGE_CACHE")
-	if o.ImageCache == "" && dataDir != "" {
-		o.ImageCache = filepath.Join(dataDir, "cache", "images")
-	}
-	if dataDir != "" {
-		o.DisksDir = filepath.Join(dataDir, "disks")
-	}
-	if v := get("TESTBEDOS_LIBVIRT_READY_TIMEOUT"); v != "" {
-		t, err := time.ParseDuration(v)
-		if err != nil || t <= 0 {
-			return o, fmt.Errorf("TESTBEDOS_LIBVIRT_READY_TIMEOUT=%q: want a positive Go duration such as 180s", v)
-		}
-		o.ReadyTimeout = t
-	}
-	return o, nil
 }
 
 // Driver implements guest.Driver, guest.ArtefactWriter and

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -27,6 +28,10 @@ func (d *Driver) Exec(ctx context.Context, dep guest.Deployment, g *topology.Gue
 		return 0, fmt.Errorf("guest %s: exec: no command given", g.Name)
 	}
 	client, err := d.Dial(ctx, dep, g)
+	if err != nil && ctx.Err() != nil {
+		// Nothing ran: not the deadline of a command that was killed.
+		return 0, fmt.Errorf("guest %s did not answer over SSH before the timeout (%v): %w", g.Name, err, api.ErrGuestNotAnswering)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("guest %s: ssh: %w", g.Name, err)
 	}

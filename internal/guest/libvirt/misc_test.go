@@ -37,19 +37,7 @@ func TestLinkLocal(t *testing.T) {
 	}
 }
 
-func TestFromEnv(t *testing.T) {
-	env := func(m map[string]string) func(string) (string, bool) {
-		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-	}
-	o, err := FromEnv(env(map[string]string{"TESTBEDOS_LIBVIRT_DOMAIN_TYPE": "qemu", "TESTBEDOS_LIBVIRT_READY_TIMEOUT": "90s", "TESTBEDOS_LIBVIRT_SOCKET": "/x.sock"}), "/data")
-	if err != nil || o.DomainType != TypeQEMU || o.ReadyTimeout != 90*time.Second || o.Socket != "/x.sock" || o.ImageCache != "/data/cache/images" {
-		t.Fatalf("FromEnv = %+v, %v", o, err)
-	}
-	for _, bad := range []map[string]string{{"TESTBEDOS_LIBVIRT_DOMAIN_TYPE": "xen"}, {"TESTBEDOS_LIBVIRT_READY_TIMEOUT": "soon"}, {"TESTBEDOS_LIBVIRT_READY_TIMEOUT": "-1s"}} {
-		if _, err := FromEnv(env(bad), ""); err == nil {
-			t.Errorf("FromEnv(%v) accepted", bad)
-		}
-	}
+func TestDefaultOptions(t *testing.T) {
 	d := New(Options{})
 	if d.opts.Socket != DefaultSocket || d.opts.DomainType != TypeAuto || d.opts.ReadyTimeout != 180*time.Second {
 		t.Errorf("defaults = %+v", d.opts)

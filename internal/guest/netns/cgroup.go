@@ -5,22 +5,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// A netns guest's processes (its setup scripts and everything they start)
-// run in a cgroup of their own, testbedos/<deployment>/<guest> on the
+// A netns guest's processes (its setup scripts, the commands of exec, the
+// console's shell and everything they start) run in a cgroup of their own, testbedos/<deployment>/<guest> on the
 // cgroup2 hierarchy: on a pure cgroup v2 machine that is /sys/fs/cgroup, on
 // a hybrid one (v1 controllers beside it) /sys/fs/cgroup/unified. Processes
 // are started straight into it (clone3 with CLONE_INTO_CGROUP), so a script
@@ -265,3 +268,22 @@ func residentPages(statm string) uint64 {
 	n, _ := strconv.ParseUint(f[1], 10, 64)
 	return n
 }
+
+// interactiveCgroup is guestCgroup for the processes of exec and the
+// console, which belong to no action's log: on a machine without cgroup2
+// they run in the server's cgroup, as the action that made the guest said.
+func (d *Driver) interactiveCgroup(dep guest.Deployment, g *topology.Guest) (set func(*syscall.SysProcAttr), done func(), err error) {
+	return d.guestCgroup(dep, g, discardLog{})
+}
+
+// discardLog is an actlog.Log that drops what it is given.
+type discardLog struct{}
+
+func (discardLog) Printf(string, ...any) {}
+func (discardLog) Writer(string) io.WriteCloser {
+	return nopCloser{io.Discard}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

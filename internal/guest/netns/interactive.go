@@ -33,11 +33,17 @@ func (d *Driver) Exec(ctx context.Context, dep guest.Deployment, g *topology.Gue
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	inCgroup, closeCgroup, err := d.interactiveCgroup(dep, g)
+	if err != nil {
+		return 0, err
+	}
+	defer closeCgroup()
 	c, err := startInNetns(nsfd, cmd.Argv, func(c *exec.Cmd) {
 		c.Dir = "/"
 		c.Env = guestEnv(dep, g)
 		c.Stdin, c.Stdout, c.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		inCgroup(c.SysProcAttr)
 		// Output still held by background children must not keep Wait
 		// waiting for ever once the command itself has exited.
 		c.WaitDelay = outputGrace
@@ -93,11 +99,18 @@ func (d *Driver) Console(ctx context.Context, dep guest.Deployment, g *topology.
 		return nil, fmt.Errorf("guest %s: console: %w", g.Name, err)
 	}
 	defer tty.Close()
+	inCgroup, closeCgroup, err := d.interactiveCgroup(dep, g)
+	if err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	defer closeCgroup()
 	c, err := startInNetns(nsfd, []string{shell, "-i"}, func(c *exec.Cmd) {
 		c.Dir = "/"
 		c.Env = append(guestEnv(dep, g), "TERM=xterm-256color", "PS1="+g.Name+"# ")
 		c.Stdin, c.Stdout, c.Stderr = tty, tty, tty
 		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		inCgroup(c.SysProcAttr)
 	})
 	if err != nil {
 		ptmx.Close()

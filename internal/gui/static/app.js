@@ -380,14 +380,17 @@ function deploymentPage() {
         if (img.dataset.missing) { img.hidden = false; delete img.dataset.missing; $$(".plot-missing", tr).forEach((x) => x.remove()); }
         img.src = img.src.replace(/&t=[^&]*/, "") + "&t=" + encodeURIComponent(res.sampled_at);
       }
-      $(".cpu", tr).textContent = res ? res.cpu_seconds.toFixed(2) : "—";
-      $(".mem", tr).textContent = res ? fmtBytes(res.memory_bytes) : "—";
+      // null: the guest's kind gives no such number.
+      $(".cpu", tr).textContent = !res ? "—" : res.cpu_seconds == null ? "n/a" : res.cpu_seconds.toFixed(2);
+      $(".mem", tr).textContent = !res ? "—" : res.memory_bytes == null ? "n/a" : fmtBytes(res.memory_bytes);
       $(".net", tr).textContent = res ? fmtBytes(res.rx_bytes) + " / " + fmtBytes(res.tx_bytes) : "—";
     });
   };
   guests();
   setInterval(guests, 3000);
+  // The log card opens on the running action, else on the last one.
   if (root.dataset.running) follow(root.dataset.running, "running");
+  else if (root.dataset.last) follow(root.dataset.last, root.dataset.lastCommand || "last action");
 }
 
 // --- console: raw terminal bytes over the console websocket, shown by

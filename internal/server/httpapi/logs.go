@@ -59,7 +59,7 @@ func logText(d Deps) handler {
 }
 
 // StatusActionGone closes a stream whose action was deleted meanwhile.
-const StatusActionGone websocket.StatusCode = 4404
+const StatusActionGone = websocket.StatusCode(api.CloseActionGone)
 
 // writeTimeout bounds one message to a follower; a follower that cannot take
 // a line for this long is dropped.
