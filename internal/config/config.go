@@ -38,6 +38,9 @@ type Server struct {
 	// requests over TCP may carry in their Host header (a DNS name of this
 	// host, a reverse proxy's name).
 	AllowedHosts []string
+	// MaxMembers caps the clients of the main's cluster; 0 means
+	// DefaultMaxMembers.
+	MaxMembers int
 	// MaxConns caps the open connections of the TCP listener (the unix
 	// socket has a cap of its own); 0 means DefaultMaxConns.
 	MaxConns int
@@ -76,6 +79,8 @@ const (
 const (
 	DefaultDataDir = "/var/lib/testbedos"
 	DefaultListen  = "127.0.0.1:3355"
+	// DefaultMaxMembers caps the clients of a cluster.
+	DefaultMaxMembers = 256
 	// DefaultMaxConns caps the TCP listener's open connections.
 	DefaultMaxConns = 1024
 	DefaultSocket   = "/run/testbedos/testbedos.sock"
@@ -145,6 +150,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	auth := str("auth", "TESTBEDOS_AUTH", "on", "token auth over TCP: on, or off for development only")
 	useTLS := str("tls", "TESTBEDOS_TLS", TLSAuto, "TLS on the TCP listener: auto (unless it listens on loopback), on or off")
 	allowedHosts := str("allowed-hosts", "TESTBEDOS_ALLOWED_HOSTS", "", "comma-separated extra host names the API answers to in the Host header (besides localhost, IPs, this host's name)")
+	maxMembers := integer("max-members", "TESTBEDOS_MAX_MEMBERS", DefaultMaxMembers, "cap on the client hosts that may join the main")
 	maxConns := integer("max-conns", "TESTBEDOS_MAX_CONNS", DefaultMaxConns, "cap on open TCP connections; past it the longest idle ones are closed")
 	mainURL := str("main", "TESTBEDOS_MAIN_URL", "", "client mode: URL of the main server")
 	tokenFile := str("token-file", "TESTBEDOS_TOKEN_FILE", "", "client mode: file holding the cluster token")
@@ -163,7 +169,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 			MainURL: *mainURL, TokenFile: *tokenFile, MainFingerprint: *mainFP,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
 			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
-			Restore: strings.ToLower(*restore), MaxConns: *maxConns,
+			Restore: strings.ToLower(*restore), MaxConns: *maxConns, MaxMembers: *maxMembers,
 		}
 		for _, h := range strings.Split(*allowedHosts, ",") {
 			if h = strings.TrimSpace(h); h != "" {
@@ -259,8 +265,11 @@ func (c Server) ClusterConfigPath() string {
 	return filepath.Join(c.DataDir, "config", "kvm-compose-config.json")
 }
 func (c Server) ClusterTokenPath() string { return filepath.Join(c.DataDir, "config", "cluster-token") }
-func (c Server) MemberPath() string       { return filepath.Join(c.DataDir, "config", "member.json") }
-func (c Server) TLSDir() string           { return filepath.Join(c.DataDir, "config", "tls") }
+func (c Server) JoinTokensPath() string {
+	return filepath.Join(c.DataDir, "config", "join-tokens.json")
+}
+func (c Server) MemberPath() string { return filepath.Join(c.DataDir, "config", "member.json") }
+func (c Server) TLSDir() string     { return filepath.Join(c.DataDir, "config", "tls") }
 
 // Values of Server.TLS.
 const (

@@ -92,9 +92,13 @@ type Server struct {
 	// control plane (cluster.go).
 	clusterToken string
 	members      *cluster.Members
-	follower     *cluster.Follower
-	lock         *config.DataLock
-	ownLock      bool // lock was taken by New, so Close releases it
+	// admissions are the limited join tokens and the hosts removed for
+	// good; joins limits the rate of new hosts (joins.go).
+	admissions *cluster.Admissions
+	joins      *joinBucket
+	follower   *cluster.Follower
+	lock       *config.DataLock
+	ownLock    bool // lock was taken by New, so Close releases it
 	// agent is the agent API in client mode (Options.Agent).
 	agent http.Handler
 
