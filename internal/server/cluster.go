@@ -20,7 +20,7 @@ import (
 // joinTimeout bounds the join a client makes at start.
 const joinTimeout = 30 * time.Second
 
-// setupCluster makes the cluster control plane of SPEC 8: on the main the
+// setupCluster makes the cluster control plane: on the main the
 // cluster token and the membership of kvm-compose-config.json with its
 // heartbeats; on a client the follower, which joins now when it holds no
 // member secret yet (and then saves the mode).

@@ -10,7 +10,7 @@ import (
 	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
-// Cluster is this host's configuration and the main's membership (SPEC 8).
+// Cluster is this host's configuration and the main's membership.
 type Cluster interface {
 	Host() api.HostConfig
 	// SetHost validates and saves host.json.
