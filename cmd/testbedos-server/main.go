@@ -126,7 +126,7 @@ func migrateCommand(finish func() (config.Server, error)) *cobra.Command {
 func run(ctx context.Context, cfg config.Server, mode string) error {
 	cfg.Mode = mode
 	// The data folder is ours before anything is written there (the log,
-	// config/mode.json), and stays ours until the last log line (SPEC 13).
+	// config/mode.json), and stays ours until the last log line.
 	lock, err := cfg.LockDataDir()
 	if err != nil {
 		return err

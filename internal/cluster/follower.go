@@ -132,6 +132,9 @@ func (f *Follower) Authenticate(secret, peer string) bool {
 	return want != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1 && (peer == "" || tlsid.Equal(peer, pin))
 }
 
+// joinRetry is how long a join told to come back later (429) waits.
+var joinRetry = 3 * time.Second
+
 // Join POSTs /api/cluster with the cluster token, over TLS pinned to the
 // main's fingerprint, and saves the member secret in member.json.
 func (f *Follower) Join(ctx context.Context) error {
@@ -144,6 +147,16 @@ func (f *Follower) Join(ctx context.Context) error {
 	req := api.JoinRequest{Name: f.opts.Host.Name, Host: f.opts.Host, Fingerprint: f.opts.Own.Fingerprint, URL: f.opts.URL}
 	var ans api.JoinAnswer
 	err := call(ctx, f.http, http.MethodPost, st.MainURL+"/api/cluster", st.ClusterToken, req, &ans)
+	// The main takes new hosts at a bounded rate: too many at once are
+	// told to come back (429), which this one does while ctx lasts.
+	for statusOf(err) == http.StatusTooManyRequests {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w at %s: %w", ErrJoin, st.MainURL, err)
+		case <-time.After(joinRetry):
+		}
+		err = call(ctx, f.http, http.MethodPost, st.MainURL+"/api/cluster", st.ClusterToken, req, &ans)
+	}
 	switch {
 	case errors.Is(err, tlsid.ErrFingerprintMismatch):
 		return fmt.Errorf("%w at %s: %w; the main is not the one the join token names (or its certificate changed): get a new join token on the main", ErrJoin, st.MainURL, err)

@@ -176,3 +176,43 @@ func TestHealthCheckerPinsTheMember(t *testing.T) {
 		t.Error("a host answering with another name passed")
 	}
 }
+
+// TestFollowerComesBackWhenTooManyJoin: a main that takes new hosts at a
+// bounded rate answers 429; the follower tries again and joins.
+func TestFollowerComesBackWhenTooManyJoin(t *testing.T) {
+	defer func(d time.Duration) { joinRetry = d }(joinRetry)
+	joinRetry = 10 * time.Millisecond
+	mainID, clientID := newIdentity(t, "main"), newIdentity(t, "c1")
+	members := openTest(t, filepath.Join(t.TempDir(), "cluster.json"), time.Hour, &fakeChecker{fail: map[string]bool{}}, newRecorder())
+	var calls int
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls < 3 {
+			http.Error(w, `{"error":{"code":429,"message":"too many hosts joining"}}`, http.StatusTooManyRequests)
+			return
+		}
+		var req api.JoinRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		ans, err := members.Join(req, tlsid.PeerFingerprint(r.TLS))
+		if err != nil {
+			http.Error(w, err.Error(), 409)
+			return
+		}
+		json.NewEncoder(w).Encode(ans)
+	}))
+	srv.TLS = tlsid.ServerConfig(mainID)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	f, err := NewFollower(FollowerOptions{
+		Path: filepath.Join(t.TempDir(), "member.json"),
+		Main: MemberFile{MainURL: srv.URL, MainFingerprint: mainID.Fingerprint, ClusterToken: "ctok"},
+		Own:  clientID, Host: joinReq("c1", "").Host, URL: "https://10.0.0.2:3355",
+		Interval: time.Hour, Misses: 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Join(t.Context()); err != nil || calls != 3 {
+		t.Fatalf("join after two 429s: %v after %d calls", err, calls)
+	}
+}

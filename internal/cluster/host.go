@@ -1,4 +1,4 @@
-// Package cluster is the control plane of SPEC 8: this host's host.json,
+// Package cluster is the cluster's control plane: this host's host.json,
 // the main's membership (join, kvm-compose-config.json, heartbeats with one
 // timer per member) and the client's side (join, heartbeats to the main,
 // re-join).

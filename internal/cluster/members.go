@@ -206,6 +206,21 @@ func (m *Members) Member(name string) (api.Member, error) {
 	return mb.public(), nil
 }
 
+// Knows reports whether name is a live member with the certificate fp.
+func (m *Members) Knows(name, fp string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mb, ok := m.members[name]
+	return ok && tlsid.Equal(mb.rec.Fingerprint, fp)
+}
+
+// Count is the number of members (the main not included).
+func (m *Members) Count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.members)
+}
+
 // Authenticate reports whether secret is name's member secret and, when
 // the call came over TLS with a client certificate (peer non-empty), that
 // certificate is the member's pinned one.

@@ -37,6 +37,9 @@ type Server struct {
 	// requests over TCP may carry in their Host header (a DNS name of this
 	// host, a reverse proxy's name).
 	AllowedHosts []string
+	// MaxMembers caps the clients of the main's cluster; 0 means
+	// DefaultMaxMembers.
+	MaxMembers int
 	// MaxConns caps the open connections of the TCP listener (the unix
 	// socket has a cap of its own); 0 means DefaultMaxConns.
 	MaxConns int
@@ -78,10 +81,12 @@ const (
 	RestoreOff = "off"
 )
 
-// Defaults of the data folder and the API's addresses.
+// Defaults of the configuration.
 const (
 	DefaultDataDir = "/var/lib/testbedos"
 	DefaultListen  = "127.0.0.1:3355"
+	// DefaultMaxMembers caps the clients of a cluster.
+	DefaultMaxMembers = 256
 	// DefaultMaxConns caps the TCP listener's open connections.
 	DefaultMaxConns = 1024
 	DefaultSocket   = "/run/testbedos/testbedos.sock"
@@ -216,8 +221,11 @@ func (c Server) ClusterConfigPath() string {
 	return filepath.Join(c.DataDir, "config", "kvm-compose-config.json")
 }
 func (c Server) ClusterTokenPath() string { return filepath.Join(c.DataDir, "config", "cluster-token") }
-func (c Server) MemberPath() string       { return filepath.Join(c.DataDir, "config", "member.json") }
-func (c Server) TLSDir() string           { return filepath.Join(c.DataDir, "config", "tls") }
+func (c Server) JoinTokensPath() string {
+	return filepath.Join(c.DataDir, "config", "join-tokens.json")
+}
+func (c Server) MemberPath() string { return filepath.Join(c.DataDir, "config", "member.json") }
+func (c Server) TLSDir() string     { return filepath.Join(c.DataDir, "config", "tls") }
 
 // Values of Server.TLS.
 const (

@@ -1,5 +1,4 @@
-// Package gui serves the web pages (dashboard, deployments, create, cluster,
-// configuration, login): server-rendered html/template
+// Package gui serves the web GUI's pages: server-rendered html/template
 // pages with a little of our own JavaScript and CSS, embedded in the binary.
 // In development mode (TESTBEDOS_DEV=1) templates and static files are read
 // again from the source tree on every request, so an edit shows on reload.
@@ -237,8 +236,7 @@ func (g *GUI) simple(name, title string) http.HandlerFunc {
 	}
 }
 
-// outcome names an action's error code: 0 success, 1 failed, 2 cancelled,
-// 3 interrupted, as kvm-compose's exit codes.
+// outcome names an action's error code (the CLI's exit codes).
 func outcome(code *int) string {
 	if code == nil {
 		return "running"

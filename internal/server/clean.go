@@ -23,8 +23,8 @@ type hostCleaner interface {
 // heart-beat window never left the cluster, so it never joins again.
 const cleanEvery = 30 * time.Second
 
-// cleanReturningHosts is SPEC 8's "a member that is offline during down is
-// cleaned when it comes back": whenever a member joins, and every
+// cleanReturningHosts cleans a member that was offline during a down once
+// it comes back: whenever a member joins, and every
 // cleanEvery for every member, what deployments that are down (or
 // forgotten) still have recorded on it is removed.
 func (s *Server) cleanReturningHosts(ctx context.Context, sub <-chan api.Event) {

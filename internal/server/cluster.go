@@ -20,7 +20,7 @@ import (
 // joinTimeout bounds the join a client makes at start.
 const joinTimeout = 30 * time.Second
 
-// setupCluster makes the cluster control plane of SPEC 8: on the main the
+// setupCluster makes the cluster control plane: on the main the
 // cluster token and the membership of kvm-compose-config.json with its
 // heartbeats; on a client the follower, which joins now when it holds no
 // member secret yet (and then saves the mode).
@@ -32,6 +32,10 @@ func (s *Server) setupCluster(ctx context.Context) error {
 	if s.clusterToken, err = loadToken(s.cfg.ClusterTokenPath()); err != nil {
 		return fmt.Errorf("cluster token: %w", err)
 	}
+	if s.admissions, err = cluster.OpenAdmissions(s.cfg.JoinTokensPath()); err != nil {
+		return err
+	}
+	s.joins = newJoinBucket()
 	s.members, err = cluster.OpenMembers(cluster.MembersOptions{
 		Path:     s.cfg.ClusterConfigPath(),
 		Main:     api.ClusterHost{HostConfig: s.host, Fingerprint: s.identity.Fingerprint},
@@ -86,6 +90,8 @@ type clusterAPI struct {
 	s    *Server
 	mu   sync.Mutex
 	host api.HostConfig
+	// joinMu makes each join's checks and admission one step.
+	joinMu sync.Mutex
 }
 
 func (c *clusterAPI) Host() api.HostConfig {
@@ -108,13 +114,9 @@ func (c *clusterAPI) SetHost(ctx context.Context, h api.HostConfig) (api.HostCon
 	return h, c.s.members.SetMain(h)
 }
 
-func (c *clusterAPI) Config() api.ClusterConfig { return c.s.members.Config() }
-func (c *clusterAPI) Join(req api.JoinRequest, peer string) (api.JoinAnswer, error) {
-	return c.s.members.Join(req, peer)
-}
+func (c *clusterAPI) Config() api.ClusterConfig              { return c.s.members.Config() }
 func (c *clusterAPI) List() []api.Member                     { return c.s.members.List() }
 func (c *clusterAPI) Member(name string) (api.Member, error) { return c.s.members.Member(name) }
-func (c *clusterAPI) Remove(name string) error               { return c.s.members.Remove(name) }
 
 // admitJoin lets in a host joining with the cluster token; the cluster
 // token opens nothing else.
@@ -127,13 +129,18 @@ func (s *Server) admitJoin(w http.ResponseWriter, r *http.Request) (*http.Reques
 	sum := sha256.Sum256([]byte(bearer))
 	if hasBearer && s.clusterToken != "" && subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
 		s.guesses.succeeded(r)
-		return r, true
+		cred := cluster.JoinCredential{Created: clusterTokenMade(s.cfg.ClusterTokenPath())}
+		return r.WithContext(context.WithValue(r.Context(), joinCredentialKey{}, cred)), true
+	}
+	if cred, ok := s.admissions.Credential(bearer); hasBearer && ok {
+		s.guesses.succeeded(r)
+		return r.WithContext(context.WithValue(r.Context(), joinCredentialKey{}, cred)), true
 	}
 	s.guesses.failed(r)
 	countAs(r, routeUnauthenticated)
 	msg := "missing cluster token: send Authorization: Bearer <cluster token>, as `testbedos-server client --join TOKEN` does"
 	if hasBearer {
-		msg = "wrong cluster token: get a new join token on the main (testbedos-server join-token)"
+		msg = "wrong, spent or expired cluster token: get a new join token on the main (testbedos-server join-token)"
 	}
 	unauthorized(w, r, msg)
 	return r, false

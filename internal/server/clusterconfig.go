@@ -57,7 +57,7 @@ func (c *clusterAPI) SetConfig(ctx context.Context, cc api.ClusterConfig) (api.C
 	}
 	for name := range current {
 		if !keep[name] {
-			if err := c.Remove(name); err != nil {
+			if err := c.Remove(name, false); err != nil {
 				return api.ClusterConfig{}, fmt.Errorf("cluster config: remove member %s: %w", name, err)
 			}
 		}

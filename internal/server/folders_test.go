@@ -12,7 +12,7 @@ import (
 	"github.com/testbedos/testbedos/internal/client"
 )
 
-// One project folder belongs to one deployment (SPEC 4): a second create or
+// One project folder belongs to one deployment: a second create or
 // a PUT naming a held folder, under any spelling, is a 409 naming the holder;
 // a PUT is refused unless the deployment is down.
 func TestOneFolderOneDeployment(t *testing.T) {

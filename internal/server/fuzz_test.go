@@ -16,7 +16,7 @@ import (
 )
 
 // FuzzRequestBodies sends arbitrary bodies to every route that decodes
-// JSON: the answer is never a 5xx, and every error has the SPEC 7 shape.
+// JSON: the answer is never a 5xx, and every error has the JSON error body's shape.
 func FuzzRequestBodies(f *testing.F) {
 	seeds := []string{
 		`{"name":"lab","project_location":"/tmp"}`,
@@ -65,7 +65,7 @@ func FuzzRequestBodies(f *testing.F) {
 		if code >= 400 {
 			var eb api.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Code != code || eb.Error.Message == "" {
-				t.Fatalf("%s %s %q: error body %q is not the SPEC 7 shape", rt.method, rt.path, body, rec.Body)
+				t.Fatalf("%s %s %q: error body %q is not the JSON error body", rt.method, rt.path, body, rec.Body)
 			}
 		}
 		// A deployment created by the fuzzer goes again, so names stay free.

@@ -40,7 +40,7 @@ func requestSeries(t *testing.T, s *Server) []string {
 
 // TestStrangersMakeNoNewSeries sends 2,000 requests with made-up methods and
 // paths over TCP, most without a token: the request counter keeps a handful
-// of series (SPEC 10: no request can create a new series).
+// of series (no request can create a new series).
 func TestStrangersMakeNoNewSeries(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Server{

@@ -19,7 +19,7 @@ type restorer interface {
 const restoreShown = 12
 
 // restore runs once at start, after recovery: every deployment recorded up
-// is compared with what exists on its hosts (SPEC 4). With restore on, one
+// is compared with what exists on its hosts. With restore on, one
 // that lost something gets an up action of the server's own, whose log says
 // why; with off, it is marked {"failed": "up"}.
 func (s *Server) restore(ctx context.Context) {

@@ -110,3 +110,34 @@ func TestForeignHostIsRefused(t *testing.T) {
 		t.Error("configured names are not matched as names")
 	}
 }
+
+// TestForeignHostWithAuth: with auth on, a GUI session reached through a
+// rebound name is refused (421), while a request with the bearer token is
+// not checked (the CLI and cluster hosts may use any DNS name of the
+// server; a page cannot know the token).
+func TestForeignHostWithAuth(t *testing.T) {
+	e := newAuthEnv(t)
+	cookie := e.login(t)
+	get := func(hdr map[string]string) int {
+		req, _ := http.NewRequest("GET", e.base+"/api/deployments", nil)
+		req.Host = "attacker.example"
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := plain.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get(map[string]string{"Cookie": SessionCookie + "=" + cookie.Value}); got != http.StatusMisdirectedRequest {
+		t.Errorf("session through a rebound name: %d, want 421", got)
+	}
+	if got := get(map[string]string{"Authorization": "Bearer " + e.token}); got != 200 {
+		t.Errorf("bearer token through another name: %d, want 200", got)
+	}
+	if got := get(nil); got != http.StatusMisdirectedRequest {
+		t.Errorf("nothing through a rebound name: %d, want 421", got)
+	}
+}

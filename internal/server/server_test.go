@@ -127,7 +127,7 @@ func (e *env) call(t *testing.T, method, path, body string) (int, string) {
 	if resp.StatusCode >= 400 {
 		var eb api.ErrorBody
 		if err := json.Unmarshal(data, &eb); err != nil || eb.Error.Code != resp.StatusCode {
-			t.Fatalf("%s %s: error body %q is not the SPEC 7 shape", method, path, data)
+			t.Fatalf("%s %s: error body %q is not the JSON error body", method, path, data)
 		}
 		return resp.StatusCode, eb.Error.Message
 	}
@@ -244,7 +244,7 @@ func TestSecondActionWhileRunningIs409(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The 409 names the running action and how to follow it (SPEC 4).
+	// The 409 names the running action and how to follow it.
 	code, msg := e.call(t, "POST", "/api/deployments/lab/action", `{"command":"down"}`)
 	if want := "kvm-compose logs " + id + " --follow"; code != 409 || !strings.Contains(msg, want) {
 		t.Fatalf("second action: %d %q, want 409 saying %q", code, msg, want)

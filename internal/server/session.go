@@ -14,7 +14,7 @@ import (
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 )
 
-// SessionCookie is the GUI's session cookie (SPEC 10).
+// SessionCookie is the GUI's session cookie.
 const SessionCookie = "testbedos_session"
 
 // SessionTTL is how long a GUI login lasts.

@@ -27,7 +27,7 @@ func (s *Server) setupIdentity() error {
 }
 
 // tlsListener wraps the TCP listener in TLS when the configuration asks
-// for it (SPEC 2: auto is TLS unless the address is loopback). The unix
+// for it (auto is TLS unless the address is loopback). The unix
 // socket stays plain: it is the trusted local door.
 func (s *Server) tlsListener(l net.Listener) net.Listener {
 	if !s.cfg.UseTLS() {

@@ -1,4 +1,5 @@
-// Package httpapi holds the REST handlers of SPEC 7. Handlers return errors;
+// Package httpapi holds the REST handlers and their route table (each
+// route with its policy). Handlers return errors;
 // one renderer (errors.go) maps them to status codes and the JSON error body.
 package httpapi
 

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/tlsid"
 )
 
-// Cluster is this host's configuration and the main's membership (SPEC 8).
+// Cluster is this host's configuration and the main's membership.
 type Cluster interface {
 	Host() api.HostConfig
 	// SetHost validates and saves host.json.
@@ -19,10 +20,33 @@ type Cluster interface {
 	SetConfig(ctx context.Context, cc api.ClusterConfig) (api.ClusterConfig, error)
 	// Join admits a member; peer is the fingerprint of the TLS client
 	// certificate the request came with, "" for none.
-	Join(req api.JoinRequest, peer string) (api.JoinAnswer, error)
+	// ctx carries what the join was let in with (the server's door).
+	Join(ctx context.Context, req api.JoinRequest, peer string) (api.JoinAnswer, error)
 	List() []api.Member
 	Member(name string) (api.Member, error)
-	Remove(name string) error
+	// Remove drops a member; forget also refuses its joining again with
+	// any credential made before.
+	Remove(name string, forget bool) error
+	// IssueJoinToken makes a join token that admits at most req.Uses hosts
+	// within req.TTL.
+	IssueJoinToken(ctx context.Context, req JoinTokenRequest) (JoinTokenAnswer, error)
+}
+
+// JoinTokenRequest is the body of POST /api/cluster/join-tokens.
+type JoinTokenRequest struct {
+	Uses int `json:"uses"`
+	// TTL is a Go duration ("1h", "30m").
+	TTL string `json:"ttl"`
+}
+
+// JoinTokenAnswer is a new limited join token: Secret is what a join
+// token carries in place of the cluster token (`testbedos-server
+// join-token --uses N --ttl D` prints the whole join token).
+type JoinTokenAnswer struct {
+	ID        string    `json:"id"`
+	Secret    string    `json:"secret"`
+	Uses      int       `json:"uses"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // clusterRoutes are /api/config/host, /api/config/cluster and /api/cluster….
@@ -74,13 +98,25 @@ func clusterRoutes(d Deps) []route {
 			if r.TLS != nil && peer == "" {
 				return errorf(http.StatusBadRequest, api.ErrBadRequest, "a joining host presents its own certificate as TLS client certificate (the one fingerprint names)")
 			}
-			ans, err := c.Join(req, peer)
+			ans, err := c.Join(r.Context(), req, peer)
 			if err != nil {
 				return err
 			}
 			writeJSON(w, http.StatusOK, ans)
 			return nil
 		}, join},
+		{"POST /api/cluster/join-tokens", func(w http.ResponseWriter, r *http.Request) error {
+			var req JoinTokenRequest
+			if err := decode(w, r, &req); err != nil {
+				return err
+			}
+			ans, err := c.IssueJoinToken(r.Context(), req)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusCreated, ans)
+			return nil
+		}, user},
 		{"GET /api/cluster/{name}", func(w http.ResponseWriter, r *http.Request) error {
 			name, err := memberName(r)
 			if err != nil {
@@ -98,7 +134,15 @@ func clusterRoutes(d Deps) []route {
 			if err != nil {
 				return err
 			}
-			if err := c.Remove(name); err != nil {
+			forget := false
+			switch r.URL.Query().Get("forget") {
+			case "", "false", "0":
+			case "true", "1":
+				forget = true
+			default:
+				return errorf(http.StatusBadRequest, api.ErrBadRequest, "forget: want true or false")
+			}
+			if err := c.Remove(name, forget); err != nil {
 				return err
 			}
 			w.WriteHeader(http.StatusNoContent)

@@ -1,11 +1,13 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/server/httpapi"
 )
 
 // clusterExchanges runs the host, cluster configuration and membership
@@ -108,6 +110,52 @@ func clusterExchanges(t *testing.T, c *contract, tb *testbed) {
 		t.Errorf("cluster after posting the main alone: %+v", cc)
 	}
 	c.do(t, tcp, call{method: "GET", path: "/api/cluster/client1", want: 404})
+
+	limitedJoins(t, c, tb, ct, join)
+}
+
+// limitedJoins: a join token for one host admits one, and that one again;
+// a host removed for good is refused with the older cluster token until a
+// new join token is used; new hosts past the burst get 429.
+func limitedJoins(t *testing.T, c *contract, tb *testbed, ct door, join api.JoinRequest) {
+	tcp := tb.tcp
+	c.do(t, tcp, call{method: "POST", path: "/api/cluster/join-tokens", body: `{"uses": 1, "ttl": "soon"}`, want: 400})
+	var tok httpapi.JoinTokenAnswer
+	c.doJSON(t, sock(tb), call{method: "POST", path: "/api/cluster/join-tokens", body: `{"uses": 1, "ttl": "1h"}`, want: 201}, &tok)
+	limited := door{name: "tcp with a join token for one host", base: tcp.base, token: tok.Secret, client: tcp.client}
+	host := func(name string, fp byte) api.JoinRequest {
+		j := join
+		j.Name, j.Host.Name = name, name
+		j.Fingerprint = "sha256:" + strings.Repeat(fmt.Sprintf("%02x", fp), 32)
+		return j
+	}
+	c.do(t, limited, call{method: "POST", path: "/api/cluster", body: jsonBody(host("client3", 3)), want: 200})
+	c.do(t, limited, call{method: "POST", path: "/api/cluster", body: jsonBody(host("client3", 3)), want: 200})
+	c.do(t, limited, call{method: "POST", path: "/api/cluster", body: jsonBody(host("client4", 4)), want: 403})
+	c.do(t, limited, call{method: "GET", path: "/api/deployments", want: 401})
+
+	c.do(t, tcp, call{method: "DELETE", path: "/api/cluster/client3?forget=maybe", want: 400, doc: docRejects})
+	c.do(t, tcp, call{method: "DELETE", path: "/api/cluster/client3?forget=true", want: 204})
+	c.do(t, ct, call{method: "POST", path: "/api/cluster", body: jsonBody(host("client3", 3)), want: 403})
+	c.do(t, limited, call{method: "POST", path: "/api/cluster", body: jsonBody(host("client3", 3)), want: 403})
+	var fresh httpapi.JoinTokenAnswer
+	c.doJSON(t, tcp, call{method: "POST", path: "/api/cluster/join-tokens", body: `{"uses": 1, "ttl": "1h"}`, want: 201}, &fresh)
+	c.do(t, door{name: "tcp with a new join token", base: tcp.base, token: fresh.Secret, client: tcp.client},
+		call{method: "POST", path: "/api/cluster", body: jsonBody(host("client3", 3)), want: 200})
+
+	// New hosts past the burst are told to come back later.
+	for i := range 40 {
+		resp, err := ct.client.Do(ct.request(t, "POST", "/api/cluster", jsonBody(host(fmt.Sprintf("burst%d", i), byte(0x10+i))), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 429 {
+			c.do(t, ct, call{method: "POST", path: "/api/cluster", body: jsonBody(host("late", 0x99)), want: 429})
+			return
+		}
+	}
+	t.Error("40 new hosts joined at once: no 429")
 }
 
 func sock(tb *testbed) door { return tb.sock }

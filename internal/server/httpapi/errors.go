@@ -59,7 +59,7 @@ func status(err error) int {
 	}
 }
 
-// writeError renders err as the JSON error body of SPEC 7.
+// writeError renders err as the JSON error body.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := status(err)
 	msg := err.Error()
@@ -73,7 +73,8 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	WriteErrorBody(w, code, msg)
 }
 
-// WriteErrorBody answers code with the JSON error body of SPEC 7.
+// WriteErrorBody answers code with the JSON error body
+// {"error": {"code": …, "message": …}}.
 func WriteErrorBody(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
 }

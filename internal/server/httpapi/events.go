@@ -11,7 +11,7 @@ import (
 	"github.com/testbedos/testbedos/internal/events"
 )
 
-// eventStream is the websocket GET /api/events of SPEC 7: one JSON text
+// eventStream is the websocket GET /api/events: one JSON text
 // message per event from the moment of the handshake, until the client
 // leaves or the server shuts down (a normal close frame). A client that
 // falls behind is closed with 1013 (try again later): it lost events and

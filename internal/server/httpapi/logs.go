@@ -65,7 +65,7 @@ const StatusActionGone = websocket.StatusCode(api.CloseActionGone)
 // a line for this long is dropped.
 const writeTimeout = 30 * time.Second
 
-// logStream is the websocket of SPEC 7: every line so far, each new line as
+// logStream is the log's websocket: every line so far, each new line as
 // it is written, then a close frame whose reason is the api.Outcome JSON.
 func logStream(d Deps) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {

@@ -14,7 +14,7 @@ import (
 const ValidateRoute = "POST /api/validate/yaml"
 
 // Validation is the answer of POST /api/validate/yaml: 200 with no
-// problems, or 422 with every problem and the error body of SPEC 7.
+// problems, or 422 with every problem and the JSON error body.
 type Validation struct {
 	Error    *api.ErrorDetail   `json:"error,omitempty"`
 	Problems []topology.Problem `json:"problems"`
