@@ -103,7 +103,7 @@ func TestDHCPStaleOffersAreReclaimed(t *testing.T) {
 	lp.mu.Lock()
 	got := lp.byMAC[legit.String()]
 	lp.mu.Unlock()
-	if got.String() != r.YourIPAddr.String() {
+	if addr(got).String() != r.YourIPAddr.String() {
 		t.Fatalf("the bound lease of %s went away: now %v", legit, got)
 	}
 }
