@@ -64,9 +64,6 @@ func TestDHCPDiscoverFloodIsBounded(t *testing.T) {
 
 // Offers never taken up with a REQUEST are given to others once they are
 // stale: a DISCOVER flood does not starve the switch's guests for good.
-
-// Offers never taken up with a REQUEST are given to others once they are
-// stale: a DISCOVER flood does not starve the switch's guests for good.
 func TestDHCPStaleOffersAreReclaimed(t *testing.T) {
 	lp, err := newLeasePool(topology.DHCPPool{Switch: "s", IfName: "p", Gateway: "10.0.0.1", Subnet: "10.0.0.0/28"}, nil)
 	if err != nil {

@@ -220,6 +220,8 @@ func (lp *leasePool) free() (uint32, bool) {
 // addrHeap is a min-heap of addresses (container/heap).
 type addrHeap []uint32
 
+var _ heap.Interface = (*addrHeap)(nil)
+
 func (h addrHeap) Len() int           { return len(h) }
 func (h addrHeap) Less(i, j int) bool { return h[i] < h[j] }
 func (h addrHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/vishvananda/netlink"
@@ -120,6 +121,8 @@ func removeRootQdisc(link netlink.Link) error {
 type Shaper struct {
 	queues userQueues
 }
+
+var _ io.Closer = (*Shaper)(nil)
 
 // NewShaper returns a Shaper; log receives the fallback's changes.
 func NewShaper(log *slog.Logger) *Shaper { return &Shaper{queues: userQueues{log: log}} }
