@@ -1,4 +1,5 @@
-// Package guest defines the guest driver interface and the registry of kinds.
+// Package guest defines the guest driver interface, its optional
+// capabilities and the registry of kinds.
 // Every kind lives in its own sub-package and is registered explicitly by the
 // code that assembles the engine.
 package guest

@@ -97,9 +97,9 @@ func (h *Host) HasExternal(ctx context.Context, sw topology.Switch) (bool, error
 // spec and reports whether it made it; the log says how allow-related
 // lets replies through here (ACLReplies).
 func (h *Host) EnsureACLTable(ctx context.Context, spec aclnft.TableSpec) (bool, error) {
-	created, err := aclnft.EnsureTable(ctx, spec)
+	created, rep, err := aclnft.EnsureTableReplies(ctx, spec)
 	if err == nil {
-		h.log.Info("acl: "+h.ACLReplies(ctx), "table", spec.Name)
+		h.log.Info("acl: "+rep.String(), "table", spec.Name)
 	}
 	return created, err
 }
