@@ -55,7 +55,7 @@ type Options struct {
 // guests.
 type Driver struct {
 	cli   *client.Client
-	links *links.LinkWatcher
+	links *links.Watcher
 }
 
 var (
@@ -75,7 +75,7 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Driver{cli: cli, links: links.NewLinkWatcher()}, nil
+	return &Driver{cli: cli, links: links.NewWatcher()}, nil
 }
 
 // Close releases the client's connections.
@@ -325,7 +325,7 @@ func (d *Driver) teardown(ctx context.Context, g *topology.Guest, s *topology.Do
 	if !waited {
 		// No container took them away (or not in time): ours to delete.
 		for _, v := range veths {
-			errs = append(errs, links.DeleteLink(v))
+			errs = append(errs, links.Delete(v))
 		}
 	}
 	switch {

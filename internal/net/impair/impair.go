@@ -145,7 +145,7 @@ func (h *Shaper) Impair(ctx context.Context, link string, imp Impairment, up boo
 	if err != nil {
 		return err
 	}
-	return links.SetLinkUp(ctx, link, up)
+	return links.SetUp(ctx, link, up)
 }
 
 // Close stops every userspace queue of this host (its tables removed, held
