@@ -60,6 +60,8 @@ type Error struct {
 	Msg   string
 }
 
+var _ error = (*Error)(nil)
+
 func (e *Error) Error() string {
 	return fmt.Sprintf("column %d: %s", e.Pos, e.Msg)
 }

@@ -53,6 +53,14 @@ const (
 
 var opText = [...]string{"==", "!=", "<", "<=", ">", ">="}
 
+// The printable values, checked when the package compiles.
+var (
+	_ fmt.Stringer = Op(0)
+	_ fmt.Stringer = Test{}
+	_ fmt.Stringer = Conj(nil)
+	_ fmt.Stringer = token{}
+)
+
 func (o Op) String() string { return opText[o] }
 
 // negate returns the comparison that holds exactly when o does not.

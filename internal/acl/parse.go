@@ -45,6 +45,16 @@ type Value struct {
 	Pos    int
 }
 
+// The expression nodes, checked when the package compiles.
+var (
+	_ Expr = Or(nil)
+	_ Expr = And(nil)
+	_ Expr = Not{}
+	_ Expr = Const(false)
+	_ Expr = Proto{}
+	_ Expr = Compare{}
+)
+
 func (o Or) String() string  { return join(o, " || ") }
 func (a And) String() string { return join(a, " && ") }
 func (n Not) String() string { return "!(" + n.X.String() + ")" }

@@ -37,7 +37,7 @@ func (s *server) snapshotCall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return &httpError{status: http.StatusNotImplemented, err: err}
 	}
-	snap, err := guest.SnapshotterOf(drv)
+	snap, err := guest.As[guest.Snapshotter](drv)
 	if err != nil {
 		return &httpError{status: http.StatusNotImplemented, err: err}
 	}

@@ -75,11 +75,11 @@ func TestSnapshotsThroughTheAgent(t *testing.T) {
 	g := &topology.Guest{Name: "vm1", Kind: topology.KindNetns}
 
 	// A kind without snapshots on the client has none through the proxy.
-	if _, err := guest.SnapshotterOf(start(&fakeDriver{guests: map[string]bool{}})); !errors.Is(err, guest.ErrUnsupported) {
+	if _, err := guest.As[guest.Snapshotter](start(&fakeDriver{guests: map[string]bool{}})); !errors.Is(err, guest.ErrUnsupported) {
 		t.Errorf("proxy of a driver without snapshots: %v, want ErrUnsupported", err)
 	}
 
-	snap, err := guest.SnapshotterOf(start(&snapDriver{fakeDriver: fakeDriver{guests: map[string]bool{}}, snaps: map[string]guest.Snapshot{}}))
+	snap, err := guest.As[guest.Snapshotter](start(&snapDriver{fakeDriver: fakeDriver{guests: map[string]bool{}}, snaps: map[string]guest.Snapshot{}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestArtefactKindRefusedOnClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := guest.ArtefactWriterOf(proxy); ok {
+	if _, err := guest.As[guest.ArtefactWriter](proxy); err == nil {
 		t.Error("the proxy claims to write artefacts")
 	}
 	dep := guest.Deployment{Name: "d1", Files: remote.Files(t.TempDir())}

@@ -197,17 +197,17 @@ func (c *Server) Validate() error {
 }
 
 // Paths of the data folder.
-func (c Server) ConfigDir() string        { return filepath.Join(c.DataDir, "config") }
-func (c Server) DeploymentsDir() string   { return filepath.Join(c.DataDir, "deployments") }
-func (c Server) DeployedDir() string      { return filepath.Join(c.DataDir, "deployed") }
-func (c Server) LogsDir() string          { return filepath.Join(c.DataDir, "logs") }
+func (c Server) ConfigDir() string      { return filepath.Join(c.DataDir, "config") }
+func (c Server) DeploymentsDir() string { return filepath.Join(c.DataDir, "deployments") }
+func (c Server) DeployedDir() string    { return filepath.Join(c.DataDir, "deployed") }
+func (c Server) LogsDir() string        { return filepath.Join(c.DataDir, "logs") }
 
 // GeneratedDir holds what generate-artefacts made for the server, one
 // folder per deployment; DisksDir the VM disks, and MountsDir the private
 // binds of containers' volume sources, one folder per deployment.
-func (c Server) GeneratedDir() string { return filepath.Join(c.DataDir, "generated") }
-func (c Server) DisksDir() string     { return filepath.Join(c.DataDir, "disks") }
-func (c Server) MountsDir() string    { return filepath.Join(c.DataDir, "mounts") }
+func (c Server) GeneratedDir() string     { return filepath.Join(c.DataDir, "generated") }
+func (c Server) DisksDir() string         { return filepath.Join(c.DataDir, "disks") }
+func (c Server) MountsDir() string        { return filepath.Join(c.DataDir, "mounts") }
 func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "logs", "orchestration") }
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }
 func (c Server) SQLitePath() string       { return filepath.Join(c.DataDir, "testbedos.db") }

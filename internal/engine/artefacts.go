@@ -38,8 +38,8 @@ func (e *Engine) writeArtefacts(ctx context.Context, st *topology.State, out *at
 		if err != nil {
 			continue
 		}
-		w, ok := guest.ArtefactWriterOf(drv)
-		if !ok {
+		w, err := guest.As[guest.ArtefactWriter](drv)
+		if err != nil {
 			continue
 		}
 		if err := w.WriteArtefacts(ctx, st, g, out, log); err != nil {

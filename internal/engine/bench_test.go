@@ -69,7 +69,7 @@ func benchNetns(b *testing.B, n, switches int) {
 		}
 		return benchbase.Up(ctx, p)
 	}
-	watcher := links.NewLinkWatcher()
+	watcher := links.NewWatcher()
 	batchDown := func() error {
 		gone := watcher.Expect(p.HostVeths()...)
 		defer gone.Close()
@@ -97,7 +97,7 @@ func benchNetns(b *testing.B, n, switches int) {
 				engUpT += timed(b, engUp)
 				engDownT += timed(b, engDown)
 				// Down promises the veths are gone: check, do not wait.
-				if left, err := links.LinksWithPrefix(hostVeths); err != nil || len(left) > 0 {
+				if left, err := links.WithPrefix(hostVeths); err != nil || len(left) > 0 {
 					b.Fatalf("after down: links %v left (%v)", left, err)
 				}
 			},

@@ -76,7 +76,7 @@ func (n nsNetwork) DeleteTunnel(ctx context.Context, name string) error {
 }
 
 func (n nsNetwork) HasTunnel(ctx context.Context, name string) (ok bool, err error) {
-	err = n.in(func() error { ok, err = links.LinkExists(name); return err })
+	err = n.in(func() error { ok, err = links.Exists(name); return err })
 	return ok, err
 }
 
@@ -198,7 +198,7 @@ func TestGuestsOnTwoHostsReachEachOther(t *testing.T) {
 	}
 	// The hosts' objects are in the hosts, none in the machine's own
 	// namespace.
-	if root, err := links.LinksWithPrefix(st.Prefix); err != nil || len(root) > 0 {
+	if root, err := links.WithPrefix(st.Prefix); err != nil || len(root) > 0 {
 		t.Errorf("links of the deployment outside its hosts: %v, %v", root, err)
 	}
 	tunnel := topology.TunnelName(d.Name, "wide")
@@ -227,7 +227,7 @@ func TestGuestsOnTwoHostsReachEachOther(t *testing.T) {
 	}
 	for _, h := range hosts {
 		var left []string
-		err := nettest.InNamespace(h.ns, func() (err error) { left, err = links.LinksWithPrefix(st.Prefix); return err })
+		err := nettest.InNamespace(h.ns, func() (err error) { left, err = links.WithPrefix(st.Prefix); return err })
 		if err != nil || len(left) > 0 {
 			t.Errorf("host %s: left behind %v, %v", h.name, left, err)
 		}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/net/namespace"
-	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // The DHCP leases of guests with ip: dynamic: taken inside the guest right
@@ -49,17 +49,10 @@ func (u *upRun) leaseDynamic(ctx context.Context, pg *placed) (map[string]string
 	return out, nil
 }
 
-// NetnsPather is what a guest driver implements when its guests live in a
-// network namespace of their own that is not named after them (a docker
-// container: /proc/<pid>/ns/net). netns guests need nothing.
-type NetnsPather interface {
-	NetnsPath(ctx context.Context, g *topology.Guest) (string, error)
-}
-
 // guestNetns is the namespace a guest's DHCP client runs in; "" for a
 // guest that takes its lease itself (a VM).
 func guestNetns(ctx context.Context, pg *placed) (string, error) {
-	if p, ok := pg.drv.(NetnsPather); ok {
+	if p, err := guest.As[guest.NetnsPather](pg.drv); err == nil {
 		return p.NetnsPath(ctx, pg.g)
 	}
 	if pg.g.Netns != nil {

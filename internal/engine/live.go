@@ -134,7 +134,7 @@ func (e *Engine) Exec(ctx context.Context, d api.Deployment, guestName string, c
 	if err != nil {
 		return 0, err
 	}
-	x, err := guest.ExecerOf(lg.drv)
+	x, err := guest.As[guest.Execer](lg.drv)
 	if err != nil {
 		return 0, lg.unsupported("exec", err)
 	}
@@ -147,7 +147,7 @@ func (e *Engine) Console(ctx context.Context, d api.Deployment, guestName string
 	if err != nil {
 		return nil, err
 	}
-	c, err := guest.ConsolerOf(lg.drv)
+	c, err := guest.As[guest.Consoler](lg.drv)
 	if err != nil {
 		return nil, lg.unsupported("console", err)
 	}

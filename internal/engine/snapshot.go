@@ -157,7 +157,7 @@ func (e *Engine) snapshotTarget(d api.Deployment, name string) (*snapshotGuest, 
 
 // snapshotterOf is the one place that asks a driver for snapshots.
 func snapshotterOf(drv guest.Driver) (guest.Snapshotter, bool) {
-	s, err := guest.SnapshotterOf(drv)
+	s, err := guest.As[guest.Snapshotter](drv)
 	return s, err == nil
 }
 

@@ -1,4 +1,5 @@
-// Package guest defines the guest driver interface and the registry of kinds.
+// Package guest defines the guest driver interface, its optional
+// capabilities and the registry of kinds.
 // Every kind lives in its own sub-package and is registered explicitly by the
 // code that assembles the engine.
 package guest
@@ -42,7 +43,13 @@ type Driver interface {
 	Destroy(ctx context.Context, dep Deployment, g *topology.Guest, log actlog.Log) error
 }
 
-// Capabilities are the optional features of a driver.
+// The package's own implementations, checked when it compiles.
+var (
+	_ Files      = ProjectFiles{}
+	_ MountFiles = ProjectFiles{}
+)
+
+// Capabilities are the optional features of a driver; As reads them.
 type Capabilities struct {
 	// Snapshots: the driver is a Snapshotter.
 	Snapshots bool `json:"snapshots"`
@@ -54,6 +61,8 @@ type Capabilities struct {
 	Console bool `json:"console"`
 	// Stats: the driver is a Statser.
 	Stats bool `json:"stats"`
+	// NetnsPath: the driver is a NetnsPather.
+	NetnsPath bool `json:"netns_path,omitempty"`
 }
 
 // Registry maps kinds to drivers.

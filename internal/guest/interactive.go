@@ -2,7 +2,6 @@ package guest
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/testbedos/testbedos/internal/topology"
@@ -39,24 +38,4 @@ type Terminal interface {
 // for namespaces and containers, the serial console for virtual machines.
 type Consoler interface {
 	Console(ctx context.Context, dep Deployment, g *topology.Guest) (Terminal, error)
-}
-
-// ExecerOf returns drv as an Execer when its kind runs commands, else an
-// error wrapping ErrUnsupported.
-func ExecerOf(drv Driver) (Execer, error) {
-	e, ok := drv.(Execer)
-	if !ok || !drv.Capabilities().Exec {
-		return nil, fmt.Errorf("%s guests cannot run commands: %w", drv.Kind(), ErrUnsupported)
-	}
-	return e, nil
-}
-
-// ConsolerOf returns drv as a Consoler when its kind has a console, else an
-// error wrapping ErrUnsupported.
-func ConsolerOf(drv Driver) (Consoler, error) {
-	c, ok := drv.(Consoler)
-	if !ok || !drv.Capabilities().Console {
-		return nil, fmt.Errorf("%s guests have no console: %w", drv.Kind(), ErrUnsupported)
-	}
-	return c, nil
 }

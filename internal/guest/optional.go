@@ -11,9 +11,12 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// Optional capabilities. A driver implements them when its kind has the
-// feature and says so in Capabilities; callers ask with SnapshotterOf and
-// ArtefactWriterOf, which a proxy for a remote driver answers too.
+// Optional capabilities: ArtefactWriter, Snapshotter, Execer, Consoler,
+// Statser and NetnsPather. A driver implements one when its kind has the feature, says so
+// in Capabilities, and guards it at compile time
+// (var _ guest.Execer = (*Driver)(nil)); callers ask with As, which a proxy
+// for a remote driver answers too (it implements every method and
+// announces what the remote driver serves).
 
 // ArtefactWriter is a driver that writes per-guest files at
 // generate-artefacts time (libvirt domain XML, cloud-init seed, helper
@@ -47,22 +50,44 @@ type Snapshotter interface {
 	DeleteSnapshot(ctx context.Context, dep Deployment, g *topology.Guest, name string) error
 }
 
+// NetnsPather is a driver whose guests live in a network namespace of
+// their own that is not named after them (a docker container's is
+// /proc/<pid>/ns/net): the engine's DHCP client takes their lease there.
+type NetnsPather interface {
+	NetnsPath(ctx context.Context, g *topology.Guest) (string, error)
+}
+
 // ErrUnsupported: the guest's kind has not got the feature asked for.
 var ErrUnsupported = api.Categorized(api.ErrInvalid, "not supported by this guest kind")
 
-// SnapshotterOf returns drv as a Snapshotter when its kind has snapshots,
-// else an error wrapping ErrUnsupported.
-func SnapshotterOf(drv Driver) (Snapshotter, error) {
-	s, ok := drv.(Snapshotter)
-	if !ok || !drv.Capabilities().Snapshots {
-		return nil, fmt.Errorf("%s guests have no snapshots: %w", drv.Kind(), ErrUnsupported)
+// As returns drv as the optional interface T (Snapshotter, Execer, …) when
+// drv implements it and its Capabilities announce it, else an error
+// wrapping ErrUnsupported that says what the kind lacks.
+func As[T any](drv Driver) (T, error) {
+	var zero T
+	announced, lacks := drv.Capabilities().announces(&zero)
+	if t, ok := drv.(T); ok && announced {
+		return t, nil
 	}
-	return s, nil
+	return zero, fmt.Errorf("%s guests %s: %w", drv.Kind(), lacks, ErrUnsupported)
 }
 
-// ArtefactWriterOf returns drv as an ArtefactWriter when it writes
-// artefacts.
-func ArtefactWriterOf(drv Driver) (ArtefactWriter, bool) {
-	w, ok := drv.(ArtefactWriter)
-	return w, ok && drv.Capabilities().Artefacts
+// announces reports whether c announces the optional interface that p
+// points to, and what a driver without it lacks.
+func (c Capabilities) announces(p any) (bool, string) {
+	switch p.(type) {
+	case *Snapshotter:
+		return c.Snapshots, "have no snapshots"
+	case *ArtefactWriter:
+		return c.Artefacts, "write no artefacts"
+	case *Execer:
+		return c.Exec, "cannot run commands"
+	case *Consoler:
+		return c.Console, "have no console"
+	case *Statser:
+		return c.Stats, "report no stats"
+	case *NetnsPather:
+		return c.NetnsPath, "have no network namespace of their own"
+	}
+	return false, fmt.Sprintf("have no optional %T", p)
 }

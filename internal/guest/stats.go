@@ -2,7 +2,6 @@ package guest
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -19,14 +18,4 @@ type Stats struct {
 // read from the host-side end of each link.
 type Statser interface {
 	Stats(ctx context.Context, dep Deployment, g *topology.Guest) (Stats, error)
-}
-
-// StatserOf returns drv as a Statser when its kind reports stats, else an
-// error wrapping ErrUnsupported.
-func StatserOf(drv Driver) (Statser, error) {
-	s, ok := drv.(Statser)
-	if !ok || !drv.Capabilities().Stats {
-		return nil, fmt.Errorf("%s guests report no stats: %w", drv.Kind(), ErrUnsupported)
-	}
-	return s, nil
 }

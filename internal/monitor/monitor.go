@@ -249,7 +249,7 @@ func (m *Monitor) sampleGuest(ctx context.Context, rg recordedGuest, now time.Ti
 	s := api.GuestSample{Time: now}
 	stats := false
 	if drv, err := m.opts.Host.Driver(g.Kind); err == nil {
-		if st, err := guest.StatserOf(drv); err == nil {
+		if st, err := guest.As[guest.Statser](drv); err == nil {
 			dep := guest.Deployment{Name: rg.deployment, Files: m.opts.Host.Files(rg.project)}
 			if v, err := st.Stats(ctx, dep, &g); err == nil {
 				s.CPUSeconds, s.MemoryBytes, stats = v.CPUSeconds, v.MemoryBytes, true

@@ -92,7 +92,7 @@ func benchThroughServer(b *testing.B, n, switches int) {
 		}
 		return benchbase.Up(ctx, p)
 	}
-	watcher := links.NewLinkWatcher()
+	watcher := links.NewWatcher()
 	batchDown := func() error {
 		gone := watcher.Expect(p.HostVeths()...)
 		defer gone.Close()

@@ -74,7 +74,7 @@ func BenchmarkUpDown50(b *testing.B) {
 	b.Cleanup(func() {
 		_ = exec.Command("docker", append([]string{"rm", "-f"}, names...)...).Run()
 	})
-	watcher := links.NewLinkWatcher()
+	watcher := links.NewWatcher()
 	hostVeths := func() []string {
 		var out []string
 		for _, g := range st.Guests {

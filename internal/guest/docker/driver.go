@@ -67,7 +67,7 @@ type Options struct {
 // guests.
 type Driver struct {
 	cli       *client.Client
-	links     *links.LinkWatcher
+	links     *links.Watcher
 	instance  string
 	mountsDir string
 }
@@ -93,7 +93,7 @@ func New(opts Options) (*Driver, error) {
 	if opts.MountsDir == "" {
 		opts.MountsDir = filepath.Join(os.TempDir(), "testbedos-mounts")
 	}
-	return &Driver{cli: cli, links: links.NewLinkWatcher(), instance: opts.Instance, mountsDir: opts.MountsDir}, nil
+	return &Driver{cli: cli, links: links.NewWatcher(), instance: opts.Instance, mountsDir: opts.MountsDir}, nil
 }
 
 // Close releases the client's connections.
@@ -105,7 +105,7 @@ func (d *Driver) Kind() string { return topology.KindDocker }
 // Capabilities implements guest.Driver: containers run commands, have a
 // shell as their console and report their resource use.
 func (d *Driver) Capabilities() guest.Capabilities {
-	return guest.Capabilities{Exec: true, Console: true, Stats: true}
+	return guest.Capabilities{Exec: true, Console: true, Stats: true, NetnsPath: true}
 }
 
 // daemonErr makes a failure to reach dockerd say so.
@@ -413,7 +413,7 @@ func (d *Driver) teardown(ctx context.Context, dep guest.Deployment, g *topology
 	if !waited {
 		// No container took them away (or not in time): ours to delete.
 		for _, v := range veths {
-			errs = append(errs, links.DeleteLink(v))
+			errs = append(errs, links.Delete(v))
 		}
 	}
 	switch {

@@ -49,7 +49,7 @@ func statsOf(st *container.StatsResponse) guest.Stats {
 }
 
 // NetnsPath is the network namespace of the guest's container, for the
-// engine's DHCP client (engine.NetnsPather).
+// engine's DHCP client (guest.NetnsPather).
 func (d *Driver) NetnsPath(ctx context.Context, g *topology.Guest) (string, error) {
 	s, err := spec(g)
 	if err != nil {

@@ -25,6 +25,8 @@ type Log struct {
 
 var _ actlog.Log = (*Log)(nil)
 
+var _ actlog.Log = (*Log)(nil)
+
 // Printf records one line (several when the text has newlines, as the
 // action log would write them).
 func (l *Log) Printf(format string, args ...any) { l.add(fmt.Sprintf(format, args...)) }
@@ -55,6 +57,8 @@ type lineWriter struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
 }
+
+var _ io.WriteCloser = (*lineWriter)(nil)
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()

@@ -232,7 +232,7 @@ network:
 	}
 	// The bridge the failed up made is gone too.
 	st := w.state(t)
-	if ok, _ := links.LinkExists(st.Switches[0].Bridge); ok {
+	if ok, _ := links.Exists(st.Switches[0].Bridge); ok {
 		t.Errorf("bridge %s left", st.Switches[0].Bridge)
 	}
 }

@@ -20,7 +20,7 @@ import (
 func testExecConsole(t *testing.T, w *world, st *topology.State, g *topology.Guest) {
 	t.Helper()
 	dep := guest.LocalDeployment(st)
-	x, err := guest.ExecerOf(w.drv)
+	x, err := guest.As[guest.Execer](w.drv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func testExecConsole(t *testing.T, w *world, st *topology.State, g *topology.Gue
 // written.
 func testSerialConsole(t *testing.T, ctx context.Context, w *world, dep guest.Deployment, g *topology.Guest) {
 	t.Helper()
-	c, err := guest.ConsolerOf(w.drv)
+	c, err := guest.As[guest.Consoler](w.drv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-var _ guest.Statser = (*Driver)(nil)
-
 // Stats implements guest.Statser from libvirt's domain info: the CPU time
 // of the domain's vCPUs and QEMU's own threads, and the resident memory of
 // the QEMU process (the RSS memory stat), or the memory the domain has been

@@ -49,7 +49,7 @@ func benchmarkUpDown(b *testing.B, measureUp bool) {
 				for i := range n {
 					hostVeths = append(hostVeths, p.HostVeth(i))
 				}
-				watcher := links.NewLinkWatcher()
+				watcher := links.NewWatcher()
 				var gone time.Duration
 				b.ResetTimer()
 				for range b.N {
@@ -77,7 +77,7 @@ func benchmarkUpDown(b *testing.B, measureUp bool) {
 					} else if variant == "driver" {
 						// Destroy promises the host ends are gone when
 						// it returns: check, do not wait.
-						if left, err := links.LinksWithPrefix(prefix + "h"); err != nil || len(left) > 0 {
+						if left, err := links.WithPrefix(prefix + "h"); err != nil || len(left) > 0 {
 							b.Fatalf("after Destroy: links %v left (%v)", left, err)
 						}
 						gone += time.Since(start)

@@ -36,7 +36,7 @@ type Options struct {
 // Driver implements guest.Driver for netns guests.
 type Driver struct {
 	destroyTimeout time.Duration
-	links          *links.LinkWatcher
+	links          *links.Watcher
 	reaper         vethReaper
 	procs          procScanner
 	cgroups        cgroupTree
@@ -56,7 +56,7 @@ func New(opts Options) *Driver {
 	if opts.DestroyTimeout <= 0 {
 		opts.DestroyTimeout = 10 * time.Second
 	}
-	w := links.NewLinkWatcher()
+	w := links.NewWatcher()
 	return &Driver{destroyTimeout: opts.DestroyTimeout, links: w, reaper: vethReaper{links: w}}
 }
 
@@ -368,7 +368,7 @@ func (v *vethDeletion) wait(ctx context.Context, ns string, timeout time.Duratio
 	for _, n := range v.present {
 		idx, err := links.VethIndex(n)
 		if err == nil && idx > 0 {
-			err = links.DeleteLink(n)
+			err = links.Delete(n)
 		}
 		errs = append(errs, err)
 	}

@@ -341,10 +341,10 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 	if mounted, _ := namespace.Mounted(netnsPath(g.Netns.Namespace)); mounted {
 		t.Errorf("namespace still mounted")
 	}
-	if ok, _ := links.LinkExists(p.HostVeth(0)); ok {
+	if ok, _ := links.Exists(p.HostVeth(0)); ok {
 		t.Errorf("first veth %s still there", p.HostVeth(0))
 	}
-	if ok, _ := links.LinkExists(taken); !ok {
+	if ok, _ := links.Exists(taken); !ok {
 		t.Errorf("the link that was there before (%s) was removed", taken)
 	}
 }
@@ -411,7 +411,7 @@ func TestDestroyPartialGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	left, _, _ := nettest.Leftovers(prefix + "h")
-	if peer, _ := links.LinkExists(prefix + "peer"); len(left) > 0 || peer {
+	if peer, _ := links.Exists(prefix + "peer"); len(left) > 0 || peer {
 		t.Errorf("left behind: %v (peer there: %v)", left, peer)
 	}
 }
@@ -458,7 +458,7 @@ func TestManyGuestsConcurrently(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Destroy returns only when the host ends are gone.
-		if links, _ := links.LinksWithPrefix(prefix + "h"); len(links) > 0 {
+		if links, _ := links.WithPrefix(prefix + "h"); len(links) > 0 {
 			t.Fatalf("round %d: host ends left after Destroy: %v", round, links)
 		}
 	}

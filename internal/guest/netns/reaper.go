@@ -32,7 +32,7 @@ import (
 // deletion is over then; the kernel's request returns only after a later
 // RCU barrier), so requests arriving in the meantime form the next batch.
 type vethReaper struct {
-	links *links.LinkWatcher
+	links *links.Watcher
 
 	mu       sync.Mutex
 	inflight int // batches running: 0 or 1

@@ -1,5 +1,5 @@
 // Package aclnft compiles a deployment's ACLs (parsed by package acl) into
-// the nftables table that enforces them on the ports of its bridges.
+// the nftables tables that enforce them on the ports of its bridges.
 package aclnft
 
 import (

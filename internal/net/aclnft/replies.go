@@ -2,6 +2,7 @@ package aclnft
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"strings"
 
@@ -40,6 +41,8 @@ const repliesMark uint32 = 0x00200000
 type Replies struct {
 	IPv4, IPv6 bool
 }
+
+var _ fmt.Stringer = Replies{}
 
 // sysctl is where br_netfilter's switches are read; a variable for tests.
 var sysctl = "/proc/sys/net/bridge/"

@@ -17,10 +17,31 @@ import (
 // switch has allow-related rules, the inet table of the same name that
 // marks tracked replies is written in the same transaction (replies.go).
 func EnsureTable(ctx context.Context, spec TableSpec) (created bool, err error) {
+	created, _, err = EnsureTableReplies(ctx, spec)
+	return created, err
+}
+
+// EnsureTableReplies is EnsureTable, also saying how allow-related lets
+// replies through in the table written: statefully where conntrack sees
+// bridged traffic, unless the kernel refuses the inet table (then the
+// stateless mirror, written instead).
+func EnsureTableReplies(ctx context.Context, spec TableSpec) (created bool, rep Replies, err error) {
+	rep = TrackedReplies()
+	created, err = writeTable(ctx, spec, rep)
+	if err != nil && rep.Any() && ctx.Err() == nil {
+		if created, err2 := writeTable(ctx, spec, Replies{}); err2 == nil {
+			return created, Replies{}, nil
+		}
+	}
+	return created, rep, err
+}
+
+// writeTable writes the tables of spec with the replies of the families
+// rep says conntrack sees tracked, the others mirrored.
+func writeTable(ctx context.Context, spec TableSpec, rep Replies) (created bool, err error) {
 	if err := checkTableName(spec.Name); err != nil {
 		return false, err
 	}
-	rep := TrackedReplies()
 	related := false
 	type chains struct{ from, to [][]expr.Any }
 	compiled := make([]chains, len(spec.Switches))

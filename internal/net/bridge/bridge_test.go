@@ -45,9 +45,9 @@ func TestBridgeLifecycle(t *testing.T) {
 		t.Errorf("bridge still down")
 	}
 
-	names, err := links.LinksWithPrefix(prefix)
+	names, err := links.WithPrefix(prefix)
 	if err != nil || !slices.Equal(names, []string{name}) {
-		t.Errorf("LinksWithPrefix = %v, %v; want [%s]", names, err, name)
+		t.Errorf("WithPrefix = %v, %v; want [%s]", names, err, name)
 	}
 
 	if err := Delete(ctx, name); err != nil {
@@ -56,7 +56,7 @@ func TestBridgeLifecycle(t *testing.T) {
 	if err := Delete(ctx, name); err != nil {
 		t.Errorf("deleting a missing bridge: %v", err)
 	}
-	if names, _ := links.LinksWithPrefix(prefix); len(names) != 0 {
+	if names, _ := links.WithPrefix(prefix); len(names) != 0 {
 		t.Errorf("left behind: %v", names)
 	}
 }
@@ -75,7 +75,7 @@ func TestBridgeRefusesOtherKinds(t *testing.T) {
 	if err := Delete(ctx, prefix+"a"); !errors.Is(err, ErrNotBridge) {
 		t.Errorf("Delete on a veth = %v, want ErrNotBridge", err)
 	}
-	if ok, _ := links.LinkExists(prefix + "a"); !ok {
+	if ok, _ := links.Exists(prefix + "a"); !ok {
 		t.Errorf("Delete removed a veth")
 	}
 	if _, err := Ensure(ctx, "this-name-is-too-long"); err == nil {

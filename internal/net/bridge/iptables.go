@@ -23,6 +23,8 @@ type legacyTables interface {
 // legacy filter table is in use (/proc/net/ip{,6}_tables_names lists it).
 type systemLegacyTables struct{}
 
+var _ legacyTables = systemLegacyTables{}
+
 type legacyFamily struct {
 	names    string   // /proc file listing the legacy tables in use
 	binaries []string // preferred first

@@ -22,7 +22,7 @@ func TestCaptureEndsWhenTheLinkGoes(t *testing.T) {
 	if err := netlink.LinkAdd(v); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = links.DeleteLink(p + "c0") })
+	t.Cleanup(func() { _ = links.Delete(p + "c0") })
 	l, err := netlink.LinkByName(p + "c0")
 	if err != nil {
 		t.Fatal(err)

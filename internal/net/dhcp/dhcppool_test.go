@@ -64,9 +64,6 @@ func TestDHCPDiscoverFloodIsBounded(t *testing.T) {
 
 // Offers never taken up with a REQUEST are given to others once they are
 // stale: a DISCOVER flood does not starve the switch's guests for good.
-
-// Offers never taken up with a REQUEST are given to others once they are
-// stale: a DISCOVER flood does not starve the switch's guests for good.
 func TestDHCPStaleOffersAreReclaimed(t *testing.T) {
 	lp, err := newLeasePool(topology.DHCPPool{Switch: "s", IfName: "p", Gateway: "10.0.0.1", Subnet: "10.0.0.0/28"}, nil)
 	if err != nil {
@@ -103,7 +100,7 @@ func TestDHCPStaleOffersAreReclaimed(t *testing.T) {
 	lp.mu.Lock()
 	got := lp.byMAC[legit.String()]
 	lp.mu.Unlock()
-	if got.String() != r.YourIPAddr.String() {
+	if addr(got).String() != r.YourIPAddr.String() {
 		t.Fatalf("the bound lease of %s went away: now %v", legit, got)
 	}
 }

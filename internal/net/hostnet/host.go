@@ -72,7 +72,7 @@ func (h *Host) DeleteTunnel(ctx context.Context, name string) error { return vxl
 // HasTunnel reports whether the VXLAN link name exists (restore after a
 // reboot compares the record with what exists).
 func (h *Host) HasTunnel(ctx context.Context, name string) (bool, error) {
-	return links.LinkExists(name)
+	return links.Exists(name)
 }
 
 // EnsureExternal sets up the host's side of an external switch and reports
@@ -97,9 +97,9 @@ func (h *Host) HasExternal(ctx context.Context, sw topology.Switch) (bool, error
 // spec and reports whether it made it; the log says how allow-related
 // lets replies through here (ACLReplies).
 func (h *Host) EnsureACLTable(ctx context.Context, spec aclnft.TableSpec) (bool, error) {
-	created, err := aclnft.EnsureTable(ctx, spec)
+	created, rep, err := aclnft.EnsureTableReplies(ctx, spec)
 	if err == nil {
-		h.log.Info("acl: "+h.ACLReplies(ctx), "table", spec.Name)
+		h.log.Info("acl: "+rep.String(), "table", spec.Name)
 	}
 	return created, err
 }
@@ -124,7 +124,7 @@ func (h *Host) Impair(ctx context.Context, link string, imp impair.Impairment, u
 func (h *Host) StopImpairments() error { return h.shaper.Close() }
 
 // LinkUp reports whether the link is administratively up.
-func (h *Host) LinkUp(ctx context.Context, link string) (bool, error) { return links.LinkUp(ctx, link) }
+func (h *Host) LinkUp(ctx context.Context, link string) (bool, error) { return links.IsUp(ctx, link) }
 
 // Capture writes a pcap stream of the link's packets to w until ctx ends.
 func (h *Host) Capture(ctx context.Context, link string, filter capture.Filter, w io.Writer) error {

@@ -132,7 +132,7 @@ func TestRouterForwardsLeasesAndIsRemoved(t *testing.T) {
 		t.Fatal("router namespace left")
 	}
 	for _, port := range lab.router.Ports {
-		if err := links.DeleteLink(port.HostName); err != nil {
+		if err := links.Delete(port.HostName); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -107,6 +107,8 @@ func (h *holdQueue) drain() []release {
 
 type heldHeap []release
 
+var _ heap.Interface = (*heldHeap)(nil)
+
 func (q heldHeap) Len() int { return len(q) }
 func (q heldHeap) Less(i, j int) bool {
 	if q[i].at.Equal(q[j].at) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/vishvananda/netlink"
@@ -121,6 +122,8 @@ type Shaper struct {
 	queues userQueues
 }
 
+var _ io.Closer = (*Shaper)(nil)
+
 // NewShaper returns a Shaper; log receives the fallback's changes.
 func NewShaper(log *slog.Logger) *Shaper { return &Shaper{queues: userQueues{log: log}} }
 
@@ -142,7 +145,7 @@ func (h *Shaper) Impair(ctx context.Context, link string, imp Impairment, up boo
 	if err != nil {
 		return err
 	}
-	return links.SetLinkUp(ctx, link, up)
+	return links.SetUp(ctx, link, up)
 }
 
 // Close stops every userspace queue of this host (its tables removed, held

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -54,6 +55,8 @@ type nfQueue struct {
 	num  uint16
 	conn *netlink.Conn
 }
+
+var _ io.Closer = (*nfQueue)(nil)
 
 // queuedPacket is a packet the kernel handed over, awaiting its verdict.
 type queuedPacket struct {

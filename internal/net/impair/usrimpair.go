@@ -77,9 +77,6 @@ type linkQueue struct {
 	owner *userQueues
 }
 
-// needsNetem reports whether imp needs more than a token bucket.
-func needsNetem(imp Impairment) bool { return imp != (Impairment{RateKbit: imp.RateKbit}) }
-
 // QueueNumber reports the netlink queue number the fallback uses for link,
 // and whether it impairs link at all.
 func (h *Shaper) QueueNumber(link string) (uint16, bool) {

@@ -39,9 +39,9 @@ func DeleteTyped(ctx context.Context, name, typ string, notTyp error) error {
 	return nil
 }
 
-// LinksWithPrefix lists the names of the links whose name starts with prefix,
+// WithPrefix lists the names of the links whose name starts with prefix,
 // for finding what a deployment left behind.
-func LinksWithPrefix(prefix string) ([]string, error) {
+func WithPrefix(prefix string) ([]string, error) {
 	var (
 		links []netlink.Link
 		err   error
@@ -71,8 +71,8 @@ func LinksWithPrefix(prefix string) ([]string, error) {
 	return names, nil
 }
 
-// LinkExists reports whether a link called name exists.
-func LinkExists(name string) (bool, error) {
+// Exists reports whether a link called name exists.
+func Exists(name string) (bool, error) {
 	_, err := netlink.LinkByName(name)
 	if IsNotFound(err) {
 		return false, nil
@@ -83,8 +83,8 @@ func LinkExists(name string) (bool, error) {
 	return true, nil
 }
 
-// DeleteLink removes the link name; a missing link is not an error.
-func DeleteLink(name string) error {
+// Delete removes the link name; a missing link is not an error.
+func Delete(name string) error {
 	link, err := netlink.LinkByName(name)
 	if IsNotFound(err) {
 		return nil

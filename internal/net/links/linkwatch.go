@@ -12,13 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// LinkWatcher waits for links to disappear. Many concurrent waiters share one
+// Watcher waits for links to disappear. Many concurrent waiters share one
 // netlink subscription, which is opened when the first waiter arrives and
 // closed when the last one leaves, so an idle watcher holds nothing.
 //
 // The subscription lives in the network namespace of the thread that opens
 // it, which for ordinary goroutines is the namespace of the process.
-type LinkWatcher struct {
+type Watcher struct {
 	mu      sync.Mutex
 	sock    *nl.NetlinkSocket // nil while nobody waits
 	waiting map[string][]*goneWaiter
@@ -30,9 +30,9 @@ type goneWaiter struct {
 	done chan struct{}
 }
 
-// NewLinkWatcher returns a watcher with no subscription open yet.
-func NewLinkWatcher() *LinkWatcher {
-	return &LinkWatcher{waiting: make(map[string][]*goneWaiter)}
+// NewWatcher returns a watcher with no subscription open yet.
+func NewWatcher() *Watcher {
+	return &Watcher{waiting: make(map[string][]*goneWaiter)}
 }
 
 // Waiters also look for themselves now and then: often when no subscription
@@ -48,7 +48,7 @@ const (
 
 // WaitGone returns when none of the named links exists any more, or with
 // ctx's error when ctx ends first.
-func (w *LinkWatcher) WaitGone(ctx context.Context, names ...string) error {
+func (w *Watcher) WaitGone(ctx context.Context, names ...string) error {
 	g := w.Expect(names...)
 	defer g.Close()
 	return g.Wait(ctx)
@@ -56,7 +56,7 @@ func (w *LinkWatcher) WaitGone(ctx context.Context, names ...string) error {
 
 // Gone is a registered wait for links to disappear (see Expect).
 type Gone struct {
-	w          *LinkWatcher
+	w          *Watcher
 	names      []string
 	gw         *goneWaiter
 	subscribed bool
@@ -66,7 +66,7 @@ type Gone struct {
 // Expect starts watching for the named links to disappear, before the
 // caller deletes them, so that no event is missed and Wait needs no lookup.
 // Close releases the watch.
-func (w *LinkWatcher) Expect(names ...string) *Gone {
+func (w *Watcher) Expect(names ...string) *Gone {
 	g := &Gone{w: w, names: names, gw: &goneWaiter{done: make(chan struct{})}}
 	if len(names) == 0 {
 		close(g.gw.done)
@@ -119,7 +119,7 @@ func (g *Gone) Wait(ctx context.Context) error {
 
 // register records gw as waiting for names and makes sure a subscription is
 // open. It reports whether one is.
-func (w *LinkWatcher) register(gw *goneWaiter, names []string) bool {
+func (w *Watcher) register(gw *goneWaiter, names []string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	seen := make(map[string]bool, len(names))
@@ -147,7 +147,7 @@ func (w *LinkWatcher) register(gw *goneWaiter, names []string) bool {
 	return true
 }
 
-func (w *LinkWatcher) unregister(gw *goneWaiter, names []string) {
+func (w *Watcher) unregister(gw *goneWaiter, names []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, n := range names {
@@ -172,7 +172,7 @@ func (w *LinkWatcher) unregister(gw *goneWaiter, names []string) {
 }
 
 // listen reads link events until sock is closed.
-func (w *LinkWatcher) listen(sock *nl.NetlinkSocket) {
+func (w *Watcher) listen(sock *nl.NetlinkSocket) {
 	for {
 		msgs, _, err := sock.Receive()
 		if err != nil {
@@ -217,7 +217,7 @@ func (w *LinkWatcher) listen(sock *nl.NetlinkSocket) {
 	}
 }
 
-func (w *LinkWatcher) markGone(name string) {
+func (w *Watcher) markGone(name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	list, ok := w.waiting[name]
@@ -234,15 +234,15 @@ func (w *LinkWatcher) markGone(name string) {
 }
 
 // recheck asks the kernel about each name and marks the missing ones gone.
-func (w *LinkWatcher) recheck(names []string) {
+func (w *Watcher) recheck(names []string) {
 	for _, n := range names {
-		if ok, err := LinkExists(n); err == nil && !ok {
+		if ok, err := Exists(n); err == nil && !ok {
 			w.markGone(n)
 		}
 	}
 }
 
-func (w *LinkWatcher) awaited() []string {
+func (w *Watcher) awaited() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	names := make([]string, 0, len(w.waiting))
@@ -252,7 +252,7 @@ func (w *LinkWatcher) awaited() []string {
 	return names
 }
 
-func (w *LinkWatcher) remaining(names []string) []string {
+func (w *Watcher) remaining(names []string) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var left []string

@@ -21,7 +21,7 @@ func TestLinkWatcher(t *testing.T) {
 	nettest.RequireRoot(t)
 	prefix := nettest.Prefix(t)
 	ctx := context.Background()
-	w := NewLinkWatcher()
+	w := NewWatcher()
 
 	// Missing links are gone at once.
 	if err := w.WaitGone(ctx, prefix+"x", prefix+"y"); err != nil {
@@ -49,7 +49,7 @@ func TestLinkWatcher(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	start := time.Now()
 	for _, n := range names {
-		if err := DeleteLink(n); err != nil {
+		if err := Delete(n); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -75,14 +75,14 @@ func TestLinkWatcherExpect(t *testing.T) {
 	nettest.RequireRoot(t)
 	prefix := nettest.Prefix(t)
 	ctx := context.Background()
-	w := NewLinkWatcher()
+	w := NewWatcher()
 	name := prefix + "e"
 	if err := addLink(name); err != nil {
 		t.Fatal(err)
 	}
 	g := w.Expect(name)
 	defer g.Close()
-	if err := DeleteLink(name); err != nil {
+	if err := Delete(name); err != nil {
 		t.Fatal(err)
 	}
 	select {

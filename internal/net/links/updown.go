@@ -8,9 +8,9 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// SetLinkUp sets link name administratively up or down. Taking one end of a
+// SetUp sets link name administratively up or down. Taking one end of a
 // veth down takes the carrier of the other end with it.
-func SetLinkUp(ctx context.Context, name string, up bool) error {
+func SetUp(ctx context.Context, name string, up bool) error {
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("link %s: %w", name, err)
@@ -26,8 +26,8 @@ func SetLinkUp(ctx context.Context, name string, up bool) error {
 	return nil
 }
 
-// LinkUp reports whether link name is administratively up.
-func LinkUp(ctx context.Context, name string) (bool, error) {
+// IsUp reports whether link name is administratively up.
+func IsUp(ctx context.Context, name string) (bool, error) {
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return false, fmt.Errorf("link %s: %w", name, err)

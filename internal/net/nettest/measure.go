@@ -22,6 +22,8 @@ type Pinger struct {
 	seq uint16
 }
 
+var _ io.Closer = (*Pinger)(nil)
+
 // NewPinger opens an echo socket inside namespace towards dst (IPv4).
 func NewPinger(namespace string, dst net.IP) (*Pinger, error) {
 	dst4 := dst.To4()

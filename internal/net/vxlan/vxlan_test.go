@@ -100,7 +100,7 @@ func TestVXLANJoinsBridgesAcrossHosts(t *testing.T) {
 		if _, err := Ensure(ctx, fresh); err == nil {
 			t.Errorf("Ensure with an IPv6 peer on an IPv4 tunnel succeeded")
 		}
-		if ok, _ := links.LinkExists(fresh.Name); ok {
+		if ok, _ := links.Exists(fresh.Name); ok {
 			t.Errorf("a failed Ensure left link %s", fresh.Name)
 		}
 		if err := Delete(ctx, "br"); !errors.Is(err, ErrNotVXLAN) {
@@ -116,7 +116,7 @@ func TestVXLANJoinsBridgesAcrossHosts(t *testing.T) {
 		if err := Delete(ctx, lab.specA.Name); err != nil {
 			return err
 		}
-		if ok, err := links.LinkExists(lab.specA.Name); err != nil || ok {
+		if ok, err := links.Exists(lab.specA.Name); err != nil || ok {
 			t.Errorf("after Delete the link exists: %v, %v", ok, err)
 		}
 		return Delete(ctx, lab.specA.Name) // missing is fine

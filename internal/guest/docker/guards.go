@@ -1,0 +1,22 @@
+package docker
+
+import (
+	"io"
+
+	"github.com/testbedos/testbedos/internal/guest"
+)
+
+// What this package implements, checked when it compiles: a renamed method
+// fails the build instead of silently turning a capability off.
+var (
+	_ guest.Driver      = (*Driver)(nil)
+	_ guest.Execer      = (*Driver)(nil)
+	_ guest.Consoler    = (*Driver)(nil)
+	_ guest.Statser     = (*Driver)(nil)
+	_ guest.NetnsPather = (*Driver)(nil)
+)
+
+var (
+	_ guest.Terminal = (*terminal)(nil)
+	_ io.Closer      = (*Driver)(nil)
+)

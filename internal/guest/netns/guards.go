@@ -1,0 +1,14 @@
+package netns
+
+import "github.com/testbedos/testbedos/internal/guest"
+
+// What this package implements, checked when it compiles: a renamed method
+// fails the build instead of silently turning a capability off.
+var (
+	_ guest.Driver   = (*Driver)(nil)
+	_ guest.Execer   = (*Driver)(nil)
+	_ guest.Consoler = (*Driver)(nil)
+	_ guest.Statser  = (*Driver)(nil)
+)
+
+var _ guest.Terminal = (*ptyTerminal)(nil)
