@@ -47,6 +47,15 @@ func (s *server) hasACLTable(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *server) aclReplies(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.acls()
+	if err != nil {
+		return err
+	}
+	writeAnswer(w, http.StatusOK, map[string]string{"replies": a.ACLReplies(r.Context())})
+	return nil
+}
+
 // portsRequest asks where ports are (Attach false) or puts them back on
 // the bridge (Attach true).
 type portsRequest struct {
@@ -108,6 +117,18 @@ func (n remoteNetwork) HasACLTable(ctx context.Context, name string) (bool, erro
 	}
 	err := n.h.callJSON(ctx, http.MethodGet, bridgePath("acl-tables", name), nil, &out)
 	return out.Exists, err
+}
+
+// ACLReplies implements engine.ACLs on the client host; a host that cannot
+// answer says so instead.
+func (n remoteNetwork) ACLReplies(ctx context.Context) string {
+	var out struct {
+		Replies string `json:"replies"`
+	}
+	if err := n.h.callJSON(ctx, http.MethodGet, "acl-replies", nil, &out); err != nil {
+		return "allow-related: how replies pass on " + n.h.Name() + " is unknown: " + err.Error()
+	}
+	return out.Replies
 }
 
 // DetachedPorts implements engine.Ports on the client host.

@@ -75,6 +75,7 @@ func Handler(opts Options) http.Handler {
 	route("POST /api/agent/acl-tables", s.ensureACLTable)
 	route("DELETE /api/agent/acl-tables/{name}", s.deleteACLTable)
 	route("GET /api/agent/acl-tables/{name}", s.hasACLTable)
+	route("GET /api/agent/acl-replies", s.aclReplies)
 	route("POST /api/agent/bridges/{name}/ports", s.bridgePorts)
 	route("POST /api/agent/guests/{op}", s.guestCall)
 	route("POST /api/agent/snapshots/{op}", s.snapshotCall)

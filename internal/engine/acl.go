@@ -29,6 +29,9 @@ type ACLs interface {
 	DeleteACLTable(ctx context.Context, name string) error
 	// HasACLTable reports whether the table exists.
 	HasACLTable(ctx context.Context, name string) (bool, error)
+	// ACLReplies says how allow-related lets replies through on this
+	// host: statefully (conntrack) or by mirrored rules, for the log.
+	ACLReplies(ctx context.Context) string
 }
 
 // ErrNoACLs: a switch with ACLs is on a host whose network cannot apply
@@ -270,6 +273,9 @@ func (a *aclUp) items() []item {
 				u.made.add(forget)
 			}
 			u.log.Printf("    acl: table bridge %s %s for %v%s", name, ifThen(created, "created", "rewritten"), switches, onHost(u.st, host))
+			if allowsRelated(pa.spec) {
+				u.log.Printf("    acl: %s%s", pa.acls.ACLReplies(ctx), onHost(u.st, host))
+			}
 			return nil
 		}
 	}
@@ -279,3 +285,15 @@ func (a *aclUp) items() []item {
 // forgetUnstarted has nothing to do: an ACL table is recorded by its own
 // item, when it starts.
 func (a *aclUp) forgetUnstarted(*Record) {}
+
+// allowsRelated reports whether a table has an allow-related rule.
+func allowsRelated(spec ACLTableSpec) bool {
+	for _, sw := range spec.Switches {
+		for _, r := range sw.Rules {
+			if r.Action == "allow-related" {
+				return true
+			}
+		}
+	}
+	return false
+}

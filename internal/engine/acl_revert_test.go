@@ -41,6 +41,8 @@ func (w *aclWorld) HasACLTable(ctx context.Context, name string) (bool, error) {
 	return ok, nil
 }
 
+func (w *aclWorld) ACLReplies(context.Context) string { return "allow-related is a fake" }
+
 var _ ACLs = (*aclWorld)(nil)
 
 func (w *aclWorld) table(name string) (ACLTableSpec, bool) {

@@ -16,6 +16,7 @@ import (
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
 	"github.com/testbedos/testbedos/internal/net/aclnft"
+	"github.com/testbedos/testbedos/internal/net/hostnet"
 	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -39,6 +40,10 @@ func (n aclNetwork) DeleteACLTable(ctx context.Context, name string) error {
 func (n aclNetwork) HasACLTable(ctx context.Context, name string) (ok bool, err error) {
 	err = n.in(func() error { ok, err = aclnft.HasTable(ctx, name); return err })
 	return ok, err
+}
+
+func (n aclNetwork) ACLReplies(ctx context.Context) string {
+	return hostnet.NewHost(nil).ACLReplies(ctx)
 }
 
 var _ engine.ACLs = aclNetwork{}
@@ -181,6 +186,9 @@ func runFlows(t *testing.T, host aclHost, name string, files map[string]string, 
 	}
 	if !strings.Contains(log.Text(), "acl: table bridge "+topology.ACLTableName(d.Name)+" created") {
 		t.Errorf("log has no acl line:\n%s", log.Text())
+	}
+	if strings.Contains(files["kvm-compose.yaml"], "allow-related") && !strings.Contains(log.Text(), "acl: allow-related is state") {
+		t.Errorf("the log does not say how allow-related lets replies through:\n%s", log.Text())
 	}
 	rec, _ := e.Deployed(ctx, d.Name)
 	if _, ok := rec.Hosts[host.name].ACLTables[topology.ACLTableName(d.Name)]; !ok {

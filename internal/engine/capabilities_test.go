@@ -41,6 +41,10 @@ func (w *netWorld) DeleteACLTable(ctx context.Context, name string) error {
 	return nil
 }
 
+func (w *netWorld) ACLReplies(context.Context) string { return "allow-related is a fake" }
+
+var _ ACLs = (*netWorld)(nil)
+
 func (w *netWorld) HasACLTable(ctx context.Context, name string) (bool, error) {
 	w.amu.Lock()
 	defer w.amu.Unlock()
