@@ -30,14 +30,14 @@ func fakeMain(t *testing.T, id tlsid.Identity, m *Members, clusterToken string) 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/cluster", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+clusterToken {
-			http.Error(w, `{"error":{"code":401,"message":"wrong cluster token"}}`, 401)
+			http.Error(w, `{"error":{"code":401,"message":"wrong cluster token"}}`, http.StatusUnauthorized)
 			return
 		}
 		var req api.JoinRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		ans, err := m.Join(req, tlsid.PeerFingerprint(r.TLS))
 		if err != nil {
-			http.Error(w, err.Error(), 409)
+			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
 		json.NewEncoder(w).Encode(ans)
@@ -49,7 +49,7 @@ func fakeMain(t *testing.T, id tlsid.Identity, m *Members, clusterToken string) 
 			return
 		}
 		if !m.Authenticate(r.PathValue("name"), secret, tlsid.PeerFingerprint(r.TLS)) {
-			http.Error(w, "no", 401)
+			http.Error(w, "no", http.StatusUnauthorized)
 			return
 		}
 		w.Write([]byte("{}"))
@@ -149,7 +149,7 @@ func TestHealthCheckerPinsTheMember(t *testing.T) {
 	mainID, clientID := newIdentity(t, "main"), newIdentity(t, "c1")
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer s3cret" || tlsid.PeerFingerprint(r.TLS) != mainID.Fingerprint {
-			http.Error(w, "no", 401)
+			http.Error(w, "no", http.StatusUnauthorized)
 			return
 		}
 		json.NewEncoder(w).Encode(api.AgentHealth{Name: "c1", Status: "ok"})
@@ -195,7 +195,7 @@ func TestFollowerComesBackWhenTooManyJoin(t *testing.T) {
 		json.NewDecoder(r.Body).Decode(&req)
 		ans, err := members.Join(req, tlsid.PeerFingerprint(r.TLS))
 		if err != nil {
-			http.Error(w, err.Error(), 409)
+			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
 		json.NewEncoder(w).Encode(ans)

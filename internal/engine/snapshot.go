@@ -67,11 +67,8 @@ func (e *Engine) ListSnapshots(ctx context.Context, d api.Deployment, guestName 
 	if err != nil {
 		return nil, t.readError(err)
 	}
-	out := make([]api.Snapshot, 0, len(list))
-	for _, s := range list {
-		out = append(out, s)
-	}
-	return out, nil
+	// Never nil: an empty list is [] on the wire.
+	return append(make([]api.Snapshot, 0, len(list)), list...), nil
 }
 
 // SnapshotInfo describes one snapshot of one guest of d; errors are those
