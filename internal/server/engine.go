@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/agent"
 	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/config"
@@ -22,6 +23,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/netns"
 	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/server/httpapi"
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -84,6 +86,27 @@ func instanceID(path string) (string, error) {
 // newEngine is the orchestration engine over hosts, recording what it
 // deploys in st and keeping what generate-artefacts makes, and the VM
 // disks, in the data folder.
+// The engine serves every optional part of the server's executor (a test's
+// fake executor may serve fewer, so the server asks for each): a renamed
+// method fails the build here instead of silently turning a route, the
+// restore or the clean-up off.
+var (
+	_ actions.Executor  = (*engine.Engine)(nil)
+	_ httpapi.Snapshots = (*engine.Engine)(nil)
+	_ httpapi.Planner   = (*engine.Engine)(nil)
+	_ httpapi.Guests    = (*engine.Engine)(nil)
+	_ httpapi.Live      = (*engine.Engine)(nil)
+	_ hostCleaner       = (*engine.Engine)(nil)
+	_ restorer          = (*engine.Engine)(nil)
+	_ resumer           = (*engine.Engine)(nil)
+)
+
+// resumer starts again, at the server's start, what of the recorded
+// deployments runs in this process (DHCP servers, userspace impairments).
+type resumer interface {
+	Resume(ctx context.Context) error
+}
+
 func newEngine(cfg config.Server, hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
 	return engine.New(engine.Options{
 		Hosts: hosts, Records: records{st}, Logger: log, Impairer: engine.LinkImpairer{},

@@ -239,7 +239,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	// DHCP servers of routers and the userspace impairments of kernels
 	// without netem run in this process: those of deployments still
 	// recorded start again.
-	if d, ok := exec.(interface{ Resume(context.Context) error }); ok {
+	if d, ok := exec.(resumer); ok {
 		if err := d.Resume(ctx); err != nil {
 			log.Warn("could not start again every DHCP server and impairment of the recorded deployments", "err", err)
 		}
