@@ -135,7 +135,7 @@ func projectFile(root, realRoot, path string, dirOK bool) (string, string) {
 }
 
 // ExpandPWD replaces ${PWD} (and $PWD) in a path of the YAML with the
-// project folder, as the original's kvm-compose does (SPEC 6).
+// project folder, as the original kvm-compose does.
 func ExpandPWD(path, projectDir string) string {
 	if !strings.Contains(path, "$") {
 		return path

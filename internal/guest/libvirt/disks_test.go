@@ -56,7 +56,7 @@ network:
 	if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
 		t.Fatalf("up: %v\n%s", err, w.log.Text())
 	}
-	disks := filepath.Join(dir, "artefacts", "libvirt", "disks")
+	disks := w.disks
 	if got := qcow2Backing(t, filepath.Join(disks, "clone.qcow2")); got != filepath.Join(dir, "base.img") {
 		t.Errorf("clone.qcow2 backing file = %q", got)
 	}
@@ -92,7 +92,7 @@ network:
 	}
 	// Create only starts it: it reports that it made nothing, so a failed
 	// up never reverts (and deletes the disk of) a guest it did not make.
-	if created, err := w.drv.Create(ctx, guest.LocalDeployment(st), g, w.log); err != nil || created {
+	if created, err := w.drv.Create(ctx, w.dep(), g, w.log); err != nil || created {
 		t.Fatalf("Create of a stopped domain = %v, %v; want false (started, not made)", created, err)
 	}
 	if _, err := os.Stat(filepath.Join(disks, "clone.qcow2")); err != nil {

@@ -19,7 +19,7 @@ import (
 // status, timeout, quoting) and types into its console.
 func testExecConsole(t *testing.T, w *world, st *topology.State, g *topology.Guest) {
 	t.Helper()
-	dep := guest.LocalDeployment(st)
+	dep := w.dep()
 	x, err := guest.ExecerOf(w.drv)
 	if err != nil {
 		t.Fatal(err)
