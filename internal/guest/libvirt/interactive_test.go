@@ -90,7 +90,7 @@ func testSerialConsole(t *testing.T, ctx context.Context, w *world, dep guest.De
 
 	// libvirt logs the pty to the console log: the boot's ready line and
 	// what was typed are there.
-	p := filepath.Join(dep.Files.WorkDir(), "libvirt", g.Name, "console.log")
+	p := filepath.Join(dep.WorkDir(), "libvirt", g.Name, "console.log")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		log, err := os.ReadFile(p)
