@@ -446,27 +446,6 @@ func describeType(t string) string {
 	return t
 }
 
-// keyedMutex is a mutex per key.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
-}
-
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*sync.Mutex{}
-	}
-	m, ok := k.locks[key]
-	if !ok {
-		m = &sync.Mutex{}
-		k.locks[key] = m
-	}
-	k.mu.Unlock()
-	m.Lock()
-	return m.Unlock
-}
-
 // permissionHint explains a start that failed on file permissions: QEMU
 // runs as an unprivileged user (libvirt-qemu on Debian) that must be able
 // to walk into every folder above the files it opens.
