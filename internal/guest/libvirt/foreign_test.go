@@ -56,18 +56,26 @@ func TestUpRefusesAForeignShutOffDomain(t *testing.T) {
 		t.Fatal(err)
 	}
 	dom := topology.DomainName(w.d.Name, "vm")
-	if err := libvirttest.DefineShutOff(dom); err != nil {
-		t.Fatal(err)
-	}
-	err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log)
-	if !errors.Is(err, engine.ErrConflict) || !strings.Contains(err.Error(), "shut-off domain "+dom) {
-		t.Fatalf("up over a foreign shut-off domain = %v, want a conflict naming it", err)
-	}
-	if err := w.e.Down(ctx, w.d, w.log); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := libvirttest.Defined(dom); err != nil || !ok {
-		t.Fatalf("the foreign domain is gone (%v)", err)
+	for _, tt := range []struct{ name, metadata, says string }{
+		{"unmarked", "", "not marked as guest vm"},
+		{"another server's", `<tbos:guest xmlns:tbos="https://testbedos.org/xmlns/libvirt-guest/1" deployment="` + w.d.Name + `" guest="vm" server="other-server"/>`, "of another server"},
+	} {
+		if err := libvirttest.DefineShutOff(dom, tt.metadata); err != nil {
+			t.Fatal(err)
+		}
+		err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log)
+		if !errors.Is(err, engine.ErrConflict) || !strings.Contains(err.Error(), "shut-off domain "+dom) || !strings.Contains(err.Error(), tt.says) {
+			t.Fatalf("%s: up over a foreign shut-off domain = %v, want a conflict naming it, saying %q", tt.name, err, tt.says)
+		}
+		if err := w.e.Down(ctx, w.d, w.log); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := libvirttest.Defined(dom); err != nil || !ok {
+			t.Fatalf("%s: the foreign domain is gone (%v)", tt.name, err)
+		}
+		if err := libvirttest.RemoveAll(w.d.Name); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
