@@ -314,13 +314,12 @@ func (u *upRun) planGuests(ctx context.Context) (string, error) {
 	plans := make([]plan, len(u.guests))
 	err := forEach(ctx, u.e.opts.Concurrency, len(u.guests), true, func(ctx context.Context, i int) error {
 		pg := u.guests[i]
-		exists, err := pg.drv.Exists(ctx, pg.dep, pg.g)
+		found, err := guest.Find(ctx, pg.drv, pg.dep, pg.g)
 		if err != nil {
 			return fmt.Errorf("guest %s: %w", pg.g.Name, err)
 		}
-		if plans[i].found, err = guest.Find(ctx, pg.drv, pg.dep, pg.g); err != nil {
-			return fmt.Errorf("guest %s: %w", pg.g.Name, err)
-		}
+		exists := found.Complete
+		plans[i].found = found
 		u.led.view(func(r *Record) { _, plans[i].recorded = r.host(pg.host.Name()).Guests[pg.g.Name] })
 		plans[i].exists = exists
 		return nil
