@@ -48,9 +48,9 @@ type Options struct {
 	// gets a copy for the user, never read back. Empty: a folder of this
 	// process under the system's temporary folder (tests).
 	GeneratedDir string
-	// DisksDir holds the deployments' VM disks, one folder per deployment
-	// (<data>/disks/<name>), which clear-artefacts removes. Empty: the
-	// drivers keep disks in the generated folder.
+	// DisksDir is where the drivers keep the deployments' VM disks, one
+	// folder per deployment (<data>/disks/<name>, the libvirt driver's
+	// DisksDir), which clear-artefacts removes. Empty: none to remove.
 	DisksDir string
 	// DestroyConcurrency bounds the guests down destroys at once. Destroys
 	// mostly wait for the kernel, and the netns driver deletes the veths
