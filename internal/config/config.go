@@ -196,7 +196,7 @@ func (c *Server) Validate() error {
 	return nil
 }
 
-// Paths of the data folder.
+// Paths of the data folder (its layout is in docs/architecture.md).
 func (c Server) ConfigDir() string      { return filepath.Join(c.DataDir, "config") }
 func (c Server) DeploymentsDir() string { return filepath.Join(c.DataDir, "deployments") }
 func (c Server) DeployedDir() string    { return filepath.Join(c.DataDir, "deployed") }

@@ -141,8 +141,9 @@ func (e *Engine) writeGenerated(ctx context.Context, d api.Deployment, st *topol
 const maxCopied = 64 << 20
 
 // copyGenerated copies the regular files of the server's generated folder
-// src (the state aside) into the project's artefacts folder out, keeping
-// their modes. Symlinks are not followed: the folder holds none.
+// src (the state and hidden entries aside) into the project's artefacts
+// folder out, keeping their modes. Symlinks are not followed: the folder
+// holds none.
 func copyGenerated(src string, out *atomicfile.Root) error {
 	return filepath.WalkDir(src, func(path string, de fs.DirEntry, err error) error {
 		if err != nil {
@@ -153,6 +154,9 @@ func copyGenerated(src string, out *atomicfile.Root) error {
 			return err
 		}
 		switch {
+		case de.IsDir() && rel != "." && strings.HasPrefix(de.Name(), "."):
+			// The drivers' own (pinned project files).
+			return filepath.SkipDir
 		case de.IsDir():
 			return out.MkdirAll(rel, 0o755)
 		case !de.Type().IsRegular() || rel == topology.StateFile || strings.HasPrefix(de.Name(), "."):

@@ -192,16 +192,13 @@ func (gu *guestUp) plan(ctx context.Context) (string, error) {
 	u := gu.u
 	err := forEach(ctx, u.e.opts.Concurrency, len(u.guests), true, func(ctx context.Context, i int) error {
 		pg := u.guests[i]
-		exists, err := pg.drv.Exists(ctx, pg.dep, pg.g)
+		found, err := guest.Find(ctx, pg.drv, pg.dep, pg.g)
 		if err != nil {
 			return objectError("guest "+pg.g.Name, err)
 		}
-		if pg.found, err = guest.Find(ctx, pg.drv, pg.dep, pg.g); err != nil {
-			return objectError("guest "+pg.g.Name, err)
-		}
 		u.led.view(func(r *Record) { _, pg.recorded = r.host(pg.host.Name()).Guests[pg.g.Name] })
-		pg.exists = exists
-		if !exists || !pg.recorded || u.opts.Provision {
+		pg.found, pg.exists = found, found.Complete
+		if !pg.exists || !pg.recorded || u.opts.Provision {
 			return nil
 		}
 		detached, gone, err := interfacesOffBridge(ctx, pg.host, pg.g)

@@ -32,6 +32,9 @@ type Found struct {
 	// What names the objects found, for messages ("stopped container
 	// tbos-lab-a of deployment lab on another server").
 	What string
+	// Complete: the guest is there whole and running, as Exists reports
+	// (whoever made it).
+	Complete bool
 }
 
 // Finder is a driver that finds a guest's objects in any form (running,
@@ -42,8 +45,9 @@ type Finder interface {
 	Find(ctx context.Context, dep Deployment, g *topology.Guest) (Found, error)
 }
 
-// Find asks drv what is there of g: through Finder when drv has it, else
-// through Exists, whose complete guest is Unmarked.
+// Find asks drv what is there of g, and whether it is complete: through
+// Finder when drv has it, else through Exists, whose complete guest is
+// Unmarked.
 func Find(ctx context.Context, drv Driver, dep Deployment, g *topology.Guest) (Found, error) {
 	if f, ok := drv.(Finder); ok {
 		return f.Find(ctx, dep, g)
@@ -52,7 +56,7 @@ func Find(ctx context.Context, drv Driver, dep Deployment, g *topology.Guest) (F
 	if err != nil || !ok {
 		return Found{}, err
 	}
-	return Found{Presence: Unmarked, What: fmt.Sprintf("%s guest %s", drv.Kind(), g.Name)}, nil
+	return Found{Presence: Unmarked, What: fmt.Sprintf("%s guest %s", drv.Kind(), g.Name), Complete: true}, nil
 }
 
 // ErrForeign: an object in a guest's place was made by another deployment

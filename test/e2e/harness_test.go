@@ -76,6 +76,13 @@ type server struct {
 func startServer(t testing.TB, extraEnv ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
+	// QEMU's unprivileged user must enter the data folder (VM disks and
+	// seeds live there); t.TempDir makes 0700 folders.
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s := &server{dataDir: filepath.Join(dir, "data"), socket: filepath.Join(dir, "s.sock"), stderr: &lockedBuffer{}}
 	s.env = append(os.Environ(),
 		// The race-enabled binaries would otherwise idle 1 s at every exit.

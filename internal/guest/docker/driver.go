@@ -167,12 +167,17 @@ func (d *Driver) Find(ctx context.Context, dep guest.Deployment, g *topology.Gue
 	if err != nil {
 		return guest.Found{}, err
 	}
-	if ok {
-		return d.verdict(dep, g, c), nil
-	}
 	veths, err := presentVeths(g)
-	if err != nil || len(veths) == 0 {
+	if err != nil {
 		return guest.Found{}, err
+	}
+	if ok {
+		f := d.verdict(dep, g, c)
+		f.Complete = c.State != nil && c.State.Running && len(veths) == len(g.Interfaces)
+		return f, nil
+	}
+	if len(veths) == 0 {
+		return guest.Found{}, nil
 	}
 	return guest.Found{Presence: guest.Unmarked, What: "veths " + strings.Join(veths, ", ")}, nil
 }

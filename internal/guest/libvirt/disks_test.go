@@ -56,9 +56,12 @@ network:
 	if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
 		t.Fatalf("up: %v\n%s", err, w.log.Text())
 	}
-	disks := filepath.Join(dir, "artefacts", "libvirt", "disks")
-	if got := qcow2Backing(t, filepath.Join(disks, "clone.qcow2")); got != filepath.Join(dir, "base.img") {
-		t.Errorf("clone.qcow2 backing file = %q", got)
+	disks := w.disks
+	// The backing file is the pin of base.img, made from the descriptor
+	// that was checked: the same file, whatever its path names later.
+	got := qcow2Backing(t, filepath.Join(disks, "clone.qcow2"))
+	if !sameFile(got, filepath.Join(dir, "base.img")) {
+		t.Errorf("clone.qcow2 backing file = %q, not base.img", got)
 	}
 	for _, c := range []string{"copy-1.img", "copy-2.img"} {
 		data, err := os.ReadFile(filepath.Join(disks, c))
@@ -92,7 +95,7 @@ network:
 	}
 	// Create only starts it: it reports that it made nothing, so a failed
 	// up never reverts (and deletes the disk of) a guest it did not make.
-	if created, err := w.drv.Create(ctx, guest.LocalDeployment(st), g, w.log); err != nil || created {
+	if created, err := w.drv.Create(ctx, w.dep(), g, w.log); err != nil || created {
 		t.Fatalf("Create of a stopped domain = %v, %v; want false (started, not made)", created, err)
 	}
 	if _, err := os.Stat(filepath.Join(disks, "clone.qcow2")); err != nil {
@@ -109,6 +112,15 @@ network:
 		t.Fatal(err)
 	}
 	assertGone(t, w, st)
+}
+
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 // qcow2Backing reads the backing file name from a qcow2 header.

@@ -238,7 +238,12 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err := os.Remove(p.console); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove old console log: %w", err)
 	}
-	if err := d.createVolume(ctx, s, dep, g, log); err != nil {
+	pins, err := pinFiles(ctx, dep, spec, p)
+	if err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	pins.rewrite(dom)
+	if err := d.createVolume(ctx, s, dep, g, pins, log); err != nil {
 		return err
 	}
 	xml, err := dom.Marshal()
@@ -274,6 +279,10 @@ func (d *Driver) startExisting(ctx context.Context, s *session, dep guest.Deploy
 	}
 	if golibvirt.DomainState(state) == golibvirt.DomainRunning {
 		return fmt.Errorf("domain %s: %w", dom.Name, fs.ErrExist)
+	}
+	// The pins of its project files go with a host reboot: again.
+	if _, err := pinFiles(ctx, dep, g.Libvirt, d.depPaths(dep, g)); err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	if err := s.DomainCreate(dom); err != nil {
 		return s.err(fmt.Errorf("start domain %s: %w", dom.Name, err))
@@ -331,6 +340,9 @@ func (d *Driver) Destroy(ctx context.Context, dep guest.Deployment, g *topology.
 	}
 	p := d.depPaths(dep, g)
 	if err := os.Remove(p.knownHosts); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := guest.Unpin(p.pinDir()); err != nil {
 		return err
 	}
 	return d.releasePool(ctx, s, dep)
@@ -399,27 +411,6 @@ func describeType(t string) string {
 		return "qemu/TCG"
 	}
 	return t
-}
-
-// keyedMutex is a mutex per key.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
-}
-
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*sync.Mutex{}
-	}
-	m, ok := k.locks[key]
-	if !ok {
-		m = &sync.Mutex{}
-		k.locks[key] = m
-	}
-	k.mu.Unlock()
-	m.Lock()
-	return m.Unlock
 }
 
 // permissionHint explains a start that failed on file permissions: QEMU

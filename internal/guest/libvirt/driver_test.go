@@ -78,7 +78,7 @@ func TestKernelGuestLifecycle(t *testing.T) {
 	if got := w.sh(t, "vm1", "ip -o -4 addr show dev eth0"); !strings.Contains(got, "10.0.0.20/24") {
 		t.Errorf("eth0: %s", got)
 	}
-	if s, err := w.drv.Stats(ctx, guest.LocalDeployment(st), g); err != nil || s.CPUSeconds <= 0 || s.MemoryBytes == 0 {
+	if s, err := w.drv.Stats(ctx, w.dep(), g); err != nil || s.CPUSeconds <= 0 || s.MemoryBytes == 0 {
 		t.Errorf("Stats of a running VM = %+v, %v; want CPU and memory > 0", s, err)
 	} else {
 		t.Logf("stats of the running VM: %.2f CPU s, %d MiB", s.CPUSeconds, s.MemoryBytes>>20)
@@ -87,14 +87,14 @@ func TestKernelGuestLifecycle(t *testing.T) {
 	// A failing script names the exit status.
 	bad := filepath.Join(dir, "bad.sh")
 	os.WriteFile(bad, []byte("echo failing\nexit 7\n"), 0o644)
-	if err := w.drv.RunScript(ctx, guest.LocalDeployment(st), g, bad, w.log); err == nil || !strings.Contains(err.Error(), "exited with code 7") {
+	if err := w.drv.RunScript(ctx, w.dep(), g, bad, w.log); err == nil || !strings.Contains(err.Error(), "exited with code 7") {
 		t.Errorf("failing script: %v", err)
 	}
 	// Cancelling ends a script that would run for long.
 	slow := filepath.Join(dir, "slow.sh")
 	os.WriteFile(slow, []byte("#!/bin/sh\necho sleeping\nsleep 600\n"), 0o755)
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	err := w.drv.RunScript(cctx, guest.LocalDeployment(st), g, slow, w.log)
+	err := w.drv.RunScript(cctx, w.dep(), g, slow, w.log)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("cancelled script: %v", err)
@@ -117,37 +117,37 @@ func TestKernelGuestLifecycle(t *testing.T) {
 func testSnapshots(t *testing.T, w *world, st *topology.State, g *topology.Guest) {
 	ctx := libvirttest.Context(t)
 	w.sh(t, "vm1", "echo before > /root/marker && printf before-disk | dd of=/dev/vda conv=fsync 2>/dev/null")
-	s, err := w.drv.CreateSnapshot(ctx, guest.LocalDeployment(st), g, "s1")
+	s, err := w.drv.CreateSnapshot(ctx, w.dep(), g, "s1")
 	if err != nil {
 		t.Fatalf("create snapshot: %v", err)
 	}
 	if s.Name != "s1" || !s.Memory || len(s.Disks) != 1 || s.Disks[0] != "vda" || s.State != "running" {
 		t.Errorf("snapshot = %+v", s)
 	}
-	if _, err := w.drv.CreateSnapshot(ctx, guest.LocalDeployment(st), g, "s1"); err == nil {
+	if _, err := w.drv.CreateSnapshot(ctx, w.dep(), g, "s1"); err == nil {
 		t.Error("a second snapshot s1 was taken")
 	}
 	w.sh(t, "vm1", "echo after > /root/marker && printf after--disk | dd of=/dev/vda conv=fsync 2>/dev/null")
 	if got := w.sh(t, "vm1", "cat /root/marker; dd if=/dev/vda bs=11 count=1 2>/dev/null"); got != "after\nafter--disk" {
 		t.Fatalf("before restore: %q", got)
 	}
-	if err := w.drv.RestoreSnapshot(ctx, guest.LocalDeployment(st), g, "s1"); err != nil {
+	if err := w.drv.RestoreSnapshot(ctx, w.dep(), g, "s1"); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	if got := w.sh(t, "vm1", "cat /root/marker; dd if=/dev/vda bs=11 count=1 2>/dev/null"); got != "before\nbefore-disk" {
 		t.Fatalf("after restore: %q, want the state of the snapshot", got)
 	}
-	list, err := w.drv.ListSnapshots(ctx, guest.LocalDeployment(st), g)
+	list, err := w.drv.ListSnapshots(ctx, w.dep(), g)
 	if err != nil || len(list) != 1 || !list[0].Current {
 		t.Fatalf("list = %+v, %v", list, err)
 	}
-	if _, err := w.drv.SnapshotInfo(ctx, guest.LocalDeployment(st), g, "nope"); !errors.Is(err, guest.ErrNoSnapshot) || !strings.Contains(err.Error(), "it has s1") {
+	if _, err := w.drv.SnapshotInfo(ctx, w.dep(), g, "nope"); !errors.Is(err, guest.ErrNoSnapshot) || !strings.Contains(err.Error(), "it has s1") {
 		t.Errorf("info of an unknown snapshot: %v", err)
 	}
-	if err := w.drv.DeleteSnapshot(ctx, guest.LocalDeployment(st), g, "s1"); err != nil {
+	if err := w.drv.DeleteSnapshot(ctx, w.dep(), g, "s1"); err != nil {
 		t.Fatal(err)
 	}
-	if list, err := w.drv.ListSnapshots(ctx, guest.LocalDeployment(st), g); err != nil || len(list) != 0 {
+	if list, err := w.drv.ListSnapshots(ctx, w.dep(), g); err != nil || len(list) != 0 {
 		t.Fatalf("list after delete = %+v, %v", list, err)
 	}
 }
@@ -169,7 +169,7 @@ func assertGone(t *testing.T, w *world, st *topology.State) {
 	if left := libvirttest.WaitNoLinks(taps, 5*time.Second); len(left) > 0 {
 		t.Errorf("taps left: %v", left)
 	}
-	disks, _ := filepath.Glob(filepath.Join(w.d.ProjectLocation, "artefacts", "libvirt", "disks", "*"))
+	disks, _ := filepath.Glob(filepath.Join(w.disks, "*"))
 	if len(disks) > 0 {
 		t.Errorf("disks left: %v", disks)
 	}

@@ -56,18 +56,26 @@ func TestUpRefusesAForeignShutOffDomain(t *testing.T) {
 		t.Fatal(err)
 	}
 	dom := topology.DomainName(w.d.Name, "vm")
-	if err := libvirttest.DefineShutOff(dom); err != nil {
-		t.Fatal(err)
-	}
-	err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log)
-	if !errors.Is(err, engine.ErrConflict) || !strings.Contains(err.Error(), "shut-off domain "+dom) {
-		t.Fatalf("up over a foreign shut-off domain = %v, want a conflict naming it", err)
-	}
-	if err := w.e.Down(ctx, w.d, w.log); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := libvirttest.Defined(dom); err != nil || !ok {
-		t.Fatalf("the foreign domain is gone (%v)", err)
+	for _, tt := range []struct{ name, metadata, says string }{
+		{"unmarked", "", "not marked as guest vm"},
+		{"another server's", `<tbos:guest xmlns:tbos="https://testbedos.org/xmlns/libvirt-guest/1" deployment="` + w.d.Name + `" guest="vm" server="other-server"/>`, "of another server"},
+	} {
+		if err := libvirttest.DefineShutOff(dom, tt.metadata); err != nil {
+			t.Fatal(err)
+		}
+		err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log)
+		if !errors.Is(err, engine.ErrConflict) || !strings.Contains(err.Error(), "shut-off domain "+dom) || !strings.Contains(err.Error(), tt.says) {
+			t.Fatalf("%s: up over a foreign shut-off domain = %v, want a conflict naming it, saying %q", tt.name, err, tt.says)
+		}
+		if err := w.e.Down(ctx, w.d, w.log); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := libvirttest.Defined(dom); err != nil || !ok {
+			t.Fatalf("%s: the foreign domain is gone (%v)", tt.name, err)
+		}
+		if err := libvirttest.RemoveAll(w.d.Name); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -127,5 +135,60 @@ func TestUpIgnoresTheProjectsLibvirtCopy(t *testing.T) {
 	domains, pools, err := libvirttest.Leftovers(w.d.Name)
 	if err != nil || len(domains)+len(pools) > 0 {
 		t.Errorf("left behind: domains %v, pools %v (%v)", domains, pools, err)
+	}
+}
+
+// A VM's backing disk is the project file that was checked: when the
+// project's folder of it is swapped for a symlink out of the project, the
+// restart of the shut-off guest refuses it instead of handing QEMU another
+// file.
+func TestBackingDiskSwappedForASymlinkIsRefused(t *testing.T) {
+	libvirttest.Require(t)
+	dir := isoProject(t, "10.86.0")
+	yaml := `machines:
+  - name: clone
+    network: [{switch: sw0, ip: 10.86.0.10}]
+    libvirt:
+      cpus: 1
+      memory_mb: 32
+      libvirt_type: {existing_disk: {path: imgs/base.img, driver_type: raw}}
+network:
+  switches:
+    sw0: {subnet: 10.86.0.0/24}
+`
+	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(yaml), 0o644)
+	os.Mkdir(filepath.Join(dir, "imgs"), 0o755)
+	os.WriteFile(filepath.Join(dir, "imgs", "base.img"), make([]byte, 1<<20), 0o644)
+	w := newWorld(t, dir, "lvs", libvirt.Options{DomainType: libvirt.TypeQEMU})
+	ctx := libvirttest.Context(t)
+	if err := w.e.GenerateArtefacts(ctx, w.d, w.log); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.e.Up(ctx, w.d, api.UpOptions{}, w.log); err != nil {
+		t.Fatal(err)
+	}
+	_, g := w.guest(t, "clone")
+	if err := libvirttest.Stop(g.Libvirt.Domain); err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "base.img")
+	if err := os.WriteFile(secret, []byte("root-only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "imgs"), filepath.Join(dir, "imgs.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "imgs")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.drv.Create(ctx, w.dep(), g, w.log); err == nil || !strings.Contains(err.Error(), "outside the project") {
+		t.Fatalf("restart with the disk's folder swapped for a symlink = %v, want a refusal", err)
+	}
+	if fi, err := os.Stat(secret); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the file outside the project was touched: %v, %v", fi, err)
+	}
+	if err := w.e.Down(ctx, w.d, w.log); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -81,6 +81,14 @@ type world struct {
 	drv *libvirt.Driver
 	d   api.Deployment
 	log *guesttest.Log
+	// gen is the server's folder of generated artefacts, disks the
+	// deployment's disks folder.
+	gen, disks string
+}
+
+// dep is the deployment as the server's drivers see it.
+func (w *world) dep() guest.Deployment {
+	return guest.Deployment{Name: w.d.Name, Files: guest.ProjectFiles{Project: w.d.ProjectLocation, Generated: w.gen}}
 }
 
 func uniqueName(prefix string) string {
@@ -97,16 +105,29 @@ func newWorld(t testing.TB, dir, prefix string, opts libvirt.Options) *world {
 	if opts.ImageCache == "" {
 		opts.ImageCache = filepath.Join(dir, "cache")
 	}
+	// The server's data folder, which QEMU's user must be able to enter.
+	data := t.TempDir()
+	for d := data; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if opts.DisksDir == "" {
+		opts.DisksDir = filepath.Join(data, "disks")
+	}
 	drv := libvirt.New(opts)
 	w := &world{
-		drv: drv,
-		d:   api.Deployment{Name: name, ProjectLocation: dir},
-		log: &guesttest.Log{T: t},
-		e: engine.New(engine.Options{
-			Drivers: guest.NewRegistry(netns.New(netns.Options{}), drv),
-			Network: hostnet.NewHost(nil),
-		}),
+		drv:   drv,
+		d:     api.Deployment{Name: name, ProjectLocation: dir},
+		log:   &guesttest.Log{T: t},
+		gen:   filepath.Join(data, "generated"),
+		disks: filepath.Join(opts.DisksDir, name),
 	}
+	w.e = engine.New(engine.Options{
+		Drivers:      guest.NewRegistry(netns.New(netns.Options{}), drv),
+		Network:      hostnet.NewHost(nil),
+		GeneratedDir: w.gen, DisksDir: opts.DisksDir,
+	})
 	t.Cleanup(func() {
 		if err := libvirttest.RemoveAll(name); err != nil {
 			t.Errorf("clean-up: %v", err)
@@ -141,10 +162,10 @@ func (w *world) guest(t testing.TB, name string) (*topology.State, *topology.Gue
 // sh runs a command in a guest over SSH and returns its output.
 func (w *world) sh(t testing.TB, guestName, cmd string) string {
 	t.Helper()
-	st, g := w.guest(t, guestName)
+	_, g := w.guest(t, guestName)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := w.drv.Dial(ctx, guest.LocalDeployment(st), g)
+	c, err := w.drv.Dial(ctx, w.dep(), g)
 	if err != nil {
 		t.Fatalf("ssh %s: %v", guestName, err)
 	}

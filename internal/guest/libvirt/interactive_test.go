@@ -19,7 +19,7 @@ import (
 // status, timeout, quoting) and types into its console.
 func testExecConsole(t *testing.T, w *world, st *topology.State, g *topology.Guest) {
 	t.Helper()
-	dep := guest.LocalDeployment(st)
+	dep := w.dep()
 	x, err := guest.As[guest.Execer](w.drv)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func testSerialConsole(t *testing.T, ctx context.Context, w *world, dep guest.De
 
 	// libvirt logs the pty to the console log: the boot's ready line and
 	// what was typed are there.
-	p := filepath.Join(dep.Files.WorkDir(), "libvirt", g.Name, "console.log")
+	p := filepath.Join(dep.WorkDir(), "libvirt", g.Name, "console.log")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		log, err := os.ReadFile(p)

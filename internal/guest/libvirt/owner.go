@@ -53,7 +53,15 @@ func (d *Driver) Find(ctx context.Context, dep guest.Deployment, g *topology.Gue
 // verdict tells whether dom, in guest g's place, is ours.
 func (d *Driver) verdict(s *session, dep guest.Deployment, g *topology.Guest, dom golibvirt.Domain) (guest.Found, error) {
 	what := "domain " + dom.Name
-	if state, _, err := s.DomainGetState(dom, 0); err == nil && golibvirt.DomainState(state) != golibvirt.DomainRunning {
+	state, _, err := s.DomainGetState(dom, 0)
+	if noDomain(err) {
+		return guest.Found{}, nil
+	}
+	if err != nil {
+		return guest.Found{}, s.err(fmt.Errorf("domain %s: state: %w", dom.Name, err))
+	}
+	running := golibvirt.DomainState(state) == golibvirt.DomainRunning
+	if !running {
 		what = "shut-off " + what
 	}
 	var m mark
@@ -61,7 +69,7 @@ func (d *Driver) verdict(s *session, dep guest.Deployment, g *topology.Guest, do
 	switch {
 	case isCode(err, golibvirt.ErrNoDomainMetadata):
 	case noDomain(err):
-		return guest.Found{}, err
+		return guest.Found{}, nil
 	case err != nil:
 		return guest.Found{}, s.err(fmt.Errorf("domain %s: metadata: %w", dom.Name, err))
 	default:
@@ -71,13 +79,13 @@ func (d *Driver) verdict(s *session, dep guest.Deployment, g *topology.Guest, do
 	}
 	switch {
 	case m.Deployment != dep.Name || m.Guest != g.Name:
-		return guest.Found{Presence: guest.Foreign, What: fmt.Sprintf("%s, not marked as guest %s of deployment %s", what, g.Name, dep.Name)}, nil
+		return guest.Found{Presence: guest.Foreign, What: fmt.Sprintf("%s, not marked as guest %s of deployment %s", what, g.Name, dep.Name), Complete: running}, nil
 	case m.Server == "" && d.opts.Instance != "":
 		// Defined before servers marked their domains: the record
 		// decides.
-		return guest.Found{Presence: guest.Unmarked, What: what}, nil
+		return guest.Found{Presence: guest.Unmarked, What: what, Complete: running}, nil
 	case m.Server != d.opts.Instance:
-		return guest.Found{Presence: guest.Foreign, What: what + " of another server (another data folder)"}, nil
+		return guest.Found{Presence: guest.Foreign, What: what + " of another server (another data folder)", Complete: running}, nil
 	}
-	return guest.Found{Presence: guest.Ours, What: what}, nil
+	return guest.Found{Presence: guest.Ours, What: what, Complete: running}, nil
 }

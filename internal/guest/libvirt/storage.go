@@ -21,15 +21,18 @@ import (
 func PoolName(deployment string) string { return "tbos." + deployment }
 
 // createVolume makes the guest's disk volume (see volumeOf).
-func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
+// A project disk it clones or copies is read through its pin.
+func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, pins pinnedFiles, log actlog.Log) error {
 	p := d.depPaths(dep, g)
 	v := volumeOf(g.Libvirt, g.Name)
+	from := v.backing + v.copyFrom // the project's disk, as the log names it
+	v.backing, v.copyFrom = pins.of(v.backing), pins.of(v.copyFrom)
 	if v.cloud {
 		path, format, err := d.cachedImage(ctx, g.Libvirt, log)
 		if err != nil {
 			return fmt.Errorf("guest %s: %w", g.Name, err)
 		}
-		v.backing, v.backingFormat = path, format
+		v.backing, v.backingFormat, from = path, format, path
 		if gb := g.Libvirt.ExpandGB; gb > 0 {
 			size, err := virtualSize(path, format)
 			if err != nil {
@@ -59,11 +62,11 @@ func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deploym
 	}
 	switch {
 	case v.copyFrom != "":
-		log.Printf("    guest %s: disk %s: a full copy of %s", g.Name, v.name, v.copyFrom)
+		log.Printf("    guest %s: disk %s: a full copy of %s", g.Name, v.name, from)
 	case v.backing != "" && v.capacity > 0:
-		log.Printf("    guest %s: disk %s: a linked clone of %s (%s), which stays untouched, grown to %d MiB (expand_gigabytes %d)", g.Name, v.name, v.backing, v.backingFormat, v.capacity>>20, g.Libvirt.ExpandGB)
+		log.Printf("    guest %s: disk %s: a linked clone of %s (%s), which stays untouched, grown to %d MiB (expand_gigabytes %d)", g.Name, v.name, from, v.backingFormat, v.capacity>>20, g.Libvirt.ExpandGB)
 	case v.backing != "":
-		log.Printf("    guest %s: disk %s: a linked clone of %s (%s), which stays untouched", g.Name, v.name, v.backing, v.backingFormat)
+		log.Printf("    guest %s: disk %s: a linked clone of %s (%s), which stays untouched", g.Name, v.name, from, v.backingFormat)
 	default:
 		log.Printf("    guest %s: disk %s: blank, %d MiB thin", g.Name, v.name, v.capacity>>20)
 	}

@@ -102,7 +102,8 @@ func (d *Driver) Find(ctx context.Context, dep guest.Deployment, g *topology.Gue
 	if len(what) == 0 {
 		return guest.Found{}, nil
 	}
-	return guest.Found{Presence: guest.Unmarked, What: strings.Join(what, " and ")}, nil
+	complete := mounted && len(veths) == len(g.Interfaces)
+	return guest.Found{Presence: guest.Unmarked, What: strings.Join(what, " and "), Complete: complete}, nil
 }
 
 // inventory looks at what of the guest exists: whether its namespace is

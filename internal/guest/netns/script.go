@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 // its stdout. Later output of theirs is read and dropped.
 const outputGrace = time.Second
 
+// scriptFD is the descriptor a script is run from in its process.
+const scriptFD = 3
+
 // RunScript runs script inside the guest's namespace: directly if it is
 // executable, otherwise with /bin/sh. It runs in the script's folder with
 // TESTBEDOS_DEPLOYMENT and TESTBEDOS_GUEST added to the environment, and its
@@ -35,14 +39,19 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 	if err != nil {
 		return err
 	}
-	script, err := dep.Files.Path(ctx, ref)
+	// The script is opened once, as every project file is, and what runs
+	// is that open file (the child's descriptor scriptFD), not whatever
+	// its path names by the time the process starts.
+	f, err := guest.OpenFile(ctx, dep.Files, ref)
 	if err != nil {
 		return fmt.Errorf("guest %s: script: %w", g.Name, err)
 	}
-	info, err := os.Stat(script)
+	defer f.Close()
+	info, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("guest %s: script: %w", g.Name, err)
 	}
+	script := f.Name()
 	nsfd, err := unix.Open(netnsPath(ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("guest %s: open namespace %s: %w", g.Name, ns, err)
@@ -61,11 +70,13 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 	if err != nil {
 		return err
 	}
-	argv := []string{script}
+	prog := "/proc/self/fd/" + strconv.Itoa(scriptFD)
+	argv := []string{prog}
 	if info.Mode()&0o111 == 0 {
-		argv = []string{"/bin/sh", script}
+		argv = []string{"/bin/sh", prog}
 	}
 	cmd, err := startInNetns(nsfd, argv, func(c *exec.Cmd) {
+		c.ExtraFiles = []*os.File{f} // the child's descriptor 3
 		c.Dir = filepath.Dir(script)
 		c.Env = append(os.Environ(),
 			"TESTBEDOS_DEPLOYMENT="+dep.Name,

@@ -170,14 +170,18 @@ func Stop(domain string) error {
 }
 
 // DefineShutOff defines, without starting it, a bare domain called name
-// with no TestbedOS mark, as another tool would leave one.
-func DefineShutOff(name string) error {
+// with the given <metadata> content (none when empty), as another tool or
+// another server would leave one.
+func DefineShutOff(name, metadata string) error {
 	l, err := connect()
 	if err != nil {
 		return err
 	}
 	defer l.Disconnect()
-	xml := fmt.Sprintf(`<domain type='qemu'><name>%s</name><memory unit='MiB'>32</memory><os><type arch='x86_64'>hvm</type></os></domain>`, name)
+	if metadata != "" {
+		metadata = "<metadata>" + metadata + "</metadata>"
+	}
+	xml := fmt.Sprintf(`<domain type='qemu'><name>%s</name>%s<memory unit='MiB'>32</memory><os><type arch='x86_64'>hvm</type></os></domain>`, name, metadata)
 	_, err = l.DomainDefineXML(xml)
 	return err
 }

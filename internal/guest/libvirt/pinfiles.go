@@ -1,0 +1,78 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// pinnedFiles maps the project files QEMU opens for a guest (an
+// existing_disk, an ISO, a kernel and initrd) to their pins under the
+// guest's working folder (guest.Pin): QEMU opens the files that were
+// checked, and a project folder swapped for a symlink cannot make a
+// root-only file a VM's disk, CD or initrd.
+type pinnedFiles map[string]string
+
+// pinDir is the guest's folder of pinned files; hidden, it is not copied
+// into the project's artefacts.
+func (p paths) pinDir() string { return filepath.Join(p.dir, ".pinned") }
+
+// pinFiles pins the project files of spec, replacing earlier pins (after a
+// host reboot the binds are gone and their targets are empty files).
+func pinFiles(ctx context.Context, dep guest.Deployment, spec *topology.LibvirtSpec, p paths) (pinnedFiles, error) {
+	if err := guest.Unpin(p.pinDir()); err != nil {
+		return nil, err
+	}
+	pins := pinnedFiles{}
+	for _, f := range []struct{ name, ref string }{
+		{"disk", spec.DiskPath}, {"iso", spec.ISOPath}, {"kernel", spec.Kernel}, {"initrd", spec.Initrd},
+	} {
+		if f.ref == "" {
+			continue
+		}
+		if err := pins.pin(ctx, dep, f.ref, filepath.Join(p.pinDir(), f.name)); err != nil {
+			return nil, errors.Join(err, guest.Unpin(p.pinDir()))
+		}
+	}
+	return pins, nil
+}
+
+func (pins pinnedFiles) pin(ctx context.Context, dep guest.Deployment, ref, target string) error {
+	f, err := guest.OpenFile(ctx, dep.Files, ref)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	defer f.Close()
+	if err := guest.Pin(f, target); err != nil {
+		return err
+	}
+	pins[ref] = target
+	return nil
+}
+
+// of is the pin of path, or path when it is not a pinned project file.
+func (pins pinnedFiles) of(path string) string {
+	if p, ok := pins[path]; ok {
+		return p
+	}
+	return path
+}
+
+// rewrite points the domain's kernel, initrd and disks at the pins.
+func (pins pinnedFiles) rewrite(dom domainDoc) {
+	if o := dom.OS; o != nil {
+		o.Kernel, o.Initrd = pins.of(o.Kernel), pins.of(o.Initrd)
+	}
+	if dom.Devices == nil {
+		return
+	}
+	for i := range dom.Devices.Disks {
+		if src := dom.Devices.Disks[i].Source; src != nil && src.File != nil {
+			src.File.File = pins.of(src.File.File)
+		}
+	}
+}
