@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,34 +57,8 @@ func benchNetns(b *testing.B, n, switches int) {
 	for k := range switches {
 		p.Bridges = append(p.Bridges, fmt.Sprintf("%sbr%d", prefix, k))
 	}
-	batchUp := func() error {
-		for _, br := range p.Bridges {
-			if err := ip(ctx, "link", "add", "name", br, "type", "bridge"); err != nil {
-				return err
-			}
-			if err := ip(ctx, "link", "set", br, "up"); err != nil {
-				return err
-			}
-		}
-		return benchbase.Up(ctx, p)
-	}
-	watcher := links.NewWatcher()
-	batchDown := func() error {
-		gone := watcher.Expect(p.HostVeths()...)
-		defer gone.Close()
-		if err := benchbase.Down(ctx, p); err != nil {
-			return err
-		}
-		if err := gone.Wait(ctx); err != nil {
-			return err
-		}
-		for _, br := range p.Bridges {
-			if err := ip(ctx, "link", "del", br); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	floor := benchbase.NewFloor(p)
+	batchUp, batchDown := func() error { return floor.Up(ctx) }, func() error { return floor.Down(ctx) }
 
 	var engUpT, engDownT, batchUpT, batchDownT time.Duration
 	b.ResetTimer()
@@ -173,14 +146,6 @@ func engineFor(b *testing.B, n, switches int) (*engine.Engine, api.Deployment, s
 		nettest.RemoveAll("tbos." + d.Name + ".")
 	})
 	return e, d, st.Prefix + "v"
-}
-
-func ip(ctx context.Context, args ...string) error {
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return nil
 }
 
 func must(b *testing.B, err error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/benchbase"
-	"github.com/testbedos/testbedos/internal/net/links"
 	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
@@ -84,31 +82,8 @@ func benchThroughServer(b *testing.B, n, switches int) {
 		p.Bridges = append(p.Bridges, fmt.Sprintf("%sbr%d", prefix, k))
 	}
 	b.Cleanup(func() { nettest.RemoveAll(prefix) })
-	batchUp := func() error {
-		for _, br := range p.Bridges {
-			if out, err := exec.Command("ip", "link", "add", "name", br, "up", "type", "bridge").CombinedOutput(); err != nil {
-				return fmt.Errorf("%v: %s", err, out)
-			}
-		}
-		return benchbase.Up(ctx, p)
-	}
-	watcher := links.NewWatcher()
-	batchDown := func() error {
-		gone := watcher.Expect(p.HostVeths()...)
-		defer gone.Close()
-		if err := benchbase.Down(ctx, p); err != nil {
-			return err
-		}
-		if err := gone.Wait(ctx); err != nil {
-			return err
-		}
-		for _, br := range p.Bridges {
-			if out, err := exec.Command("ip", "link", "del", br).CombinedOutput(); err != nil {
-				return fmt.Errorf("%v: %s", err, out)
-			}
-		}
-		return nil
-	}
+	floor := benchbase.NewFloor(p)
+	batchUp, batchDown := func() error { return floor.Up(ctx) }, func() error { return floor.Down(ctx) }
 
 	var upT, downT, batchUpT, batchDownT time.Duration
 	timed := func(step func() error) time.Duration {
