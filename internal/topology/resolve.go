@@ -3,6 +3,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,9 @@ type Options struct {
 	Hosts []Host
 	// Now stamps GeneratedAt; default time.Now.
 	Now func() time.Time
+	// ImageDirs are the folders outside the project that existing_disk and
+	// iso_guest paths may lie under; nil means DefaultImageDirs("").
+	ImageDirs []string
 }
 
 // Generate reads, parses, validates and resolves the topology of a project.
@@ -62,7 +66,11 @@ func Generate(opts Options) (*State, error) {
 	if c == nil {
 		return nil, newValidationError(ps)
 	}
-	files, fps, err := c.resolveFiles(project)
+	imageDirs := opts.ImageDirs
+	if imageDirs == nil {
+		imageDirs = DefaultImageDirs("")
+	}
+	files, fps, err := c.resolveFiles(project, imageDirs)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +222,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 	}
 	spanSwitches(st)
 	c.resolveRouters(st, &ps)
+	c.switchPortNotes(st)
 	c.resolveACL(&ps, st)
 	return st, ps.list
 }
@@ -271,21 +280,44 @@ func (c *Config) resolveKind(g *Guest, m *Machine, mp string, env resolveEnv) {
 	case KindLibvirt:
 		l := m.Libvirt
 		g.SetupScript = file("libvirt.setup_script", l.SetupScript)
-		spec := &LibvirtSpec{Domain: DomainName(env.deployment, g.Name), CPUs: l.CPUs, MemoryMB: l.MemoryMB}
+		spec := &LibvirtSpec{Domain: DomainName(env.deployment, g.Name), CPUs: l.CPUs, MemoryMB: l.MemoryMB,
+			Username: l.Username, Password: l.Password, StaticIP: l.StaticIP}
+		if l.TCPTTYPort > 0 {
+			spec.TCPTTYPort = l.TCPTTYPort + max(g.Clone, 1) - 1
+		}
 		const tp = "libvirt.libvirt_type."
 		switch t := l.Type; {
 		case t.ExistingDisk != nil:
+			d := t.ExistingDisk
 			spec.Boot = BootExistingDisk
-			spec.DiskPath = file(tp+"existing_disk.path", t.ExistingDisk.Path)
-			spec.DiskFormat = t.ExistingDisk.DriverType
-			spec.DeepCopy = t.ExistingDisk.CreateDeepCopy
+			spec.DiskPath = file(tp+"existing_disk.path", d.Path)
+			spec.DiskFormat = orDefault(d.DriverType, DiskRaw)
+			spec.DeepCopy = d.CreateDeepCopy
+			spec.DeviceType, spec.ReadOnly = orDefault(d.DeviceType, DeviceDisk), d.ReadOnly
 		case t.ISOGuest != nil:
+			iso := t.ISOGuest
 			spec.Boot = BootISOGuest
-			spec.ISOPath = file(tp+"iso_guest.path", t.ISOGuest.Path)
+			spec.ISOPath = file(tp+"iso_guest.path", iso.Path)
+			spec.DiskFormat = orDefault(iso.DriverType, DiskRaw)
+			spec.DeviceType, spec.ReadOnly = orDefault(iso.DeviceType, DeviceDisk), iso.ReadOnly
+			spec.ExpandGB = iso.ExpandGigabytes
 		case t.CloudImage != nil:
+			ci := t.CloudImage
 			spec.Boot = BootCloudImage
-			spec.ImageURL, spec.ImageName = cloudImageSource(t.CloudImage)
-			spec.ExpandGB = t.CloudImage.ExpandGigabytes
+			spec.ImageURL, spec.ImageName = cloudImageSource(ci)
+			spec.ExpandGB = ci.ExpandGigabytes
+			if ci.SetupScript != "" {
+				g.SetupScript = file(tp+"cloud_image.setup_script", ci.SetupScript)
+			}
+			if ci.RunScript != "" {
+				spec.RunScript = file(tp+"cloud_image.run_script", ci.RunScript)
+			}
+			if ci.Context != "" {
+				spec.Context = file(tp+"cloud_image.context", ci.Context)
+			}
+			if len(ci.Environment) > 0 {
+				spec.Environment = maps.Clone(ci.Environment)
+			}
 		case t.Kernel != nil:
 			spec.Boot = BootKernel
 			spec.Kernel = file(tp+"kernel.kernel", t.Kernel.Kernel)

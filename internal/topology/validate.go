@@ -18,10 +18,10 @@ func (c *Config) check(ps *problems) {
 	if len(c.Machines) == 0 {
 		ps.addf("machines", "must list at least one machine")
 	}
-	switch c.TestbedOptions.LoadBalancing {
+	switch c.TestbedOptions.loadBalancing() {
 	case "", LoadBalancingNaiveRoundRobin:
 	default:
-		ps.addf("testbed_options.load_balancing", "%q is not supported (use %s)", c.TestbedOptions.LoadBalancing, LoadBalancingNaiveRoundRobin)
+		ps.addf("testbed_options.load_balancing", "%q is not supported (use %s, or the original's %s)", c.TestbedOptions.LoadBalancing, LoadBalancingNaiveRoundRobin, LoadBalancingOriginal)
 	}
 	if c.Network.OVN != nil && c.Network.Switches != nil {
 		ps.addf("network.ovn", "cannot be given together with network.switches: use one spelling")
@@ -52,6 +52,7 @@ func (c *Config) check(ps *problems) {
 	for i := range c.Machines {
 		c.checkMachine(ps, i, subnets, expand)
 	}
+	c.checkLibvirtAccess(ps)
 	if expand {
 		c.checkUnique(ps)
 	}
@@ -83,6 +84,9 @@ func (c *Config) checkSwitches(ps *problems) map[string]netip.Prefix {
 			continue
 		}
 		subnets[name] = p
+	}
+	for _, name := range sortedKeys(specs) {
+		c.checkSwitchPorts(ps, base+"."+name, name, specs[name], subnets[name])
 	}
 	return subnets
 }
@@ -162,13 +166,7 @@ func (c *Config) checkLibvirt(ps *problems, lp string, m *Machine) {
 		if d.Path == "" {
 			ps.addf(tp+".existing_disk.path", "is required")
 		}
-		switch d.DriverType {
-		case "raw", "qcow2":
-		case "":
-			ps.addf(tp+".existing_disk.driver_type", "is required (raw or qcow2)")
-		default:
-			ps.addf(tp+".existing_disk.driver_type", "%q is not raw or qcow2", d.DriverType)
-		}
+		checkDisk(ps, tp+".existing_disk", d.DriverType, d.DeviceType)
 		if m.Scaling != nil && !d.CreateDeepCopy {
 			ps.addf(tp+".existing_disk.create_deep_copy", "must be true for a scaled machine: clones cannot share one disk")
 		}
@@ -177,6 +175,10 @@ func (c *Config) checkLibvirt(ps *problems, lp string, m *Machine) {
 		given = append(given, "iso_guest")
 		if g.Path == "" {
 			ps.addf(tp+".iso_guest.path", "is required")
+		}
+		checkDisk(ps, tp+".iso_guest", g.DriverType, g.DeviceType)
+		if g.ExpandGigabytes < 0 {
+			ps.addf(tp+".iso_guest.expand_gigabytes", "%d must not be negative", g.ExpandGigabytes)
 		}
 	}
 	if ci := t.CloudImage; ci != nil {
@@ -192,6 +194,7 @@ func (c *Config) checkLibvirt(ps *problems, lp string, m *Machine) {
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			ps.addf(tp+".cloud_image.url", "%q is not an http or https URL", ci.URL)
 		}
+		c.checkCloudSetup(ps, lp, ci)
 		if ci.ExpandGigabytes < 0 {
 			ps.addf(tp+".cloud_image.expand_gigabytes", "%d must not be negative", ci.ExpandGigabytes)
 		}
