@@ -400,3 +400,50 @@ func TestOriginalUnusableAccepted(t *testing.T) {
 		})
 	}
 }
+
+// TestCloneInterfacesOnSomeClones: the original's scaled interfaces give a
+// switch to the listed clones only, counting addresses and MACs among them.
+func TestCloneInterfacesOnSomeClones(t *testing.T) {
+	var lab string
+	for _, l := range originalLabs {
+		if l.name == "docker-clones" {
+			lab = l.yaml
+		}
+	}
+	dir := writeLab(t, lab, map[string]string{"web.env": "X=1\n", "html/index.html": "hi\n"})
+	st, err := Generate(Options{Deployment: "orig", ProjectDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"webs-1": {"one 10.13.0.20/24 00:00:00:00:60:01 eth0"},
+		"webs-2": {"two 10.13.1.20/24 00:00:00:00:60:11 eth0"},
+		"webs-3": {"one 10.13.0.21/24 00:00:00:00:60:02 eth0"},
+	}
+	for _, g := range st.Guests {
+		var got []string
+		for _, ifc := range g.Interfaces {
+			got = append(got, strings.Join([]string{ifc.Switch, ifc.Address, ifc.MAC, ifc.Name}, " "))
+		}
+		if strings.Join(got, ";") != strings.Join(want[g.Name], ";") {
+			t.Errorf("%s: %q, want %q", g.Name, got, want[g.Name])
+		}
+	}
+}
+
+// TestDockerCommandAsOneString: the original's docker command and
+// entrypoint are one string each, split as a shell would, with no shell run.
+func TestDockerCommandAsOneString(t *testing.T) {
+	dir := writeLab(t, originalLabs[0].yaml, nil)
+	st, err := Generate(Options{Deployment: "orig", ProjectDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := st.Guests[0].Docker
+	if got, want := strings.Join(d.Command, "|"), `sh|-c|echo "ready now"; sleep 3600`; got != want {
+		t.Errorf("command %q, want %q", got, want)
+	}
+	if got, want := strings.Join(d.Entrypoint, "|"), "/bin/sh|-e"; got != want {
+		t.Errorf("entrypoint %q, want %q", got, want)
+	}
+}

@@ -174,11 +174,14 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			ps.addf(mp+".host", "%s is not a host of the cluster (hosts: %s)", m.Host, strings.Join(hostNames, ", "))
 		}
 		for j, a := range m.Network {
+			if !in.has(j) {
+				continue
+			}
 			field := fmt.Sprintf("%s.network[%d]", mp, j)
 			ifc := Interface{
 				Switch:   a.Switch,
 				Bridge:   BridgeName(env.deployment, a.Switch),
-				Name:     InterfaceName(j),
+				Name:     InterfaceName(len(g.Interfaces)),
 				HostName: HostIfName(env.deployment, in.name, j),
 				Gateway:  a.Gateway,
 			}
@@ -198,7 +201,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			}
 			ifc.MAC, _ = parseMAC(a.MAC)
 			if a.macFrom != "" && in.clone > 0 {
-				ifc.MAC = cloneMAC(a.macFrom, in.clone)
+				ifc.MAC = cloneMAC(a.macFrom, in.pos[j])
 			}
 			if ifc.MAC == "" {
 				ifc.MAC = DefaultMAC(env.deployment, in.name, j)

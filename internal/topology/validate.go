@@ -128,17 +128,21 @@ func (c *Config) checkMachine(ps *problems, i int, subnets map[string]netip.Pref
 			ps.addf(mp+".name", "%q is too long to scale: clone %s would break the name rule (%s)", m.Name, cloneName(m.Name, s.Count), nameRule)
 		}
 	}
-	hasGateway := -1
+	var gateways []int
 	for j := range m.Network {
 		np := fmt.Sprintf("%s.network[%d]", mp, j)
 		c.checkAttachment(ps, np, m, j, subnets, expand)
-		if m.Network[j].Gateway != "" {
-			if hasGateway >= 0 {
-				ps.addf(np+".gateway", "is a second default route: network[%d] already has one (give at most one gateway per machine)", hasGateway)
-			} else {
-				hasGateway = j
+		if m.Network[j].Gateway == "" {
+			continue
+		}
+		for _, g := range gateways {
+			// Clones given different interfaces may each have a gateway.
+			if shareClone(&m.Network[g], &m.Network[j]) {
+				ps.addf(np+".gateway", "is a second default route: network[%d] already has one (give at most one gateway per machine)", g)
+				break
 			}
 		}
+		gateways = append(gateways, j)
 	}
 }
 
@@ -240,8 +244,8 @@ func (c *Config) checkAttachment(ps *problems, np string, m *Machine, j int, sub
 		if checkable {
 			if msg := misplaced(addr, a.Switch, subnet); msg != "" {
 				ps.addf(np+".ip", "%s %s", addr, msg)
-			} else if expand && m.Scaling != nil && m.instanceCount() > 1 {
-				c.checkCloneIPs(ps, np+".ip", m, addr, a.Switch, subnet)
+			} else if expand && m.Scaling != nil && a.cloneCount(m) > 1 {
+				c.checkCloneIPs(ps, np+".ip", m, a.cloneCount(m), addr, a.Switch, subnet)
 			}
 		}
 	}
@@ -268,9 +272,9 @@ func (c *Config) checkAttachment(ps *problems, np string, m *Machine, j int, sub
 }
 
 // checkCloneIPs checks the addresses the clones count up to.
-func (c *Config) checkCloneIPs(ps *problems, field string, m *Machine, base netip.Addr, sw string, subnet netip.Prefix) {
+func (c *Config) checkCloneIPs(ps *problems, field string, m *Machine, n int, base netip.Addr, sw string, subnet netip.Prefix) {
 	ip := base
-	for k := 2; k <= m.instanceCount(); k++ {
+	for k := 2; k <= n; k++ {
 		ip = ip.Next()
 		if !ip.IsValid() {
 			ps.addf(field, "%s cannot count up to clone %s: the address space ends", base, cloneName(m.Name, k))
@@ -370,9 +374,16 @@ type instance struct {
 	clone   int // 1-based; 0 for a machine that is not scaled
 	name    string
 	// addrs holds one address per interface; the zero Addr where the
-	// machine's ip does not parse.
+	// machine's ip does not parse or the clone has not got the interface.
 	addrs []netip.Addr
+	// pos holds, per interface of a clone, its 1-based place among the
+	// clones with that interface (0: the clone has not got it); nil for a
+	// machine that is not scaled.
+	pos []int
 }
+
+// has reports whether the guest has interface j of its machine.
+func (in instance) has(j int) bool { return in.pos == nil || in.pos[j] > 0 }
 
 func describeGuest(in instance) string {
 	if in.clone > 0 {
@@ -407,10 +418,14 @@ func (c *Config) instances() []instance {
 			continue
 		}
 		for k := 1; k <= m.instanceCount(); k++ {
-			out = append(out, instance{machine: i, clone: k, name: cloneName(m.Name, k), addrs: append([]netip.Addr(nil), addrs...)})
+			in := instance{machine: i, clone: k, name: cloneName(m.Name, k), addrs: make([]netip.Addr, len(addrs)), pos: make([]int, len(addrs))}
 			for j := range addrs {
-				addrs[j] = addrs[j].Next()
+				if p := m.Network[j].position(k); p > 0 {
+					in.pos[j], in.addrs[j] = p, addrs[j]
+					addrs[j] = addrs[j].Next()
+				}
 			}
+			out = append(out, in)
 		}
 	}
 	return out
