@@ -59,6 +59,11 @@ type Server struct {
 	// LogMaxBytes caps one action's log (SPEC 12).
 	LogMaxBytes int64
 
+	// ImageDirs (TESTBEDOS_IMAGE_DIRS, separated by ':') are the folders
+	// outside a project that its existing_disk and iso_guest paths may lie
+	// under; empty means libvirt's image folder and <data>/images.
+	ImageDirs []string
+
 	// Restore (TESTBEDOS_RESTORE) is what the server does at start with a
 	// deployment recorded up of which something is missing (a host
 	// reboot): on (the default, also when empty) brings it back with an up
@@ -154,6 +159,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	retention := duration("log-retention", "TESTBEDOS_LOG_RETENTION", 30*24*time.Hour, "orchestration logs older than this are deleted")
 	maxLogs := integer("log-max-count", "TESTBEDOS_LOG_MAX_COUNT", 1000, "orchestration logs kept per deployment at most")
 	restore := str("restore", "TESTBEDOS_RESTORE", RestoreOn, "at start, bring back what a reboot removed of deployments recorded up (on), or mark them failed (off)")
+	imageDirs := str("image-dirs", "TESTBEDOS_IMAGE_DIRS", "", "':'-separated folders outside a project its disks and ISOs may lie under (default /var/lib/libvirt/images and <data>/images)")
 	maxLogBytes := size("log-max-bytes", "TESTBEDOS_LOG_MAX_BYTES", logstream.DefaultMaxBytes,
 		"cap on one action's log, e.g. 256MiB; past it lines are dropped and counted")
 
@@ -164,6 +170,14 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
 			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
 			Restore: strings.ToLower(*restore), MaxConns: *maxConns,
+		}
+		for _, d := range strings.Split(*imageDirs, ":") {
+			if d = strings.TrimSpace(d); d != "" {
+				if !filepath.IsAbs(d) {
+					errs = append(errs, fmt.Errorf("TESTBEDOS_IMAGE_DIRS: %q is not an absolute path", d))
+				}
+				cfg.ImageDirs = append(cfg.ImageDirs, filepath.Clean(d))
+			}
 		}
 		for _, h := range strings.Split(*allowedHosts, ",") {
 			if h = strings.TrimSpace(h); h != "" {
@@ -254,8 +268,17 @@ func (c Server) LogsDir() string        { return filepath.Join(c.DataDir, "logs"
 // GeneratedDir holds what generate-artefacts made for the server, one
 // folder per deployment; DisksDir the VM disks, and MountsDir the private
 // binds of containers' volume sources, one folder per deployment.
-func (c Server) GeneratedDir() string     { return filepath.Join(c.DataDir, "generated") }
-func (c Server) DisksDir() string         { return filepath.Join(c.DataDir, "disks") }
+func (c Server) GeneratedDir() string { return filepath.Join(c.DataDir, "generated") }
+func (c Server) DisksDir() string     { return filepath.Join(c.DataDir, "disks") }
+
+// ImageFolders are the folders outside a project that its disks and ISOs
+// may lie under: ImageDirs, or libvirt's image folder and <data>/images.
+func (c Server) ImageFolders() []string {
+	if len(c.ImageDirs) > 0 {
+		return c.ImageDirs
+	}
+	return []string{"/var/lib/libvirt/images", filepath.Join(c.DataDir, "images")}
+}
 func (c Server) MountsDir() string        { return filepath.Join(c.DataDir, "mounts") }
 func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "logs", "orchestration") }
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }

@@ -52,6 +52,9 @@ type Options struct {
 	// (<data>/disks/<name>), which clear-artefacts removes. Empty: the
 	// drivers keep disks in the generated folder.
 	DisksDir string
+	// ImageDirs are the folders outside a project that its disks and ISOs
+	// may lie under; nil: topology.DefaultImageDirs("").
+	ImageDirs []string
 	// DestroyConcurrency bounds the guests down destroys at once. Destroys
 	// mostly wait for the kernel, and the netns driver deletes the veths
 	// of concurrent ones in one batch, so all at once is fastest: 200
@@ -163,7 +166,7 @@ func (e *Engine) checkNothingDeployed(ctx context.Context, d api.Deployment, cmd
 }
 
 func (e *Engine) topologyOptions(d api.Deployment) topology.Options {
-	return topology.Options{Deployment: d.Name, ProjectDir: d.ProjectLocation, Hosts: e.opts.Hosts.List()}
+	return topology.Options{Deployment: d.Name, ProjectDir: d.ProjectLocation, Hosts: e.opts.Hosts.List(), ImageDirs: e.opts.ImageDirs}
 }
 
 // Execute runs cmd; it implements actions.Executor.

@@ -84,7 +84,7 @@ func instanceID(path string) (string, error) {
 func newEngine(cfg config.Server, hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
 	return engine.New(engine.Options{
 		Hosts: hosts, Records: records{st}, Logger: log, Impairer: engine.LinkImpairer{},
-		GeneratedDir: cfg.GeneratedDir(), DisksDir: cfg.DisksDir(),
+		GeneratedDir: cfg.GeneratedDir(), DisksDir: cfg.DisksDir(), ImageDirs: cfg.ImageFolders(),
 	})
 }
 
