@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/testbedos/testbedos/internal/agent"
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/engine"
@@ -81,10 +82,15 @@ func instanceID(path string) (string, error) {
 // newEngine is the orchestration engine over hosts, recording what it
 // deploys in st and keeping what generate-artefacts makes, and the VM
 // disks, in the data folder.
-func newEngine(cfg config.Server, hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
+func newEngine(cfg config.Server, host api.HostConfig, hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
+	providers := map[string]string{}
+	for name, m := range host.ProviderNetworks() {
+		providers[name] = m.Gateway
+	}
 	return engine.New(engine.Options{
 		Hosts: hosts, Records: records{st}, Logger: log, Impairer: engine.LinkImpairer{},
 		GeneratedDir: cfg.GeneratedDir(), DisksDir: cfg.DisksDir(), ImageDirs: cfg.ImageFolders(),
+		ProviderNetworks: providers,
 	})
 }
 

@@ -27,6 +27,10 @@ type Options struct {
 	// ImageDirs are the folders outside the project that existing_disk and
 	// iso_guest paths may lie under; nil means DefaultImageDirs("").
 	ImageDirs []string
+	// ProviderNetworks maps the main host's provider networks (host.json's
+	// bridge mappings) to the host's address on each, CIDR; nil means
+	// DefaultProviderNetworks().
+	ProviderNetworks map[string]string
 }
 
 // Generate reads, parses, validates and resolves the topology of a project.
@@ -81,7 +85,12 @@ func Generate(opts Options) (*State, error) {
 	if opts.Now != nil {
 		now = opts.Now
 	}
+	providers := opts.ProviderNetworks
+	if providers == nil {
+		providers = DefaultProviderNetworks()
+	}
 	st, ps := c.resolve(resolveEnv{
+		providers:  providers,
 		deployment: opts.Deployment,
 		project:    project,
 		source:     source,
@@ -118,6 +127,8 @@ type resolveEnv struct {
 	// files maps field paths to resolved file paths; a path missing from it
 	// is used as written (Parse-only callers such as the fuzzer).
 	files map[string]string
+	// providers are the provider networks (Options.ProviderNetworks).
+	providers map[string]string
 }
 
 // resolve turns a checked Config into the State. The problems it can still
@@ -135,12 +146,16 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		Hosts:       env.hosts,
 	}
 	specs, base := c.SwitchSpecs()
+	if env.providers == nil {
+		env.providers = DefaultProviderNetworks()
+	}
+	bridgeOf := c.switchBridges(st, env.providers)
 	bridges := map[string]string{} // kernel name → switch
 	prefixes := map[string]netip.Prefix{}
 	for _, name := range sortedKeys(specs) {
 		p, _ := netip.ParsePrefix(specs[name].Subnet)
 		prefixes[name] = p
-		br := BridgeName(env.deployment, name)
+		br := bridgeOf[name]
 		if other, dup := bridges[br]; dup {
 			ps.addf(base+"."+name, "gets bridge name %s, the same as switch %s: rename one of them", br, other)
 		}
@@ -180,7 +195,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			field := fmt.Sprintf("%s.network[%d]", mp, j)
 			ifc := Interface{
 				Switch:   a.Switch,
-				Bridge:   BridgeName(env.deployment, a.Switch),
+				Bridge:   bridgeOf[a.Switch],
 				Name:     InterfaceName(len(g.Interfaces)),
 				HostName: HostIfName(env.deployment, in.name, j),
 				Gateway:  a.Gateway,
@@ -224,7 +239,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		st.Guests = append(st.Guests, g)
 	}
 	spanSwitches(st)
-	c.resolveRouters(st, &ps)
+	c.resolveRouters(st, &ps, env.providers)
 	c.switchPortNotes(st)
 	c.resolveACL(&ps, st)
 	return st, ps.list

@@ -86,6 +86,10 @@ type ExternalSide struct {
 	// that masquerades the subnet out and lets it through forward.
 	Table string `json:"table"`
 	Host  string `json:"host"`
+	// Provider is the provider network the switch's localnet port names:
+	// its bridge, address and table are shared with every deployment on
+	// the same network (provider.go). Empty for a switch of its own.
+	Provider string `json:"provider,omitempty"`
 }
 
 // RouterNamespace is the netns name of a router. Guest names hold no dots,
@@ -121,7 +125,7 @@ func ExternalTable(deployment, sw string) string {
 // resolveRouters adds the routers and external switches to st. Routers run
 // on the main host; a router on a switch whose guests are on another host is
 // refused (routed switches spanning hosts are not supported yet).
-func (c *Config) resolveRouters(st *State, ps *problems) {
+func (c *Config) resolveRouters(st *State, ps *problems, providers map[string]string) {
 	main := ""
 	for _, h := range st.Hosts {
 		if h.Main {
@@ -137,13 +141,18 @@ func (c *Config) resolveRouters(st *State, ps *problems) {
 	for i := range st.Switches {
 		sw := &st.Switches[i]
 		byName[sw.Name] = sw
-		if spec := specs[sw.Name]; spec.external() {
+		spec := specs[sw.Name]
+		switch n := spec.providerNetwork(); {
+		case spec.External:
 			addr := DefaultExternalAddress
-			if p, err := netip.ParsePrefix(sw.Subnet); err == nil && spec.External {
+			if p, err := netip.ParsePrefix(sw.Subnet); err == nil {
 				// network.switches' external: the host takes .1.
 				addr = netip.PrefixFrom(p.Addr().Next(), p.Bits()).String()
 			}
 			sw.External = &ExternalSide{Address: addr, Table: ExternalTable(st.Deployment, sw.Name), Host: main}
+			c.onMainOnly(ps, sbase+"."+sw.Name, sw, main)
+		case n != "" && providers[n] != "":
+			sw.External = &ExternalSide{Address: providers[n], Table: ProviderTable(n), Host: main, Provider: n}
 			c.onMainOnly(ps, sbase+"."+sw.Name, sw, main)
 		}
 	}
@@ -285,7 +294,11 @@ func (c *Config) onMainOnly(ps *problems, field string, sw *Switch, main string)
 func checkRouterState(st *State, deployment string, bridges map[string]string, bad func(string, ...any)) {
 	for _, sw := range st.Switches {
 		if x := sw.External; x != nil {
-			if want := ExternalTable(deployment, sw.Name); x.Table != want {
+			want := ExternalTable(deployment, sw.Name)
+			if x.Provider != "" {
+				want = ProviderTable(x.Provider)
+			}
+			if x.Table != want {
 				bad("switch %s: external table %q, want %q", sw.Name, x.Table, want)
 			}
 			if _, err := netip.ParsePrefix(x.Address); err != nil {

@@ -36,7 +36,11 @@ func CheckState(st *State, deployment, project string) error {
 	}
 	bridges := map[string]string{}
 	for _, sw := range st.Switches {
-		if want := BridgeName(deployment, sw.Name); sw.Bridge != want {
+		want := BridgeName(deployment, sw.Name)
+		if sw.External != nil && sw.External.Provider != "" {
+			want = ProviderBridgeName(sw.External.Provider)
+		}
+		if sw.Bridge != want {
 			bad("switch %s: bridge %q, want %q", sw.Name, sw.Bridge, want)
 		}
 		if want := TunnelName(deployment, sw.Name); sw.Tunnel != "" && sw.Tunnel != want {
