@@ -106,3 +106,45 @@ func validUser(s string) bool {
 		return !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
 	}) < 0
 }
+
+// unusedFieldNotes explains, once per machine, the original's fields that
+// are accepted and kept in the state but that no driver of this server
+// acts on yet, so a lab that relies on one sees why it has no effect.
+func (c *Config) unusedFieldNotes(st *State) {
+	for i, m := range c.Machines {
+		mp := fmt.Sprintf("machines[%d]", i)
+		var fields []string
+		add := func(field string, set bool) {
+			if set && c.has(mp+"."+field) {
+				fields = append(fields, mp+"."+field)
+			}
+		}
+		if l := m.Libvirt; l != nil {
+			add("libvirt.username", l.Username != "")
+			add("libvirt.password", l.Password != "")
+			add("libvirt.static_ip", l.StaticIP != "")
+			add("libvirt.tcp_tty_port", l.TCPTTYPort != 0)
+			const tp = "libvirt.libvirt_type."
+			if ci := l.Type.CloudImage; ci != nil {
+				add(tp+"cloud_image.run_script", ci.RunScript != "")
+				add(tp+"cloud_image.environment", len(ci.Environment) > 0)
+				add(tp+"cloud_image.context", ci.Context != "")
+			}
+			if d := l.Type.ExistingDisk; d != nil {
+				add(tp+"existing_disk.device_type", d.DeviceType == DeviceCDROM)
+				add(tp+"existing_disk.readonly", d.ReadOnly)
+			}
+			if g := l.Type.ISOGuest; g != nil {
+				add(tp+"iso_guest.expand_gigabytes", g.ExpandGigabytes > 0)
+				add(tp+"iso_guest.device_type", g.DeviceType == DeviceDisk)
+				add(tp+"iso_guest.readonly", c.has(mp+"."+tp+"iso_guest.readonly") && !g.ReadOnly)
+			}
+		}
+		if d := m.Docker; d != nil {
+			add("docker.static_ip", d.StaticIP != "")
+		}
+		for _, f := range fields {
+			c.note(st, f, "accepted and kept in the state, but this server's %s driver does not act on it yet", m.Kind())
+		}
+	}
+}

@@ -241,6 +241,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 	spanSwitches(st)
 	c.resolveRouters(st, &ps, env.providers)
 	c.switchPortNotes(st)
+	c.unusedFieldNotes(st)
 	c.resolveACL(&ps, st)
 	return st, ps.list
 }
