@@ -486,3 +486,31 @@ func TestOriginalFieldsNotActedOnAreNoted(t *testing.T) {
 		t.Errorf("libvirt spec %+v, setup %s", g.Libvirt, g.SetupScript)
 	}
 }
+
+// TestTwoGatewaysOneRoute: the original accepts a gateway on two NICs of
+// one machine; the guest gets the first as its default route, and the log
+// says the second is not installed.
+func TestTwoGatewaysOneRoute(t *testing.T) {
+	dir := writeLab(t, `machines:
+  - name: two
+    network:
+      - {switch: sw0, gateway: 10.14.0.1, mac: "00:00:00:00:70:01", ip: "10.14.0.10"}
+      - {switch: sw0, gateway: 10.14.0.1, mac: "00:00:00:00:70:02", ip: "10.14.0.11"}
+    docker: {image: alpine:edge}
+network:
+  ovn:
+    switches:
+      sw0: {subnet: "10.14.0.0/24"}
+`, nil)
+	st, err := Generate(Options{Deployment: "orig", ProjectDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifc := st.Guests[0].Interfaces
+	if ifc[0].Gateway != "10.14.0.1" || ifc[1].Gateway != "" {
+		t.Errorf("gateways %q %q, want the first only", ifc[0].Gateway, ifc[1].Gateway)
+	}
+	if len(st.Notes) != 1 || !strings.HasPrefix(st.Notes[0], "kvm-compose.yaml:5: machines[0].network[1].gateway: 10.14.0.1 is a second default route of two") {
+		t.Errorf("notes %q", st.Notes)
+	}
+}

@@ -188,6 +188,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		case in.clone <= 1: // once per machine, not per clone
 			ps.addf(mp+".host", "%s is not a host of the cluster (hosts: %s)", m.Host, strings.Join(hostNames, ", "))
 		}
+		gatewayFrom := -1 // the interface whose gateway is the default route
 		for j, a := range m.Network {
 			if !in.has(j) {
 				continue
@@ -213,6 +214,15 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			if a.IP == IPDynamic {
 				// The lease brings the address and the router.
 				ifc.Dynamic, ifc.Gateway = true, ""
+			}
+			if a.Gateway != "" && gatewayFrom >= 0 {
+				// A guest has one default route: the first interface's.
+				if in.clone <= 1 {
+					c.note(st, field+".gateway", "%s is a second default route of %s (network[%d] has one); a guest has one default route, so this one is not installed", a.Gateway, m.Name, gatewayFrom)
+				}
+				ifc.Gateway = ""
+			} else if a.Gateway != "" {
+				gatewayFrom = j
 			}
 			ifc.MAC, _ = parseMAC(a.MAC)
 			if a.macFrom != "" && in.clone > 0 {

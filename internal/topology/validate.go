@@ -128,21 +128,10 @@ func (c *Config) checkMachine(ps *problems, i int, subnets map[string]netip.Pref
 			ps.addf(mp+".name", "%q is too long to scale: clone %s would break the name rule (%s)", m.Name, cloneName(m.Name, s.Count), nameRule)
 		}
 	}
-	var gateways []int
 	for j := range m.Network {
-		np := fmt.Sprintf("%s.network[%d]", mp, j)
-		c.checkAttachment(ps, np, m, j, subnets, expand)
-		if m.Network[j].Gateway == "" {
-			continue
-		}
-		for _, g := range gateways {
-			// Clones given different interfaces may each have a gateway.
-			if shareClone(&m.Network[g], &m.Network[j]) {
-				ps.addf(np+".gateway", "is a second default route: network[%d] already has one (give at most one gateway per machine)", g)
-				break
-			}
-		}
-		gateways = append(gateways, j)
+		// A second gateway is accepted, as the original accepts it: the
+		// guest's default route is the first one's (resolve notes it).
+		c.checkAttachment(ps, fmt.Sprintf("%s.network[%d]", mp, j), m, j, subnets, expand)
 	}
 }
 
