@@ -151,7 +151,7 @@ func (e *Engine) readState(d api.Deployment) (*topology.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read artefacts: %w", err)
 	}
-	if err := topology.CheckState(st, d.Name, d.ProjectLocation); err != nil {
+	if err := topology.CheckState(st, d.Name, d.ProjectLocation, e.opts.ImageDirs...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConflict, err)
 	}
 	return st, nil

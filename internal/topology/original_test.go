@@ -326,9 +326,13 @@ func TestOriginalLabsGenerate(t *testing.T) {
 	for _, lab := range originalLabs {
 		t.Run(lab.name, func(t *testing.T) {
 			dir := writeLab(t, strings.ReplaceAll(lab.yaml, "${IMAGES}", images), lab.files)
-			_, err := Generate(Options{Deployment: "orig", ProjectDir: dir, ImageDirs: []string{images}})
+			st, err := Generate(Options{Deployment: "orig", ProjectDir: dir, ImageDirs: []string{images}})
 			if err != nil {
 				t.Fatalf("%v", err)
+			}
+			// up checks the state again, with the same image folders.
+			if err := CheckState(st, "orig", st.Project, images); err != nil {
+				t.Errorf("CheckState: %v", err)
 			}
 		})
 	}
@@ -512,5 +516,45 @@ network:
 	}
 	if len(st.Notes) != 1 || !strings.HasPrefix(st.Notes[0], "kvm-compose.yaml:5: machines[0].network[1].gateway: 10.14.0.1 is a second default route of two") {
 		t.Errorf("notes %q", st.Notes)
+	}
+}
+
+// TestImageFolderPaths: a disk outside the project is taken only under an
+// allowed image folder, symlinks followed, and a state naming one outside
+// them is refused at up.
+func TestImageFolderPaths(t *testing.T) {
+	images, elsewhere := t.TempDir(), t.TempDir()
+	for _, p := range []string{filepath.Join(images, "ok.img"), filepath.Join(elsewhere, "no.img")} {
+		if err := os.WriteFile(p, []byte("disk"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(elsewhere, "no.img"), filepath.Join(images, "link.img")); err != nil {
+		t.Fatal(err)
+	}
+	lab := func(path string) string {
+		return "machines:\n  - name: vm\n    libvirt:\n      cpus: 1\n      memory_mb: 64\n      libvirt_type:\n        existing_disk: {path: " + path + "}\n"
+	}
+	for _, tc := range []struct{ path, err string }{
+		{filepath.Join(images, "ok.img"), ""},
+		{filepath.Join(elsewhere, "no.img"), "is outside the project folder"},
+		{filepath.Join(images, "link.img"), "leads through a symlink"},
+		{filepath.Join(images, "missing.img"), "does not exist in the image folder"},
+	} {
+		dir := writeLab(t, lab(tc.path), nil)
+		st, err := Generate(Options{Deployment: "orig", ProjectDir: dir, ImageDirs: []string{images}})
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", tc.path, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: %v, want %q", tc.path, err, tc.err)
+		case tc.err == "":
+			if st.Guests[0].Libvirt.DiskFormat != DiskRaw {
+				t.Errorf("driver_type defaults to %q, want raw", st.Guests[0].Libvirt.DiskFormat)
+			}
+			if err := CheckState(st, "orig", st.Project); err == nil || !strings.Contains(err.Error(), "nor under an image folder") {
+				t.Errorf("CheckState without the image folder: %v", err)
+			}
+		}
 	}
 }

@@ -198,7 +198,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 				Switch:   a.Switch,
 				Bridge:   bridgeOf[a.Switch],
 				Name:     InterfaceName(len(g.Interfaces)),
-				HostName: HostIfName(env.deployment, in.name, j),
+				HostName: HostIfName(env.deployment, in.name, len(g.Interfaces)),
 				Gateway:  a.Gateway,
 			}
 			if !a.Netem.IsZero() {
@@ -229,7 +229,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 				ifc.MAC = cloneMAC(a.macFrom, in.pos[j])
 			}
 			if ifc.MAC == "" {
-				ifc.MAC = DefaultMAC(env.deployment, in.name, j)
+				ifc.MAC = DefaultMAC(env.deployment, in.name, len(g.Interfaces))
 			}
 			who := owner{fmt.Sprintf("%s %s", describeGuest(in), ifc.Name), field}
 			if prev, dup := hostIfs[ifc.HostName]; dup {
