@@ -21,8 +21,8 @@ const LoadBalancingOriginal = "NaiveRoundRobin"
 // expanded.
 type ShellWords []string
 
-// Tooling is the original's tooling section. It holds no options there
-// either, so only an empty one is accepted.
+// Tooling is the original's tooling section (and its legacy network.ovs).
+// It holds no options there either, so only an empty one is accepted.
 type Tooling struct{}
 
 // oneForMany reports whether a list of t may be written as one mapping: a

@@ -133,6 +133,17 @@ func (c *Config) unusedFieldNotes(st *State) {
 			if d := l.Type.ExistingDisk; d != nil {
 				add(tp+"existing_disk.device_type", d.DeviceType == DeviceCDROM)
 				add(tp+"existing_disk.readonly", d.ReadOnly)
+				for _, f := range []struct {
+					name string
+					set  bool
+				}{{"existing_disk.run_script", d.RunScript != ""}, {"existing_disk.context", d.Context != ""}} {
+					if f.set {
+						c.note(st, mp+".libvirt."+"libvirt_type."+f.name, "is ignored, as the original ignores it under existing_disk (it belongs to cloud_image)")
+					}
+				}
+			}
+			if l.ExtendedGraphicsSupport {
+				c.note(st, mp+".libvirt.extended_graphics_support", "is ignored, as the original ignores it")
 			}
 			if g := l.Type.ISOGuest; g != nil {
 				add(tp+"iso_guest.expand_gigabytes", g.ExpandGigabytes > 0)

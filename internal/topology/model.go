@@ -91,6 +91,9 @@ type LibvirtSection struct {
 	StaticIP string `yaml:"static_ip"`
 	// TCPTTYPort serves the guest's serial console on that loopback port.
 	TCPTTYPort int `yaml:"tcp_tty_port"`
+	// ExtendedGraphicsSupport is written in some of the original's labs,
+	// which ignores it; so does this project (the log says so).
+	ExtendedGraphicsSupport bool `yaml:"extended_graphics_support"`
 	// Scaling is the original's place for it (scaling.go).
 	Scaling *Scaling `yaml:"scaling"`
 }
@@ -113,6 +116,11 @@ type ExistingDisk struct {
 	// CreateDeepCopy gives the guest its own full copy instead of an overlay
 	// or the file itself; scaled machines need it.
 	CreateDeepCopy bool `yaml:"create_deep_copy"`
+	// RunScript and Context are written here in some of the original's
+	// labs, which ignores them here (they belong to cloud_image); so does
+	// this project, and the log says so.
+	RunScript string `yaml:"run_script"`
+	Context   string `yaml:"context"`
 }
 
 // ISOGuest boots an installer or live ISO, from the project folder or an
@@ -205,6 +213,8 @@ type Network struct {
 	Routers  map[string]RouterSpec `yaml:"routers"`
 	OVN      *OVNNetwork           `yaml:"ovn"`
 	ACL      *ACLSection           `yaml:"acl"` // acl.go
+	// OVS is the original's legacy network section, empty there too.
+	OVS *Tooling `yaml:"ovs"`
 }
 
 // OVNNetwork is the original's spelling of the switches section.

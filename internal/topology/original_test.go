@@ -264,6 +264,37 @@ network:
 `,
 	},
 	{
+		// A disk from libvirt's folder with fields the original ignores
+		// there, and a dynamic address on a switch no router serves DHCP
+		// on (the original accepts it; the interface gets no address).
+		name: "disk-ignored-fields",
+		yaml: `machines:
+  - name: emu
+    network:
+      - {switch: lan, gateway: 10.15.0.1, mac: "00:00:00:00:80:01", ip: "dynamic"}
+    libvirt:
+      cpus: 1
+      memory_mb: 512
+      extended_graphics_support: true
+      libvirt_type:
+        existing_disk:
+          path: ${IMAGES}/appliance.qcow2
+          driver_type: qcow2
+          device_type: disk
+          readonly: false
+          run_script: ./run.sh
+          context: ./ctx/
+network:
+  ovn:
+    switches:
+      lan: {subnet: "10.15.0.0/24"}
+    routers:
+      gw:
+        ports:
+          - {name: gw-lan, mac: "00:00:00:00:ff:15", gateway_ip: "10.15.0.1/24", switch: lan}
+`,
+	},
+	{
 		// Docker clones on a switch each, volumes from ${PWD}.
 		name: "docker-clones",
 		yaml: `machines:
@@ -555,6 +586,39 @@ func TestImageFolderPaths(t *testing.T) {
 			if err := CheckState(st, "orig", st.Project); err == nil || !strings.Contains(err.Error(), "nor under an image folder") {
 				t.Errorf("CheckState without the image folder: %v", err)
 			}
+		}
+	}
+}
+
+// TestOriginalIgnoredFieldsAndDynamicWithoutDHCP: fields the original
+// ignores are ignored and noted; a dynamic address on a switch without
+// DHCP (original spelling) gets no address instead of a refusal.
+func TestOriginalIgnoredFieldsAndDynamicWithoutDHCP(t *testing.T) {
+	images := t.TempDir()
+	if err := os.WriteFile(filepath.Join(images, "appliance.qcow2"), []byte("disk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var lab string
+	for _, l := range originalLabs {
+		if l.name == "disk-ignored-fields" {
+			lab = strings.ReplaceAll(l.yaml, "${IMAGES}", images)
+		}
+	}
+	st, err := Generate(Options{Deployment: "orig", ProjectDir: writeLab(t, lab, nil), ImageDirs: []string{images}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ifc := st.Guests[0].Interfaces[0]; ifc.Dynamic || ifc.Address != "" {
+		t.Errorf("interface %+v, want neither lease nor address", ifc)
+	}
+	notes := strings.Join(st.Notes, "\n")
+	for _, want := range []string{
+		"kvm-compose.yaml:4: machines[0].network[0].ip: is dynamic, but no router serves DHCP on switch lan: the interface gets no address",
+		"machines[0].libvirt.extended_graphics_support: is ignored",
+		"machines[0].libvirt.libvirt_type.existing_disk.run_script: is ignored",
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
 		}
 	}
 }

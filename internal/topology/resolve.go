@@ -189,6 +189,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			ps.addf(mp+".host", "%s is not a host of the cluster (hosts: %s)", m.Host, strings.Join(hostNames, ", "))
 		}
 		gatewayFrom := -1 // the interface whose gateway is the default route
+		dhcp := c.dhcpSwitches()
 		for j, a := range m.Network {
 			if !in.has(j) {
 				continue
@@ -214,6 +215,12 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			if a.IP == IPDynamic {
 				// The lease brings the address and the router.
 				ifc.Dynamic, ifc.Gateway = true, ""
+				if _, ok := dhcp[a.Switch]; !ok {
+					ifc.Dynamic = false
+					if in.clone <= 1 {
+						c.note(st, field+".ip", "is dynamic, but no router serves DHCP on switch %s: the interface gets no address", a.Switch)
+					}
+				}
 			}
 			if a.Gateway != "" && gatewayFrom >= 0 {
 				// A guest has one default route: the first interface's.

@@ -139,7 +139,9 @@ func (c *Config) checkDynamic(ps *problems, field, sw string, known bool) {
 	if !known {
 		return
 	}
-	if _, ok := c.dhcpSwitches()[sw]; !ok {
+	if _, ok := c.dhcpSwitches()[sw]; !ok && c.Network.OVN == nil {
+		// In the original's spelling it is accepted, as the original
+		// accepts it: the interface gets no address (resolve notes it).
 		_, base := c.RouterSpecs()
 		ps.addf(field, "is dynamic, but no router serves DHCP on switch %s (add a dhcp entry for it under %s)", sw, base)
 	}
