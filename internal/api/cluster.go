@@ -18,6 +18,13 @@ type HostConfig struct {
 	IsMainHost bool   `json:"is_main_host"`
 	CPUs       int    `json:"cpus"`
 	MemoryMB   int64  `json:"memory_mb"`
+	// OVN is the original's ovn section (hostcompat.go), kept for the ovn
+	// network backend; its bridge_mappings name the provider networks.
+	OVN *OVNConfig `json:"ovn,omitempty"`
+	// The original's ssh fields, kept as written; nothing here uses them.
+	MainInterface string `json:"main_interface,omitempty"`
+	User          string `json:"user,omitempty"`
+	IdentityFile  string `json:"identity_file,omitempty"`
 }
 
 // Validate names every field that is wrong, in one error of category
@@ -39,6 +46,7 @@ func (h HostConfig) Validate() error {
 	if h.MemoryMB < 1 {
 		probs = append(probs, fmt.Sprintf("memory_mb %d: want at least 1", h.MemoryMB))
 	}
+	probs = append(probs, h.OVN.validate()...)
 	if len(probs) == 0 {
 		return nil
 	}
@@ -62,6 +70,11 @@ type ClusterHost struct {
 // /api/config/cluster: the main's host.json and every joined client's.
 type ClusterConfig struct {
 	Hosts []ClusterHost `json:"hosts"`
+	// The original's spelling, accepted by POST /api/config/cluster: the
+	// hosts by name; the key locations are kept as written and unused.
+	TestbedHostSSHConfig  map[string]OriginalClusterHost `json:"testbed_host_ssh_config,omitempty"`
+	SSHPublicKeyLocation  string                         `json:"ssh_public_key_location,omitempty"`
+	SSHPrivateKeyLocation string                         `json:"ssh_private_key_location,omitempty"`
 }
 
 // JoinRequest is the body of POST /api/cluster.

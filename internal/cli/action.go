@@ -37,17 +37,24 @@ func (a *app) actionCommand(name api.CommandName, short string) *cobra.Command {
 
 func (a *app) upCommand() *cobra.Command {
 	var opts api.UpOptions
+	var reapplyACL bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Bring the deployment's guests and switches up and run their setup scripts",
 		Long:  actionHelp("Bring the deployment's guests and switches up and run their setup scripts"),
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if reapplyACL {
+				return a.reapplyACL(cmd.Context())
+			}
 			return a.runAction(cmd.Context(), api.ActionRequest{Command: api.Command{Name: api.CmdUp, Up: opts}})
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Provision, "provision", false, "re-create guests that are already up")
 	cmd.Flags().BoolVar(&opts.RerunScripts, "rerun-scripts", false, "run setup scripts again on guests that already ran them")
+	cmd.Flags().BoolVar(&reapplyACL, "reapply-acl", false, "the original's: give the running deployment the ACL kvm-compose.yaml says now (apply, refused when more than the ACL changed)")
+	cmd.MarkFlagsMutuallyExclusive("reapply-acl", "provision")
+	cmd.MarkFlagsMutuallyExclusive("reapply-acl", "rerun-scripts")
 	return cmd
 }
 
@@ -59,6 +66,11 @@ func (a *app) runAction(ctx context.Context, req api.ActionRequest) error {
 	if err != nil {
 		return err
 	}
+	return a.runActionOn(ctx, c, name, req)
+}
+
+// runActionOn is runAction on deployment name.
+func (a *app) runActionOn(ctx context.Context, c *client.Client, name string, req api.ActionRequest) error {
 	id, err := c.Action(ctx, name, req)
 	if err != nil {
 		return explain(err, name)
@@ -93,7 +105,11 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 		}
 	}()
 	pr := a.newProgress()
-	outcome, err := c.Follow(ctx, id, func(line string) { pr.line(showLine(line)) })
+	outcome, err := c.Follow(ctx, id, func(line string) {
+		if !a.quiet() {
+			pr.line(showLine(line))
+		}
+	})
 	pr.done()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -105,6 +105,7 @@ func (a *app) deploymentCommand() *cobra.Command {
 		},
 		info,
 		destroy,
+		a.resetStateCommand(),
 	)
 	return cmd
 }

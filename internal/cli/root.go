@@ -41,6 +41,11 @@ type app struct {
 	// terminal reports whether a writer is a terminal (progress lines);
 	// nil asks the kernel, tests answer by hand.
 	terminal func(io.Writer) bool
+	// noAsk and verbosity are the original's --no-ask and --verbosity.
+	noAsk     bool
+	verbosity string
+	// ask answers a yes/no question; nil reads the terminal.
+	ask func(question string) bool
 }
 
 // Version is the kvm-compose version, set at build time with
@@ -112,6 +117,7 @@ action on the server; the exit status is the action's outcome.
 	pf.StringVar(&a.server, "server-connection", "", "server to use: unix:///path/to.sock or http://host:port (default: the unix socket when it answers, else http://localhost:3355)")
 	pf.StringVarP(&a.projectName, "project-name", "p", "", "deployment name (default: the project folder's name)")
 	pf.StringVarP(&a.input, "input", "i", "kvm-compose.yaml", "the project's kvm-compose.yaml; its folder is the project folder")
+	a.bindOriginalFlags(root)
 	root.AddCommand(
 		a.deploymentCommand(),
 		a.actionCommand(api.CmdGenerateArtefacts, "Validate kvm-compose.yaml and write the resolved state into artefacts/"),
@@ -128,6 +134,7 @@ action on the server; the exit status is the action's outcome.
 		a.consoleCommand(),
 		a.netemCommand(),
 		a.captureCommand(),
+		a.cloudImagesCommand(),
 	)
 	return root
 }

@@ -25,17 +25,23 @@ A snapshot action never changes the deployment's state.
 ` + exitCodesHelp,
 	}
 	action := func(name, use, short string, args cobra.PositionalArgs) *cobra.Command {
-		return &cobra.Command{
+		var f snapshotFlags
+		c := &cobra.Command{
 			Use:   use,
 			Short: short,
 			Long:  actionHelp(short),
 			Args:  args,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				opts := api.SnapshotOptions{SubCommand: name, Guest: args[0]}
-				if len(args) > 1 {
-					opts.Name = args[1]
-				} else if name == "create" {
-					opts.Name = "snap-" + time.Now().UTC().Format("20060102-150405")
+				guest, snap, err := f.target(args, name)
+				if err != nil {
+					return err
+				}
+				if f.all {
+					return a.snapshotAll(cmd.Context(), name, guest, snap)
+				}
+				opts := api.SnapshotOptions{SubCommand: name, Guest: guest, Name: snap}
+				if opts.Name == "" && name == "create" {
+					opts.Name = newSnapshotName()
 				}
 				if err := opts.Validate(); err != nil {
 					return err
@@ -43,27 +49,44 @@ A snapshot action never changes the deployment's state.
 				return a.runAction(cmd.Context(), api.ActionRequest{Command: api.Command{Name: api.CmdSnapshot, Snapshot: opts}})
 			},
 		}
+		f.bind(c, name)
+		return c
 	}
+	var lf snapshotFlags
 	list := &cobra.Command{
 		Use:   "list GUEST",
-		Short: "List the snapshots of GUEST",
-		Args:  cobra.ExactArgs(1),
+		Short: "List the snapshots of GUEST (--all: of every guest that has snapshots)",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, c, err := a.target(nil)
 			if err != nil {
 				return err
 			}
-			snaps, err := c.Snapshots(cmd.Context(), name, args[0])
-			if err != nil {
-				return explain(err, name)
+			guests := []string{lf.guest}
+			if len(args) > 0 {
+				guests = args
 			}
-			fmt.Fprintf(a.stdout, "guest %s: %s\n", args[0], plural(len(snaps), "snapshot"))
-			for _, s := range snaps {
-				fmt.Fprintf(a.stdout, "    %s: %s\n", s.Name, s.Summary())
+			if lf.all {
+				if guests, err = snapshotGuests(cmd.Context(), c, name); err != nil {
+					return explain(err, name)
+				}
+			} else if guests[0] == "" {
+				return fmt.Errorf("name the guest (list GUEST, or --name GUEST), or give --all")
+			}
+			for _, g := range guests {
+				snaps, err := c.Snapshots(cmd.Context(), name, g)
+				if err != nil {
+					return explain(err, name)
+				}
+				fmt.Fprintf(a.stdout, "guest %s: %s\n", g, plural(len(snaps), "snapshot"))
+				for _, s := range snaps {
+					fmt.Fprintf(a.stdout, "    %s: %s\n", s.Name, s.Summary())
+				}
 			}
 			return nil
 		},
 	}
+	lf.bind(list, "list")
 	info := &cobra.Command{
 		Use:   "info GUEST NAME",
 		Short: "Describe snapshot NAME of GUEST",
@@ -97,11 +120,11 @@ A snapshot action never changes the deployment's state.
 		},
 	}
 	cmd.AddCommand(
-		action("create", "create GUEST [NAME]", "Take a snapshot of GUEST (named snap-<UTC time> unless NAME is given)", cobra.RangeArgs(1, 2)),
+		action("create", "create GUEST [NAME]", "Take a snapshot of GUEST (named snap-<UTC time> unless NAME is given; --all: of every libvirt guest)", cobra.RangeArgs(0, 2)),
 		list,
 		info,
-		action("restore", "restore GUEST NAME", "Revert GUEST to snapshot NAME", cobra.ExactArgs(2)),
-		action("delete", "delete GUEST NAME", "Delete snapshot NAME of GUEST", cobra.ExactArgs(2)),
+		action("restore", "restore GUEST NAME", "Revert GUEST to snapshot NAME (--all: every libvirt guest to its newest)", cobra.MaximumNArgs(2)),
+		action("delete", "delete GUEST NAME", "Delete snapshot NAME of GUEST (--all: every snapshot of GUEST, or of every guest)", cobra.MaximumNArgs(2)),
 	)
 	return cmd
 }

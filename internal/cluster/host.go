@@ -144,8 +144,35 @@ func memoryMB(path string) int64 {
 	return 1
 }
 
-// LoadHost reads host.json.
+// LoadHost reads host.json; what the original's host.json leaves out
+// (name, cpus, memory_mb) comes from this machine.
 func LoadHost(path string) (api.HostConfig, error) {
+	return loadHost(path, MachineDefaults(""))
+}
+
+// MachineDefaults are this machine's name (from hostname, or the
+// machine's own when empty), CPU count and memory.
+func MachineDefaults(hostname string) api.HostDefaults {
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	return api.HostDefaults{Name: hostName(hostname), CPUs: runtime.NumCPU(), MemoryMB: memoryMB("/proc/meminfo")}
+}
+
+func loadHost(path string, d api.HostDefaults) (api.HostConfig, error) {
+	h, err := readHost(path)
+	if err != nil {
+		return h, err
+	}
+	h = h.WithDefaults(d)
+	if err := h.Validate(); err != nil {
+		return api.HostConfig{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
+}
+
+// readHost decodes host.json without checking it.
+func readHost(path string) (api.HostConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return api.HostConfig{}, err
@@ -154,23 +181,31 @@ func LoadHost(path string) (api.HostConfig, error) {
 	if err := json.Unmarshal(data, &h); err != nil {
 		return api.HostConfig{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := h.Validate(); err != nil {
-		return api.HostConfig{}, fmt.Errorf("%s: %w", path, err)
-	}
 	return h, nil
 }
 
 // LoadOrCreateHost reads host.json, or writes detect() there when it is
-// absent. The mode decides is_main_host whatever the file says.
+// absent; fields the original's host.json leaves out (name, cpus,
+// memory_mb) come from detect() too. The mode decides is_main_host
+// whatever the file says.
 func LoadOrCreateHost(path string, main bool, detect func() api.HostConfig) (api.HostConfig, error) {
-	h, err := LoadHost(path)
+	h, err := readHost(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		h = detect()
 	case err != nil:
 		return h, err
-	case h.IsMainHost == main:
-		return h, nil
+	default:
+		if h.Name == "" || h.CPUs == 0 || h.MemoryMB == 0 {
+			d := detect()
+			h = h.WithDefaults(api.HostDefaults{Name: d.Name, CPUs: d.CPUs, MemoryMB: d.MemoryMB})
+		}
+		if err := h.Validate(); err != nil {
+			return api.HostConfig{}, fmt.Errorf("%s: %w", path, err)
+		}
+		if h.IsMainHost == main {
+			return h, nil
+		}
 	}
 	h.IsMainHost = main
 	return h, SaveHost(path, h)

@@ -67,6 +67,10 @@ type Server struct {
 	DevDir string
 	// Libvirt configures the libvirt guest driver.
 	Libvirt Libvirt
+	// ImageDirs (TESTBEDOS_IMAGE_DIRS, separated by ':') are the folders
+	// outside a project that its existing_disk and iso_guest paths may lie
+	// under; empty means libvirt's image folder and <data>/images.
+	ImageDirs []string
 
 	// Restore (TESTBEDOS_RESTORE) is what the server does at start with a
 	// deployment recorded up of which something is missing (a host
@@ -205,8 +209,17 @@ func (c Server) LogsDir() string        { return filepath.Join(c.DataDir, "logs"
 // GeneratedDir holds what generate-artefacts made for the server, one
 // folder per deployment; DisksDir the VM disks, and MountsDir the private
 // binds of containers' volume sources, one folder per deployment.
-func (c Server) GeneratedDir() string     { return filepath.Join(c.DataDir, "generated") }
-func (c Server) DisksDir() string         { return filepath.Join(c.DataDir, "disks") }
+func (c Server) GeneratedDir() string { return filepath.Join(c.DataDir, "generated") }
+func (c Server) DisksDir() string     { return filepath.Join(c.DataDir, "disks") }
+
+// ImageFolders are the folders outside a project that its disks and ISOs
+// may lie under: ImageDirs, or libvirt's image folder and <data>/images.
+func (c Server) ImageFolders() []string {
+	if len(c.ImageDirs) > 0 {
+		return c.ImageDirs
+	}
+	return []string{"/var/lib/libvirt/images", filepath.Join(c.DataDir, "images")}
+}
 func (c Server) MountsDir() string        { return filepath.Join(c.DataDir, "mounts") }
 func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "logs", "orchestration") }
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }

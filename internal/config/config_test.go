@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,21 @@ func TestTLSFlagAndEnv(t *testing.T) {
 		if (err != nil) != tc.bad || (!tc.bad && cfg.TLS != tc.want) {
 			t.Errorf("env %q flag %q: %q %v, want %q (error %v)", tc.env, tc.flag, cfg.TLS, err, tc.want, tc.bad)
 		}
+	}
+}
+
+// TestImageDirs: TESTBEDOS_IMAGE_DIRS lists the folders outside a project
+// its disks may lie under; by default libvirt's and <data>/images.
+func TestImageDirs(t *testing.T) {
+	cfg, err := bind(t, map[string]string{"TESTBEDOS_DATA_DIR": "/srv/tb"})
+	if err != nil || strings.Join(cfg.ImageFolders(), ":") != "/var/lib/libvirt/images:/srv/tb/images" {
+		t.Fatalf("default image folders %v, %v", cfg.ImageFolders(), err)
+	}
+	cfg, err = bind(t, map[string]string{"TESTBEDOS_IMAGE_DIRS": "/a:/b/"})
+	if err != nil || strings.Join(cfg.ImageFolders(), ":") != "/a:/b" {
+		t.Fatalf("image folders %v, %v", cfg.ImageFolders(), err)
+	}
+	if _, err := bind(t, map[string]string{"TESTBEDOS_IMAGE_DIRS": "relative"}); err == nil {
+		t.Error("a relative image folder was accepted")
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -89,6 +90,20 @@ var Knobs = []Knob{
 	{Env: "TESTBEDOS_MAX_MEMBERS", Flag: "max-members", Default: strconv.Itoa(DefaultMaxMembers), Program: ProgramServer, Type: "int",
 		Doc: "cap on the client hosts that may join the main",
 		set: func(c *Server, v string) (err error) { c.MaxMembers, err = strconv.Atoi(v); return err }},
+	{Env: "TESTBEDOS_IMAGE_DIRS", Flag: "image-dirs", Default: "", Program: ProgramServer, Type: "string",
+		Doc: "':'-separated folders outside a project its disks and ISOs may lie under (default /var/lib/libvirt/images and <data>/images)",
+		set: func(c *Server, v string) error {
+			c.ImageDirs = nil
+			for _, d := range strings.Split(v, ":") {
+				if d = strings.TrimSpace(d); d != "" {
+					if !filepath.IsAbs(d) {
+						return fmt.Errorf("%q is not an absolute path", d)
+					}
+					c.ImageDirs = append(c.ImageDirs, filepath.Clean(d))
+				}
+			}
+			return nil
+		}},
 	{Env: "TESTBEDOS_MAIN_URL", Flag: "main", Default: "", Program: ProgramServer, Type: "string",
 		Doc: "client mode: URL of the main server",
 		set: func(c *Server, v string) error { c.MainURL = v; return nil }},

@@ -29,13 +29,22 @@ func (bridgeKind) forget(h *HostRecord, key string) { delete(h.Bridges, key) }
 
 func (bridgeKind) removeLimit(*Options) int { return 0 }
 
-func (bridgeKind) removal(_ removeEnv, h *HostRecord, name string) removal {
+func (bridgeKind) removal(env removeEnv, h *HostRecord, name string) removal {
 	br := h.Bridges[name]
 	return removal{
 		what: "switch " + br.Switch,
 		noun: "switch",
 		run: func(ctx context.Context, host Host) (string, error) {
 			net := host.Network()
+			if br.Shared {
+				// A provider network's bridge: the last deployment on it
+				// removes it, whoever made it.
+				how, kept, err := env.keptShared(ctx, host.Name(), func(h *HostRecord) bool { _, ok := h.Bridges[name]; return ok })
+				if err != nil || kept {
+					return "bridge " + name + " " + how, err
+				}
+				br.Made = true
+			}
 			var errs []error
 			if br.Firewall {
 				errs = append(errs, net.RemoveBridge(ctx, name))
@@ -134,7 +143,8 @@ func (b *bridgeUp) plan(ctx context.Context) (string, error) {
 		}
 		pb.owned = pb.recorded && rec.Made
 		pb.make = !exists && (pb.owned || !pb.recorded)
-		foreign[i] = exists && !pb.recorded
+		// A provider network's bridge is another deployment's too.
+		foreign[i] = exists && !pb.recorded && !sharedSwitch(&pb.sw)
 		return nil
 	})
 	if err != nil {
@@ -155,7 +165,7 @@ func (b *bridgeUp) plan(ctx context.Context) (string, error) {
 			h := r.host(pb.host.Name())
 			rec := h.Bridges[pb.sw.Bridge]
 			if !pb.recorded {
-				rec = BridgeRecord{Switch: pb.sw.Name, Made: true}
+				rec = BridgeRecord{Switch: pb.sw.Name, Made: true, Shared: sharedSwitch(&pb.sw)}
 			}
 			rec.Firewall = true
 			h.Bridges[pb.sw.Bridge] = rec

@@ -105,7 +105,10 @@ type recordedObject struct {
 func (dr *downRun) kindStage(k kind) (stage, bool) {
 	var objs []recordedObject
 	var hosts int
-	env := removeEnv{dep: dr.d.Name, project: projectOf(dr.led, dr.d), log: dr.log}
+	env := removeEnv{dep: dr.d.Name, project: projectOf(dr.led, dr.d), log: dr.log,
+		otherHolder: func(ctx context.Context, host string, holds func(*HostRecord) bool) (string, error) {
+			return dr.e.sharedHolder(ctx, dr.d.Name, host, holds)
+		}}
 	dr.led.view(func(r *Record) {
 		hosts = len(r.Hosts)
 		for _, h := range dr.hostsOf(r) {

@@ -52,6 +52,12 @@ type Options struct {
 	// folder per deployment (<data>/disks/<name>, the libvirt driver's
 	// DisksDir), which clear-artefacts removes. Empty: none to remove.
 	DisksDir string
+	// ImageDirs are the folders outside a project that its disks and ISOs
+	// may lie under; nil: topology.DefaultImageDirs("").
+	ImageDirs []string
+	// ProviderNetworks are the main host's provider networks (name → the
+	// host's address on it, CIDR); nil: topology.DefaultProviderNetworks().
+	ProviderNetworks map[string]string
 	// DestroyConcurrency bounds the guests down destroys at once. Destroys
 	// mostly wait for the kernel, and the netns driver deletes the veths
 	// of concurrent ones in one batch, so all at once is fastest: 200
@@ -119,6 +125,9 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 		if err != nil {
 			return err
 		}
+		if err := e.checkExternalOverlap(ctx, d.Name, st); err != nil {
+			return err
+		}
 		return e.checkCapabilities(st)
 	case api.CmdApply:
 		return e.checkApply(ctx, d, prev)
@@ -147,7 +156,7 @@ func (e *Engine) readState(d api.Deployment) (*topology.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read artefacts: %w", err)
 	}
-	if err := topology.CheckState(st, d.Name, d.ProjectLocation); err != nil {
+	if err := topology.CheckState(st, d.Name, d.ProjectLocation, e.opts.ImageDirs...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConflict, err)
 	}
 	return st, nil
@@ -168,7 +177,8 @@ func (e *Engine) checkNothingDeployed(ctx context.Context, d api.Deployment, cmd
 }
 
 func (e *Engine) topologyOptions(d api.Deployment) topology.Options {
-	return topology.Options{Deployment: d.Name, ProjectDir: d.ProjectLocation, Hosts: e.opts.Hosts.List()}
+	return topology.Options{Deployment: d.Name, ProjectDir: d.ProjectLocation, Hosts: e.opts.Hosts.List(), ImageDirs: e.opts.ImageDirs,
+		ProviderNetworks: e.opts.ProviderNetworks}
 }
 
 // Execute runs cmd; it implements actions.Executor.

@@ -77,6 +77,23 @@ type removeEnv struct {
 	dep     string
 	project string
 	log     actlog.Log
+	// otherHolder names another deployment whose record holds on host
+	// what holds reports (a shared provider network's bridge or host
+	// side); nil where nothing is removed.
+	otherHolder func(ctx context.Context, host string, holds func(*HostRecord) bool) (string, error)
+}
+
+// keptShared says whether a shared object stays because another
+// deployment still holds it, and how the log should put it.
+func (env removeEnv) keptShared(ctx context.Context, host string, holds func(*HostRecord) bool) (string, bool, error) {
+	if env.otherHolder == nil {
+		return "", false, nil
+	}
+	other, err := env.otherHolder(ctx, host, holds)
+	if err != nil || other == "" {
+		return "", false, err
+	}
+	return "kept (deployment " + other + " uses it too)", true, nil
 }
 
 // checkEnv is what a kind's missing check needs: the host, and the

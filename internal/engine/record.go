@@ -72,6 +72,9 @@ type BridgeRecord struct {
 	// Firewall: the deployment added the rules that let the bridge's ports
 	// talk.
 	Firewall bool `json:"firewall"`
+	// Shared: a provider network's bridge, which every deployment on the
+	// network records; the last one's down removes it (shared.go).
+	Shared bool `json:"shared,omitempty"`
 }
 
 // GuestRecord is one guest on a host.

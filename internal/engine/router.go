@@ -93,13 +93,20 @@ func (routerKind) forget(h *HostRecord, key string) { delete(h.Routers, key) }
 
 func (routerKind) removeLimit(*Options) int { return 0 }
 
-func (routerKind) removal(_ removeEnv, h *HostRecord, key string) removal {
+func (routerKind) removal(env removeEnv, h *HostRecord, key string) removal {
 	rr := h.Routers[key]
 	return removal{
 		what: rr.describe(),
 		noun: ifThen(rr.Router != nil, "router", "external switch"),
 		run: func(ctx context.Context, host Host) (string, error) {
-			if !rr.Made {
+			if rr.Router == nil && sharedSwitch(rr.External) {
+				// A provider network's host side: the last deployment on
+				// it removes it.
+				how, kept, err := env.keptShared(ctx, host.Name(), func(h *HostRecord) bool { _, ok := h.Routers[key]; return ok })
+				if err != nil || kept {
+					return how, err
+				}
+			} else if !rr.Made {
 				return "kept (it was there before)", nil
 			}
 			net, err := RoutersOf(host)
@@ -169,6 +176,9 @@ type routerUp struct {
 // plan records every router and external side before any is made.
 func (ru *routerUp) plan(ctx context.Context) (string, error) {
 	u := ru.u
+	if err := u.e.checkExternalOverlap(ctx, u.d.Name, u.st); err != nil {
+		return "", err
+	}
 	place := func(hostName, key string, rec RouterRecord) error {
 		h, err := u.e.opts.Hosts.Host(hostName)
 		if err != nil {
@@ -234,7 +244,9 @@ func (ru *routerUp) items() []item {
 			} else {
 				created, err = p.net.EnsureExternal(ctx, *p.rec.External)
 			}
-			if created || err != nil && !p.recorded {
+			// A provider network's host side that was there is another
+			// deployment's too: a failure never removes it.
+			if created || err != nil && !p.recorded && !sharedSwitch(p.rec.External) {
 				u.made.add(func(ctx context.Context) error {
 					if err := deleteRouter(ctx, p.net, p.rec); err != nil {
 						return objectError(p.rec.describe(), err)
@@ -263,6 +275,9 @@ func (ru *routerUp) forgetUnstarted(r *Record) {
 
 func describeRouter(rec RouterRecord) string {
 	if rec.Router == nil {
+		if p := rec.External.External.Provider; p != "" {
+			return ", host side " + rec.External.External.Address + " masqueraded out, shared by every deployment on provider network " + p
+		}
 		return ", host side " + rec.External.External.Address + " masqueraded out"
 	}
 	s := ""

@@ -41,6 +41,9 @@ func (e *Engine) Up(ctx context.Context, d api.Deployment, opts api.UpOptions, l
 	}
 	led.edit(func(r *Record) { r.Project = d.ProjectLocation })
 	u := &upRun{e: e, d: d, st: st, opts: opts, led: led, log: log}
+	for _, n := range st.Notes {
+		log.Printf("note: %s", n)
+	}
 	stages := u.stages()
 	p := newProgress(log, "up", len(stages))
 	defer func() { u.revertIfFailed(ctx, err, "up", "") }()

@@ -107,6 +107,8 @@ func (c *clusterAPI) SetHost(ctx context.Context, h api.HostConfig) (api.HostCon
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// The original's host.json has no name, cpus or memory_mb.
+	h = h.WithDefaults(api.HostDefaults{Name: c.host.Name, CPUs: c.host.CPUs, MemoryMB: c.host.MemoryMB})
 	if err := cluster.SaveHost(c.s.cfg.HostPath(), h); err != nil {
 		return h, err
 	}

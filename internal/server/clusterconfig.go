@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sort"
 
 	"github.com/testbedos/testbedos/internal/api"
 )
@@ -19,6 +20,15 @@ func (c *clusterAPI) SetConfig(ctx context.Context, cc api.ClusterConfig) (api.C
 	for _, h := range c.Config().Hosts {
 		if !h.IsMainHost {
 			current[h.Name] = h
+		}
+	}
+	if len(cc.TestbedHostSSHConfig) > 0 {
+		if len(cc.Hosts) > 0 {
+			return api.ClusterConfig{}, fmt.Errorf("%w: give hosts or the original's testbed_host_ssh_config, not both", api.ErrInvalidHost)
+		}
+		var err error
+		if cc, err = c.fromOriginal(cc, current); err != nil {
+			return api.ClusterConfig{}, err
 		}
 	}
 	var main *api.ClusterHost
@@ -63,4 +73,35 @@ func (c *clusterAPI) SetConfig(ctx context.Context, cc api.ClusterConfig) (api.C
 		}
 	}
 	return c.Config(), nil
+}
+
+// fromOriginal reads the original's kvm-compose-config.json: hosts by name
+// under testbed_host_ssh_config, without cpus or memory_mb. The main's
+// entry takes them from this host; a member's entry stands for the member
+// as it joined, provided its ip is the member's.
+func (c *clusterAPI) fromOriginal(cc api.ClusterConfig, current map[string]api.ClusterHost) (api.ClusterConfig, error) {
+	names := make([]string, 0, len(cc.TestbedHostSSHConfig))
+	for name := range cc.TestbedHostSSHConfig {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	self := c.Host()
+	var out api.ClusterConfig
+	for _, name := range names {
+		h := cc.TestbedHostSSHConfig[name].Host(name)
+		if h.IsMainHost {
+			h = h.WithDefaults(api.HostDefaults{CPUs: self.CPUs, MemoryMB: self.MemoryMB})
+			out.Hosts = append(out.Hosts, api.ClusterHost{HostConfig: h})
+			continue
+		}
+		old, ok := current[name]
+		if ok && old.IP != h.IP {
+			return api.ClusterConfig{}, fmt.Errorf("%w: testbed_host_ssh_config.%s: ip %s differs from the member's own host.json (%s): change it on that host, it re-joins with it", api.ErrInvalidHost, name, h.IP, old.IP)
+		}
+		if ok {
+			h = old.HostConfig
+		}
+		out.Hosts = append(out.Hosts, api.ClusterHost{HostConfig: h})
+	}
+	return out, nil
 }

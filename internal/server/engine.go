@@ -15,6 +15,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/agent"
+	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/atomicfile"
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/engine"
@@ -107,10 +108,15 @@ type resumer interface {
 	Resume(ctx context.Context) error
 }
 
-func newEngine(cfg config.Server, hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
+func newEngine(cfg config.Server, host api.HostConfig, hosts engine.Hosts, st store.Store, log *slog.Logger) *engine.Engine {
+	providers := map[string]string{}
+	for name, m := range host.ProviderNetworks() {
+		providers[name] = m.Gateway
+	}
 	return engine.New(engine.Options{
 		Hosts: hosts, Records: records{st}, Logger: log, Impairer: engine.LinkImpairer{},
-		GeneratedDir: cfg.GeneratedDir(), DisksDir: cfg.DisksDir(),
+		GeneratedDir: cfg.GeneratedDir(), DisksDir: cfg.DisksDir(), ImageDirs: cfg.ImageFolders(),
+		ProviderNetworks: providers,
 	})
 }
 

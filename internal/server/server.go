@@ -202,7 +202,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		if s.members != nil {
 			hosts = &clusterHosts{main: local, mainIP: s.host.IP, members: s.members, own: s}
 		}
-		exec = newEngine(cfg, hosts, s.store, log)
+		exec = newEngine(cfg, s.host, hosts, s.store, log)
 		monOpts.Host = local
 		if cfg.Mode == config.ModeClient && s.agent == nil {
 			s.agent = s.agentRoutes(local)

@@ -58,20 +58,3 @@ func TestCloudImageKnownNames(t *testing.T) {
 		})
 	}
 }
-
-// TestCloudImageContextRefused: the original's cloud_image context is a 422
-// that says it is not supported, not a bare unknown field.
-func TestCloudImageContextRefused(t *testing.T) {
-	ps := parseProblems(t, doc(
-		"machines:",
-		"  - name: vm",
-		"    libvirt:",
-		"      cpus: 1",
-		"      memory_mb: 256",
-		"      libvirt_type:",
-		"        cloud_image: {name: ubuntu_20_04, context: ./ctx}",
-	))
-	if len(ps) != 1 || ps[0].Line != 7 || ps[0].Field != "machines[0].libvirt.libvirt_type.cloud_image.context" || !strings.Contains(ps[0].Message, "not supported") {
-		t.Errorf("problems = %v", ps)
-	}
-}

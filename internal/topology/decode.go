@@ -210,6 +210,12 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string, line i
 		}
 		d.decodeStruct(n, v, path, line)
 	case reflect.Slice:
+		if ok, msg := scalarList(n, v); ok {
+			if msg != "" {
+				d.problem(line, path, "%s", msg)
+			}
+			return
+		}
 		if n.Kind == yaml.MappingNode && oneForMany(v.Type()) {
 			// The original's spelling: one mapping for a list of one.
 			n = &yaml.Node{Kind: yaml.SequenceNode, Line: n.Line, Content: []*yaml.Node{n}}

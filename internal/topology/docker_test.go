@@ -98,7 +98,8 @@ func TestDockerProblems(t *testing.T) {
 		{"bad device", []string{"      device: [tun]"}, 5, "machines[0].docker.device[0]", "must be absolute"},
 		{"bad permissions", []string{"      device: ['/dev/a:/dev/b:x']"}, 5, "machines[0].docker.device[0]", "letters of rwm"},
 		{"unknown field", []string{"      ports: [80]"}, 5, "machines[0].docker.ports", "is not a known field"},
-		{"command a string", []string{"      command: sleep"}, 5, "machines[0].docker.command", "is not a list"},
+		{"command with a shell operator", []string{"      command: 'sleep 1; reboot'"}, 5, "machines[0].docker.command", `holds the shell operator ";"`},
+		{"command with an open quote", []string{"      command: \"echo 'hi\""}, 5, "machines[0].docker.command", "is not a command line"},
 		{"privileged not bool", []string{"      privileged: yes please"}, 5, "machines[0].docker.privileged", "is not a boolean"},
 	}
 	for _, tt := range tests {

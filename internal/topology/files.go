@@ -13,8 +13,8 @@ import (
 // absolute, it must resolve, symlinks followed, to a regular file inside
 // projectDir. Problems come back as a *ValidationError; a project folder that
 // cannot be read is a plain error.
-func (c *Config) Validate(projectDir string) error {
-	_, ps, err := c.resolveFiles(projectDir)
+func (c *Config) Validate(projectDir string, imageDirs ...string) error {
+	_, ps, err := c.resolveFiles(projectDir, imageDirs)
 	if err != nil {
 		return err
 	}
@@ -26,6 +26,9 @@ type fileRef struct {
 	field string // e.g. machines[0].netns.setup_script
 	path  string // as written
 	dirOK bool   // a folder will do too (a volume's source)
+	// image: a disk or ISO, which may also lie under an allowed image
+	// folder (Options.ImageDirs) outside the project.
+	image bool
 }
 
 // files lists the paths machine i names, skipping empty ones.
@@ -33,7 +36,7 @@ func (m *Machine) files(mp string) []fileRef {
 	var refs []fileRef
 	add := func(field, path string) {
 		if path != "" {
-			refs = append(refs, fileRef{mp + "." + field, path, false})
+			refs = append(refs, fileRef{mp + "." + field, path, false, false})
 		}
 	}
 	if m.Netns != nil {
@@ -41,11 +44,24 @@ func (m *Machine) files(mp string) []fileRef {
 	}
 	if l := m.Libvirt; l != nil {
 		add("libvirt.setup_script", l.SetupScript)
+		image := func(field, path string) {
+			if path != "" {
+				refs = append(refs, fileRef{field: mp + "." + field, path: path, image: true})
+			}
+		}
 		if d := l.Type.ExistingDisk; d != nil {
-			add("libvirt.libvirt_type.existing_disk.path", d.Path)
+			image("libvirt.libvirt_type.existing_disk.path", d.Path)
 		}
 		if g := l.Type.ISOGuest; g != nil {
-			add("libvirt.libvirt_type.iso_guest.path", g.Path)
+			image("libvirt.libvirt_type.iso_guest.path", g.Path)
+		}
+		if ci := l.Type.CloudImage; ci != nil {
+			const cp = "libvirt.libvirt_type.cloud_image."
+			add(cp+"setup_script", ci.SetupScript)
+			add(cp+"run_script", ci.RunScript)
+			if ci.Context != "" {
+				refs = append(refs, fileRef{mp + "." + cp + "context", ci.Context, true, false})
+			}
 		}
 		if k := l.Type.Kernel; k != nil {
 			add("libvirt.libvirt_type.kernel.kernel", k.Kernel)
@@ -57,7 +73,7 @@ func (m *Machine) files(mp string) []fileRef {
 		add("docker.env_file", d.EnvFile)
 		for j, v := range d.Volumes {
 			if v.Source != "" {
-				refs = append(refs, fileRef{fmt.Sprintf("%s.docker.volumes[%d].source", mp, j), v.Source, true})
+				refs = append(refs, fileRef{fmt.Sprintf("%s.docker.volumes[%d].source", mp, j), v.Source, true, false})
 			}
 		}
 	}
@@ -71,7 +87,7 @@ func (m *Machine) files(mp string) []fileRef {
 
 // resolveFiles checks the files and maps each field path to the absolute,
 // symlink-free path of its file.
-func (c *Config) resolveFiles(projectDir string) (map[string]string, []Problem, error) {
+func (c *Config) resolveFiles(projectDir string, imageDirs []string) (map[string]string, []Problem, error) {
 	if projectDir == "" {
 		return nil, nil, errors.New("topology: no project folder given")
 	}
@@ -88,6 +104,9 @@ func (c *Config) resolveFiles(projectDir string) (map[string]string, []Problem, 
 	for i := range c.Machines {
 		for _, ref := range c.Machines[i].files(fmt.Sprintf("machines[%d]", i)) {
 			real, msg := projectFile(root, realRoot, ref.path, ref.dirOK)
+			if msg != "" && ref.image {
+				real, msg = imageFile(root, realRoot, ref.path, imageDirs)
+			}
 			if msg != "" {
 				ps.addf(ref.field, "%s %s", ref.path, msg)
 				continue

@@ -73,7 +73,7 @@ func TestValidateFiles(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
 				}
-				files, _, _ := c.resolveFiles(project)
+				files, _, _ := c.resolveFiles(project, nil)
 				if got, want := files["machines[0].netns.setup_script"], filepath.Join(realPath(t, project), "setup.sh"); got != want {
 					t.Errorf("resolved to %s, want %s", got, want)
 				}

@@ -26,6 +26,9 @@ type Config struct {
 	Machines       []Machine      `yaml:"machines"`
 	Network        Network        `yaml:"network"`
 	TestbedOptions TestbedOptions `yaml:"testbed_options"`
+	// Tooling is the original's section of the same name, which holds no
+	// options there either: accepted when empty.
+	Tooling *Tooling `yaml:"tooling"`
 
 	// file is the name problems carry; lines maps a field path such as
 	// "machines[1].network[0].ip" to the line it was written on.
@@ -57,9 +60,16 @@ type NetworkAttachment struct {
 	Gateway string `yaml:"gateway"` // optional default route
 	// Netem impairs the link from the start (netem qdisc); nil: none.
 	Netem *Netem `yaml:"netem"`
-	// macFrom is the first MAC of the original's scaling mac_range: clone k
-	// gets macFrom+k-1 (scaling.go).
+	// NetworkName is the original's provider network of the NIC (a
+	// bridge mapping's name). Kept for its spelling: the NIC's switch
+	// already says where it is attached.
+	NetworkName string `yaml:"network_name"`
+	// macFrom is the first MAC of the original's scaling mac_range: the
+	// n-th clone with the interface gets macFrom+n (scaling.go).
 	macFrom string
+	// clones are the 0-based clones of a scaled machine that have the
+	// interface, sorted; nil means every clone.
+	clones []int
 }
 
 // NetnsSection configures a network-namespace guest.
@@ -73,6 +83,17 @@ type LibvirtSection struct {
 	MemoryMB    int         `yaml:"memory_mb"`
 	SetupScript string      `yaml:"setup_script"`
 	Type        LibvirtType `yaml:"libvirt_type"`
+	// Username and Password make a cloud-init user with that password.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// StaticIP is the original's address the guest is reached at; it must
+	// be one of the machine's own addresses.
+	StaticIP string `yaml:"static_ip"`
+	// TCPTTYPort serves the guest's serial console on that loopback port.
+	TCPTTYPort int `yaml:"tcp_tty_port"`
+	// ExtendedGraphicsSupport is written in some of the original's labs,
+	// which ignores it; so does this project (the log says so).
+	ExtendedGraphicsSupport bool `yaml:"extended_graphics_support"`
 	// Scaling is the original's place for it (scaling.go).
 	Scaling *Scaling `yaml:"scaling"`
 }
@@ -85,18 +106,31 @@ type LibvirtType struct {
 	Kernel       *KernelBoot   `yaml:"kernel"`
 }
 
-// ExistingDisk boots a disk image from the project folder.
+// ExistingDisk boots a disk image from the project folder or an allowed
+// image folder (Options.ImageDirs).
 type ExistingDisk struct {
 	Path       string `yaml:"path"`
-	DriverType string `yaml:"driver_type"` // raw | qcow2
+	DriverType string `yaml:"driver_type"` // raw (the default) | qcow2
+	DeviceType string `yaml:"device_type"` // disk (the default) | cdrom
+	ReadOnly   bool   `yaml:"readonly"`
 	// CreateDeepCopy gives the guest its own full copy instead of an overlay
 	// or the file itself; scaled machines need it.
 	CreateDeepCopy bool `yaml:"create_deep_copy"`
+	// RunScript and Context are written here in some of the original's
+	// labs, which ignores them here (they belong to cloud_image); so does
+	// this project, and the log says so.
+	RunScript string `yaml:"run_script"`
+	Context   string `yaml:"context"`
 }
 
-// ISOGuest boots an installer or live ISO.
+// ISOGuest boots an installer or live ISO, from the project folder or an
+// allowed image folder.
 type ISOGuest struct {
-	Path string `yaml:"path"`
+	Path            string `yaml:"path"`
+	ExpandGigabytes int    `yaml:"expand_gigabytes"`
+	DriverType      string `yaml:"driver_type"` // raw (the default) | qcow2
+	DeviceType      string `yaml:"device_type"` // disk (the default) | cdrom
+	ReadOnly        bool   `yaml:"readonly"`
 }
 
 // CloudImage boots a cloud image downloaded from URL, or, without a URL, the
@@ -108,6 +142,14 @@ type CloudImage struct {
 	Name string `yaml:"name"`
 	// ExpandGigabytes grows the guest's disk past the image's size.
 	ExpandGigabytes int `yaml:"expand_gigabytes"`
+	// The original's documented VM setup: SetupScript runs once after the
+	// first boot (the section's setup_script by another name), RunScript at
+	// every up, both with Environment exported; Context is a project
+	// folder (or file) copied into the guest at /etc/nocloud/context.
+	SetupScript string            `yaml:"setup_script"`
+	RunScript   string            `yaml:"run_script"`
+	Environment map[string]string `yaml:"environment"`
+	Context     string            `yaml:"context"`
 }
 
 // KernelBoot boots a kernel directly.
@@ -122,8 +164,10 @@ type DockerSection struct {
 	Image string `yaml:"image"`
 	// Command and Entrypoint replace the image's; an Entrypoint written as
 	// [] clears the image's entrypoint.
-	Command     []string          `yaml:"command"`
-	Entrypoint  []string          `yaml:"entrypoint"`
+	// Either may be one string, split into words as a shell would (no
+	// shell runs), as the original writes them.
+	Command     ShellWords        `yaml:"command"`
+	Entrypoint  ShellWords        `yaml:"entrypoint"`
 	Environment map[string]string `yaml:"environment"`
 	// EnvFile is a project file of KEY=value lines; Environment wins.
 	EnvFile    string         `yaml:"env_file"`
@@ -138,6 +182,9 @@ type DockerSection struct {
 	// Pull lets up pull an image the daemon lacks; by default nothing is
 	// pulled.
 	Pull bool `yaml:"pull"`
+	// StaticIP is the original's address the container is reached at; it
+	// must be one of the machine's own addresses.
+	StaticIP string `yaml:"static_ip"`
 }
 
 // DockerVolume bind-mounts Source, a file or folder inside the project
@@ -166,6 +213,8 @@ type Network struct {
 	Routers  map[string]RouterSpec `yaml:"routers"`
 	OVN      *OVNNetwork           `yaml:"ovn"`
 	ACL      *ACLSection           `yaml:"acl"` // acl.go
+	// OVS is the original's legacy network section, empty there too.
+	OVS *Tooling `yaml:"ovs"`
 }
 
 // OVNNetwork is the original's spelling of the switches section.

@@ -3,6 +3,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,13 @@ type Options struct {
 	Hosts []Host
 	// Now stamps GeneratedAt; default time.Now.
 	Now func() time.Time
+	// ImageDirs are the folders outside the project that existing_disk and
+	// iso_guest paths may lie under; nil means DefaultImageDirs("").
+	ImageDirs []string
+	// ProviderNetworks maps the main host's provider networks (host.json's
+	// bridge mappings) to the host's address on each, CIDR; nil means
+	// DefaultProviderNetworks().
+	ProviderNetworks map[string]string
 }
 
 // Generate reads, parses, validates and resolves the topology of a project.
@@ -62,7 +70,11 @@ func Generate(opts Options) (*State, error) {
 	if c == nil {
 		return nil, newValidationError(ps)
 	}
-	files, fps, err := c.resolveFiles(project)
+	imageDirs := opts.ImageDirs
+	if imageDirs == nil {
+		imageDirs = DefaultImageDirs("")
+	}
+	files, fps, err := c.resolveFiles(project, imageDirs)
 	if err != nil {
 		return nil, err
 	}
@@ -70,11 +82,16 @@ func Generate(opts Options) (*State, error) {
 	if opts.Now != nil {
 		now = opts.Now
 	}
+	providers := opts.ProviderNetworks
+	if providers == nil {
+		providers = DefaultProviderNetworks()
+	}
 	// Resolution runs even when the checks found problems, so that every
 	// problem comes back in one pass: what only resolution sees (a clone's
 	// MAC equal to another guest's, a generated name collision) is not held
 	// back until the rest is fixed.
 	st, rps := c.resolve(resolveEnv{
+		providers:  providers,
 		deployment: opts.Deployment,
 		project:    project,
 		source:     source,
@@ -127,6 +144,8 @@ type resolveEnv struct {
 	// files maps field paths to resolved file paths; a path missing from it
 	// is used as written (Parse-only callers such as the fuzzer).
 	files map[string]string
+	// providers are the provider networks (Options.ProviderNetworks).
+	providers map[string]string
 }
 
 // resolve turns a checked Config into the State. The problems it can still
@@ -144,12 +163,16 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		Hosts:       env.hosts,
 	}
 	specs, base := c.SwitchSpecs()
+	if env.providers == nil {
+		env.providers = DefaultProviderNetworks()
+	}
+	bridgeOf := c.switchBridges(st, env.providers)
 	bridges := map[string]string{} // kernel name → switch
 	prefixes := map[string]netip.Prefix{}
 	for _, name := range sortedKeys(specs) {
 		p, _ := netip.ParsePrefix(specs[name].Subnet)
 		prefixes[name] = p
-		br := BridgeName(env.deployment, name)
+		br := bridgeOf[name]
 		if other, dup := bridges[br]; dup {
 			ps.addf(base+"."+name, "gets bridge name %s, the same as switch %s: rename one of them", br, other)
 		}
@@ -182,13 +205,18 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		case in.clone <= 1: // once per machine, not per clone
 			ps.addf(mp+".host", "%s is not a host of the cluster (hosts: %s)", m.Host, strings.Join(hostNames, ", "))
 		}
+		gatewayFrom := -1 // the interface whose gateway is the default route
+		dhcp := c.dhcpSwitches()
 		for j, a := range m.Network {
+			if !in.has(j) {
+				continue
+			}
 			field := fmt.Sprintf("%s.network[%d]", mp, j)
 			ifc := Interface{
 				Switch:   a.Switch,
-				Bridge:   BridgeName(env.deployment, a.Switch),
-				Name:     InterfaceName(j),
-				HostName: HostIfName(env.deployment, in.name, j),
+				Bridge:   bridgeOf[a.Switch],
+				Name:     InterfaceName(len(g.Interfaces)),
+				HostName: HostIfName(env.deployment, in.name, len(g.Interfaces)),
 				Gateway:  a.Gateway,
 			}
 			if !a.Netem.IsZero() {
@@ -204,13 +232,28 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			if a.IP == IPDynamic {
 				// The lease brings the address and the router.
 				ifc.Dynamic, ifc.Gateway = true, ""
+				if _, ok := dhcp[a.Switch]; !ok {
+					ifc.Dynamic = false
+					if in.clone <= 1 {
+						c.note(st, field+".ip", "is dynamic, but no router serves DHCP on switch %s: the interface gets no address", a.Switch)
+					}
+				}
+			}
+			if a.Gateway != "" && gatewayFrom >= 0 {
+				// A guest has one default route: the first interface's.
+				if in.clone <= 1 {
+					c.note(st, field+".gateway", "%s is a second default route of %s (network[%d] has one); a guest has one default route, so this one is not installed", a.Gateway, m.Name, gatewayFrom)
+				}
+				ifc.Gateway = ""
+			} else if a.Gateway != "" {
+				gatewayFrom = j
 			}
 			ifc.MAC, _ = parseMAC(a.MAC)
 			if a.macFrom != "" && in.clone > 0 {
-				ifc.MAC = cloneMAC(a.macFrom, in.clone)
+				ifc.MAC = cloneMAC(a.macFrom, in.pos[j])
 			}
 			if ifc.MAC == "" {
-				ifc.MAC = DefaultMAC(env.deployment, in.name, j)
+				ifc.MAC = DefaultMAC(env.deployment, in.name, len(g.Interfaces))
 			}
 			who := owner{fmt.Sprintf("%s %s", describeGuest(in), ifc.Name), field}
 			if prev, dup := hostIfs[ifc.HostName]; dup {
@@ -247,7 +290,9 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			}
 		}
 	}
-	c.resolveRouters(st, &ps)
+	c.resolveRouters(st, &ps, env.providers)
+	c.switchPortNotes(st)
+	c.unusedFieldNotes(st)
 	c.resolveACL(&ps, st)
 	return st, ps.list
 }
@@ -305,21 +350,44 @@ func (c *Config) resolveKind(g *Guest, m *Machine, mp string, env resolveEnv) {
 	case KindLibvirt:
 		l := m.Libvirt
 		g.SetupScript = file("libvirt.setup_script", l.SetupScript)
-		spec := &LibvirtSpec{Domain: DomainName(env.deployment, g.Name), CPUs: l.CPUs, MemoryMB: l.MemoryMB}
+		spec := &LibvirtSpec{Domain: DomainName(env.deployment, g.Name), CPUs: l.CPUs, MemoryMB: l.MemoryMB,
+			Username: l.Username, Password: l.Password, StaticIP: l.StaticIP}
+		if l.TCPTTYPort > 0 {
+			spec.TCPTTYPort = l.TCPTTYPort + max(g.Clone, 1) - 1
+		}
 		const tp = "libvirt.libvirt_type."
 		switch t := l.Type; {
 		case t.ExistingDisk != nil:
+			d := t.ExistingDisk
 			spec.Boot = BootExistingDisk
-			spec.DiskPath = file(tp+"existing_disk.path", t.ExistingDisk.Path)
-			spec.DiskFormat = t.ExistingDisk.DriverType
-			spec.DeepCopy = t.ExistingDisk.CreateDeepCopy
+			spec.DiskPath = file(tp+"existing_disk.path", d.Path)
+			spec.DiskFormat = orDefault(d.DriverType, DiskRaw)
+			spec.DeepCopy = d.CreateDeepCopy
+			spec.DeviceType, spec.ReadOnly = orDefault(d.DeviceType, DeviceDisk), d.ReadOnly
 		case t.ISOGuest != nil:
+			iso := t.ISOGuest
 			spec.Boot = BootISOGuest
-			spec.ISOPath = file(tp+"iso_guest.path", t.ISOGuest.Path)
+			spec.ISOPath = file(tp+"iso_guest.path", iso.Path)
+			spec.DiskFormat = orDefault(iso.DriverType, DiskRaw)
+			spec.DeviceType, spec.ReadOnly = orDefault(iso.DeviceType, DeviceDisk), iso.ReadOnly
+			spec.ExpandGB = iso.ExpandGigabytes
 		case t.CloudImage != nil:
+			ci := t.CloudImage
 			spec.Boot = BootCloudImage
-			spec.ImageURL, spec.ImageName = cloudImageSource(t.CloudImage)
-			spec.ExpandGB = t.CloudImage.ExpandGigabytes
+			spec.ImageURL, spec.ImageName = cloudImageSource(ci)
+			spec.ExpandGB = ci.ExpandGigabytes
+			if ci.SetupScript != "" {
+				g.SetupScript = file(tp+"cloud_image.setup_script", ci.SetupScript)
+			}
+			if ci.RunScript != "" {
+				spec.RunScript = file(tp+"cloud_image.run_script", ci.RunScript)
+			}
+			if ci.Context != "" {
+				spec.Context = file(tp+"cloud_image.context", ci.Context)
+			}
+			if len(ci.Environment) > 0 {
+				spec.Environment = maps.Clone(ci.Environment)
+			}
 		case t.Kernel != nil:
 			spec.Boot = BootKernel
 			spec.Kernel = file(tp+"kernel.kernel", t.Kernel.Kernel)

@@ -156,7 +156,7 @@ func TestGenerateScalingAndPlacement(t *testing.T) {
 		t.Errorf("db MAC = %s, want the given one in canonical form", mac)
 	}
 	wantVM := &LibvirtSpec{Domain: "tbos.lab.vm", CPUs: 2, MemoryMB: 512, Boot: BootExistingDisk,
-		DiskPath: filepath.Join(realPath(t, dir), "disk.qcow2"), DiskFormat: "qcow2"}
+		DiskPath: filepath.Join(realPath(t, dir), "disk.qcow2"), DiskFormat: "qcow2", DeviceType: DeviceDisk}
 	if !reflect.DeepEqual(st.Guests[4].Libvirt, wantVM) {
 		t.Errorf("vm libvirt = %+v, want %+v", st.Guests[4].Libvirt, wantVM)
 	}

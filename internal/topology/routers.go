@@ -22,16 +22,35 @@ const (
 	NATDnatAndSnat = "dnat_and_snat"
 )
 
-// SwitchPortSpec is one of the original's switch ports. Only localnet means
-// something here: the switch is external.
+// SwitchPortSpec is one of the original's switch ports: exactly one of
+// Localnet, Internal and Router is given. A localnet port makes the switch
+// external; the others are accepted and explained (switchports.go).
 type SwitchPortSpec struct {
-	Name     string        `yaml:"name"`
-	Localnet *LocalnetSpec `yaml:"localnet"`
+	Name string `yaml:"name"`
+	// Chassis binds the port to a host of the cluster.
+	Chassis  string            `yaml:"chassis"`
+	Localnet *LocalnetSpec     `yaml:"localnet"`
+	Internal *InternalPortSpec `yaml:"internal"`
+	Router   *RouterPortRef    `yaml:"router"`
 }
 
-// LocalnetSpec names the original's bridge mapping; kept for its spelling.
+// LocalnetSpec names the original's provider network (a bridge mapping of
+// host.json) the switch reaches the outside through.
 type LocalnetSpec struct {
 	NetworkName string `yaml:"network_name"`
+}
+
+// InternalPortSpec is an OVS internal port: an interface on the host.
+type InternalPortSpec struct {
+	IP          string `yaml:"ip"`
+	MAC         string `yaml:"mac"`
+	NetworkName string `yaml:"network_name"`
+}
+
+// RouterPortRef connects the switch to a router port by name.
+type RouterPortRef struct {
+	RouterPort string `yaml:"router_port"`
+	MAC        string `yaml:"mac"`
 }
 
 // RouterSpec is one router of network.routers (or network.ovn.routers).
@@ -120,7 +139,9 @@ func (c *Config) checkDynamic(ps *problems, field, sw string, known bool) {
 	if !known {
 		return
 	}
-	if _, ok := c.dhcpSwitches()[sw]; !ok {
+	if _, ok := c.dhcpSwitches()[sw]; !ok && c.Network.OVN == nil {
+		// In the original's spelling it is accepted, as the original
+		// accepts it: the interface gets no address (resolve notes it).
 		_, base := c.RouterSpecs()
 		ps.addf(field, "is dynamic, but no router serves DHCP on switch %s (add a dhcp entry for it under %s)", sw, base)
 	}
@@ -199,14 +220,14 @@ func (c *Config) checkRouters(ps *problems, subnets map[string]netip.Prefix) {
 				ps.addf(pp+".gateway_ip", "%s has prefix /%d, but switch %s subnet is %s", p.GatewayIP, gw.Bits(), p.Switch, subnet)
 			}
 		}
-		c.checkRoutes(ps, rp, r, attached)
-		c.checkNAT(ps, rp, r, attached)
+		c.checkRoutes(ps, rp, r)
+		c.checkNAT(ps, rp, r)
 		c.checkDHCP(ps, rp, r, attached)
 	}
 	c.checkGuestsNotGateways(ps, gateways)
 }
 
-func (c *Config) checkRoutes(ps *problems, rp string, r RouterSpec, attached map[string]netip.Prefix) {
+func (c *Config) checkRoutes(ps *problems, rp string, r RouterSpec) {
 	for i, s := range r.StaticRoutes {
 		sp := fmt.Sprintf("%s.static_routes[%d]", rp, i)
 		if p, err := netip.ParsePrefix(s.Prefix); err != nil {
@@ -217,15 +238,13 @@ func (c *Config) checkRoutes(ps *problems, rp string, r RouterSpec, attached map
 		nh, err := netip.ParseAddr(s.Nexthop)
 		if err != nil || nh.Zone() != "" {
 			ps.addf(sp+".nexthop", "%q is not an IP address", s.Nexthop)
-			continue
 		}
-		if attachedSwitch(nh, attached) == "" {
-			ps.addf(sp+".nexthop", "%s is on no switch the router is attached to (%s)", nh, describeAttached(attached))
-		}
+		// A next hop no port reaches is accepted, as OVN accepts it: the
+		// route is not installed and the action's log says so (State.Notes).
 	}
 }
 
-func (c *Config) checkNAT(ps *problems, rp string, r RouterSpec, attached map[string]netip.Prefix) {
+func (c *Config) checkNAT(ps *problems, rp string, r RouterSpec) {
 	for i, n := range r.NAT {
 		np := fmt.Sprintf("%s.nat[%d]", rp, i)
 		switch n.NATType {
@@ -245,11 +264,9 @@ func (c *Config) checkNAT(ps *problems, rp string, r RouterSpec, attached map[st
 		ext, err := netip.ParseAddr(n.ExternalIP)
 		if err != nil || ext.Zone() != "" {
 			ps.addf(np+".external_ip", "%q is not an IP address", n.ExternalIP)
-			continue
 		}
-		if attachedSwitch(ext, attached) == "" {
-			ps.addf(np+".external_ip", "%s is on no switch the router is attached to (%s)", ext, describeAttached(attached))
-		}
+		// An external address on no attached switch is accepted, as OVN
+		// accepts it: the rule is not applied and the log says so.
 	}
 }
 

@@ -45,8 +45,6 @@ func TestRouterValidation(t *testing.T) {
 		field string
 		msg   string
 	}{
-		{"nexthop on no attached switch", map[int]string{17: "      static_routes: [{prefix: 0.0.0.0/0, nexthop: 192.168.9.1}]"},
-			17, "network.routers.r1.static_routes[0].nexthop", "is on no switch the router is attached to"},
 		{"gateway outside subnet", map[int]string{14: "        - {name: r1-sw0, switch: sw0, gateway_ip: 10.9.0.1/24}"},
 			14, "network.routers.r1.ports[0].gateway_ip", "is outside switch sw0 subnet 10.0.0.0/24"},
 		{"gateway prefix differs", map[int]string{14: "        - {name: r1-sw0, switch: sw0, gateway_ip: 10.0.0.1/16}"},

@@ -45,6 +45,10 @@ type RouterPort struct {
 type StaticRoute struct {
 	Prefix  string `json:"prefix"`
 	Nexthop string `json:"nexthop"`
+	// Unused says why the route is not installed (its next hop is on no
+	// port's switch, or its prefix is a subnet the router is attached to,
+	// whose connected route wins); empty for a route that is.
+	Unused string `json:"unused,omitempty"`
 }
 
 // NATRule is one NAT rule of a router. LogicalIP is a CIDR; OutPort is the
@@ -54,6 +58,9 @@ type NATRule struct {
 	LogicalIP  string `json:"logical_ip"`
 	ExternalIP string `json:"external_ip"`
 	OutPort    string `json:"out_port"`
+	// Unused says why the rule is not applied (its external address is on
+	// no switch the router has a port on); empty for a rule that is.
+	Unused string `json:"unused,omitempty"`
 }
 
 // DHCPPool is what the router serves on one switch.
@@ -79,6 +86,10 @@ type ExternalSide struct {
 	// that masquerades the subnet out and lets it through forward.
 	Table string `json:"table"`
 	Host  string `json:"host"`
+	// Provider is the provider network the switch's localnet port names:
+	// its bridge, address and table are shared with every deployment on
+	// the same network (provider.go). Empty for a switch of its own.
+	Provider string `json:"provider,omitempty"`
 }
 
 // RouterNamespace is the netns name of a router. Guest names hold no dots,
@@ -114,7 +125,7 @@ func ExternalTable(deployment, sw string) string {
 // resolveRouters adds the routers and external switches to st. Routers run
 // on the main host; a router on a switch whose guests are on another host is
 // refused (routed switches spanning hosts are not supported yet).
-func (c *Config) resolveRouters(st *State, ps *problems) {
+func (c *Config) resolveRouters(st *State, ps *problems, providers map[string]string) {
 	main := ""
 	for _, h := range st.Hosts {
 		if h.Main {
@@ -130,13 +141,18 @@ func (c *Config) resolveRouters(st *State, ps *problems) {
 	for i := range st.Switches {
 		sw := &st.Switches[i]
 		byName[sw.Name] = sw
-		if spec := specs[sw.Name]; spec.external() {
+		spec := specs[sw.Name]
+		switch n := spec.providerNetwork(); {
+		case spec.External:
 			addr := DefaultExternalAddress
-			if p, err := netip.ParsePrefix(sw.Subnet); err == nil && spec.External {
+			if p, err := netip.ParsePrefix(sw.Subnet); err == nil {
 				// network.switches' external: the host takes .1.
 				addr = netip.PrefixFrom(p.Addr().Next(), p.Bits()).String()
 			}
 			sw.External = &ExternalSide{Address: addr, Table: ExternalTable(st.Deployment, sw.Name), Host: main}
+			c.onMainOnly(ps, sbase+"."+sw.Name, sw, main)
+		case n != "" && providers[n] != "":
+			sw.External = &ExternalSide{Address: providers[n], Table: ProviderTable(n), Host: main, Provider: n}
 			c.onMainOnly(ps, sbase+"."+sw.Name, sw, main)
 		}
 	}
@@ -203,15 +219,24 @@ func (c *Config) resolveRouters(st *State, ps *problems) {
 			}
 			return -1
 		}
-		for _, s := range spec.StaticRoutes {
+		for i, s := range spec.StaticRoutes {
 			pfx, _ := netip.ParsePrefix(s.Prefix)
 			nh, _ := netip.ParseAddr(s.Nexthop)
-			r.StaticRoutes = append(r.StaticRoutes, StaticRoute{Prefix: pfx.Masked().String(), Nexthop: nh.String()})
+			route := StaticRoute{Prefix: pfx.Masked().String(), Nexthop: nh.String()}
+			route.Unused = unusedRoute(name, r.Ports, byName, pfx.Masked(), nh, attached(nh))
+			if route.Unused != "" {
+				c.note(st, fmt.Sprintf("%s.static_routes[%d]", rp, i), "%s", route.Unused)
+			}
+			r.StaticRoutes = append(r.StaticRoutes, route)
 		}
-		for _, n := range spec.NAT {
+		for i, n := range spec.NAT {
 			logical, _ := parseAddrOrPrefix(n.LogicalIP)
 			ext, _ := netip.ParseAddr(n.ExternalIP)
 			rule := NATRule{Type: n.NATType, LogicalIP: logical.String(), ExternalIP: ext.String()}
+			if attached(ext) < 0 {
+				rule.Unused = fmt.Sprintf("%s %s → %s: no port of %s is on a switch holding %s (OVN applies NAT on such a port only); the rule is not applied", n.NATType, logical, ext, name, ext)
+				c.note(st, fmt.Sprintf("%s.nat[%d]", rp, i), "%s", rule.Unused)
+			}
 			if i := attached(ext); i >= 0 {
 				port := &r.Ports[i]
 				rule.OutPort = port.IfName
@@ -238,6 +263,22 @@ func (c *Config) resolveRouters(st *State, ps *problems) {
 	}
 }
 
+// unusedRoute says why a static route of router name cannot be installed,
+// or "": its next hop is on no port's switch (port is -1), or its prefix is
+// the subnet of a switch the router is attached to, whose connected route
+// wins as it does in OVN.
+func unusedRoute(name string, ports []RouterPort, byName map[string]*Switch, pfx netip.Prefix, nh netip.Addr, port int) string {
+	if port < 0 {
+		return fmt.Sprintf("route %s via %s: no port of %s reaches it; traffic to it is dropped", pfx, nh, name)
+	}
+	for _, p := range ports {
+		if sub, err := netip.ParsePrefix(byName[p.Switch].Subnet); err == nil && sub.Masked() == pfx {
+			return fmt.Sprintf("route %s via %s: %s is attached to %s (port %s), whose connected route wins; this route is not installed", pfx, nh, name, pfx, p.Name)
+		}
+	}
+	return ""
+}
+
 // onMainOnly refuses a router (or external side) on a switch whose guests
 // are on a host other than the main: the router runs on the main only.
 func (c *Config) onMainOnly(ps *problems, field string, sw *Switch, main string) {
@@ -253,7 +294,11 @@ func (c *Config) onMainOnly(ps *problems, field string, sw *Switch, main string)
 func checkRouterState(st *State, deployment string, bridges map[string]string, bad func(string, ...any)) {
 	for _, sw := range st.Switches {
 		if x := sw.External; x != nil {
-			if want := ExternalTable(deployment, sw.Name); x.Table != want {
+			want := ExternalTable(deployment, sw.Name)
+			if x.Provider != "" {
+				want = ProviderTable(x.Provider)
+			}
+			if x.Table != want {
 				bad("switch %s: external table %q, want %q", sw.Name, x.Table, want)
 			}
 			if _, err := netip.ParsePrefix(x.Address); err != nil {

@@ -140,8 +140,17 @@ func (c *Config) hoistScaling(ps *problems, i int) {
 		c.alias(ip, np+".switch")
 		c.alias(ip+".gateway", np+".gateway")
 		c.alias(ip+".netem", np+".netem")
+		n := s.Count // clones with the interface
 		if len(si.Clones) > 0 && !allClones(si.Clones, s.Count) {
-			ps.addf(ip+".clones", "lists %v: this project gives an interface to every clone; list all of 0..%d or leave clones out", si.Clones, s.Count-1)
+			// The original gives the interface to the listed clones only.
+			a.clones = slices.Compact(slices.Sorted(slices.Values(si.Clones)))
+			n = len(a.clones)
+			for _, k := range a.clones {
+				if k < 0 || k >= s.Count {
+					ps.addf(ip+".clones", "names clone %d: the clones are 0..%d", k, s.Count-1)
+					break
+				}
+			}
 		}
 		switch t := si.IPType; {
 		case t.Dynamic:
@@ -151,8 +160,8 @@ func (c *Config) hoistScaling(ps *problems, i int) {
 			c.alias(ip+".ip_type.ip_range.from", np+".ip")
 			from, err1 := netip.ParseAddr(t.IPRange.From)
 			to, err2 := netip.ParseAddr(t.IPRange.To)
-			if err1 == nil && err2 == nil && s.Count > 0 && rangeSize(from, to) < s.Count {
-				ps.addf(ip+".ip_type.ip_range", "%s-%s holds fewer than the %d clones", from, to, s.Count)
+			if err1 == nil && err2 == nil && n > 0 && rangeSize(from, to) < n {
+				ps.addf(ip+".ip_type.ip_range", "%s-%s holds fewer than the %d clones with the interface", from, to, n)
 			}
 		default:
 			ps.addf(ip+".ip_type", "is required: dynamic or {ip_range: {from, to}}")
@@ -163,8 +172,8 @@ func (c *Config) hoistScaling(ps *problems, i int) {
 				ps.addf(ip+".mac_range.from", "%s %v", r.From, err)
 			} else if to, err := parseMAC(r.To); err != nil {
 				ps.addf(ip+".mac_range.to", "%s %v", r.To, err)
-			} else if macDistance(from, to) < uint64(max(s.Count, 1))-1 {
-				ps.addf(ip+".mac_range", "%s-%s holds fewer than the %d clones", from, to, s.Count)
+			} else if macDistance(from, to) < uint64(max(n, 1))-1 {
+				ps.addf(ip+".mac_range", "%s-%s holds fewer than the %d clones with the interface", from, to, n)
 			} else {
 				a.macFrom = from
 			}
@@ -204,6 +213,39 @@ func (c *Config) alias(from, to string) {
 			c.lines[to] = l
 		}
 	}
+}
+
+// position is the 1-based place of clone k (1-based) among the clones that
+// have the interface, 0 when it has not got it.
+func (a *NetworkAttachment) position(k int) int {
+	if a.clones == nil {
+		return k
+	}
+	if i, ok := slices.BinarySearch(a.clones, k-1); ok {
+		return i + 1
+	}
+	return 0
+}
+
+// cloneCount is how many clones of m have the interface.
+func (a *NetworkAttachment) cloneCount(m *Machine) int {
+	if a.clones == nil {
+		return m.instanceCount()
+	}
+	return len(a.clones)
+}
+
+// shareClone reports whether some clone has both interfaces.
+func shareClone(a, b *NetworkAttachment) bool {
+	if a.clones == nil || b.clones == nil {
+		return true
+	}
+	for _, k := range a.clones {
+		if _, ok := slices.BinarySearch(b.clones, k); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // allClones reports whether clones is exactly the set 0..count-1.

@@ -110,7 +110,7 @@ func TestOriginalScalingProblems(t *testing.T) {
 		line  int
 		field string
 	}{
-		{"some clones only", []string{"        interfaces:", "          sw0: {clones: [0], ip_type: {ip_range: {from: 10.0.0.10, to: 10.0.0.20}}}"}, 10, "machines[0].libvirt.scaling.interfaces.sw0.clones"},
+		{"clone out of range", []string{"        interfaces:", "          sw0: {clones: [0, 5], ip_type: {ip_range: {from: 10.0.0.10, to: 10.0.0.20}}}"}, 10, "machines[0].libvirt.scaling.interfaces.sw0.clones"},
 		{"range too small", []string{"        interfaces:", "          sw0: {ip_type: {ip_range: {from: 10.0.0.10, to: 10.0.0.11}}}"}, 10, "machines[0].libvirt.scaling.interfaces.sw0.ip_type.ip_range"},
 		{"bad ip_type", []string{"        interfaces:", "          sw0:", "            ip_type: static"}, 11, "machines[0].libvirt.scaling.interfaces.sw0.ip_type"},
 		{"mac range too small", []string{"        interfaces:", "          sw0:", "            ip_type: {ip_range: {from: 10.0.0.10, to: 10.0.0.20}}", "            mac_range: {from: '02:00:00:00:00:01', to: '02:00:00:00:00:02'}"}, 12, "machines[0].libvirt.scaling.interfaces.sw0.mac_range"},

@@ -24,6 +24,10 @@ type State struct {
 	Routers []Router `json:"routers,omitempty"`
 	// ACL is the switches' access control lists (acl.go); nil: none.
 	ACL *ACL `json:"acl,omitempty"`
+	// Notes say what parts of the file the original accepted mean here
+	// (a route no port reaches, a port kind with no bridge counterpart);
+	// up writes each to the action's log once.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Host is a machine of the cluster that guests are placed on.
@@ -155,7 +159,27 @@ type LibvirtSpec struct {
 	Kernel  string `json:"kernel,omitempty"`
 	Initrd  string `json:"initrd,omitempty"`
 	Cmdline string `json:"cmdline,omitempty"`
+	// DeviceType (disk | cdrom) and ReadOnly say how existing_disk's or
+	// iso_guest's file is attached.
+	DeviceType string `json:"device_type,omitempty"`
+	ReadOnly   bool   `json:"readonly,omitempty"`
+	// The original's cloud-image setup: a cloud-init user, the address
+	// the guest is reached at, the loopback TCP port of its serial console
+	// (0: none), a script run at every up after the setup script, the
+	// environment exported to both, and a project file or folder copied
+	// into the guest at ContextTarget.
+	Username    string            `json:"username,omitempty"`
+	Password    string            `json:"password,omitempty"`
+	StaticIP    string            `json:"static_ip,omitempty"`
+	TCPTTYPort  int               `json:"tcp_tty_port,omitempty"`
+	RunScript   string            `json:"run_script,omitempty"`
+	Environment map[string]string `json:"environment,omitempty"`
+	Context     string            `json:"context,omitempty"`
 }
+
+// ContextTarget is where a cloud image's context lands inside the guest,
+// as in the original.
+const ContextTarget = "/etc/nocloud/context"
 
 // DockerSpec holds what the docker driver needs. Every path is absolute,
 // symlink-free and inside the project folder.

@@ -21,8 +21,13 @@ var ErrStateMismatch = errors.New("the generated state does not match the deploy
 // must be the one derived from the deployment's name, every switch and
 // interface must agree, every file the state names must lie inside project
 // (after symlinks), and a name that becomes a path (a cloud image's cache
-// file) must be a plain file name. The error lists every problem.
-func CheckState(st *State, deployment, project string) error {
+// file) must be a plain file name. A disk or ISO may also lie under one of
+// imageDirs (none given: DefaultImageDirs("")). The error lists every
+// problem.
+func CheckState(st *State, deployment, project string, imageDirs ...string) error {
+	if imageDirs == nil {
+		imageDirs = DefaultImageDirs("")
+	}
 	var probs []string
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 	if st.Deployment != deployment {
@@ -36,7 +41,11 @@ func CheckState(st *State, deployment, project string) error {
 	}
 	bridges := map[string]string{}
 	for _, sw := range st.Switches {
-		if want := BridgeName(deployment, sw.Name); sw.Bridge != want {
+		want := BridgeName(deployment, sw.Name)
+		if sw.External != nil && sw.External.Provider != "" {
+			want = ProviderBridgeName(sw.External.Provider)
+		}
+		if sw.Bridge != want {
 			bad("switch %s: bridge %q, want %q", sw.Name, sw.Bridge, want)
 		}
 		if want := TunnelName(deployment, sw.Name); sw.Tunnel != "" && sw.Tunnel != want {
@@ -69,6 +78,11 @@ func CheckState(st *State, deployment, project string) error {
 		for _, f := range guestFiles(g) {
 			if err := insideProject(project, f); err != nil {
 				bad("guest %s: %v", g.Name, err)
+			}
+		}
+		for _, f := range guestImages(g) {
+			if err := insideProject(project, f); err != nil && !insideImageDir(imageDirs, f) {
+				bad("guest %s: %v, nor under an image folder (%s)", g.Name, err, strings.Join(imageDirs, ", "))
 			}
 		}
 	}
@@ -158,11 +172,48 @@ func guestFiles(g Guest) []string {
 		}
 	}
 	if l := g.Libvirt; l != nil {
-		for _, p := range []string{l.DiskPath, l.ISOPath, l.Kernel, l.Initrd} {
+		for _, p := range []string{l.Kernel, l.Initrd, l.RunScript, l.Context} {
 			add(p)
 		}
 	}
 	return out
+}
+
+// guestImages are the disks and ISOs a guest boots: inside the project or
+// under an image folder.
+func guestImages(g Guest) []string {
+	var out []string
+	if l := g.Libvirt; l != nil {
+		for _, p := range []string{l.DiskPath, l.ISOPath} {
+			if p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// insideImageDir: path, lexically and after symlinks (when it exists),
+// lies under one of dirs.
+func insideImageDir(dirs []string, path string) bool {
+	for _, d := range dirs {
+		if !filepath.IsAbs(path) || !Within(filepath.Clean(d), filepath.Clean(path)) {
+			continue
+		}
+		realDir, err := filepath.EvalSymlinks(d)
+		if err != nil {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(path)
+		if err == nil && !Within(realDir, real) {
+			continue
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // insideProject: path, lexically and after symlinks (when it exists), lies

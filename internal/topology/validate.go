@@ -18,10 +18,10 @@ func (c *Config) check(ps *problems) {
 	if len(c.Machines) == 0 {
 		ps.addf("machines", "must list at least one machine")
 	}
-	switch c.TestbedOptions.LoadBalancing {
+	switch c.TestbedOptions.loadBalancing() {
 	case "", LoadBalancingNaiveRoundRobin:
 	default:
-		ps.addf("testbed_options.load_balancing", "%q is not supported (use %s)", c.TestbedOptions.LoadBalancing, LoadBalancingNaiveRoundRobin)
+		ps.addf("testbed_options.load_balancing", "%q is not supported (use %s, or the original's %s)", c.TestbedOptions.LoadBalancing, LoadBalancingNaiveRoundRobin, LoadBalancingOriginal)
 	}
 	if c.Network.OVN != nil && c.Network.Switches != nil {
 		ps.addf("network.ovn", "cannot be given together with network.switches: use one spelling")
@@ -52,6 +52,7 @@ func (c *Config) check(ps *problems) {
 	for i := range c.Machines {
 		c.checkMachine(ps, i, subnets, expand)
 	}
+	c.checkLibvirtAccess(ps)
 	if expand {
 		c.checkUnique(ps)
 	}
@@ -83,6 +84,9 @@ func (c *Config) checkSwitches(ps *problems) map[string]netip.Prefix {
 			continue
 		}
 		subnets[name] = p
+	}
+	for _, name := range sortedKeys(specs) {
+		c.checkSwitchPorts(ps, base+"."+name, name, specs[name], subnets[name])
 	}
 	return subnets
 }
@@ -124,17 +128,10 @@ func (c *Config) checkMachine(ps *problems, i int, subnets map[string]netip.Pref
 			ps.addf(mp+".name", "%q is too long to scale: clone %s would break the name rule (%s)", m.Name, cloneName(m.Name, s.Count), nameRule)
 		}
 	}
-	hasGateway := -1
 	for j := range m.Network {
-		np := fmt.Sprintf("%s.network[%d]", mp, j)
-		c.checkAttachment(ps, np, m, j, subnets, expand)
-		if m.Network[j].Gateway != "" {
-			if hasGateway >= 0 {
-				ps.addf(np+".gateway", "is a second default route: network[%d] already has one (give at most one gateway per machine)", hasGateway)
-			} else {
-				hasGateway = j
-			}
-		}
+		// A second gateway is accepted, as the original accepts it: the
+		// guest's default route is the first one's (resolve notes it).
+		c.checkAttachment(ps, fmt.Sprintf("%s.network[%d]", mp, j), m, j, subnets, expand)
 	}
 }
 
@@ -162,13 +159,7 @@ func (c *Config) checkLibvirt(ps *problems, lp string, m *Machine) {
 		if d.Path == "" {
 			ps.addf(tp+".existing_disk.path", "is required")
 		}
-		switch d.DriverType {
-		case "raw", "qcow2":
-		case "":
-			ps.addf(tp+".existing_disk.driver_type", "is required (raw or qcow2)")
-		default:
-			ps.addf(tp+".existing_disk.driver_type", "%q is not raw or qcow2", d.DriverType)
-		}
+		checkDisk(ps, tp+".existing_disk", d.DriverType, d.DeviceType)
 		if m.Scaling != nil && !d.CreateDeepCopy {
 			ps.addf(tp+".existing_disk.create_deep_copy", "must be true for a scaled machine: clones cannot share one disk")
 		}
@@ -177,6 +168,10 @@ func (c *Config) checkLibvirt(ps *problems, lp string, m *Machine) {
 		given = append(given, "iso_guest")
 		if g.Path == "" {
 			ps.addf(tp+".iso_guest.path", "is required")
+		}
+		checkDisk(ps, tp+".iso_guest", g.DriverType, g.DeviceType)
+		if g.ExpandGigabytes < 0 {
+			ps.addf(tp+".iso_guest.expand_gigabytes", "%d must not be negative", g.ExpandGigabytes)
 		}
 	}
 	if ci := t.CloudImage; ci != nil {
@@ -192,6 +187,7 @@ func (c *Config) checkLibvirt(ps *problems, lp string, m *Machine) {
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			ps.addf(tp+".cloud_image.url", "%q is not an http or https URL", ci.URL)
 		}
+		c.checkCloudSetup(ps, lp, ci)
 		if ci.ExpandGigabytes < 0 {
 			ps.addf(tp+".cloud_image.expand_gigabytes", "%d must not be negative", ci.ExpandGigabytes)
 		}
@@ -237,8 +233,8 @@ func (c *Config) checkAttachment(ps *problems, np string, m *Machine, j int, sub
 		if checkable {
 			if msg := misplaced(addr, a.Switch, subnet); msg != "" {
 				ps.addf(np+".ip", "%s %s", addr, msg)
-			} else if expand && m.Scaling != nil && m.instanceCount() > 1 {
-				c.checkCloneIPs(ps, np+".ip", m, addr, a.Switch, subnet)
+			} else if expand && m.Scaling != nil && a.cloneCount(m) > 1 {
+				c.checkCloneIPs(ps, np+".ip", m, a.cloneCount(m), addr, a.Switch, subnet)
 			}
 		}
 	}
@@ -265,9 +261,9 @@ func (c *Config) checkAttachment(ps *problems, np string, m *Machine, j int, sub
 }
 
 // checkCloneIPs checks the addresses the clones count up to.
-func (c *Config) checkCloneIPs(ps *problems, field string, m *Machine, base netip.Addr, sw string, subnet netip.Prefix) {
+func (c *Config) checkCloneIPs(ps *problems, field string, m *Machine, n int, base netip.Addr, sw string, subnet netip.Prefix) {
 	ip := base
-	for k := 2; k <= m.instanceCount(); k++ {
+	for k := 2; k <= n; k++ {
 		ip = ip.Next()
 		if !ip.IsValid() {
 			ps.addf(field, "%s cannot count up to clone %s: the address space ends", base, cloneName(m.Name, k))
@@ -367,9 +363,16 @@ type instance struct {
 	clone   int // 1-based; 0 for a machine that is not scaled
 	name    string
 	// addrs holds one address per interface; the zero Addr where the
-	// machine's ip does not parse.
+	// machine's ip does not parse or the clone has not got the interface.
 	addrs []netip.Addr
+	// pos holds, per interface of a clone, its 1-based place among the
+	// clones with that interface (0: the clone has not got it); nil for a
+	// machine that is not scaled.
+	pos []int
 }
+
+// has reports whether the guest has interface j of its machine.
+func (in instance) has(j int) bool { return in.pos == nil || in.pos[j] > 0 }
 
 func describeGuest(in instance) string {
 	if in.clone > 0 {
@@ -404,10 +407,14 @@ func (c *Config) instances() []instance {
 			continue
 		}
 		for k := 1; k <= m.instanceCount(); k++ {
-			out = append(out, instance{machine: i, clone: k, name: cloneName(m.Name, k), addrs: append([]netip.Addr(nil), addrs...)})
+			in := instance{machine: i, clone: k, name: cloneName(m.Name, k), addrs: make([]netip.Addr, len(addrs)), pos: make([]int, len(addrs))}
 			for j := range addrs {
-				addrs[j] = addrs[j].Next()
+				if p := m.Network[j].position(k); p > 0 {
+					in.pos[j], in.addrs[j] = p, addrs[j]
+					addrs[j] = addrs[j].Next()
+				}
 			}
+			out = append(out, in)
 		}
 	}
 	return out

@@ -15,7 +15,6 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/client"
 	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
 	"github.com/testbedos/testbedos/internal/net/hostnet"
 	"github.com/testbedos/testbedos/internal/net/nettest"
@@ -157,18 +156,21 @@ func TestRoutedLab(t *testing.T) {
 	}
 }
 
-// TestRouteNexthopOnNoSwitchIs422 is bad input through the API.
-func TestRouteNexthopOnNoSwitchIs422(t *testing.T) {
+// TestRouteNexthopOnNoSwitchIsExplained: a next hop no port reaches is
+// accepted, as OVN accepts it; the state marks the route unused and says
+// why, naming file, line and field.
+func TestRouteNexthopOnNoSwitchIsExplained(t *testing.T) {
 	s := startServer(t)
-	bad := strings.Replace(routedNetwork, "nexthop: 172.30.9.1", "nexthop: 192.168.9.1", 1)
-	dir := project(t, routedMachines+bad, nil)
+	unreachable := strings.Replace(routedNetwork, "nexthop: 172.30.9.1", "nexthop: 192.168.9.1", 1)
+	dir := project(t, routedMachines+unreachable, nil)
 	name := deployment(t, s, "badroute", dir)
-	_, err := s.c.Action(context.Background(), name, cmd(api.CmdGenerateArtefacts))
-	if client.StatusOf(err) != 422 {
-		t.Fatalf("generate-artefacts: %v, want 422", err)
+	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+	st := state(t, s, name)
+	if got := st.Routers[0].StaticRoutes[0].Unused; !strings.Contains(got, "no port of r1 reaches it") {
+		t.Errorf("route unused %q", got)
 	}
-	if !strings.Contains(err.Error(), "kvm-compose.yaml:21: network.routers.r1.static_routes[0].nexthop 192.168.9.1 is on no switch") {
-		t.Fatalf("error does not name file, line and field: %v", err)
+	if len(st.Notes) != 1 || !strings.HasPrefix(st.Notes[0], "kvm-compose.yaml:21: network.routers.r1.static_routes[0]: route 192.168.77.0/24 via 192.168.9.1") {
+		t.Errorf("notes %q", st.Notes)
 	}
 }
 

@@ -54,6 +54,13 @@ func (f *Firewall) EnsureExternal(ctx context.Context, sw topology.Switch) (crea
 	if err != nil {
 		return false, err
 	}
+	// Pin the bridge's MAC: a bridge otherwise takes the lowest MAC of its
+	// ports, and on a provider network shared by deployments the first
+	// one's down would change the host side's MAC under the others' ARP
+	// caches.
+	if err := netlink.LinkSetHardwareAddr(br, br.Attrs().HardwareAddr); err != nil {
+		return false, fmt.Errorf("switch %s: pin the MAC of %s: %w", sw.Name, sw.Bridge, err)
+	}
 	if err := netlink.AddrReplace(br, addr); err != nil {
 		return false, fmt.Errorf("switch %s: address %s on %s: %w", sw.Name, x.Address, sw.Bridge, err)
 	}

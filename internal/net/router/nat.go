@@ -35,6 +35,9 @@ func applyNAT(nsfd int, r topology.Router) error {
 	pre := conn.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
 	for _, n := range r.NAT {
+		if n.Unused != "" {
+			continue
+		}
 		logical, err := netip.ParsePrefix(n.LogicalIP)
 		if err != nil {
 			return fmt.Errorf("logical_ip %s: %w", n.LogicalIP, err)

@@ -68,11 +68,23 @@ func Make(ctx context.Context, r topology.Router) (err error) {
 		}
 	}
 	for _, s := range r.StaticRoutes {
+		if s.Unused != "" {
+			// Accepted as OVN accepts it, but with nothing to install (the
+			// action's log said why).
+			continue
+		}
 		_, dst, err := net.ParseCIDR(s.Prefix)
 		if err != nil {
 			return fmt.Errorf("route %s: %w", s.Prefix, err)
 		}
-		if err := nh.RouteAdd(&netlink.Route{Dst: dst, Gw: net.ParseIP(s.Nexthop)}); err != nil {
+		err = nh.RouteAdd(&netlink.Route{Dst: dst, Gw: net.ParseIP(s.Nexthop)})
+		if errors.Is(err, unix.EEXIST) && connected(r, dst) {
+			// A route to a subnet the router is attached to, in a state
+			// generated before such routes were marked unused: the
+			// connected route wins, as in OVN.
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("route %s via %s: %w", s.Prefix, s.Nexthop, err)
 		}
 	}
@@ -80,6 +92,16 @@ func Make(ctx context.Context, r topology.Router) (err error) {
 		return fmt.Errorf("nat: %w", err)
 	}
 	return nil
+}
+
+// connected reports whether dst is the subnet of one of r's ports.
+func connected(r topology.Router, dst *net.IPNet) bool {
+	for _, p := range r.Ports {
+		if _, sub, err := net.ParseCIDR(p.Address); err == nil && sub.String() == dst.String() {
+			return true
+		}
+	}
+	return false
 }
 
 func addPort(nh *netlink.Handle, nsfd int, p topology.RouterPort) error {

@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/client"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// The original kvm-compose's verbs and flags that do not clash with ours:
+// cloud-images, deployment reset-state, up --reapply-acl, snapshot --all
+// (snapshotall.go), and the global --no-ask and --verbosity.
+
+// Verbosity levels of --verbosity, the original's log levels.
+var verbosities = []string{"error", "warn", "info", "debug", "trace"}
+
+// bindOriginalFlags adds --no-ask and --verbosity to the root command.
+func (a *app) bindOriginalFlags(root *cobra.Command) {
+	pf := root.PersistentFlags()
+	pf.BoolVar(&a.noAsk, "no-ask", false, "answer yes to every question (the CLI asks only before deployment reset-state brings a deployment down)")
+	pf.StringVar(&a.verbosity, "verbosity", "info", "how much to print: error or warn print only the outcome of an action, info (the default), debug and trace its whole log too")
+	prev := root.PersistentPreRunE
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		found := false
+		for _, v := range verbosities {
+			found = found || strings.EqualFold(a.verbosity, v)
+		}
+		if !found {
+			return fmt.Errorf("--verbosity %q: use one of %s", a.verbosity, strings.Join(verbosities, ", "))
+		}
+		if prev != nil {
+			return prev(cmd, args)
+		}
+		return nil
+	}
+}
+
+// quiet reports whether --verbosity keeps an action's log lines back.
+func (a *app) quiet() bool {
+	v := strings.ToLower(a.verbosity)
+	return v == "error" || v == "warn"
+}
+
+// confirm asks a yes/no question on standard error; --no-ask answers yes.
+// Without an answer to read (standard input is not a terminal) it refuses,
+// naming --no-ask.
+func (a *app) confirm(question string) error {
+	if a.noAsk {
+		return nil
+	}
+	if a.ask != nil {
+		if a.ask(question) {
+			return nil
+		}
+		return fmt.Errorf("not confirmed")
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return fmt.Errorf("%s: no terminal to answer on; give --no-ask to go ahead", question)
+	}
+	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
+	answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a == "y" || a == "yes" {
+		return nil
+	}
+	return fmt.Errorf("not confirmed")
+}
+
+// cloudImagesCommand lists the known cloud_image names, their published
+// images, and which the server's image cache holds.
+func (a *app) cloudImagesCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cloud-images",
+		Short: "List the known cloud_image names, their images, and which the server has cached",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cached, note := a.cachedImages(cmd.Context())
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tCACHED\tURL")
+			for _, im := range topology.KnownCloudImages() {
+				state := "no"
+				if cached[im.Name] || cached[im.URL] {
+					state = "yes"
+				}
+				if note != "" {
+					state = "?"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", im.Name, state, im.URL)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintln(a.stdout, note)
+			}
+			fmt.Fprintln(a.stdout, "an image is downloaded at the first up that needs it; offline, import one with kvm-compose image import NAME FILE")
+			return nil
+		},
+	}
+}
+
+// cachedImages reads the server's image cache (GET /api/images): the names
+// and URLs it holds. note says why it could not, when it could not.
+func (a *app) cachedImages(ctx context.Context) (map[string]bool, string) {
+	c, err := a.client()
+	if err != nil {
+		return nil, "cached: unknown (" + err.Error() + ")"
+	}
+	raw, err := c.ImageCacheJSON(ctx)
+	if client.StatusOf(err) == http.StatusNotFound {
+		return nil, "cached: unknown (this server does not list its image cache)"
+	}
+	if err != nil {
+		return nil, "cached: unknown (" + err.Error() + ")"
+	}
+	// A list of images, or an object holding one under "images".
+	var list []map[string]any
+	if json.Unmarshal(raw, &list) != nil {
+		var wrapped struct {
+			Images []map[string]any `json:"images"`
+		}
+		if err := json.Unmarshal(raw, &wrapped); err != nil {
+			return nil, "cached: unknown (unexpected answer from GET /api/images)"
+		}
+		list = wrapped.Images
+	}
+	out := map[string]bool{}
+	for _, im := range list {
+		for _, k := range []string{"name", "url"} {
+			if s, ok := im[k].(string); ok && s != "" {
+				out[s] = true
+			}
+		}
+	}
+	return out, ""
+}
+
+// resetStateCommand is the original's deployment reset-state: it makes a
+// deployment down again. Here state never lies (a crash marks an action
+// interrupted), so resetting means: cancel a running action, then bring
+// the deployment down, which removes what the daemon's record holds.
+func (a *app) resetStateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset-state [NAME]",
+		Short: "Bring a deployment back to down: cancel its running action, then run down (asks first unless --no-ask)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, c, err := a.target(args)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			d, err := c.Deployment(ctx, name)
+			if err != nil {
+				return explain(err, name)
+			}
+			if d.State.Is(api.StateDown) {
+				fmt.Fprintf(a.stdout, "deployment %s is already down\n", name)
+				return nil
+			}
+			if err := a.confirm(fmt.Sprintf("deployment %s is %s: bring it down (its guests and switches are removed)?", name, d.State)); err != nil {
+				return err
+			}
+			if d.State.Is(api.StateRunning) {
+				if _, err := c.Cancel(ctx, name, ""); err != nil && client.StatusOf(err) != http.StatusConflict {
+					return err
+				}
+				if err := waitNotRunning(ctx, c, name); err != nil {
+					return err
+				}
+			}
+			return a.runActionOn(ctx, c, name, api.ActionRequest{Command: api.Command{Name: api.CmdDown}})
+		},
+	}
+}
+
+// waitNotRunning waits until the deployment's action has ended.
+func waitNotRunning(ctx context.Context, c *client.Client, name string) error {
+	for {
+		d, err := c.Deployment(ctx, name)
+		if err != nil || !d.State.Is(api.StateRunning) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// reapplyACL is the original's up --reapply-acl: the running deployment
+// takes the ACL kvm-compose.yaml says now. It is apply, refused when
+// kvm-compose.yaml changes more than the ACL.
+func (a *app) reapplyACL(ctx context.Context) error {
+	name, c, err := a.target(nil)
+	if err != nil {
+		return err
+	}
+	p, err := c.Plan(ctx, name)
+	if err != nil {
+		return explain(err, name)
+	}
+	var other []string
+	for _, ch := range p.Changes {
+		if ch.Kind != api.KindACL {
+			other = append(other, fmt.Sprintf("%s %s %s", ch.Op, ch.Kind, ch.Name))
+		}
+	}
+	if len(other) > 0 {
+		return fmt.Errorf("up --reapply-acl changes only the ACL, but kvm-compose.yaml changes more: %s; see kvm-compose plan, and run kvm-compose apply to make all of it", strings.Join(other, ", "))
+	}
+	if p.Empty() {
+		fmt.Fprintf(a.stdout, "the ACL of deployment %s is already what kvm-compose.yaml says\n", name)
+		return nil
+	}
+	return a.runActionOn(ctx, c, name, api.ActionRequest{Command: api.Command{Name: api.CmdApply}})
+}
