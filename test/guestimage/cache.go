@@ -1,5 +1,6 @@
 // The cache of built images: one folder per set of inputs, shared by
 // concurrent test processes under a file lock, the oldest pruned.
+
 package guestimage
 
 import (
