@@ -63,6 +63,8 @@ type Capabilities struct {
 	Stats bool `json:"stats"`
 	// NetnsPath: the driver is a NetnsPather.
 	NetnsPath bool `json:"netns_path,omitempty"`
+	// Find: the driver is a Finder.
+	Find bool `json:"find,omitempty"`
 }
 
 // Registry maps kinds to drivers.

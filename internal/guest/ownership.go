@@ -49,7 +49,7 @@ type Finder interface {
 // Finder when drv has it, else through Exists, whose complete guest is
 // Unmarked.
 func Find(ctx context.Context, drv Driver, dep Deployment, g *topology.Guest) (Found, error) {
-	if f, ok := drv.(Finder); ok {
+	if f, err := As[Finder](drv); err == nil {
 		return f.Find(ctx, dep, g)
 	}
 	ok, err := drv.Exists(ctx, dep, g)
