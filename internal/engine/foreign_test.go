@@ -20,6 +20,10 @@ type finder struct {
 	found map[string]guest.Found
 }
 
+func (f *finder) Capabilities() guest.Capabilities { return guest.Capabilities{Find: true} }
+
+var _ guest.Finder = (*finder)(nil)
+
 func (f *finder) Find(ctx context.Context, dep guest.Deployment, g *topology.Guest) (guest.Found, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
