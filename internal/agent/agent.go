@@ -62,6 +62,9 @@ type StreamLine struct {
 	Code    string  `json:"code,omitempty"`
 	Created bool    `json:"created,omitempty"`
 	Exists  bool    `json:"exists,omitempty"`
+	// Found answers the find operation: what the client's driver found of
+	// the guest, and whose.
+	Found *guest.Found `json:"found,omitempty"`
 }
 
 // errorCodes carries the sentinels callers branch on across the wire.

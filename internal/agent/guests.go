@@ -24,7 +24,7 @@ const maxRequest = 1 << 20
 func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 	op := r.PathValue("op")
 	switch op {
-	case "exists", "create", "destroy", "script":
+	case "exists", "find", "create", "destroy", "script":
 	default:
 		return &httpError{status: http.StatusNotFound, err: fmt.Errorf("no guest operation %q", op)}
 	}
@@ -59,6 +59,9 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		case "exists":
 			ok, err := drv.Exists(ctx, dep, g)
 			return StreamLine{Exists: ok}, err
+		case "find":
+			f, err := guest.Find(ctx, drv, dep, g)
+			return StreamLine{Found: &f}, err
 		case "create":
 			return s.create(ctx, drv, dep, req, g, log)
 		case "destroy":

@@ -45,6 +45,18 @@ func (p *proxyDriver) Exists(ctx context.Context, dep guest.Deployment, g *topol
 	return last.Exists, err
 }
 
+// Find implements guest.Finder: the client's driver finds the guest in
+// any form and says whose it is.
+func (p *proxyDriver) Find(ctx context.Context, dep guest.Deployment, g *topology.Guest) (guest.Found, error) {
+	last, err := p.h.stream(ctx, "guests/find", GuestRequest{Deployment: dep.Name, Guest: *g}, nil)
+	if err != nil || last.Found == nil {
+		return guest.Found{}, err
+	}
+	return *last.Found, nil
+}
+
+var _ guest.Finder = (*proxyDriver)(nil)
+
 // Create implements guest.Driver: the files the guest's spec names (disk,
 // ISO, kernel, initrd) are pushed first.
 func (p *proxyDriver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {

@@ -58,10 +58,24 @@ type fakeDriver struct {
 	create  error
 	script  func(ctx context.Context, path string, log actlog.Log) error
 	scripts []string // content of each script run
+	found   map[string]guest.Found
 }
 
 func (f *fakeDriver) Kind() string                     { return topology.KindNetns }
-func (f *fakeDriver) Capabilities() guest.Capabilities { return guest.Capabilities{} }
+func (f *fakeDriver) Capabilities() guest.Capabilities { return guest.Capabilities{Find: true} }
+func (f *fakeDriver) Find(ctx context.Context, dep guest.Deployment, g *topology.Guest) (guest.Found, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fd, ok := f.found[g.Name]; ok {
+		return fd, nil
+	}
+	if f.guests[g.Name] {
+		return guest.Found{Presence: guest.Ours, Complete: true}, nil
+	}
+	return guest.Found{}, nil
+}
+
+var _ guest.Finder = (*fakeDriver)(nil)
 func (f *fakeDriver) Exists(ctx context.Context, dep guest.Deployment, g *topology.Guest) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -349,5 +363,18 @@ func TestFilesAreVerified(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(f.data, "cache", "files", hash))
 	if err != nil || string(data) != content {
 		t.Errorf("cached file: %q, %v", data, err)
+	}
+}
+
+// TestFindThroughTheAgent: what the client's driver finds of a guest, and
+// whose it is, reaches the main: a stopped object of another server is
+// foreign there too.
+func TestFindThroughTheAgent(t *testing.T) {
+	f := newFixture(t, agent.RemoteOptions{}, 0)
+	f.drv.found = map[string]guest.Found{"g1": {Presence: guest.Foreign, What: "stopped container of another server"}}
+	dep := guest.Deployment{Name: "lab", Files: f.remote.Files(t.TempDir())}
+	got, err := guest.Find(context.Background(), f.driver(t), dep, &topology.Guest{Name: "g1", Kind: topology.KindNetns})
+	if err != nil || got.Presence != guest.Foreign || got.What != "stopped container of another server" {
+		t.Fatalf("find through the agent: %+v, %v", got, err)
 	}
 }
