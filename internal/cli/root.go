@@ -129,6 +129,7 @@ action on the server; the exit status is the action's outcome.
 		a.netemCommand(),
 		a.captureCommand(),
 	)
+	suggestVerbs(root)
 	return root
 }
 
