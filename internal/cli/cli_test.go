@@ -112,7 +112,7 @@ func (e *cliEnv) run(args ...string) (interrupt func(), wait func() (int, string
 func (e *cliEnv) start(args ...string) (interrupt func(), out func() string, wait func() (int, string, string)) {
 	ints := make(chan os.Signal, 2)
 	var stdout, stderr syncBuffer
-	a := &app{stdout: &stdout, stderr: &stderr, interrupts: ints, lookupEnv: func(string) (string, bool) { return "", false }}
+	a := &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, interrupts: ints, lookupEnv: func(string) (string, bool) { return "", false }}
 	done := make(chan int, 1)
 	go func() {
 		done <- a.execute(context.Background(), append([]string{"--server-connection", e.url}, args...))

@@ -27,8 +27,9 @@ const exitTimedOut = 124
 // execCommand is "kvm-compose exec GUEST -- CMD…".
 func (a *app) execCommand() *cobra.Command {
 	var timeout time.Duration
+	var noStdin bool
 	cmd := &cobra.Command{
-		Use:   "exec GUEST [--timeout D] -- CMD [ARG…]",
+		Use:   "exec GUEST [--timeout D] [-n] -- CMD [ARG…]",
 		Short: "Run a command in a guest and exit with its exit status",
 		Long: `Runs CMD in GUEST of the up deployment (netns: in its namespace; docker: in
 the container; libvirt: over SSH) and prints its stdout and stderr. The exit
@@ -36,7 +37,12 @@ status is the command's; 124 when --timeout killed it. Output is capped at
 1 MiB per stream. Flags such as --timeout go anywhere before "--"; everything
 after it is the command, passed on untouched. No shell runs unless you name
 one: exec web -- sh -c 'ip a | grep inet'. A VM that does not answer SSH
-before the timeout runs nothing, and the error says so.`,
+before the timeout runs nothing, and the error says so.
+
+Standard input, when it is not a terminal, is read to its end first and
+given to the command (at most 512 KiB): echo x | kvm-compose exec web -- cat.
+-n gives the command no input (as ssh -n has it), for use in a loop that
+reads the same input.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 || cmd.ArgsLenAtDash() == 0 {
 				return errors.New("no guest given: kvm-compose exec GUEST -- CMD [ARG…]")
@@ -61,7 +67,13 @@ before the timeout runs nothing, and the error says so.`,
 			if len(argv) == 0 {
 				return errors.New("no command given: kvm-compose exec GUEST -- CMD [ARG…]")
 			}
-			res, err := c.Exec(cmd.Context(), name, args[0], api.ExecRequest{Command: argv, TimeoutS: secs})
+			req := api.ExecRequest{Command: argv, TimeoutS: secs}
+			if !noStdin {
+				if req.Stdin, err = a.execStdin(); err != nil {
+					return err
+				}
+			}
+			res, err := c.Exec(cmd.Context(), name, args[0], req)
 			if err != nil {
 				return explain(err, name)
 			}
@@ -83,7 +95,29 @@ before the timeout runs nothing, and the error says so.`,
 		return fmt.Errorf("%w\nput the command after --, as in: kvm-compose exec GUEST -- CMD -flag (flags before -- are kvm-compose's)", flagError(cmd, err))
 	})
 	cmd.Flags().DurationVar(&timeout, "timeout", api.DefaultExecTimeoutS*time.Second, "kill the command after this long (at most 1h)")
+	cmd.Flags().BoolVarP(&noStdin, "no-stdin", "n", false, "give the command no input instead of this standard input")
 	return cmd
+}
+
+// execStdin is the standard input exec passes on: nothing when it is a
+// terminal (a command that waits for typed input would wait for its
+// timeout: use console), else all of it, refused over the server's cap.
+func (a *app) execStdin() ([]byte, error) {
+	in := a.stdin
+	if in == nil {
+		in = os.Stdin
+	}
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(in, api.ExecStdinCap+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading standard input: %w", err)
+	}
+	if len(data) > api.ExecStdinCap {
+		return nil, fmt.Errorf("standard input is over %d KiB, more than exec passes on: give the command a file in the guest instead, or -n for no input", api.ExecStdinCap>>10)
+	}
+	return data, nil
 }
 
 // escapeByte leaves the console: Ctrl-], as telnet has it.
