@@ -129,6 +129,7 @@ action on the server; the exit status is the action's outcome.
 		a.consoleCommand(),
 		a.netemCommand(),
 		a.captureCommand(),
+		a.actionsCommand(),
 	)
 	suggestVerbs(root)
 	return root

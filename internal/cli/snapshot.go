@@ -44,6 +44,7 @@ A snapshot action never changes the deployment's state.
 			},
 		}
 	}
+	var listFormat, infoFormat *outputFormat
 	list := &cobra.Command{
 		Use:   "list GUEST",
 		Short: "List the snapshots of GUEST",
@@ -56,6 +57,9 @@ A snapshot action never changes the deployment's state.
 			snaps, err := c.Snapshots(cmd.Context(), name, args[0])
 			if err != nil {
 				return explain(err, name)
+			}
+			if listFormat.json() {
+				return a.printJSON(snaps)
 			}
 			fmt.Fprintf(a.stdout, "guest %s: %s\n", args[0], plural(len(snaps), "snapshot"))
 			for _, s := range snaps {
@@ -77,6 +81,9 @@ A snapshot action never changes the deployment's state.
 			if err != nil {
 				return explain(err, name)
 			}
+			if infoFormat.json() {
+				return a.printJSON(s)
+			}
 			yesNo := func(b bool, yes string) string {
 				if b {
 					return yes
@@ -96,6 +103,7 @@ A snapshot action never changes the deployment's state.
 			return nil
 		},
 	}
+	listFormat, infoFormat = formatFlag(list), formatFlag(info)
 	cmd.AddCommand(
 		action("create", "create GUEST [NAME]", "Take a snapshot of GUEST (named snap-<UTC time> unless NAME is given)", cobra.RangeArgs(1, 2)),
 		list,
