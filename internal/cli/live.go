@@ -362,9 +362,16 @@ host-side end of the link) to stdout, or to FILE with -w, until Ctrl-C:
   kvm-compose capture web eth0 | wireshark -k -i -
   kvm-compose capture web eth0 -w web.pcap --filter 'icmp and host 10.0.0.10'
 --filter takes a subset of tcpdump's language: ip, ip6, arp, icmp, icmp6, tcp,
-udp, [src|dst] host A (IPv4), [tcp|udp] [src|dst] port N, joined with "and".`,
+udp, [src|dst] host A (IPv4), [tcp|udp] [src|dst] port N, combined with and,
+or, not and parentheses as tcpdump has them: 'not arp and (tcp or icmp)'.
+pcap is binary: on a terminal it is refused; give -w FILE or a pipe.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			toFile := file != "" && file != "-"
+			if !toFile && a.isTerminal(a.stdout) {
+				return fmt.Errorf("capture writes binary pcap, and standard output is a terminal: "+
+					"give -w FILE, or pipe it: kvm-compose capture %s %s | wireshark -k -i -", args[0], args[1])
+			}
 			name, c, err := a.target(nil)
 			if err != nil {
 				return err
@@ -384,7 +391,7 @@ udp, [src|dst] host A (IPv4), [tcp|udp] [src|dst] port N, joined with "and".`,
 			}
 			defer stream.Close()
 			out := a.stdout
-			if file != "" && file != "-" {
+			if toFile {
 				f, err := os.Create(file)
 				if err != nil {
 					return err

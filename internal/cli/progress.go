@@ -38,11 +38,15 @@ func isTerminal(w io.Writer) bool {
 }
 
 func (a *app) newProgress() *progress {
-	tty := a.terminal
-	if tty == nil {
-		tty = isTerminal
+	return &progress{w: a.stdout, tty: a.isTerminal(a.stdout)}
+}
+
+// isTerminal reports whether w is a terminal, as a.terminal says when set.
+func (a *app) isTerminal(w io.Writer) bool {
+	if a.terminal != nil {
+		return a.terminal(w)
 	}
-	return &progress{w: a.stdout, tty: tty(a.stdout)}
+	return isTerminal(w)
 }
 
 // clearLine returns the cursor to the start of the line and clears it.
