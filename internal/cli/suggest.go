@@ -19,6 +19,9 @@ import (
 func suggestVerbs(root *cobra.Command) {
 	root.DisableSuggestions = true
 	root.SetFlagErrorFunc(flagError)
+	// Cobra adds "completion" when it runs; add it now so that it is
+	// walked too.
+	root.InitDefaultCompletionCmd()
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {

@@ -17,6 +17,7 @@ func TestUnknownVerbsAndFlagsSuggestTheNearest(t *testing.T) {
 		{[]string{"cluster", "stauts"}, "kvm-compose cluster status?"},
 		{[]string{"donw"}, "did you mean: kvm-compose down?"},
 		{[]string{"ps"}, ""},
+		{[]string{"completion", "bsh"}, "did you mean: kvm-compose completion bash or zsh?"},
 		{[]string{"up", "--provison"}, "did you mean --provision?"},
 		{[]string{"exec", "--timout", "5s", "web", "--", "ls"}, "did you mean --timeout?"},
 		{[]string{"deployment", "list", "--projct-name", "x"}, "did you mean --project-name?"},
