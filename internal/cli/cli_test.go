@@ -242,7 +242,8 @@ func TestEventsPrintsOneLinePerEventUntilCtrlC(t *testing.T) {
 		flags []string
 		want  []string
 	}{
-		{"text", nil, []string{"action-started", "lab up started; action ", "deployment-state", "lab running; action "}},
+		{"text", nil, []string{"action-started", "lab up started; action ", "deployment-state", "lab running; action ",
+			"lab up cancelled; deployment is cancelled(up); action ", "lab cancelled(up); action "}},
 		{"json", []string{"--json"}, []string{`"type":"action-started"`, `"deployment":"lab"`, `"type":"deployment-state"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
