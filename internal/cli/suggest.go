@@ -22,6 +22,20 @@ func suggestVerbs(root *cobra.Command) {
 	// Cobra adds "completion" when it runs; add it now so that it is
 	// walked too.
 	root.InitDefaultCompletionCmd()
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 && cmd.HasSubCommands() {
+				return unknownVerb(cmd, rest)
+			}
+			return cmd.Help()
+		},
+	})
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {

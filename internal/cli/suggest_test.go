@@ -17,6 +17,7 @@ func TestUnknownVerbsAndFlagsSuggestTheNearest(t *testing.T) {
 		{[]string{"cluster", "stauts"}, "kvm-compose cluster status?"},
 		{[]string{"donw"}, "did you mean: kvm-compose down?"},
 		{[]string{"ps"}, ""},
+		{[]string{"help", "deployment", "lsit"}, "did you mean: kvm-compose deployment list?"},
 		{[]string{"completion", "bsh"}, "did you mean: kvm-compose completion bash or zsh?"},
 		{[]string{"up", "--provison"}, "did you mean --provision?"},
 		{[]string{"exec", "--timout", "5s", "web", "--", "ls"}, "did you mean --timeout?"},
@@ -38,9 +39,11 @@ func TestUnknownVerbsAndFlagsSuggestTheNearest(t *testing.T) {
 			}
 		})
 	}
-	// A group alone still shows its verbs.
-	if code, out := run(t, freeTCP(t), nil, "deployment"); code != 0 || !strings.Contains(out, "Available Commands") {
-		t.Fatalf("deployment alone: exit %d\n%s", code, out)
+	// A group alone still shows its verbs, and help its help.
+	for _, args := range [][]string{{"deployment"}, {"help", "deployment"}, {"help"}} {
+		if code, out := run(t, freeTCP(t), nil, args...); code != 0 || !strings.Contains(out, "Available Commands") {
+			t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
 	}
 }
 
