@@ -68,7 +68,11 @@ kvm-compose logs UUID.`,
 		first := (page-1)*limit + 1
 		fmt.Fprintf(a.stdout, "%d-%d of %d", first, first+len(res.Actions)-1, res.Total)
 		if res.Next != nil {
-			fmt.Fprintf(a.stdout, "; older: kvm-compose actions --page %d", page+1)
+			more := ""
+			if limit != api.DefaultActionsLimit {
+				more = fmt.Sprintf(" --limit %d", limit)
+			}
+			fmt.Fprintf(a.stdout, "; older: kvm-compose actions %s%s --page %d", name, more, page+1)
 		}
 		fmt.Fprintln(a.stdout)
 		return nil

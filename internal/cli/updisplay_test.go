@@ -130,7 +130,7 @@ func TestUpOnATerminal(t *testing.T) {
 			t.Fatalf("exit %d\n%s", code, stderr)
 		}
 		if !strings.Contains(stdout, " down ") || strings.Contains(stdout, " up ") ||
-			!strings.Contains(stdout, "succeeded") || !strings.Contains(stdout, "1-1 of 2; older: kvm-compose actions --page 2") {
+			!strings.Contains(stdout, "succeeded") || !strings.Contains(stdout, "1-1 of 2; older: kvm-compose actions lab --limit 1 --page 2") {
 			t.Errorf("the first page is not the newest action, down:\n%s", stdout)
 		}
 		_, wait = e.run("-p", "lab", "actions", "--limit", "1", "--page", "2")
