@@ -67,7 +67,7 @@ func (a *app) deploymentCommand() *cobra.Command {
 				return err
 			}
 			if listFormat.json() {
-				return a.printJSON(deps)
+				return a.printJSON(api.DeploymentList{Deployments: deps})
 			}
 			names := make([]string, 0, len(deps))
 			for n := range deps {

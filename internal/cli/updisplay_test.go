@@ -149,8 +149,13 @@ func TestUpOnATerminal(t *testing.T) {
 				t.Errorf("%s --format json: exit %d, not JSON:\n%s%s", strings.Join(args, " "), code, stdout, stderr)
 			}
 		}
+		var list api.DeploymentList
+		_, wait := e.run("deployment", "list", "--format", "json")
+		if _, stdout, _ := wait(); json.Unmarshal([]byte(stdout), &list) != nil || list.Deployments["lab"].Name != "lab" {
+			t.Errorf("deployment list JSON: %+v", list)
+		}
 		var page api.ActionPage
-		_, wait := e.run("-p", "lab", "actions", "--format", "json")
+		_, wait = e.run("-p", "lab", "actions", "--format", "json")
 		if _, stdout, _ := wait(); json.Unmarshal([]byte(stdout), &page) != nil || page.Total != 2 || page.Actions[0].Command.Name != api.CmdDown {
 			t.Errorf("actions JSON: %+v", page)
 		}
