@@ -140,7 +140,7 @@ func TestUpOnATerminal(t *testing.T) {
 	})
 	t.Run("format json", func(t *testing.T) {
 		for _, args := range [][]string{
-			{"deployment", "list"}, {"deployment", "info", "lab"}, {"cluster", "status"}, {"-p", "lab", "actions"},
+			{"deployment", "list"}, {"deployment", "info", "lab"}, {"cluster", "status"}, {"-p", "lab", "actions"}, {"-p", "lab", "logs"},
 		} {
 			_, wait := e.run(append(args, "--format", "json")...)
 			code, stdout, stderr := wait()
@@ -153,6 +153,11 @@ func TestUpOnATerminal(t *testing.T) {
 		_, wait := e.run("deployment", "list", "--format", "json")
 		if _, stdout, _ := wait(); json.Unmarshal([]byte(stdout), &list) != nil || list.Deployments["lab"].Name != "lab" {
 			t.Errorf("deployment list JSON: %+v", list)
+		}
+		var idx api.LogIndex
+		_, wait = e.run("-p", "lab", "logs", "--format", "json")
+		if _, stdout, _ := wait(); json.Unmarshal([]byte(stdout), &idx) != nil || len(idx) != 2 {
+			t.Errorf("logs index JSON: %+v", idx)
 		}
 		var page api.ActionPage
 		_, wait = e.run("-p", "lab", "actions", "--format", "json")
