@@ -76,6 +76,7 @@ func (f *fakeDriver) Find(ctx context.Context, dep guest.Deployment, g *topology
 }
 
 var _ guest.Finder = (*fakeDriver)(nil)
+
 func (f *fakeDriver) Exists(ctx context.Context, dep guest.Deployment, g *topology.Guest) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

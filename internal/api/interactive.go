@@ -34,6 +34,9 @@ type ExecRequest struct {
 	// TimeoutS bounds the run in seconds; 0 means DefaultExecTimeoutS, at
 	// most MaxExecTimeoutS.
 	TimeoutS int `json:"timeout_s"`
+	// Stdin is the command's standard input, base64 in JSON, at most
+	// ExecStdinCap bytes; without it the command reads end of input.
+	Stdin []byte `json:"stdin,omitempty"`
 }
 
 // ExecResult is the answer of POST …/exec. A command killed by its timeout
@@ -53,6 +56,9 @@ const (
 	MaxExecTimeoutS     = 3600
 	// ExecOutputCap bounds stdout and stderr each: 1 MiB.
 	ExecOutputCap = 1 << 20
+	// ExecStdinCap bounds the standard input of one exec: 512 KiB (base64
+	// makes it two thirds of the 1 MiB request body).
+	ExecStdinCap = 512 << 10
 )
 
 // ErrGuestNotAnswering: exec could not reach the guest (a VM whose SSH

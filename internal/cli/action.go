@@ -71,9 +71,13 @@ func (a *app) runAction(ctx context.Context, req api.ActionRequest) error {
 
 // runActionOn is runAction on deployment name.
 func (a *app) runActionOn(ctx context.Context, c *client.Client, name string, req api.ActionRequest) error {
+	req, err := a.generateFirst(ctx, c, name, req)
+	if err != nil {
+		return err
+	}
 	id, err := c.Action(ctx, name, req)
 	if err != nil {
-		return explain(err, name)
+		return a.explainMissing(err, name)
 	}
 	return a.follow(ctx, c, name, id, req.Command.Name)
 }
@@ -81,6 +85,7 @@ func (a *app) runActionOn(ctx context.Context, c *client.Client, name string, re
 func (a *app) follow(ctx context.Context, c *client.Client, name, id string, what api.CommandName) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	pr := a.newProgress()
 	go func() {
 		cancelled := false
 		for {
@@ -89,22 +94,21 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 				return
 			case <-a.interrupts:
 				if cancelled {
-					fmt.Fprintln(a.stderr, "kvm-compose: interrupted again: leaving; the server goes on cleaning up")
+					pr.say(a.stderr, "kvm-compose: interrupted again: leaving; the server goes on cleaning up\n")
 					stop()
 					return
 				}
 				cancelled = true
-				fmt.Fprintf(a.stderr, "kvm-compose: cancelling %s on the server (Ctrl-C again to leave at once)\n", what)
+				pr.say(a.stderr, "kvm-compose: cancelling %s on the server (Ctrl-C again to leave at once)\n", what)
 				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				// Our own uuid: a late Ctrl-C must not cancel a later action.
 				if _, err := c.Cancel(cctx, name, id); err != nil {
-					fmt.Fprintln(a.stderr, "kvm-compose: cancel:", err)
+					pr.say(a.stderr, "kvm-compose: cancel: %v\n", err)
 				}
 				cancel()
 			}
 		}
 	}()
-	pr := a.newProgress()
 	outcome, err := c.Follow(ctx, id, func(line string) {
 		if !a.quiet() {
 			pr.line(showLine(line))
@@ -145,7 +149,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 func outcomeMessage(what api.CommandName, name string, o api.Outcome, detail string) string {
 	switch o.ErrorCode {
 	case api.ErrorCodeCancelled:
-		return fmt.Sprintf("%s cancelled: deployment %s is %s", what, name, o.EndState)
+		return fmt.Sprintf("%s cancelled: deployment %s is %s", what, name, endStateText(o.EndState, o.ErrorCode))
 	case api.ErrorCodeInterrupted:
 		return fmt.Sprintf("%s interrupted: the server stopped while it ran; deployment %s is %s (run it again once the server is back)", what, name, o.EndState)
 	}

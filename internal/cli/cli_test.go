@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
@@ -63,20 +64,30 @@ func (b *syncBuffer) String() string {
 }
 
 type cliEnv struct {
-	srv  *server.Server
-	url  string
-	c    *client.Client
-	exec *holdingExecutor
+	srv     *server.Server
+	url     string
+	c       *client.Client
+	exec    *holdingExecutor
+	project string
 }
 
 func newCLIEnv(t *testing.T) *cliEnv {
+	t.Helper()
+	exec := &holdingExecutor{started: make(chan string, 1)}
+	e := newCLIEnvWith(t, exec)
+	e.exec = exec
+	return e
+}
+
+// newCLIEnvWith is a server whose actions run on exec, with deployment
+// "lab" created for its project folder.
+func newCLIEnvWith(t *testing.T, exec actions.Executor) *cliEnv {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Server{
 		DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", DB: "file",
 		HeartbeatInterval: time.Second, HeartbeatMisses: 3, LogRetention: time.Hour, LogMaxCount: 10,
 	}
-	exec := &holdingExecutor{started: make(chan string, 1)}
 	srv, err := server.New(context.Background(), server.Options{Config: cfg, Executor: exec})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +109,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	if _, err := c.CreateDeployment(context.Background(), "lab", project); err != nil {
 		t.Fatal(err)
 	}
-	return &cliEnv{srv: srv, url: ts.URL, c: c, exec: exec}
+	return &cliEnv{srv: srv, url: ts.URL, c: c, project: project}
 }
 
 // run starts kvm-compose args in the background; wait returns its exit
@@ -112,7 +123,7 @@ func (e *cliEnv) run(args ...string) (interrupt func(), wait func() (int, string
 func (e *cliEnv) start(args ...string) (interrupt func(), out func() string, wait func() (int, string, string)) {
 	ints := make(chan os.Signal, 2)
 	var stdout, stderr syncBuffer
-	a := &app{stdout: &stdout, stderr: &stderr, interrupts: ints, lookupEnv: func(string) (string, bool) { return "", false }}
+	a := &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, interrupts: ints, lookupEnv: func(string) (string, bool) { return "", false }}
 	done := make(chan int, 1)
 	go func() {
 		done <- a.execute(context.Background(), append([]string{"--server-connection", e.url}, args...))
@@ -163,7 +174,7 @@ func TestCancelAndInterruptReadAsSuch(t *testing.T) {
 		want string
 	}{
 		{"ctrl-c", func(t *testing.T, e *cliEnv, interrupt func()) { interrupt() },
-			api.ErrorCodeCancelled, "kvm-compose: up cancelled: deployment lab is failed(up)\n"},
+			api.ErrorCodeCancelled, "kvm-compose: up cancelled: deployment lab is cancelled(up)\n"},
 		{"server stops", func(t *testing.T, e *cliEnv, interrupt func()) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -231,7 +242,8 @@ func TestEventsPrintsOneLinePerEventUntilCtrlC(t *testing.T) {
 		flags []string
 		want  []string
 	}{
-		{"text", nil, []string{"action-started", "lab up started; action ", "deployment-state", "lab running; action "}},
+		{"text", nil, []string{"action-started", "lab up started; action ", "deployment-state", "lab running; action ",
+			"lab up cancelled; deployment is cancelled(up); action ", "lab cancelled(up); action "}},
 		{"json", []string{"--json"}, []string{`"type":"action-started"`, `"deployment":"lab"`, `"type":"deployment-state"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,7 +12,8 @@ import (
 // joined client with its last heartbeat.
 func (a *app) clusterCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Show the cluster of the main host"}
-	cmd.AddCommand(&cobra.Command{
+	var format *outputFormat
+	status := &cobra.Command{
 		Use:   "status",
 		Short: "List the cluster's hosts: the main and every joined client with its last heartbeat",
 		Args:  cobra.NoArgs,
@@ -28,6 +29,12 @@ func (a *app) clusterCommand() *cobra.Command {
 			members, err := c.Members(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if format.json() {
+				return a.printJSON(struct {
+					Hosts   any `json:"hosts"`
+					Members any `json:"members"`
+				}{cfg.Hosts, members})
 			}
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tROLE\tIP\tCPUS\tMEMORY_MB\tLAST_HEARTBEAT\tMISSES")
@@ -45,6 +52,8 @@ func (a *app) clusterCommand() *cobra.Command {
 			}
 			return w.Flush()
 		},
-	})
+	}
+	format = formatFlag(status)
+	cmd.AddCommand(status)
 	return cmd
 }

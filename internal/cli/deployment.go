@@ -37,6 +37,7 @@ func (a *app) deploymentCommand() *cobra.Command {
 	}
 	destroy.Flags().BoolVar(&force, "force", false, "forget the deployment even if it is not down")
 	var asJSON bool
+	var infoFormat, listFormat *outputFormat
 	info := &cobra.Command{
 		Use:   "info [NAME]",
 		Short: "Show a deployment and its guests with kind, host, IPs and status",
@@ -46,10 +47,47 @@ func (a *app) deploymentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.deploymentInfo(cmd.Context(), c, name, asJSON)
+			return a.deploymentInfo(cmd.Context(), c, name, asJSON || infoFormat.json())
 		},
 	}
-	info.Flags().BoolVar(&asJSON, "json", false, "print the deployment and its guests as JSON")
+	infoFormat = formatFlag(info)
+	info.Flags().BoolVar(&asJSON, "json", false, "the same as --format json")
+	info.Flags().MarkHidden("json")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List deployments with their state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			deps, err := c.Deployments(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if listFormat.json() {
+				return a.printJSON(api.DeploymentList{Deployments: deps})
+			}
+			names := make([]string, 0, len(deps))
+			for n := range deps {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTATE\tPROJECT\tLAST ACTION")
+			for _, n := range names {
+				d := deps[n]
+				last := "-"
+				if d.LastActionUUID != nil {
+					last = *d.LastActionUUID
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, a.stateText(cmd.Context(), c, d), d.ProjectLocation, last)
+			}
+			return tw.Flush()
+		},
+	}
+	listFormat = formatFlag(list)
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "create [NAME]",
@@ -72,37 +110,7 @@ func (a *app) deploymentCommand() *cobra.Command {
 				return nil
 			},
 		},
-		&cobra.Command{
-			Use:   "list",
-			Short: "List deployments with their state",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := a.client()
-				if err != nil {
-					return err
-				}
-				list, err := c.Deployments(cmd.Context())
-				if err != nil {
-					return err
-				}
-				names := make([]string, 0, len(list))
-				for n := range list {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATE\tPROJECT\tLAST ACTION")
-				for _, n := range names {
-					d := list[n]
-					last := "-"
-					if d.LastActionUUID != nil {
-						last = *d.LastActionUUID
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, d.State, d.ProjectLocation, last)
-				}
-				return tw.Flush()
-			},
-		},
+		list,
 		info,
 		destroy,
 		a.resetStateCommand(),

@@ -44,13 +44,23 @@ func (a *app) printEvents(ctx context.Context, c *client.Client, raw bool) error
 			stop()
 		}
 	}()
+	// The error code of each action that ended, until its state event
+	// (which follows) is printed: a cancel's state reads cancelled(up).
+	ended := map[string]int{}
 	err := c.Events(ctx, func(e api.Event, data json.RawMessage) error {
 		if raw {
 			_, err := fmt.Fprintf(a.stdout, "%s\n", a.guestText(a.stdout, string(data)))
 			return err
 		}
 		e.Error = a.guestText(a.stdout, e.Error)
-		return writeEvent(a.stdout, e)
+		if e.Type == api.EventActionEnded && e.ErrorCode != nil {
+			ended[e.UUID] = *e.ErrorCode
+		}
+		err := writeEvent(a.stdout, e, ended)
+		if e.Type == api.EventDeploymentState {
+			delete(ended, e.UUID)
+		}
+		return err
 	})
 	switch {
 	case ctx.Err() != nil:
@@ -63,23 +73,28 @@ func (a *app) printEvents(ctx context.Context, c *client.Client, raw bool) error
 	return err
 }
 
-// writeEvent prints one event as "time type deployment details".
-func writeEvent(w io.Writer, e api.Event) error {
+// writeEvent prints one event as "time type deployment details"; ended
+// holds the error codes of actions that ended, by uuid.
+func writeEvent(w io.Writer, e api.Event, ended map[string]int) error {
 	var details []string
 	switch e.Type {
 	case api.EventActionStarted:
 		details = append(details, commandName(e.Command)+" started")
 	case api.EventActionEnded:
 		details = append(details, commandName(e.Command)+" "+endWord(e.ErrorCode))
-		if e.State != nil {
-			details = append(details, "deployment is "+e.State.String())
+		if e.State != nil && e.ErrorCode != nil {
+			details = append(details, "deployment is "+endStateText(*e.State, *e.ErrorCode))
 		}
 		if e.Error != "" && e.ErrorCode != nil && *e.ErrorCode == api.ErrorCodeFailed {
 			details = append(details, e.Error)
 		}
 	case api.EventDeploymentState:
 		if e.State != nil {
-			details = append(details, e.State.String())
+			st := e.State.String()
+			if code, ok := ended[e.UUID]; ok {
+				st = endStateText(*e.State, code)
+			}
+			details = append(details, st)
 		}
 	}
 	if e.Member != "" {

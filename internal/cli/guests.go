@@ -21,11 +21,16 @@ func (a *app) deploymentInfo(ctx context.Context, c *client.Client, name string,
 	}
 	raw, gerr := c.GuestsJSON(ctx, name)
 	noGuests := client.StatusOf(gerr) == http.StatusNotFound
-	if gerr != nil && !noGuests {
+	// A server without the engine knows the deployment but not its guests.
+	unknown := client.StatusOf(gerr) == http.StatusServiceUnavailable
+	if gerr != nil && !noGuests && !unknown {
 		return gerr
 	}
 	if asJSON {
-		if raw == nil {
+		switch {
+		case unknown:
+			raw = json.RawMessage("null")
+		case raw == nil:
 			raw = json.RawMessage("[]")
 		}
 		out, _ := json.MarshalIndent(struct {
@@ -39,7 +44,11 @@ func (a *app) deploymentInfo(ctx context.Context, c *client.Client, name string,
 	if d.LastActionUUID != nil {
 		last = *d.LastActionUUID
 	}
-	fmt.Fprintf(a.stdout, "deployment %s: %s\nproject:     %s\nlast action: %s\n", d.Name, d.State, d.ProjectLocation, last)
+	fmt.Fprintf(a.stdout, "deployment %s: %s\nproject:     %s\nlast action: %s\n", d.Name, a.stateText(ctx, c, d), d.ProjectLocation, last)
+	if unknown {
+		fmt.Fprintf(a.stdout, "guests unknown: %v\n", gerr)
+		return nil
+	}
 	if noGuests {
 		fmt.Fprintf(a.stdout, "no guests yet: %v\n", gerr)
 		return nil

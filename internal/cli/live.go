@@ -27,8 +27,9 @@ const exitTimedOut = 124
 // execCommand is "kvm-compose exec GUEST -- CMD…".
 func (a *app) execCommand() *cobra.Command {
 	var timeout time.Duration
+	var noStdin bool
 	cmd := &cobra.Command{
-		Use:   "exec GUEST [--timeout D] -- CMD [ARG…]",
+		Use:   "exec GUEST [--timeout D] [-n] -- CMD [ARG…]",
 		Short: "Run a command in a guest and exit with its exit status",
 		Long: `Runs CMD in GUEST of the up deployment (netns: in its namespace; docker: in
 the container; libvirt: over SSH) and prints its stdout and stderr. The exit
@@ -36,7 +37,12 @@ status is the command's; 124 when --timeout killed it. Output is capped at
 1 MiB per stream. Flags such as --timeout go anywhere before "--"; everything
 after it is the command, passed on untouched. No shell runs unless you name
 one: exec web -- sh -c 'ip a | grep inet'. A VM that does not answer SSH
-before the timeout runs nothing, and the error says so.`,
+before the timeout runs nothing, and the error says so.
+
+Standard input, when it is not a terminal, is read to its end first and
+given to the command (at most 512 KiB): echo x | kvm-compose exec web -- cat.
+-n gives the command no input (as ssh -n has it), for use in a loop that
+reads the same input.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 || cmd.ArgsLenAtDash() == 0 {
 				return errors.New("no guest given: kvm-compose exec GUEST -- CMD [ARG…]")
@@ -61,7 +67,13 @@ before the timeout runs nothing, and the error says so.`,
 			if len(argv) == 0 {
 				return errors.New("no command given: kvm-compose exec GUEST -- CMD [ARG…]")
 			}
-			res, err := c.Exec(cmd.Context(), name, args[0], api.ExecRequest{Command: argv, TimeoutS: secs})
+			req := api.ExecRequest{Command: argv, TimeoutS: secs}
+			if !noStdin {
+				if req.Stdin, err = a.execStdin(); err != nil {
+					return err
+				}
+			}
+			res, err := c.Exec(cmd.Context(), name, args[0], req)
 			if err != nil {
 				return explain(err, name)
 			}
@@ -79,10 +91,11 @@ before the timeout runs nothing, and the error says so.`,
 			return nil
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nput the command after --, as in: kvm-compose exec GUEST -- CMD -flag (flags before -- are kvm-compose's)", err)
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nput the command after --, as in: kvm-compose exec GUEST -- CMD -flag (flags before -- are kvm-compose's)", flagError(cmd, err))
 	})
 	cmd.Flags().DurationVar(&timeout, "timeout", api.DefaultExecTimeoutS*time.Second, "kill the command after this long (at most 1h)")
+	cmd.Flags().BoolVarP(&noStdin, "no-stdin", "n", false, "give the command no input instead of this standard input")
 	return cmd
 }
 
@@ -328,9 +341,16 @@ host-side end of the link) to stdout, or to FILE with -w, until Ctrl-C:
   kvm-compose capture web eth0 | wireshark -k -i -
   kvm-compose capture web eth0 -w web.pcap --filter 'icmp and host 10.0.0.10'
 --filter takes a subset of tcpdump's language: ip, ip6, arp, icmp, icmp6, tcp,
-udp, [src|dst] host A (IPv4), [tcp|udp] [src|dst] port N, joined with "and".`,
+udp, [src|dst] host A (IPv4), [tcp|udp] [src|dst] port N, combined with and,
+or, not and parentheses as tcpdump has them: 'not arp and (tcp or icmp)'.
+pcap is binary: on a terminal it is refused; give -w FILE or a pipe.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			toFile := file != "" && file != "-"
+			if !toFile && a.isTerminal(a.stdout) {
+				return fmt.Errorf("capture writes binary pcap, and standard output is a terminal: "+
+					"give -w FILE, or pipe it: kvm-compose capture %s %s | wireshark -k -i -", args[0], args[1])
+			}
 			name, c, err := a.target(nil)
 			if err != nil {
 				return err
@@ -350,7 +370,7 @@ udp, [src|dst] host A (IPv4), [tcp|udp] [src|dst] port N, joined with "and".`,
 			}
 			defer stream.Close()
 			out := a.stdout
-			if file != "" && file != "-" {
+			if toFile {
 				f, err := os.Create(file)
 				if err != nil {
 					return err

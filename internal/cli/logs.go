@@ -17,17 +17,27 @@ import (
 
 func (a *app) logsCommand() *cobra.Command {
 	var follow bool
+	var format *outputFormat
 	cmd := &cobra.Command{
 		Use:   "logs [UUID]",
 		Short: "Print an action's log (default: the deployment's last action)",
 		Long: `Print an action's log (default: the deployment's last action). With --follow
 it streams the log until the action ends, and the exit status is its outcome.
+--format json prints the logs index instead: the deployment's (every action
+by uuid, with its command, start, error code, end state and duration), or
+UUID's entry.
 ` + exitCodesHelp + " (with --follow)",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if follow && format.json() {
+				return errors.New("--follow streams the log; --format json prints the logs index: give one of them")
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
+			}
+			if format.json() {
+				return a.printLogIndex(cmd.Context(), c, args)
 			}
 			var id, name string
 			if len(args) == 1 {
@@ -61,7 +71,29 @@ it streams the log until the action ends, and the exit status is its outcome.
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the action ends; the exit status is its outcome")
+	format = formatFlag(cmd)
 	return cmd
+}
+
+// printLogIndex prints, as JSON, the entry of the action args names, else
+// the deployment's whole logs index.
+func (a *app) printLogIndex(ctx context.Context, c *client.Client, args []string) error {
+	if len(args) == 1 {
+		e, err := c.LogEntry(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		return a.printJSON(e)
+	}
+	name, err := a.deploymentName()
+	if err != nil {
+		return err
+	}
+	idx, err := c.Logs(ctx, name)
+	if err != nil {
+		return explain(err, name)
+	}
+	return a.printJSON(idx)
 }
 
 // printLog prints the whole log of action id, line by line as showLine

@@ -153,6 +153,13 @@ func TestFollowRefusedByAStoppingServerIsAnInterrupt(t *testing.T) {
 	mux.HandleFunc("GET /api/config/status", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(api.ServerStatus{Mode: "main"})
 	})
+	// up asks whether the deployment has artefacts before it starts.
+	mux.HandleFunc("GET /api/deployments/lab", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.Deployment{Name: "lab"})
+	})
+	mux.HandleFunc("GET /api/deployments/lab/state", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{}`)
+	})
 	mux.HandleFunc("POST /api/deployments/lab/action", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, `{"uuid":"0b6c-uuid"}`)

@@ -27,6 +27,7 @@ type app struct {
 	server      string
 	projectName string
 	input       string
+	stdin       io.Reader // nil: os.Stdin
 	stdout      io.Writer
 	stderr      io.Writer
 	// interrupts delivers Ctrl-C; tests feed it by hand.
@@ -135,7 +136,9 @@ action on the server; the exit status is the action's outcome.
 		a.netemCommand(),
 		a.captureCommand(),
 		a.cloudImagesCommand(),
+		a.actionsCommand(),
 	)
+	suggestVerbs(root)
 	return root
 }
 

@@ -93,7 +93,7 @@ func run(t *testing.T, tcp string, env map[string]string, args ...string) (int, 
 	t.Helper()
 	var out bytes.Buffer
 	a := &app{
-		stdout: &out, stderr: &out, defaultTCP: tcp,
+		stdin: strings.NewReader(""), stdout: &out, stderr: &out, defaultTCP: tcp,
 		lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 	}
 	code := a.execute(context.Background(), args)

@@ -53,6 +53,7 @@ A snapshot action never changes the deployment's state.
 		return c
 	}
 	var lf snapshotFlags
+	var listFormat, infoFormat *outputFormat
 	list := &cobra.Command{
 		Use:   "list GUEST",
 		Short: "List the snapshots of GUEST (--all: of every guest that has snapshots)",
@@ -73,15 +74,26 @@ A snapshot action never changes the deployment's state.
 			} else if guests[0] == "" {
 				return fmt.Errorf("name the guest (list GUEST, or --name GUEST), or give --all")
 			}
+			var all []api.Snapshot
 			for _, g := range guests {
 				snaps, err := c.Snapshots(cmd.Context(), name, g)
 				if err != nil {
 					return explain(err, name)
 				}
+				if listFormat.json() {
+					all = append(all, snaps...)
+					continue
+				}
 				fmt.Fprintf(a.stdout, "guest %s: %s\n", g, plural(len(snaps), "snapshot"))
 				for _, s := range snaps {
 					fmt.Fprintf(a.stdout, "    %s: %s\n", s.Name, s.Summary())
 				}
+			}
+			if listFormat.json() {
+				if all == nil {
+					all = []api.Snapshot{}
+				}
+				return a.printJSON(all)
 			}
 			return nil
 		},
@@ -99,6 +111,9 @@ A snapshot action never changes the deployment's state.
 			s, err := c.Snapshot(cmd.Context(), name, args[0], args[1])
 			if err != nil {
 				return explain(err, name)
+			}
+			if infoFormat.json() {
+				return a.printJSON(s)
 			}
 			yesNo := func(b bool, yes string) string {
 				if b {
@@ -119,6 +134,7 @@ A snapshot action never changes the deployment's state.
 			return nil
 		},
 	}
+	listFormat, infoFormat = formatFlag(list), formatFlag(info)
 	cmd.AddCommand(
 		action("create", "create GUEST [NAME]", "Take a snapshot of GUEST (named snap-<UTC time> unless NAME is given; --all: of every libvirt guest)", cobra.RangeArgs(0, 2)),
 		list,

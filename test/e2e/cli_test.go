@@ -63,6 +63,15 @@ func TestCLIQuickstart(t *testing.T) {
 			t.Errorf("up output lacks %q:\n%s", want, out)
 		}
 	}
+	// echo x | kvm-compose exec web -- cat
+	ex := exec.Command(bins.cli, "--project-name", name, "exec", "web", "--", "cat")
+	ex.Dir, ex.Env, ex.Stdin = dir, append(s.env, "TESTBEDOS_SOCKET="+s.socket), strings.NewReader("x\n")
+	if out, err := ex.CombinedOutput(); err != nil || string(out) != "x\n" {
+		t.Errorf("exec with standard input: %v\n%s", err, out)
+	}
+	if out := run(0, "actions"); strings.Index(out, " up ") > strings.Index(out, " generate-artefacts ") || !strings.Contains(out, "1-2 of 2") {
+		t.Errorf("actions, newest first:\n%s", out)
+	}
 	if out := run(0, "deployment", "list"); !strings.Contains(out, name) || !strings.Contains(out, " up ") {
 		t.Errorf("list:\n%s", out)
 	}
@@ -125,7 +134,7 @@ func TestCLIExitStatusAndCtrlC(t *testing.T) {
 		t.Errorf("Ctrl-C did not show the cancel and the clean-up:\n%s\n%s", rest, stderr.String())
 	}
 	// A cancel is no failure: said once, without each guest's "context canceled".
-	if want := "up cancelled: deployment " + name + " is failed(up)"; strings.Count(stderr.String(), want) != 1 ||
+	if want := "up cancelled: deployment " + name + " is cancelled(up)"; strings.Count(stderr.String(), want) != 1 ||
 		strings.Contains(stderr.String(), "context canceled") || strings.Contains(stderr.String(), "up failed") {
 		t.Errorf("Ctrl-C's message is not %q once, alone:\n%s", want, stderr.String())
 	}
@@ -133,5 +142,31 @@ func TestCLIExitStatusAndCtrlC(t *testing.T) {
 	d, _ := s.c.Deployment(context.Background(), name)
 	if !d.State.Is(api.StateFailed) {
 		t.Fatalf("state after cancel = %v", d.State)
+	}
+	// The API keeps the original's {"failed": "up"}; the CLI says cancelled.
+	if code, out := kvmCompose(t, s, dir, "deployment", "list"); code != 0 || !strings.Contains(out, "cancelled(up)") {
+		t.Errorf("deployment list after a cancel: exit %d\n%s", code, out)
+	}
+}
+
+// up of a deployment without artefacts generates them first and says so;
+// up in a folder without kvm-compose.yaml says that.
+func TestCLIUpGeneratesFirst(t *testing.T) {
+	nettest.RequireRoot(t)
+	s := startServer(t)
+	dir := project(t, threeGuests, map[string]string{"web-setup.sh": "#!/bin/sh\necho hi\n"})
+	name := deployment(t, s, "genfirst", dir)
+	code, out := kvmCompose(t, s, dir, "--project-name", name, "up")
+	if code != 0 || !strings.Contains(out, "has no artefacts yet: generating them first") || !strings.Contains(out, "up succeeded") {
+		t.Fatalf("up before generate-artefacts: exit %d\n%s", code, out)
+	}
+	st := state(t, s, name)
+	t.Cleanup(func() { nettest.RemoveAll(st.Prefix) })
+	if code, out := kvmCompose(t, s, dir, "--project-name", name, "down"); code != 0 {
+		t.Fatalf("down: exit %d\n%s", code, out)
+	}
+	assertNothingLeft(t, st)
+	if code, out := kvmCompose(t, s, t.TempDir(), "up"); code != 1 || !strings.Contains(out, "no kvm-compose.yaml in") {
+		t.Errorf("up in a folder without kvm-compose.yaml: exit %d\n%s", code, out)
 	}
 }

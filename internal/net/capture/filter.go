@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 
 	"golang.org/x/net/bpf"
 )
@@ -18,87 +17,18 @@ type Filter []bpf.RawInstruction
 var ErrFilter = errors.New("unsupported capture filter")
 
 // FilterHelp says what CompileFilter understands.
-const FilterHelp = `primitives ip, ip6, arp, icmp, icmp6, tcp, udp, [src|dst] host IPv4, [tcp|udp] [src|dst] port N, joined with "and"`
+const FilterHelp = `primitives ip, ip6, arp, icmp, icmp6, tcp, udp, [src|dst] host IPv4, [tcp|udp] [src|dst] port N, ` +
+	`combined with and (&&), or (||), not (!) and parentheses`
 
 // snapLen is the most of a packet a capture keeps.
 const snapLen = 262144
 
-// Jump targets resolved when the program is laid out.
+// Jump targets of a primitive's instructions, resolved when the program
+// is laid out; other skips are relative, inside the primitive.
 const (
-	toReject   = 255 // the packet does not match
-	toBlockEnd = 254 // this primitive matched: go on with the next one
+	toReject   = 255 // the primitive does not match
+	toBlockEnd = 254 // the primitive matches
 )
-
-// CompileFilter compiles a small subset of tcpdump's filter language to
-// classic BPF over Ethernet frames (see FilterHelp; host and port match
-// IPv4 only). An empty expression is nil: everything. Anything else is an
-// error wrapping ErrFilter that names the word it stopped at.
-func CompileFilter(expr string) (Filter, error) {
-	words := strings.Fields(expr)
-	if len(words) == 0 {
-		return nil, nil
-	}
-	var blocks [][]bpf.Instruction
-	for len(words) > 0 {
-		b, rest, err := primitive(words)
-		if err != nil {
-			return nil, fmt.Errorf("%w %q: %v (supported: %s)", ErrFilter, expr, err, FilterHelp)
-		}
-		blocks = append(blocks, b)
-		words = rest
-		if len(words) > 0 {
-			if words[0] != "and" && words[0] != "&&" {
-				return nil, fmt.Errorf("%w %q: %q where \"and\" was expected (supported: %s)", ErrFilter, expr, words[0], FilterHelp)
-			}
-			words = words[1:]
-			if len(words) == 0 {
-				return nil, fmt.Errorf("%w %q: ends with \"and\" (supported: %s)", ErrFilter, expr, FilterHelp)
-			}
-		}
-	}
-	return layout(blocks)
-}
-
-// layout joins the blocks, then accept and reject, resolving the jumps.
-func layout(blocks [][]bpf.Instruction) (Filter, error) {
-	n := 0
-	for _, b := range blocks {
-		n += len(b)
-	}
-	reject := n + 1
-	var prog []bpf.Instruction
-	for _, b := range blocks {
-		end := len(prog) + len(b)
-		for _, ins := range b {
-			i := len(prog)
-			if j, ok := ins.(bpf.JumpIf); ok {
-				for _, skip := range []*uint8{&j.SkipTrue, &j.SkipFalse} {
-					target := -1
-					switch *skip {
-					case toReject:
-						target = reject
-					case toBlockEnd:
-						target = end
-					}
-					if target >= 0 {
-						if target-i-1 > 250 {
-							return nil, fmt.Errorf("%w: too long", ErrFilter)
-						}
-						*skip = uint8(target - i - 1)
-					}
-				}
-				ins = j
-			}
-			prog = append(prog, ins)
-		}
-	}
-	prog = append(prog, bpf.RetConstant{Val: snapLen}, bpf.RetConstant{Val: 0})
-	raw, err := bpf.Assemble(prog)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFilter, err)
-	}
-	return raw, nil
-}
 
 const (
 	etherIPv4 = 0x0800

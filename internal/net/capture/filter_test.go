@@ -48,6 +48,20 @@ func TestCompileFilter(t *testing.T) {
 		{"host 10.0.0.2", []bool{true, true, true, false}},
 		{"src host 10.0.0.1 and tcp", []bool{false, true, false, false}},
 		{"icmp && dst host 10.0.0.2", []bool{true, false, false, false}},
+		{"tcp or udp", []bool{false, true, true, false}},
+		{"icmp || arp", []bool{true, false, false, true}},
+		{"not icmp", []bool{false, true, true, true}},
+		{"! ip", []bool{false, false, false, true}},
+		{"not port 80", []bool{true, false, true, true}},
+		{"not (tcp or udp)", []bool{true, false, false, true}},
+		{"(tcp or udp) and not port 53", []bool{false, true, false, false}},
+		// and and or are equal and group from the left, as in tcpdump.
+		{"icmp or tcp and port 80", []bool{false, true, false, false}},
+		{"tcp and port 80 or icmp", []bool{true, true, false, false}},
+		{"(icmp or tcp) and src host 10.0.0.1", []bool{true, true, false, false}},
+		{"host 10.0.0.3 or (tcp and dst port 80)", []bool{false, true, true, false}},
+		{"not not arp", []bool{false, false, false, true}},
+		{"(port 80 or port 53)", []bool{false, true, true, false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
@@ -77,7 +91,7 @@ func TestCompileFilter(t *testing.T) {
 }
 
 func TestCompileFilterRefuses(t *testing.T) {
-	for _, expr := range []string{"ether host aa:bb", "tcp or udp", "port x", "host ::1", "icmp and", "not icmp"} {
+	for _, expr := range []string{"ether host aa:bb", "port x", "host ::1", "icmp and", "tcp or", "not", "(tcp", "tcp)", "()", "tcp udp"} {
 		if _, err := CompileFilter(expr); !errors.Is(err, ErrFilter) {
 			t.Errorf("%q: err = %v, want ErrFilter", expr, err)
 		}

@@ -94,6 +94,7 @@ func routes(d Deps) []route {
 		{"POST /api/deployments/{name}/cancel", cancelAction(d), user},
 		{"GET /api/deployments/{name}/state", deploymentState(d), user},
 		{"GET /api/deployments/{name}/logs", deploymentLogs(d), user},
+		{"GET /api/deployments/{name}/actions", listActions(d), user},
 		{"GET /api/deployments/{name}/plan", deploymentPlan(d), user},
 		{"GET /api/deployments/{name}/guests", listGuests(d), user},
 		{"GET /api/deployments/{name}/guests/{guest}/snapshots", listSnapshots(d), user},

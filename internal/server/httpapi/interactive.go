@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,6 +84,8 @@ func execGuest(d Deps) handler {
 			return errorf(http.StatusBadRequest, nil, `"command" must be a non-empty list: the program and its arguments, e.g. ["ip", "addr"]`)
 		case slices.ContainsFunc(req.Command, func(a string) bool { return strings.ContainsRune(a, 0) }):
 			return errorf(http.StatusBadRequest, nil, `"command" holds a NUL byte: no program can be given one`)
+		case len(req.Stdin) > api.ExecStdinCap:
+			return errorf(http.StatusRequestEntityTooLarge, nil, fmt.Sprintf(`"stdin" holds %d bytes, more than the %d an exec takes: copy big files into the guest another way`, len(req.Stdin), api.ExecStdinCap))
 		case req.TimeoutS < 0 || req.TimeoutS > api.MaxExecTimeoutS:
 			return errorf(http.StatusBadRequest, nil, fmt.Sprintf(`"timeout_s" %d must be between 1 and %d (0: the default %d)`, req.TimeoutS, api.MaxExecTimeoutS, api.DefaultExecTimeoutS))
 		}
@@ -98,7 +101,11 @@ func execGuest(d Deps) handler {
 		defer cancel()
 		stdout := &cappedBuffer{limit: api.ExecOutputCap}
 		stderr := &cappedBuffer{limit: api.ExecOutputCap}
-		code, err := d.Live.Exec(ctx, dep, guestName, guest.Command{Argv: req.Command, Stdout: discardOnFull{stdout}, Stderr: discardOnFull{stderr}})
+		gcmd := guest.Command{Argv: req.Command, Stdout: discardOnFull{stdout}, Stderr: discardOnFull{stderr}}
+		if len(req.Stdin) > 0 {
+			gcmd.Stdin = bytes.NewReader(req.Stdin)
+		}
+		code, err := d.Live.Exec(ctx, dep, guestName, gcmd)
 		res := api.ExecResult{ExitCode: code}
 		if err != nil {
 			if !errors.Is(err, context.DeadlineExceeded) || r.Context().Err() != nil {

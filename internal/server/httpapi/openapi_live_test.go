@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,10 @@ func (f *fakeEngine) Exec(ctx context.Context, d api.Deployment, g string, cmd g
 	case noexecGuest:
 		return 0, errNoFeature
 	case liveGuest:
+		if cmd.Argv[0] == "cat" && cmd.Stdin != nil {
+			_, err := io.Copy(cmd.Stdout, cmd.Stdin)
+			return 0, err
+		}
 		if cmd.Argv[0] == "sleep" {
 			fmt.Fprintln(cmd.Stdout, "sleeping")
 			<-ctx.Done()
@@ -137,6 +142,11 @@ func liveExchanges(t *testing.T, c *contract, tb *testbed) {
 	if !res.TimedOut || res.ExitCode != -1 || res.Stdout != "sleeping\n" || time.Since(start) > 10*time.Second {
 		t.Errorf("exec with a timeout: %+v after %v", res, time.Since(start))
 	}
+	res = api.ExecResult{}
+	if err := json.Unmarshal(exec(liveGuest, `{"command":["cat"],"stdin":"eA=="}`, 200, docAccepts), &res); err != nil || res.Stdout != "x" {
+		t.Errorf("exec with stdin: %+v (%v)", res, err)
+	}
+	exec(liveGuest, `{"command":["cat"],"stdin":"`+strings.Repeat("QUFB", api.ExecStdinCap/3+2)+`"}`, 413, docRejects)
 	exec(liveGuest, `{"command":[]}`, 400, docRejects)
 	exec(liveGuest, `{"command":["x"],"timeout_s":3601}`, 400, docRejects)
 	exec(liveGuest, `{"command":["x"],"extra":1}`, 400, docRejects)
@@ -179,8 +189,9 @@ func liveExchanges(t *testing.T, c *contract, tb *testbed) {
 	if ct := hdr.Get("Content-Type"); ct != "application/vnd.tcpdump.pcap" || len(body) != 24 {
 		t.Errorf("capture: %q, %d bytes", ct, len(body))
 	}
-	_, body = c.do(t, tcp, call{method: "GET", path: capture + "?filter=tcp+or+udp", want: 400})
-	if !strings.Contains(string(body), `\"or\"`) {
+	c.do(t, tcp, call{method: "GET", path: capture + "?filter=" + url.QueryEscape("not arp and (tcp or udp)"), want: 200})
+	_, body = c.do(t, tcp, call{method: "GET", path: capture + "?filter=tcp+xor+udp", want: 400})
+	if !strings.Contains(string(body), `\"xor\"`) {
 		t.Errorf("capture with a bad filter: %s", body)
 	}
 	c.do(t, tcp, call{method: "GET", path: g + "web/interfaces/eth0/capture", want: 409})

@@ -731,6 +731,9 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 		{path: "/api/deployments/Lab/plan", want: 400, doc: docRejects},
 		{path: "/api/deployments/nope/logs", want: 404},
 		{path: "/api/deployments/Lab/logs", want: 400, doc: docRejects},
+		{path: "/api/deployments/lab/actions?limit=5", want: 200},
+		{path: "/api/deployments/lab/actions?limit=0", want: 400, doc: docRejects},
+		{path: "/api/deployments/nope/actions", want: 404},
 		{path: "/api/logs/nope", want: 404},
 		{path: "/api/logs/nope/text", want: 404},
 		{path: "/api/deployments/lab/guests/web/snapshots", want: 409}, // no artefacts yet
@@ -1007,6 +1010,7 @@ func realFaults(t *testing.T, c *contract, tb *testbed, good string) {
 	c.do(t, tcp, call{method: "GET", path: "/api/logs/" + a.UUID, want: 500})
 	c.do(t, tcp, call{method: "GET", path: "/api/logs/" + a.UUID + "/stream", header: wsHeaders(), want: 500})
 	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/logs", want: 500})
+	c.do(t, tcp, call{method: "GET", path: "/api/deployments/broken/actions", want: 500})
 
 	mustWrite(filepath.Join(tb.cfg.DeploymentsDir(), "broken.json"))
 	for _, x := range []call{
