@@ -334,15 +334,6 @@ func (c *Config) checkGuestsNotGateways(ps *problems, gateways map[netip.Addr]st
 	}
 }
 
-func attachedSwitch(a netip.Addr, attached map[string]netip.Prefix) string {
-	for _, sw := range sortedKeys(attached) {
-		if p := attached[sw]; p.IsValid() && p.Contains(a) {
-			return sw
-		}
-	}
-	return ""
-}
-
 func describeAttached(attached map[string]netip.Prefix) string {
 	if len(attached) == 0 {
 		return "it has none"

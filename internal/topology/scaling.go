@@ -235,19 +235,6 @@ func (a *NetworkAttachment) cloneCount(m *Machine) int {
 	return len(a.clones)
 }
 
-// shareClone reports whether some clone has both interfaces.
-func shareClone(a, b *NetworkAttachment) bool {
-	if a.clones == nil || b.clones == nil {
-		return true
-	}
-	for _, k := range a.clones {
-		if _, ok := slices.BinarySearch(b.clones, k); ok {
-			return true
-		}
-	}
-	return false
-}
-
 // allClones reports whether clones is exactly the set 0..count-1.
 func allClones(clones []int, count int) bool {
 	set := slices.Compact(slices.Sorted(slices.Values(clones)))
