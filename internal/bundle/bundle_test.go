@@ -119,7 +119,7 @@ func TestExtractRefuses(t *testing.T) {
 			dst := filepath.Join(parent, "p")
 			os.Mkdir(dst, 0o755)
 			_, _, err := Extract(bytes.NewReader(tarball(t, nil, h)), dst, DefaultLimits)
-			if !errors.Is(err, api.ErrInvalid) {
+			if !errors.Is(err, api.ErrBadRequest) {
 				t.Fatalf("err = %v, want an invalid-bundle error", err)
 			}
 			if _, err := os.Lstat(filepath.Join(parent, "escape")); err == nil {

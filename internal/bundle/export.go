@@ -286,4 +286,4 @@ func impairments(record []byte) map[string]map[string]api.Impairment {
 }
 
 // ErrNotBundle: the upload is not a bundle this server reads.
-var ErrNotBundle = api.Categorized(api.ErrInvalid, "not a TestbedOS bundle")
+var ErrNotBundle = api.Categorized(api.ErrBadRequest, "not a TestbedOS bundle")

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"io/fs"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -40,7 +42,7 @@ var DefaultLimits = Limits{MaxEntries: 20000, MaxBytes: 8 << 30, MaxRatio: 200, 
 const maxManifest = 16 << 20
 
 // ErrLimit: the bundle goes past a Limit.
-var ErrLimit = api.Categorized(api.ErrInvalid, "bundle too large")
+var ErrLimit = api.Categorized(api.ErrBadRequest, "bundle too large")
 
 // countingReader counts the compressed bytes read.
 type countingReader struct {
@@ -229,4 +231,44 @@ func (b *bombGuard) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("%w: it unpacks to more than %d times its size (a decompression bomb?)", ErrLimit, b.lim.MaxRatio)
 	}
 	return n, err
+}
+
+// ReadManifest reads the manifest at the head of bundle r.
+func ReadManifest(r io.Reader) (*api.BundleManifest, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not gzip: %v", ErrNotBundle, err)
+	}
+	tr := tar.NewReader(gz)
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotBundle, err)
+	}
+	if hdr.Name != ManifestName || hdr.Typeflag != tar.TypeReg {
+		return nil, fmt.Errorf("%w: its first entry is %q, not %s", ErrNotBundle, hdr.Name, ManifestName)
+	}
+	return readManifest(tr, hdr)
+}
+
+// NewProjectDir makes a fresh project folder for deployment name:
+// <root>/<name>, or <root>/<name>-2, -3, … when an earlier deployment's
+// folder is still there (nothing of it may leak into the new one).
+func NewProjectDir(root, name string) (string, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	for i := 1; i <= 1000; i++ {
+		dir := filepath.Join(root, name)
+		if i > 1 {
+			dir = fmt.Sprintf("%s-%d", dir, i)
+		}
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s: every folder name for %s is taken", root, name)
 }
