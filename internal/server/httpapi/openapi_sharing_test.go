@@ -123,7 +123,6 @@ func sharingExchanges(t *testing.T, c *contract, tb *testbed) {
 	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/shared", want: 204})
 }
 
-
 func tarNames(t *testing.T, data []byte) map[string]bool {
 	t.Helper()
 	gz, err := gzip.NewReader(bytes.NewReader(data))
