@@ -128,6 +128,7 @@ action on the server; the exit status is the action's outcome.
 		a.consoleCommand(),
 		a.netemCommand(),
 		a.captureCommand(),
+		a.graphCommand(), a.inventoryCommand(), a.exportCommand(), a.importCommand(),
 	)
 	return root
 }
