@@ -223,6 +223,9 @@ func Connect(ctx context.Context, servers []string, optsFor func(*Client) []Opti
 type Error struct {
 	Status  int
 	Message string
+	// Body is the answer as it came (at most 1 MiB): some carry more than
+	// the message (POST /api/validate/yaml's problems).
+	Body []byte
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("server: %s (%d)", e.Message, e.Status) }
@@ -278,9 +281,9 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var eb api.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-			return nil, &Error{Status: resp.StatusCode, Message: eb.Error.Message}
+			return nil, &Error{Status: resp.StatusCode, Message: eb.Error.Message, Body: data}
 		}
-		return nil, &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+		return nil, &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data)), Body: data}
 	}
 	return resp, nil
 }
