@@ -125,7 +125,8 @@ func routes(d Deps) []route {
 		{"GET /api/deployments/{name}/graph", deploymentGraph(d), user},
 		{"GET /api/deployments/{name}/inventory", deploymentInventory(d), user},
 		{"GET /api/deployments/{name}/export", exportDeployment(d), stream},
-		{"POST /api/deployments/import", importDeployment(d, folders), upload},
+		// A stream: no deadline while a bundle as large as 4 GiB comes in.
+		{"POST /api/deployments/import", importDeployment(d, folders), stream},
 	}, clusterRoutes(d)...)
 }
 

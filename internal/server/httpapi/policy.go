@@ -56,8 +56,6 @@ var (
 	join         = Policy{Access: AccessClusterToken}
 	memberOrUser = Policy{Access: AccessMemberOrUser}
 	stream       = Policy{Access: AccessUser, Stream: true}
-	// upload takes a body as large as a bundle: no deadline while it comes.
-	upload = Policy{Access: AccessUser, Action: true, Stream: true}
 )
 
 // Route is one entry of the server's route table: a Go 1.22 mux pattern,
