@@ -73,4 +73,8 @@ type ImportResult struct {
 	// names, with its digest, each one that is not here (or differs).
 	Images  []ImageDigest `json:"images"`
 	Missing []string      `json:"missing"`
+	// Impairments are the run-time impairments that were in force at
+	// export (guest → interface → setting): the new deployment starts
+	// with kvm-compose.yaml's, and these can be set again once it is up.
+	Impairments map[string]map[string]Impairment `json:"impairments,omitempty"`
 }

@@ -3,11 +3,15 @@ package cli
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/testbedos/testbedos/internal/api"
 )
 
 // graphCommand prints the deployment's topology as a graph file.
@@ -172,9 +176,47 @@ are named with their digest. Then bring it up:
 				fmt.Fprintf(a.stdout, "missing images (up needs them):\n  %s\n", strings.Join(res.Missing, "\n  "))
 			}
 			fmt.Fprintf(a.stdout, "next: kvm-compose -p %s generate-artefacts && kvm-compose -p %s up\n", d.Name, d.Name)
+			if len(res.Impairments) > 0 {
+				fmt.Fprintf(a.stdout, "then, to set the run-time impairments the lab had at export again:\n")
+				for _, line := range netemCommands(d.Name, res.Impairments) {
+					fmt.Fprintf(a.stdout, "  %s\n", line)
+				}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&newName, "name", "", "the new deployment's name (default: the bundle's)")
 	return cmd
+}
+
+// netemCommands are the kvm-compose netem lines that set imps again, in
+// order of guest and interface.
+func netemCommands(name string, imps map[string]map[string]api.Impairment) []string {
+	var out []string
+	for _, g := range slices.Sorted(maps.Keys(imps)) {
+		for _, iface := range slices.Sorted(maps.Keys(imps[g])) {
+			imp := imps[g][iface]
+			args := []string{"kvm-compose", "-p", name, "netem", g, iface}
+			if imp.DelayMS > 0 {
+				args = append(args, fmt.Sprintf("--delay %dms", imp.DelayMS))
+			}
+			if imp.JitterMS > 0 {
+				args = append(args, fmt.Sprintf("--jitter %dms", imp.JitterMS))
+			}
+			if imp.LossPct > 0 {
+				args = append(args, fmt.Sprintf("--loss %g%%", imp.LossPct))
+			}
+			if imp.RateKbit > 0 {
+				args = append(args, fmt.Sprintf("--rate %dkbit", imp.RateKbit))
+			}
+			if imp.CorruptPct > 0 {
+				args = append(args, fmt.Sprintf("--corrupt %g%%", imp.CorruptPct))
+			}
+			if !imp.Up {
+				args = append(args, "--down")
+			}
+			out = append(out, strings.Join(args, " "))
+		}
+	}
+	return out
 }

@@ -120,7 +120,7 @@ func TestShareLab(t *testing.T) {
 		file := filepath.Join(work, "lab.tar.gz")
 		run(dir, "-p", name, "export", "-o", file)
 		out := run(work, "import", file, "--name", copyName)
-		if !strings.Contains(out, "imported deployment "+copyName) {
+		if !strings.Contains(out, "imported deployment "+copyName) || !strings.Contains(out, "kvm-compose -p "+copyName+" netem a eth0 --delay 5ms") {
 			t.Fatalf("import:\n%s", out)
 		}
 		d, err := s.c.Deployment(context.Background(), copyName)

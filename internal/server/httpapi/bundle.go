@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -182,8 +183,12 @@ func importDeployment(d Deps, folders *folderClaims) handler {
 		for _, msg := range missing {
 			d.Logger.Warn("imported deployment lacks an image", "deployment", name, "image", msg)
 		}
+		res := api.ImportResult{Deployment: dep, From: m.Deployment, Files: files, Images: images, Missing: missing}
+		if data, err := os.ReadFile(filepath.Join(loc, bundle.MetaDir, bundle.ImpairmentsName)); err == nil {
+			json.Unmarshal(data, &res.Impairments)
+		}
 		w.Header().Set("Location", "/api/deployments/"+name)
-		writeJSON(w, http.StatusCreated, api.ImportResult{Deployment: dep, From: m.Deployment, Files: files, Images: images, Missing: missing})
+		writeJSON(w, http.StatusCreated, res)
 		return nil
 	}
 }
