@@ -14,6 +14,7 @@ import (
 	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/testenv"
 	"github.com/testbedos/testbedos/internal/topology"
+	"github.com/testbedos/testbedos/sdk/go/testbedos"
 )
 
 const sharingLab = `machines:
@@ -113,6 +114,29 @@ func TestShareLab(t *testing.T) {
 		slices.Sort(list.Netns.Hosts)
 		if !slices.Equal(list.Netns.Hosts, []string{"a", "b"}) || list.Meta.HostVars["a"]["ansible_host"] != "10.0.0.10" {
 			t.Fatalf("ansible-inventory --list:\n%s", out)
+		}
+	})
+
+	t.Run("go sdk", func(t *testing.T) {
+		ctx := context.Background()
+		c, err := testbedos.New("unix://" + s.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := c.Graph(ctx, name)
+		if err != nil || len(g.Nodes) != 3 || len(g.Edges) != 2 {
+			t.Fatalf("graph %+v: %v", g, err)
+		}
+		guests, err := c.Guests(ctx, name)
+		if err != nil || len(guests) != 2 || guests[0].Status != "running" {
+			t.Fatalf("guests %+v: %v", guests, err)
+		}
+		res, err := c.Exec(ctx, name, "a", testbedos.ExecRequest{Command: []string{"ping", "-c", "1", "-W", "2", "10.0.0.11"}})
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("exec %+v: %v", res, err)
+		}
+		if _, err := c.Deployment(ctx, "no-such"); testbedos.StatusOf(err) != 404 {
+			t.Errorf("unknown deployment: %v, want a 404", err)
 		}
 	})
 

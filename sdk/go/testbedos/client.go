@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/testbedos/testbedos/internal/client"
 )
@@ -45,18 +47,22 @@ func New(server string, opts ...Option) (*Client, error) {
 
 // Connect returns a client of the first server that answers: the unix
 // socket (TESTBEDOS_SOCKET, else DefaultSocket), then DefaultURL with the
-// token of TESTBEDOS_TOKEN. opts apply to either.
+// token of TESTBEDOS_TOKEN, else the one in the data folder
+// (TESTBEDOS_DATA_DIR, else /var/lib/testbedos: config/token) when this
+// user may read it. opts apply to either and come last.
 func Connect(ctx context.Context, opts ...Option) (*Client, error) {
 	socket := os.Getenv("TESTBEDOS_SOCKET")
 	if socket == "" {
 		socket = DefaultSocket
 	}
 	c, err := client.Connect(ctx, []string{"unix://" + socket, DefaultURL}, func(c *client.Client) []Option {
-		out := opts
-		if tok := os.Getenv("TESTBEDOS_TOKEN"); tok != "" && c.IsTCP() {
-			out = append([]Option{client.WithToken(tok)}, opts...)
+		if !c.IsTCP() {
+			return opts
 		}
-		return out
+		if tok := localToken(); tok != "" {
+			return append([]Option{client.WithToken(tok)}, opts...)
+		}
+		return opts
 	})
 	if err != nil {
 		return nil, err
@@ -70,3 +76,19 @@ func (c *Client) Server() string { return c.c.Server() }
 // StatusOf returns the HTTP status of an error answer of the server, or 0
 // for any other error.
 func StatusOf(err error) int { return client.StatusOf(err) }
+
+// localToken is TESTBEDOS_TOKEN, else the local server's token file.
+func localToken() string {
+	if tok := os.Getenv("TESTBEDOS_TOKEN"); tok != "" {
+		return tok
+	}
+	dir := os.Getenv("TESTBEDOS_DATA_DIR")
+	if dir == "" {
+		dir = "/var/lib/testbedos"
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "config", "token"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}

@@ -16,7 +16,7 @@ APIError with the HTTP status.
 """
 
 from ._transport import APIError, WebSocket
-from .client import DEFAULT_SOCKET, DEFAULT_URL, Client, connect, pcap_packets, wait_for
+from .client import DEFAULT_SOCKET, DEFAULT_URL, Client, connect, local_token, pcap_packets, wait_for
 
-__all__ = ["APIError", "Client", "WebSocket", "connect", "pcap_packets", "wait_for", "DEFAULT_SOCKET", "DEFAULT_URL"]
+__all__ = ["APIError", "Client", "WebSocket", "connect", "local_token", "pcap_packets", "wait_for", "DEFAULT_SOCKET", "DEFAULT_URL"]
 __version__ = "1"

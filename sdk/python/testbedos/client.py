@@ -30,14 +30,29 @@ def _iface(name, guest, iface):
     return _guest(name, guest) + "/interfaces/" + _q(iface)
 
 
+def local_token():
+    """TESTBEDOS_TOKEN, else the local server's token file
+    (TESTBEDOS_DATA_DIR, else /var/lib/testbedos: config/token) when this
+    user may read it, else None."""
+    tok = os.environ.get("TESTBEDOS_TOKEN")
+    if tok:
+        return tok.strip()
+    path = os.path.join(os.environ.get("TESTBEDOS_DATA_DIR") or "/var/lib/testbedos", "config", "token")
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def connect(token=None, **kw):
     """A client of the local server: the unix socket (TESTBEDOS_SOCKET, else
     /run/testbedos/testbedos.sock) when it exists, else http://localhost:3355
-    with the token of TESTBEDOS_TOKEN."""
+    with token, else local_token()."""
     sock = os.environ.get("TESTBEDOS_SOCKET") or DEFAULT_SOCKET
     if os.path.exists(sock):
         return Client("unix://" + sock, **kw)
-    return Client(DEFAULT_URL, token=token or os.environ.get("TESTBEDOS_TOKEN"), **kw)
+    return Client(DEFAULT_URL, token=token or local_token(), **kw)
 
 
 class Client:
