@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/testbedos/testbedos/internal/net/nettest"
@@ -59,6 +60,11 @@ network:
 `, nil)
 	name := uniqueName("pysdk")
 	t.Cleanup(func() { nettest.RemoveAll(netnsPrefix(name)) })
-	env := append(s.env, "TESTBEDOS_SOCKET="+s.socket, "TESTBEDOS_LIVE_PROJECT="+dir, "TESTBEDOS_LIVE_NAME="+name)
+	token, err := os.ReadFile(filepath.Join(s.dataDir, "config", "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(s.env, "TESTBEDOS_SOCKET="+s.socket, "TESTBEDOS_LIVE_PROJECT="+dir, "TESTBEDOS_LIVE_NAME="+name,
+		"TESTBEDOS_LIVE_URL="+s.tcpURL(t), "TESTBEDOS_LIVE_TOKEN="+strings.TrimSpace(string(token)))
 	runPython(t, env, "tests.test_live")
 }

@@ -79,6 +79,14 @@ class TestLiveLab(unittest.TestCase):
             c.deployment(NAME)
         self.assertEqual(e.exception.status, 404)
 
+    @unittest.skipUnless(os.environ.get("TESTBEDOS_LIVE_URL"), "TESTBEDOS_LIVE_URL names no TCP address")
+    def test_tcp_token(self):
+        url, token = os.environ["TESTBEDOS_LIVE_URL"], os.environ.get("TESTBEDOS_LIVE_TOKEN")
+        self.assertIn("mode", testbedos.Client(url, token=token).status())
+        with self.assertRaises(testbedos.APIError) as e:
+            testbedos.Client(url, token="wrong").status()
+        self.assertEqual(e.exception.status, 401)
+
     def destroy(self, c):
         try:
             if c.deployment(NAME)["state"] != "down":

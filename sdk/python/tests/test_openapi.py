@@ -131,6 +131,7 @@ class TestOpenAPI(unittest.TestCase):
                     pass  # the recorder's answers fit no method; the request is what counts
         finally:
             srv.shutdown()
+            srv.server_close()
         match = matcher(ops)
         hit = set()
         strays = []
