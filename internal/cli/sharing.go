@@ -148,9 +148,9 @@ func saveFile(path string, r io.Reader) (n int64, err error) {
 func (a *app) importCommand() *cobra.Command {
 	var newName string
 	cmd := &cobra.Command{
-		Use:   "import FILE [--name N]",
+		Use:   "import FILE|- [--name N]",
 		Short: "Make a new deployment from a bundle made by export",
-		Long: `Sends the bundle FILE to the server, which makes a new deployment of it (named
+		Long: `Sends the bundle FILE (- reads stdin) to the server, which makes a new deployment of it (named
 N, else the bundle's name) with its project files in a new folder of the
 server's data folder. Images the bundle's guests use that the server lacks
 are named with their digest. Then bring it up:
@@ -161,12 +161,16 @@ are named with their digest. Then bring it up:
 			if err != nil {
 				return err
 			}
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
+			var in io.Reader = os.Stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
 			}
-			defer f.Close()
-			res, err := c.Import(cmd.Context(), f, newName)
+			res, err := c.Import(cmd.Context(), in, newName)
 			if err != nil {
 				return err
 			}

@@ -301,11 +301,22 @@ class Client:
     def export(self, name, path=None):
         """The deployment's bundle (.tar.gz): written to path when given
         (returns path), else returned as bytes."""
-        data = self._call("GET", _dep(name) + "/export", raw=True, timeout=None)
         if path is None:
-            return data
-        with open(path, "wb") as f:
-            f.write(data)
+            return self._call("GET", _dep(name) + "/export", raw=True, timeout=None)
+        conn, resp = self._t.open("GET", _dep(name) + "/export", timeout=None)
+        tmp = path + ".part"
+        try:
+            with open(tmp, "wb") as f:
+                while True:
+                    chunk = resp.read(1 << 20)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+            os.replace(tmp, path)  # only a whole bundle takes the name
+        finally:
+            conn.close()
+            if os.path.exists(tmp):
+                os.remove(tmp)
         return path
 
     def import_bundle(self, bundle, name=None):

@@ -70,6 +70,15 @@ class TestLiveLab(unittest.TestCase):
         self.assertEqual(sorted(n["name"] for n in g["nodes"] if n["kind"] == "guest"), ["a", "b"])
         self.assertIn("10.0.0.10", c.inventory(NAME, "hosts"))
 
+        # A bundle, saved and imported under another name.
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            path = c.export(NAME, os.path.join(tmp, "lab.tar.gz"))
+            res = c.import_bundle(path, NAME + "-copy")
+        self.assertEqual(res["from"], NAME)
+        self.assertEqual(res["deployment"]["state"], "down")
+        c.delete_deployment(NAME + "-copy")
+
         outcome = c.run(NAME, "down")
         self.assertEqual(outcome["error_code"], 0)
         self.assertEqual(c.deployment(NAME)["state"], "down")
