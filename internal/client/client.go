@@ -223,6 +223,9 @@ func Connect(ctx context.Context, servers []string, optsFor func(*Client) []Opti
 type Error struct {
 	Status  int
 	Message string
+	// Body is the answer as it came (at most 1 MiB): some carry more than
+	// the message (POST /api/validate/yaml's problems).
+	Body []byte
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("server: %s (%d)", e.Message, e.Status) }
@@ -243,7 +246,10 @@ const maxAnswer = 64 << 20
 // error answer becomes an *Error.
 func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
-	if body != nil {
+	contentType := "application/json"
+	if raw, ok := body.(rawBody); ok {
+		rd, contentType = raw.r, raw.contentType
+	} else if body != nil {
 		data, err := json.Marshal(body)
 		if err != nil {
 			return nil, err
@@ -255,7 +261,7 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 		return nil, err
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -275,9 +281,9 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var eb api.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-			return nil, &Error{Status: resp.StatusCode, Message: eb.Error.Message}
+			return nil, &Error{Status: resp.StatusCode, Message: eb.Error.Message, Body: data}
 		}
-		return nil, &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+		return nil, &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data)), Body: data}
 	}
 	return resp, nil
 }

@@ -278,6 +278,7 @@ func (s *Server) routes() http.Handler {
 	s.table = s.mainTable(httpapi.Deps{
 		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Plans: s.plans, Live: s.live, Stopping: s.liveCtx.Done(), Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status, Cluster: s.clusterAPI(), Guests: s.guests, Monitor: s.monitor,
+		DataDir: s.cfg.DataDir, TopologySVG: gui.TopologySVG,
 		StreamOpened: func() error {
 			if !s.streams.open() {
 				return errStreamsClosed

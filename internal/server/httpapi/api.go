@@ -9,9 +9,11 @@ import (
 	"net/http"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/bundle"
 	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/store"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // Runner starts and cancels actions (actions.Runner).
@@ -53,6 +55,16 @@ type Deps struct {
 	// Stopping is closed when the server shuts down: consoles and captures
 	// end then.
 	Stopping <-chan struct{}
+
+	// DataDir is the data folder: the daemon's generated states and the
+	// project folders of imported deployments (projects/<name>).
+	DataDir string
+	// TopologySVG draws a state as the GUI does (GET …/graph?format=svg);
+	// nil answers 503 for that format.
+	TopologySVG func(*topology.State) []byte
+	// DockerImages finds docker images' digests for bundles; nil asks the
+	// Docker Engine's socket.
+	DockerImages bundle.DockerImages
 }
 
 type handler func(w http.ResponseWriter, r *http.Request) error
@@ -111,6 +123,11 @@ func routes(d Deps) []route {
 		{"GET /api/monitor/host", monitorHost(d), user},
 		{"GET /api/monitor/deployments/{name}/guests/{guest}", monitorGuest(d), user},
 		{ValidateRoute, validateYAML, user},
+		{"GET /api/deployments/{name}/graph", deploymentGraph(d), user},
+		{"GET /api/deployments/{name}/inventory", deploymentInventory(d), user},
+		{"GET /api/deployments/{name}/export", exportDeployment(d), stream},
+		// A stream: no deadline while a bundle as large as 4 GiB comes in.
+		{"POST /api/deployments/import", importDeployment(d, folders), stream},
 	}, clusterRoutes(d)...)
 }
 

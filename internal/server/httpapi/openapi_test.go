@@ -961,6 +961,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	}
 
 	validateCalls(t, c, tcp)
+	sharingExchanges(t, c, tb)
 	realFaults(t, c, tb, good)
 	liveFaults(t, c, tb)
 
