@@ -37,6 +37,10 @@ type GuestInterface struct {
 	IP     string `json:"ip"`
 	MAC    string `json:"mac"`
 	Leased bool   `json:"leased"`
+	// Impairment is the run-time setting recorded for the interface (its
+	// link set down, netem set through the interface route); nil while
+	// kvm-compose.yaml's setting is in force.
+	Impairment *Impairment `json:"impairment,omitempty"`
 }
 
 // GuestResources is what a guest uses, from one sample of the monitor.
