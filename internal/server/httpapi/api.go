@@ -95,6 +95,7 @@ func routes(d Deps) []route {
 		{"GET /api/deployments/{name}/logs", deploymentLogs(d), user},
 		{"GET /api/deployments/{name}/plan", deploymentPlan(d), user},
 		{"GET /api/deployments/{name}/guests", listGuests(d), user},
+		{FilesListRoute, listProjectFiles(d), user},
 		{FilesGetRoute, getProjectFile(d), user},
 		{FilesPutRoute, putProjectFile(d), user},
 		{FilesDeleteRoute, deleteProjectFile(d), user},

@@ -23,6 +23,7 @@ import (
 // a lab. Every path is resolved inside the deployment's project folder
 // (no "..", no symlink out of it); a write replaces the file atomically.
 const (
+	FilesListRoute   = "GET /api/deployments/{name}/files"
 	FilesGetRoute    = "GET /api/deployments/{name}/files/{path...}"
 	FilesPutRoute    = "PUT /api/deployments/{name}/files/{path...}"
 	FilesDeleteRoute = "DELETE /api/deployments/{name}/files/{path...}"
@@ -45,7 +46,7 @@ type ProjectFile struct {
 	Executable bool `json:"executable"`
 }
 
-// ProjectFiles is the answer of GET …/files/ (an empty path).
+// ProjectFiles is the answer of GET …/files.
 type ProjectFiles struct {
 	Files []ProjectFile `json:"files"`
 	// Truncated: the folder holds more than the listing shows.
@@ -59,6 +60,8 @@ func filePath(p string) (string, error) {
 		return errorf(http.StatusBadRequest, nil, fmt.Sprintf("file path %q %s", p, why))
 	}
 	switch {
+	case p == "":
+		return "", errorf(http.StatusBadRequest, nil, "a file path must follow files/ (GET …/files lists them)")
 	case strings.ContainsRune(p, 0):
 		return "", bad("holds a NUL byte")
 	case strings.HasPrefix(p, "/"):
@@ -92,14 +95,6 @@ func getProjectFile(d Deps) handler {
 		if err != nil {
 			return err
 		}
-		if r.PathValue("path") == "" {
-			list, err := listProject(dep.ProjectLocation)
-			if err != nil {
-				return err
-			}
-			writeJSON(w, http.StatusOK, list)
-			return nil
-		}
 		p, err := filePath(r.PathValue("path"))
 		if err != nil {
 			return err
@@ -116,6 +111,21 @@ func getProjectFile(d Deps) handler {
 	}
 }
 
+func listProjectFiles(d Deps) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		dep, err := projectOf(d, r)
+		if err != nil {
+			return err
+		}
+		list, err := listProject(dep.ProjectLocation)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, list)
+		return nil
+	}
+}
+
 func putProjectFile(d Deps) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		dep, err := projectOf(d, r)
@@ -125,9 +135,6 @@ func putProjectFile(d Deps) handler {
 		p, err := filePath(r.PathValue("path"))
 		if err != nil {
 			return err
-		}
-		if p == "" {
-			return errorf(http.StatusBadRequest, nil, "PUT needs a file path after files/")
 		}
 		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProjectFile))
 		if err != nil {
@@ -156,8 +163,8 @@ func deleteProjectFile(d Deps) handler {
 		if err != nil {
 			return err
 		}
-		if p == "" || p == topology.DefaultFile {
-			return errorf(http.StatusBadRequest, nil, "DELETE needs the path of a file other than "+topology.DefaultFile)
+		if p == topology.DefaultFile {
+			return errorf(http.StatusBadRequest, nil, "DELETE takes files other than "+topology.DefaultFile)
 		}
 		root, err := os.OpenRoot(dep.ProjectLocation)
 		if err != nil {

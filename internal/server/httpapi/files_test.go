@@ -68,6 +68,16 @@ func TestProjectFiles(t *testing.T) {
 		t.Errorf("the script on disk: %v %v", info, err)
 	}
 	code, body := do("GET", "", "")
+	if code != 400 {
+		t.Errorf("GET of an empty path: %d", code)
+	}
+	resp, err := http.Get(srv.URL + "/api/deployments/lab/files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	code, body = resp.StatusCode, string(b)
 	var list ProjectFiles
 	json.Unmarshal([]byte(body), &list)
 	var paths []string

@@ -958,6 +958,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	}
 
 	validateCalls(t, c, tcp)
+	filesCalls(t, c, tcp)
 	realFaults(t, c, tb, good)
 	liveFaults(t, c, tb)
 
