@@ -2,12 +2,16 @@ package gui_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -43,29 +47,100 @@ func guestsLive(t *testing.T, ctx context.Context) {
 	}
 }
 
-// consoleWorks opens the web guest's console in the page and uses it as a
-// terminal: a command and its output, Ctrl-C interrupting a sleep.
+// consoleWorks opens the web guest's console in its side panel and uses
+// it as a terminal: a command and its output, Ctrl-C interrupting a sleep,
+// vi and top on the alternate screen with no raw escape sequence shown,
+// the alternate screen left when they end, and Escape then Tab leaving
+// the terminal.
 func consoleWorks(t *testing.T, ctx context.Context) {
 	t.Helper()
 	step(t, ctx, "open the console", 30*time.Second,
 		chromedp.Click(chromedp.CSS(`button.console-open[data-guest="web"]`)),
-		chromedp.WaitVisible(chromedp.ID("console-out")),
+		chromedp.WaitVisible(chromedp.CSS("#console-term .xterm")),
 	)
 	waitTrue(t, ctx, `document.querySelector("#console-msg").textContent.startsWith("connected")`)
-	step(t, ctx, "type a command", 20*time.Second,
-		chromedp.Click(chromedp.ID("console-out")),
-		chromedp.SendKeys(chromedp.ID("console-out"), "echo hi-$((6*7))\r"),
-	)
-	waitTrue(t, ctx, `document.querySelector("#console-out").textContent.split("\n").some((l) => l.trim() === "hi-42")`)
+	// The panel is beside the page, not below the guests table.
+	if top := eval[float64](t, ctx, `document.querySelector("#console").getBoundingClientRect().top`); top > 10 {
+		t.Errorf("the console opens %v px down the window", top)
+	}
+	typeKeys := func(what, keys string) {
+		t.Helper()
+		step(t, ctx, what, 20*time.Second, termKeys(keys))
+	}
+	screenHas := func(s string) string {
+		js, _ := json.Marshal(s)
+		return `window.__consoleText().includes(` + string(js) + `)`
+	}
+	typeKeys("type a command", "echo hi-$((6*7))\r")
+	waitScreen(t, ctx, `window.__consoleText().split("\n").some((l) => l.trim() === "hi-42")`)
+	typeKeys("a long sleep", "sleep 30\r")
 	step(t, ctx, "Ctrl-C interrupts", 20*time.Second,
-		chromedp.SendKeys(chromedp.ID("console-out"), "sleep 30\r"),
 		chromedp.Sleep(300*time.Millisecond),
 		chromedp.KeyEvent("c", chromedp.KeyModifiers(chromedp.ModifierCtrl)),
-		chromedp.SendKeys(chromedp.ID("console-out"), "echo after-$((1+1))\r"),
 	)
-	waitTrue(t, ctx, `document.querySelector("#console-out").textContent.split("\n").some((l) => l.trim() === "after-2")`)
+	typeKeys("after Ctrl-C", "echo after-$((1+1))\r")
+	waitScreen(t, ctx, `window.__consoleText().split("\n").some((l) => l.trim() === "after-2")`)
+
+	// vi: its screen on the alternate buffer, its status line intact.
+	typeKeys("vi", "vi /tmp/gui-vi-test.txt\r")
+	waitScreen(t, ctx, `window.__term.buffer.active.type === "alternate" && `+screenHas("~"))
+	typeKeys("vi: insert", "ihello from vi\x1b")
+	waitScreen(t, ctx, screenHas("hello from vi"))
+	noRawEscapes(t, ctx, "vi")
+	typeKeys("vi: quit", ":q!\r")
+	waitScreen(t, ctx, `window.__term.buffer.active.type === "normal"`)
+
+	// top: its header, then q leaves it.
+	typeKeys("top", "top -d 1\r")
+	// Its header at the top of the screen, where cursor addressing puts it.
+	waitScreen(t, ctx, `(() => { const b = window.__term.buffer.active; return b.getLine(b.viewportY).translateToString().startsWith("top - ") })()`)
+	step(t, ctx, "top refreshes", 10*time.Second, chromedp.Sleep(1500*time.Millisecond))
+	noRawEscapes(t, ctx, "top")
+	screenshot(t, ctx, "console-top")
+	// q as a key press (a stray second q is wiped by Ctrl-U).
+	step(t, ctx, "top: quit", 20*time.Second,
+		chromedp.KeyEvent("q"),
+		chromedp.Sleep(time.Second),
+		chromedp.KeyEvent("u", chromedp.KeyModifiers(chromedp.ModifierCtrl)),
+	)
+	typeKeys("the shell is back", "echo back-$((3+4))\r")
+	waitScreen(t, ctx, `window.__consoleText().split("\n").some((l) => l.trim() === "back-7")`)
+	noRawEscapes(t, ctx, "the shell after top")
+
+	// Escape then Tab moves the focus out of the terminal.
+	step(t, ctx, "leave the terminal", 10*time.Second,
+		chromedp.KeyEvent("\x1b"),
+		chromedp.KeyEvent("\t"),
+	)
+	if in := eval[bool](t, ctx, `document.querySelector("#console-term").contains(document.activeElement)`); in {
+		t.Error("Escape then Tab left the focus in the terminal")
+	}
 	step(t, ctx, "close the console", 10*time.Second, chromedp.Click(chromedp.ID("console-close")))
 }
+
+// waitScreen is waitTrue that shows the terminal's screen when it fails.
+func waitScreen(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if eval[bool](t, ctx, expr) {
+			return
+		}
+	}
+	t.Fatalf("never true: %s\nthe screen:\n%s", expr, eval[string](t, ctx, `window.__consoleText()`))
+}
+
+// noRawEscapes fails when the terminal shows an escape sequence as text.
+func noRawEscapes(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	text := eval[string](t, ctx, `window.__consoleText()`)
+	if i := rawEscape.FindStringIndex(text); i != nil || strings.ContainsRune(text, 0x1b) {
+		t.Errorf("%s: the terminal shows a raw escape sequence: %q", what, text)
+	}
+}
+
+// rawEscape is what a CSI sequence looks like once its ESC is lost.
+// (Kernel threads in top, "[kworker/0:1]", are not.)
+var rawEscape = regexp.MustCompile(`\[\?[0-9;]+[hl]|\[[0-9]+(;[0-9]+)*[HJKmrf]|\[[HJK]([^a-z]|$)`)
 
 // planAndApply adds a guest to kvm-compose.yaml: Apply… shows it as a
 // diff, and applying it brings it into the guests table without a reload.
@@ -133,4 +208,34 @@ func cancelWorks(t *testing.T, ctx context.Context, s *realServer, name string) 
 	if st := eval[string](t, ctx, `document.querySelector("#state").textContent`); st != "failed(up)" {
 		t.Errorf("state after cancel: %q", st)
 	}
+}
+
+// termKeys types into the focused terminal: printable runs as text input
+// (as a phone's keyboard or an input method sends them), Enter, Escape and
+// the other control keys as key presses.
+func termKeys(keys string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		run := []rune{}
+		flush := func() error {
+			if len(run) == 0 {
+				return nil
+			}
+			_, err := cdp.Call(ctx, t, input.InsertText, input.InsertTextParams{Text: string(run)})
+			run = run[:0]
+			return err
+		}
+		for _, r := range keys {
+			if r >= ' ' && r != 0x7f {
+				run = append(run, r)
+				continue
+			}
+			if err := flush(); err != nil {
+				return err
+			}
+			if _, err := chromedp.KeyEvent(string(r))(ctx, t); err != nil {
+				return err
+			}
+		}
+		return flush()
+	})
 }

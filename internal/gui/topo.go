@@ -121,7 +121,7 @@ func drawTopology(st *topology.State) template.HTML {
 	height := y + shelfH + margin
 	pos := map[string][2]int{} // guest centre
 	var sb strings.Builder
-	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" class="topology" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="topology of %s">`,
+	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" class="topology" width="%d" height="%d" viewBox="0 0 %d %d" role="group" aria-label="topology of %s">`,
 		width, height, width, height, esc(st.Deployment))
 	sb.WriteString(`<style>.topology text{font:12px sans-serif;dominant-baseline:middle}.topology .g text,.topology .router text{fill:#fff}.topology .bus{stroke:#777;stroke-width:1.5}.topology .extra{stroke:#999;stroke-dasharray:4 3;fill:none}.topology .rlink{stroke-width:1.5;fill:none}.topology text.gw,.topology text.ext{font-size:10px}.topology text.ext{fill:#2a7a2a}</style>`)
 	drawRouterLinks(&sb, rl, index)
