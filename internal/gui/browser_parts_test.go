@@ -40,6 +40,10 @@ func guestsLive(t *testing.T, ctx context.Context) {
 	if !strings.Contains(svg, "<svg") || strings.Contains(svg, "no samples") {
 		t.Errorf("the web guest's plot: %.300s", svg)
 	}
+	// A shorter time range draws the plots again over it.
+	step(t, ctx, "plots over 5 minutes", 10*time.Second,
+		evalStep(`(() => { const s = document.querySelector("#plot-range"); s.value = "5m"; s.dispatchEvent(new Event("change")); })()`))
+	waitTrue(t, ctx, `[...document.querySelectorAll("#guests-table img.plot")].every((img) => img.src.includes("range=5m") && img.complete && img.naturalWidth > 0)`)
 	disabled := eval[bool](t, ctx, `document.querySelector("#btn-snap-create").disabled && document.querySelector("#btn-snap-restore").disabled`)
 	tip := eval[string](t, ctx, `document.querySelector("#btn-snap-create").title`)
 	if !disabled || !strings.Contains(tip, "no snapshots") {

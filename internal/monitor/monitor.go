@@ -330,18 +330,20 @@ func (m *Monitor) Guest(deployment, guestName string) api.GuestSeries {
 	return out
 }
 
-// HostSVG draws the host's last hour.
-func (m *Monitor) HostSVG(w io.Writer) error { return HostSVG(w, m.Host(), time.Now()) }
+// HostSVG draws the host's last window (up to the hour kept).
+func (m *Monitor) HostSVG(w io.Writer, win time.Duration) error {
+	return HostSVG(w, m.Host(), time.Now(), win)
+}
 
-// GuestSVG draws a guest's last hour.
-func (m *Monitor) GuestSVG(w io.Writer, deployment, guestName string) error {
+// GuestSVG draws a guest's last window (up to the hour kept).
+func (m *Monitor) GuestSVG(w io.Writer, deployment, guestName string, win time.Duration) error {
 	var total uint64
 	m.mu.RLock()
 	if h, ok := m.host.last(); ok {
 		total = h.MemoryTotalBytes
 	}
 	m.mu.RUnlock()
-	return GuestSVG(w, m.Guest(deployment, guestName), total, time.Now())
+	return GuestSVG(w, m.Guest(deployment, guestName), total, time.Now(), win)
 }
 
 // Latest is a guest's latest sample, or nil when there is none.

@@ -16,15 +16,32 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 )
 
-// Plots are small (320x120 px) SVGs of the last hour for the GUI's <img>
-// tags: both lines in percent, x in minutes before now; the title gives the
-// latest values in their own units.
+// Plots are SVGs of a time window (5 minutes to the hour kept) for the
+// GUI's <img> tags, sized to be read: CPU and memory in percent, a guest's
+// network in bytes per second below them; x in minutes before now; the
+// title gives the latest values in their own units.
 
-// plotW and plotH are 320x120 px at 96 px per inch.
+// plotW and plotH are 640x240 px at 96 px per inch; a guest's plot has a
+// second panel of the same height for its network.
 const (
-	plotW = 240 * vg.Length(1)
-	plotH = 90 * vg.Length(1)
+	plotW = 480 * vg.Length(1)
+	plotH = 180 * vg.Length(1)
 )
+
+// MaxWindow is the longest window a plot shows: the hour kept in memory.
+const MaxWindow = time.Hour
+
+var (
+	rxColor = color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}
+	txColor = color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}
+)
+
+func window(w time.Duration) time.Duration {
+	if w <= 0 || w > MaxWindow {
+		return MaxWindow
+	}
+	return w
+}
 
 var (
 	cpuColor = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
@@ -33,10 +50,14 @@ var (
 
 // HostSVG draws the host's CPU (percent of all CPUs) and memory (percent
 // of the total) into w.
-func HostSVG(w io.Writer, s api.HostSeries, now time.Time) error {
+func HostSVG(w io.Writer, s api.HostSeries, now time.Time, win time.Duration) error {
+	win = window(win)
 	cpus := float64(runtime.NumCPU())
 	var cpu, mem plotter.XYs
 	for i, x := range s.Samples {
+		if now.Sub(x.Time) > win {
+			continue
+		}
 		if x.MemoryTotalBytes > 0 {
 			mem = append(mem, plotter.XY{X: minutesBefore(x.Time, now), Y: 100 * float64(x.MemoryBytes) / float64(x.MemoryTotalBytes)})
 		}
@@ -51,20 +72,39 @@ func HostSVG(w io.Writer, s api.HostSeries, now time.Time) error {
 		last := s.Samples[n-1]
 		title = fmt.Sprintf("host  cpu %s  mem %s of %s", lastPct(cpu), bytesText(last.MemoryBytes), bytesText(last.MemoryTotalBytes))
 	}
-	return draw2(w, title, "cpu %", cpu, "mem %", mem)
+	c := vgsvg.New(plotW, plotH)
+	dc := draw.New(c)
+	p, err := percentPlot(title, cpu, mem, win)
+	if err != nil {
+		return err
+	}
+	p.Draw(dc)
+	_, err = c.WriteTo(w)
+	return err
 }
 
 // GuestSVG draws a guest's CPU (percent of one CPU) and memory (percent of
 // the host's memory, memTotal) into w.
-func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time) error {
-	var cpu, mem plotter.XYs
+func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time, win time.Duration) error {
+	win = window(win)
+	var cpu, mem, rx, tx plotter.XYs
 	for i, x := range s.Samples {
+		if now.Sub(x.Time) > win {
+			continue
+		}
 		if memTotal > 0 {
 			mem = append(mem, plotter.XY{X: minutesBefore(x.Time, now), Y: 100 * float64(x.MemoryBytes) / float64(memTotal)})
 		}
 		if i > 0 {
 			if r, ok := rate(s.Samples[i-1].Time, x.Time, s.Samples[i-1].CPUSeconds, x.CPUSeconds); ok {
 				cpu = append(cpu, plotter.XY{X: minutesBefore(x.Time, now), Y: 100 * r})
+			}
+			p := s.Samples[i-1]
+			if r, ok := rate(p.Time, x.Time, float64(p.RxBytes), float64(x.RxBytes)); ok {
+				rx = append(rx, plotter.XY{X: minutesBefore(x.Time, now), Y: r / 1024})
+			}
+			if r, ok := rate(p.Time, x.Time, float64(p.TxBytes), float64(x.TxBytes)); ok {
+				tx = append(tx, plotter.XY{X: minutesBefore(x.Time, now), Y: r / 1024})
 			}
 		}
 	}
@@ -73,28 +113,54 @@ func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time) er
 		last := s.Samples[n-1]
 		title = fmt.Sprintf("cpu %s  mem %s  rx %s  tx %s", lastPct(cpu), bytesText(last.MemoryBytes), bytesText(last.RxBytes), bytesText(last.TxBytes))
 	}
-	return draw2(w, title, "cpu %", cpu, "mem %", mem)
+	top, err := percentPlot(title, cpu, mem, win)
+	if err != nil {
+		return err
+	}
+	net := newPlot("network, KiB/s (rx: received by the guest)", win)
+	if err := addLines(net, "rx KiB/s", rx, rxColor, "tx KiB/s", tx, txColor); err != nil {
+		return err
+	}
+	net.Y.Min, net.Y.Max = 0, max(net.Y.Max, 1)
+	c := vgsvg.New(plotW, 2*plotH)
+	tiles := draw.Tiles{Rows: 2, Cols: 1, PadY: vg.Points(4)}
+	cs := plot.Align([][]*plot.Plot{{top}, {net}}, tiles, draw.New(c))
+	top.Draw(cs[0][0])
+	net.Draw(cs[1][0])
+	_, err = c.WriteTo(w)
+	return err
 }
 
-func draw2(w io.Writer, title, n1 string, l1 plotter.XYs, n2 string, l2 plotter.XYs) error {
+// newPlot is an empty plot of the window, with fonts a person reads.
+func newPlot(title string, win time.Duration) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
-	p.Title.TextStyle.Font.Size = vg.Points(7)
+	p.Title.TextStyle.Font.Size = vg.Points(11)
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
-		a.Tick.Label.Font.Size = vg.Points(6)
-		a.Label.TextStyle.Font.Size = vg.Points(6)
+		a.Tick.Label.Font.Size = vg.Points(9)
+		a.Label.TextStyle.Font.Size = vg.Points(9)
 	}
 	p.X.Label.Text = "minutes ago"
-	p.X.Min, p.X.Max = -60, 0
-	p.Y.Min, p.Y.Max = 0, 100
+	p.X.Min, p.X.Max = -win.Minutes(), 0
 	p.Legend.Top = true
-	p.Legend.TextStyle.Font.Size = vg.Points(6)
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	p.Add(plotter.NewGrid())
+	return p
+}
+
+// percentPlot is CPU and memory in percent.
+func percentPlot(title string, cpu, mem plotter.XYs, win time.Duration) (*plot.Plot, error) {
+	p := newPlot(title, win)
+	p.Y.Min, p.Y.Max = 0, 100
+	return p, addLines(p, "cpu %", cpu, cpuColor, "mem %", mem, memColor)
+}
+
+func addLines(p *plot.Plot, n1 string, l1 plotter.XYs, c1 color.Color, n2 string, l2 plotter.XYs, c2 color.Color) error {
 	for _, l := range []struct {
 		name string
 		xys  plotter.XYs
 		c    color.Color
-	}{{n1, l1, cpuColor}, {n2, l2, memColor}} {
+	}{{n1, l1, c1}, {n2, l2, c2}} {
 		if len(l.xys) == 0 {
 			continue
 		}
@@ -103,14 +169,11 @@ func draw2(w io.Writer, title, n1 string, l1 plotter.XYs, n2 string, l2 plotter.
 			return fmt.Errorf("plot %s: %w", l.name, err)
 		}
 		line.Color = l.c
-		line.Width = vg.Points(1)
+		line.Width = vg.Points(1.5)
 		p.Add(line)
 		p.Legend.Add(l.name, line)
 	}
-	c := vgsvg.New(plotW, plotH)
-	p.Draw(draw.New(c))
-	_, err := c.WriteTo(w)
-	return err
+	return nil
 }
 
 func minutesBefore(t, now time.Time) float64 { return -now.Sub(t).Minutes() }

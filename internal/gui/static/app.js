@@ -310,12 +310,17 @@ function dashboard() {
 function plots() {
   const range = $("#plot-range") ? $("#plot-range").value : "";
   $$("img.plot[data-src]").forEach((img) => {
-    if (img.closest("tr[hidden]")) return;
+    if (img.parentElement.closest("[hidden]")) return;
     const u = new URL(img.dataset.src, location.href);
     if (range) u.searchParams.set("range", range);
-    u.searchParams.set("t", img.dataset.sampled || Date.now());
+    // A guest's plot is drawn again when it has a new sample; the host's
+    // each time this runs (every 15 s).
+    const t = img.dataset.sampled || (img.closest("#host") ? String(Date.now()) : "");
+    if (t) u.searchParams.set("t", t);
+    const src = u.pathname + u.search;
+    if (img.getAttribute("src") === src) return;
     if (img.dataset.missing) { img.hidden = false; delete img.dataset.missing; img.parentElement.querySelectorAll(".plot-missing").forEach((x) => x.remove()); }
-    if (img.getAttribute("src") !== u.pathname + u.search) img.src = u.pathname + u.search;
+    img.src = src;
   });
 }
 

@@ -52,7 +52,12 @@ function openInspect(dep, guest, iface, opener) {
   $$("#topology .guest.selected").forEach((x) => x.classList.remove("selected"));
   const node = document.getElementById("topo-guest-" + guest);
   if (node) node.classList.add("selected");
+  const img = $("#inspect-plot");
+  img.dataset.src = "/api/monitor/deployments/" + encodeURIComponent(dep) + "/guests/" + encodeURIComponent(guest) + "?format=svg";
+  img.alt = "resource use of " + guest;
+  img.hidden = false;
   inspectRefresh(window.__guests || [], true);
+  plots();
   $("#inspect-close").focus();
 }
 
@@ -72,6 +77,7 @@ function inspectRefresh(list, rebuild) {
   const g = list.find((x) => x.name === st.guest);
   const status = $("#inspect-status");
   status.textContent = g ? g.status : "unknown";
+  if (g && g.resources && g.resources.sampled_at) $("#inspect-plot").dataset.sampled = g.resources.sampled_at;
   status.className = "status st-" + (g ? g.status : "none");
   if (!rebuild) return;
   const box = $("#inspect-links");
