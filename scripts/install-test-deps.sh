@@ -14,8 +14,11 @@ set -eu
 # dosfstools only check, in tests, the FAT cloud-init seeds the
 # libvirt driver writes itself. chromium runs the GUI's browser tests
 # (headless, through chromedp). systemd brings systemd-analyze and passwd
-# groupadd, for the packaging test of setup.sh and the unit.
-PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd"
+# groupadd, for the packaging test of setup.sh and the unit. vim-tiny and
+# procps give the GUI's browser test vi and top to run in a guest's
+# console. (nodejs and npm for the GUI's JavaScript libraries are installed
+# by scripts/gui-assets.sh when npm is missing.)
+PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd vim-tiny procps"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: must run as root" >&2
