@@ -310,7 +310,7 @@ function dashboard() {
 function plots() {
   const range = $("#plot-range") ? $("#plot-range").value : "";
   $$("img.plot[data-src]").forEach((img) => {
-    if (img.parentElement.closest("[hidden]")) return;
+    if (img.parentElement.closest("[hidden], .no-plots")) return;
     const u = new URL(img.dataset.src, location.href);
     if (range) u.searchParams.set("range", range);
     // A guest's plot is drawn again when it has a new sample; the host's

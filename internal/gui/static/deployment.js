@@ -234,10 +234,16 @@ function deploymentPage() {
     if (resp.status === 401) { toLogin(); return; }
     if (!resp.ok) return;
     const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+    // The plots' switch is the user's once there were guests; before, the
+    // server's default for their number.
+    const fresh = $("#show-plots", doc);
+    if (fresh && $("#show-plots") && !$$("#guests-table tr[data-guest]").length) $("#show-plots").checked = fresh.checked;
+    const showPlots = $("#show-plots") && $("#show-plots").checked;
     ["#topology", "#guests", "#history", "#snap-guest", "#guest-count"].forEach((sel) => {
       const fresh = $(sel, doc), old = $(sel);
       if (fresh && old) old.replaceWith(fresh);
     });
+    if ($("#show-plots")) $("#guests-table").classList.toggle("no-plots", !showPlots);
     const st = $("#deployment", doc);
     if (st) root.dataset.state = st.dataset.state;
     table.init();
@@ -319,6 +325,12 @@ function deploymentPage() {
     plots();
     inspectRefresh(r.data);
   };
+  // Plots in the table: on for a few guests; the guest panel has one.
+  document.addEventListener("change", (e) => {
+    if (e.target.id !== "show-plots") return;
+    $("#guests-table").classList.toggle("no-plots", !e.target.checked);
+    plots();
+  });
   table.init();
   buttons();
   topologyClicks(name);

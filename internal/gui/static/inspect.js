@@ -16,6 +16,7 @@ function markTopology(g) {
     node.classList.toggle("stopped", g.status !== "running");
     node.dataset.status = g.status || "";
   }
+  if (node) node.classList.toggle("has-down", (g.interfaces || []).some((i) => i.impairment && !i.impairment.up));
   (g.interfaces || []).forEach((i) => {
     const link = document.getElementById("topo-link-" + g.name + "-" + i.name);
     if (!link) return;
