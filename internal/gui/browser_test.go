@@ -50,6 +50,8 @@ func startReal(t testing.TB, exec actions.Executor) *realServer {
 	return s
 }
 
+// start starts the server; again after a stop, on the same address and
+// data folder, as an operator's restart does: sessions are gone.
 func (s *realServer) start(t testing.TB) {
 	t.Helper()
 	srv, err := server.New(context.Background(), server.Options{Config: s.cfg, Executor: s.exec})
@@ -67,18 +69,6 @@ func (s *realServer) start(t testing.TB) {
 	}
 	s.base, s.token = "http://"+ls[0].Addr().String(), strings.TrimSpace(string(tok))
 	s.cfg.Listen = ls[0].Addr().String() // a restart takes the same address
-}
-
-// restart stops the server and starts it again on the same address and
-// data folder, as an operator's restart does: sessions are gone.
-func (s *realServer) restart(t testing.TB) {
-	t.Helper()
-	stop := s.stop
-	s.stop = nil
-	if err := stop(); err != nil {
-		t.Fatalf("server stop: %v", err)
-	}
-	s.start(t)
 }
 
 // call is a REST call with the bearer token.
@@ -423,7 +413,14 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(s.base+"/deployments/"+big),
 		chromedp.WaitVisible(chromedp.ID("deployment")),
 	)
-	s.restart(t)
+	// While the server is away the page says it is not live.
+	stop := s.stop
+	s.stop = nil
+	if err := stop(); err != nil {
+		t.Fatalf("server stop: %v", err)
+	}
+	step(t, ctx, "the page says it is not live", 30*time.Second, chromedp.WaitVisible(chromedp.ID("not-live")))
+	s.start(t)
 	step(t, ctx, "a restarted server sends the page to the login", 60*time.Second,
 		chromedp.WaitVisible(chromedp.ID("token")),
 	)
