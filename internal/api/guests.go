@@ -77,6 +77,16 @@ type GuestSample struct {
 	MemoryBytes uint64    `json:"memory_bytes"`
 	RxBytes     uint64    `json:"rx_bytes"`
 	TxBytes     uint64    `json:"tx_bytes"`
+	// Interfaces are the counters of each interface (their sum is RxBytes
+	// and TxBytes), seen from the guest.
+	Interfaces []InterfaceSample `json:"interfaces,omitempty"`
+}
+
+// InterfaceSample is one interface's counters in a GuestSample.
+type InterfaceSample struct {
+	Name    string `json:"name"`
+	RxBytes uint64 `json:"rx_bytes"`
+	TxBytes uint64 `json:"tx_bytes"`
 }
 
 // GuestSeries is the answer of GET

@@ -294,6 +294,7 @@ func (m *Monitor) sampleGuest(ctx context.Context, rg recordedGuest, now time.Ti
 		c := ifaceCounters{name: ifc.Name, rx: hostTx, tx: hostRx}
 		s.RxBytes += c.rx
 		s.TxBytes += c.tx
+		s.Interfaces = append(s.Interfaces, api.InterfaceSample{Name: c.name, RxBytes: c.rx, TxBytes: c.tx})
 		ifaces = append(ifaces, c)
 	}
 	return s, stats, ifaces

@@ -31,10 +31,79 @@ const (
 // MaxWindow is the longest window a plot shows: the hour kept in memory.
 const MaxWindow = time.Hour
 
-var (
-	rxColor = color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}
-	txColor = color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}
-)
+// netColors colour the interfaces of a guest's network panel; rx is a
+// solid line, tx dashed.
+var netColors = []color.Color{
+	color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+	color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, color.RGBA{R: 0x17, G: 0xbe, B: 0xcf, A: 0xff},
+	color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff}, color.RGBA{R: 0xe3, G: 0x77, B: 0xc2, A: 0xff},
+}
+
+// rates are the receive and send rates of each interface, in KiB/s.
+type rates struct {
+	names  []string
+	rx, tx map[string]plotter.XYs
+}
+
+func newRates() *rates { return &rates{rx: map[string]plotter.XYs{}, tx: map[string]plotter.XYs{}} }
+
+// add the rates between two samples; a sample without per-interface
+// counters (an older one) counts as one interface, "all".
+func (n *rates) add(prev, cur api.GuestSample, x float64) {
+	ifaces := func(s api.GuestSample) []api.InterfaceSample {
+		if len(s.Interfaces) == 0 {
+			return []api.InterfaceSample{{Name: "all", RxBytes: s.RxBytes, TxBytes: s.TxBytes}}
+		}
+		return s.Interfaces
+	}
+	before := map[string]api.InterfaceSample{}
+	for _, i := range ifaces(prev) {
+		before[i.Name] = i
+	}
+	for _, i := range ifaces(cur) {
+		p, ok := before[i.Name]
+		if !ok {
+			continue
+		}
+		if _, seen := n.rx[i.Name]; !seen {
+			n.names = append(n.names, i.Name)
+		}
+		if r, ok := rate(prev.Time, cur.Time, float64(p.RxBytes), float64(i.RxBytes)); ok {
+			n.rx[i.Name] = append(n.rx[i.Name], plotter.XY{X: x, Y: r / 1024})
+		}
+		if r, ok := rate(prev.Time, cur.Time, float64(p.TxBytes), float64(i.TxBytes)); ok {
+			n.tx[i.Name] = append(n.tx[i.Name], plotter.XY{X: x, Y: r / 1024})
+		}
+	}
+}
+
+// draw adds a line for each interface's rx and tx to p.
+func (n *rates) draw(p *plot.Plot) error {
+	for k, name := range n.names {
+		c := netColors[k%len(netColors)]
+		for _, l := range []struct {
+			label string
+			xys   plotter.XYs
+			dash  bool
+		}{{name + " rx", n.rx[name], false}, {name + " tx", n.tx[name], true}} {
+			if len(l.xys) == 0 {
+				continue
+			}
+			line, err := plotter.NewLine(l.xys)
+			if err != nil {
+				return fmt.Errorf("plot %s: %w", l.label, err)
+			}
+			line.Color = c
+			line.Width = vg.Points(1.5)
+			if l.dash {
+				line.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+			}
+			p.Add(line)
+			p.Legend.Add(l.label, line)
+		}
+	}
+	return nil
+}
 
 func window(w time.Duration) time.Duration {
 	if w <= 0 || w > MaxWindow {
@@ -87,7 +156,8 @@ func HostSVG(w io.Writer, s api.HostSeries, now time.Time, win time.Duration) er
 // the host's memory, memTotal) into w.
 func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time, win time.Duration) error {
 	win = window(win)
-	var cpu, mem, rx, tx plotter.XYs
+	var cpu, mem plotter.XYs
+	net := newRates()
 	for i, x := range s.Samples {
 		if now.Sub(x.Time) > win {
 			continue
@@ -99,13 +169,7 @@ func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time, wi
 			if r, ok := rate(s.Samples[i-1].Time, x.Time, s.Samples[i-1].CPUSeconds, x.CPUSeconds); ok {
 				cpu = append(cpu, plotter.XY{X: minutesBefore(x.Time, now), Y: 100 * r})
 			}
-			p := s.Samples[i-1]
-			if r, ok := rate(p.Time, x.Time, float64(p.RxBytes), float64(x.RxBytes)); ok {
-				rx = append(rx, plotter.XY{X: minutesBefore(x.Time, now), Y: r / 1024})
-			}
-			if r, ok := rate(p.Time, x.Time, float64(p.TxBytes), float64(x.TxBytes)); ok {
-				tx = append(tx, plotter.XY{X: minutesBefore(x.Time, now), Y: r / 1024})
-			}
+			net.add(s.Samples[i-1], x, minutesBefore(x.Time, now))
 		}
 	}
 	title := "no samples: the guest is not up on this host"
@@ -117,16 +181,16 @@ func GuestSVG(w io.Writer, s api.GuestSeries, memTotal uint64, now time.Time, wi
 	if err != nil {
 		return err
 	}
-	net := newPlot("network, KiB/s (rx: received by the guest)", win)
-	if err := addLines(net, "rx KiB/s", rx, rxColor, "tx KiB/s", tx, txColor); err != nil {
+	bottom := newPlot("network per interface, KiB/s (rx: received by the guest)", win)
+	if err := net.draw(bottom); err != nil {
 		return err
 	}
-	net.Y.Min, net.Y.Max = 0, max(net.Y.Max, 1)
+	bottom.Y.Min, bottom.Y.Max = 0, max(bottom.Y.Max, 1)
 	c := vgsvg.New(plotW, 2*plotH)
 	tiles := draw.Tiles{Rows: 2, Cols: 1, PadY: vg.Points(4)}
-	cs := plot.Align([][]*plot.Plot{{top}, {net}}, tiles, draw.New(c))
+	cs := plot.Align([][]*plot.Plot{{top}, {bottom}}, tiles, draw.New(c))
 	top.Draw(cs[0][0])
-	net.Draw(cs[1][0])
+	bottom.Draw(cs[1][0])
 	_, err = c.WriteTo(w)
 	return err
 }
