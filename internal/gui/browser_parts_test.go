@@ -3,6 +3,7 @@ package gui_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -77,6 +78,18 @@ func consoleWorks(t *testing.T, ctx context.Context) {
 	}
 	typeKeys("type a command", "echo hi-$((6*7))\r")
 	waitScreen(t, ctx, `window.__consoleText().split("\n").some((l) => l.trim() === "hi-42")`)
+	// The guest's terminal has the panel's size, and follows it.
+	sizeSeen := func() {
+		t.Helper()
+		typeKeys("stty size", "clear; stty size\r")
+		waitScreen(t, ctx, `window.__consoleText().split("\n").some((l) => l.trim() === window.__term.rows + " " + window.__term.cols)`)
+	}
+	sizeSeen()
+	cols := eval[int](t, ctx, `window.__term.cols`)
+	step(t, ctx, "a narrower window", 10*time.Second, chromedp.EmulateViewport(600, 900))
+	waitTrue(t, ctx, fmt.Sprintf(`window.__term.cols < %d`, cols))
+	sizeSeen()
+	step(t, ctx, "the window back", 10*time.Second, chromedp.EmulateViewport(1400, 1000))
 	typeKeys("a long sleep", "sleep 30\r")
 	step(t, ctx, "Ctrl-C interrupts", 20*time.Second,
 		chromedp.Sleep(300*time.Millisecond),

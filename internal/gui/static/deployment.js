@@ -138,6 +138,7 @@ function deploymentPage() {
       }
     } finally {
       busy = false;
+      buttons();
     }
     if (r.status === 202) {
       notice(action === "cancel" ? "cancelling…" : action + " started");
