@@ -173,7 +173,7 @@ func planAndApply(t *testing.T, ctx context.Context, s *realServer, name string)
 		t.Fatal(err)
 	}
 	step(t, ctx, "the plan as a diff", 20*time.Second,
-		chromedp.Click(chromedp.ID("btn-plan")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-plan:enabled")), chromedp.Click(chromedp.ID("btn-plan")),
 		chromedp.WaitVisible(chromedp.CSS(`#plan .diff.op-add`)),
 	)
 	plan := eval[string](t, ctx, `document.querySelector("#plan").innerText`)
@@ -181,7 +181,7 @@ func planAndApply(t *testing.T, ctx context.Context, s *realServer, name string)
 		t.Errorf("plan shown: %q", plan)
 	}
 	step(t, ctx, "apply", 60*time.Second,
-		chromedp.Click(chromedp.ID("btn-apply")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-apply:enabled")), chromedp.Click(chromedp.ID("btn-apply")),
 		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] + tr + tr`)),
 		chromedp.WaitVisible(chromedp.CSS(`#guests-table tr[data-guest="extra"] .status.st-running`)),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-extra`)),
@@ -214,11 +214,11 @@ func cancelWorks(t *testing.T, ctx context.Context, s *realServer, name string) 
 			t.Fatal(err)
 		}
 	}
-	step(t, ctx, "generate with the slow script", 30*time.Second, chromedp.Click(chromedp.ID("btn-generate")))
+	step(t, ctx, "generate with the slow script", 30*time.Second, chromedp.WaitVisible(chromedp.CSS("#btn-generate:enabled")), chromedp.Click(chromedp.ID("btn-generate")))
 	waitTrue(t, ctx, `(document.querySelector("#history tbody tr") || {}).innerText.includes("generate-artefacts")`)
-	step(t, ctx, "up, then cancel during setup", 30*time.Second, chromedp.Click(chromedp.ID("btn-up")))
+	step(t, ctx, "up, then cancel during setup", 30*time.Second, chromedp.WaitVisible(chromedp.CSS("#btn-up:enabled")), chromedp.Click(chromedp.ID("btn-up")))
 	waitTrue(t, ctx, `document.querySelector("#log").textContent.includes("setup: 1 setup script")`)
-	step(t, ctx, "cancel", 10*time.Second, chromedp.Click(chromedp.ID("btn-cancel")))
+	step(t, ctx, "cancel", 10*time.Second, chromedp.WaitVisible(chromedp.CSS("#btn-cancel:enabled")), chromedp.Click(chromedp.ID("btn-cancel")))
 	waitTrue(t, ctx, `(() => { const r = document.querySelector("#history tbody tr").innerText; return r.includes("up") && r.includes("cancelled") })()`)
 	// A cancelled up leaves the deployment failed(up), for down to clean.
 	waitTrue(t, ctx, `document.querySelector("#state").textContent !== "running"`)

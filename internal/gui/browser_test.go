@@ -21,6 +21,7 @@ import (
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/server"
 	"github.com/testbedos/testbedos/internal/testenv"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // realServer is a testbedos-server with token auth on TCP, as run.
@@ -300,14 +301,14 @@ func TestBrowser(t *testing.T) {
 	)
 	editFiles(t, ctx)
 	step(t, ctx, "generate draws the topology live", 60*time.Second,
-		chromedp.Click(chromedp.ID("btn-generate")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-generate:enabled")), chromedp.Click(chromedp.ID("btn-generate")),
 		chromedp.WaitVisible(chromedp.CSS("#log .line")),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-web`)),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-switch-sw0`)),
 		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid]`)),
 	)
 	step(t, ctx, "up: log lines and the state live", 120*time.Second,
-		chromedp.Click(chromedp.ID("btn-up")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-up:enabled")), chromedp.Click(chromedp.ID("btn-up")),
 		// No wait for state-running: an up of two namespaces takes tens of
 		// milliseconds, so the page may show running for less than a poll.
 		chromedp.WaitVisible(chromedp.CSS("#log .line")),
@@ -336,7 +337,7 @@ func TestBrowser(t *testing.T) {
 	linkDown(t, ctx, "client", "eth0")
 	planAndApply(t, ctx, s, name)
 	step(t, ctx, "down asks first", 120*time.Second,
-		chromedp.Click(chromedp.ID("btn-down")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-down:enabled")), chromedp.Click(chromedp.ID("btn-down")),
 		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
 		chromedp.Click(chromedp.ID("confirm-yes")),
 		chromedp.WaitVisible(chromedp.CSS(`#state.state-down`)),
@@ -361,8 +362,7 @@ func TestBrowser(t *testing.T) {
 		paste("#yaml", twenty()),
 		chromedp.WaitVisible(chromedp.ID("valid")),
 		chromedp.Click(chromedp.ID("submit")),
-		chromedp.WaitVisible(chromedp.ID("btn-generate")),
-		chromedp.Click(chromedp.ID("btn-generate")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-generate:enabled")), chromedp.Click(chromedp.ID("btn-generate")),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-client20, #topology svg #topo-guest-client2`)),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-router-r1`)),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-external-lab`)),
@@ -373,7 +373,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("%d guests drawn, want 20", drawn)
 	}
 	step(t, ctx, "up of 20 guests", 120*time.Second,
-		chromedp.Click(chromedp.ID("btn-up")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-up:enabled")), chromedp.Click(chromedp.ID("btn-up")),
 		chromedp.WaitVisible(chromedp.CSS(`#state.state-up`)),
 		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] + tr`)),
 	)
@@ -381,6 +381,14 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("link down through the API: %d", code)
 	}
 	step(t, ctx, "the link down is marked", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`#topo-link-db1-eth0.down`)))
+	// A guest gone behind the daemon's back is marked stopped.
+	if out, err := exec.Command("ip", "netns", "delete", topology.NamespaceName(big, "db4")).CombinedOutput(); err != nil {
+		t.Fatalf("removing db4's namespace: %v: %s", err, out)
+	}
+	step(t, ctx, "a stopped guest is marked", 20*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`#topo-guest-db4.stopped`)),
+		chromedp.WaitVisible(chromedp.CSS(`#guests-table tr[data-guest="db4"] .status.st-stopped`)),
+	)
 	// Many guests: no plots in the table (the page stays short); a guest's
 	// panel has its plot.
 	if off := eval[bool](t, ctx, `document.querySelector("#guests-table").classList.contains("no-plots") && !document.querySelector("#show-plots").checked`); !off {
