@@ -407,7 +407,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(s.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#deployments-table a[href="/deployments/`+big+`"]`)),
 	)
-	waitTrue(t, ctx, `(() => { const img = document.querySelector("#host img.plot"); return img.complete && img.naturalWidth > 0 })()`)
+	waitTrue(t, ctx, `(() => { const img = document.querySelector("#host-plot img.plot"); return img.complete && img.naturalWidth > 0 })()`)
 	screenshot(t, ctx, "dashboard")
 	step(t, ctx, "configuration page", 30*time.Second, chromedp.Navigate(s.base+"/config"), chromedp.WaitVisible(chromedp.ID("status")))
 	waitTrue(t, ctx, `document.querySelector("#status").textContent.includes('"mode": "main"') && document.querySelector("#host-config").value.includes('"name"')`)

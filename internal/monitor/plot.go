@@ -207,6 +207,7 @@ func newPlot(title string, win time.Duration) *plot.Plot {
 	p.X.Label.Text = "minutes ago"
 	p.X.Min, p.X.Max = -win.Minutes(), 0
 	p.Legend.Top = true
+	p.Legend.Left = true // the newest samples are on the right
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	p.Add(plotter.NewGrid())
 	return p
@@ -215,8 +216,10 @@ func newPlot(title string, win time.Duration) *plot.Plot {
 // percentPlot is CPU and memory in percent.
 func percentPlot(title string, cpu, mem plotter.XYs, win time.Duration) (*plot.Plot, error) {
 	p := newPlot(title, win)
+	err := addLines(p, "cpu %", cpu, cpuColor, "mem %", mem, memColor)
+	// Sampling jitter can put a rate a little over 100 %: the axis stays.
 	p.Y.Min, p.Y.Max = 0, 100
-	return p, addLines(p, "cpu %", cpu, cpuColor, "mem %", mem, memColor)
+	return p, err
 }
 
 func addLines(p *plot.Plot, n1 string, l1 plotter.XYs, c1 color.Color, n2 string, l2 plotter.XYs, c2 color.Color) error {

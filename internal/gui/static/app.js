@@ -315,7 +315,7 @@ function plots() {
     if (range) u.searchParams.set("range", range);
     // A guest's plot is drawn again when it has a new sample; the host's
     // each time this runs (every 15 s).
-    const t = img.dataset.sampled || (img.closest("#host") ? String(Date.now()) : "");
+    const t = img.dataset.sampled || (img.closest("#host-plot") ? String(Date.now()) : "");
     if (t) u.searchParams.set("t", t);
     const src = u.pathname + u.search;
     if (img.getAttribute("src") === src) return;
