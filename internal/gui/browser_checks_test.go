@@ -70,7 +70,14 @@ func linkDown(t *testing.T, ctx context.Context, guest, iface string) {
 		chromedp.WaitVisible(chromedp.CSS(`#topo-link-`+guest+`-`+iface+`.down`)),
 		chromedp.WaitVisible(chromedp.CSS(`#guests-table tr[data-guest="`+guest+`"] .link-down`)),
 		chromedp.Click(chromedp.ID("inspect-close")),
+		// The link itself opens the panel at its impairments.
+		evalStep(`document.querySelector("#topo-link-`+guest+`-`+iface+`").dispatchEvent(new MouseEvent("click", {bubbles: true}))`),
+		chromedp.WaitVisible(chromedp.CSS(form+`.focus`)),
+		chromedp.Click(chromedp.ID("inspect-close")),
 	)
+	if up := eval[bool](t, ctx, `document.querySelector('`+form+` input[name="up"]').checked`); up {
+		t.Error("the panel shows the link up")
+	}
 }
 
 // accessible runs axe-core on each page and fails on a serious or

@@ -350,6 +350,9 @@ func TestBrowser(t *testing.T) {
 	if on := eval[bool](t, ctx, `!document.querySelector("#btn-down").disabled || !document.querySelector("#btn-cancel").disabled`); on {
 		t.Error("Down or Cancel is enabled on a deployment that is down")
 	}
+	if why := eval[string](t, ctx, `document.querySelector("#btn-cancel").title`); !strings.Contains(why, "nothing is running") {
+		t.Errorf("Cancel on a deployment that is down says %q", why)
+	}
 	cancelWorks(t, ctx, s, name)
 
 	// 20 guests on 3 switches, one link down: the picture for the README.
