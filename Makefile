@@ -25,11 +25,11 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/testbedos/testbedos/internal/server.Version=$(VERSION) \
              -X github.com/testbedos/testbedos/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-deps vet staticcheck staticcheck-install fmt-check unit fuzz bench clean
+.PHONY: all build run test test-deps gui-assets vet staticcheck staticcheck-install fmt-check unit fuzz bench clean
 
 all: build
 
-build:
+build: gui-assets
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/testbedos-server ./cmd/testbedos-server
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/kvm-compose ./cmd/kvm-compose
 
@@ -42,6 +42,13 @@ run: build
 	TESTBEDOS_DATA_DIR=$(DATA_DIR) $(BIN)/testbedos-server main
 
 test: test-deps vet staticcheck fmt-check unit fuzz
+
+# The GUI's JavaScript libraries (xterm.js; axe-core for the browser test)
+# come from npm, pinned by internal/gui/js/package-lock.json, into the
+# git-ignored internal/gui/static/vendor/ that go:embed reads. A plain
+# `go build` without them still compiles, but its console has no terminal.
+gui-assets:
+	scripts/gui-assets.sh
 
 test-deps:
 	@if [ "$$(id -u)" = 0 ]; then scripts/install-test-deps.sh && scripts/start-libvirt.sh && scripts/start-docker.sh; \
@@ -64,7 +71,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-unit:
+unit: gui-assets
 	$(GO) test -race -timeout 30m $(PKGS)
 
 fuzz:

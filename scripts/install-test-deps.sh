@@ -16,8 +16,11 @@ set -eu
 # (headless, through chromedp). systemd brings systemd-analyze and passwd
 # groupadd, for the packaging test of setup.sh and the unit. graphviz (dot)
 # and ansible-core (ansible-inventory) check the graphs and inventories the
-# server writes; python3 runs the Python SDK's tests.
-PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd graphviz ansible-core python3"
+# server writes; python3 runs the Python SDK's tests. vim-tiny and procps
+# give the GUI's browser test vi and top to run in a guest's console.
+# (nodejs and npm for the GUI's JavaScript libraries are installed by
+# scripts/gui-assets.sh when npm is missing.)
+PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd graphviz ansible-core python3 vim-tiny procps"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: must run as root" >&2

@@ -37,6 +37,10 @@ type GuestInterface struct {
 	IP     string `json:"ip"`
 	MAC    string `json:"mac"`
 	Leased bool   `json:"leased"`
+	// Impairment is the run-time setting recorded for the interface (its
+	// link set down, netem set through the interface route); nil while
+	// kvm-compose.yaml's setting is in force.
+	Impairment *Impairment `json:"impairment,omitempty"`
 }
 
 // GuestResources is what a guest uses, from one sample of the monitor.
@@ -75,6 +79,16 @@ type GuestSample struct {
 	MemoryBytes uint64    `json:"memory_bytes"`
 	RxBytes     uint64    `json:"rx_bytes"`
 	TxBytes     uint64    `json:"tx_bytes"`
+	// Interfaces are the counters of each interface (their sum is RxBytes
+	// and TxBytes), seen from the guest.
+	Interfaces []InterfaceSample `json:"interfaces,omitempty"`
+}
+
+// InterfaceSample is one interface's counters in a GuestSample.
+type InterfaceSample struct {
+	Name    string `json:"name"`
+	RxBytes uint64 `json:"rx_bytes"`
+	TxBytes uint64 `json:"tx_bytes"`
 }
 
 // GuestSeries is the answer of GET

@@ -137,6 +137,7 @@ action on the server; the exit status is the action's outcome.
 		a.captureCommand(),
 		a.cloudImagesCommand(),
 		a.actionsCommand(),
+		a.filesCommand(),
 		a.graphCommand(), a.inventoryCommand(), a.exportCommand(), a.importCommand(),
 	)
 	suggestVerbs(root)

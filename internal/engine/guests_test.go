@@ -54,3 +54,13 @@ func TestGuestsStatus(t *testing.T) {
 		t.Errorf("guests without state: %v, want not found", err)
 	}
 }
+
+// TestGuestsCarryImpairments: a run-time impairment recorded for an
+// interface is on that interface of the guests list, and on no other.
+func TestGuestsCarryImpairments(t *testing.T) {
+	ifcs := []api.GuestInterface{{Name: "eth0"}, {Name: "eth1"}}
+	withImpairments(ifcs, map[string]api.Impairment{"eth1": {Up: false, DelayMS: 5}})
+	if ifcs[0].Impairment != nil || ifcs[1].Impairment == nil || ifcs[1].Impairment.Up || ifcs[1].Impairment.DelayMS != 5 {
+		t.Errorf("interfaces: %+v %+v", ifcs[0].Impairment, ifcs[1].Impairment)
+	}
+}

@@ -43,6 +43,7 @@ func (e *Engine) Guests(ctx context.Context, d api.Deployment) ([]api.Guest, err
 			var gr GuestRecord
 			gr, recorded = h.Guests[g.Name]
 			withLeases(out[i].Interfaces, gr.Leases)
+			withImpairments(out[i].Interfaces, gr.Impairments)
 		}
 		if !recorded {
 			continue
@@ -97,6 +98,16 @@ func withLeases(ifcs []api.GuestInterface, leases map[string]string) {
 	for i := range ifcs {
 		if a, ok := leases[ifcs[i].Name]; ok && a != "" {
 			ifcs[i].IP, ifcs[i].Leased = a, true
+		}
+	}
+}
+
+// withImpairments fills the run-time impairments recorded (interface name
+// → setting) into the interfaces.
+func withImpairments(ifcs []api.GuestInterface, imps map[string]api.Impairment) {
+	for i := range ifcs {
+		if imp, ok := imps[ifcs[i].Name]; ok {
+			ifcs[i].Impairment = &imp
 		}
 	}
 }

@@ -21,12 +21,15 @@ import (
 	"github.com/testbedos/testbedos/internal/config"
 	"github.com/testbedos/testbedos/internal/server"
 	"github.com/testbedos/testbedos/internal/testenv"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // realServer is a testbedos-server with token auth on TCP, as run.
 type realServer struct {
 	base, token string
 	cfg         config.Server
+	exec        actions.Executor
+	stop        func() error
 }
 
 func startReal(t testing.TB, exec actions.Executor) *realServer {
@@ -36,24 +39,38 @@ func startReal(t testing.TB, exec actions.Executor) *realServer {
 		HeartbeatInterval: time.Second, HeartbeatMisses: 3, LogRetention: time.Hour, LogMaxCount: 100,
 		MonitorInterval: 200 * time.Millisecond,
 	}
-	s, err := server.New(context.Background(), server.Options{Config: cfg, Executor: exec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, stop, err := s.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := &realServer{cfg: cfg, exec: exec}
+	s.start(t)
 	t.Cleanup(func() {
-		if err := stop(); err != nil {
+		if s.stop == nil {
+			return
+		}
+		if err := s.stop(); err != nil {
 			t.Errorf("server stop: %v", err)
 		}
 	})
-	tok, err := os.ReadFile(cfg.TokenPath())
+	return s
+}
+
+// start starts the server; again after a stop, on the same address and
+// data folder, as an operator's restart does: sessions are gone.
+func (s *realServer) start(t testing.TB) {
+	t.Helper()
+	srv, err := server.New(context.Background(), server.Options{Config: s.cfg, Executor: s.exec})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &realServer{base: "http://" + ls[0].Addr().String(), token: strings.TrimSpace(string(tok)), cfg: cfg}
+	ls, stop, err := srv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stop = stop
+	tok, err := os.ReadFile(s.cfg.TokenPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.base, s.token = "http://"+ls[0].Addr().String(), strings.TrimSpace(string(tok))
+	s.cfg.Listen = ls[0].Addr().String() // a restart takes the same address
 }
 
 // call is a REST call with the bearer token.
@@ -121,7 +138,7 @@ func eval[T any](t testing.TB, ctx context.Context, expr string) T {
 func login(t testing.TB, ctx context.Context, s *realServer) {
 	t.Helper()
 	step(t, ctx, "log in", 30*time.Second,
-		chromedp.Navigate(s.base+"/"),
+		chromedp.Navigate(s.base+"/login"),
 		chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), s.token),
 		chromedp.Submit(chromedp.ID("login")),
@@ -144,11 +161,23 @@ func evalStep(expr string) chromedp.Action[chromedp.Void] {
 	}
 }
 
+// screenshot writes docs/screenshots/<name>.png when UPDATE_SCREENSHOTS=1
+// (the tracked pictures change only when asked).
+// viewportShots are taken of the window only: a side panel, a phone.
+var viewportShots = map[string]bool{"console-top": true, "phone": true}
+
 func screenshot(t testing.TB, ctx context.Context, name string) {
 	t.Helper()
+	if os.Getenv("UPDATE_SCREENSHOTS") != "1" {
+		return
+	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	shot := chromedp.FullScreenshot(100)
+	if viewportShots[name] {
+		shot = chromedp.CaptureScreenshot()
+	}
+	png, err := chromedp.Run(sctx, shot)
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -203,6 +232,11 @@ network:
     sw0: {subnet: 10.0.0.0/24}
 `
 
+// withSetup gives web a setup script, setup.sh.
+func withSetup(yaml string) string {
+	return strings.Replace(yaml, "    network: [{switch: sw0, ip: 10.0.0.10}]\n", "    network: [{switch: sw0, ip: 10.0.0.10}]\n    netns: {setup_script: setup.sh}\n", 1)
+}
+
 // badYAML has an address outside its switch's subnet on line 5.
 const badYAML = `machines:
   - name: web
@@ -215,9 +249,13 @@ network:
 `
 
 // TestBrowser drives the GUI of a real server with the real engine in a
-// real headless chromium: log in, a bad YAML shows its line, create by
-// pasting, generate, up (log lines and the state arrive live, no reload),
-// the topology and plots are drawn, down.
+// real headless chromium: log in, a bad YAML shows its line and a missing
+// setup script is reported, create by pasting, write a setup script and
+// edit the YAML in the page, generate, up (log lines and the state arrive
+// live, no reload), the topology and plots, the console as a terminal (vi,
+// top), a link set down marked on the topology, plan and apply, down,
+// cancel; 20 guests; axe-core on every page; the phone width; and a
+// restarted server sending the page to the login form.
 func TestBrowser(t *testing.T) {
 	testenv.RequireRoot(t, "the GUI test brings a netns deployment up")
 	ctx := browser(t)
@@ -238,6 +276,14 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("problems shown: %q", problems)
 	}
 	screenshot(t, ctx, "create-error")
+	// A setup script that does not come with the YAML is a problem too.
+	step(t, ctx, "a missing setup script is reported", 30*time.Second,
+		paste("#yaml", withSetup(small)),
+		chromedp.WaitVisible(chromedp.CSS(`#problems li[data-line="4"]`)),
+	)
+	if p := eval[string](t, ctx, `document.querySelector("#problems").innerText`); !strings.Contains(p, "setup.sh does not exist") {
+		t.Errorf("problems shown for a missing script: %q", p)
+	}
 
 	// Create by pasting; the page of the new deployment opens.
 	name := "gui" + suffix()
@@ -253,15 +299,16 @@ func TestBrowser(t *testing.T) {
 		// A marker that a reload would lose.
 		evalStep(`window.__noReload = true`),
 	)
+	editFiles(t, ctx)
 	step(t, ctx, "generate draws the topology live", 60*time.Second,
-		chromedp.Click(chromedp.ID("btn-generate")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-generate:enabled")), chromedp.Click(chromedp.ID("btn-generate")),
 		chromedp.WaitVisible(chromedp.CSS("#log .line")),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-web`)),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-switch-sw0`)),
 		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid]`)),
 	)
 	step(t, ctx, "up: log lines and the state live", 120*time.Second,
-		chromedp.Click(chromedp.ID("btn-up")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-up:enabled")), chromedp.Click(chromedp.ID("btn-up")),
 		// No wait for state-running: an up of two namespaces takes tens of
 		// milliseconds, so the page may show running for less than a poll.
 		chromedp.WaitVisible(chromedp.CSS("#log .line")),
@@ -272,16 +319,27 @@ func TestBrowser(t *testing.T) {
 	if lines < 3 {
 		t.Errorf("only %d log lines of up shown", lines)
 	}
-	plots := eval[int](t, ctx, `document.querySelectorAll('#guests-table img.plot[src*="/api/monitor/deployments/`+name+`/guests/"]').length`)
+	// The script written in the page ran; the log is in local time with
+	// no raw ANSI escape, and named the stages.
+	logText := eval[string](t, ctx, `document.querySelector("#log").innerText`)
+	if !strings.Contains(logText, "gui-setup-ran") || strings.Contains(logText, "[32m") || strings.Contains(logText, "Z ") {
+		t.Errorf("the log of up:\n%s", logText)
+	}
+	if stage := eval[string](t, ctx, `document.querySelector("#log-stage").textContent`); stage == "" {
+		t.Error("no stage shown for up")
+	}
 	noReload := eval[bool](t, ctx, `window.__noReload === true`)
-	if plots != 2 || !noReload {
-		t.Errorf("plot images %d (want 2), page kept without reload: %v", plots, noReload)
+	if !noReload {
+		t.Error("the page was reloaded")
 	}
 	guestsLive(t, ctx)
 	consoleWorks(t, ctx)
+	linkDown(t, ctx, "client", "eth0")
 	planAndApply(t, ctx, s, name)
-	step(t, ctx, "down", 120*time.Second,
-		chromedp.Click(chromedp.ID("btn-down")),
+	step(t, ctx, "down asks first", 120*time.Second,
+		chromedp.WaitVisible(chromedp.CSS("#btn-down:enabled")), chromedp.Click(chromedp.ID("btn-down")),
+		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
+		chromedp.Click(chromedp.ID("confirm-yes")),
 		chromedp.WaitVisible(chromedp.CSS(`#state.state-down`)),
 		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] .outcome-success`)),
 	)
@@ -289,9 +347,15 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(outcome, "down") || !strings.Contains(outcome, "success") {
 		t.Errorf("last action row: %q", outcome)
 	}
+	if on := eval[bool](t, ctx, `!document.querySelector("#btn-down").disabled || !document.querySelector("#btn-cancel").disabled`); on {
+		t.Error("Down or Cancel is enabled on a deployment that is down")
+	}
+	if why := eval[string](t, ctx, `document.querySelector("#btn-cancel").title`); !strings.Contains(why, "nothing is running") {
+		t.Errorf("Cancel on a deployment that is down says %q", why)
+	}
 	cancelWorks(t, ctx, s, name)
 
-	// 20 guests on 3 switches, generated: the picture for the README.
+	// 20 guests on 3 switches, one link down: the picture for the README.
 	big := "lab" + suffix()
 	t.Cleanup(func() { downAndForget(t, s, big) })
 	step(t, ctx, "20 guests", 90*time.Second,
@@ -301,8 +365,7 @@ func TestBrowser(t *testing.T) {
 		paste("#yaml", twenty()),
 		chromedp.WaitVisible(chromedp.ID("valid")),
 		chromedp.Click(chromedp.ID("submit")),
-		chromedp.WaitVisible(chromedp.ID("btn-generate")),
-		chromedp.Click(chromedp.ID("btn-generate")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-generate:enabled")), chromedp.Click(chromedp.ID("btn-generate")),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-guest-client20, #topology svg #topo-guest-client2`)),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-router-r1`)),
 		chromedp.WaitVisible(chromedp.CSS(`#topology svg #topo-external-lab`)),
@@ -313,12 +376,36 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("%d guests drawn, want 20", drawn)
 	}
 	step(t, ctx, "up of 20 guests", 120*time.Second,
-		chromedp.Click(chromedp.ID("btn-up")),
+		chromedp.WaitVisible(chromedp.CSS("#btn-up:enabled")), chromedp.Click(chromedp.ID("btn-up")),
 		chromedp.WaitVisible(chromedp.CSS(`#state.state-up`)),
 		chromedp.WaitVisible(chromedp.CSS(`#history tr[data-uuid] + tr`)),
 	)
-	waitTrue(t, ctx, `[...document.querySelectorAll("#guests-table img.plot")].every((img) => img.dataset.sampled && img.complete && img.naturalWidth > 0)`)
+	if code := s.call(t, "PUT", "/api/deployments/"+big+"/guests/db1/interfaces/eth0", map[string]any{"up": false}, nil); code != 200 {
+		t.Fatalf("link down through the API: %d", code)
+	}
+	step(t, ctx, "the link down is marked", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`#topo-link-db1-eth0.down`)))
+	// A guest gone behind the daemon's back is marked stopped.
+	if out, err := exec.Command("ip", "netns", "delete", topology.NamespaceName(big, "db4")).CombinedOutput(); err != nil {
+		t.Fatalf("removing db4's namespace: %v: %s", err, out)
+	}
+	step(t, ctx, "a stopped guest is marked", 20*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`#topo-guest-db4.stopped`)),
+		chromedp.WaitVisible(chromedp.CSS(`#guests-table tr[data-guest="db4"] .status.st-stopped`)),
+	)
+	// Many guests: no plots in the table (the page stays short); a guest's
+	// panel has its plot.
+	if off := eval[bool](t, ctx, `document.querySelector("#guests-table").classList.contains("no-plots") && !document.querySelector("#show-plots").checked`); !off {
+		t.Error("20 guests: plots in the table")
+	}
+	if h := eval[int](t, ctx, `document.documentElement.scrollHeight`); h > 4000 {
+		t.Errorf("the page of 20 guests is %d px tall", h)
+	}
 	screenshot(t, ctx, "deployment-20-guests")
+	step(t, ctx, "a guest's panel has its plot", 20*time.Second,
+		chromedp.Click(chromedp.CSS(`button.inspect-open[data-guest="web0"]`)),
+		chromedp.WaitVisible(chromedp.ID("inspect-plot")),
+	)
+	waitTrue(t, ctx, `(() => { const img = document.querySelector("#inspect-plot"); return img.src.includes("/guests/web0?") && img.complete && img.naturalWidth > 0 })()`)
 	// Opened again, the page shows the last action's log (the up), not an
 	// empty card.
 	step(t, ctx, "the page opens on the last action's log", 60*time.Second,
@@ -333,10 +420,35 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(s.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#deployments-table a[href="/deployments/`+big+`"]`)),
 	)
-	waitTrue(t, ctx, `(() => { const img = document.querySelector("#host img.plot"); return img.complete && img.naturalWidth > 0 })()`)
+	waitTrue(t, ctx, `(() => { const img = document.querySelector("#host-plot img.plot"); return img.complete && img.naturalWidth > 0 })()`)
 	screenshot(t, ctx, "dashboard")
 	step(t, ctx, "configuration page", 30*time.Second, chromedp.Navigate(s.base+"/config"), chromedp.WaitVisible(chromedp.ID("status")))
 	waitTrue(t, ctx, `document.querySelector("#status").textContent.includes('"mode": "main"') && document.querySelector("#host-config").value.includes('"name"')`)
+
+	pages := []string{"/", "/deployments", "/deployments/new", "/deployments/" + big, "/cluster", "/config"}
+	accessible(t, ctx, s, pages)
+	phoneWidth(t, ctx, s, pages, big)
+
+	// A restarted server: the open page asks for a login again.
+	step(t, ctx, "the deployment page open", 30*time.Second,
+		chromedp.Navigate(s.base+"/deployments/"+big),
+		chromedp.WaitVisible(chromedp.ID("deployment")),
+	)
+	// While the server is away the page says it is not live.
+	stop := s.stop
+	s.stop = nil
+	if err := stop(); err != nil {
+		t.Fatalf("server stop: %v", err)
+	}
+	step(t, ctx, "the page says it is not live", 30*time.Second, chromedp.WaitVisible(chromedp.ID("not-live")))
+	s.start(t)
+	step(t, ctx, "a restarted server sends the page to the login", 60*time.Second,
+		chromedp.WaitVisible(chromedp.ID("token")),
+	)
+	if u := eval[string](t, ctx, `location.pathname + location.search`); !strings.HasPrefix(u, "/login?next=%2Fdeployments%2F"+big) {
+		t.Errorf("after the restart the page is at %s", u)
+	}
+	login(t, ctx, s)
 	step(t, ctx, "log out", 30*time.Second,
 		chromedp.Click(chromedp.CSS(`form.logout button`)),
 		chromedp.WaitVisible(chromedp.ID("token")),

@@ -62,11 +62,15 @@ func (g *GUI) create(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, fmt.Sprintf("name %q: use 1 to 63 lower-case letters, digits and dashes, starting with a letter", d.Name))
 		return
 	}
+	// A textarea's text comes with CRLF line endings (as HTML forms send
+	// it); the file on disk has LF, as every other tool writes it.
+	d.YAML = strings.ReplaceAll(d.YAML, "\r\n", "\n")
 	if len(d.YAML) > MaxYAML {
 		fail(http.StatusRequestEntityTooLarge, "the YAML is larger than 1 MiB")
 		return
 	}
-	if _, err := topology.Parse(topology.DefaultFile, []byte(d.YAML)); err != nil {
+	cfg, err := topology.Parse(topology.DefaultFile, []byte(d.YAML))
+	if err != nil {
 		var verr *topology.ValidationError
 		if errors.As(err, &verr) {
 			d.Problems = verr.Problems
@@ -86,6 +90,24 @@ func (g *GUI) create(w http.ResponseWriter, r *http.Request) {
 	if err := os.WriteFile(filepath.Join(dir, topology.DefaultFile), []byte(d.YAML), 0o644); err != nil {
 		os.RemoveAll(dir)
 		fail(http.StatusInternalServerError, "writing kvm-compose.yaml: "+err.Error())
+		return
+	}
+	if err := writeUploads(r, dir); err != nil {
+		os.RemoveAll(dir)
+		fail(http.StatusBadRequest, err.Error())
+		return
+	}
+	// The files the YAML names must have come with it.
+	if err := cfg.Validate(dir); err != nil {
+		os.RemoveAll(dir)
+		var verr *topology.ValidationError
+		if errors.As(err, &verr) {
+			d.Problems = verr.Problems
+			for i := range d.Problems {
+				d.Problems[i].Message = strings.ReplaceAll(d.Problems[i].Message, " "+dir, "")
+			}
+		}
+		fail(http.StatusUnprocessableEntity, "kvm-compose.yaml names files that did not come with it: add them under Project files")
 		return
 	}
 	body, _ := json.Marshal(api.NewDeployment{Name: d.Name, ProjectLocation: dir})
@@ -127,4 +149,40 @@ func newProjectDir(root, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: every folder name for %s is taken", root, name)
+}
+
+// writeUploads writes the project files uploaded with the form into dir,
+// by their base names; text keeps LF line endings; a script (#!) is made
+// executable.
+func writeUploads(r *http.Request, dir string) error {
+	if r.MultipartForm == nil {
+		return nil
+	}
+	for _, fh := range r.MultipartForm.File["files"] {
+		name := filepath.Base(fh.Filename)
+		if name == "." || name == "/" || strings.HasPrefix(name, ".") || name == topology.DefaultFile {
+			return fmt.Errorf("project file %q: not a name a project file may have", fh.Filename)
+		}
+		f, err := fh.Open()
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(io.LimitReader(f, MaxYAML+1))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+		if len(data) > MaxYAML {
+			return fmt.Errorf("project file %s is larger than 1 MiB", name)
+		}
+		mode := os.FileMode(0o644)
+		if bytes.HasPrefix(data, []byte("#!")) {
+			mode = 0o755
+			data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, mode); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,5 +1,7 @@
-// Package gui serves the web GUI's pages: server-rendered html/template
-// pages with a little of our own JavaScript and CSS, embedded in the binary.
+// Package gui serves the web pages: server-rendered html/template pages
+// with a little of our own JavaScript and CSS, embedded in the binary, and
+// the JavaScript libraries of static/vendor/ (xterm.js), which
+// scripts/gui-assets.sh installs from npm at build time.
 // In development mode (TESTBEDOS_DEV=1) templates and static files are read
 // again from the source tree on every request, so an edit shows on reload.
 package gui
@@ -167,6 +169,7 @@ const (
 	RouteCluster     = "GET /cluster"
 	RouteConfig      = "GET /config"
 	RouteStatic      = "GET /static/"
+	RouteFavicon     = "GET /favicon.ico"
 )
 
 // Page is one route of the GUI; Public pages are served without a login.
@@ -189,6 +192,7 @@ func (g *GUI) Pages() []Page {
 		{RouteConfig, g.simple("config", "Configuration"), false},
 		// The login form's own stylesheet and script.
 		{RouteStatic, http.HandlerFunc(g.static), true},
+		{RouteFavicon, http.HandlerFunc(g.favicon), true},
 	}
 }
 
@@ -208,9 +212,21 @@ func (g *GUI) static(w http.ResponseWriter, r *http.Request) {
 	http.FileServerFS(g.assets()).ServeHTTP(w, r)
 }
 
+// favicon is the page icon, an SVG (browsers take one under any name).
+func (g *GUI) favicon(w http.ResponseWriter, r *http.Request) {
+	data, err := fs.ReadFile(g.assets(), "static/favicon.svg")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "max-age=86400")
+	w.Write(data)
+}
+
 // Login renders the login form, with msg as an error when not empty.
 func (g *GUI) Login(w http.ResponseWriter, status int, next, msg string) {
-	g.render(w, status, "login", page{Title: "Log in", Error: msg, Data: next})
+	g.render(w, status, "login", page{Title: "Log in", Nav: "login", Error: msg, Data: next})
 }
 
 // page is what every template gets.
@@ -236,7 +252,7 @@ func (g *GUI) simple(name, title string) http.HandlerFunc {
 	}
 }
 
-// outcome names an action's error code (the CLI's exit codes).
+// outcome names an action's error code (the exit codes of kvm-compose).
 func outcome(code *int) string {
 	if code == nil {
 		return "running"

@@ -139,23 +139,28 @@ func TestPages(t *testing.T) {
 		{"/deployments/new", 200, []string{`id="yaml"`, `type="file"`}},
 		{"/deployments/lab", 200, []string{`<svg`, `id="topo-guest-g19"`, `id="topo-switch-sw2"`, `data-guest="g7"`,
 			`/api/monitor/deployments/lab/guests/g3?format=svg`, `data-action="up"`, `data-action="cancel"`, "success", "1.5s", `data-log="` + id,
-			`id="btn-plan"`, `id="btn-apply"`, `data-snapshot="restore"`, `data-snapshots="">g0 (netns)`, `/static/term.js`,
+			`id="btn-plan"`, `id="btn-apply"`, `data-snapshot="restore"`, `data-snapshots="">g0 (netns)`, `/static/vendor/xterm.js`, `/static/console.js`,
+			`aria-label="Console of g7"`, `id="topo-link-g7-eth0"`, `data-confirm=`, `id="files-card"`, `<label for="snap-guest">`,
 			// The log card opens on the last action's log.
 			`data-last="` + id + `"`, `data-last-command="up"`}},
 		{"/deployments/empty", 200, []string{"press Generate"}},
 		{"/deployments/nope", 404, []string{"nope"}},
 		{"/cluster", 200, []string{"members-table"}},
-		{"/config", 200, []string{"/api/config/host"}},
+		{"/config", 200, []string{"/api/config/host", `<label for="host-config"`}},
 		{"/login", 200, []string{`name="token"`}},
 		{"/static/app.js", 200, []string{"/api/validate/yaml"}},
-		{"/static/term.js", 200, []string{"class Term"}},
+		{"/static/console.js", 200, []string{"new Terminal("}},
+		{"/favicon.ico", 200, []string{"<svg"}},
 	} {
 		got, body := get(t, ts.URL+tc.path)
 		if got != tc.want {
 			t.Errorf("GET %s: %d, want %d", tc.path, got, tc.want)
 		}
-		if tc.path == "/deployments/lab" && strings.Contains(body, `loading="lazy"`) {
-			t.Errorf("the plots of 20 guests load lazily")
+		if tc.path == "/login" && (strings.Contains(body, "Log out") || strings.Contains(body, "<nav") || strings.Contains(body, "app.js") && strings.Contains(body, "not-live")) {
+			t.Errorf("the login page shows the nav, Log out or the live banner:\n%s", body)
+		}
+		if tc.path == "/deployments/new" && !strings.Contains(body, `pattern="[a-z][a-z0-9\-]{0,62}"`) {
+			t.Errorf("the name field's pattern is not valid under the v flag")
 		}
 		for _, s := range tc.has {
 			if !strings.Contains(body, s) {
@@ -237,9 +242,47 @@ func TestCreate(t *testing.T) {
 	if err != nil || string(written) != bigTopology(2, 1) {
 		t.Fatalf("project file: %q, %v", written, err)
 	}
-	if len(fa.created) != 2 || !strings.Contains(fa.created[0], filepath.Join(projects, "lab")) {
+	if len(fa.created) < 2 || !strings.Contains(fa.created[0], filepath.Join(projects, "lab")) {
 		t.Fatalf("API create: %v", fa.created)
 	}
+	// A textarea's CRLF line endings are written as LF.
+	if code, _, _ := post("crlf", strings.ReplaceAll(bigTopology(1, 1), "\n", "\r\n")); code != 303 {
+		t.Fatalf("CRLF YAML: %d", code)
+	}
+	if got, _ := os.ReadFile(filepath.Join(projects, "crlf", "kvm-compose.yaml")); string(got) != bigTopology(1, 1) {
+		t.Errorf("CRLF YAML written as %q", got)
+	}
+	// A setup script the YAML names must come with it, under Project files.
+	withScript := strings.Replace(bigTopology(1, 1), "    network:", "    netns: {setup_script: setup.sh}\n    network:", 1)
+	if code, _, body := post("noscript", withScript); code != 422 || !strings.Contains(body, "setup.sh does not exist in the project folder") {
+		t.Errorf("missing script: %d\n%s", code, body)
+	}
+	if _, err := os.Stat(filepath.Join(projects, "noscript")); err == nil {
+		t.Error("the refused project's folder is left behind")
+	}
+	form.Reset()
+	mw = multipart.NewWriter(&form)
+	mw.WriteField("name", "script")
+	mw.WriteField("yaml", withScript)
+	fw, _ = mw.CreateFormFile("files", "setup.sh")
+	fw.Write([]byte("#!/bin/sh\r\necho hi\r\n"))
+	mw.Close()
+	resp, err = noRedirect.Post(ts.URL+"/deployments/new", mw.FormDataContentType(), &form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 {
+		t.Fatalf("with its script: %d", resp.StatusCode)
+	}
+	if info, err := os.Stat(filepath.Join(projects, "script", "setup.sh")); err != nil || info.Mode().Perm()&0o100 == 0 {
+		t.Errorf("the uploaded script: %v %v", info, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(projects, "script", "setup.sh")); string(got) != "#!/bin/sh\necho hi\n" {
+		t.Errorf("the uploaded script: %q", got)
+	}
+	delete(rec.deps, "crlf")
+	delete(rec.deps, "script")
 	// The folder of an earlier deployment of that name is left alone.
 	delete(rec.deps, "lab")
 	if code, _, _ := post("lab", bigTopology(4, 1)); code != 303 {

@@ -31,7 +31,8 @@ const (
 )
 
 // palette colours hosts; the main host is first.
-var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#e15759", "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac"}
+// White labels on them keep a contrast of 4.5:1 or more.
+var palette = []string{"#2f5d8a", "#a34d00", "#2d6b2d", "#7b4d74", "#b22a2c", "#1f6b66", "#6e5a00", "#6b4f3a", "#a8326e", "#555555"}
 
 type hostColor struct{ Name, Color string }
 
@@ -120,7 +121,7 @@ func drawTopology(st *topology.State) template.HTML {
 	height := y + shelfH + margin
 	pos := map[string][2]int{} // guest centre
 	var sb strings.Builder
-	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" class="topology" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="topology of %s">`,
+	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" class="topology" width="%d" height="%d" viewBox="0 0 %d %d" role="group" aria-label="topology of %s">`,
 		width, height, width, height, esc(st.Deployment))
 	sb.WriteString(`<style>.topology text{font:12px sans-serif;dominant-baseline:middle}.topology .g text,.topology .router text{fill:#fff}.topology .bus{stroke:#777;stroke-width:1.5}.topology .extra{stroke:#999;stroke-dasharray:4 3;fill:none}.topology .rlink{stroke-width:1.5;fill:none}.topology text.gw,.topology text.ext{font-size:10px}.topology text.ext{fill:#2a7a2a}</style>`)
 	drawRouterLinks(&sb, rl, index)
@@ -159,7 +160,9 @@ func drawTopology(st *topology.State) template.HTML {
 				gx, gy := b.x+c*cellW+(cellW-guestW)/2, firstRowY+r*cellH
 				pos[g.Name] = [2]int{gx + guestW/2, gy + guestH/2}
 				if b.name != "" {
-					fmt.Fprintf(&sb, `<line class="bus" x1="%d" y1="%d" x2="%d" y2="%d"/>`, gx+guestW/2, busY, gx+guestW/2, gy)
+					in := g.Interfaces[0]
+					fmt.Fprintf(&sb, `<line class="bus link" id="topo-link-%s-%s" data-guest="%s" data-iface="%s" x1="%d" y1="%d" x2="%d" y2="%d"><title>link %s %s to %s</title></line>`,
+						esc(g.Name), esc(in.Name), esc(g.Name), esc(in.Name), gx+guestW/2, busY, gx+guestW/2, gy, esc(g.Name), esc(in.Name), esc(in.Switch))
 				}
 				fill := colors[g.Host]
 				if fill == "" {
@@ -169,8 +172,8 @@ func drawTopology(st *topology.State) template.HTML {
 				for _, in := range g.Interfaces {
 					ips = append(ips, esc(in.Name+" "+in.Switch+" "+in.Address))
 				}
-				fmt.Fprintf(&sb, `<g class="g guest" id="topo-guest-%s" data-guest="%s"><title>%s (%s on %s)&#10;%s</title><rect x="%d" y="%d" width="%d" height="%d" rx="4" fill="%s"/><text x="%d" y="%d">%s</text></g>`,
-					esc(g.Name), esc(g.Name), esc(g.Name), esc(g.Kind), esc(g.Host), strings.Join(ips, "&#10;"),
+				fmt.Fprintf(&sb, `<g class="g guest" id="topo-guest-%s" data-guest="%s" tabindex="0" role="button" aria-label="guest %s"><title>%s (%s on %s)&#10;%s</title><rect x="%d" y="%d" width="%d" height="%d" rx="4" fill="%s"/><text x="%d" y="%d">%s</text></g>`,
+					esc(g.Name), esc(g.Name), esc(g.Name), esc(g.Name), esc(g.Kind), esc(g.Host), strings.Join(ips, "&#10;"),
 					gx, gy, guestW, guestH, fill, gx+6, gy+guestH/2, esc(shorten(g.Name, 12)))
 			}
 		}
@@ -183,7 +186,8 @@ func drawTopology(st *topology.State) template.HTML {
 				continue
 			}
 			sx, sy := b.x+b.w/2, b.y+switchH
-			fmt.Fprintf(&sb, `<path class="extra" d="M%d %d C %d %d, %d %d, %d %d"/>`, p[0], p[1]-guestH/2, p[0], p[1]-guestH/2-40, sx, sy+40, sx, sy)
+			fmt.Fprintf(&sb, `<path class="extra link" id="topo-link-%s-%s" data-guest="%s" data-iface="%s" d="M%d %d C %d %d, %d %d, %d %d"><title>link %s %s to %s</title></path>`,
+				esc(g.Name), esc(in.Name), esc(g.Name), esc(in.Name), p[0], p[1]-guestH/2, p[0], p[1]-guestH/2-40, sx, sy+40, sx, sy, esc(g.Name), esc(in.Name), esc(in.Switch))
 		}
 	}
 	drawRouters(&sb, rl, colors, index)

@@ -268,6 +268,7 @@ func (m *Monitor) sampleGuest(ctx context.Context, rg recordedGuest, now time.Ti
 		c := ifaceCounters{name: ifc.Name, rx: hostTx, tx: hostRx}
 		s.RxBytes += c.rx
 		s.TxBytes += c.tx
+		s.Interfaces = append(s.Interfaces, api.InterfaceSample{Name: c.name, RxBytes: c.rx, TxBytes: c.tx})
 		ifaces = append(ifaces, c)
 	}
 	return s, stats, ifaces
@@ -304,18 +305,20 @@ func (m *Monitor) Guest(deployment, guestName string) api.GuestSeries {
 	return out
 }
 
-// HostSVG draws the host's last hour.
-func (m *Monitor) HostSVG(w io.Writer) error { return HostSVG(w, m.Host(), time.Now()) }
+// HostSVG draws the host's last window (up to the hour kept).
+func (m *Monitor) HostSVG(w io.Writer, win time.Duration) error {
+	return HostSVG(w, m.Host(), time.Now(), win)
+}
 
-// GuestSVG draws a guest's last hour.
-func (m *Monitor) GuestSVG(w io.Writer, deployment, guestName string) error {
+// GuestSVG draws a guest's last window (up to the hour kept).
+func (m *Monitor) GuestSVG(w io.Writer, deployment, guestName string, win time.Duration) error {
 	var total uint64
 	m.mu.RLock()
 	if h, ok := m.host.last(); ok {
 		total = h.MemoryTotalBytes
 	}
 	m.mu.RUnlock()
-	return GuestSVG(w, m.Guest(deployment, guestName), total, time.Now())
+	return GuestSVG(w, m.Guest(deployment, guestName), total, time.Now(), win)
 }
 
 // Latest is a guest's latest sample, or nil when there is none.

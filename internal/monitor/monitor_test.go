@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -224,12 +225,15 @@ func TestSVG(t *testing.T) {
 	for i := range 10 {
 		ts := now.Add(time.Duration(i-10) * time.Minute)
 		hs = append(hs, api.HostSample{Time: ts, CPUSeconds: float64(i * 30), MemoryBytes: 1 << 30, MemoryTotalBytes: 4 << 30})
-		gs = append(gs, api.GuestSample{Time: ts, CPUSeconds: float64(i * 6), MemoryBytes: 1 << 20, RxBytes: 100, TxBytes: 200})
+		gs = append(gs, api.GuestSample{Time: ts, CPUSeconds: float64(i * 6), MemoryBytes: 1 << 20, RxBytes: uint64(300 * i), TxBytes: 200,
+			Interfaces: []api.InterfaceSample{{Name: "eth0", RxBytes: uint64(100 * i), TxBytes: 100}, {Name: "eth1", RxBytes: uint64(200 * i), TxBytes: 100}}})
 	}
 	for name, fn := range map[string]func(*bytes.Buffer) error{
-		"host":        func(b *bytes.Buffer) error { return HostSVG(b, api.HostSeries{Samples: hs}, now) },
-		"guest":       func(b *bytes.Buffer) error { return GuestSVG(b, api.GuestSeries{Samples: gs}, 4<<30, now) },
-		"empty guest": func(b *bytes.Buffer) error { return GuestSVG(b, api.GuestSeries{}, 0, now) },
+		"host": func(b *bytes.Buffer) error { return HostSVG(b, api.HostSeries{Samples: hs}, now, 0) },
+		"guest": func(b *bytes.Buffer) error {
+			return GuestSVG(b, api.GuestSeries{Samples: gs}, 4<<30, now, 5*time.Minute)
+		},
+		"empty guest": func(b *bytes.Buffer) error { return GuestSVG(b, api.GuestSeries{}, 0, now, 0) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -244,6 +248,21 @@ func TestSVG(t *testing.T) {
 				t.Fatalf("not an SVG: %v %q", err, b.String()[:min(200, b.Len())])
 			}
 			t.Logf("%s: %d bytes, width %s", name, b.Len(), doc.Width)
+			if doc.Width != "480pt" {
+				t.Errorf("%s: width %s: want a plot a person reads (480pt, 640 px)", name, doc.Width)
+			}
+			svg := b.String()
+			switch name {
+			case "host":
+				if !regexp.MustCompile(`>-60(\.0+)?<`).MatchString(svg) {
+					t.Errorf("the host's plot of the hour has no -60 minutes tick")
+				}
+			case "guest":
+				if !regexp.MustCompile(`>-5(\.0+)?<`).MatchString(svg) || strings.Contains(svg, ">-60") || !strings.Contains(svg, "KiB/s") ||
+					!strings.Contains(svg, "eth0 rx") || !strings.Contains(svg, "eth1 tx") {
+					t.Errorf("the guest's 5-minute plot: its ticks or its network panel are missing")
+				}
+			}
 		})
 	}
 }

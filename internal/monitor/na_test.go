@@ -44,7 +44,7 @@ func TestNoNumberIsNotZero(t *testing.T) {
 		t.Fatalf("series = %+v, want one sample without stats", s)
 	}
 	var b bytes.Buffer
-	if err := m.GuestSVG(&b, "d1", "a"); err != nil {
+	if err := m.GuestSVG(&b, "d1", "a", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), "cpu n/a  mem n/a") {
@@ -64,7 +64,7 @@ func TestLegendBesideTheData(t *testing.T) {
 		hs = append(hs, api.HostSample{Time: now.Add(time.Duration(i-10) * time.Minute), CPUSeconds: float64(i), MemoryBytes: 1 << 30, MemoryTotalBytes: 20 << 30})
 	}
 	var b bytes.Buffer
-	if err := HostSVG(&b, api.HostSeries{Samples: hs}, now); err != nil {
+	if err := HostSVG(&b, api.HostSeries{Samples: hs}, now, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	axisEnd, legend := -1.0, -1.0

@@ -24,6 +24,7 @@ func TestRouteTablePolicies(t *testing.T) {
 		"GET /login":              httpapi.AccessOpen,
 		"POST /login":             httpapi.AccessOpen,
 		"GET /static/":            httpapi.AccessOpen,
+		"GET /favicon.ico":        httpapi.AccessOpen,
 		"POST /api/cluster":       httpapi.AccessClusterToken,
 		"GET /api/cluster/{name}": httpapi.AccessMemberOrUser,
 	}

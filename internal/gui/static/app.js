@@ -1,19 +1,45 @@
-// TestbedOS GUI: a little JavaScript of our own, no library. Pages are
-// rendered by the server; this file adds live updates (events, log
-// streams), inline YAML validation and the action buttons.
+// TestbedOS GUI: a little JavaScript of our own. Pages are rendered by the
+// server; this file adds what every page shares: calls to the API (a 401
+// sends the user to log in), the events websocket (reconnected with
+// backoff; a banner says when the page is not live), notices that fade, a
+// confirmation dialog, and the dashboard, configuration and create pages.
+// deployment.js and inspect.js add the deployment page.
 "use strict";
 
 const $ = (sel, root) => (root || document).querySelector(sel);
 const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
 const wsURL = (path) => (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
 
-async function api(method, path, body, raw) {
+// toLogin sends the user to the login form, back here afterwards.
+function toLogin() {
+  if (document.body.dataset.page === "login") return;
+  location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+}
+
+// live tracks whether the page is in touch with the server.
+const live = {
+  ok: true,
+  set(ok) {
+    this.ok = ok;
+    const b = $("#not-live");
+    if (b) b.hidden = ok;
+  },
+};
+
+async function api(method, path, body, type) {
   const opts = { method, headers: {} };
   if (body !== undefined) {
-    opts.body = raw ? body : JSON.stringify(body);
-    opts.headers["Content-Type"] = raw ? "application/yaml" : "application/json";
+    opts.body = type ? body : JSON.stringify(body);
+    opts.headers["Content-Type"] = type || "application/json";
   }
-  const resp = await fetch(path, opts);
+  let resp;
+  try {
+    resp = await fetch(path, opts);
+  } catch (e) {
+    live.set(false);
+    return { status: 0, ok: false, data: { error: { message: "the server does not answer: " + e.message } } };
+  }
+  if (resp.status === 401) { toLogin(); return { status: 401, ok: false, data: { error: { message: "your session has ended: log in again" } } }; }
   let data = null;
   const text = await resp.text();
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = text; }
@@ -25,8 +51,33 @@ function errorText(r) {
   return "HTTP " + r.status;
 }
 
+// notice shows a short message that fades after a few seconds.
+function notice(text, isError) {
+  const box = $("#notices");
+  if (!box) return;
+  const n = document.createElement("div");
+  n.className = "notice" + (isError ? " error" : "");
+  n.textContent = text;
+  box.appendChild(n);
+  setTimeout(() => n.classList.add("fade"), isError ? 8000 : 3500);
+  setTimeout(() => n.remove(), isError ? 9000 : 4500);
+}
+
+// ask shows the confirmation dialog; resolves true when the user says yes.
+function ask(text, yes) {
+  const d = $("#confirm");
+  $("#confirm-text").textContent = text;
+  $("#confirm-yes").textContent = yes || "Yes";
+  d.returnValue = "";
+  return new Promise((resolve) => {
+    d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+    d.showModal();
+    $("#confirm-no").focus();
+  });
+}
+
 // Plots come from the monitoring routes; until they answer, say so.
-function optionalImages() {
+function optionalImages(root) {
   const fallback = (img) => {
     if (img.dataset.missing) return;
     img.dataset.missing = "1";
@@ -36,8 +87,8 @@ function optionalImages() {
     span.textContent = "no samples yet";
     img.after(span);
   };
-  $$("img[data-optional]").forEach((img) => {
-    if (img.complete && img.naturalWidth === 0 && img.getAttribute("loading") !== "lazy") fallback(img);
+  $$("img[data-optional]", root).forEach((img) => {
+    if (img.src && img.complete && img.naturalWidth === 0 && img.getAttribute("loading") !== "lazy") fallback(img);
     img.addEventListener("error", () => fallback(img), { once: true });
   });
 }
@@ -70,19 +121,35 @@ function setState(name, st) {
 }
 
 // Events: deployment states everywhere, actions on the deployment page.
+// A closed websocket is opened again with backoff (1 s doubling to 15 s);
+// while it is closed the page says it is not live, and a probe tells a
+// restarted server (401: log in again) from one that is away.
 const eventHandlers = [];
+const reconnectHandlers = [];
 function followEvents() {
-  let ws;
+  let delay = 1000, everOpen = false;
   const open = () => {
-    ws = new WebSocket(wsURL("/api/events"));
+    const ws = new WebSocket(wsURL("/api/events"));
+    ws.onopen = () => {
+      live.set(true);
+      if (everOpen) reconnectHandlers.forEach((h) => h());
+      everOpen = true;
+      delay = 1000;
+    };
     ws.onmessage = (m) => {
       let ev;
       try { ev = JSON.parse(m.data); } catch (e) { return; }
       if (ev.type === "deployment-state" && ev.deployment && ev.state !== undefined) setState(ev.deployment, ev.state);
       eventHandlers.forEach((h) => h(ev));
     };
-    ws.onclose = (e) => { if (e.code !== 1000) setTimeout(open, 2000); };
+    ws.onclose = async () => {
+      live.set(false);
+      await api("GET", "/api/config/status"); // a 401 sends the user to log in
+      setTimeout(open, delay);
+      delay = Math.min(delay * 2, 15000);
+    };
   };
+  window.addEventListener("pagehide", () => { live.set = () => {}; });
   open();
 }
 
@@ -126,10 +193,50 @@ function jsonPanes() {
     const r = await api("POST", "/api/config/host", body);
     msg.textContent = r.ok ? "saved" : errorText(r);
     msg.className = r.ok ? "ok" : "error-inline";
+    if (r.ok) notice("host.json saved");
   });
 }
 
-// --- create page: inline validation with the line of each problem marked.
+// problemList fills ul with problems (line, field, message); a click on one
+// with a line calls goto(line).
+function problemList(ul, problems, goto) {
+  ul.textContent = "";
+  problems.forEach((p) => {
+    const li = document.createElement("li");
+    li.dataset.line = p.line;
+    li.tabIndex = 0;
+    if (p.line > 0) {
+      const b = document.createElement("b");
+      b.textContent = "line " + p.line;
+      li.append(b, ": ");
+    }
+    if (p.field) {
+      const c = document.createElement("code");
+      c.textContent = p.field;
+      li.append(c, " ");
+    }
+    li.append(p.message);
+    ul.appendChild(li);
+  });
+  const go = (e) => {
+    const li = e.target.closest("li");
+    if (li && +li.dataset.line > 0 && goto) goto(+li.dataset.line);
+  };
+  ul.onclick = go;
+  ul.onkeydown = (e) => { if (e.key === "Enter") go(e); };
+}
+
+// selectLine selects line n of a textarea.
+function selectLine(ta, line) {
+  const lines = ta.value.split("\n");
+  let start = 0;
+  for (let i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
+  ta.focus();
+  ta.setSelectionRange(start, start + (lines[line - 1] || "").length);
+}
+
+// --- create page: inline validation with the line of each problem marked,
+// the files the YAML names checked against the project files chosen.
 function createPage() {
   const ta = $("#yaml"), gutter = $("#gutter"), list = $("#problems"), ok = $("#valid");
   if (!ta) return;
@@ -145,45 +252,20 @@ function createPage() {
     }
     gutter.scrollTop = ta.scrollTop;
   };
-  const goto = (line) => {
-    const lines = ta.value.split("\n");
-    let start = 0;
-    for (let i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
-    ta.focus();
-    ta.setSelectionRange(start, start + (lines[line - 1] || "").length);
-  };
   const show = (problems) => {
-    list.textContent = "";
     bad = new Set(problems.filter((p) => p.line > 0).map((p) => p.line));
-    problems.forEach((p) => {
-      const li = document.createElement("li");
-      li.dataset.line = p.line;
-      if (p.line > 0) {
-        const b = document.createElement("b");
-        b.textContent = "line " + p.line;
-        li.append(b, ": ");
-      }
-      if (p.field) {
-        const c = document.createElement("code");
-        c.textContent = p.field;
-        li.append(c, " ");
-      }
-      li.append(p.message);
-      list.appendChild(li);
-    });
+    problemList(list, problems, (line) => selectLine(ta, line));
     ok.hidden = problems.length !== 0 || ta.value.trim() === "";
     drawGutter();
   };
-  list.addEventListener("click", (e) => {
-    const li = e.target.closest("li");
-    if (li && +li.dataset.line > 0) goto(+li.dataset.line);
-  });
-  // Problems the server rendered (after a refused submit).
   bad = new Set($$("li", list).map((li) => +li.dataset.line).filter((n) => n > 0));
+  problemList(list, [], null);
   let timer = null, seq = 0;
   const validate = () => {
     const mine = ++seq;
-    api("POST", "/api/validate/yaml", ta.value, true).then((r) => {
+    const q = new URLSearchParams({ check_files: "1" });
+    Array.from($("#files").files || []).forEach((f) => q.append("file", f.name));
+    api("POST", "/api/validate/yaml?" + q, ta.value, "application/yaml").then((r) => {
       if (mine !== seq) return;
       if (r.status === 200 || r.status === 422) show((r.data && r.data.problems) || []);
       else show([{ line: 0, field: "", message: errorText(r) }]);
@@ -194,250 +276,11 @@ function createPage() {
   $("#file").addEventListener("change", (e) => {
     const f = e.target.files[0];
     if (!f) return;
-    f.text().then((t) => { ta.value = t; drawGutter(); validate(); });
+    f.text().then((t) => { ta.value = t.replace(/\r\n/g, "\n"); drawGutter(); validate(); });
   });
+  $("#files").addEventListener("change", validate);
   drawGutter();
   if (ta.value.trim() !== "") validate();
-}
-
-// --- deployment page.
-function deploymentPage() {
-  const root = $("#deployment");
-  if (!root) return;
-  const name = root.dataset.name;
-  const logEl = $("#log"), title = $("#log-title"), msg = $("#action-msg");
-  let stream = null, following = "";
-
-  const follow = (uuid, label) => {
-    if (following === uuid) return;
-    if (stream) { stream.onclose = null; stream.close(); }
-    following = uuid;
-    logEl.textContent = "";
-    title.textContent = (label || "") + " " + uuid;
-    const ws = new WebSocket(wsURL("/api/logs/" + encodeURIComponent(uuid) + "/stream"));
-    stream = ws;
-    ws.onmessage = (m) => {
-      const atEnd = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 4;
-      const line = document.createElement("div");
-      line.className = "line";
-      line.textContent = m.data;
-      logEl.appendChild(line);
-      // Keep the page light on long logs: the whole log is at /api/logs/{uuid}/text.
-      while (logEl.childElementCount > 5000) logEl.firstElementChild.remove();
-      if (atEnd) logEl.scrollTop = logEl.scrollHeight;
-    };
-    ws.onclose = (e) => {
-      const end = document.createElement("div");
-      end.className = "line end";
-      let text = "stream closed (" + e.code + ")";
-      try {
-        const o = JSON.parse(e.reason);
-        text = "— ended: " + ["success", "failed", "cancelled", "interrupted"][o.error_code] + ", state " + stateText(o.end_state);
-      } catch (err) { /* no outcome */ }
-      end.textContent = text;
-      logEl.appendChild(end);
-      logEl.scrollTop = logEl.scrollHeight;
-    };
-  };
-
-  const act = async (action, extra) => {
-    msg.textContent = "";
-    msg.className = "muted";
-    let r;
-    if (action === "cancel") {
-      r = await api("POST", "/api/deployments/" + name + "/cancel", following ? { uuid: following } : {});
-    } else {
-      const body = Object.assign({ command: action }, extra || {});
-      if (action === "up") {
-        body.provision = $("#opt-provision").checked;
-        body.rerun_scripts = $("#opt-rerun").checked;
-      }
-      r = await api("POST", "/api/deployments/" + name + "/action", body);
-    }
-    if (r.status === 202) {
-      msg.textContent = action + " accepted";
-      if (action !== "cancel") follow(r.data.uuid, action);
-    } else {
-      msg.textContent = errorText(r);
-      msg.className = "error-inline";
-    }
-    return r;
-  };
-  $$("#actions button[data-action]").forEach((b) => b.addEventListener("click", () => act(b.dataset.action)));
-
-  // Snapshots: for guests whose kind has them (libvirt); the buttons say
-  // why they are off for the others.
-  const snapGuest = () => $("#snap-guest");
-  const snapButtons = () => $$("#snapshots button[data-snapshot]");
-  const snapState = async () => {
-    const sel = snapGuest();
-    const opt = sel && sel.selectedOptions[0];
-    const can = !!(opt && opt.dataset.snapshots);
-    snapButtons().forEach((b) => {
-      b.disabled = !can;
-      b.title = can ? b.dataset.snapshot + " a snapshot of " + opt.value
-        : opt ? "guests of this kind have no snapshots (libvirt guests do)" : "no guests yet: press Generate";
-    });
-    const list = $("#snap-list");
-    list.textContent = "";
-    if (!can) return;
-    const r = await api("GET", "/api/deployments/" + name + "/guests/" + encodeURIComponent(opt.value) + "/snapshots");
-    const items = r.ok ? (Array.isArray(r.data) ? r.data : (r.data && r.data.snapshots) || []) : [];
-    items.forEach((x) => {
-      const o = document.createElement("option");
-      o.value = typeof x === "string" ? x : x.name;
-      list.appendChild(o);
-    });
-  };
-  document.addEventListener("change", (e) => { if (e.target.id === "snap-guest") snapState(); });
-  document.addEventListener("click", (e) => {
-    const b = e.target.closest("#snapshots button[data-snapshot]");
-    if (!b || b.disabled) return;
-    act("snapshot", { snapshot: { sub_command: b.dataset.snapshot, guest: snapGuest().value, name: $("#snap-name").value || undefined } });
-  });
-  snapState();
-
-  // Apply: first the plan, as a diff; then apply it.
-  const planCard = $("#plan-card"), planEl = $("#plan"), planMsg = $("#plan-msg");
-  const showPlan = async () => {
-    planCard.hidden = false;
-    planEl.textContent = "loading…";
-    planMsg.textContent = "";
-    const r = await api("GET", "/api/deployments/" + name + "/plan");
-    planEl.textContent = "";
-    if (!r.ok) { planEl.textContent = errorText(r); $("#btn-apply").disabled = true; return; }
-    const add = (cls, text) => {
-      const d = document.createElement("div");
-      d.className = "diff " + cls;
-      d.textContent = text;
-      planEl.appendChild(d);
-    };
-    const sign = { add: "+", remove: "-", remake: "~", impair: "~" };
-    const changes = r.data.changes || [], same = r.data.unchanged || [];
-    changes.forEach((c) => add("op-" + c.op, (sign[c.op] || "~") + " " + c.kind + " " + c.name + (c.host ? " (" + c.host + ")" : "") + "  " + c.op + (c.why ? ": " + c.why : "")));
-    same.forEach((o) => add("same", "  " + o.kind + " " + o.name + (o.host ? " (" + o.host + ")" : "")));
-    if (!changes.length) add("none", "no changes: the deployment is as kvm-compose.yaml says");
-    $("#btn-apply").disabled = changes.length === 0;
-  };
-  $("#btn-plan").addEventListener("click", showPlan);
-  $("#plan-close").addEventListener("click", () => { planCard.hidden = true; });
-  $("#btn-apply").addEventListener("click", async () => {
-    const r = await act("apply");
-    planMsg.textContent = r.status === 202 ? "apply started" : errorText(r);
-    if (r.status === 202) planCard.hidden = true;
-  });
-
-  document.addEventListener("click", (e) => {
-    const a = e.target.closest("a[data-log]");
-    if (a) { e.preventDefault(); following = ""; follow(a.dataset.log, "log"); return; }
-    const c = e.target.closest("button.console-open");
-    if (c) openConsole(name, c.dataset.guest);
-  });
-
-  // Fresh server-rendered parts after an action, without a reload.
-  const refresh = async () => {
-    const resp = await fetch(location.pathname);
-    if (!resp.ok) return;
-    const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
-    ["#topology", "#guests", "#history", "#snap-guest"].forEach((sel) => {
-      const fresh = $(sel, doc), old = $(sel);
-      if (fresh && old) old.replaceWith(fresh);
-    });
-    optionalImages();
-    snapState();
-    guests();
-  };
-
-  eventHandlers.push((ev) => {
-    if (ev.deployment !== name) return;
-    if (ev.type === "action-started" && ev.uuid) follow(ev.uuid, ev.command ? (typeof ev.command === "string" ? ev.command : Object.keys(ev.command)[0]) : "");
-    if (ev.type === "action-ended") refresh();
-    if (ev.type === "deployment-state") guests();
-  });
-
-  // Status and resource use, from the guests route (when it is there).
-  const guests = async () => {
-    const r = await api("GET", "/api/deployments/" + name + "/guests");
-    if (!r.ok || !Array.isArray(r.data)) return;
-    r.data.forEach((g) => {
-      const tr = $('#guests-table tr[data-guest="' + CSS.escape(g.name) + '"]');
-      if (!tr) return;
-      $(".status", tr).textContent = g.status || "—";
-      $(".status", tr).className = "status st-" + (g.status || "none");
-      if (Array.isArray(g.interfaces) && g.interfaces.length) {
-        const ips = $(".ips", tr);
-        ips.textContent = "";
-        g.interfaces.forEach((i) => {
-          const d = document.createElement("div");
-          d.textContent = i.name + " " + (i.ip || "—") + (i.leased ? " (lease)" : "");
-          ips.appendChild(d);
-        });
-      }
-      const res = g.resources;
-      const img = $("img.plot", tr);
-      if (img && res && res.sampled_at && img.dataset.sampled !== res.sampled_at) {
-        img.dataset.sampled = res.sampled_at;
-        if (img.dataset.missing) { img.hidden = false; delete img.dataset.missing; $$(".plot-missing", tr).forEach((x) => x.remove()); }
-        img.src = img.src.replace(/&t=[^&]*/, "") + "&t=" + encodeURIComponent(res.sampled_at);
-      }
-      // null: the guest's kind gives no such number.
-      $(".cpu", tr).textContent = !res ? "—" : res.cpu_seconds == null ? "n/a" : res.cpu_seconds.toFixed(2);
-      $(".mem", tr).textContent = !res ? "—" : res.memory_bytes == null ? "n/a" : fmtBytes(res.memory_bytes);
-      $(".net", tr).textContent = res ? fmtBytes(res.rx_bytes) + " / " + fmtBytes(res.tx_bytes) : "—";
-    });
-  };
-  guests();
-  setInterval(guests, 3000);
-  // The log card opens on the running action, else on the last one.
-  if (root.dataset.running) follow(root.dataset.running, "running");
-  else if (root.dataset.last) follow(root.dataset.last, root.dataset.lastCommand || "last action");
-}
-
-// --- console: raw terminal bytes over the console websocket, shown by
-// the small terminal of term.js.
-let consoleWS = null;
-function openConsole(dep, guest) {
-  const pane = $("#console"), out = $("#console-out"), note = $("#console-msg");
-  if (consoleWS) { consoleWS.onclose = null; consoleWS.close(); }
-  pane.hidden = false;
-  $("#console-guest").textContent = guest;
-  const term = new Term(out);
-  window.__term = term;
-  term.reset();
-  note.textContent = "connecting…";
-  const ws = new WebSocket(wsURL("/api/deployments/" + encodeURIComponent(dep) + "/guests/" + encodeURIComponent(guest) + "/console"));
-  ws.binaryType = "arraybuffer";
-  consoleWS = ws;
-  const dec = new TextDecoder(), enc = new TextEncoder();
-  const send = (s) => { if (s && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(s)); };
-  let size = { cols: 0, rows: 0 };
-  const resize = () => {
-    if (ws.readyState !== WebSocket.OPEN || pane.hidden) return;
-    const now = termSize(out);
-    if (now.cols === size.cols && now.rows === size.rows) return;
-    size = now;
-    ws.send(JSON.stringify({ type: "resize", cols: now.cols, rows: now.rows }));
-  };
-  ws.onopen = () => {
-    note.textContent = "connected to " + guest + ": click the console and type";
-    resize();
-    out.focus();
-  };
-  ws.onmessage = (m) => term.write(typeof m.data === "string" ? m.data : dec.decode(m.data, { stream: true }));
-  ws.onclose = (e) => {
-    note.textContent = "console closed" + (e.reason ? ": " + e.reason : " (this guest's console may not be available)");
-  };
-  out.onkeydown = (e) => {
-    const s = keyBytes(e);
-    if (!s) return;
-    // Ctrl-C with a selection copies it; without, it interrupts the guest.
-    if (e.ctrlKey && e.key.toLowerCase() === "c" && String(getSelection())) return;
-    e.preventDefault();
-    send(s);
-  };
-  out.onpaste = (e) => { e.preventDefault(); send(e.clipboardData.getData("text").replace(/\r?\n/g, "\r")); };
-  window.onresize = resize;
-  $("#console-close").onclick = () => { ws.close(); pane.hidden = true; };
 }
 
 // --- dashboard: counts by state follow the events; the host plot is
@@ -451,25 +294,45 @@ function dashboard() {
     clearTimeout(timer);
     timer = setTimeout(async () => {
       const resp = await fetch("/");
+      if (resp.status === 401) { toLogin(); return; }
       if (!resp.ok) return;
       const fresh = $("#by-state", new DOMParser().parseFromString(await resp.text(), "text/html"));
       if (fresh) $("#by-state").replaceWith(fresh);
     }, 300);
   });
   setInterval(() => {
-    const img = $("#host img.plot");
-    if (img) { img.hidden = false; img.src = "/api/monitor/host?format=svg&t=" + Date.now(); }
+    plots();
     membersTable();
   }, 15000);
 }
 
+// plots draws the monitoring plots again, for the time range chosen.
+function plots() {
+  const range = $("#plot-range") ? $("#plot-range").value : "";
+  $$("img.plot[data-src]").forEach((img) => {
+    if (img.parentElement.closest("[hidden], .no-plots")) return;
+    const u = new URL(img.dataset.src, location.href);
+    if (range) u.searchParams.set("range", range);
+    // A guest's plot is drawn again when it has a new sample; the host's
+    // each time this runs (every 15 s).
+    const t = img.dataset.sampled || (img.closest("#host-plot") ? String(Date.now()) : "");
+    if (t) u.searchParams.set("t", t);
+    const src = u.pathname + u.search;
+    if (img.getAttribute("src") === src) return;
+    if (img.dataset.missing) { img.hidden = false; delete img.dataset.missing; img.parentElement.querySelectorAll(".plot-missing").forEach((x) => x.remove()); }
+    img.src = src;
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  optionalImages();
   if (document.body.dataset.page === "login") return;
+  optionalImages();
   followEvents();
   membersTable();
   jsonPanes();
   createPage();
-  deploymentPage();
   dashboard();
+  if ($("#plot-range")) $("#plot-range").addEventListener("change", plots);
+  if (typeof deploymentPage === "function") deploymentPage();
+  plots();
 });

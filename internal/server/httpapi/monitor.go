@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/store"
@@ -25,8 +26,9 @@ type Monitor interface {
 	Host() api.HostSeries
 	// Guest is the guest's series, empty when it is not sampled.
 	Guest(deployment, guest string) api.GuestSeries
-	HostSVG(w io.Writer) error
-	GuestSVG(w io.Writer, deployment, guest string) error
+	// HostSVG and GuestSVG draw the last window (0: the hour kept).
+	HostSVG(w io.Writer, window time.Duration) error
+	GuestSVG(w io.Writer, deployment, guest string, window time.Duration) error
 }
 
 func listGuests(d Deps) handler {
@@ -62,6 +64,20 @@ func wantSVG(r *http.Request) (bool, error) {
 	}
 }
 
+// plotWindow reads ?range, the time a plot shows: 1m to 1h (5m, 15m,
+// 30m, 1h are what the GUI offers); absent is the hour.
+func plotWindow(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("range")
+	if v == "" {
+		return time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Minute || d > time.Hour {
+		return 0, errorf(http.StatusBadRequest, err, fmt.Sprintf("range %q: want a duration from 1m to 1h, e.g. 5m", v))
+	}
+	return d, nil
+}
+
 func writeSVG(w http.ResponseWriter, draw func(io.Writer) error) error {
 	var b bytes.Buffer
 	if err := draw(&b); err != nil {
@@ -79,8 +95,12 @@ func monitorHost(d Deps) handler {
 		if err != nil {
 			return err
 		}
+		win, err := plotWindow(r)
+		if err != nil {
+			return err
+		}
 		if svg {
-			return writeSVG(w, d.Monitor.HostSVG)
+			return writeSVG(w, func(w io.Writer) error { return d.Monitor.HostSVG(w, win) })
 		}
 		writeJSON(w, http.StatusOK, d.Monitor.Host())
 		return nil
@@ -100,6 +120,10 @@ func monitorGuest(d Deps) handler {
 		if err != nil {
 			return err
 		}
+		win, err := plotWindow(r)
+		if err != nil {
+			return err
+		}
 		dep, err := d.Store.Deployment(r.Context(), name)
 		if err != nil {
 			return err
@@ -108,7 +132,7 @@ func monitorGuest(d Deps) handler {
 			return err
 		}
 		if svg {
-			return writeSVG(w, func(w io.Writer) error { return d.Monitor.GuestSVG(w, name, guestName) })
+			return writeSVG(w, func(w io.Writer) error { return d.Monitor.GuestSVG(w, name, guestName, win) })
 		}
 		writeJSON(w, http.StatusOK, d.Monitor.Guest(name, guestName))
 		return nil

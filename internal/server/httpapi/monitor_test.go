@@ -33,6 +33,9 @@ func monitorBeforeState(t *testing.T, c *contract, d door) {
 		{path: "/api/monitor/deployments/lab/guests/Web", want: 400, doc: docRejects},
 		{path: "/api/monitor/deployments/lab/guests/web?format=png", want: 400, doc: docRejects},
 		{path: "/api/monitor/host?format=png", want: 400, doc: docRejects},
+		{path: "/api/monitor/host?format=svg&range=2h", want: 400},
+		{path: "/api/monitor/host?format=svg&range=10s", want: 400},
+		{path: "/api/monitor/host?format=svg&range=5m", want: 200},
 	} {
 		x.method = "GET"
 		c.do(t, d, x)

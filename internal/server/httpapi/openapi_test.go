@@ -962,6 +962,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 
 	validateCalls(t, c, tcp)
 	sharingExchanges(t, c, tb)
+	filesCalls(t, c, tcp)
 	realFaults(t, c, tb, good)
 	liveFaults(t, c, tb)
 

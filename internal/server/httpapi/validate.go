@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -22,12 +25,20 @@ type Validation struct {
 
 // validateYAML runs every check of kvm-compose.yaml that needs no project
 // folder (topology.Parse): the GUI's create page calls it as one types.
+// With ?check_files=1 it also checks the files the YAML names (setup
+// scripts, images, volumes) against the project files that will come with
+// it, named by ?file= (relative paths): a script not among them is a
+// problem, as generate would find it.
 func validateYAML(w http.ResponseWriter, r *http.Request) error {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		return err
 	}
-	_, err = topology.Parse(topology.DefaultFile, data)
+	q := r.URL.Query()
+	cfg, err := topology.Parse(topology.DefaultFile, data)
+	if err == nil && q.Get("check_files") == "1" {
+		err = validateFiles(cfg, q["file"])
+	}
 	var verr *topology.ValidationError
 	switch {
 	case err == nil:
@@ -40,6 +51,38 @@ func validateYAML(w http.ResponseWriter, r *http.Request) error {
 			Problems: verr.Problems,
 		})
 		return nil
+	}
+	return err
+}
+
+// validateFiles checks cfg's file references in a scratch project folder
+// holding an empty file for each name of files.
+func validateFiles(cfg *topology.Config, files []string) error {
+	dir, err := os.MkdirTemp("", "validate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, f := range files {
+		p, err := filePath(f)
+		if err != nil {
+			return err
+		}
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(full, nil, 0o644); err != nil {
+			return err
+		}
+	}
+	err = cfg.Validate(dir)
+	var verr *topology.ValidationError
+	if errors.As(err, &verr) {
+		// The scratch folder's name means nothing to the user.
+		for i := range verr.Problems {
+			verr.Problems[i].Message = strings.ReplaceAll(verr.Problems[i].Message, " "+dir, "")
+		}
 	}
 	return err
 }

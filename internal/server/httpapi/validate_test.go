@@ -27,7 +27,21 @@ func validateCalls(t *testing.T, c *contract, d door) {
 		t.Errorf("bad topology: %+v", bad)
 	}
 	c.do(t, d, call{method: "POST", path: "/api/validate/yaml", body: strings.Repeat("#", 2<<20), header: yamlHeader, want: 413, doc: docEither})
+	// With the files checked, a setup script that does not come with the
+	// YAML is a problem on its line; once named, none.
+	var missing httpapi.Validation
+	c.doJSON(t, d, call{method: "POST", path: "/api/validate/yaml?check_files=1&file=other.sh", body: scriptTopology, header: yamlHeader, want: 422}, &missing)
+	if len(missing.Problems) != 1 || missing.Problems[0].Line != 4 || !strings.Contains(missing.Problems[0].Message, "setup.sh does not exist in the project folder") {
+		t.Errorf("missing script: %+v", missing)
+	}
+	var named httpapi.Validation
+	c.doJSON(t, d, call{method: "POST", path: "/api/validate/yaml?check_files=1&file=other.sh&file=setup.sh", body: scriptTopology, header: yamlHeader, want: 200}, &named)
+	if len(named.Problems) != 0 {
+		t.Errorf("script named: %+v", named)
+	}
 }
+
+const scriptTopology = "machines:\n  - name: web\n    network: [{switch: sw0, ip: 10.0.0.10}]\n    netns: {setup_script: setup.sh}\nnetwork:\n  switches:\n    sw0: {subnet: 10.0.0.0/24}\n"
 
 func TestValidateFindsEveryProblem(t *testing.T) {
 	tb := startServer(t)

@@ -31,14 +31,22 @@ var calls = map[string]func(ctx context.Context, c *testbedos.Client){
 	"Action": func(ctx context.Context, c *testbedos.Client) {
 		c.Action(ctx, "lab", testbedos.ActionRequest{Command: testbedos.Command{Name: testbedos.CmdUp}})
 	},
-	"Run":     func(ctx context.Context, c *testbedos.Client) { c.Run(ctx, "lab", testbedos.CmdUp, nil) },
-	"Cancel":  func(ctx context.Context, c *testbedos.Client) { c.Cancel(ctx, "lab", "") },
-	"State":   func(ctx context.Context, c *testbedos.Client) { c.State(ctx, "lab") },
-	"Plan":    func(ctx context.Context, c *testbedos.Client) { c.Plan(ctx, "lab") },
-	"Logs":    func(ctx context.Context, c *testbedos.Client) { c.Logs(ctx, "lab") },
-	"Actions": func(ctx context.Context, c *testbedos.Client) { c.Actions(ctx, "lab", 10, 0) },
-	"Guests":  func(ctx context.Context, c *testbedos.Client) { c.Guests(ctx, "lab") },
-	"LogText": func(ctx context.Context, c *testbedos.Client) { c.LogText(ctx, "u1") },
+	"Run":          func(ctx context.Context, c *testbedos.Client) { c.Run(ctx, "lab", testbedos.CmdUp, nil) },
+	"Cancel":       func(ctx context.Context, c *testbedos.Client) { c.Cancel(ctx, "lab", "") },
+	"State":        func(ctx context.Context, c *testbedos.Client) { c.State(ctx, "lab") },
+	"Plan":         func(ctx context.Context, c *testbedos.Client) { c.Plan(ctx, "lab") },
+	"Logs":         func(ctx context.Context, c *testbedos.Client) { c.Logs(ctx, "lab") },
+	"Actions":      func(ctx context.Context, c *testbedos.Client) { c.Actions(ctx, "lab", 10, 0) },
+	"ProjectFiles": func(ctx context.Context, c *testbedos.Client) { c.ProjectFiles(ctx, "lab") },
+	"ReadProjectFile": func(ctx context.Context, c *testbedos.Client) {
+		c.ReadProjectFile(ctx, "lab", "scripts/setup.sh")
+	},
+	"WriteProjectFile": func(ctx context.Context, c *testbedos.Client) {
+		c.WriteProjectFile(ctx, "lab", "setup.sh", []byte("#!/bin/sh\n"))
+	},
+	"DeleteProjectFile": func(ctx context.Context, c *testbedos.Client) { c.DeleteProjectFile(ctx, "lab", "old.sh") },
+	"Guests":            func(ctx context.Context, c *testbedos.Client) { c.Guests(ctx, "lab") },
+	"LogText":           func(ctx context.Context, c *testbedos.Client) { c.LogText(ctx, "u1") },
 	"LogEntry": func(ctx context.Context, c *testbedos.Client) {
 		c.LogEntry(ctx, "u1")
 	},

@@ -20,6 +20,8 @@ type (
 	LogEntry            = api.LogEntry
 	LogIndex            = api.LogIndex
 	ActionPage          = api.ActionPage
+	ProjectFile         = api.ProjectFile
+	ProjectFiles        = api.ProjectFiles
 	ActionSummary       = api.ActionSummary
 	ServerStatus        = api.ServerStatus
 	Event               = api.Event

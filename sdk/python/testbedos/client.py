@@ -14,8 +14,8 @@ DEFAULT_SOCKET = "/run/testbedos/testbedos.sock"
 DEFAULT_URL = "http://localhost:3355"
 
 
-def _q(s):
-    return urllib.parse.quote(str(s), safe="")
+def _q(s, safe=""):
+    return urllib.parse.quote(str(s), safe=safe)
 
 
 def _dep(name):
@@ -173,6 +173,27 @@ class Client:
         {"actions": [...], "total": n, "next": offset or None}."""
         q = "&".join(f"{k}={v}" for k, v in (("limit", limit), ("offset", offset)) if v)
         return self._call("GET", _dep(name) + "/actions" + ("?" + q if q else ""))
+
+    def files(self, name):
+        """The regular files of a deployment's project folder:
+        {"files": [{"path", "size", "executable"}], "truncated": bool}."""
+        return self._call("GET", _dep(name) + "/files")
+
+    def read_file(self, name, path):
+        """One file of a deployment's project folder, as bytes."""
+        return self._call("GET", _dep(name) + "/files/" + _q(path, safe="/"), raw=True)
+
+    def write_file(self, name, path, data):
+        """Writes one file of a deployment's project folder (str or bytes);
+        folders are made, a file starting with #! is made executable."""
+        if isinstance(data, str):
+            data = data.encode()
+        return self._call("PUT", _dep(name) + "/files/" + _q(path, safe="/"), body=data,
+                          content_type="application/octet-stream")
+
+    def delete_file(self, name, path):
+        """Removes one file of a deployment's project folder."""
+        return self._call("DELETE", _dep(name) + "/files/" + _q(path, safe="/"))
 
     def log_entry(self, uuid):
         """One action's record: log_path, error_code, end_state, …"""

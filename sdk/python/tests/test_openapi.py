@@ -40,6 +40,10 @@ CALLS = {
     "plan": lambda c: c.plan("lab"),
     "logs": lambda c: c.logs("lab"),
     "actions": lambda c: c.actions("lab", limit=10),
+    "files": lambda c: c.files("lab"),
+    "read_file": lambda c: c.read_file("lab", "scripts/setup.sh"),
+    "write_file": lambda c: c.write_file("lab", "setup.sh", "#!/bin/sh\n"),
+    "delete_file": lambda c: c.delete_file("lab", "old.sh"),
     "log_entry": lambda c: c.log_entry("u1"),
     "log_text": lambda c: c.log_text("u1"),
     "follow": lambda c: c.follow("u1"),
@@ -86,7 +90,10 @@ def matcher(ops):
     template first."""
     compiled = []
     for method, path in ops:
-        rx = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"
+        # {path...} takes the rest of the path, slashes too.
+        rest = re.sub(r"\{[^}]+\.\.\.\}", "\x00", path)
+        rx = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(rest))
+        rx = "^" + rx.replace("\x00", ".+") + "$"
         compiled.append((path.count("{"), method, path, re.compile(rx)))
     compiled.sort()
 
