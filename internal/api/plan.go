@@ -66,6 +66,9 @@ type Plan struct {
 	Deployment string       `json:"deployment"`
 	Changes    []PlanChange `json:"changes"`
 	Unchanged  []PlanObject `json:"unchanged"`
+	// Timeline is the time line kvm-compose.yaml has now, which the action
+	// timeline runs; nil when it has none. apply does not run it.
+	Timeline *PlanTimeline `json:"timeline,omitempty"`
 }
 
 // Empty reports whether the plan changes nothing.

@@ -104,8 +104,8 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.Status == http.StatusServiceUnavailable {
 			o := api.Outcome{ErrorCode: api.ErrorCodeInterrupted, EndState: api.FailedState(api.Command{Name: what})}
-			if what == api.CmdSnapshot {
-				o.EndState = api.StateIsUp // a snapshot never changes the state
+			if what.KeepsState() {
+				o.EndState = api.StateIsUp // a snapshot, power change or time line never changes the state
 			}
 			return &exitError{code: o.ErrorCode, msg: outcomeMessage(what, name, o, "")}
 		}

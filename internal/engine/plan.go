@@ -130,6 +130,7 @@ func diffPlan(rec *Record, st *topology.State, ips map[string]string, canImpair 
 		k.diff(p, rec, st)
 	}
 	sortPlan(&p.plan)
+	p.plan.Timeline = planTimeline(st.Timeline)
 	return p
 }
 

@@ -87,6 +87,10 @@ type GuestRecord struct {
 	// …/interfaces/{iface}), by interface name; they replace
 	// kvm-compose.yaml's netem and are set again when up re-makes the guest.
 	Impairments map[string]api.Impairment `json:"impairments,omitempty"`
+	// Stopped: the guest was stopped (power.go) and stays stopped until it
+	// is started: up, apply and restore do not start it, and it is not
+	// missing.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // empty reports whether the record holds no object of any kind.

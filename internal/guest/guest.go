@@ -63,6 +63,8 @@ type Capabilities struct {
 	Stats bool `json:"stats"`
 	// NetnsPath: the driver is a NetnsPather.
 	NetnsPath bool `json:"netns_path,omitempty"`
+	// Power: the driver is a PowerSwitch.
+	Power bool `json:"power,omitempty"`
 }
 
 // Registry maps kinds to drivers.

@@ -12,7 +12,7 @@ import (
 )
 
 // Optional capabilities: ArtefactWriter, Snapshotter, Execer, Consoler,
-// Statser and NetnsPather. A driver implements one when its kind has the feature, says so
+// Statser, NetnsPather and PowerSwitch. A driver implements one when its kind has the feature, says so
 // in Capabilities, and guards it at compile time
 // (var _ guest.Execer = (*Driver)(nil)); callers ask with As, which a proxy
 // for a remote driver answers too (it implements every method and
@@ -88,6 +88,8 @@ func (c Capabilities) announces(p any) (bool, string) {
 		return c.Stats, "report no stats"
 	case *NetnsPather:
 		return c.NetnsPath, "have no network namespace of their own"
+	case *PowerSwitch:
+		return c.Power, "cannot be stopped and started again"
 	}
 	return false, fmt.Sprintf("have no optional %T", p)
 }

@@ -26,6 +26,8 @@ type Config struct {
 	Machines       []Machine      `yaml:"machines"`
 	Network        Network        `yaml:"network"`
 	TestbedOptions TestbedOptions `yaml:"testbed_options"`
+	// Timeline lists timed changes (timeline.go); nil: none.
+	Timeline *TimelineSpec `yaml:"timeline"`
 
 	// file is the name problems carry; lines maps a field path such as
 	// "machines[1].network[0].ip" to the line it was written on.

@@ -249,6 +249,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 	}
 	c.resolveRouters(st, &ps)
 	c.resolveACL(&ps, st)
+	c.resolveTimeline(st, &ps)
 	return st, ps.list
 }
 

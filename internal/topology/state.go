@@ -24,6 +24,8 @@ type State struct {
 	Routers []Router `json:"routers,omitempty"`
 	// ACL is the switches' access control lists (acl.go); nil: none.
 	ACL *ACL `json:"acl,omitempty"`
+	// Timeline is the file's timeline (timeline.go); nil: none.
+	Timeline *Timeline `json:"timeline,omitempty"`
 }
 
 // Host is a machine of the cluster that guests are placed on.
