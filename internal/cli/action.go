@@ -48,6 +48,7 @@ func (a *app) upCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&opts.Provision, "provision", false, "re-create guests that are already up")
 	cmd.Flags().BoolVar(&opts.RerunScripts, "rerun-scripts", false, "run setup scripts again on guests that already ran them")
+	cmd.Flags().BoolVar(&opts.Timeline, "timeline", false, "run the timeline of kvm-compose.yaml once the deployment is up")
 	return cmd
 }
 

@@ -27,8 +27,9 @@ const exitTimedOut = 124
 // execCommand is "kvm-compose exec GUEST -- CMD…".
 func (a *app) execCommand() *cobra.Command {
 	var timeout time.Duration
+	var fan fanout
 	cmd := &cobra.Command{
-		Use:   "exec GUEST [--timeout D] -- CMD [ARG…]",
+		Use:   "exec GUEST [--timeout D] -- CMD [ARG…]  |  exec --all|--guests a,b [--json] -- CMD [ARG…]",
 		Short: "Run a command in a guest and exit with its exit status",
 		Long: `Runs CMD in GUEST of the up deployment (netns: in its namespace; docker: in
 the container; libvirt: over SSH) and prints its stdout and stderr. The exit
@@ -36,8 +37,15 @@ status is the command's; 124 when --timeout killed it. Output is capped at
 1 MiB per stream. Flags such as --timeout go anywhere before "--"; everything
 after it is the command, passed on untouched. No shell runs unless you name
 one: exec web -- sh -c 'ip a | grep inet'. A VM that does not answer SSH
-before the timeout runs nothing, and the error says so.`,
+before the timeout runs nothing, and the error says so.
+
+With --all or --guests a,b (and no GUEST) the command runs in those guests at
+once and a table of guest, exit code and output is printed (--json: the
+results as JSON); the exit status is 1 when it failed anywhere.`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if fan.active() {
+				return nil
+			}
 			if len(args) == 0 || cmd.ArgsLenAtDash() == 0 {
 				return errors.New("no guest given: kvm-compose exec GUEST -- CMD [ARG…]")
 			}
@@ -51,6 +59,9 @@ before the timeout runs nothing, and the error says so.`,
 			secs := int((timeout + time.Second - 1) / time.Second)
 			if secs < 1 || secs > api.MaxExecTimeoutS {
 				return fmt.Errorf("--timeout %s: give 1s to %ds", timeout, api.MaxExecTimeoutS)
+			}
+			if fan.active() {
+				return a.runFanout(cmd, &fan, args, secs)
 			}
 			// Flags anywhere before "--" are kvm-compose's; what follows it
 			// is the command, passed on untouched.
@@ -83,6 +94,7 @@ before the timeout runs nothing, and the error says so.`,
 		return fmt.Errorf("%w\nput the command after --, as in: kvm-compose exec GUEST -- CMD -flag (flags before -- are kvm-compose's)", err)
 	})
 	cmd.Flags().DurationVar(&timeout, "timeout", api.DefaultExecTimeoutS*time.Second, "kill the command after this long (at most 1h)")
+	fan.flags(cmd)
 	return cmd
 }
 

@@ -128,7 +128,9 @@ action on the server; the exit status is the action's outcome.
 		a.consoleCommand(),
 		a.netemCommand(),
 		a.captureCommand(),
+		a.timelineCommand(),
 	)
+	root.AddCommand(a.powerCommands()...)
 	return root
 }
 
