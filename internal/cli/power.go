@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"fmt"
+	"io"
+
 	"github.com/spf13/cobra"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -59,4 +62,15 @@ timeline; "up --timeline" runs it right after up.`,
 	}
 	cmd.Flags().IntVar(&repeat, "repeat", 0, "run the list this many times (default: the file's repeat)")
 	return cmd
+}
+
+// printTimeline lists the timeline plan shows (nothing when there is none).
+func printTimeline(w io.Writer, t *api.PlanTimeline) {
+	if t == nil {
+		return
+	}
+	fmt.Fprintf(w, "timeline (kvm-compose timeline runs it; apply does not): %d changes, %d rounds, period %.3fs\n", len(t.Changes), t.Repeat, float64(t.PeriodMS)/1000)
+	for _, c := range t.Changes {
+		fmt.Fprintf(w, "  at +%.3fs: %s\n", float64(c.AtMS)/1000, c.What)
+	}
 }
