@@ -18,6 +18,9 @@ const (
 	KindExternal ChangeKind = "external"
 	// KindACL is a deployment's ACL table on a host, named by the table.
 	KindACL ChangeKind = "acl"
+	// KindNames is the deployment's names in the main host's hosts file
+	// (the management network).
+	KindNames ChangeKind = "names"
 )
 
 // ChangeOp is what apply does with an object.

@@ -58,6 +58,9 @@ type Options struct {
 	// netns guests go down in 0.9× the time of an ip -batch script with
 	// everything at once, 1.25× in batches of 64. Default 1024.
 	DestroyConcurrency int
+	// HostsFile is the hosts file that the names of management networks go
+	// into (names.go); default DefaultHostsFile.
+	HostsFile string
 }
 
 // Engine executes orchestration commands. It implements actions.Executor.
@@ -77,6 +80,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = max(8, 4*runtime.NumCPU())
+	}
+	if opts.HostsFile == "" {
+		opts.HostsFile = DefaultHostsFile
 	}
 	if opts.DestroyConcurrency <= 0 {
 		opts.DestroyConcurrency = 1024

@@ -48,6 +48,9 @@ type HostRecord struct {
 	Routers map[string]RouterRecord `json:"routers,omitempty"`
 	// ACLTables are the deployment's nftables tables (acl.go), by name.
 	ACLTables map[string]ACLTableRecord `json:"acl_tables,omitempty"`
+	// Names is the deployment's block of names in the host's hosts file
+	// (names.go); nil: none.
+	Names *NamesRecord `json:"names,omitempty"`
 }
 
 // TunnelRecord is the VXLAN link of a switch spanning hosts, on one host.

@@ -191,6 +191,9 @@ type SwitchSpec struct {
 // TestbedOptions are deployment-wide settings.
 type TestbedOptions struct {
 	LoadBalancing string `yaml:"load_balancing"`
+	// Management gives every guest a mgmt0 interface and a host name
+	// (management.go); nil: none.
+	Management *Management `yaml:"management"`
 }
 
 // Kind is the guest kind the machine asks for (netns when none is given).

@@ -229,6 +229,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		g.CloneScripts = cloneScripts(m, mp, in.clone, env.files)
 		st.Guests = append(st.Guests, g)
 	}
+	c.resolveManagement(st, &ps)
 	spanSwitches(st)
 	// A router port given the MAC of a guest (or of another port) would
 	// share it on the bridge.

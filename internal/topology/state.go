@@ -177,6 +177,9 @@ type DockerSpec struct {
 	Privileged      bool              `json:"privileged,omitempty"`
 	User            string            `json:"user,omitempty"`
 	Devices         []DeviceSpec      `json:"devices,omitempty"`
+	// ExtraHosts are "name:address" lines added to the container's
+	// /etc/hosts: the management network's names.
+	ExtraHosts []string `json:"extra_hosts,omitempty"`
 }
 
 // VolumeSpec is one bind mount of a project file or folder.
