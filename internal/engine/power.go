@@ -104,7 +104,18 @@ func (e *Engine) setPower(ctx context.Context, d api.Deployment, name string, ru
 		return nil
 	}
 	log.Printf("guest %s: starting (%s)", name, lg.g.Kind)
-	if err := ps.Start(ctx, lg.gdep, &lg.g, log); err != nil {
+	found, err := guest.Find(ctx, lg.drv, lg.gdep, &lg.g)
+	if err != nil {
+		return fmt.Errorf("guest %s: %w", name, err)
+	}
+	if found.Presence == guest.Absent {
+		// Gone while stopped (its host rebooted, say): made again as up
+		// makes a guest, without its setup scripts.
+		log.Printf("guest %s: nothing of it is there any more: making it again", name)
+		if _, err := lg.drv.Create(ctx, lg.gdep, &lg.g, log); err != nil {
+			return fmt.Errorf("guest %s: make again: %w", name, err)
+		}
+	} else if err := ps.Start(ctx, lg.gdep, &lg.g, log); err != nil {
 		return fmt.Errorf("guest %s: start: %w", name, err)
 	}
 	if imps, err := impairGuest(ctx, lg.host, lg.rec, &lg.g); err != nil {

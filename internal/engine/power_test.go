@@ -113,6 +113,18 @@ func TestPowerIsRecordedAndRespected(t *testing.T) {
 	if s := guestStatus(t, e, d, "b"); s != api.GuestRunning {
 		t.Errorf("status after restart: %s", s)
 	}
+	// A stopped guest that is gone when started (its host rebooted) is
+	// made again.
+	if err := e.Power(ctx, d, api.PowerOptions{Guest: "b", State: api.PowerStopped}, &guesttest.Log{}); err != nil {
+		t.Fatal(err)
+	}
+	log := &guesttest.Log{}
+	if err := e.Power(ctx, d, api.PowerOptions{Guest: "b", State: api.PowerRunning}, log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.Text(), "making it again") || guestStatus(t, e, d, "b") != api.GuestRunning {
+		t.Errorf("start of a vanished guest:\n%s", log.Text())
+	}
 }
 
 // The time line runs every change at its planned time (monotonic
