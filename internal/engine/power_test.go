@@ -204,7 +204,7 @@ func TestRunScheduleDrift(t *testing.T) {
 	for i := range 100 {
 		plan = append(plan, TimedChange{Offset: time.Duration(i) * 3 * time.Millisecond})
 	}
-	drifts, failed, err := RunSchedule(context.Background(), plan, func(context.Context, TimedChange) error {
+	drifts, failed, err := RunSchedule(context.Background(), time.Now(), plan, func(context.Context, TimedChange) error {
 		time.Sleep(time.Millisecond) // each change takes time: no sum of sleeps may carry it over
 		return nil
 	}, nil)

@@ -79,7 +79,8 @@ func (e *Engine) Timeline(ctx context.Context, d api.Deployment, opts api.Timeli
 		t.Repeat = opts.Repeat
 	}
 	plan := Schedule(&t)
-	log.Printf("timeline: %d changes in %d rounds over %s", len(plan), t.Rounds(), plan[len(plan)-1].Offset)
+	start := time.Now()
+	log.Printf("timeline: %d changes in %d rounds over %s, from %s", len(plan), t.Rounds(), plan[len(plan)-1].Offset, start.UTC().Format(time.RFC3339Nano))
 	rec := e.newTimelineRecorder(d)
 	// The log is written beside the schedule, so that a slow write of it
 	// never holds a change back.
@@ -90,7 +91,7 @@ func (e *Engine) Timeline(ctx context.Context, d api.Deployment, opts api.Timeli
 			log.Printf("%s", l)
 		}
 	}()
-	drifts, failed, err := RunSchedule(ctx, plan, func(ctx context.Context, c TimedChange) error {
+	drifts, failed, err := RunSchedule(ctx, start, plan, func(ctx context.Context, c TimedChange) error {
 		return e.applyStep(ctx, d, c.Step, rec, log)
 	}, func(c TimedChange, actual time.Duration, took time.Duration, err error) {
 		res := "done"
@@ -120,13 +121,11 @@ func (e *Engine) Timeline(ctx context.Context, d api.Deployment, opts api.Timeli
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// RunSchedule makes each change at start + its offset, start being now,
-// and reports each through done with its actual time and how long it took.
+// RunSchedule makes each change at start + its offset and reports each through done with its actual time and how long it took.
 // It returns the drift of every change made (actual − planned), how many
 // failed, and ctx's error when it was cancelled.
-func RunSchedule(ctx context.Context, plan []TimedChange, apply func(context.Context, TimedChange) error,
+func RunSchedule(ctx context.Context, start time.Time, plan []TimedChange, apply func(context.Context, TimedChange) error,
 	done func(c TimedChange, actual, took time.Duration, err error)) (drifts []time.Duration, failed int, err error) {
-	start := time.Now()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for _, c := range plan {

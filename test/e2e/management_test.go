@@ -90,4 +90,3 @@ func TestManagementNetwork(t *testing.T) {
 func pingFromHost(ip net.IP) error {
 	return exec.Command("ping", "-c", "1", "-W", "5", ip.String()).Run()
 }
-

@@ -270,52 +270,95 @@ timeline:
 	if _, err := p.Echo(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// Each echo is recorded with the time it was sent and whether it was
+	// answered: a gap runs from the first unanswered echo to the next
+	// answered one, so a stall of the pinger itself (a loaded machine)
+	// is no gap.
+	type echo struct {
+		sent time.Time
+		ok   bool
+	}
 	stop := make(chan struct{})
-	answered := make(chan []time.Time, 1)
+	answered := make(chan []echo, 1)
 	go func() {
-		var at []time.Time
+		var echoes []echo
 		for {
 			select {
 			case <-stop:
-				answered <- at
+				answered <- echoes
 				return
 			default:
 			}
-			if _, err := p.Echo(10 * time.Millisecond); err == nil {
-				at = append(at, time.Now())
+			sent := time.Now()
+			_, err := p.Echo(10 * time.Millisecond)
+			echoes = append(echoes, echo{sent, err == nil})
+			if err == nil {
 				time.Sleep(5 * time.Millisecond)
 			}
 		}
 	}()
-	t0 := time.Now()
 	lines := mustSucceed(t, s, name, cmd(api.CmdTimeline))
+	// The plan is relative to the time line's start, which its log says.
+	t0 := timelineStart(t, lines)
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
-	at := <-answered
-	var gaps [][2]time.Duration
-	for i := 1; i < len(at); i++ {
-		// Gaps after the last change (a loaded machine can stall the
-		// pinger) are not the time line's.
-		if d := at[i].Sub(at[i-1]); d > 200*time.Millisecond && at[i-1].Sub(t0) < 2600*time.Millisecond {
-			gaps = append(gaps, [2]time.Duration{at[i-1].Sub(t0), at[i].Sub(t0)})
+	echoes := <-answered
+	// A gap knows its edges as well as the echoes around them tell: the
+	// link went down after the last answered echo before it was sent and
+	// by the first unanswered one; up after the last unanswered one and
+	// by the next answered one.
+	type gap struct{ downLo, downHi, upLo, upHi time.Duration }
+	var gaps []gap
+	for i := 1; i < len(echoes); i++ {
+		if echoes[i].ok {
+			continue
 		}
+		j := i
+		for j < len(echoes) && !echoes[j].ok {
+			j++
+		}
+		if j < len(echoes) && echoes[j].sent.Sub(echoes[i].sent) > 200*time.Millisecond {
+			gaps = append(gaps, gap{echoes[i-1].sent.Sub(t0), echoes[i].sent.Sub(t0), echoes[j-1].sent.Sub(t0), echoes[j].sent.Sub(t0)})
+		}
+		i = j
 	}
 	log := strings.Join(lines, "\n")
 	if len(gaps) != 2 {
-		t.Fatalf("ping gaps %v, want 2\n%s", gaps, log)
+		t.Fatalf("ping gaps %+v, want 2\n%s", gaps, log)
+	}
+	within := func(plan, lo, hi time.Duration) bool {
+		return plan >= lo-100*time.Millisecond && plan <= hi+100*time.Millisecond
 	}
 	for i, g := range gaps {
 		down := time.Duration(i)*1500*time.Millisecond + 500*time.Millisecond
 		up := down + 500*time.Millisecond
-		if abs(g[0]-down) > 100*time.Millisecond || abs(g[1]-up) > 100*time.Millisecond {
-			t.Errorf("gap %d from +%v to +%v, planned +%v to +%v\n%s", i, g[0], g[1], down, up, log)
+		if !within(down, g.downLo, g.downHi) || !within(up, g.upLo, g.upHi) {
+			t.Errorf("gap %d: down between +%v and +%v, up between +%v and +%v; planned +%v and +%v\n%s", i, g.downLo, g.downHi, g.upLo, g.upHi, down, up, log)
 		}
 	}
 	if !strings.Contains(log, "drift p50") || strings.Count(log, "planned +") != 4 {
 		t.Errorf("timeline log:\n%s", log)
 	}
-	t.Logf("ping gaps: %v", gaps)
+	t.Logf("ping gaps: %+v", gaps)
 	mustSucceed(t, s, name, cmd(api.CmdDown))
+}
+
+var startLine = regexp.MustCompile(`timeline: \d+ changes in \d+ rounds over \S+, from (\S+)$`)
+
+// timelineStart is when the time line of the log started, by the clock.
+func timelineStart(t *testing.T, lines []string) time.Time {
+	t.Helper()
+	for _, l := range lines {
+		if m := startLine.FindStringSubmatch(l); m != nil {
+			at, err := time.Parse(time.RFC3339Nano, m[1])
+			if err != nil {
+				t.Fatalf("start line %q: %v", l, err)
+			}
+			return at
+		}
+	}
+	t.Fatalf("no start in the log:\n%s", strings.Join(lines, "\n"))
+	return time.Time{}
 }
 
 func abs(d time.Duration) time.Duration {
