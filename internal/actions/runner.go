@@ -250,8 +250,9 @@ func (r *Runner) run(ctx context.Context, op *operation, d api.Deployment, prev 
 	} else {
 		log.Printf("==> %s succeeded: deployment is %s", cmd, end)
 	}
-	if cmd.Name == api.CmdSnapshot {
-		// A snapshot never changes the deployment's state.
+	if cmd.Name.KeepsState() {
+		// A snapshot, a power change or a time line never changes the
+		// deployment's state.
 		end = prev
 	}
 	took := time.Since(start)

@@ -18,13 +18,13 @@ import (
 // maxRequest bounds the body of a guest call.
 const maxRequest = 1 << 20
 
-// guestCall serves POST /api/agent/guests/{exists,create,destroy,script}:
+// guestCall serves POST /api/agent/guests/{exists,create,destroy,script,stop,start}:
 // the request is checked before the stream starts (a bad one is a 4xx),
 // then the driver's log lines and the outcome are streamed as NDJSON.
 func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 	op := r.PathValue("op")
 	switch op {
-	case "exists", "find", "create", "destroy", "script":
+	case "exists", "find", "create", "destroy", "script", "stop", "start":
 	default:
 		return &httpError{status: http.StatusNotFound, err: fmt.Errorf("no guest operation %q", op)}
 	}
@@ -64,6 +64,8 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 			return StreamLine{Found: &f}, err
 		case "create":
 			return s.create(ctx, drv, dep, req, g, log)
+		case "stop", "start":
+			return power(ctx, drv, dep, g, op, log)
 		case "destroy":
 			if err := drv.Destroy(ctx, dep, g, log); err != nil {
 				return StreamLine{}, err

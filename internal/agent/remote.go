@@ -110,7 +110,7 @@ func (h *RemoteHost) Driver(kind string) (guest.Driver, error) {
 	}
 	// Snapshots are proxied; artefacts are not (they would have to be
 	// written on the client at generate-artefacts), so they are not claimed.
-	return &proxyDriver{h: h, kind: kind, caps: guest.Capabilities{Snapshots: c.Snapshots, Find: c.Find}, remote: c}, nil
+	return &proxyDriver{h: h, kind: kind, caps: guest.Capabilities{Snapshots: c.Snapshots, Find: c.Find, Power: c.Power}, remote: c}, nil
 }
 
 func (h *RemoteHost) capabilities(ctx context.Context) (*Capabilities, error) {

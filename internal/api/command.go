@@ -19,10 +19,15 @@ const (
 	// CmdApply brings an up deployment to what kvm-compose.yaml says now,
 	// doing exactly what GET …/plan shows.
 	CmdApply CommandName = "apply"
+	// CmdPower stops, starts or restarts one guest of an up deployment.
+	CmdPower CommandName = "power"
+	// CmdTimeline runs the time line of kvm-compose.yaml on an up
+	// deployment.
+	CmdTimeline CommandName = "timeline"
 )
 
 // Commands lists every action name, in the order the CLI documents them.
-var Commands = []CommandName{CmdGenerateArtefacts, CmdClearArtefacts, CmdUp, CmdDown, CmdApply, CmdSnapshot}
+var Commands = []CommandName{CmdGenerateArtefacts, CmdClearArtefacts, CmdUp, CmdDown, CmdApply, CmdSnapshot, CmdPower, CmdTimeline}
 
 // wireName is the original server's spelling (snake_case enum variant).
 func (c CommandName) wireName() string { return strings.ReplaceAll(string(c), "-", "_") }
@@ -34,7 +39,7 @@ func parseCommandName(s string) (CommandName, error) {
 			return n, nil
 		}
 	}
-	return "", fmt.Errorf("unknown command %q (want one of generate-artefacts, clear-artefacts, up, down, apply, snapshot)", s)
+	return "", fmt.Errorf("unknown command %q (want one of generate-artefacts, clear-artefacts, up, down, apply, snapshot, power, timeline)", s)
 }
 
 // UpOptions are the options of the up action.
@@ -43,6 +48,9 @@ type UpOptions struct {
 	Provision bool `json:"provision"`
 	// RerunScripts runs setup scripts again on guests that already ran them.
 	RerunScripts bool `json:"rerun_scripts"`
+	// Timeline runs the time line of kvm-compose.yaml once the deployment
+	// is up, in the same action.
+	Timeline bool `json:"timeline,omitempty"`
 }
 
 // SnapshotOptions are the options of the snapshot action.
@@ -69,6 +77,8 @@ type Command struct {
 	Name     CommandName
 	Up       UpOptions
 	Snapshot SnapshotOptions
+	Power    PowerOptions
+	Timeline TimelineOptions
 }
 
 func (c Command) String() string { return string(c.Name) }
@@ -80,6 +90,10 @@ func (c Command) MarshalJSON() ([]byte, error) {
 		return json.Marshal(map[string]any{"up": map[string]any{"up_cmd": c.Up}})
 	case CmdSnapshot:
 		return json.Marshal(map[string]any{"snapshot": map[string]any{"snapshot_cmd": c.Snapshot}})
+	case CmdPower:
+		return json.Marshal(map[string]any{"power": map[string]any{"power_cmd": c.Power}})
+	case CmdTimeline:
+		return json.Marshal(map[string]any{"timeline": map[string]any{"timeline_cmd": c.Timeline}})
 	case "":
 		return []byte("null"), nil
 	default:
@@ -129,6 +143,22 @@ func (c *Command) UnmarshalJSON(data []byte) error {
 				return fmt.Errorf("command snapshot: %w", err)
 			}
 			out.Snapshot = v.SnapshotCmd
+		case CmdPower:
+			var v struct {
+				PowerCmd PowerOptions `json:"power_cmd"`
+			}
+			if err := strictUnmarshal(raw, &v); err != nil {
+				return fmt.Errorf("command power: %w", err)
+			}
+			out.Power = v.PowerCmd
+		case CmdTimeline:
+			var v struct {
+				TimelineCmd TimelineOptions `json:"timeline_cmd"`
+			}
+			if err := strictUnmarshal(raw, &v); err != nil {
+				return fmt.Errorf("command timeline: %w", err)
+			}
+			out.Timeline = v.TimelineCmd
 		default:
 			if s := strings.TrimSpace(string(raw)); s != "null" && s != "{}" {
 				return fmt.Errorf("command %s takes no options", name)
@@ -153,6 +183,10 @@ type ActionRequest struct {
 	Provision    bool             `json:"provision,omitempty"`
 	RerunScripts bool             `json:"rerun_scripts,omitempty"`
 	Snapshot     *SnapshotOptions `json:"snapshot,omitempty"`
+	// Power are the options of the power action.
+	Power *PowerOptions `json:"power,omitempty"`
+	// Timeline runs the time line after up (up only).
+	Timeline bool `json:"timeline,omitempty"`
 	// GenerateArtefacts runs generate-artefacts before the command (original field).
 	GenerateArtefacts bool `json:"generate_artefacts,omitempty"`
 }
@@ -166,6 +200,14 @@ func (r ActionRequest) Resolve() (Command, error) {
 	case CmdUp:
 		c.Up.Provision = c.Up.Provision || r.Provision
 		c.Up.RerunScripts = c.Up.RerunScripts || r.RerunScripts
+		c.Up.Timeline = c.Up.Timeline || r.Timeline
+	case CmdPower:
+		if r.Power != nil {
+			c.Power = *r.Power
+		}
+		if err := c.Power.Validate(); err != nil {
+			return c, err
+		}
 	case CmdSnapshot:
 		if r.Snapshot != nil {
 			c.Snapshot = *r.Snapshot
@@ -176,6 +218,12 @@ func (r ActionRequest) Resolve() (Command, error) {
 	}
 	if c.Name != CmdUp && (r.Provision || r.RerunScripts) {
 		return c, fmt.Errorf("provision and rerun_scripts apply to up only, not %s", c.Name)
+	}
+	if c.Name != CmdUp && r.Timeline {
+		return c, fmt.Errorf("timeline applies to up only, not %s (run the action timeline instead)", c.Name)
+	}
+	if c.Name != CmdPower && r.Power != nil {
+		return c, fmt.Errorf("power options apply to power only, not %s", c.Name)
 	}
 	if c.Name != CmdSnapshot && r.Snapshot != nil {
 		return c, fmt.Errorf("snapshot options apply to snapshot only, not %s", c.Name)

@@ -18,6 +18,9 @@ const (
 	KindExternal ChangeKind = "external"
 	// KindACL is a deployment's ACL table on a host, named by the table.
 	KindACL ChangeKind = "acl"
+	// KindNames is the deployment's names in the main host's hosts file
+	// (the management network).
+	KindNames ChangeKind = "names"
 )
 
 // ChangeOp is what apply does with an object.
@@ -66,6 +69,9 @@ type Plan struct {
 	Deployment string       `json:"deployment"`
 	Changes    []PlanChange `json:"changes"`
 	Unchanged  []PlanObject `json:"unchanged"`
+	// Timeline is the time line kvm-compose.yaml has now, which the action
+	// timeline runs; nil when it has none. apply does not run it.
+	Timeline *PlanTimeline `json:"timeline,omitempty"`
 }
 
 // Empty reports whether the plan changes nothing.

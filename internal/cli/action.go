@@ -55,6 +55,7 @@ func (a *app) upCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&reapplyACL, "reapply-acl", false, "the original's: give the running deployment the ACL kvm-compose.yaml says now (apply, refused when more than the ACL changed)")
 	cmd.MarkFlagsMutuallyExclusive("reapply-acl", "provision")
 	cmd.MarkFlagsMutuallyExclusive("reapply-acl", "rerun-scripts")
+	cmd.Flags().BoolVar(&opts.Timeline, "timeline", false, "run the timeline of kvm-compose.yaml once the deployment is up")
 	return cmd
 }
 
@@ -124,8 +125,8 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.Status == http.StatusServiceUnavailable {
 			o := api.Outcome{ErrorCode: api.ErrorCodeInterrupted, EndState: api.FailedState(api.Command{Name: what})}
-			if what == api.CmdSnapshot {
-				o.EndState = api.StateIsUp // a snapshot never changes the state
+			if what.KeepsState() {
+				o.EndState = api.StateIsUp // a snapshot, power change or time line never changes the state
 			}
 			return &exitError{code: o.ErrorCode, msg: outcomeMessage(what, name, o, "")}
 		}

@@ -28,8 +28,9 @@ const exitTimedOut = 124
 func (a *app) execCommand() *cobra.Command {
 	var timeout time.Duration
 	var noStdin bool
+	var fan fanout
 	cmd := &cobra.Command{
-		Use:   "exec GUEST [--timeout D] [-n] -- CMD [ARG…]",
+		Use:   "exec GUEST [--timeout D] [-n] -- CMD [ARG…]  |  exec --all|--guests a,b [--json] -- CMD [ARG…]",
 		Short: "Run a command in a guest and exit with its exit status",
 		Long: `Runs CMD in GUEST of the up deployment (netns: in its namespace; docker: in
 the container; libvirt: over SSH) and prints its stdout and stderr. The exit
@@ -42,8 +43,15 @@ before the timeout runs nothing, and the error says so.
 Standard input, when it is not a terminal, is read to its end first and
 given to the command (at most 512 KiB): echo x | kvm-compose exec web -- cat.
 -n gives the command no input (as ssh -n has it), for use in a loop that
-reads the same input.`,
+reads the same input.
+
+With --all or --guests a,b (and no GUEST) the command runs in those guests at
+once and a table of guest, exit code and output is printed (--json: the
+results as JSON); the exit status is 1 when it failed anywhere.`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if fan.active() {
+				return nil
+			}
 			if len(args) == 0 || cmd.ArgsLenAtDash() == 0 {
 				return errors.New("no guest given: kvm-compose exec GUEST -- CMD [ARG…]")
 			}
@@ -57,6 +65,9 @@ reads the same input.`,
 			secs := int((timeout + time.Second - 1) / time.Second)
 			if secs < 1 || secs > api.MaxExecTimeoutS {
 				return fmt.Errorf("--timeout %s: give 1s to %ds", timeout, api.MaxExecTimeoutS)
+			}
+			if fan.active() {
+				return a.runFanout(cmd, &fan, args, secs)
 			}
 			// Flags anywhere before "--" are kvm-compose's; what follows it
 			// is the command, passed on untouched.
@@ -96,6 +107,7 @@ reads the same input.`,
 	})
 	cmd.Flags().DurationVar(&timeout, "timeout", api.DefaultExecTimeoutS*time.Second, "kill the command after this long (at most 1h)")
 	cmd.Flags().BoolVarP(&noStdin, "no-stdin", "n", false, "give the command no input instead of this standard input")
+	fan.flags(cmd)
 	return cmd
 }
 

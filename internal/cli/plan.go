@@ -51,6 +51,7 @@ var opMark = map[api.ChangeOp]string{api.OpAdd: "+", api.OpRemove: "-", api.OpRe
 
 // printPlan writes the plan as a diff, one change a line.
 func printPlan(w io.Writer, p api.Plan) {
+	defer printTimeline(w, p.Timeline)
 	if p.Empty() {
 		fmt.Fprintf(w, "no changes: deployment %s is what kvm-compose.yaml says (%d objects)\n", p.Deployment, len(p.Unchanged))
 		return

@@ -139,7 +139,9 @@ action on the server; the exit status is the action's outcome.
 		a.actionsCommand(),
 		a.filesCommand(),
 		a.graphCommand(), a.inventoryCommand(), a.exportCommand(), a.importCommand(),
+		a.timelineCommand(),
 	)
+	root.AddCommand(a.powerCommands()...)
 	suggestVerbs(root)
 	return root
 }

@@ -64,6 +64,9 @@ type Options struct {
 	// netns guests go down in 0.9× the time of an ip -batch script with
 	// everything at once, 1.25× in batches of 64. Default 1024.
 	DestroyConcurrency int
+	// HostsFile is the hosts file that the names of management networks go
+	// into (names.go); default DefaultHostsFile.
+	HostsFile string
 }
 
 // Engine executes orchestration commands. It implements actions.Executor.
@@ -83,6 +86,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = max(8, 4*runtime.NumCPU())
+	}
+	if opts.HostsFile == "" {
+		opts.HostsFile = DefaultHostsFile
 	}
 	if opts.DestroyConcurrency <= 0 {
 		opts.DestroyConcurrency = 1024
@@ -128,6 +134,9 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 		if err := e.checkExternalOverlap(ctx, d.Name, st); err != nil {
 			return err
 		}
+		if cmd.Up.Timeline && (st.Timeline == nil || len(st.Timeline.Changes) == 0) {
+			return fmt.Errorf("%w: deployment %s: kvm-compose.yaml has no timeline for up --timeline", ErrNoTimeline, d.Name)
+		}
 		return e.checkCapabilities(st)
 	case api.CmdApply:
 		return e.checkApply(ctx, d, prev)
@@ -136,6 +145,10 @@ func (e *Engine) Check(ctx context.Context, d api.Deployment, prev api.Deploymen
 		// here, before the action is recorded.
 		_, err := e.snapshotTarget(d, cmd.Snapshot.Guest)
 		return err
+	case api.CmdPower:
+		return e.checkPower(ctx, d, prev, cmd.Power)
+	case api.CmdTimeline:
+		return e.checkTimeline(d, prev)
 	}
 	return nil
 }
@@ -192,13 +205,20 @@ func (e *Engine) Execute(ctx context.Context, d api.Deployment, prev api.Deploym
 	case api.CmdClearArtefacts:
 		return api.StateIsDown, e.ClearArtefacts(ctx, d, log)
 	case api.CmdUp:
-		return api.StateIsUp, e.Up(ctx, d, cmd.Up, log)
+		if err := e.Up(ctx, d, cmd.Up, log); err != nil || !cmd.Up.Timeline {
+			return api.StateIsUp, err
+		}
+		return api.StateIsUp, e.Timeline(ctx, asUp(d), api.TimelineOptions{}, log)
 	case api.CmdDown:
 		return api.StateIsDown, e.Down(ctx, d, log)
 	case api.CmdApply:
 		return api.StateIsUp, e.Apply(ctx, d, log)
 	case api.CmdSnapshot:
 		return prev, e.Snapshot(ctx, d, cmd.Snapshot, log)
+	case api.CmdPower:
+		return prev, e.Power(ctx, asUp(d), cmd.Power, log)
+	case api.CmdTimeline:
+		return prev, e.Timeline(ctx, asUp(d), cmd.Timeline, log)
 	}
 	return prev, fmt.Errorf("unknown command %q", cmd.Name)
 }

@@ -54,6 +54,9 @@ func (guestKind) missing(ctx context.Context, c checkEnv, h *HostRecord) ([]gap,
 	var out []gap
 	for _, name := range sortedKeys(h.Guests) {
 		g := h.Guests[name].Guest
+		if h.Guests[name].Stopped {
+			continue // stopped on purpose: not missing
+		}
 		drv, err := c.host.Driver(g.Kind)
 		if err != nil {
 			return nil, objectError("guest "+g.Name, err)
@@ -196,7 +199,11 @@ func (gu *guestUp) plan(ctx context.Context) (string, error) {
 		if err != nil {
 			return objectError("guest "+pg.g.Name, err)
 		}
-		u.led.view(func(r *Record) { _, pg.recorded = r.host(pg.host.Name()).Guests[pg.g.Name] })
+		u.led.view(func(r *Record) {
+			var gr GuestRecord
+			gr, pg.recorded = r.host(pg.host.Name()).Guests[pg.g.Name]
+			pg.stopped = gr.Stopped
+		})
 		pg.found, pg.exists = found, found.Complete
 		if !pg.exists || !pg.recorded || u.opts.Provision {
 			return nil
@@ -247,7 +254,7 @@ func (gu *guestUp) items() []item {
 	items := make([]item, len(u.guests))
 	for i, pg := range u.guests {
 		items[i] = func(ctx context.Context) error {
-			pg.fresh = !pg.exists
+			pg.fresh = !pg.exists && !pg.stopped
 			err := gu.ensure(ctx, pg)
 			return objectError("guest "+pg.g.Name, err)
 		}
@@ -261,6 +268,9 @@ func (gu *guestUp) ensure(ctx context.Context, pg *placed) error {
 	g, host := pg.g, pg.host.Name()
 	remake := pg.exists && (u.opts.Provision || pg.remake != "")
 	switch {
+	case pg.stopped:
+		u.log.Printf("    guest %s: stopped (kvm-compose stop): left stopped; start it with kvm-compose start %s", g.Name, g.Name)
+		return nil
 	case pg.exists && !remake && len(pg.repair) > 0:
 		return gu.reattach(ctx, pg)
 	case pg.exists && !remake:

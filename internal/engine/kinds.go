@@ -45,7 +45,7 @@ type kind interface {
 // kinds is every kind in the order up makes them: the network first, the
 // guests on it last. Down and apply remove in the reverse order.
 func kinds() []kind {
-	return []kind{bridgeKind{}, tunnelKind{}, routerKind{}, aclKind{}, guestKind{}}
+	return []kind{bridgeKind{}, tunnelKind{}, routerKind{}, aclKind{}, guestKind{}, namesKind{}}
 }
 
 // upPart is one kind's part of an up: plan records, before anything is

@@ -53,6 +53,15 @@ type liveGuest struct {
 // its state and recorded as made (nothing runs on a guest the record does
 // not hold).
 func (e *Engine) liveGuest(ctx context.Context, d api.Deployment, name string) (*liveGuest, error) {
+	lg, err := e.recordedGuest(ctx, d, name)
+	if err == nil && lg.rec.Stopped {
+		return nil, fmt.Errorf("%w: guest %s of deployment %s is stopped: start it first (kvm-compose start %s)", ErrConflict, name, d.Name, name)
+	}
+	return lg, err
+}
+
+// recordedGuest is liveGuest for a guest that may be stopped.
+func (e *Engine) recordedGuest(ctx context.Context, d api.Deployment, name string) (*liveGuest, error) {
 	st, err := e.readState(d)
 	if err != nil {
 		return nil, err

@@ -130,6 +130,7 @@ func diffPlan(rec *Record, st *topology.State, ips map[string]string, canImpair 
 		k.diff(p, rec, st)
 	}
 	sortPlan(&p.plan)
+	p.plan.Timeline = planTimeline(st.Timeline)
 	return p
 }
 
@@ -139,7 +140,7 @@ var opOrder = map[api.ChangeOp]int{api.OpRemove: 0, api.OpRemake: 1, api.OpRepai
 
 // kindOrder lists the network (switches, tunnels, routers, external sides,
 // ACLs) before the guests on it.
-var kindOrder = map[api.ChangeKind]int{api.KindSwitch: 0, api.KindTunnel: 1, api.KindExternal: 2, api.KindRouter: 3, api.KindACL: 4, api.KindGuest: 5}
+var kindOrder = map[api.ChangeKind]int{api.KindSwitch: 0, api.KindTunnel: 1, api.KindExternal: 2, api.KindRouter: 3, api.KindACL: 4, api.KindGuest: 5, api.KindNames: 6}
 
 func sortPlan(p *api.Plan) {
 	sort.Slice(p.Changes, func(i, j int) bool {

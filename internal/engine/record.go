@@ -48,6 +48,9 @@ type HostRecord struct {
 	Routers map[string]RouterRecord `json:"routers,omitempty"`
 	// ACLTables are the deployment's nftables tables (acl.go), by name.
 	ACLTables map[string]ACLTableRecord `json:"acl_tables,omitempty"`
+	// Names is the deployment's block of names in the host's hosts file
+	// (names.go); nil: none.
+	Names *NamesRecord `json:"names,omitempty"`
 }
 
 // TunnelRecord is the VXLAN link of a switch spanning hosts, on one host.
@@ -90,6 +93,10 @@ type GuestRecord struct {
 	// …/interfaces/{iface}), by interface name; they replace
 	// kvm-compose.yaml's netem and are set again when up re-makes the guest.
 	Impairments map[string]api.Impairment `json:"impairments,omitempty"`
+	// Stopped: the guest was stopped (power.go) and stays stopped until it
+	// is started: up, apply and restore do not start it, and it is not
+	// missing.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // empty reports whether the record holds no object of any kind.

@@ -49,6 +49,9 @@ func (e *Engine) Guests(ctx context.Context, d api.Deployment) ([]api.Guest, err
 			continue
 		}
 		out[i].Status = api.GuestStopped
+		if rec.Hosts[g.Host].Guests[g.Name].Stopped {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

@@ -80,6 +80,8 @@ type placed struct {
 	// exists: the guest was there when planned; recorded: the record held
 	// it before this run; fresh: made by this run (its scripts run).
 	exists, recorded, fresh bool
+	// stopped: recorded stopped (power.go): up leaves it so.
+	stopped bool
 	// found is what the driver found of it in any form, and whose.
 	found guest.Found
 	// repair lists its interfaces whose host end is not on their bridge.
@@ -244,7 +246,7 @@ func (u *upRun) scriptItems() []item {
 			scripts = append(scripts, g.SetupScript)
 		}
 		scripts = append(scripts, g.CloneScripts...)
-		if len(scripts) == 0 || !pg.fresh && !u.opts.RerunScripts {
+		if len(scripts) == 0 || pg.stopped || !pg.fresh && !u.opts.RerunScripts {
 			continue
 		}
 		items = append(items, func(ctx context.Context) error {

@@ -65,6 +65,8 @@ type Capabilities struct {
 	NetnsPath bool `json:"netns_path,omitempty"`
 	// Find: the driver is a Finder.
 	Find bool `json:"find,omitempty"`
+	// Power: the driver is a PowerSwitch.
+	Power bool `json:"power,omitempty"`
 }
 
 // Registry maps kinds to drivers.

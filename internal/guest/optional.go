@@ -12,7 +12,7 @@ import (
 )
 
 // Optional capabilities: ArtefactWriter, Snapshotter, Execer, Consoler,
-// Statser, NetnsPather and Finder. A driver implements one when its kind has the feature, says so
+// Statser, NetnsPather, Finder and PowerSwitch. A driver implements one when its kind has the feature, says so
 // in Capabilities, and guards it at compile time
 // (var _ guest.Execer = (*Driver)(nil)); callers ask with As, which a proxy
 // for a remote driver answers too (it implements every method and
@@ -90,6 +90,8 @@ func (c Capabilities) announces(p any) (bool, string) {
 		return c.NetnsPath, "have no network namespace of their own"
 	case *Finder:
 		return c.Find, "cannot tell whose their objects are"
+	case *PowerSwitch:
+		return c.Power, "cannot be stopped and started again"
 	}
 	return false, fmt.Sprintf("have no optional %T", p)
 }

@@ -202,6 +202,7 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string, line i
 		}
 		v.SetBool(b)
 	case reflect.Struct:
+		n = timelineAsList(n, v)
 		if ok, msg := scalarStruct(n, v); ok {
 			if msg != "" {
 				d.problem(line, path, "%s", msg)

@@ -29,6 +29,8 @@ type Config struct {
 	// Tooling is the original's section of the same name, which holds no
 	// options there either: accepted when empty.
 	Tooling *Tooling `yaml:"tooling"`
+	// Timeline lists timed changes (timeline.go); nil: none.
+	Timeline *TimelineSpec `yaml:"timeline"`
 
 	// file is the name problems carry; lines maps a field path such as
 	// "machines[1].network[0].ip" to the line it was written on.
@@ -238,6 +240,9 @@ type SwitchSpec struct {
 // TestbedOptions are deployment-wide settings.
 type TestbedOptions struct {
 	LoadBalancing string `yaml:"load_balancing"`
+	// Management gives every guest a mgmt0 interface and a host name
+	// (management.go); nil: none.
+	Management *Management `yaml:"management"`
 }
 
 // Kind is the guest kind the machine asks for (netns when none is given).

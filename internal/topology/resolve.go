@@ -272,6 +272,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		g.CloneScripts = cloneScripts(m, mp, in.clone, env.files)
 		st.Guests = append(st.Guests, g)
 	}
+	c.resolveManagement(st, &ps)
 	spanSwitches(st)
 	// A router port given the MAC of a guest (or of another port) would
 	// share it on the bridge.
@@ -294,6 +295,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 	c.switchPortNotes(st)
 	c.unusedFieldNotes(st)
 	c.resolveACL(&ps, st)
+	c.resolveTimeline(st, &ps)
 	return st, ps.list
 }
 

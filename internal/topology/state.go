@@ -28,6 +28,8 @@ type State struct {
 	// (a route no port reaches, a port kind with no bridge counterpart);
 	// up writes each to the action's log once.
 	Notes []string `json:"notes,omitempty"`
+	// Timeline is the file's timeline (timeline.go); nil: none.
+	Timeline *Timeline `json:"timeline,omitempty"`
 }
 
 // Host is a machine of the cluster that guests are placed on.
@@ -199,6 +201,9 @@ type DockerSpec struct {
 	Privileged      bool              `json:"privileged,omitempty"`
 	User            string            `json:"user,omitempty"`
 	Devices         []DeviceSpec      `json:"devices,omitempty"`
+	// ExtraHosts are "name:address" lines added to the container's
+	// /etc/hosts: the management network's names.
+	ExtraHosts []string `json:"extra_hosts,omitempty"`
 }
 
 // VolumeSpec is one bind mount of a project file or folder.

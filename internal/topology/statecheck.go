@@ -71,7 +71,7 @@ func CheckState(st *State, deployment, project string, imageDirs ...string) erro
 			if want := HostIfName(deployment, g.Name, i); ifc.HostName != want {
 				bad("guest %s: interface %d: host name %q, want %q", g.Name, i, ifc.HostName, want)
 			}
-			if want := InterfaceName(i); ifc.Name != want {
+			if want := InterfaceName(i); ifc.Name != want && (ifc.Switch != ManagementSwitch || ifc.Name != ManagementInterface) {
 				bad("guest %s: interface %d: name %q, want %q", g.Name, i, ifc.Name, want)
 			}
 		}

@@ -47,7 +47,7 @@ var problemCases = []struct {
 		"machines:",
 		"  - name: web",
 		"colour: blue",
-	), 3, "colour", "is not a known field (known: machines, network, testbed_options, tooling)"},
+	), 3, "colour", "is not a known field (known: machines, network, testbed_options, timeline, tooling)"},
 	{"unknown machine field", doc(
 		"machines:",
 		"  - name: web",

@@ -56,6 +56,7 @@ func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Gues
 	host := &container.HostConfig{
 		NetworkMode: "none",
 		Privileged:  s.Privileged,
+		ExtraHosts:  s.ExtraHosts,
 	}
 	for _, dev := range s.Devices {
 		host.Devices = append(host.Devices, container.DeviceMapping{

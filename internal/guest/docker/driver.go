@@ -105,7 +105,7 @@ func (d *Driver) Kind() string { return topology.KindDocker }
 // Capabilities implements guest.Driver: containers run commands, have a
 // shell as their console and report their resource use.
 func (d *Driver) Capabilities() guest.Capabilities {
-	return guest.Capabilities{Exec: true, Console: true, Stats: true, NetnsPath: true, Find: true}
+	return guest.Capabilities{Exec: true, Console: true, Stats: true, NetnsPath: true, Find: true, Power: true}
 }
 
 // daemonErr makes a failure to reach dockerd say so.

@@ -31,6 +31,12 @@ type (
 		SSHKeys           map[string]string `yaml:"ssh_keys"`
 		SSHAuthorizedKeys []string          `yaml:"ssh_authorized_keys"`
 		Users             []any             `yaml:"users"`
+		WriteFiles        []cloudFile       `yaml:"write_files,omitempty"`
+	}
+	cloudFile struct {
+		Path        string `yaml:"path"`
+		Content     string `yaml:"content"`
+		Permissions string `yaml:"permissions"`
 	}
 	cloudUserEntry struct {
 		Name              string   `yaml:"name"`
@@ -67,9 +73,22 @@ func cloudFiles(st *topology.State, g *topology.Guest, authorizedKey string, hos
 		return nil, err
 	}
 	keys := []string{authorizedKey}
+	// With the management network, /etc/hosts is written once with the
+	// deployment's names instead of being managed by cloud-init (which
+	// would rewrite it at every boot without them).
+	var files []cloudFile
+	if names := topology.Names(st); len(names) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "127.0.0.1 localhost\n127.0.1.1 %s\n::1 localhost ip6-localhost ip6-loopback\n", g.Name)
+		for _, n := range names {
+			fmt.Fprintf(&b, "%s %s\n", n.Address, n.Name)
+		}
+		files = append(files, cloudFile{Path: "/etc/hosts", Content: b.String(), Permissions: "0644"})
+	}
 	user, err := yaml.Marshal(cloudConfig{
+		WriteFiles:        files,
 		Hostname:          g.Name,
-		ManageEtcHosts:    true,
+		ManageEtcHosts:    len(files) == 0,
 		SSHDeleteKeys:     true,
 		SSHKeys:           map[string]string{"ed25519_private": string(hostKey.pem), "ed25519_public": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey.signer.PublicKey())))},
 		SSHAuthorizedKeys: keys,

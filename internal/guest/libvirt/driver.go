@@ -143,7 +143,7 @@ func (d *Driver) Kind() string { return topology.KindLibvirt }
 // Capabilities implements guest.Driver: libvirt guests have snapshots and
 // per-guest artefacts.
 func (d *Driver) Capabilities() guest.Capabilities {
-	return guest.Capabilities{Snapshots: true, Artefacts: true, Stats: true, Exec: true, Console: true, Find: true}
+	return guest.Capabilities{Snapshots: true, Artefacts: true, Stats: true, Exec: true, Console: true, Find: true, Power: true}
 }
 
 // Exists reports whether the guest's domain is defined and running.

@@ -66,7 +66,7 @@ func (d *Driver) Kind() string { return topology.KindNetns }
 // Capabilities implements guest.Driver: netns guests run commands, have a
 // console (a shell on a pty) and report stats (from their cgroup).
 func (d *Driver) Capabilities() guest.Capabilities {
-	return guest.Capabilities{Exec: true, Console: true, Stats: true, Find: true}
+	return guest.Capabilities{Exec: true, Console: true, Stats: true, Find: true, Power: true}
 }
 
 // Exists reports whether the guest is complete: its namespace is mounted

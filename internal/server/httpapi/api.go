@@ -120,6 +120,8 @@ func routes(d Deps) []route {
 		{"GET /api/deployments/{name}/guests/{guest}/interfaces/{iface}", getImpairment(d), user},
 		{"PUT /api/deployments/{name}/guests/{guest}/interfaces/{iface}", putImpairment(d), user},
 		{"GET /api/deployments/{name}/guests/{guest}/interfaces/{iface}/capture", captureGuest(d), stream},
+		{"POST /api/deployments/{name}/guests/{guest}/power", powerGuest(d), action},
+		{"POST /api/deployments/{name}/exec", fanoutExec(d), stream},
 		{"GET /api/logs/{uuid}", logEntry(d), user},
 		{"GET /api/logs/{uuid}/text", logText(d), user},
 		{"GET /api/logs/{uuid}/stream", logStream(d), stream},

@@ -460,8 +460,11 @@ type fakeEngine struct {
 }
 
 func (f *fakeEngine) Check(ctx context.Context, d api.Deployment, prev api.DeploymentState, cmd api.Command) error {
-	if cmd.Name == api.CmdSnapshot && f.vms[cmd.Snapshot.Guest] {
+	if cmd.Name == api.CmdSnapshot && f.vms[cmd.Snapshot.Guest] || cmd.Name == api.CmdPower && f.vms[cmd.Power.Guest] {
 		return nil
+	}
+	if cmd.Name == api.CmdPower && cmd.Power.Guest == noexecGuest {
+		return errNoFeature
 	}
 	return f.real.Check(ctx, d, prev, cmd)
 }
@@ -521,6 +524,9 @@ func (f *fakeEngine) Execute(ctx context.Context, d api.Deployment, prev api.Dep
 		return api.StateIsDown, nil
 	case api.CmdSnapshot:
 		return prev, fmt.Errorf("snapshot %s: no guest kind here takes snapshots", cmd.Snapshot.SubCommand)
+	case api.CmdPower:
+		log.Printf("guest %s: %s", cmd.Power.Guest, cmd.Power.State)
+		return prev, nil
 	}
 	return f.real.Execute(ctx, d, prev, cmd, log)
 }
@@ -940,6 +946,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	c.do(t, tcp, call{method: "GET", path: stream, header: crossOrigin, want: 403})
 
 	liveExchanges(t, c, tb)
+	powerExchanges(t, c, tb)
 
 	// Deletion.
 	c.do(t, tcp, call{method: "DELETE", path: "/api/deployments/lab?force=true", want: 204})
@@ -965,6 +972,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	filesCalls(t, c, tcp)
 	realFaults(t, c, tb, good)
 	liveFaults(t, c, tb)
+	powerFaults(t, c, tb)
 
 	// A server assembled without a snapshot reader says so.
 	plain := startServerWith(t, false)
@@ -974,6 +982,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/plan", want: 503})
 	c.do(t, plain.tcp, call{method: "GET", path: "/api/deployments/lab/guests", want: 503})
 	liveUnavailable(t, c, plain)
+	powerUnavailable(t, c, plain)
 
 	for _, u := range c.unseen() {
 		t.Errorf("documented but never answered: %s", u)

@@ -38,6 +38,10 @@ var calls = map[string]func(ctx context.Context, c *testbedos.Client){
 	"Logs":         func(ctx context.Context, c *testbedos.Client) { c.Logs(ctx, "lab") },
 	"Actions":      func(ctx context.Context, c *testbedos.Client) { c.Actions(ctx, "lab", 10, 0) },
 	"ProjectFiles": func(ctx context.Context, c *testbedos.Client) { c.ProjectFiles(ctx, "lab") },
+	"Power":        func(ctx context.Context, c *testbedos.Client) { c.Power(ctx, "lab", "web", "stopped") },
+	"ExecAll": func(ctx context.Context, c *testbedos.Client) {
+		c.ExecAll(ctx, "lab", testbedos.FanoutExecRequest{Command: []string{"true"}})
+	},
 	"ReadProjectFile": func(ctx context.Context, c *testbedos.Client) {
 		c.ReadProjectFile(ctx, "lab", "scripts/setup.sh")
 	},

@@ -21,6 +21,8 @@ type (
 	LogIndex            = api.LogIndex
 	ActionPage          = api.ActionPage
 	ProjectFile         = api.ProjectFile
+	FanoutExecRequest   = api.FanoutExecRequest
+	FanoutExecResult    = api.FanoutExecResult
 	ProjectFiles        = api.ProjectFiles
 	ActionSummary       = api.ActionSummary
 	ServerStatus        = api.ServerStatus

@@ -174,6 +174,21 @@ class Client:
         q = "&".join(f"{k}={v}" for k, v in (("limit", limit), ("offset", offset)) if v)
         return self._call("GET", _dep(name) + "/actions" + ("?" + q if q else ""))
 
+    def power(self, name, guest, state):
+        """Stops, starts or restarts one guest ("stopped", "running",
+        "restarted") as an action of its own; returns its uuid."""
+        return self._call("POST", _dep(name) + "/guests/" + _q(guest) + "/power", {"state": state})["uuid"]
+
+    def exec_all(self, name, command, guests=None, timeout_s=0):
+        """Runs command in several guests at once (every guest when guests
+        is None): {"results": [{"guest", "exit_code", "stdout", ...}]}."""
+        body = {"command": list(command)}
+        if guests is not None:
+            body["guests"] = list(guests)
+        if timeout_s:
+            body["timeout_s"] = timeout_s
+        return self._call("POST", _dep(name) + "/exec", body)
+
     def files(self, name):
         """The regular files of a deployment's project folder:
         {"files": [{"path", "size", "executable"}], "truncated": bool}."""

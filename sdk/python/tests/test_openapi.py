@@ -41,6 +41,8 @@ CALLS = {
     "logs": lambda c: c.logs("lab"),
     "actions": lambda c: c.actions("lab", limit=10),
     "files": lambda c: c.files("lab"),
+    "power": lambda c: c.power("lab", "web", "stopped"),
+    "exec_all": lambda c: c.exec_all("lab", ["true"], guests=["web"]),
     "read_file": lambda c: c.read_file("lab", "scripts/setup.sh"),
     "write_file": lambda c: c.write_file("lab", "setup.sh", "#!/bin/sh\n"),
     "delete_file": lambda c: c.delete_file("lab", "old.sh"),
