@@ -104,7 +104,10 @@ func (c *Config) resolveFiles(projectDir string, imageDirs []string) (map[string
 	for i := range c.Machines {
 		for _, ref := range c.Machines[i].files(fmt.Sprintf("machines[%d]", i)) {
 			real, msg := projectFile(root, realRoot, ref.path, ref.dirOK)
-			if msg != "" && ref.image {
+			// A disk or ISO outside the project may lie under an image
+			// folder; one named inside the project is the project's (a
+			// missing one "does not exist").
+			if msg != "" && ref.image && !Within(root, absUnder(root, ref.path)) {
 				real, msg = imageFile(root, realRoot, ref.path, imageDirs)
 			}
 			if msg != "" {
@@ -115,6 +118,15 @@ func (c *Config) resolveFiles(projectDir string, imageDirs []string) (map[string
 		}
 	}
 	return resolved, ps.list, nil
+}
+
+// absUnder is path made absolute against root, ${PWD} expanded.
+func absUnder(root, path string) string {
+	target := ExpandPWD(path, root)
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(root, target)
+	}
+	return filepath.Clean(target)
 }
 
 // projectFile resolves path (relative to root, or absolute) to a regular file

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -28,7 +29,8 @@ func (d *Driver) Exec(ctx context.Context, dep guest.Deployment, g *topology.Gue
 		return 0, fmt.Errorf("guest %s: exec: no command given", g.Name)
 	}
 	client, err := d.Dial(ctx, dep, g)
-	if err != nil && ctx.Err() != nil {
+	var netErr net.Error
+	if err != nil && (ctx.Err() != nil || errors.As(err, &netErr) && netErr.Timeout()) {
 		// Nothing ran: not the deadline of a command that was killed.
 		return 0, fmt.Errorf("guest %s did not answer over SSH before the timeout (%v): %w", g.Name, err, api.ErrGuestNotAnswering)
 	}
