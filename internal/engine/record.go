@@ -104,7 +104,7 @@ func (h *HostRecord) empty() bool {
 	if h == nil {
 		return true
 	}
-	for _, k := range kinds() {
+	for _, k := range recordKinds() {
 		if len(k.held(h)) > 0 {
 			return false
 		}
@@ -117,7 +117,7 @@ func (h *HostRecord) empty() bool {
 func (r *Record) summary() string {
 	var nouns []string
 	env := removeEnv{}
-	for _, k := range kinds() {
+	for _, k := range recordKinds() {
 		for _, hn := range r.hostNames() {
 			h := r.Hosts[hn]
 			for _, key := range k.held(h) {

@@ -103,7 +103,7 @@ func (u *upRun) stages() []stage {
 		{name: "init", prepare: u.resolve},
 		{name: "hosts", detail: func() string { return count(len(u.hostNames()), "host") }},
 	}
-	for _, k := range kinds() {
+	for _, k := range u.e.kinds() {
 		part := k.upPart(u)
 		if part == nil {
 			continue
