@@ -1,0 +1,264 @@
+package ovn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The host's own Open vSwitch and OVN run their sockets in these folders;
+// when both answer, the daemon uses them and starts nothing.
+const (
+	hostOVSRun = "/var/run/openvswitch"
+	hostOVNRun = "/var/run/ovn"
+)
+
+// Schemas Debian's packages install.
+var (
+	ovsSchema = "/usr/share/openvswitch/vswitch.ovsschema"
+	nbSchema  = "/usr/share/ovn/ovn-nb.ovsschema"
+	sbSchema  = "/usr/share/ovn/ovn-sb.ovsschema"
+)
+
+// Endpoints are the OVSDB sockets of one host's Open vSwitch and OVN.
+type Endpoints struct {
+	// OVS is the local Open_vSwitch database, NB and SB OVN's northbound
+	// and southbound databases ("unix:/path").
+	OVS, NB, SB string
+	// Run is the folder of the daemons' sockets and control files.
+	Run string
+}
+
+// HostEndpoints are the host's own daemons' sockets.
+func HostEndpoints() Endpoints {
+	return Endpoints{
+		OVS: "unix:" + filepath.Join(hostOVSRun, "db.sock"),
+		NB:  "unix:" + filepath.Join(hostOVNRun, "ovnnb_db.sock"),
+		SB:  "unix:" + filepath.Join(hostOVNRun, "ovnsb_db.sock"),
+		Run: hostOVNRun,
+	}
+}
+
+// answers reports whether something listens on the unix endpoint.
+func answers(endpoint string) bool {
+	c, err := net.DialTimeout("unix", strings.TrimPrefix(endpoint, "unix:"), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Daemons runs the OVS and OVN daemons of one host from a folder of its
+// own (<data>/ovn): the OVS database and ovs-vswitchd, the northbound and
+// southbound databases, ovn-northd and ovn-controller. Each runs in the
+// foreground as a child; one that dies is started again, and Stop ends them
+// all, newest first.
+type Daemons struct {
+	Dir    string
+	Logger *slog.Logger
+
+	mu       sync.Mutex
+	procs    []*proc
+	stopping bool
+}
+
+// proc is one supervised daemon.
+type proc struct {
+	name string
+	args []string
+	env  []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Endpoints are the sockets of the daemons under d.Dir.
+func (d *Daemons) Endpoints() Endpoints {
+	return Endpoints{
+		OVS: "unix:" + filepath.Join(d.Dir, "db.sock"),
+		NB:  "unix:" + filepath.Join(d.Dir, "ovnnb_db.sock"),
+		SB:  "unix:" + filepath.Join(d.Dir, "ovnsb_db.sock"),
+		Run: d.Dir,
+	}
+}
+
+// StartDatabases makes the three databases if they are missing and starts
+// their servers, then ovn-northd; ovs-vswitchd and ovn-controller need the
+// Open_vSwitch row first (StartSwitch).
+func (d *Daemons) StartDatabases(ctx context.Context) error {
+	if err := os.MkdirAll(d.Dir, 0o750); err != nil {
+		return err
+	}
+	ep := d.Endpoints()
+	dbs := []struct{ file, schema, sock, ctl string }{
+		{"conf.db", ovsSchema, ep.OVS, "ovsdb-server.ctl"},
+		{"ovnnb_db.db", nbSchema, ep.NB, "ovnnb_db.ctl"},
+		{"ovnsb_db.db", sbSchema, ep.SB, "ovnsb_db.ctl"},
+	}
+	for _, db := range dbs {
+		path := filepath.Join(d.Dir, db.file)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if out, err := exec.CommandContext(ctx, "ovsdb-tool", "create", path, db.schema).CombinedOutput(); err != nil {
+				return fmt.Errorf("ovsdb-tool create %s: %v: %s", path, err, out)
+			}
+		}
+		name := strings.TrimSuffix(db.ctl, ".ctl")
+		args := []string{path, "--remote=punix:" + strings.TrimPrefix(db.sock, "unix:"),
+			"--unixctl=" + filepath.Join(d.Dir, db.ctl)}
+		if db.file == "conf.db" {
+			args = append(args, "--remote=db:Open_vSwitch,Open_vSwitch,manager_options")
+		}
+		if err := d.start(ctx, name, "ovsdb-server", args, db.sock); err != nil {
+			return err
+		}
+	}
+	return d.start(ctx, "ovn-northd", "ovn-northd", []string{
+		"--ovnnb-db=" + ep.NB, "--ovnsb-db=" + ep.SB,
+		"--unixctl=" + filepath.Join(d.Dir, "ovn-northd.ctl")}, "")
+}
+
+// StartSwitch starts ovs-vswitchd and ovn-controller.
+func (d *Daemons) StartSwitch(ctx context.Context) error {
+	ep := d.Endpoints()
+	if err := d.start(ctx, "ovs-vswitchd", "ovs-vswitchd", []string{ep.OVS,
+		"--unixctl=" + filepath.Join(d.Dir, "ovs-vswitchd.ctl")}, ""); err != nil {
+		return err
+	}
+	// ovn-controller takes no --unixctl: its control socket goes to
+	// OVN_RUNDIR.
+	return d.start(ctx, "ovn-controller", "ovn-controller", []string{ep.OVS}, "")
+}
+
+// start runs one daemon with its pid and log files under d.Dir, ending
+// first one that an earlier run of this folder left behind; wait, when
+// set, is a socket to wait for.
+func (d *Daemons) start(ctx context.Context, name, bin string, args []string, wait string) error {
+	pidfile := filepath.Join(d.Dir, name+".pid")
+	killStale(pidfile, bin)
+	args = append(args, "--pidfile="+pidfile, "--log-file="+filepath.Join(d.Dir, name+".log"))
+	p := &proc{name: name, args: append([]string{bin}, args...),
+		env: append(os.Environ(), "OVS_RUNDIR="+d.Dir, "OVN_RUNDIR="+d.Dir, "OVS_DBDIR="+d.Dir, "OVS_LOGDIR="+d.Dir, "OVN_LOGDIR="+d.Dir)}
+	if err := d.run(p); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.procs = append(d.procs, p)
+	d.mu.Unlock()
+	if wait == "" {
+		return nil
+	}
+	for !answers(wait) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited at start (see %s)", name, filepath.Join(d.Dir, name+".log"))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// run starts p and watches it: a daemon that dies while not stopping is
+// started again after a second.
+func (d *Daemons) run(p *proc) error {
+	cmd := exec.Command(p.args[0], p.args[1:]...)
+	cmd.Env = p.env
+	cmd.Dir = d.Dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// What a daemon says before its log file is open goes to a file of
+	// its own.
+	stderr, err := os.OpenFile(filepath.Join(d.Dir, p.name+".stderr"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	defer stderr.Close()
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func(done chan struct{}) {
+		err := cmd.Wait()
+		close(done)
+		d.mu.Lock()
+		stopping := d.stopping
+		d.mu.Unlock()
+		if stopping {
+			return
+		}
+		d.log().Warn("OVS/OVN daemon exited; starting it again", "daemon", p.name, "err", err)
+		time.Sleep(time.Second)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.stopping {
+			return
+		}
+		if err := d.run(p); err != nil {
+			d.log().Error("OVS/OVN daemon could not be started again", "daemon", p.name, "err", err)
+		}
+	}(p.done)
+	return nil
+}
+
+func (d *Daemons) log() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Logger
+}
+
+// Stop ends the daemons, newest first: SIGTERM, then SIGKILL after five
+// seconds.
+func (d *Daemons) Stop() {
+	d.mu.Lock()
+	d.stopping = true
+	procs := d.procs
+	d.procs = nil
+	d.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+// killStale ends the process of pidfile when it still runs bin: a daemon
+// an earlier run of the same folder left (the server was killed).
+func killStale(pidfile, bin string) {
+	data, err := os.ReadFile(pidfile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || !strings.HasPrefix(filepath.Base(bin), strings.TrimSpace(string(comm))) {
+		return
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 100; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+}

@@ -1,0 +1,100 @@
+package ovn
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/testbedos/testbedos/internal/net/nettest"
+	"github.com/testbedos/testbedos/internal/testenv"
+)
+
+// openTest starts this package's own daemons in a folder of the test
+// (never the host's) and stops them at cleanup.
+func openTest(t *testing.T) *Network {
+	t.Helper()
+	testenv.RequireRoot(t, "OVS and OVN run as root")
+	if _, err := exec.LookPath("ovn-controller"); err != nil {
+		testenv.Missing(t, "Open vSwitch and OVN are not installed (openvswitch-switch ovn-central ovn-host)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := &Network{netdev: !KernelDatapath()}
+	dir := t.TempDir()
+	n.daemons = &Daemons{Dir: dir}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, d := range []string{"ovn-controller", "ovs-vswitchd", "ovn-northd"} {
+				b, _ := os.ReadFile(filepath.Join(dir, d+".log"))
+				e, _ := os.ReadFile(filepath.Join(dir, d+".stderr"))
+				b = append(b, e...)
+				t.Logf("%s.log:\n%s", d, lastLines(string(b), 15))
+			}
+		}
+	})
+	n.ep = n.daemons.Endpoints()
+	if err := n.daemons.StartDatabases(ctx); err != nil {
+		n.Close()
+		t.Fatal(err)
+	}
+	if err := n.open(ctx, Options{Chassis: "tbtest"}, true); err != nil {
+		n.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
+
+// Two namespaces bound to two logical ports of one switch ping each other,
+// and deleting the switch removes its OVS ports.
+func TestSwitchPing(t *testing.T) {
+	n := openTest(t)
+	ctx := context.Background()
+	p := nettest.Prefix(t)
+	ls := p + "ls"
+	err := n.PutSwitch(ctx, SwitchSpec{Name: ls, Deployment: p, Ports: []PortSpec{
+		{Name: p + "a", Addresses: []string{"02:00:00:00:00:0a 10.9.0.10"}},
+		{Name: p + "b", Addresses: []string{"02:00:00:00:00:0b 10.9.0.11"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.DeleteSwitch(context.Background(), ls) })
+	for i, end := range []string{"a", "b"} {
+		ns := p + end
+		nettest.AddNamespace(t, ns)
+		if err := nettest.AddVethTo(ns, p+end, "eth0", "", 0); err != nil {
+			t.Fatal(err)
+		}
+		mac := []string{"02:00:00:00:00:0a", "02:00:00:00:00:0b"}[i]
+		ip := []string{"10.9.0.10/24", "10.9.0.11/24"}[i]
+		if err := nettest.InNamespace(ns, func() error { return setMACAddrUp("eth0", mac, ip) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.AttachPort(ctx, p+end, ls, p+end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nettest.Ping(p+"a", net.ParseIP("10.9.0.11"), 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !n.HasSwitch(ls) || len(n.Ports(ls)) != 2 {
+		t.Fatalf("switch %v, ports %v", n.HasSwitch(ls), n.Ports(ls))
+	}
+	if err := n.DeleteSwitch(ctx, ls); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, "ports gone", func() bool { return len(n.Ports(ls)) == 0 && !n.HasSwitch(ls) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
