@@ -112,17 +112,17 @@ type DNS struct {
 
 // nbTables is the part of OVN_Northbound this package uses.
 var nbTables = dbTables{"OVN_Northbound", map[string]model.Model{
-		"Logical_Switch":              &LogicalSwitch{},
-		"Logical_Switch_Port":         &LogicalSwitchPort{},
-		"Logical_Router":              &LogicalRouter{},
-		"Logical_Router_Port":         &LogicalRouterPort{},
-		"Gateway_Chassis":             &GatewayChassis{},
-		"Logical_Router_Static_Route": &LogicalRouterStaticRoute{},
-		"NAT":                         &NAT{},
-		"ACL":                         &ACL{},
-		"DHCP_Options":                &DHCPOptions{},
-		"DNS":                         &DNS{},
-	}}
+	"Logical_Switch":              &LogicalSwitch{},
+	"Logical_Switch_Port":         &LogicalSwitchPort{},
+	"Logical_Router":              &LogicalRouter{},
+	"Logical_Router_Port":         &LogicalRouterPort{},
+	"Gateway_Chassis":             &GatewayChassis{},
+	"Logical_Router_Static_Route": &LogicalRouterStaticRoute{},
+	"NAT":                         &NAT{},
+	"ACL":                         &ACL{},
+	"DHCP_Options":                &DHCPOptions{},
+	"DNS":                         &DNS{},
+}}
 
 // OpenvSwitch is the one row of the local Open_vSwitch table.
 type OpenvSwitch struct {
@@ -159,11 +159,11 @@ type Interface struct {
 
 // ovsTables is the part of Open_vSwitch this package uses.
 var ovsTables = dbTables{"Open_vSwitch", map[string]model.Model{
-		"Open_vSwitch": &OpenvSwitch{},
-		"Bridge":       &Bridge{},
-		"Port":         &Port{},
-		"Interface":    &Interface{},
-	}}
+	"Open_vSwitch": &OpenvSwitch{},
+	"Bridge":       &Bridge{},
+	"Port":         &Port{},
+	"Interface":    &Interface{},
+}}
 
 // dbTables is a database's name and the structs of the tables used.
 type dbTables struct {

@@ -103,7 +103,6 @@ func (n *Network) open(ctx context.Context, o Options, own bool) error {
 	return nil
 }
 
-
 // initSwitch makes the Open_vSwitch row when the database is new and
 // points ovn-controller at the southbound database: chassis name, Geneve
 // on loopback (a host of its own), and the userspace datapath where the
