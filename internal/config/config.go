@@ -30,6 +30,9 @@ type Server struct {
 	Listen  string // TCP address; empty disables TCP
 	Socket  string // unix socket path; empty disables it
 	DB      string // file | sqlite
+	// Network (TESTBEDOS_NETWORK) is the network backend: NetworkBridge
+	// (Linux bridges, the default) or NetworkOVN.
+	Network string
 	Dev     bool
 	Auth    bool
 	// TLS is auto (TLS on TCP unless it listens on loopback), on or off.
@@ -65,6 +68,12 @@ type Server struct {
 	// action of its own; off marks it {"failed": "up"}.
 	Restore string
 }
+
+// Values of Server.Network.
+const (
+	NetworkBridge = "bridge"
+	NetworkOVN    = "ovn"
+)
 
 // Values of Server.Restore.
 const (
@@ -153,6 +162,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 	hbMisses := integer("heartbeat-misses", "TESTBEDOS_HEARTBEAT_MISSES", 3, "missed heartbeats before a peer is dropped")
 	retention := duration("log-retention", "TESTBEDOS_LOG_RETENTION", 30*24*time.Hour, "orchestration logs older than this are deleted")
 	maxLogs := integer("log-max-count", "TESTBEDOS_LOG_MAX_COUNT", 1000, "orchestration logs kept per deployment at most")
+	network := str("network", "TESTBEDOS_NETWORK", NetworkBridge, "network backend: bridge (Linux bridges) or ovn (Open vSwitch and OVN)")
 	restore := str("restore", "TESTBEDOS_RESTORE", RestoreOn, "at start, bring back what a reboot removed of deployments recorded up (on), or mark them failed (off)")
 	maxLogBytes := size("log-max-bytes", "TESTBEDOS_LOG_MAX_BYTES", logstream.DefaultMaxBytes,
 		"cap on one action's log, e.g. 256MiB; past it lines are dropped and counted")
@@ -163,7 +173,7 @@ func Bind(fs *pflag.FlagSet, lookup func(string) (string, bool)) func() (Server,
 			MainURL: *mainURL, TokenFile: *tokenFile, MainFingerprint: *mainFP,
 			HeartbeatInterval: *hbInterval, HeartbeatMisses: *hbMisses,
 			LogRetention: *retention, LogMaxCount: *maxLogs, LogMaxBytes: *maxLogBytes,
-			Restore: strings.ToLower(*restore), MaxConns: *maxConns,
+			Restore: strings.ToLower(*restore), MaxConns: *maxConns, Network: strings.ToLower(*network),
 		}
 		for _, h := range strings.Split(*allowedHosts, ",") {
 			if h = strings.TrimSpace(h); h != "" {
@@ -236,6 +246,13 @@ func (c *Server) Validate() error {
 	default:
 		return fmt.Errorf("restore %q: want on or off", c.Restore)
 	}
+	switch c.Network {
+	case "":
+		c.Network = NetworkBridge
+	case NetworkBridge, NetworkOVN:
+	default:
+		return fmt.Errorf("network %q: want bridge or ovn", c.Network)
+	}
 	if c.LogMaxBytes == 0 { // a Server built in code rather than by Bind
 		c.LogMaxBytes = logstream.DefaultMaxBytes
 	}
@@ -254,9 +271,14 @@ func (c Server) LogsDir() string        { return filepath.Join(c.DataDir, "logs"
 // GeneratedDir holds what generate-artefacts made for the server, one
 // folder per deployment; DisksDir the VM disks, and MountsDir the private
 // binds of containers' volume sources, one folder per deployment.
-func (c Server) GeneratedDir() string     { return filepath.Join(c.DataDir, "generated") }
-func (c Server) DisksDir() string         { return filepath.Join(c.DataDir, "disks") }
-func (c Server) MountsDir() string        { return filepath.Join(c.DataDir, "mounts") }
+func (c Server) GeneratedDir() string { return filepath.Join(c.DataDir, "generated") }
+func (c Server) DisksDir() string     { return filepath.Join(c.DataDir, "disks") }
+func (c Server) MountsDir() string    { return filepath.Join(c.DataDir, "mounts") }
+
+// OVNDir holds the OVS and OVN daemons' databases, sockets and logs when
+// the server runs them (the ovn network backend on a host whose own do not
+// run).
+func (c Server) OVNDir() string           { return filepath.Join(c.DataDir, "ovn") }
 func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "logs", "orchestration") }
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }
 func (c Server) SQLitePath() string       { return filepath.Join(c.DataDir, "testbedos.db") }

@@ -93,7 +93,7 @@ func (e *Engine) liveGuest(ctx context.Context, d api.Deployment, name string) (
 		return nil, fmt.Errorf("guest %s: %w", name, err)
 	}
 	return &liveGuest{
-		dep: d, gdep: guest.Deployment{Name: d.Name, Files: host.Files(d.ProjectLocation)},
+		dep: d, gdep: guestDeployment(d.Name, host, d.ProjectLocation),
 		g: gr.Guest, host: host, drv: drv, rec: gr,
 	}, nil
 }

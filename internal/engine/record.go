@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/net/ovn"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -48,6 +49,11 @@ type HostRecord struct {
 	Routers map[string]RouterRecord `json:"routers,omitempty"`
 	// ACLTables are the deployment's nftables tables (acl.go), by name.
 	ACLTables map[string]ACLTableRecord `json:"acl_tables,omitempty"`
+	// The ovn backend's logical switches, routers and switches' ACLs, by
+	// their names in OVN (ovn_switch.go, ovn_router.go, ovn_acl.go).
+	OVNSwitches map[string]OVNRecord[ovn.SwitchSpec] `json:"ovn_switches,omitempty"`
+	OVNRouters  map[string]OVNRecord[ovn.RouterSpec] `json:"ovn_routers,omitempty"`
+	OVNACLs     map[string]OVNRecord[[]ovn.ACLSpec]  `json:"ovn_acls,omitempty"`
 }
 
 // TunnelRecord is the VXLAN link of a switch spanning hosts, on one host.

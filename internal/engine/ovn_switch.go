@@ -1,0 +1,130 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/net/ovn"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// A switch is a logical switch named like its bridge with the bridge
+// backend. Its ports are the guests' interfaces (logical port = the host
+// end's name, "MAC IP", or "MAC dynamic" for ip: dynamic, which OVN's IPAM
+// fills from the subnet) and the routers' ports; a router that serves DHCP
+// on it makes a DHCP_Options row (router, DNS server: the router's
+// address), and every guest's name resolves on it through a DNS row.
+
+var ovnSwitchKind = &ovnKind[ovn.SwitchSpec]{
+	name:    "network",
+	noun:    "switch",
+	change:  api.KindSwitch,
+	records: func(h *HostRecord) *map[string]OVNRecord[ovn.SwitchSpec] { return &h.OVNSwitches },
+	wanted:  ovnSwitches,
+	put: func(ctx context.Context, n *ovn.Network, _, _ string, spec ovn.SwitchSpec) error {
+		return n.PutSwitch(ctx, spec)
+	},
+	del: func(ctx context.Context, n *ovn.Network, key string) error { return n.DeleteSwitch(ctx, key) },
+	has: func(n *ovn.Network, key string) bool { return n.HasSwitch(key) },
+}
+
+// ovnSwitches are the logical switches st asks for, by name.
+func ovnSwitches(st *topology.State, _ string) map[string]OVNRecord[ovn.SwitchSpec] {
+	dns := guestNames(st)
+	out := map[string]OVNRecord[ovn.SwitchSpec]{}
+	for _, sw := range st.Switches {
+		spec := ovn.SwitchSpec{Name: lsName(sw), Deployment: st.Deployment, Subnet: sw.Subnet, DNS: dns}
+		pool := dhcpPool(st, sw.Name)
+		for _, g := range st.Guests {
+			for _, ifc := range g.Interfaces {
+				if ifc.Switch != sw.Name {
+					continue
+				}
+				addr := ifc.MAC + " dynamic"
+				if !ifc.Dynamic {
+					addr = ifc.MAC + " " + bareIP(ifc.Address)
+				}
+				spec.Ports = append(spec.Ports, ovn.PortSpec{Name: ifc.HostName, Addresses: []string{addr}, DHCP: pool != nil})
+			}
+		}
+		for _, r := range st.Routers {
+			for _, p := range r.Ports {
+				if p.Switch != sw.Name {
+					continue
+				}
+				spec.Ports = append(spec.Ports, ovn.PortSpec{Name: p.HostName, Type: "router",
+					Addresses: []string{"router"}, Options: map[string]string{"router-port": lrpName(p)}})
+				if pool != nil && pool.IfName == p.IfName {
+					gw := bareIP(p.Address)
+					spec.DHCP = &ovn.DHCPSpec{CIDR: sw.Subnet, Options: map[string]string{
+						"server_id": gw, "server_mac": p.MAC, "router": gw, "dns_server": gw, "lease_time": "3600",
+					}}
+				}
+			}
+		}
+		if pool != nil {
+			spec.ExcludeIPs = excludeIPs(pool)
+		}
+		out[spec.Name] = OVNRecord[ovn.SwitchSpec]{Object: sw.Name, Spec: spec}
+	}
+	return out
+}
+
+// dhcpPool is the DHCP a router serves on switch sw; nil: none.
+func dhcpPool(st *topology.State, sw string) *topology.DHCPPool {
+	for _, r := range st.Routers {
+		for i := range r.DHCP {
+			if r.DHCP[i].Switch == sw {
+				return &r.DHCP[i]
+			}
+		}
+	}
+	return nil
+}
+
+// excludeIPs is what OVN's IPAM never hands out on the pool's switch, as
+// OVN writes it: the pool's excluded range and its reserved addresses.
+func excludeIPs(p *topology.DHCPPool) string {
+	var parts []string
+	if p.ExcludeFrom != "" && p.ExcludeTo != "" {
+		parts = append(parts, p.ExcludeFrom+".."+p.ExcludeTo)
+	}
+	for _, r := range p.Reserved {
+		parts = append(parts, bareIP(r))
+	}
+	return strings.Join(parts, " ")
+}
+
+// guestNames maps every guest's name to its static addresses, for OVN's
+// DNS.
+func guestNames(st *topology.State) map[string]string {
+	out := map[string]string{}
+	for _, g := range st.Guests {
+		var ips []string
+		for _, ifc := range g.Interfaces {
+			if !ifc.Dynamic && ifc.Address != "" {
+				ips = append(ips, bareIP(ifc.Address))
+			}
+		}
+		if len(ips) > 0 {
+			sort.Strings(ips)
+			out[strings.ToLower(g.Name)] = strings.Join(ips, " ")
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// bareIP is the address of a CIDR ("10.0.0.1/24" → "10.0.0.1"); anything
+// else is returned as it is.
+func bareIP(cidr string) string {
+	if p, err := netip.ParsePrefix(cidr); err == nil {
+		return p.Addr().String()
+	}
+	return cidr
+}
