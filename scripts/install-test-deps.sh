@@ -15,7 +15,9 @@ set -eu
 # libvirt driver writes itself. chromium runs the GUI's browser tests
 # (headless, through chromedp). systemd brings systemd-analyze and passwd
 # groupadd, for the packaging test of setup.sh and the unit.
-PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd"
+# openvswitch-switch, ovn-central and ovn-host run the ovn network backend
+# (the server starts their daemons itself; the contract suite runs on it).
+PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd openvswitch-switch ovn-central ovn-host"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: must run as root" >&2

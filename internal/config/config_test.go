@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,23 @@ func TestTLSFlagAndEnv(t *testing.T) {
 		if (err != nil) != tc.bad || (!tc.bad && cfg.TLS != tc.want) {
 			t.Errorf("env %q flag %q: %q %v, want %q (error %v)", tc.env, tc.flag, cfg.TLS, err, tc.want, tc.bad)
 		}
+	}
+}
+
+// TESTBEDOS_NETWORK chooses the network backend: bridge by default, ovn
+// on request, anything else refused.
+func TestNetworkBackend(t *testing.T) {
+	for env, want := range map[string]string{"": NetworkBridge, "bridge": NetworkBridge, "OVN": NetworkOVN} {
+		vars := map[string]string{}
+		if env != "" {
+			vars["TESTBEDOS_NETWORK"] = env
+		}
+		cfg, err := bind(t, vars)
+		if err != nil || cfg.Network != want {
+			t.Errorf("TESTBEDOS_NETWORK=%q: %q, %v; want %q", env, cfg.Network, err, want)
+		}
+	}
+	if _, err := bind(t, map[string]string{"TESTBEDOS_NETWORK": "vxlan"}); err == nil || !strings.Contains(err.Error(), "want bridge or ovn") {
+		t.Errorf("TESTBEDOS_NETWORK=vxlan: %v, want refused", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,4 +98,45 @@ func TestSwitchPing(t *testing.T) {
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// A daemon that dies is started again, and Close ends every daemon the
+// package started.
+func TestDaemonsSupervised(t *testing.T) {
+	n := openTest(t)
+	pid := func(name string) int {
+		n.daemons.mu.Lock()
+		defer n.daemons.mu.Unlock()
+		for _, p := range n.daemons.procs {
+			if p.name == name && p.cmd.Process != nil {
+				return p.cmd.Process.Pid
+			}
+		}
+		return 0
+	}
+	first := pid("ovn-northd")
+	if first == 0 {
+		t.Fatal("no ovn-northd")
+	}
+	syscall.Kill(first, syscall.SIGKILL)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := waitFor(ctx, "ovn-northd started again", func() bool { p := pid("ovn-northd"); return p != 0 && p != first }); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	n.daemons.mu.Lock()
+	for _, p := range n.daemons.procs {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	n.daemons.mu.Unlock()
+	if len(pids) != 6 {
+		t.Fatalf("%d daemons, want 6 (3 ovsdb-servers, ovn-northd, ovs-vswitchd, ovn-controller)", len(pids))
+	}
+	n.Close()
+	for _, p := range pids {
+		if syscall.Kill(p, 0) == nil {
+			t.Errorf("pid %d still runs after Close", p)
+		}
+	}
 }
