@@ -22,11 +22,13 @@ var ovnACLKind = &ovnKind[[]ovn.ACLSpec]{
 	change:  api.KindACL,
 	records: func(h *HostRecord) *map[string]OVNRecord[[]ovn.ACLSpec] { return &h.OVNACLs },
 	wanted:  ovnACLs,
-	put: func(ctx context.Context, n *ovn.Network, dep, key string, spec []ovn.ACLSpec) error {
+	put: func(ctx context.Context, _ Host, n *ovn.Network, dep, key string, spec []ovn.ACLSpec) error {
 		return n.PutACLs(ctx, dep, key, spec)
 	},
-	del: func(ctx context.Context, n *ovn.Network, key string) error { return n.DeleteACLs(ctx, key) },
-	has: func(n *ovn.Network, key string) bool { return n.HasACLs(key) > 0 },
+	del: func(ctx context.Context, _ Host, n *ovn.Network, key string, _ []ovn.ACLSpec) error {
+		return n.DeleteACLs(ctx, key)
+	},
+	has: func(n *ovn.Network, key string, _ []ovn.ACLSpec) bool { return n.HasACLs(key) > 0 },
 }
 
 // ovnACLs are the ACLs st puts on each logical switch, by switch name.

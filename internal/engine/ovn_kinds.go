@@ -58,9 +58,9 @@ type ovnKind[S any] struct {
 	records func(h *HostRecord) *map[string]OVNRecord[S]
 	// wanted is what st asks for: key (the OVN name) → object.
 	wanted func(st *topology.State, chassis string) map[string]OVNRecord[S]
-	put    func(ctx context.Context, n *ovn.Network, dep, key string, spec S) error
-	del    func(ctx context.Context, n *ovn.Network, key string) error
-	has    func(n *ovn.Network, key string) bool
+	put    func(ctx context.Context, host Host, n *ovn.Network, dep, key string, spec S) error
+	del    func(ctx context.Context, host Host, n *ovn.Network, key string, spec S) error
+	has    func(n *ovn.Network, key string, spec S) bool
 }
 
 func (k *ovnKind[S]) stage() string { return k.name }
@@ -81,7 +81,7 @@ func (k *ovnKind[S]) removal(_ removeEnv, h *HostRecord, key string) removal {
 			if err != nil {
 				return "", err
 			}
-			return "OVN " + key + " removed", k.del(ctx, n, key)
+			return "OVN " + key + " removed", k.del(ctx, host, n, key, obj.Spec)
 		},
 	}
 }
@@ -97,7 +97,7 @@ func (k *ovnKind[S]) missing(_ context.Context, c checkEnv, h *HostRecord) ([]ga
 	}
 	var out []gap
 	for _, key := range sortedKeys(recs) {
-		if !k.has(n, key) {
+		if !k.has(n, key, recs[key].Spec) {
 			out = append(out, gap{kind: k.change, name: recs[key].Object, what: "OVN " + k.noun + " " + key})
 		}
 	}
@@ -213,20 +213,20 @@ func (o *ovnUp[S]) items() []item {
 				return err
 			}
 			what := k.noun + " " + w.Object
-			if recorded && k.has(o.n, key) && reflect.DeepEqual(prev.Spec, w.Spec) {
+			if recorded && k.has(o.n, key, w.Spec) && reflect.DeepEqual(prev.Spec, w.Spec) {
 				u.log.Printf("    %s: OVN %s already there", what, key)
 				return nil
 			}
 			if !recorded {
 				u.made.add(func(ctx context.Context) error {
-					if err := k.del(ctx, o.n, key); err != nil {
+					if err := k.del(ctx, o.host, o.n, key, w.Spec); err != nil {
 						return objectError(what, err)
 					}
 					u.led.edit(func(r *Record) { delete(*k.records(r.host(host)), key) })
 					return nil
 				})
 			}
-			if err := k.put(ctx, o.n, u.d.Name, key, w.Spec); err != nil {
+			if err := k.put(ctx, o.host, o.n, u.d.Name, key, w.Spec); err != nil {
 				return objectError(what, err)
 			}
 			u.log.Printf("    %s: OVN %s %s", what, key, ifThen(recorded, "rewritten", "created"))

@@ -20,11 +20,13 @@ var ovnRouterKind = &ovnKind[ovn.RouterSpec]{
 	change:  api.KindRouter,
 	records: func(h *HostRecord) *map[string]OVNRecord[ovn.RouterSpec] { return &h.OVNRouters },
 	wanted:  ovnRouters,
-	put: func(ctx context.Context, n *ovn.Network, _, _ string, spec ovn.RouterSpec) error {
+	put: func(ctx context.Context, _ Host, n *ovn.Network, _, _ string, spec ovn.RouterSpec) error {
 		return n.PutRouter(ctx, spec)
 	},
-	del: func(ctx context.Context, n *ovn.Network, key string) error { return n.DeleteRouter(ctx, key) },
-	has: func(n *ovn.Network, key string) bool { return n.HasRouter(key) },
+	del: func(ctx context.Context, _ Host, n *ovn.Network, key string, _ ovn.RouterSpec) error {
+		return n.DeleteRouter(ctx, key)
+	},
+	has: func(n *ovn.Network, key string, _ ovn.RouterSpec) bool { return n.HasRouter(key) },
 }
 
 // lrpName is the logical router port of router port p.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sort"
 	"strings"
@@ -24,11 +25,52 @@ var ovnSwitchKind = &ovnKind[ovn.SwitchSpec]{
 	change:  api.KindSwitch,
 	records: func(h *HostRecord) *map[string]OVNRecord[ovn.SwitchSpec] { return &h.OVNSwitches },
 	wanted:  ovnSwitches,
-	put: func(ctx context.Context, n *ovn.Network, _, _ string, spec ovn.SwitchSpec) error {
-		return n.PutSwitch(ctx, spec)
+	put: putOVNSwitch,
+	del: deleteOVNSwitch,
+	has: func(n *ovn.Network, key string, spec ovn.SwitchSpec) bool {
+		return n.HasSwitch(key) && (spec.Provider == nil || n.HasProvider(*spec.Provider))
 	},
-	del: func(ctx context.Context, n *ovn.Network, key string) error { return n.DeleteSwitch(ctx, key) },
-	has: func(n *ovn.Network, key string) bool { return n.HasSwitch(key) },
+}
+
+// putOVNSwitch writes the logical switch; an external one first gets its
+// provider network (an OVS bridge of its own mapped to a network named
+// like the switch) and then the host's side on that bridge's interface:
+// the address and masquerading out, as with the bridge backend.
+func putOVNSwitch(ctx context.Context, host Host, n *ovn.Network, _, _ string, spec ovn.SwitchSpec) error {
+	if spec.Provider != nil {
+		if err := n.EnsureProvider(ctx, *spec.Provider); err != nil {
+			return err
+		}
+	}
+	if err := n.PutSwitch(ctx, spec); err != nil {
+		return err
+	}
+	if spec.External == nil {
+		return nil
+	}
+	r, err := RoutersOf(host)
+	if err != nil {
+		return err
+	}
+	_, err = r.EnsureExternal(ctx, *spec.External)
+	return err
+}
+
+// deleteOVNSwitch undoes putOVNSwitch; what is missing is fine.
+func deleteOVNSwitch(ctx context.Context, host Host, n *ovn.Network, key string, spec ovn.SwitchSpec) error {
+	var errs []error
+	if spec.External != nil {
+		if r, err := RoutersOf(host); err != nil {
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, r.DeleteExternal(ctx, *spec.External))
+		}
+	}
+	errs = append(errs, n.DeleteSwitch(ctx, key))
+	if spec.Provider != nil {
+		errs = append(errs, n.DeleteProvider(ctx, *spec.Provider), n.RemoveLocalnetPatch(ctx, key))
+	}
+	return errors.Join(errs...)
 }
 
 // ovnSwitches are the logical switches st asks for, by name.
@@ -67,6 +109,11 @@ func ovnSwitches(st *topology.State, _ string) map[string]OVNRecord[ovn.SwitchSp
 		}
 		if pool != nil {
 			spec.ExcludeIPs = excludeIPs(pool)
+		}
+		if sw.External != nil {
+			ext := sw
+			spec.External = &ext
+			spec.Provider = &ovn.ProviderSpec{Network: lsName(sw), Bridge: lsName(sw), Own: true}
 		}
 		out[spec.Name] = OVNRecord[ovn.SwitchSpec]{Object: sw.Name, Spec: spec}
 	}

@@ -13,11 +13,13 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/testenv"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // contractLab is the lab both network backends must run alike: two guests
-// on one switch, a router to two more switches, a DHCP guest, SNAT towards
-// a switch with no route back, and a switch whose ACLs let a2 open TCP
+// on one switch, a router to three more switches, a DHCP guest, SNAT
+// towards a switch with no route back, an external switch whose host side
+// (172.30.19.1) a guest on it reaches, and a switch whose ACLs let a2 open TCP
 // connections (allow-related: the replies come back) while nothing opens
 // one to a2 (drop).
 const contractLab = `machines:
@@ -29,17 +31,21 @@ const contractLab = `machines:
     network: [{switch: sw1, ip: dynamic}]
   - name: target
     network: [{switch: sw2, ip: 10.0.2.10}]
+  - name: x
+    network: [{switch: ext, ip: 172.30.19.10, gateway: 172.30.19.2}]
 network:
   switches:
     sw0: {subnet: 10.0.0.0/24}
     sw1: {subnet: 10.0.1.0/24}
     sw2: {subnet: 10.0.2.0/24}
+    ext: {subnet: 172.30.19.0/24, external: true}
   routers:
     r1:
       ports:
         - {name: r1-sw0, switch: sw0, gateway_ip: 10.0.0.1/24}
         - {name: r1-sw1, switch: sw1, gateway_ip: 10.0.1.1/24}
         - {name: r1-sw2, switch: sw2, gateway_ip: 10.0.2.1/24}
+        - {name: r1-ext, switch: ext, gateway_ip: 172.30.19.2/24}
       nat: [{nat_type: snat, logical_ip: 10.0.0.0/23, external_ip: 10.0.2.1}]
       dhcp: [{switch: sw1, exclude_ips: {from: 10.0.1.1, to: 10.0.1.19}}]
   acl:
@@ -83,6 +89,7 @@ func TestContract(t *testing.T) {
 			}
 			for _, p := range []struct{ from, to string }{
 				{"a", "10.0.0.11"}, {"a2", "10.0.0.10"}, {"a", "10.0.1.20"}, {"b", "10.0.0.10"}, {"a", "10.0.2.10"}, {"b", "10.0.2.10"},
+				{"a", "172.30.19.10"}, {"x", "172.30.19.1"},
 			} {
 				if err := nettest.Ping(ns(p.from), net.ParseIP(p.to), 10*time.Second); err != nil {
 					t.Errorf("%s → %s: %v", p.from, p.to, err)
@@ -111,8 +118,24 @@ func TestContract(t *testing.T) {
 				}
 			}
 
+			var ext topology.Switch
+			for _, sw := range st.Switches {
+				if sw.External != nil {
+					ext = sw
+				}
+			}
+			if got := linkAddrs(t, ext.Bridge); !strings.Contains(got, "172.30.19.1/24") {
+				t.Errorf("the external switch's host side %s has %s, want 172.30.19.1/24", ext.Bridge, got)
+			}
+			if !hasTable(t, "", ext.External.Table) {
+				t.Errorf("host has no nft table %s for the external switch", ext.External.Table)
+			}
+
 			mustSucceed(t, s, name, cmd(api.CmdDown))
 			assertNothingLeft(t, st)
+			if hasTable(t, "", ext.External.Table) {
+				t.Errorf("down left nft table %s", ext.External.Table)
+			}
 			if backend == "ovn" {
 				assertNoOVNLeft(t, s, st.Prefix)
 			}
@@ -131,6 +154,7 @@ func assertNoOVNLeft(t *testing.T, s *server, prefix string) {
 		{"ovn-nbctl", "--db=unix:" + filepath.Join(run, "ovnnb_db.sock"), "--bare", "--columns=name", "list", "Logical_Router"},
 		{"ovn-nbctl", "--db=unix:" + filepath.Join(run, "ovnnb_db.sock"), "--bare", "--columns=_uuid", "list", "DHCP_Options"},
 		{"ovs-vsctl", "--db=unix:" + filepath.Join(run, "db.sock"), "list-ports", "br-int"},
+		{"ovs-vsctl", "--db=unix:" + filepath.Join(run, "db.sock"), "--bare", "--columns=name", "find", "Bridge", "name!=br-int"},
 	} {
 		out, err := exec.Command(c[0], c[1:]...).CombinedOutput()
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // SwitchSpec is one logical switch with its ports, DHCP and DNS, written
@@ -25,6 +27,12 @@ type SwitchSpec struct {
 	DHCP *DHCPSpec `json:"dhcp,omitempty"`
 	// DNS maps names to addresses that OVN answers on this switch.
 	DNS map[string]string `json:"dns,omitempty"`
+	// Provider, when set, joins the switch to the host through a localnet
+	// port on that provider network (provider.go).
+	Provider *ProviderSpec `json:"provider,omitempty"`
+	// External is the switch as the host's side of it needs it (address,
+	// masquerading table), for the engine; nil: no host side.
+	External *topology.Switch `json:"external,omitempty"`
 }
 
 // PortSpec is one logical switch port.
@@ -91,6 +99,12 @@ func (n *Network) PutSwitch(ctx context.Context, spec SwitchSpec) error {
 		rows = append(rows, lsp)
 		ls.Ports = append(ls.Ports, lsp.UUID)
 	}
+	if spec.Provider != nil {
+		lsp := &LogicalSwitchPort{UUID: "localnet", Name: "ln-" + spec.Name, Type: "localnet",
+			Addresses: []string{"unknown"}, Options: map[string]string{"network_name": spec.Provider.Network}, ExternalIDs: ids}
+		rows = append(rows, lsp)
+		ls.Ports = append(ls.Ports, lsp.UUID)
+	}
 	rows = append(rows, ls)
 	create, err := n.nb.Create(rows...)
 	if err != nil {
@@ -114,6 +128,26 @@ func (n *Network) DeleteSwitch(ctx context.Context, name string) error {
 		return fmt.Errorf("delete logical switch %s: %w", name, err)
 	}
 	return n.deletePorts(ctx, name)
+}
+
+// RemoveLocalnetPatch removes the patch port ovn-controller made on the
+// integration bridge for the localnet port of logical switch name, once
+// the switch is gone (ovn-controller may not notice soon); a missing one
+// is fine.
+func (n *Network) RemoveLocalnetPatch(ctx context.Context, name string) error {
+	br, err := n.bridgeRow(IntegrationBridge)
+	if err != nil {
+		return nil
+	}
+	patch := "patch-br-int-to-ln-" + name
+	ops, err := n.deletePortOps(br, func(p *Port) bool { return p.Name == patch })
+	if err != nil {
+		return err
+	}
+	if _, err := transact(ctx, n.ovs, ops...); err != nil {
+		return fmt.Errorf("remove %s: %w", patch, err)
+	}
+	return nil
 }
 
 // deleteSwitchOps deletes the switch called name (its ports and ACLs go
