@@ -25,8 +25,8 @@ var ovnSwitchKind = &ovnKind[ovn.SwitchSpec]{
 	change:  api.KindSwitch,
 	records: func(h *HostRecord) *map[string]OVNRecord[ovn.SwitchSpec] { return &h.OVNSwitches },
 	wanted:  ovnSwitches,
-	put: putOVNSwitch,
-	del: deleteOVNSwitch,
+	put:     putOVNSwitch,
+	del:     deleteOVNSwitch,
 	has: func(n *ovn.Network, key string, spec ovn.SwitchSpec) bool {
 		return n.HasSwitch(key) && (spec.Provider == nil || n.HasProvider(*spec.Provider))
 	},
