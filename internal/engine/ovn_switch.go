@@ -110,6 +110,10 @@ func ovnSwitches(st *topology.State, _ string) map[string]OVNRecord[ovn.SwitchSp
 		if pool != nil {
 			spec.ExcludeIPs = excludeIPs(pool)
 		}
+		// The host reaches guests through an interface of its own on
+		// the switch; an external switch has one already (its provider
+		// bridge's).
+		spec.HostPort = sw.External == nil
 		if sw.External != nil {
 			ext := sw
 			spec.External = &ext

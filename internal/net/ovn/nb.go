@@ -30,6 +30,11 @@ type SwitchSpec struct {
 	// Provider, when set, joins the switch to the host through a localnet
 	// port on that provider network (provider.go).
 	Provider *ProviderSpec `json:"provider,omitempty"`
+	// HostPort: the host gets an interface on the switch, named like the
+	// switch (an internal port of the integration bridge): the server
+	// reaches guests' link-local addresses through it, as through a Linux
+	// bridge.
+	HostPort bool `json:"host_port,omitempty"`
 	// External is the switch as the host's side of it needs it (address,
 	// masquerading table), for the engine; nil: no host side.
 	External *topology.Switch `json:"external,omitempty"`
@@ -99,6 +104,11 @@ func (n *Network) PutSwitch(ctx context.Context, spec SwitchSpec) error {
 		rows = append(rows, lsp)
 		ls.Ports = append(ls.Ports, lsp.UUID)
 	}
+	if spec.HostPort {
+		lsp := &LogicalSwitchPort{UUID: "hostport", Name: hostPortLSP(spec.Name), Addresses: []string{"unknown"}, ExternalIDs: ids}
+		rows = append(rows, lsp)
+		ls.Ports = append(ls.Ports, lsp.UUID)
+	}
 	if spec.Provider != nil {
 		lsp := &LogicalSwitchPort{UUID: "localnet", Name: "ln-" + spec.Name, Type: "localnet",
 			Addresses: []string{"unknown"}, Options: map[string]string{"network_name": spec.Provider.Network}, ExternalIDs: ids}
@@ -114,6 +124,9 @@ func (n *Network) PutSwitch(ctx context.Context, spec SwitchSpec) error {
 	if err != nil {
 		return fmt.Errorf("logical switch %s: %w", spec.Name, err)
 	}
+	if spec.HostPort {
+		return n.ensureHostPort(ctx, spec.Name)
+	}
 	return nil
 }
 
@@ -127,7 +140,14 @@ func (n *Network) DeleteSwitch(ctx context.Context, name string) error {
 	if _, err := transact(ctx, n.nb, ops...); err != nil {
 		return fmt.Errorf("delete logical switch %s: %w", name, err)
 	}
-	return n.deletePorts(ctx, name)
+	hadHost := n.HasPort(name)
+	if err := n.deletePorts(ctx, name); err != nil {
+		return err
+	}
+	if hadHost {
+		return waitLinkGone(ctx, name)
+	}
+	return nil
 }
 
 // RemoveLocalnetPatch removes the patch port ovn-controller made on the

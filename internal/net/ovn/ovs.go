@@ -2,12 +2,14 @@ package ovn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/safchain/ethtool"
+	"github.com/vishvananda/netlink"
 )
 
 // IntegrationBridge is the OVS bridge ovn-controller makes and guests'
@@ -141,4 +143,61 @@ func txOffloadOff(name string) error {
 		return fmt.Errorf("tx checksum offload off: %w", err)
 	}
 	return nil
+}
+
+// hostPortLSP is the logical port of the host's interface on switch ls.
+func hostPortLSP(ls string) string { return "h-" + ls }
+
+// ensureHostPort makes the host's interface on logical switch ls: an
+// internal port of the integration bridge named ls, bound to the switch's
+// host port, up.
+func (n *Network) ensureHostPort(ctx context.Context, ls string) error {
+	if !n.HasPort(ls) {
+		br, err := n.integrationBridge(ctx)
+		if err != nil {
+			return err
+		}
+		iface := &Interface{UUID: "iface", Name: ls, Type: "internal", ExternalIDs: map[string]string{"iface-id": hostPortLSP(ls), KeyObject: ls}}
+		port := &Port{UUID: "port", Name: ls, Interfaces: []string{"iface"}, ExternalIDs: map[string]string{KeyObject: ls}}
+		create, err := n.ovs.Create(iface, port)
+		if err != nil {
+			return err
+		}
+		mut, err := n.ovs.Where(br).Mutate(br, model.Mutation{Field: &br.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{"port"}})
+		if err != nil {
+			return err
+		}
+		if _, err := transact(ctx, n.ovs, append(create, mut...)...); err != nil {
+			return fmt.Errorf("host port %s on %s: %w", ls, IntegrationBridge, err)
+		}
+	}
+	return linkUp(ctx, ls)
+}
+
+// linkUp waits for the link name (an interface ovs-vswitchd makes) and
+// sets it up.
+func linkUp(ctx context.Context, name string) error {
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var link netlink.Link
+	if err := waitFor(wctx, "interface "+name, func() bool {
+		l, err := netlink.LinkByName(name)
+		link = l
+		return err == nil
+	}); err != nil {
+		return err
+	}
+	return netlink.LinkSetUp(link)
+}
+
+// waitLinkGone waits for ovs-vswitchd to remove the link name, so nothing
+// is left when down ends.
+func waitLinkGone(ctx context.Context, name string) error {
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	return waitFor(wctx, "ovs-vswitchd to remove interface "+name, func() bool {
+		_, err := netlink.LinkByName(name)
+		var nf netlink.LinkNotFoundError
+		return errors.As(err, &nf)
+	})
 }

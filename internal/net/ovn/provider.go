@@ -2,16 +2,13 @@ package ovn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
-	"github.com/vishvananda/netlink"
 )
 
 // A provider network joins a logical switch to the host: the switch's
@@ -113,16 +110,7 @@ func (n *Network) EnsureProvider(ctx context.Context, p ProviderSpec) error {
 	if _, err := transact(ctx, n.ovs, ops...); err != nil {
 		return fmt.Errorf("provider network %s on OVS bridge %s: %w", p.Network, p.Bridge, err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	var link netlink.Link
-	if err := waitFor(wctx, "interface "+p.Bridge, func() bool {
-		link, err = netlink.LinkByName(p.Bridge)
-		return err == nil
-	}); err != nil {
-		return err
-	}
-	return netlink.LinkSetUp(link)
+	return linkUp(ctx, p.Bridge)
 }
 
 // DeleteProvider removes p's mapping and OVS bridge when they are the
@@ -162,15 +150,7 @@ func (n *Network) DeleteProvider(ctx context.Context, p ProviderSpec) error {
 	if _, err := transact(ctx, n.ovs, ops...); err != nil {
 		return fmt.Errorf("remove provider network %s: %w", p.Network, err)
 	}
-	// ovs-vswitchd removes the bridge's interface soon after: wait, so
-	// nothing is left when down ends.
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	return waitFor(wctx, "ovs-vswitchd to remove interface "+p.Bridge, func() bool {
-		_, err := netlink.LinkByName(p.Bridge)
-		var nf netlink.LinkNotFoundError
-		return errors.As(err, &nf)
-	})
+	return waitLinkGone(ctx, p.Bridge)
 }
 
 // HasProvider reports whether p's bridge is there (always, for a mapping
