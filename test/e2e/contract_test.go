@@ -118,6 +118,16 @@ func TestContract(t *testing.T) {
 				}
 			}
 
+			// A server restarted (with the ovn backend: its OVS and OVN
+			// daemons too) finds the lab as it was, and it still routes.
+			s.stop(t)
+			s.start(t)
+			for _, p := range []struct{ from, to string }{{"a", "10.0.0.11"}, {"b", "10.0.2.10"}} {
+				if err := nettest.Ping(ns(p.from), net.ParseIP(p.to), 15*time.Second); err != nil {
+					t.Errorf("after a server restart, %s → %s: %v", p.from, p.to, err)
+				}
+			}
+
 			var ext topology.Switch
 			for _, sw := range st.Switches {
 				if sw.External != nil {
