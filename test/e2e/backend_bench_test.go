@@ -19,10 +19,11 @@ import (
 
 // BenchmarkNetworkBackends measures the two network backends side by side,
 // through the server: up and down of 200 netns guests on one switch, and
-// between two guests on one switch the ping RTT and TCP throughput.
-// Metrics per backend:
+// between two guests on one switch, and two across a router, the ping RTT
+// and TCP throughput. Metrics per backend:
 //
-//	up-ms, down-ms (200 guests), rtt-us, tcp-mbit
+//	up-ms, down-ms (200 guests), rtt-us, tcp-mbit (one switch),
+//	routed-rtt-us, routed-tcp-mbit (across a router)
 //
 // The ovn backend's datapath is logged: the kernel's where the openvswitch
 // module exists, else OVS's userspace datapath.
@@ -40,11 +41,14 @@ func BenchmarkNetworkBackends(b *testing.B) {
 			}
 			s := startServer(b, "TESTBEDOS_NETWORK="+backend)
 			up, down := benchUpDown(b, s, 200)
-			rtt, rate := benchPair(b, s)
+			rtt, rate := benchPair(b, s, pairLab, "10.127.0.11")
+			rrtt, rrate := benchPair(b, s, routedPairLab, "10.127.1.11")
 			b.ReportMetric(float64(up.Milliseconds()), "up-ms")
 			b.ReportMetric(float64(down.Milliseconds()), "down-ms")
 			b.ReportMetric(float64(rtt.Microseconds()), "rtt-us")
 			b.ReportMetric(rate*8/1e6, "tcp-mbit")
+			b.ReportMetric(float64(rrtt.Microseconds()), "routed-rtt-us")
+			b.ReportMetric(rrate*8/1e6, "routed-tcp-mbit")
 		})
 	}
 }
@@ -108,10 +112,11 @@ func benchUpDown(b *testing.B, s *server, n int) (up, down time.Duration) {
 	return up, down
 }
 
-// benchPair measures, between two guests on one switch, the median ping
-// RTT of 50 echoes and the TCP throughput of 256 MiB.
-func benchPair(b *testing.B, s *server) (time.Duration, float64) {
-	name, run := benchLab(b, s, `machines:
+// pairLab is two guests on one switch; routedPairLab two guests on two
+// switches joined by a router. p2's address is the last argument of
+// benchPair.
+const (
+	pairLab = `machines:
   - name: p1
     network: [{switch: sw0, ip: 10.127.0.10}]
   - name: p2
@@ -119,15 +124,36 @@ func benchPair(b *testing.B, s *server) (time.Duration, float64) {
 network:
   switches:
     sw0: {subnet: 10.127.0.0/24}
-`)
+`
+	routedPairLab = `machines:
+  - name: p1
+    network: [{switch: sw0, ip: 10.127.0.10, gateway: 10.127.0.1}]
+  - name: p2
+    network: [{switch: sw1, ip: 10.127.1.11, gateway: 10.127.1.1}]
+network:
+  switches:
+    sw0: {subnet: 10.127.0.0/24}
+    sw1: {subnet: 10.127.1.0/24}
+  routers:
+    r1:
+      ports:
+        - {name: r1-sw0, switch: sw0, gateway_ip: 10.127.0.1/24}
+        - {name: r1-sw1, switch: sw1, gateway_ip: 10.127.1.1/24}
+`
+)
+
+// benchPair measures, between guests p1 and p2 of lab, the median ping RTT
+// of 50 echoes and the TCP throughput of 256 MiB.
+func benchPair(b *testing.B, s *server, lab, p2Addr string) (time.Duration, float64) {
+	name, run := benchLab(b, s, lab)
 	if err := run(api.CmdUp); err != nil {
 		b.Fatal(err)
 	}
 	p1, p2 := netnsPrefix(name)+"p1", netnsPrefix(name)+"p2"
-	if err := nettest.Ping(p1, net.ParseIP("10.127.0.11"), 10*time.Second); err != nil {
+	if err := nettest.Ping(p1, net.ParseIP(p2Addr), 10*time.Second); err != nil {
 		b.Fatal(err)
 	}
-	pinger, err := nettest.NewPinger(p1, net.ParseIP("10.127.0.11"))
+	pinger, err := nettest.NewPinger(p1, net.ParseIP(p2Addr))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -140,7 +166,7 @@ network:
 		}
 		rtts = append(rtts, d)
 	}
-	rate, err := nettest.TCPThroughput(p1, p2, "10.127.0.11:7300", 256<<20)
+	rate, err := nettest.TCPThroughput(p1, p2, p2Addr+":7300", 256<<20)
 	if err != nil {
 		b.Fatal(err)
 	}
