@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -108,8 +110,7 @@ func TestContract(t *testing.T) {
 			if src := sourceSeen(t, ns("a2"), ns("a"), "10.0.0.10:7003"); src != "10.0.0.11" {
 				t.Errorf("a2 → a (allow-related): %s", src)
 			}
-			if c, err := nettest.DialTCP(ns("a"), "10.0.0.11:7004", time.Second); err == nil {
-				c.Close()
+			if !blocked(t, ns("a"), ns("a2"), "10.0.0.11:7004") {
 				t.Errorf("a → a2 connected through a to-lport drop")
 			}
 			if backend == "ovn" {
@@ -127,6 +128,26 @@ func TestContract(t *testing.T) {
 					t.Errorf("after a server restart, %s → %s: %v", p.from, p.to, err)
 				}
 			}
+
+			// A second up keeps everything; plan then has nothing to do.
+			mustSucceed(t, s, name, cmd(api.CmdUp))
+			if p, err := s.c.Plan(context.Background(), name); err != nil || !p.Empty() {
+				t.Errorf("plan after a second up: %+v, %v", p, err)
+			}
+			// Apply adds a guest to sw0: it reaches a, and a's ACLs still
+			// hold.
+			withC := strings.Replace(contractLab, "  - name: x\n", "  - name: c\n    network: [{switch: sw0, ip: 10.0.0.12, gateway: 10.0.0.1}]\n  - name: x\n", 1)
+			if err := os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(withC), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mustSucceed(t, s, name, cmd(api.CmdApply))
+			if err := nettest.Ping(ns("c"), net.ParseIP("10.0.0.10"), 10*time.Second); err != nil {
+				t.Errorf("after apply, c → a: %v", err)
+			}
+			if !blocked(t, ns("a"), ns("a2"), "10.0.0.11:7005") {
+				t.Errorf("after apply, a → a2 connected through a to-lport drop")
+			}
+			st = state(t, s, name)
 
 			var ext topology.Switch
 			for _, sw := range st.Switches {
@@ -152,6 +173,23 @@ func TestContract(t *testing.T) {
 			t.Logf("%s: lab up, checked and down in %s", backend, time.Since(start).Round(time.Millisecond))
 		})
 	}
+}
+
+// blocked reports whether a TCP connection from namespace from to addr,
+// where namespace to listens, fails within a second.
+func blocked(t *testing.T, from, to, addr string) bool {
+	t.Helper()
+	ln, err := nettest.ListenTCP(to, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := nettest.DialTCP(from, addr, time.Second)
+	if err != nil {
+		return true
+	}
+	c.Close()
+	return false
 }
 
 // assertNoOVNLeft checks the server's own OVN and OVS databases for rows
