@@ -82,6 +82,29 @@ type proc struct {
 	done chan struct{}
 }
 
+// daemonBinaries are the programs Daemons runs.
+var daemonBinaries = []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovn-northd", "ovn-controller"}
+
+// Installed returns an error naming what is missing when Open vSwitch and
+// OVN are not installed.
+func Installed() error {
+	var missing []string
+	for _, b := range daemonBinaries {
+		if _, err := exec.LookPath(b); err != nil {
+			missing = append(missing, b)
+		}
+	}
+	for _, f := range []string{ovsSchema, nbSchema, sbSchema} {
+		if _, err := os.Stat(f); err != nil {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the ovn network backend needs Open vSwitch and OVN, and %s are missing: install Debian's openvswitch-switch, ovn-central and ovn-host (setup.sh --with-ovn), or start the server with TESTBEDOS_NETWORK=bridge", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 // Endpoints are the sockets of the daemons under d.Dir.
 func (d *Daemons) Endpoints() Endpoints {
 	return Endpoints{
@@ -96,6 +119,9 @@ func (d *Daemons) Endpoints() Endpoints {
 // their servers, then ovn-northd; ovs-vswitchd and ovn-controller need the
 // Open_vSwitch row first (StartSwitch).
 func (d *Daemons) StartDatabases(ctx context.Context) error {
+	if err := Installed(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(d.Dir, 0o750); err != nil {
 		return err
 	}

@@ -140,3 +140,15 @@ func TestDaemonsSupervised(t *testing.T) {
 		}
 	}
 }
+
+// Without Open vSwitch and OVN installed, Open says what to install.
+func TestOpenNotInstalled(t *testing.T) {
+	if answers(HostEndpoints().OVS) && answers(HostEndpoints().NB) {
+		t.Skip("the host's own OVS and OVN run")
+	}
+	t.Setenv("PATH", t.TempDir())
+	_, err := Open(context.Background(), Options{Dir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "ovsdb-server") || !strings.Contains(err.Error(), "setup.sh --with-ovn") {
+		t.Fatalf("Open without OVS and OVN: %v", err)
+	}
+}
