@@ -2,7 +2,7 @@ package engine
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"reflect"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -30,7 +30,28 @@ type OVNNetwork interface {
 }
 
 // ErrNoOVN: the ovn backend drives a host whose network has no OVN.
-var ErrNoOVN = errors.New("the host's network has no OVN (start the server with TESTBEDOS_NETWORK=ovn)")
+var ErrNoOVN = api.Categorized(api.ErrInvalid, "the host's network has no OVN (start the server with TESTBEDOS_NETWORK=ovn)")
+
+// ErrOVNOneHost: with the ovn backend a lab runs on the main host only.
+var ErrOVNOneHost = api.Categorized(api.ErrInvalid, "the ovn backend runs a lab on the main host only (OVN across hosts is not there yet)")
+
+// checkOVNHosts refuses, before an up or apply on the ovn backend, a guest
+// placed on another host than the main, and a main whose network has no
+// OVN.
+func checkOVNHosts(st *topology.State, hostOf func(string) Host) error {
+	main := mainHost(st)
+	for _, g := range st.Guests {
+		if g.Host != main {
+			return fmt.Errorf("guest %s is placed on %s: %w", g.Name, g.Host, ErrOVNOneHost)
+		}
+	}
+	if h := hostOf(main); h != nil {
+		if _, err := ovnOf(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // ovnOf returns host h's OVN, or an error wrapping ErrNoOVN.
 func ovnOf(h Host) (*ovn.Network, error) {

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -126,5 +128,20 @@ func TestOVNRecordAndPlan(t *testing.T) {
 	}
 	if _, ok := got["router r1"]; ok {
 		t.Errorf("plan changes the router: %v", got)
+	}
+}
+
+// The ovn backend refuses, before up is recorded, a guest on another host
+// than the main, and a main whose network has no OVN (422).
+func TestOVNCapabilities(t *testing.T) {
+	e := New(Options{Backend: BackendOVN, HostName: "main", Network: newWorld()})
+	st := ovnState()
+	if err := e.checkCapabilities(st); !errors.Is(err, ErrNoOVN) || !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("a main without OVN: %v", err)
+	}
+	st.Hosts = append(st.Hosts, topology.Host{Name: "client1"})
+	st.Guests[1].Host = "client1"
+	if err := e.checkCapabilities(st); !errors.Is(err, ErrOVNOneHost) || !strings.Contains(err.Error(), "guest db is placed on client1") {
+		t.Errorf("a guest on a client: %v", err)
 	}
 }
