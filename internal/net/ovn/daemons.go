@@ -80,7 +80,19 @@ type proc struct {
 	env  []string
 	cmd  *exec.Cmd
 	done chan struct{}
+	// started is when it was last started; quick counts the exits in a
+	// row that came within quickExit of a start.
+	started time.Time
+	quick   int
 }
+
+// A daemon that exits within quickExit of its start maxQuick times in a
+// row is not started again: it would only fail again (a bad database, a
+// port in use); its log says why.
+const (
+	quickExit = 5 * time.Second
+	maxQuick  = 5
+)
 
 // daemonBinaries are the programs Daemons runs.
 var daemonBinaries = []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovn-northd", "ovn-controller"}
@@ -213,14 +225,25 @@ func (d *Daemons) run(p *proc) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
-	p.cmd, p.done = cmd, make(chan struct{})
+	p.cmd, p.done, p.started = cmd, make(chan struct{}), time.Now()
 	go func(done chan struct{}) {
 		err := cmd.Wait()
 		close(done)
 		d.mu.Lock()
 		stopping := d.stopping
+		if time.Since(p.started) < quickExit {
+			p.quick++
+		} else {
+			p.quick = 0
+		}
+		quick := p.quick
 		d.mu.Unlock()
 		if stopping {
+			return
+		}
+		if quick >= maxQuick {
+			d.log().Error("OVS/OVN daemon keeps exiting at start; not started again", "daemon", p.name, "err", err,
+				"log", filepath.Join(d.Dir, p.name+".log"))
 			return
 		}
 		d.log().Warn("OVS/OVN daemon exited; starting it again", "daemon", p.name, "err", err)
