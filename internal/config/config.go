@@ -59,7 +59,8 @@ type Server struct {
 	// LogRetention and LogMaxCount bound the orchestration logs kept.
 	LogRetention time.Duration
 	LogMaxCount  int
-	// LogMaxBytes caps one action's log (SPEC 12).
+	// LogMaxBytes caps one action's log; past it lines are dropped and
+	// counted.
 	LogMaxBytes int64
 
 	// Restore (TESTBEDOS_RESTORE) is what the server does at start with a
@@ -81,7 +82,7 @@ const (
 	RestoreOff = "off"
 )
 
-// Defaults of SPEC 2.
+// Defaults of the server's settings.
 const (
 	DefaultDataDir = "/var/lib/testbedos"
 	DefaultListen  = "127.0.0.1:3355"
@@ -262,7 +263,7 @@ func (c *Server) Validate() error {
 	return nil
 }
 
-// Paths of the data folder (SPEC 3).
+// Paths of the data folder.
 func (c Server) ConfigDir() string      { return filepath.Join(c.DataDir, "config") }
 func (c Server) DeploymentsDir() string { return filepath.Join(c.DataDir, "deployments") }
 func (c Server) DeployedDir() string    { return filepath.Join(c.DataDir, "deployed") }

@@ -445,7 +445,7 @@ func (s *Server) pruneLogs(ctx context.Context) {
 	}
 }
 
-// Close stops in the order of SPEC 13: no new actions, running actions
+// Close stops in this order: no new actions, running actions
 // interrupted and recorded, log streams and background jobs ended (each
 // waited for until ctx ends), then the store closed, the data folder's lock
 // released last.
