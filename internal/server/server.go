@@ -447,7 +447,8 @@ func (s *Server) pruneLogs(ctx context.Context) {
 
 // Close stops in this order: no new actions, running actions
 // interrupted and recorded, log streams and background jobs ended (each
-// waited for until ctx ends), then the store closed, the data folder's lock
+// waited for until ctx ends), then the store closed, the OVS/OVN daemons
+// the server runs (the ovn backend) stopped, the data folder's lock
 // released last.
 func (s *Server) Close(ctx context.Context) error {
 	return errors.Join(s.interrupt(ctx), s.release(ctx))
