@@ -67,6 +67,10 @@ func answers(endpoint string) bool {
 type Daemons struct {
 	Dir    string
 	Logger *slog.Logger
+	// Netns, when set, is the named network namespace they run in.
+	Netns string
+	// SBListen are further remotes of the southbound database.
+	SBListen []string
 
 	mu       sync.Mutex
 	procs    []*proc
@@ -138,11 +142,36 @@ func (d *Daemons) StartDatabases(ctx context.Context) error {
 		return err
 	}
 	ep := d.Endpoints()
-	dbs := []struct{ file, schema, sock, ctl string }{
+	dbs := []dbFile{
 		{"conf.db", ovsSchema, ep.OVS, "ovsdb-server.ctl"},
 		{"ovnnb_db.db", nbSchema, ep.NB, "ovnnb_db.ctl"},
 		{"ovnsb_db.db", sbSchema, ep.SB, "ovnsb_db.ctl"},
 	}
+	if err := d.startDBs(ctx, dbs); err != nil {
+		return err
+	}
+	return d.start(ctx, "ovn-northd", "ovn-northd", []string{
+		"--ovnnb-db=" + ep.NB, "--ovnsb-db=" + ep.SB,
+		"--unixctl=" + filepath.Join(d.Dir, "ovn-northd.ctl")}, "")
+}
+
+// StartOVS makes the Open vSwitch database if it is missing and starts its
+// server: a chassis whose OVN databases run on another host.
+func (d *Daemons) StartOVS(ctx context.Context) error {
+	if err := Installed(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(d.Dir, 0o750); err != nil {
+		return err
+	}
+	return d.startDBs(ctx, []dbFile{{"conf.db", ovsSchema, d.Endpoints().OVS, "ovsdb-server.ctl"}})
+}
+
+// dbFile is one database: its file, schema, socket and control socket.
+type dbFile struct{ file, schema, sock, ctl string }
+
+// startDBs makes the databases that are missing and starts their servers.
+func (d *Daemons) startDBs(ctx context.Context, dbs []dbFile) error {
 	for _, db := range dbs {
 		path := filepath.Join(d.Dir, db.file)
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -156,13 +185,16 @@ func (d *Daemons) StartDatabases(ctx context.Context) error {
 		if db.file == "conf.db" {
 			args = append(args, "--remote=db:Open_vSwitch,Open_vSwitch,manager_options")
 		}
+		if db.file == "ovnsb_db.db" {
+			for _, r := range d.SBListen {
+				args = append(args, "--remote="+r)
+			}
+		}
 		if err := d.start(ctx, name, "ovsdb-server", args, db.sock); err != nil {
 			return err
 		}
 	}
-	return d.start(ctx, "ovn-northd", "ovn-northd", []string{
-		"--ovnnb-db=" + ep.NB, "--ovnsb-db=" + ep.SB,
-		"--unixctl=" + filepath.Join(d.Dir, "ovn-northd.ctl")}, "")
+	return nil
 }
 
 // StartSwitch starts ovs-vswitchd and ovn-controller.
@@ -211,6 +243,10 @@ func (d *Daemons) start(ctx context.Context, name, bin string, args []string, wa
 // started again after a second.
 func (d *Daemons) run(p *proc) error {
 	cmd := exec.Command(p.args[0], p.args[1:]...)
+	if d.Netns != "" {
+		// ip netns exec execs the daemon: the pid stays the daemon's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", d.Netns}, p.args...)...)
+	}
 	cmd.Env = p.env
 	cmd.Dir = d.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

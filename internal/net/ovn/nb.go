@@ -145,7 +145,7 @@ func (n *Network) DeleteSwitch(ctx context.Context, name string) error {
 		return err
 	}
 	if hadHost {
-		return waitLinkGone(ctx, name)
+		return n.waitLinkGone(ctx, name)
 	}
 	return nil
 }

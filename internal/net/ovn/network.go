@@ -28,6 +28,15 @@ type Options struct {
 	Chassis string
 	// Logger gets the daemons' restarts.
 	Logger *slog.Logger
+	// Netns, when set, is the named network namespace the daemons run in
+	// (a host of a test).
+	Netns string
+	// EncapIP is this chassis's Geneve address (default 127.0.0.1, a
+	// host of its own).
+	EncapIP string
+	// SBListen are further remotes of the southbound database
+	// ("ptcp:6642:10.0.0.1"), for other chassis.
+	SBListen []string
 }
 
 // Network is one host's OVS and OVN.
@@ -41,6 +50,9 @@ type Network struct {
 	// run.
 	daemons *Daemons
 	ep      Endpoints
+	// netns is the named network namespace the daemons run in; "" for
+	// this process's.
+	netns string
 }
 
 // KernelDatapath reports whether the kernel has the openvswitch module;
@@ -55,13 +67,13 @@ func KernelDatapath() bool {
 // up as a chassis of its own southbound database. Close stops what Open
 // started.
 func Open(ctx context.Context, o Options) (*Network, error) {
-	n := &Network{netdev: !KernelDatapath(), ep: HostEndpoints()}
-	own := !answers(n.ep.OVS) || !answers(n.ep.NB)
+	n := &Network{netdev: !KernelDatapath(), ep: HostEndpoints(), netns: o.Netns}
+	own := o.Netns != "" || !answers(n.ep.OVS) || !answers(n.ep.NB)
 	if own {
 		if o.Dir == "" {
 			return nil, errors.New("ovn: the host's OVS and OVN do not run, and no folder was given to run them from")
 		}
-		n.daemons = &Daemons{Dir: o.Dir, Logger: o.Logger}
+		n.daemons = &Daemons{Dir: o.Dir, Logger: o.Logger, Netns: o.Netns, SBListen: o.SBListen}
 		n.ep = n.daemons.Endpoints()
 		if err := n.daemons.StartDatabases(ctx); err != nil {
 			n.daemons.Stop()
@@ -82,7 +94,7 @@ func (n *Network) open(ctx context.Context, o Options, own bool) error {
 		return err
 	}
 	if own {
-		if err := n.initSwitch(ctx, o.Chassis); err != nil {
+		if err := n.initSwitch(ctx, o.Chassis, n.ep.SB, o.EncapIP); err != nil {
 			return err
 		}
 		if err := n.daemons.StartSwitch(ctx); err != nil {
@@ -107,15 +119,18 @@ func (n *Network) open(ctx context.Context, o Options, own bool) error {
 // points ovn-controller at the southbound database: chassis name, Geneve
 // on loopback (a host of its own), and the userspace datapath where the
 // kernel has no openvswitch module.
-func (n *Network) initSwitch(ctx context.Context, chassis string) error {
+func (n *Network) initSwitch(ctx context.Context, chassis, sb, encapIP string) error {
 	if chassis == "" {
 		chassis, _ = os.Hostname()
 	}
+	if encapIP == "" {
+		encapIP = "127.0.0.1"
+	}
 	ids := map[string]string{
 		"system-id":      chassis,
-		"ovn-remote":     n.ep.SB,
+		"ovn-remote":     sb,
 		"ovn-encap-type": "geneve",
-		"ovn-encap-ip":   "127.0.0.1",
+		"ovn-encap-ip":   encapIP,
 		"hostname":       chassis,
 		"ovn-bridge":     IntegrationBridge,
 	}
@@ -156,6 +171,36 @@ func (n *Network) switchConfig() (*OpenvSwitch, error) {
 		return nil, errors.New("the local OVS database has no Open_vSwitch row")
 	}
 	return &rows[0], nil
+}
+
+// OpenChassis runs, under o.Dir (in o.Netns when set), Open vSwitch and an
+// ovn-controller joined to the southbound database at sb ("tcp:IP:6642"),
+// with Geneve from o.EncapIP: a host whose logical network another host's
+// OVN holds. It has no northbound database: the logical-object methods are
+// not for it.
+func OpenChassis(ctx context.Context, o Options, sb string) (*Network, error) {
+	if o.Dir == "" || sb == "" {
+		return nil, errors.New("ovn: a chassis needs a folder and the southbound database's address")
+	}
+	n := &Network{netdev: !KernelDatapath(), netns: o.Netns}
+	n.daemons = &Daemons{Dir: o.Dir, Logger: o.Logger, Netns: o.Netns}
+	n.ep = n.daemons.Endpoints()
+	err := n.daemons.StartOVS(ctx)
+	if err == nil {
+		n.ovs, err = connect(ctx, ovsTables, n.ep.OVS)
+	}
+	if err == nil {
+		err = n.initSwitch(ctx, o.Chassis, sb, o.EncapIP)
+	}
+	if err == nil {
+		err = n.daemons.StartSwitch(ctx)
+	}
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("ovn chassis: %w", err)
+	}
+	n.chassis = o.Chassis
+	return n, nil
 }
 
 // Chassis is this host's chassis name.

@@ -10,7 +10,13 @@ import (
 	"github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netlink"
+
+	"github.com/testbedos/testbedos/internal/net/namespace"
 )
+
+// GeneveMTU is the MTU of guests' links on a switch spanning hosts: a
+// 1500-byte underlay less Geneve's outer headers and OVN's options.
+const GeneveMTU = 1400
 
 // IntegrationBridge is the OVS bridge ovn-controller makes and guests'
 // ports join.
@@ -24,7 +30,7 @@ const IntegrationBridge = "br-int"
 // checksums, and TCP through it stalls otherwise.
 func (n *Network) AttachPort(ctx context.Context, name, ls, lsp string) error {
 	if n.netdev {
-		if err := txOffloadOff(name); err != nil {
+		if err := n.inNetns(func() error { return txOffloadOff(name) }); err != nil {
 			return fmt.Errorf("port %s: %w", name, err)
 		}
 	}
@@ -171,11 +177,28 @@ func (n *Network) ensureHostPort(ctx context.Context, ls string) error {
 			return fmt.Errorf("host port %s on %s: %w", ls, IntegrationBridge, err)
 		}
 	}
-	return linkUp(ctx, ls)
+	return n.linkUp(ctx, ls)
+}
+
+// inNetns runs fn in the network namespace the daemons run in.
+func (n *Network) inNetns(fn func() error) error {
+	if n.netns == "" {
+		return fn()
+	}
+	return namespace.In(namespace.Path(n.netns), fn)
 }
 
 // linkUp waits for the link name (an interface ovs-vswitchd makes) and
 // sets it up.
+func (n *Network) linkUp(ctx context.Context, name string) error {
+	return n.inNetns(func() error { return linkUp(ctx, name) })
+}
+
+// waitLinkGone waits for ovs-vswitchd to remove the link name.
+func (n *Network) waitLinkGone(ctx context.Context, name string) error {
+	return n.inNetns(func() error { return waitLinkGone(ctx, name) })
+}
+
 func linkUp(ctx context.Context, name string) error {
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()

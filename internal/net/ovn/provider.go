@@ -2,6 +2,7 @@ package ovn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // A provider network joins a logical switch to the host: the switch's
@@ -77,23 +80,9 @@ func (n *Network) EnsureProvider(ctx context.Context, p ProviderSpec) error {
 	if err != nil {
 		return err
 	}
-	var ops []ovsdb.Operation
-	if _, err := n.bridgeRow(p.Bridge); err != nil {
-		iface := &Interface{UUID: "iface", Name: p.Bridge, Type: "internal"}
-		port := &Port{UUID: "port", Name: p.Bridge, Interfaces: []string{"iface"}}
-		br := &Bridge{UUID: "br", Name: p.Bridge, Ports: []string{"port"}, ExternalIDs: map[string]string{KeyObject: p.Network}}
-		if n.netdev {
-			br.DatapathType = "netdev"
-		}
-		create, err := n.ovs.Create(iface, port, br)
-		if err != nil {
-			return err
-		}
-		mut, err := n.ovs.Where(row).Mutate(row, model.Mutation{Field: &row.Bridges, Mutator: ovsdb.MutateOperationInsert, Value: []string{"br"}})
-		if err != nil {
-			return err
-		}
-		ops = append(append(ops, create...), mut...)
+	ops, err := n.bridgeOps(row, p.Bridge, map[string]string{KeyObject: p.Network})
+	if err != nil {
+		return err
 	}
 	m := parseMappings(row.ExternalIDs[mappingsKey])
 	if m[p.Network] != p.Bridge {
@@ -110,7 +99,85 @@ func (n *Network) EnsureProvider(ctx context.Context, p ProviderSpec) error {
 	if _, err := transact(ctx, n.ovs, ops...); err != nil {
 		return fmt.Errorf("provider network %s on OVS bridge %s: %w", p.Network, p.Bridge, err)
 	}
-	return linkUp(ctx, p.Bridge)
+	return n.linkUp(ctx, p.Bridge)
+}
+
+// bridgeOps makes the OVS bridge name, with its internal port and the
+// system ports extra, when it is missing (userspace datapath where the
+// kernel has no openvswitch module).
+func (n *Network) bridgeOps(row *OpenvSwitch, name string, ids map[string]string, extra ...string) ([]ovsdb.Operation, error) {
+	if _, err := n.bridgeRow(name); err == nil {
+		return nil, nil
+	}
+	rows := []model.Model{
+		&Interface{UUID: "iface", Name: name, Type: "internal"},
+		&Port{UUID: "port", Name: name, Interfaces: []string{"iface"}},
+	}
+	br := &Bridge{UUID: "br", Name: name, Ports: []string{"port"}, ExternalIDs: ids}
+	for i, nic := range extra {
+		iface, port := fmt.Sprintf("xiface%d", i), fmt.Sprintf("xport%d", i)
+		rows = append(rows, &Interface{UUID: iface, Name: nic}, &Port{UUID: port, Name: nic, Interfaces: []string{iface}})
+		br.Ports = append(br.Ports, port)
+	}
+	if n.netdev {
+		br.DatapathType = "netdev"
+	}
+	create, err := n.ovs.Create(append(rows, br)...)
+	if err != nil {
+		return nil, err
+	}
+	mut, err := n.ovs.Where(row).Mutate(row, model.Mutation{Field: &row.Bridges, Mutator: ovsdb.MutateOperationInsert, Value: []string{"br"}})
+	if err != nil {
+		return nil, err
+	}
+	return append(create, mut...), nil
+}
+
+// AddUnderlay puts the host's underlay link nic on an OVS bridge of its
+// own, bridge, and moves the host's underlay address cidr onto the
+// bridge's interface: on the userspace datapath Geneve to other chassis
+// leaves through that bridge (OVS routes and resolves tunnel endpoints
+// itself). With the kernel datapath nothing is needed.
+func (n *Network) AddUnderlay(ctx context.Context, bridge, nic, cidr string) error {
+	row, err := n.switchConfig()
+	if err != nil {
+		return err
+	}
+	ops, err := n.bridgeOps(row, bridge, nil, nic)
+	if err != nil {
+		return err
+	}
+	if _, err := transact(ctx, n.ovs, ops...); err != nil {
+		return fmt.Errorf("underlay bridge %s: %w", bridge, err)
+	}
+	if err := n.linkUp(ctx, bridge); err != nil {
+		return err
+	}
+	addr, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		return err
+	}
+	return n.inNetns(func() error {
+		for _, name := range []string{nic, bridge} {
+			link, err := netlink.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			if name == nic {
+				if err := netlink.AddrDel(link, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+					return fmt.Errorf("address %s off %s: %w", cidr, nic, err)
+				}
+				if err := netlink.LinkSetUp(link); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := netlink.AddrReplace(link, addr); err != nil {
+				return fmt.Errorf("address %s on %s: %w", cidr, bridge, err)
+			}
+		}
+		return nil
+	})
 }
 
 // DeleteProvider removes p's mapping and OVS bridge when they are the
@@ -150,7 +217,7 @@ func (n *Network) DeleteProvider(ctx context.Context, p ProviderSpec) error {
 	if _, err := transact(ctx, n.ovs, ops...); err != nil {
 		return fmt.Errorf("remove provider network %s: %w", p.Network, err)
 	}
-	return waitLinkGone(ctx, p.Bridge)
+	return n.waitLinkGone(ctx, p.Bridge)
 }
 
 // HasProvider reports whether p's bridge is there (always, for a mapping
