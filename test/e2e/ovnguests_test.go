@@ -2,8 +2,12 @@ package e2e
 
 import (
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,4 +73,42 @@ func TestOVNGuestKinds(t *testing.T) {
 	assertNoVMsLeft(t, name, dir, st)
 	assertNoOVNLeft(t, s, st.Prefix)
 	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
+}
+
+// A server killed without a chance to stop takes the OVS/OVN daemons it
+// ran along (they get SIGTERM when it dies).
+func TestOVNDaemonsDieWithServer(t *testing.T) {
+	nettest.RequireRoot(t)
+	if _, err := exec.LookPath("ovn-controller"); err != nil {
+		testenv.Missing(t, "Open vSwitch and OVN are not installed (openvswitch-switch ovn-central ovn-host)")
+	}
+	s := startServer(t, "TESTBEDOS_NETWORK=ovn")
+	pidfiles, _ := filepath.Glob(filepath.Join(s.dataDir, "ovn", "*.pid"))
+	var pids []int
+	for _, f := range pidfiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) != 6 {
+		t.Fatalf("pidfiles %v, want 6 daemons", pidfiles)
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("daemon %d still runs after its server was killed", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }

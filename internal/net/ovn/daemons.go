@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,7 +250,10 @@ func (d *Daemons) run(p *proc) error {
 	}
 	cmd.Env = p.env
 	cmd.Dir = d.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Their own process group (a Ctrl-C of the server's terminal is the
+	// server's to handle), and SIGTERM when the server dies without
+	// stopping them; a later start also ends what a pidfile names.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	// What a daemon says before its log file is open goes to a file of
 	// its own.
 	stderr, err := os.OpenFile(filepath.Join(d.Dir, p.name+".stderr"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
@@ -258,7 +262,7 @@ func (d *Daemons) run(p *proc) error {
 	}
 	defer stderr.Close()
 	cmd.Stdout, cmd.Stderr = stderr, stderr
-	if err := cmd.Start(); err != nil {
+	if err := startOnKeptThread(cmd); err != nil {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	p.cmd, p.done, p.started = cmd, make(chan struct{}), time.Now()
@@ -321,6 +325,30 @@ func (d *Daemons) Stop() {
 			<-p.done
 		}
 	}
+}
+
+// The daemons are started from one OS thread that lives as long as the
+// server: Pdeathsig fires when the thread that started a child ends, and
+// Go ends the threads of goroutines that exit locked (as code that enters
+// a network namespace does).
+var (
+	keptThread     chan func()
+	keptThreadOnce sync.Once
+)
+
+func startOnKeptThread(cmd *exec.Cmd) error {
+	keptThreadOnce.Do(func() {
+		keptThread = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread is kept
+			for f := range keptThread {
+				f()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	keptThread <- func() { errc <- cmd.Start() }
+	return <-errc
 }
 
 // killStale ends the process of pidfile when it still runs bin: a daemon
