@@ -16,8 +16,10 @@ import (
 )
 
 // openTest starts this package's own daemons in a folder of the test
-// (never the host's) and stops them at cleanup.
-func openTest(t *testing.T) *Network {
+// (never the host's), inside a network namespace of the test (their
+// br-int must not meet another test's or server's), and stops them at
+// cleanup. It returns the namespace's name too.
+func openTest(t *testing.T) (*Network, string) {
 	t.Helper()
 	testenv.RequireRoot(t, "OVS and OVN run as root")
 	if _, err := exec.LookPath("ovn-controller"); err != nil {
@@ -25,9 +27,11 @@ func openTest(t *testing.T) *Network {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n := &Network{netdev: !KernelDatapath()}
+	host := nettest.Prefix(t) + "host"
+	nettest.AddNamespace(t, host)
+	n := &Network{netdev: !KernelDatapath(), netns: host}
 	dir := t.TempDir()
-	n.daemons = &Daemons{Dir: dir}
+	n.daemons = &Daemons{Dir: dir, Netns: host}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, d := range []string{"ovn-controller", "ovs-vswitchd", "ovn-northd"} {
@@ -48,13 +52,13 @@ func openTest(t *testing.T) *Network {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Close)
-	return n
+	return n, host
 }
 
 // Two namespaces bound to two logical ports of one switch ping each other,
 // and deleting the switch removes its OVS ports.
 func TestSwitchPing(t *testing.T) {
-	n := openTest(t)
+	n, host := openTest(t)
 	ctx := context.Background()
 	p := nettest.Prefix(t)
 	ls := p + "ls"
@@ -69,7 +73,7 @@ func TestSwitchPing(t *testing.T) {
 	for i, end := range []string{"a", "b"} {
 		ns := p + end
 		nettest.AddNamespace(t, ns)
-		if err := nettest.AddVethTo(ns, p+end, "eth0", "", 0); err != nil {
+		if err := nettest.InNamespace(host, func() error { return nettest.AddVethTo(ns, p+end, "eth0", "", 0) }); err != nil {
 			t.Fatal(err)
 		}
 		mac := []string{"02:00:00:00:00:0a", "02:00:00:00:00:0b"}[i]
@@ -103,7 +107,7 @@ func lastLines(s string, n int) string {
 // A daemon that dies is started again, and Close ends every daemon the
 // package started.
 func TestDaemonsSupervised(t *testing.T) {
-	n := openTest(t)
+	n, _ := openTest(t)
 	pid := func(name string) int {
 		n.daemons.mu.Lock()
 		defer n.daemons.mu.Unlock()
