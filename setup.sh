@@ -12,12 +12,40 @@
 #   UNIT_DIR            the systemd unit                    [/etc/systemd/system]
 #   RUN_DIR             the folder of the unix socket       [/run/testbedos]
 #   SKIP_GROUP=1        do not create the testbedos group
+# Options:
+#   --with-ovn          also install Debian's Open vSwitch and OVN
+#                       (openvswitch-switch ovn-central ovn-host) for the ovn
+#                       network backend (TESTBEDOS_NETWORK=ovn)
 # The unit is written with these paths in it. Everything setup.sh creates is
 # listed in $TESTBEDOS_DATA_DIR/.setup-manifest, which teardown.sh reads to
 # remove exactly that.
 set -eu
 cd "$(dirname "$0")"
 [ "$(id -u)" -eq 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
+
+WITH_OVN=0
+for arg in "$@"; do
+	case "$arg" in
+	--with-ovn) WITH_OVN=1 ;;
+	*) echo "setup.sh: unknown option $arg (known: --with-ovn)" >&2; exit 2 ;;
+	esac
+done
+if [ "$WITH_OVN" = 1 ]; then
+	echo "installing Open vSwitch and OVN for the ovn network backend"
+	# Package scripts must not start the daemons: the server starts its
+	# own under the data folder unless the host's already run.
+	policy=/usr/sbin/policy-rc.d
+	own_policy=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		own_policy=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openvswitch-switch ovn-central ovn-host ||
+		{ [ "$own_policy" = 1 ] && rm -f "$policy"; exit 1; }
+	[ "$own_policy" = 1 ] && rm -f "$policy"
+	echo "ovn backend: start the server with TESTBEDOS_NETWORK=ovn"
+fi
 
 PREFIX=${PREFIX:-/usr/local}
 DATA_DIR=${TESTBEDOS_DATA_DIR:-/var/lib/testbedos}

@@ -29,6 +29,9 @@ type Server struct {
 	Listen  string // TCP address; empty disables TCP
 	Socket  string // unix socket path; empty disables it
 	DB      string // file | sqlite
+	// Network (TESTBEDOS_NETWORK) is the network backend: NetworkBridge
+	// (Linux bridges, the default) or NetworkOVN.
+	Network string
 	Dev     bool
 	Auth    bool
 	// TLS is auto (TLS on TCP unless it listens on loopback), on or off.
@@ -78,6 +81,12 @@ type Server struct {
 	// action of its own; off marks it {"failed": "up"}.
 	Restore string
 }
+
+// Values of Server.Network.
+const (
+	NetworkBridge = "bridge"
+	NetworkOVN    = "ovn"
+)
 
 // Values of Server.Restore.
 const (
@@ -182,6 +191,13 @@ func (c *Server) Validate() error {
 	default:
 		return fmt.Errorf("restore %q: want on or off", c.Restore)
 	}
+	switch c.Network {
+	case "":
+		c.Network = NetworkBridge
+	case NetworkBridge, NetworkOVN:
+	default:
+		return fmt.Errorf("network %q: want bridge or ovn", c.Network)
+	}
 	if c.LogMaxBytes == 0 { // a Server built in code rather than by Bind
 		c.LogMaxBytes = logstream.DefaultMaxBytes
 	}
@@ -220,7 +236,12 @@ func (c Server) ImageFolders() []string {
 	}
 	return []string{"/var/lib/libvirt/images", filepath.Join(c.DataDir, "images")}
 }
-func (c Server) MountsDir() string        { return filepath.Join(c.DataDir, "mounts") }
+func (c Server) MountsDir() string { return filepath.Join(c.DataDir, "mounts") }
+
+// OVNDir holds the OVS and OVN daemons' databases, sockets and logs when
+// the server runs them (the ovn network backend on a host whose own do not
+// run).
+func (c Server) OVNDir() string           { return filepath.Join(c.DataDir, "ovn") }
 func (c Server) OrchestrationDir() string { return filepath.Join(c.DataDir, "logs", "orchestration") }
 func (c Server) ServerLog() string        { return filepath.Join(c.DataDir, "logs", "server.log") }
 func (c Server) SQLitePath() string       { return filepath.Join(c.DataDir, "testbedos.db") }

@@ -194,3 +194,21 @@ func TestImageDirs(t *testing.T) {
 		t.Error("a relative image folder was accepted")
 	}
 }
+
+// TESTBEDOS_NETWORK chooses the network backend: bridge by default, ovn
+// on request, anything else refused.
+func TestNetworkBackend(t *testing.T) {
+	for env, want := range map[string]string{"": NetworkBridge, "bridge": NetworkBridge, "OVN": NetworkOVN} {
+		vars := map[string]string{}
+		if env != "" {
+			vars["TESTBEDOS_NETWORK"] = env
+		}
+		cfg, err := bind(t, vars)
+		if err != nil || cfg.Network != want {
+			t.Errorf("TESTBEDOS_NETWORK=%q: %q, %v; want %q", env, cfg.Network, err, want)
+		}
+	}
+	if _, err := bind(t, map[string]string{"TESTBEDOS_NETWORK": "vxlan"}); err == nil || !strings.Contains(err.Error(), "want bridge or ovn") {
+		t.Errorf("TESTBEDOS_NETWORK=vxlan: %v, want refused", err)
+	}
+}

@@ -104,6 +104,9 @@ var Knobs = []Knob{
 			}
 			return nil
 		}},
+	{Env: "TESTBEDOS_NETWORK", Flag: "network", Default: NetworkBridge, Program: ProgramServer, Type: "string",
+		Doc: "network backend: bridge (Linux bridges, the default) or ovn (Open vSwitch and OVN)",
+		set: func(c *Server, v string) error { c.Network = strings.ToLower(strings.TrimSpace(v)); return nil }},
 	{Env: "TESTBEDOS_MAIN_URL", Flag: "main", Default: "", Program: ProgramServer, Type: "string",
 		Doc: "client mode: URL of the main server",
 		set: func(c *Server, v string) error { c.MainURL = v; return nil }},

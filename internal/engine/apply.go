@@ -100,7 +100,7 @@ func (e *Engine) impairItems(d api.Deployment, p *planned, led *ledger, log actl
 			}
 			var old GuestRecord
 			led.view(func(r *Record) { old = r.host(g.Host).Guests[g.Name] })
-			dep := guest.Deployment{Name: d.Name, Files: host.Files(d.ProjectLocation)}
+			dep := guestDeployment(d.Name, host, d.ProjectLocation)
 			for j, ifc := range g.Interfaces {
 				var before *topology.Netem
 				if j < len(old.Guest.Interfaces) {

@@ -18,6 +18,11 @@ func (e *Engine) checkCapabilities(st *topology.State) error {
 		}
 		return h
 	}
+	if e.opts.Backend == BackendOVN {
+		if err := checkOVNHosts(st, hostOf); err != nil {
+			return err
+		}
+	}
 	for _, r := range st.Routers {
 		if h := hostOf(r.Host); h != nil {
 			if _, err := RoutersOf(h); err != nil {

@@ -83,7 +83,7 @@ type downRun struct {
 // the reverse of up's order. prefix, when set, goes before each stage's
 // name ("remove " in apply).
 func (dr *downRun) stages(prefix string) []stage {
-	ks := kinds()
+	ks := dr.e.kinds()
 	var out []stage
 	for i := len(ks) - 1; i >= 0; i-- {
 		if st, ok := dr.kindStage(ks[i]); ok {

@@ -33,6 +33,10 @@ type Options struct {
 	HostName string
 	Drivers  *guest.Registry
 	Network  Network
+	// Backend is the network backend, BackendBridge (the default) or
+	// BackendOVN: it chooses the network kinds up, down, apply and plan go
+	// through.
+	Backend string
 	// Records keeps what each deployment has deployed; nil keeps it in
 	// memory (tests).
 	Records Records

@@ -44,7 +44,7 @@ func (guestKind) removal(env removeEnv, h *HostRecord, name string) removal {
 			if err != nil {
 				return "", err
 			}
-			dep := guest.Deployment{Name: env.dep, Files: host.Files(env.project)}
+			dep := guestDeployment(env.dep, host, env.project)
 			return "removed", drv.Destroy(ctx, dep, &g, env.log)
 		},
 	}
@@ -61,7 +61,7 @@ func (guestKind) missing(ctx context.Context, c checkEnv, h *HostRecord) ([]gap,
 		if err != nil {
 			return nil, objectError("guest "+g.Name, err)
 		}
-		ok, err := drv.Exists(ctx, guest.Deployment{Name: c.dep, Files: c.host.Files(c.project)}, &g)
+		ok, err := drv.Exists(ctx, guestDeployment(c.dep, c.host, c.project), &g)
 		if err != nil {
 			return nil, objectError("guest "+g.Name, err)
 		}

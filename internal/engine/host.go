@@ -140,6 +140,14 @@ func (h *LocalHost) Files(project string) guest.Files {
 	return guest.ProjectFiles{Project: project, Generated: h.Generated}
 }
 
+// guestDeployment is what a driver on host gets to know of deployment dep
+// whose project folder is project: its files there, and the host's network
+// as a guest.PortBinder when its switches are not Linux bridges.
+func guestDeployment(dep string, host Host, project string) guest.Deployment {
+	ports, _ := host.Network().(guest.PortBinder)
+	return guest.Deployment{Name: dep, Files: host.Files(project), Ports: ports}
+}
+
 // SingleHost is a cluster of one host, the main.
 type SingleHost struct{ Main Host }
 

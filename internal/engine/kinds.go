@@ -42,10 +42,45 @@ type kind interface {
 	removeLimit(o *Options) int
 }
 
-// kinds is every kind in the order up makes them: the network first, the
-// guests on it last. Down and apply remove in the reverse order.
-func kinds() []kind {
+// The network backends: which provider the network kinds come from,
+// chosen for the whole server.
+const (
+	// BackendBridge is the embedded default: Linux bridges, VXLAN tunnels,
+	// routers in namespaces, nftables ACLs.
+	BackendBridge = "bridge"
+	// BackendOVN writes switches, routers, DHCP, DNS and ACLs to OVN's
+	// northbound database; guests attach to the OVS integration bridge.
+	BackendOVN = "ovn"
+)
+
+// kinds is every kind of the engine's backend in the order up makes them:
+// the network first, the guests on it last. Down and apply remove in the
+// reverse order.
+func (e *Engine) kinds() []kind { return backendKinds(e.opts.Backend) }
+
+// backendKinds is the kinds of backend, the bridge backend's when empty.
+func backendKinds(backend string) []kind {
+	if backend == BackendOVN {
+		return ovnKinds()
+	}
 	return []kind{bridgeKind{}, tunnelKind{}, routerKind{}, aclKind{}, guestKind{}, namesKind{}}
+}
+
+// recordKinds is every kind a record may hold, of any backend, each once:
+// whether a record is empty, and what it holds, does not depend on the
+// backend the server runs now.
+func recordKinds() []kind {
+	seen := map[string]bool{}
+	var out []kind
+	for _, b := range []string{BackendBridge, BackendOVN} {
+		for _, k := range backendKinds(b) {
+			if n := fmt.Sprintf("%T", k); !seen[n] {
+				seen[n] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
 }
 
 // upPart is one kind's part of an up: plan records, before anything is

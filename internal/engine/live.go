@@ -102,7 +102,7 @@ func (e *Engine) recordedGuest(ctx context.Context, d api.Deployment, name strin
 		return nil, fmt.Errorf("guest %s: %w", name, err)
 	}
 	return &liveGuest{
-		dep: d, gdep: guest.Deployment{Name: d.Name, Files: host.Files(d.ProjectLocation)},
+		dep: d, gdep: guestDeployment(d.Name, host, d.ProjectLocation),
 		g: gr.Guest, host: host, drv: drv, rec: gr,
 	}, nil
 }

@@ -108,7 +108,7 @@ func (e *Engine) makePlan(ctx context.Context, d api.Deployment) (*planned, erro
 	if err != nil {
 		return nil, err
 	}
-	p := diffPlan(&rec, st, e.hostIPs(st), e.opts.Impairer != nil)
+	p := diffPlan(e.opts.Backend, &rec, st, e.hostIPs(st), e.opts.Impairer != nil)
 	err = e.eachGap(ctx, d, &rec, func(host string, gaps []gap) { p.repair(host, gaps) })
 	if err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func (e *Engine) makePlan(ctx context.Context, d api.Deployment) (*planned, erro
 }
 
 // diffPlan is the plan that brings rec to st, kind by kind.
-func diffPlan(rec *Record, st *topology.State, ips map[string]string, canImpair bool) *planned {
+func diffPlan(backend string, rec *Record, st *topology.State, ips map[string]string, canImpair bool) *planned {
 	p := &planned{
 		plan:      api.Plan{Deployment: st.Deployment, Changes: []api.PlanChange{}, Unchanged: []api.PlanObject{}},
 		state:     st,
@@ -126,7 +126,7 @@ func diffPlan(rec *Record, st *topology.State, ips map[string]string, canImpair 
 		ips:       ips,
 		canImpair: canImpair,
 	}
-	for _, k := range kinds() {
+	for _, k := range backendKinds(backend) {
 		k.diff(p, rec, st)
 	}
 	sortPlan(&p.plan)

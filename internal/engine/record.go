@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/net/ovn"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -51,6 +52,11 @@ type HostRecord struct {
 	// Names is the deployment's block of names in the host's hosts file
 	// (names.go); nil: none.
 	Names *NamesRecord `json:"names,omitempty"`
+	// The ovn backend's logical switches, routers and switches' ACLs, by
+	// their names in OVN (ovn_switch.go, ovn_router.go, ovn_acl.go).
+	OVNSwitches map[string]OVNRecord[ovn.SwitchSpec] `json:"ovn_switches,omitempty"`
+	OVNRouters  map[string]OVNRecord[ovn.RouterSpec] `json:"ovn_routers,omitempty"`
+	OVNACLs     map[string]OVNRecord[[]ovn.ACLSpec]  `json:"ovn_acls,omitempty"`
 }
 
 // TunnelRecord is the VXLAN link of a switch spanning hosts, on one host.
@@ -114,7 +120,7 @@ func (h *HostRecord) empty() bool {
 	if h == nil {
 		return true
 	}
-	for _, k := range kinds() {
+	for _, k := range recordKinds() {
 		if len(k.held(h)) > 0 {
 			return false
 		}
@@ -127,7 +133,7 @@ func (h *HostRecord) empty() bool {
 func (r *Record) summary() string {
 	var nouns []string
 	env := removeEnv{}
-	for _, k := range kinds() {
+	for _, k := range recordKinds() {
 		for _, hn := range r.hostNames() {
 			h := r.Hosts[hn]
 			for _, key := range k.held(h) {

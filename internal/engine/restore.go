@@ -52,7 +52,7 @@ func (e *Engine) eachGap(ctx context.Context, d api.Deployment, rec *Record, fn 
 		}
 		env := checkEnv{host: host, dep: d.Name, project: project}
 		var gaps []gap
-		for _, k := range kinds() {
+		for _, k := range e.kinds() {
 			more, err := k.missing(ctx, env, rec.Hosts[name])
 			if errors.Is(err, ErrHostUnreachable) {
 				gaps = nil

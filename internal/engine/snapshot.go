@@ -146,7 +146,7 @@ func (e *Engine) snapshotTarget(d api.Deployment, name string) (*snapshotGuest, 
 		if !ok {
 			return nil, inCategory(ErrUnsupported, fmt.Errorf("guest %s of kind %s has no snapshots (kinds with snapshots: %s)", g.Name, g.Kind, orNone(strings.Join(snapshotKinds(host), ", "))))
 		}
-		gdep := guest.Deployment{Name: d.Name, Files: host.Files(d.ProjectLocation)}
+		gdep := guestDeployment(d.Name, host, d.ProjectLocation)
 		return &snapshotGuest{dep: d, gdep: gdep, guest: g, snap: snap}, nil
 	}
 	return nil, inCategory(ErrNotFound, fmt.Errorf("deployment %s has no guest %s (guests: %s)", st.Deployment, name, orNone(strings.Join(names, ", "))))

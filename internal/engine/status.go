@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -76,15 +75,11 @@ func (e *Engine) guestRunning(ctx context.Context, d api.Deployment, g *topology
 	if err != nil {
 		return false
 	}
-	ok, err := drv.Exists(ctx, guestDeployment(host, d), g)
+	ok, err := drv.Exists(ctx, guestDeployment(d.Name, host, d.ProjectLocation), g)
 	if err != nil {
 		e.opts.Logger.Debug("guest status", "deployment", d.Name, "guest", g.Name, "err", err)
 	}
 	return ok && err == nil
-}
-
-func guestDeployment(h Host, d api.Deployment) guest.Deployment {
-	return guest.Deployment{Name: d.Name, Files: h.Files(d.ProjectLocation)}
 }
 
 func guestInterfaces(g *topology.Guest) []api.GuestInterface {

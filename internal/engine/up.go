@@ -108,7 +108,7 @@ func (u *upRun) stages() []stage {
 		{name: "init", prepare: u.resolve},
 		{name: "hosts", detail: func() string { return count(len(u.hostNames()), "host") }},
 	}
-	for _, k := range kinds() {
+	for _, k := range u.e.kinds() {
 		part := k.upPart(u)
 		if part == nil {
 			continue
@@ -175,7 +175,7 @@ func (u *upRun) resolve(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", objectError("guest "+g.Name, err)
 		}
-		u.guests = append(u.guests, &placed{g: g, host: h, drv: drv, dep: guest.Deployment{Name: u.d.Name, Files: h.Files(u.d.ProjectLocation)}})
+		u.guests = append(u.guests, &placed{g: g, host: h, drv: drv, dep: guestDeployment(u.d.Name, h, u.d.ProjectLocation)})
 	}
 	// Each host gets the bridges of the switches its guests, routers and
 	// external sides use.

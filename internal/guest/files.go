@@ -19,7 +19,46 @@ type Deployment struct {
 	Name string
 	// Files reaches the deployment's files on this host.
 	Files Files
+	// Ports, when set, puts the host ends of the guest's interfaces on
+	// their switches (the host's network is not Linux bridges); nil: each
+	// host end is a port of its interface's Linux bridge.
+	Ports PortBinder
 }
+
+// PortBinder is a host network whose switches are not Linux bridges: the
+// ovn backend makes a host end a port of the OVS integration bridge bound
+// to the interface's logical port. Drivers create host ends on no bridge
+// and hand them to BindPort.
+type PortBinder interface {
+	// BindPort puts the existing host end of ifc (ifc.HostName) on the
+	// interface's switch.
+	BindPort(ctx context.Context, ifc topology.Interface) error
+	// GuestTxOffloadOff reports that the guest ends of veths need tx
+	// checksum offload off: OVS's userspace datapath forwards packets with
+	// partial checksums, and TCP through it stalls otherwise.
+	GuestTxOffloadOff() bool
+}
+
+// BindPorts binds the host ends of ifaces through dep.Ports; nothing to do
+// without one.
+func (d Deployment) BindPorts(ctx context.Context, ifaces []topology.Interface) error {
+	if d.Ports == nil {
+		return nil
+	}
+	for _, ifc := range ifaces {
+		if err := d.Ports.BindPort(ctx, ifc); err != nil {
+			return fmt.Errorf("interface %s: %w", ifc.Name, err)
+		}
+	}
+	return nil
+}
+
+// Bridged reports whether host ends are ports of Linux bridges.
+func (d Deployment) Bridged() bool { return d.Ports == nil }
+
+// GuestTxOffloadOff reports whether guest ends need tx checksum offload
+// off.
+func (d Deployment) GuestTxOffloadOff() bool { return d.Ports != nil && d.Ports.GuestTxOffloadOff() }
 
 // WorkDir is the folder on this host of the deployment's working files:
 // the server's own folder of what generate-artefacts made for it when

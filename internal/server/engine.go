@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/testbedos/testbedos/internal/actions"
 	"github.com/testbedos/testbedos/internal/agent"
@@ -24,18 +25,30 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/netns"
 	"github.com/testbedos/testbedos/internal/net/hostnet"
+	"github.com/testbedos/testbedos/internal/net/ovn"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// newLocalHost assembles this host as the engine drives it: netlink
-// bridges and every guest kind, registered here in one list.
-func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine.LocalHost, error) {
+// newLocalHost assembles this host as the engine drives it: its network
+// (netlink bridges, or with the ovn backend OVN and the integration bridge)
+// and every guest kind, registered here in one list. closeNet stops what
+// the network started (the OVS/OVN daemons).
+func newLocalHost(ctx context.Context, cfg config.Server, hostName string, log *slog.Logger) (local *engine.LocalHost, closeNet func(), err error) {
 	instance, err := instanceID(cfg.InstanceIDPath())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	net, closeNet, err := hostNetwork(ctx, cfg, hostName, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			closeNet()
+		}
+	}()
 	lv := libvirt.Options{
 		Socket: cfg.Libvirt.Socket, DomainType: cfg.Libvirt.DomainType, ProbeKernel: cfg.Libvirt.ProbeKernel,
 		ImageCache: cfg.Libvirt.ImageCache, ReadyTimeout: cfg.Libvirt.ReadyTimeout, Logger: log,
@@ -48,18 +61,44 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 	// a host without one starts, and such guests fail naming the daemon.
 	dk, err := docker.New(docker.Options{Instance: instance, MountsDir: cfg.MountsDir()})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &engine.LocalHost{
 		HostName:  hostName,
 		Generated: cfg.GeneratedDir(),
-		Net:       hostnet.NewHost(log),
+		Net:       net,
 		Drivers: guest.NewRegistry(
 			netns.New(netns.Options{}),
 			libvirt.New(lv),
 			dk,
 		),
-	}, nil
+	}, closeNet, nil
+}
+
+// hostNetwork is this host's network for the configured backend: with ovn
+// the host's own OVS and OVN when they run, else daemons the server starts
+// under <data>/ovn and stops with closeNet.
+func hostNetwork(ctx context.Context, cfg config.Server, hostName string, log *slog.Logger) (engine.Network, func(), error) {
+	host := hostnet.NewHost(log)
+	if cfg.Network != config.NetworkOVN {
+		return host, func() {}, nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	n, err := ovn.Open(sctx, ovn.Options{Dir: cfg.OVNDir(), Chassis: hostName, Logger: log.With("part", "ovn")})
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("network backend ovn", "chassis", n.Chassis(), "own_daemons", n.Own(), "run_dir", n.RunDir(),
+		"datapath", ifElse(n.Userspace(), "userspace (netdev)", "kernel"))
+	return &ovn.Host{Host: host, OVN: n}, n.Close, nil
+}
+
+func ifElse(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
 }
 
 // instanceID is this server's instance id, made at its first start: the
@@ -117,6 +156,7 @@ func newEngine(cfg config.Server, host api.HostConfig, hosts engine.Hosts, st st
 		Hosts: hosts, Records: records{st}, Logger: log, Impairer: engine.LinkImpairer{},
 		GeneratedDir: cfg.GeneratedDir(), DisksDir: cfg.DisksDir(), ImageDirs: cfg.ImageFolders(),
 		ProviderNetworks: providers,
+		Backend:          cfg.Network,
 	})
 }
 

@@ -35,7 +35,8 @@ func (s *Server) pruneLogs(ctx context.Context) {
 
 // Close stops in this order: no new actions, running actions
 // interrupted and recorded, log streams and background jobs ended (each
-// waited for until ctx ends), then the store closed, the data folder's lock
+// waited for until ctx ends), then the store closed, the OVS/OVN daemons
+// the server runs (the ovn backend) stopped, the data folder's lock
 // released last.
 func (s *Server) Close(ctx context.Context) error {
 	return errors.Join(s.interrupt(ctx), s.release(ctx))
@@ -64,6 +65,10 @@ func (s *Server) release(ctx context.Context) error {
 	err := waitUntil(ctx, "log and event streams", &s.streams.wg)
 	err = errors.Join(err, waitUntil(ctx, "background jobs", &s.background))
 	err = errors.Join(err, s.store.Close())
+	if s.closeNet != nil {
+		// The actions are over: the OVS/OVN daemons the server runs stop.
+		s.closeNet()
+	}
 	if s.ownLock {
 		s.lock.Release()
 	}

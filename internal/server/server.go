@@ -54,17 +54,20 @@ type Options struct {
 
 // Server is one running testbedos-server.
 type Server struct {
-	cfg     config.Server
-	log     *slog.Logger
-	store   store.Store
-	hub     *logstream.Hub
-	events  *events.Hub
-	runner  *actions.Runner
-	snaps   httpapi.Snapshots // nil when the executor cannot read snapshots
-	plans   httpapi.Planner   // nil when the executor cannot plan
-	live    httpapi.Live      // nil when the executor cannot reach guests
-	metrics *metrics
-	handler http.Handler
+	// closeNet stops what this host's network started (the ovn backend's
+	// OVS/OVN daemons); nil with the bridge backend.
+	closeNet func()
+	cfg      config.Server
+	log      *slog.Logger
+	store    store.Store
+	hub      *logstream.Hub
+	events   *events.Hub
+	runner   *actions.Runner
+	snaps    httpapi.Snapshots // nil when the executor cannot read snapshots
+	plans    httpapi.Planner   // nil when the executor cannot plan
+	live     httpapi.Live      // nil when the executor cannot reach guests
+	metrics  *metrics
+	handler  http.Handler
 	// table is every route with its policy (routes.go).
 	table   []Route
 	started time.Time
@@ -194,10 +197,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	exec := opts.Executor
 	if exec == nil {
 		// The engine names this host as the cluster does: host.json's name.
-		local, err := newLocalHost(cfg, s.host.Name, log)
+		local, closeNet, err := newLocalHost(ctx, cfg, s.host.Name, log)
 		if err != nil {
 			return nil, err
 		}
+		s.closeNet = closeNet
 		var hosts engine.Hosts = engine.SingleHost{Main: local}
 		if s.members != nil {
 			hosts = &clusterHosts{main: local, mainIP: s.host.IP, members: s.members, own: s}

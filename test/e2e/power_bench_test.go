@@ -18,7 +18,7 @@ import (
 // benchLab makes and brings up a deployment of n netns guests on one
 // switch, with extra appended to its kvm-compose.yaml; it is brought down
 // when the benchmark ends.
-func benchLab(b *testing.B, s *server, prefix string, n int, extra string) string {
+func netnsBenchLab(b *testing.B, s *server, prefix string, n int, extra string) string {
 	ctx := context.Background()
 	var y strings.Builder
 	y.WriteString("machines:\n")
@@ -72,7 +72,7 @@ var driftLine = regexp.MustCompile(`drift p50 ([0-9.]+) ms, p99 ([0-9.]+) ms, ma
 func BenchmarkTimelineDrift(b *testing.B) {
 	nettest.RequireRoot(b)
 	s := startServer(b)
-	name := benchLab(b, s, "tld", 2, `timeline:
+	name := netnsBenchLab(b, s, "tld", 2, `timeline:
   repeat: 50
   period: 40ms
   changes:
@@ -115,7 +115,7 @@ func BenchmarkFanoutExec(b *testing.B) {
 	nettest.RequireRoot(b)
 	s := startServer(b)
 	const n = 100
-	name := benchLab(b, s, "fx", n, "")
+	name := netnsBenchLab(b, s, "fx", n, "")
 	for _, argv := range [][]string{{"true"}, {"sleep", "0.05"}} {
 		b.Run("cmd="+strings.Join(argv, "_"), func(b *testing.B) { benchFanout(b, s, name, n, argv) })
 	}

@@ -235,7 +235,7 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	if ok, err := d.Exists(ctx, dep, g); err != nil || ok {
 		return false, err
 	}
-	ifaces, err := links.PlanGuestIfaces(g.Interfaces)
+	ifaces, err := links.PlanGuestIfaces(g.Interfaces, links.Plan{Unbridged: !dep.Bridged(), GuestTxOff: dep.GuestTxOffloadOff()})
 	if err != nil {
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
@@ -264,7 +264,7 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	if err != nil {
 		err = fmt.Errorf("guest %s: create container %s: %w", g.Name, s.Container, d.daemonErr(err))
 	} else {
-		err = d.start(ctx, g, s, ifaces)
+		err = d.start(ctx, dep, g, s, ifaces)
 	}
 	if err != nil {
 		// Also after a failed create: a cancelled request may still have
@@ -279,7 +279,7 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 }
 
 // start starts the created container and plugs its interfaces in.
-func (d *Driver) start(ctx context.Context, g *topology.Guest, s *topology.DockerSpec, ifaces []links.GuestIface) error {
+func (d *Driver) start(ctx context.Context, dep guest.Deployment, g *topology.Guest, s *topology.DockerSpec, ifaces []links.GuestIface) error {
 	if _, err := d.cli.ContainerStart(ctx, s.Container, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("guest %s: start container %s: %w", g.Name, s.Container, d.daemonErr(err))
 	}
@@ -308,6 +308,9 @@ func (d *Driver) start(ctx context.Context, g *topology.Guest, s *topology.Docke
 		if ctx.Err() != nil {
 			return err
 		}
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	if err := dep.BindPorts(ctx, g.Interfaces); err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	// A command that exited while the interfaces went in leaves a

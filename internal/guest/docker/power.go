@@ -94,11 +94,11 @@ func (d *Driver) Start(ctx context.Context, dep guest.Deployment, g *topology.Gu
 			return err
 		}
 	}
-	ifaces, err := links.PlanGuestIfaces(g.Interfaces)
+	ifaces, err := links.PlanGuestIfaces(g.Interfaces, links.Plan{Unbridged: !dep.Bridged(), GuestTxOff: dep.GuestTxOffloadOff()})
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	if err := d.start(ctx, g, s, ifaces); err != nil {
+	if err := d.start(ctx, dep, g, s, ifaces); err != nil {
 		return err
 	}
 	log.Printf("docker %s: container %s started again with %d interfaces", g.Name, s.Container, len(ifaces))

@@ -219,6 +219,7 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 		return err
 	}
 	setDomainType(dom, domType)
+	onPorts(dom, dep)
 
 	defer func() {
 		if err == nil {
@@ -258,6 +259,9 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err := s.DomainCreate(defined); err != nil {
 		return s.err(fmt.Errorf("start domain %s: %w%s", spec.Domain, err, permissionHint(err, dom)))
 	}
+	if err := dep.BindPorts(ctx, g.Interfaces); err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
 	log.Printf("    guest %s: domain %s started (%s, %d vCPU, %d MiB, %s boot)", g.Name, spec.Domain, describeType(domType), spec.CPUs, spec.MemoryMB, spec.Boot)
 	if !waitsForSSH(spec) {
 		return nil
@@ -286,6 +290,9 @@ func (d *Driver) startExisting(ctx context.Context, s *session, dep guest.Deploy
 	}
 	if err := s.DomainCreate(dom); err != nil {
 		return s.err(fmt.Errorf("start domain %s: %w", dom.Name, err))
+	}
+	if err := dep.BindPorts(ctx, g.Interfaces); err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	log.Printf("    guest %s: domain %s was defined but not running: started it with its disk as it was", g.Name, dom.Name)
 	spec := g.Libvirt

@@ -74,7 +74,7 @@ func TestExecRunsInTheGuestCgroup(t *testing.T) {
 		}
 	}
 	var s guest.Stats
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if s, err = d.Stats(ctx, dep, g); err != nil {
 			t.Fatal(err)
 		}

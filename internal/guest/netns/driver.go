@@ -131,7 +131,7 @@ func inventory(ns string, g *topology.Guest) (mounted bool, veths []string, err 
 // interrupted earlier run are removed first. On error nothing of the guest
 // is left.
 func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
-	err := d.create(ctx, g, log)
+	err := d.create(ctx, dep, g, log)
 	if err == nil {
 		if _, cerr := d.cgroups.ensure(dep.Name, g.Name); cerr != nil && !errors.Is(cerr, errNoCgroup2) {
 			err = fmt.Errorf("guest %s: %w", g.Name, cerr)
@@ -143,12 +143,12 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	return err == nil, err
 }
 
-func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) (err error) {
+func (d *Driver) create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (err error) {
 	ns, err := namespaceOf(g)
 	if err != nil {
 		return err
 	}
-	ifaces, err := links.PlanGuestIfaces(g.Interfaces)
+	ifaces, err := links.PlanGuestIfaces(g.Interfaces, links.Plan{Unbridged: !dep.Bridged(), GuestTxOff: dep.GuestTxOffloadOff()})
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
@@ -190,6 +190,9 @@ func (d *Driver) create(ctx context.Context, g *topology.Guest, log actlog.Log) 
 	}()
 
 	made, err = links.AttachGuest(h, nsfd, ifaces, ctx.Err)
+	if err == nil {
+		err = dep.BindPorts(ctx, g.Interfaces)
+	}
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}

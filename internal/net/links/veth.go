@@ -21,7 +21,9 @@ import (
 // VethSpec is one veth pair to create: the host end on a bridge, the guest
 // end inside a namespace.
 type VethSpec struct {
-	Host        string
+	Host string
+	// BridgeIndex is the bridge of the host end; 0: none (a switch that is
+	// not a Linux bridge takes the host end afterwards).
 	BridgeIndex int
 	Guest       string
 	GuestMAC    net.HardwareAddr // nil: the kernel picks one
@@ -40,7 +42,9 @@ func AddVeth(v VethSpec) error {
 	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.Host)))
-	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.BridgeIndex))))
+	if v.BridgeIndex > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.BridgeIndex))))
+	}
 	if v.MTU > 0 {
 		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU))))
 	}
@@ -73,22 +77,36 @@ type GuestIface struct {
 	MAC         net.HardwareAddr // nil: the kernel picks one
 	Addr        *netlink.Addr    // nil: no address
 	Gateway     net.IP           // nil: no default route
+	// TxOff turns tx checksum offload off on the guest end.
+	TxOff bool
+}
+
+// Plan says how guest interfaces are wired.
+type Plan struct {
+	// Unbridged: host ends go on no Linux bridge (the caller binds them to
+	// their switch afterwards).
+	Unbridged bool
+	// GuestTxOff turns tx checksum offload off on guest ends.
+	GuestTxOff bool
 }
 
 // PlanGuestIfaces parses the interfaces and finds their bridges, which must
-// exist.
-func PlanGuestIfaces(ifaces []topology.Interface) ([]GuestIface, error) {
+// exist unless plan says host ends go on none.
+func PlanGuestIfaces(ifaces []topology.Interface, plan Plan) ([]GuestIface, error) {
 	out := make([]GuestIface, 0, len(ifaces))
 	for _, ifc := range ifaces {
-		p := GuestIface{Interface: ifc}
+		p := GuestIface{Interface: ifc, TxOff: plan.GuestTxOff}
 		if ifc.HostName == "" || ifc.Name == "" || ifc.Bridge == "" {
 			return nil, fmt.Errorf("interface %+v: host name, name and bridge are required", ifc)
 		}
-		br, err := netlink.LinkByName(ifc.Bridge)
-		if err != nil {
-			return nil, fmt.Errorf("interface %s: bridge %s of switch %s: %w", ifc.Name, ifc.Bridge, ifc.Switch, err)
+		if !plan.Unbridged {
+			br, err := netlink.LinkByName(ifc.Bridge)
+			if err != nil {
+				return nil, fmt.Errorf("interface %s: bridge %s of switch %s: %w", ifc.Name, ifc.Bridge, ifc.Switch, err)
+			}
+			p.BridgeIndex = br.Attrs().Index
 		}
-		p.BridgeIndex = br.Attrs().Index
+		var err error
 		if ifc.MAC != "" {
 			if p.MAC, err = net.ParseMAC(ifc.MAC); err != nil {
 				return nil, fmt.Errorf("interface %s: %w", ifc.Name, err)
@@ -152,6 +170,11 @@ func AddGuestIface(h *netlink.Handle, nsfd int, ifc GuestIface, withRoute bool) 
 	link, err := h.LinkByName(ifc.Name)
 	if err != nil {
 		return true, fmt.Errorf("find %s in guest: %w", ifc.Name, err)
+	}
+	if ifc.TxOff {
+		if err := TxChecksumOff(nsfd, ifc.Name); err != nil {
+			return true, fmt.Errorf("%s in guest: %w", ifc.Name, err)
+		}
 	}
 	if ifc.Addr != nil {
 		if err := h.AddrAdd(link, ifc.Addr); err != nil {

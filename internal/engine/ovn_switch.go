@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/net/ovn"
+	"github.com/testbedos/testbedos/internal/topology"
+)
+
+// A switch is a logical switch named like its bridge with the bridge
+// backend. Its ports are the guests' interfaces (logical port = the host
+// end's name, "MAC IP", or "MAC dynamic" for ip: dynamic, which OVN's IPAM
+// fills from the subnet) and the routers' ports; a router that serves DHCP
+// on it makes a DHCP_Options row (router, DNS server: the router's
+// address), and every guest's name resolves on it through a DNS row.
+
+var ovnSwitchKind = &ovnKind[ovn.SwitchSpec]{
+	name:    "network",
+	noun:    "switch",
+	change:  api.KindSwitch,
+	records: func(h *HostRecord) *map[string]OVNRecord[ovn.SwitchSpec] { return &h.OVNSwitches },
+	wanted:  ovnSwitches,
+	put:     putOVNSwitch,
+	del:     deleteOVNSwitch,
+	has: func(n *ovn.Network, key string, spec ovn.SwitchSpec) bool {
+		return n.HasSwitch(key) && (spec.Provider == nil || n.HasProvider(*spec.Provider))
+	},
+}
+
+// putOVNSwitch writes the logical switch; an external one first gets its
+// provider network (an OVS bridge of its own mapped to a network named
+// like the switch) and then the host's side on that bridge's interface:
+// the address and masquerading out, as with the bridge backend.
+func putOVNSwitch(ctx context.Context, host Host, n *ovn.Network, _, _ string, spec ovn.SwitchSpec) error {
+	if spec.Provider != nil {
+		if err := n.EnsureProvider(ctx, *spec.Provider); err != nil {
+			return err
+		}
+	}
+	if err := n.PutSwitch(ctx, spec); err != nil {
+		return err
+	}
+	if spec.External == nil {
+		return nil
+	}
+	r, err := RoutersOf(host)
+	if err != nil {
+		return err
+	}
+	_, err = r.EnsureExternal(ctx, *spec.External)
+	return err
+}
+
+// deleteOVNSwitch undoes putOVNSwitch; what is missing is fine.
+func deleteOVNSwitch(ctx context.Context, host Host, n *ovn.Network, key string, spec ovn.SwitchSpec) error {
+	var errs []error
+	if spec.External != nil {
+		if r, err := RoutersOf(host); err != nil {
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, r.DeleteExternal(ctx, *spec.External))
+		}
+	}
+	errs = append(errs, n.DeleteSwitch(ctx, key))
+	if spec.Provider != nil {
+		errs = append(errs, n.DeleteProvider(ctx, *spec.Provider), n.RemoveLocalnetPatch(ctx, key))
+	}
+	return errors.Join(errs...)
+}
+
+// ovnSwitches are the logical switches st asks for, by name.
+func ovnSwitches(st *topology.State, _ string) map[string]OVNRecord[ovn.SwitchSpec] {
+	dns := guestNames(st)
+	out := map[string]OVNRecord[ovn.SwitchSpec]{}
+	for _, sw := range st.Switches {
+		spec := ovn.SwitchSpec{Name: lsName(sw), Deployment: st.Deployment, Subnet: sw.Subnet, DNS: dns}
+		pool := dhcpPool(st, sw.Name)
+		for _, g := range st.Guests {
+			for _, ifc := range g.Interfaces {
+				if ifc.Switch != sw.Name {
+					continue
+				}
+				addr := ifc.MAC + " dynamic"
+				if !ifc.Dynamic {
+					addr = ifc.MAC + " " + bareIP(ifc.Address)
+				}
+				spec.Ports = append(spec.Ports, ovn.PortSpec{Name: ifc.HostName, Addresses: []string{addr}, DHCP: pool != nil})
+			}
+		}
+		for _, r := range st.Routers {
+			for _, p := range r.Ports {
+				if p.Switch != sw.Name {
+					continue
+				}
+				spec.Ports = append(spec.Ports, ovn.PortSpec{Name: p.HostName, Type: "router",
+					Addresses: []string{"router"}, Options: map[string]string{"router-port": lrpName(p)}})
+				if pool != nil && pool.IfName == p.IfName {
+					gw := bareIP(p.Address)
+					spec.DHCP = &ovn.DHCPSpec{CIDR: sw.Subnet, Options: map[string]string{
+						"server_id": gw, "server_mac": p.MAC, "router": gw, "dns_server": gw, "lease_time": "3600",
+					}}
+				}
+			}
+		}
+		if pool != nil {
+			spec.ExcludeIPs = excludeIPs(pool)
+		}
+		// The host reaches guests through an interface of its own on
+		// the switch; an external switch has one already (its provider
+		// bridge's).
+		spec.HostPort = sw.External == nil
+		if sw.External != nil {
+			ext := sw
+			spec.External = &ext
+			spec.Provider = &ovn.ProviderSpec{Network: lsName(sw), Bridge: lsName(sw), Own: true}
+		}
+		out[spec.Name] = OVNRecord[ovn.SwitchSpec]{Object: sw.Name, Spec: spec}
+	}
+	return out
+}
+
+// dhcpPool is the DHCP a router serves on switch sw; nil: none.
+func dhcpPool(st *topology.State, sw string) *topology.DHCPPool {
+	for _, r := range st.Routers {
+		for i := range r.DHCP {
+			if r.DHCP[i].Switch == sw {
+				return &r.DHCP[i]
+			}
+		}
+	}
+	return nil
+}
+
+// excludeIPs is what OVN's IPAM never hands out on the pool's switch, as
+// OVN writes it: the pool's excluded range and its reserved addresses.
+func excludeIPs(p *topology.DHCPPool) string {
+	var parts []string
+	if p.ExcludeFrom != "" && p.ExcludeTo != "" {
+		parts = append(parts, p.ExcludeFrom+".."+p.ExcludeTo)
+	}
+	for _, r := range p.Reserved {
+		parts = append(parts, bareIP(r))
+	}
+	return strings.Join(parts, " ")
+}
+
+// guestNames maps every guest's name to its static addresses, for OVN's
+// DNS.
+func guestNames(st *topology.State) map[string]string {
+	out := map[string]string{}
+	for _, g := range st.Guests {
+		var ips []string
+		for _, ifc := range g.Interfaces {
+			if !ifc.Dynamic && ifc.Address != "" {
+				ips = append(ips, bareIP(ifc.Address))
+			}
+		}
+		if len(ips) > 0 {
+			sort.Strings(ips)
+			out[strings.ToLower(g.Name)] = strings.Join(ips, " ")
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// bareIP is the address of a CIDR ("10.0.0.1/24" → "10.0.0.1"); anything
+// else is returned as it is.
+func bareIP(cidr string) string {
+	if p, err := netip.ParsePrefix(cidr); err == nil {
+		return p.Addr().String()
+	}
+	return cidr
+}
