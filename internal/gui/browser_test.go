@@ -416,6 +416,18 @@ func TestBrowser(t *testing.T) {
 	if title := eval[string](t, ctx, `document.querySelector("#log-title").textContent`); !strings.HasPrefix(title, "up ") {
 		t.Errorf("log title %q, want the up's", title)
 	}
+	// Power from a guest's panel: stop web0, see it stopped, start it again.
+	step(t, ctx, "stop a guest from its panel", 20*time.Second,
+		chromedp.Click(chromedp.CSS(`button.inspect-open[data-guest="web0"]`)),
+		chromedp.WaitEnabled(chromedp.CSS(`#inspect .power-btn[data-power="stopped"]`)),
+		chromedp.Click(chromedp.CSS(`#inspect .power-btn[data-power="stopped"]`)),
+	)
+	waitTrue(t, ctx, `document.querySelector("#inspect-status").textContent === "stopped"`)
+	step(t, ctx, "start it again", 20*time.Second,
+		chromedp.WaitEnabled(chromedp.CSS(`#inspect .power-btn[data-power="running"]`)),
+		chromedp.Click(chromedp.CSS(`#inspect .power-btn[data-power="running"]`)),
+	)
+	waitTrue(t, ctx, `document.querySelector("#inspect-status").textContent === "running"`)
 	step(t, ctx, "dashboard", 30*time.Second,
 		chromedp.Navigate(s.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#deployments-table a[href="/deployments/`+big+`"]`)),

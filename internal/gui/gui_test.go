@@ -140,7 +140,7 @@ func TestPages(t *testing.T) {
 		{"/deployments/lab", 200, []string{`<svg`, `id="topo-guest-g19"`, `id="topo-switch-sw2"`, `data-guest="g7"`,
 			`/api/monitor/deployments/lab/guests/g3?format=svg`, `data-action="up"`, `data-action="cancel"`, "success", "1.5s", `data-log="` + id,
 			`id="btn-plan"`, `id="btn-apply"`, `data-snapshot="restore"`, `data-snapshots="">g0 (netns)`, `/static/vendor/xterm.js`, `/static/console.js`,
-			`aria-label="Console of g7"`, `id="topo-link-g7-eth0"`, `data-confirm=`, `id="files-card"`, `<label for="snap-guest">`,
+			`aria-label="Console of g7"`, `id="topo-link-g7-eth0"`, `data-confirm=`, `id="files-card"`, `<label for="snap-guest">`, `data-power="stopped"`, `data-power="running"`,
 			// The log card opens on the last action's log.
 			`data-last="` + id + `"`, `data-last-command="up"`}},
 		{"/deployments/empty", 200, []string{"press Generate"}},

@@ -80,6 +80,12 @@ function inspectRefresh(list, rebuild) {
   status.textContent = g ? g.status : "unknown";
   if (g && g.resources && g.resources.sampled_at) $("#inspect-plot").dataset.sampled = g.resources.sampled_at;
   status.className = "status st-" + (g ? g.status : "none");
+  // Power follows the guest's status: a stopped guest starts, a running one
+  // stops or restarts.
+  $$("#inspect .power-btn").forEach((b) => {
+    b.setAttribute("aria-label", b.textContent + " " + st.guest);
+    b.disabled = !g || (b.dataset.power === "running" ? g.status !== "stopped" : g.status !== "running");
+  });
   if (!rebuild) return;
   const box = $("#inspect-links");
   box.textContent = "";
@@ -158,6 +164,14 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#inspect-close").addEventListener("click", closeInspect);
   $("#console-close").addEventListener("click", closeConsole);
   $("#inspect-console").addEventListener("click", (e) => openConsole(inspectState.dep, inspectState.guest, e.target));
+  // Power is an action of its own: the log card follows it through its
+  // action-started event, the guests poll shows the new status.
+  $$("#inspect .power-btn").forEach((b) => b.addEventListener("click", async () => {
+    const st = inspectState, want = b.dataset.power;
+    $$("#inspect .power-btn").forEach((x) => { x.disabled = true; });
+    const r = await api("POST", "/api/deployments/" + encodeURIComponent(st.dep) + "/guests/" + encodeURIComponent(st.guest) + "/power", { state: want });
+    notice(r.ok ? st.guest + ": " + b.textContent.toLowerCase() + " started" : errorText(r));
+  }));
   $("#exec-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const cmd = $("#exec-cmd").value.trim();
