@@ -108,6 +108,8 @@ type CloudImage struct {
 	Name string `yaml:"name"`
 	// ExpandGigabytes grows the guest's disk past the image's size.
 	ExpandGigabytes int `yaml:"expand_gigabytes"`
+	// SHA256 is the digest the image must have (hex), checked at up.
+	SHA256 string `yaml:"sha256"`
 }
 
 // KernelBoot boots a kernel directly.
@@ -189,6 +191,10 @@ type SwitchSpec struct {
 // TestbedOptions are deployment-wide settings.
 type TestbedOptions struct {
 	LoadBalancing string `yaml:"load_balancing"`
+	// ReadyTimeout bounds the wait for each VM to be ready (SSH answers,
+	// cloud-init done): seconds, or a Go duration such as 10m. Empty: the
+	// server's default.
+	ReadyTimeout string `yaml:"ready_timeout"`
 }
 
 // Kind is the guest kind the machine asks for (netns when none is given).

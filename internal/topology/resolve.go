@@ -80,6 +80,8 @@ func Generate(opts Options) (*State, error) {
 		hosts:      hosts,
 		now:        now().UTC(),
 		files:      files,
+		// Checked by Parse: a valid value.
+		readyTimeout: readyTimeoutText(c.TestbedOptions.ReadyTimeout),
 	})
 	if err := newValidationError(ps); err != nil {
 		return nil, err
@@ -110,6 +112,16 @@ type resolveEnv struct {
 	// files maps field paths to resolved file paths; a path missing from it
 	// is used as written (Parse-only callers such as the fuzzer).
 	files map[string]string
+	// readyTimeout is testbed_options.ready_timeout as a Go duration.
+	readyTimeout string
+}
+
+func readyTimeoutText(s string) string {
+	d, err := ParseReadyTimeout(s)
+	if err != nil || d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // resolve turns a checked Config into the State. The problems it can still
@@ -271,7 +283,7 @@ func (c *Config) resolveKind(g *Guest, m *Machine, mp string, env resolveEnv) {
 	case KindLibvirt:
 		l := m.Libvirt
 		g.SetupScript = file("libvirt.setup_script", l.SetupScript)
-		spec := &LibvirtSpec{Domain: DomainName(env.deployment, g.Name), CPUs: l.CPUs, MemoryMB: l.MemoryMB}
+		spec := &LibvirtSpec{Domain: DomainName(env.deployment, g.Name), CPUs: l.CPUs, MemoryMB: l.MemoryMB, ReadyTimeout: env.readyTimeout}
 		const tp = "libvirt.libvirt_type."
 		switch t := l.Type; {
 		case t.ExistingDisk != nil:
@@ -286,6 +298,7 @@ func (c *Config) resolveKind(g *Guest, m *Machine, mp string, env resolveEnv) {
 			spec.Boot = BootCloudImage
 			spec.ImageURL, spec.ImageName = cloudImageSource(t.CloudImage)
 			spec.ExpandGB = t.CloudImage.ExpandGigabytes
+			spec.ImageSHA256 = strings.ToLower(t.CloudImage.SHA256)
 		case t.Kernel != nil:
 			spec.Boot = BootKernel
 			spec.Kernel = file(tp+"kernel.kernel", t.Kernel.Kernel)
