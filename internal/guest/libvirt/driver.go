@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/images"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -82,6 +84,12 @@ type Options struct {
 	// TESTBEDOS_LIBVIRT_IMAGE_CACHE). Default <data dir>/cache/images via
 	// FromEnv, else /var/lib/testbedos/cache/images.
 	ImageCache string
+	// ImagesDir is the original's folder of named images
+	// (<data>/images/<name>.img), taken in when a guest asks for the name.
+	ImagesDir string
+	// Images is the image cache to use; nil: one over ImageCache and
+	// ImagesDir. The server shares its own with the /api/images routes.
+	Images *images.Store
 	// Instance identifies the server (its data folder's instance id); it
 	// marks every domain the driver defines.
 	Instance string
@@ -89,11 +97,16 @@ type Options struct {
 	// pool) per deployment. Default <data dir>/disks via FromEnv; empty:
 	// <work>/libvirt/disks (drivers' own tests).
 	DisksDir string
-	// ReadyTimeout bounds the wait for a guest to answer over SSH (env
-	// TESTBEDOS_LIBVIRT_READY_TIMEOUT, a Go duration). Default 180 s,
-	// generous for TCG on a loaded host.
+	// ReadyTimeout bounds the wait for a guest to be ready (SSH answers,
+	// cloud-init done) when one boots alone (env
+	// TESTBEDOS_LIBVIRT_READY_TIMEOUT, a Go duration; a deployment's
+	// testbed_options.ready_timeout overrides it). Default 180 s. The
+	// deadline grows with the number of guests booting at once per CPU.
 	ReadyTimeout time.Duration
-	Logger       *slog.Logger
+	// CPUs is the host's CPU count the deadline scales by; default
+	// runtime.NumCPU().
+	CPUs   int
+	Logger *slog.Logger
 }
 
 // FromEnv fills in options from the environment (lookup is os.LookupEnv in
@@ -115,6 +128,7 @@ func FromEnv(lookup func(string) (string, bool), dataDir string) (Options, error
 	}
 	if dataDir != "" {
 		o.DisksDir = filepath.Join(dataDir, "disks")
+		o.ImagesDir = filepath.Join(dataDir, "images")
 	}
 	if v := get("TESTBEDOS_LIBVIRT_READY_TIMEOUT"); v != "" {
 		t, err := time.ParseDuration(v)
@@ -133,11 +147,13 @@ type Driver struct {
 	log  *slog.Logger
 
 	accel accelCache
-	// poolLocks serialises the changes to a pool's volumes; images the
-	// downloads per cache file; copies the source pools of deep copies.
+	// poolLocks serialises the changes to a pool's volumes; copies the
+	// source pools of deep copies.
 	poolLocks keyedMutex
-	images    keyedMutex
 	copies    sync.Mutex
+	images    *images.Store
+	// boots counts the guests waiting to be ready now.
+	boots bootCounter
 }
 
 var (
@@ -167,7 +183,14 @@ func New(opts Options) *Driver {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Driver{opts: opts, log: opts.Logger}
+	if opts.CPUs <= 0 {
+		opts.CPUs = runtime.NumCPU()
+	}
+	st := opts.Images
+	if st == nil {
+		st = images.New(images.Options{Dir: opts.ImageCache, Legacy: opts.ImagesDir, DisksDir: opts.DisksDir})
+	}
+	return &Driver{opts: opts, log: opts.Logger, images: st}
 }
 
 // Kind is "libvirt".
@@ -290,12 +313,12 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if !waitsForSSH(spec) {
 		return nil
 	}
-	client, err := d.waitReady(ctx, s, dep, g, defined)
+	client, status, err := d.waitReady(ctx, s, dep, g, defined)
 	if err != nil {
 		return err
 	}
 	client.Close()
-	log.Printf("    guest %s: reachable over SSH at %s after %.1f s", g.Name, sshAddr(g), time.Since(start).Seconds())
+	log.Printf("    guest %s: ready after %.1f s: SSH at %s%s", g.Name, time.Since(start).Seconds(), sshAddr(g), cloudInitText(status))
 	return nil
 }
 
@@ -316,11 +339,12 @@ func (d *Driver) startExisting(ctx context.Context, s *session, dep guest.Deploy
 	if !waitsForSSH(spec) {
 		return nil
 	}
-	client, err := d.waitReady(ctx, s, dep, g, dom)
+	client, status, err := d.waitReady(ctx, s, dep, g, dom)
 	if err != nil {
 		return err
 	}
 	client.Close()
+	log.Printf("    guest %s: ready: SSH at %s%s", g.Name, sshAddr(g), cloudInitText(status))
 	return nil
 }
 
