@@ -56,6 +56,9 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 	}, nil
 }
 
+// The libvirt driver reads the DHCP leases of VMs from the guests.
+var _ engine.LeaseReader = (*libvirt.Driver)(nil)
+
 // instanceID is this server's instance id, made at its first start: the
 // drivers mark what they make with it.
 func instanceID(path string) (string, error) {

@@ -47,3 +47,13 @@ func TestReadyLimit(t *testing.T) {
 		t.Fatal(b.count())
 	}
 }
+
+func TestParseInet(t *testing.T) {
+	out := "2: eth1    inet 10.0.1.57/24 brd 10.0.1.255 scope global dynamic eth1\\       valid_lft 86391sec preferred_lft 86391sec\n"
+	if got := parseInet(out); got != "10.0.1.57/24" {
+		t.Fatalf("%q", got)
+	}
+	if parseInet("") != "" {
+		t.Fatal("empty")
+	}
+}
