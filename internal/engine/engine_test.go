@@ -27,7 +27,7 @@ type world struct {
 	allowed  map[string]bool
 	guests   map[string]bool
 	scripts  []string
-	failOn   string // guest whose Create fails
+	failOn   string   // guest whose Create fails
 	made     []string // guests Create made, in order
 	scriptRC map[string]error
 	block    chan struct{} // when set, RunScript waits on it or ctx
