@@ -174,14 +174,9 @@ func (s *Store) mkdirs() error {
 	return nil
 }
 
-// Image is an entry as listed, with the deployments whose disks use it.
-type Image struct {
-	Entry
-	UsedBy []string `json:"used_by"`
-}
-
-// List returns every image, sorted by name.
-func (s *Store) List(ctx context.Context) ([]Image, error) {
+// List returns every image, sorted by name, with the deployments whose
+// disks use it.
+func (s *Store) List(ctx context.Context) ([]api.Image, error) {
 	s.mu.Lock()
 	idx, err := s.readIndex()
 	s.mu.Unlock()
@@ -189,35 +184,38 @@ func (s *Store) List(ctx context.Context) ([]Image, error) {
 		return nil, err
 	}
 	users := s.users()
-	out := make([]Image, 0, len(idx))
+	out := make([]api.Image, 0, len(idx))
 	for _, e := range idx {
-		u := users[e.SHA256]
-		if u == nil {
-			u = []string{}
-		}
-		out = append(out, Image{Entry: e, UsedBy: u})
+		out = append(out, e.listed(users[e.SHA256]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
+func (e Entry) listed(users []string) api.Image {
+	if users == nil {
+		users = []string{}
+	}
+	return api.Image{Name: e.Name, URL: e.URL, SHA256: e.SHA256, Size: e.Size, Stored: e.Fetched, UsedBy: users}
+}
+
 // Import stores r's content under name (replacing what the name held);
 // sum, when not empty, must be its sha256.
-func (s *Store) Import(ctx context.Context, name string, r io.Reader, sum string) (Entry, error) {
+func (s *Store) Import(ctx context.Context, name string, r io.Reader, sum string) (api.Image, error) {
 	if !ValidName(name) {
-		return Entry{}, fmt.Errorf("%w: %q (letters, digits, '.', '-', '_')", ErrName, name)
+		return api.Image{}, fmt.Errorf("%w: %q (letters, digits, '.', '-', '_')", ErrName, name)
 	}
 	unlock := s.lockName(name)
 	defer unlock()
 	got, n, err := s.store(ctx, r, sum)
 	if err != nil {
-		return Entry{}, err
+		return api.Image{}, err
 	}
 	e := Entry{Name: name, SHA256: got, Size: n, Fetched: time.Now().UTC()}
 	if err := s.edit(func(idx map[string]Entry) error { idx[name] = e; return nil }); err != nil {
-		return Entry{}, err
+		return api.Image{}, err
 	}
-	return e, nil
+	return e.listed(s.users()[got]), nil
 }
 
 // store writes r into the content-addressed folder, through a temporary

@@ -21,6 +21,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/docker"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/netns"
+	"github.com/testbedos/testbedos/internal/images"
 	"github.com/testbedos/testbedos/internal/net/hostnet"
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -28,7 +29,7 @@ import (
 
 // newLocalHost assembles this host as the engine drives it: netlink
 // bridges and every guest kind, registered here in one list.
-func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine.LocalHost, error) {
+func newLocalHost(cfg config.Server, hostName string, imgs *images.Store, log *slog.Logger) (*engine.LocalHost, error) {
 	instance, err := instanceID(cfg.InstanceIDPath())
 	if err != nil {
 		return nil, err
@@ -37,7 +38,7 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 	if err != nil {
 		return nil, err
 	}
-	lv.Logger, lv.Instance = log, instance
+	lv.Logger, lv.Instance, lv.Images = log, instance, imgs
 	// The docker client contacts dockerd only when a docker guest is used:
 	// a host without one starts, and such guests fail naming the daemon.
 	dk, err := docker.New(docker.Options{Instance: instance, MountsDir: cfg.MountsDir()})
@@ -54,6 +55,17 @@ func newLocalHost(cfg config.Server, hostName string, log *slog.Logger) (*engine
 			dk,
 		),
 	}, nil
+}
+
+// imageStore is the server's VM image cache, where the libvirt driver
+// keeps its images (TESTBEDOS_LIBVIRT_IMAGE_CACHE, default
+// <data>/cache/images; the original's <data>/images/<name>.img taken in).
+func imageStore(cfg config.Server) (*images.Store, error) {
+	lv, err := libvirt.FromEnv(os.LookupEnv, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return images.New(images.Options{Dir: lv.ImageCache, Legacy: lv.ImagesDir, DisksDir: lv.DisksDir}), nil
 }
 
 // The libvirt driver reads the DHCP leases of VMs from the guests.

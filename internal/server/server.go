@@ -23,6 +23,7 @@ import (
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/gui"
+	"github.com/testbedos/testbedos/internal/images"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/monitor"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
@@ -83,6 +84,8 @@ type Server struct {
 	apiMux   *http.ServeMux
 	// hostName is this machine's host name.
 	hostName string
+	// images is the VM image cache (GET/POST/DELETE /api/images).
+	images *images.Store
 	// exec runs the actions (the engine, unless a test gave another).
 	exec actions.Executor
 	// host is config/host.json; identity this host's TLS certificate.
@@ -192,10 +195,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	monOpts := monitor.Options{Interval: interval, Records: records{s.store}, Logger: log.With("part", "monitor")}
+	if s.images, err = imageStore(cfg); err != nil {
+		return nil, err
+	}
 	exec := opts.Executor
 	if exec == nil {
 		// The engine names this host as the cluster does: host.json's name.
-		local, err := newLocalHost(cfg, s.host.Name, log)
+		local, err := newLocalHost(cfg, s.host.Name, s.images, log)
 		if err != nil {
 			return nil, err
 		}
@@ -278,7 +284,7 @@ func (s *Server) routes() http.Handler {
 	}
 	s.table = s.mainTable(httpapi.Deps{
 		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Plans: s.plans, Live: s.live, Stopping: s.liveCtx.Done(), Hub: s.hub, Events: s.events, Logger: s.log,
-		Status: s.status, Cluster: s.clusterAPI(), Guests: s.guests, Monitor: s.monitor,
+		Status: s.status, Cluster: s.clusterAPI(), Guests: s.guests, Monitor: s.monitor, Images: s.images,
 		StreamOpened: func() error {
 			if !s.streams.open() {
 				return errStreamsClosed

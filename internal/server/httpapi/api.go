@@ -49,6 +49,8 @@ type Deps struct {
 	Guests Guests
 	// Monitor serves the monitoring routes (monitor.go).
 	Monitor Monitor
+	// Images is the VM image cache; nil answers 503 on /api/images.
+	Images Images
 	// Stopping is closed when the server shuts down: consoles and captures
 	// end then.
 	Stopping <-chan struct{}
@@ -109,6 +111,10 @@ func routes(d Deps) []route {
 		{"GET /api/monitor/host", monitorHost(d), user},
 		{"GET /api/monitor/deployments/{name}/guests/{guest}", monitorGuest(d), user},
 		{ValidateRoute, validateYAML, user},
+		{"GET /api/images", listImages(d), user},
+		// An image is streamed in for as long as it takes.
+		{"POST /api/images", importImage(d), stream},
+		{"DELETE /api/images/{name}", deleteImage(d), user},
 	}, clusterRoutes(d)...)
 }
 
