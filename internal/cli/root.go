@@ -128,6 +128,8 @@ action on the server; the exit status is the action's outcome.
 		a.consoleCommand(),
 		a.netemCommand(),
 		a.captureCommand(),
+		a.imageCommand(),
+		a.cloudImagesCommand(),
 	)
 	return root
 }

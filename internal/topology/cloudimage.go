@@ -24,15 +24,18 @@ func CloudImageURL(name string) (string, bool) {
 	return u, ok
 }
 
-// knownCloudImageNames lists the known names, sorted, for messages.
-func knownCloudImageNames() string {
+// CloudImageNames lists the known names, sorted.
+func CloudImageNames() []string {
 	names := make([]string, 0, len(knownCloudImages))
 	for n := range knownCloudImages {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return names
 }
+
+// knownCloudImageNames lists the known names, sorted, for messages.
+func knownCloudImageNames() string { return strings.Join(CloudImageNames(), ", ") }
 
 // cloudImageSource is the URL and image name a cloud_image resolves to: its
 // url when given, else the published image of a known name; the name, when
