@@ -14,8 +14,10 @@ set -eu
 # dosfstools only check, in tests, the FAT cloud-init seeds the
 # libvirt driver writes itself. chromium runs the GUI's browser tests
 # (headless, through chromedp). systemd brings systemd-analyze and passwd
-# groupadd, for the packaging test of setup.sh and the unit.
-PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd"
+# groupadd, for the packaging test of setup.sh and the unit. mmdebstrap,
+# extlinux, syslinux-common (mbr.bin), fdisk (sfdisk) and e2fsprogs build
+# the Debian 12 cloud image of test/cloudimage from Debian's mirror.
+PKGS="mmdebstrap extlinux syslinux-common fdisk e2fsprogs libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: must run as root" >&2

@@ -82,13 +82,13 @@ func CheckReadable(path string) error {
 		return err
 	}
 	if info.Mode().Perm()&0o004 == 0 {
-		return fmt.Errorf("QEMU runs as an unprivileged user and cannot read %s (mode %s): chmod o+r %s",
+		return fmt.Errorf("QEMU runs as an unprivileged user and cannot read %s, mode %s: chmod o+r %s",
 			path, strconv.FormatUint(uint64(info.Mode().Perm()), 8), path)
 	}
 	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
 		di, err := os.Stat(dir)
 		if err == nil && di.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("QEMU runs as an unprivileged user and cannot enter %s (mode %s), above the image %s: chmod o+x %s, or move the data folder (TESTBEDOS_DATA_DIR) somewhere it can",
+			return fmt.Errorf("QEMU runs as an unprivileged user and cannot enter %s, mode %s, above %s: make it searchable, e.g. chmod o+x %s, or keep the data folder (TESTBEDOS_DATA_DIR) or project elsewhere",
 				dir, strconv.FormatUint(uint64(di.Mode().Perm()), 8), path, dir)
 		}
 		if dir == "/" || dir == "." {

@@ -294,7 +294,8 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err := os.Remove(p.console); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove old console log: %w", err)
 	}
-	if err := d.createVolume(ctx, s, dep, g, log); err != nil {
+	backing, err := d.createVolume(ctx, s, dep, g, log)
+	if err != nil {
 		return err
 	}
 	xml, err := dom.Marshal()
@@ -307,7 +308,7 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	}
 	start := time.Now()
 	if err := s.DomainCreate(defined); err != nil {
-		return s.err(fmt.Errorf("start domain %s: %w%s", spec.Domain, err, permissionHint(err, dom)))
+		return s.err(fmt.Errorf("start domain %s: %w%s", spec.Domain, err, permissionHint(err, dom, backing)))
 	}
 	log.Printf("    guest %s: domain %s started (%s, %d vCPU, %d MiB, %s boot)", g.Name, spec.Domain, describeType(domType), spec.CPUs, spec.MemoryMB, spec.Boot)
 	if !waitsForSSH(spec) {
@@ -482,9 +483,17 @@ func (k *keyedMutex) lock(key string) func() {
 // permissionHint explains a start that failed on file permissions: QEMU
 // runs as an unprivileged user (libvirt-qemu on Debian) that must be able
 // to walk into every folder above the files it opens.
-func permissionHint(err error, dom domainDoc) string {
+func permissionHint(err error, dom domainDoc, more ...string) string {
 	if !strings.Contains(err.Error(), "Permission denied") {
 		return ""
+	}
+	for _, f := range append(dom.files(), more...) {
+		if f == "" {
+			continue
+		}
+		if herr := images.CheckReadable(f); herr != nil && !errors.Is(herr, fs.ErrNotExist) {
+			return " (" + herr.Error() + ")"
+		}
 	}
 	for _, f := range dom.files() {
 		for dir := filepath.Dir(f); dir != "/" && dir != "."; dir = filepath.Dir(dir) {

@@ -18,16 +18,14 @@ import (
 // cache (downloaded the first time, fetched again when the upstream file
 // changed, checked against the YAML's sha256), and its format (qcow2 or
 // raw, from its first bytes). The image is the backing file of the guests'
-// linked clones, so QEMU's user must be able to read it.
+// linked clones, so QEMU's user must be able to read it: a start refused
+// for that names the folder to open (permissionHint).
 func (d *Driver) cachedImage(ctx context.Context, spec *topology.LibvirtSpec, log actlog.Log) (string, string, error) {
 	e, err := d.images.Resolve(ctx, images.Source{Name: spec.ImageName, URL: spec.ImageURL, SHA256: spec.ImageSHA256}, log.Printf)
 	if err != nil {
 		return "", "", err
 	}
 	file := d.images.BlobPath(e.SHA256)
-	if err := images.CheckReadable(file); err != nil {
-		return "", "", fmt.Errorf("image %s: %w", e.Name, err)
-	}
 	log.Printf("    image %s: sha256 %s, %.1f MiB%s", e.Name, e.SHA256[:16], float64(e.Size)/(1<<20), fromText(e.URL))
 	format, err := imageFormat(file)
 	return file, format, err

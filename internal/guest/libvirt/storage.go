@@ -20,8 +20,14 @@ import (
 // that holds the disks of a deployment's guests.
 func PoolName(deployment string) string { return "tbos." + deployment }
 
-// createVolume makes the guest's disk volume (see volumeOf).
-func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
+// createVolume makes the guest's disk volume (see volumeOf) and returns
+// the image it is a linked clone of, if any.
+func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, log actlog.Log) (backing string, err error) {
+	err = d.makeVolume(ctx, s, dep, g, log, &backing)
+	return backing, err
+}
+
+func (d *Driver) makeVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, log actlog.Log, backing *string) error {
 	p := d.depPaths(dep, g)
 	v := volumeOf(g.Libvirt, g.Name)
 	if v.cloud {
@@ -30,6 +36,7 @@ func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deploym
 			return fmt.Errorf("guest %s: %w", g.Name, err)
 		}
 		v.backing, v.backingFormat = path, format
+		*backing = path
 		if gb := g.Libvirt.ExpandGB; gb > 0 {
 			size, err := virtualSize(path, format)
 			if err != nil {
