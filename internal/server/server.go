@@ -207,7 +207,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 		var hosts engine.Hosts = engine.SingleHost{Main: local}
 		if s.members != nil {
-			hosts = &clusterHosts{main: local, mainIP: s.host.IP, members: s.members, own: s}
+			hosts = &clusterHosts{main: local, mainIP: s.host.IP, mainCPUs: s.host.CPUs, mainMemoryMB: s.host.MemoryMB, members: s.members, own: s}
 		}
 		exec = newEngine(cfg, hosts, s.store, log)
 		monOpts.Host = local

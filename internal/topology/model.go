@@ -20,6 +20,11 @@ const (
 // in turn, in YAML order. It is the default and, for now, the only policy.
 const LoadBalancingNaiveRoundRobin = "naive_round_robin"
 
+// LoadBalancingResources places each guest without a host on the host with
+// the most CPU and memory left once the guests placed before it are
+// counted (placement.go).
+const LoadBalancingResources = "resources"
+
 // Config is kvm-compose.yaml as written: nothing defaulted, nothing expanded.
 // Build it with Parse so that problems found later can still name lines.
 type Config struct {

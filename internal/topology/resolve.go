@@ -161,19 +161,17 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 	type owner struct{ guest, field string }
 	hostIfs := map[string]owner{}
 	macs := map[string]owner{}
-	next := 0 // round robin over hosts, for guests that name none
+	place := newPlacer(c.TestbedOptions.LoadBalancing, env.hosts)
 	for _, in := range c.instances() {
 		m := &c.Machines[in.machine]
 		mp := fmt.Sprintf("machines[%d]", in.machine)
 		g := Guest{Name: in.name, Kind: m.Kind(), Clone: in.clone}
 		switch {
 		case m.Host == "":
-			if len(env.hosts) > 0 {
-				g.Host = env.hosts[next%len(env.hosts)].Name
-				next++
-			}
+			g.Host = place.next(m)
 		case known[m.Host]:
 			g.Host = m.Host
+			place.take(m.Host, m)
 		case in.clone <= 1: // once per machine, not per clone
 			ps.addf(mp+".host", "%s is not a host of the cluster (hosts: %s)", m.Host, strings.Join(hostNames, ", "))
 		}

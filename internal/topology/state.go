@@ -34,6 +34,10 @@ type Host struct {
 	// switches spanning hosts run between; whoever builds the host list
 	// sets it. A cluster of one host needs none.
 	IP string `json:"ip,omitempty"`
+	// CPUs and MemoryMB are the host's (host.json), for load_balancing:
+	// resources; 0 when not known.
+	CPUs     int   `json:"cpus,omitempty"`
+	MemoryMB int64 `json:"memory_mb,omitempty"`
 }
 
 // Switch is one layer-2 segment: a Linux bridge on every host that has a

@@ -19,9 +19,9 @@ func (c *Config) check(ps *problems) {
 		ps.addf("machines", "must list at least one machine")
 	}
 	switch c.TestbedOptions.LoadBalancing {
-	case "", LoadBalancingNaiveRoundRobin:
+	case "", LoadBalancingNaiveRoundRobin, LoadBalancingResources:
 	default:
-		ps.addf("testbed_options.load_balancing", "%q is not supported (use %s)", c.TestbedOptions.LoadBalancing, LoadBalancingNaiveRoundRobin)
+		ps.addf("testbed_options.load_balancing", "%q is not supported (use %s or %s)", c.TestbedOptions.LoadBalancing, LoadBalancingNaiveRoundRobin, LoadBalancingResources)
 	}
 	if _, err := ParseReadyTimeout(c.TestbedOptions.ReadyTimeout); err != nil {
 		ps.addf("testbed_options.ready_timeout", "%v", err)
