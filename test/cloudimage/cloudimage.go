@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"syscall"
 	"time"
 
@@ -109,8 +110,37 @@ func Cached(ctx context.Context, logf func(string, ...any)) (*Image, error) {
 		return nil, err
 	}
 	img.Built, img.Took = true, time.Since(start)
+	prune(base, filepath.Base(dir), 2)
 	logf("cloudimage: built in %s: %.0f MiB", img.Took.Round(time.Second), float64(img.Size)/(1<<20))
 	return img, nil
+}
+
+// prune keeps the keep most recently built images of base (this one among
+// them): an image is 150 MB.
+func prune(base, current string, keep int) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	type built struct {
+		name string
+		mod  time.Time
+	}
+	var all []built
+	for _, e := range entries {
+		if !e.IsDir() || e.Name() == current {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			all = append(all, built{e.Name(), info.ModTime()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mod.After(all[j].mod) })
+	for i, b := range all {
+		if i >= keep-1 {
+			os.RemoveAll(filepath.Join(base, b.name))
+		}
+	}
 }
 
 func describe(file string) (*Image, error) {
