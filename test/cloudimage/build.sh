@@ -51,6 +51,12 @@ echo "UUID=$uuid / ext4 defaults,errors=remount-ro 0 1" >"$root/etc/fstab"
 echo debian >"$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 printf 'auto lo\niface lo inet loopback\n\nsource-directory /etc/network/interfaces.d\n' >"$root/etc/network/interfaces"
+# Under TCG on a loaded host udev may take minutes to announce a device:
+# systemd's default 90 s job timeout would fail the serial getty ("Dependency
+# failed for Serial Getty on ttyS0") and leave the console without a login
+# prompt.
+mkdir -p "$root/etc/systemd/system.conf.d"
+printf '[Manager]\nDefaultTimeoutStartSec=900s\nDefaultDeviceTimeoutSec=900s\n' >"$root/etc/systemd/system.conf.d/testbedos.conf"
 # A fresh identity per VM: systemd makes the machine id at first boot,
 # cloud-init the SSH host keys.
 : >"$root/etc/machine-id"
