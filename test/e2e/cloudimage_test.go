@@ -131,6 +131,9 @@ func TestCloudImageLab(t *testing.T) {
 		t.Errorf("the image was downloaded %d times for 4 VMs, want once", n)
 	}
 
+	// The checks after up get their own bound: up may take long here.
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	// vm2's lease is recorded and listed.
 	raw, err := s.c.GuestsJSON(ctx, name)
 	if err != nil {
