@@ -139,14 +139,12 @@ func TestCloudImageLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var guests struct {
-		Guests []api.Guest `json:"guests"`
-	}
+	var guests []api.Guest
 	if err := json.Unmarshal(raw, &guests); err != nil {
 		t.Fatalf("%v: %s", err, raw)
 	}
 	ip := map[string]string{}
-	for _, g := range guests.Guests {
+	for _, g := range guests {
 		if len(g.Interfaces) > 0 {
 			a, _, _ := net.ParseCIDR(g.Interfaces[0].IP)
 			if a != nil {
