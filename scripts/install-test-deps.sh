@@ -21,8 +21,10 @@ set -eu
 # (nodejs and npm for the GUI's JavaScript libraries are installed by
 # scripts/gui-assets.sh when npm is missing.) openvswitch-switch,
 # ovn-central and ovn-host run the ovn network backend (the server starts
-# their daemons itself; the contract suite runs on it).
-PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd graphviz ansible-core python3 vim-tiny procps openvswitch-switch ovn-central ovn-host"
+# their daemons itself; the contract suite runs on it). mmdebstrap,
+# extlinux, syslinux-common (mbr.bin), fdisk (sfdisk) and e2fsprogs build
+# the Debian 12 cloud image of test/cloudimage from Debian's mirror.
+PKGS="mmdebstrap extlinux syslinux-common fdisk e2fsprogs libvirt-daemon-system qemu-system-x86 qemu-utils linux-image-amd64 busybox-static iputils-ping cpio iproute2 xz-utils zstd mtools dosfstools iptables docker.io curl chromium systemd passwd graphviz ansible-core python3 vim-tiny procps openvswitch-switch ovn-central ovn-host"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: must run as root" >&2

@@ -3,12 +3,10 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
-	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // The original kvm-compose's verbs and flags that do not clash with ours:
@@ -75,75 +72,6 @@ func (a *app) confirm(question string) error {
 		return nil
 	}
 	return fmt.Errorf("not confirmed")
-}
-
-// cloudImagesCommand lists the known cloud_image names, their published
-// images, and which the server's image cache holds.
-func (a *app) cloudImagesCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "cloud-images",
-		Short: "List the known cloud_image names, their images, and which the server has cached",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cached, note := a.cachedImages(cmd.Context())
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tCACHED\tURL")
-			for _, im := range topology.KnownCloudImages() {
-				state := "no"
-				if cached[im.Name] || cached[im.URL] {
-					state = "yes"
-				}
-				if note != "" {
-					state = "?"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", im.Name, state, im.URL)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if note != "" {
-				fmt.Fprintln(a.stdout, note)
-			}
-			fmt.Fprintln(a.stdout, "an image is downloaded at the first up that needs it; offline, import one with kvm-compose image import NAME FILE")
-			return nil
-		},
-	}
-}
-
-// cachedImages reads the server's image cache (GET /api/images): the names
-// and URLs it holds. note says why it could not, when it could not.
-func (a *app) cachedImages(ctx context.Context) (map[string]bool, string) {
-	c, err := a.client()
-	if err != nil {
-		return nil, "cached: unknown (" + err.Error() + ")"
-	}
-	raw, err := c.ImageCacheJSON(ctx)
-	if client.StatusOf(err) == http.StatusNotFound {
-		return nil, "cached: unknown (this server does not list its image cache)"
-	}
-	if err != nil {
-		return nil, "cached: unknown (" + err.Error() + ")"
-	}
-	// A list of images, or an object holding one under "images".
-	var list []map[string]any
-	if json.Unmarshal(raw, &list) != nil {
-		var wrapped struct {
-			Images []map[string]any `json:"images"`
-		}
-		if err := json.Unmarshal(raw, &wrapped); err != nil {
-			return nil, "cached: unknown (unexpected answer from GET /api/images)"
-		}
-		list = wrapped.Images
-	}
-	out := map[string]bool{}
-	for _, im := range list {
-		for _, k := range []string{"name", "url"} {
-			if s, ok := im[k].(string); ok && s != "" {
-				out[s] = true
-			}
-		}
-	}
-	return out, ""
 }
 
 // resetStateCommand is the original's deployment reset-state: it makes a

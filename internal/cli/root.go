@@ -135,6 +135,7 @@ action on the server; the exit status is the action's outcome.
 		a.consoleCommand(),
 		a.netemCommand(),
 		a.captureCommand(),
+		a.imageCommand(),
 		a.cloudImagesCommand(),
 		a.actionsCommand(),
 		a.filesCommand(),

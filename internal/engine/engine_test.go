@@ -27,7 +27,8 @@ type world struct {
 	allowed  map[string]bool
 	guests   map[string]bool
 	scripts  []string
-	failOn   string // guest whose Create fails
+	failOn   string   // guest whose Create fails
+	made     []string // guests Create made, in order
 	scriptRC map[string]error
 	block    chan struct{} // when set, RunScript waits on it or ctx
 }
@@ -81,6 +82,7 @@ func (w *world) Create(ctx context.Context, dep guest.Deployment, g *topology.Gu
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.guests[g.Name] = true
+	w.made = append(w.made, g.Name)
 	return true, nil
 }
 func (w *world) RunScript(ctx context.Context, dep guest.Deployment, g *topology.Guest, script string, log actlog.Log) error {
@@ -209,6 +211,12 @@ func TestFailedGuestRevertsEverything(t *testing.T) {
 	w.empty(t)
 	if !strings.Contains(log.Text(), "reverted") {
 		t.Fatalf("log does not say it reverted:\n%s", log.Text())
+	}
+	// A guest that came up is not removed without a word.
+	for _, g := range w.made {
+		if !strings.Contains(log.Text(), "guest "+g+": was up and ready, removed because this run failed") {
+			t.Errorf("log does not say why guest %s, which came up, was removed:\n%s", g, log.Text())
+		}
 	}
 }
 

@@ -309,6 +309,8 @@ func (gu *guestUp) ensure(ctx context.Context, pg *placed) error {
 	}
 	pg.fresh = true
 	u.made.add(func(ctx context.Context) error {
+		// It came up and answered: say why it goes anyway.
+		u.log.Printf("    guest %s: was up and ready, removed because this run failed elsewhere (see above)", g.Name)
 		if err := pg.drv.Destroy(ctx, pg.dep, g, u.log); err != nil {
 			return objectError("guest "+g.Name, err)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/net/namespace"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // The DHCP leases of guests with ip: dynamic: taken inside the guest right
@@ -27,9 +28,18 @@ func (u *upRun) leaseDynamic(ctx context.Context, pg *placed) (map[string]string
 		}
 		if nsPath == "" {
 			// A VM takes its lease with its own DHCP client (cloud-init
-			// asks for dhcp4 on this NIC). TODO: kernel-boot guests'
-			// initramfs and recording a VM's lease.
-			u.log.Printf("    guest %s: %s is dynamic: the guest's own DHCP client takes its lease", pg.g.Name, ifc.Name)
+			// asks for dhcp4 on this NIC); the driver reads it from the
+			// guest.
+			addr, err := vmLease(ctx, pg, ifc.Name)
+			if err != nil {
+				u.log.Printf("    guest %s: %s is dynamic: its lease is not known: %v", pg.g.Name, ifc.Name, err)
+				continue
+			}
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[ifc.Name] = addr
+			u.log.Printf("    guest %s: %s leased %s on %s (read from the guest)", pg.g.Name, ifc.Name, addr, ifc.Switch)
 			continue
 		}
 		net, err := RoutersOf(pg.host)
@@ -47,6 +57,20 @@ func (u *upRun) leaseDynamic(ctx context.Context, pg *placed) (map[string]string
 		u.log.Printf("    guest %s: %s leased %s (router %s) on %s", pg.g.Name, ifc.Name, addr, gw, ifc.Switch)
 	}
 	return out, nil
+}
+
+// LeaseReader is what a guest driver implements when its guests run their
+// own DHCP client (a VM): the address an interface holds, as a CIDR.
+type LeaseReader interface {
+	Lease(ctx context.Context, dep guest.Deployment, g *topology.Guest, iface string) (string, error)
+}
+
+func vmLease(ctx context.Context, pg *placed, iface string) (string, error) {
+	r, ok := pg.drv.(LeaseReader)
+	if !ok {
+		return "", fmt.Errorf("the %s driver cannot read it", pg.g.Kind)
+	}
+	return r.Lease(ctx, pg.dep, pg.g, iface)
 }
 
 // guestNetns is the namespace a guest's DHCP client runs in; "" for a

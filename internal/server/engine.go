@@ -24,6 +24,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest/docker"
 	"github.com/testbedos/testbedos/internal/guest/libvirt"
 	"github.com/testbedos/testbedos/internal/guest/netns"
+	"github.com/testbedos/testbedos/internal/images"
 	"github.com/testbedos/testbedos/internal/net/hostnet"
 	"github.com/testbedos/testbedos/internal/net/ovn"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
@@ -35,7 +36,7 @@ import (
 // (netlink bridges, or with the ovn backend OVN and the integration bridge)
 // and every guest kind, registered here in one list. closeNet stops what
 // the network started (the OVS/OVN daemons).
-func newLocalHost(ctx context.Context, cfg config.Server, hostName string, log *slog.Logger) (local *engine.LocalHost, closeNet func(), err error) {
+func newLocalHost(ctx context.Context, cfg config.Server, hostName string, imgs *images.Store, log *slog.Logger) (local *engine.LocalHost, closeNet func(), err error) {
 	instance, err := instanceID(cfg.InstanceIDPath())
 	if err != nil {
 		return nil, nil, err
@@ -51,11 +52,9 @@ func newLocalHost(ctx context.Context, cfg config.Server, hostName string, log *
 	}()
 	lv := libvirt.Options{
 		Socket: cfg.Libvirt.Socket, DomainType: cfg.Libvirt.DomainType, ProbeKernel: cfg.Libvirt.ProbeKernel,
-		ImageCache: cfg.Libvirt.ImageCache, ReadyTimeout: cfg.Libvirt.ReadyTimeout, Logger: log,
-		Instance: instance, DisksDir: cfg.DisksDir(),
-	}
-	if lv.ImageCache == "" {
-		lv.ImageCache = filepath.Join(cfg.DataDir, "cache", "images")
+		ReadyTimeout: cfg.Libvirt.ReadyTimeout, Logger: log,
+		Instance: instance, DisksDir: cfg.DisksDir(), ImageCache: imageCacheDir(cfg),
+		ImagesDir: filepath.Join(cfg.DataDir, "images"), Images: imgs,
 	}
 	// The docker client contacts dockerd only when a docker guest is used:
 	// a host without one starts, and such guests fail naming the daemon.
@@ -100,6 +99,25 @@ func ifElse(c bool, a, b string) string {
 	}
 	return b
 }
+
+// imageStore is the server's VM image cache, where the libvirt driver
+// keeps its images (TESTBEDOS_LIBVIRT_IMAGE_CACHE, default
+// <data>/cache/images; the original's <data>/images/<name>.img taken in).
+func imageStore(cfg config.Server) (*images.Store, error) {
+	return images.New(images.Options{Dir: imageCacheDir(cfg), Legacy: filepath.Join(cfg.DataDir, "images"), DisksDir: cfg.DisksDir()}), nil
+}
+
+// imageCacheDir is the libvirt driver's image cache: the configured one,
+// else <data>/cache/images.
+func imageCacheDir(cfg config.Server) string {
+	if cfg.Libvirt.ImageCache != "" {
+		return cfg.Libvirt.ImageCache
+	}
+	return filepath.Join(cfg.DataDir, "cache", "images")
+}
+
+// The libvirt driver reads the DHCP leases of VMs from the guests.
+var _ engine.LeaseReader = (*libvirt.Driver)(nil)
 
 // instanceID is this server's instance id, made at its first start: the
 // drivers mark what they make with it.

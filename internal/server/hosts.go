@@ -16,10 +16,13 @@ import (
 // and every joined client through its agent API over TLS pinned to the
 // client's certificate, with its member secret.
 type clusterHosts struct {
-	main    *engine.LocalHost
-	mainIP  string
-	members *cluster.Members
-	own     *Server
+	main   *engine.LocalHost
+	mainIP string
+	// The main's size (host.json), for load_balancing: resources.
+	mainCPUs     int
+	mainMemoryMB int64
+	members      *cluster.Members
+	own          *Server
 
 	mu      sync.Mutex
 	remotes map[string]remoteEntry // by member name
@@ -36,11 +39,11 @@ var _ engine.Hosts = (*clusterHosts)(nil)
 
 // List implements engine.Hosts: the main first, then the members by name.
 func (c *clusterHosts) List() []topology.Host {
-	out := []topology.Host{{Name: c.main.Name(), Main: true, IP: c.mainIP}}
+	out := []topology.Host{{Name: c.main.Name(), Main: true, IP: c.mainIP, CPUs: c.mainCPUs, MemoryMB: c.mainMemoryMB}}
 	members := c.members.List()
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 	for _, m := range members {
-		out = append(out, topology.Host{Name: m.Name, IP: m.Host.IP})
+		out = append(out, topology.Host{Name: m.Name, IP: m.Host.IP, CPUs: m.Host.CPUs, MemoryMB: m.Host.MemoryMB})
 	}
 	return out
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/events"
 	"github.com/testbedos/testbedos/internal/gui"
+	"github.com/testbedos/testbedos/internal/images"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/monitor"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
@@ -85,6 +86,8 @@ type Server struct {
 	apiMux   *http.ServeMux
 	// hostName is this machine's host name.
 	hostName string
+	// images is the VM image cache (GET/POST/DELETE /api/images).
+	images *images.Store
 	// exec runs the actions (the engine, unless a test gave another).
 	exec actions.Executor
 	// host is config/host.json; identity this host's TLS certificate.
@@ -194,17 +197,20 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	monOpts := monitor.Options{Interval: cfg.MonitorInterval, Records: records{s.store}, Logger: log.With("part", "monitor")}
+	if s.images, err = imageStore(cfg); err != nil {
+		return nil, err
+	}
 	exec := opts.Executor
 	if exec == nil {
 		// The engine names this host as the cluster does: host.json's name.
-		local, closeNet, err := newLocalHost(ctx, cfg, s.host.Name, log)
+		local, closeNet, err := newLocalHost(ctx, cfg, s.host.Name, s.images, log)
 		if err != nil {
 			return nil, err
 		}
 		s.closeNet = closeNet
 		var hosts engine.Hosts = engine.SingleHost{Main: local}
 		if s.members != nil {
-			hosts = &clusterHosts{main: local, mainIP: s.host.IP, members: s.members, own: s}
+			hosts = &clusterHosts{main: local, mainIP: s.host.IP, mainCPUs: s.host.CPUs, mainMemoryMB: s.host.MemoryMB, members: s.members, own: s}
 		}
 		exec = newEngine(cfg, s.host, hosts, s.store, log)
 		monOpts.Host = local
@@ -282,7 +288,7 @@ func (s *Server) routes() http.Handler {
 	s.table = s.mainTable(httpapi.Deps{
 		Store: s.store, Runner: s.runner, Snapshots: s.snaps, Plans: s.plans, Live: s.live, Stopping: s.liveCtx.Done(), Hub: s.hub, Events: s.events, Logger: s.log,
 		Status: s.status, Cluster: s.clusterAPI(), Guests: s.guests, Monitor: s.monitor,
-		DataDir: s.cfg.DataDir, TopologySVG: gui.TopologySVG,
+		DataDir: s.cfg.DataDir, TopologySVG: gui.TopologySVG, Images: s.images,
 		StreamOpened: func() error {
 			if !s.streams.open() {
 				return errStreamsClosed

@@ -20,6 +20,11 @@ const (
 // in turn, in YAML order. It is the default and, for now, the only policy.
 const LoadBalancingNaiveRoundRobin = "naive_round_robin"
 
+// LoadBalancingResources places each guest without a host on the host with
+// the most CPU and memory left once the guests placed before it are
+// counted (placement.go).
+const LoadBalancingResources = "resources"
+
 // Config is kvm-compose.yaml as written: nothing defaulted, nothing expanded.
 // Build it with Parse so that problems found later can still name lines.
 type Config struct {
@@ -152,6 +157,8 @@ type CloudImage struct {
 	RunScript   string            `yaml:"run_script"`
 	Environment map[string]string `yaml:"environment"`
 	Context     string            `yaml:"context"`
+	// SHA256 is the digest the image must have (hex), checked at up.
+	SHA256 string `yaml:"sha256"`
 }
 
 // KernelBoot boots a kernel directly.
@@ -243,6 +250,10 @@ type TestbedOptions struct {
 	// Management gives every guest a mgmt0 interface and a host name
 	// (management.go); nil: none.
 	Management *Management `yaml:"management"`
+	// ReadyTimeout bounds the wait for each VM to be ready (SSH answers,
+	// cloud-init done): seconds, or a Go duration such as 10m. Empty: the
+	// server's default.
+	ReadyTimeout string `yaml:"ready_timeout"`
 }
 
 // Kind is the guest kind the machine asks for (netns when none is given).

@@ -98,6 +98,8 @@ func Generate(opts Options) (*State, error) {
 		hosts:      hosts,
 		now:        now().UTC(),
 		files:      files,
+		// Checked by Parse: a valid value.
+		readyTimeout: readyTimeoutText(c.TestbedOptions.ReadyTimeout),
 	})
 	if err := newValidationError(joinProblems(append(ps, fps...), rps)); err != nil {
 		return nil, err
@@ -146,6 +148,16 @@ type resolveEnv struct {
 	files map[string]string
 	// providers are the provider networks (Options.ProviderNetworks).
 	providers map[string]string
+	// readyTimeout is testbed_options.ready_timeout as a Go duration.
+	readyTimeout string
+}
+
+func readyTimeoutText(s string) string {
+	d, err := ParseReadyTimeout(s)
+	if err != nil || d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // resolve turns a checked Config into the State. The problems it can still
@@ -189,19 +201,17 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 	type owner struct{ guest, field string }
 	hostIfs := map[string]owner{}
 	macs := map[string]owner{}
-	next := 0 // round robin over hosts, for guests that name none
+	place := newPlacer(c.TestbedOptions.LoadBalancing, env.hosts)
 	for _, in := range c.instances() {
 		m := &c.Machines[in.machine]
 		mp := fmt.Sprintf("machines[%d]", in.machine)
 		g := Guest{Name: in.name, Kind: m.Kind(), Clone: in.clone}
 		switch {
 		case m.Host == "":
-			if len(env.hosts) > 0 {
-				g.Host = env.hosts[next%len(env.hosts)].Name
-				next++
-			}
+			g.Host = place.next(m)
 		case known[m.Host]:
 			g.Host = m.Host
+			place.take(m.Host, m)
 		case in.clone <= 1: // once per machine, not per clone
 			ps.addf(mp+".host", "%s is not a host of the cluster (hosts: %s)", m.Host, strings.Join(hostNames, ", "))
 		}
@@ -353,7 +363,7 @@ func (c *Config) resolveKind(g *Guest, m *Machine, mp string, env resolveEnv) {
 		l := m.Libvirt
 		g.SetupScript = file("libvirt.setup_script", l.SetupScript)
 		spec := &LibvirtSpec{Domain: DomainName(env.deployment, g.Name), CPUs: l.CPUs, MemoryMB: l.MemoryMB,
-			Username: l.Username, Password: l.Password, StaticIP: l.StaticIP}
+			Username: l.Username, Password: l.Password, StaticIP: l.StaticIP, ReadyTimeout: env.readyTimeout}
 		if l.TCPTTYPort > 0 {
 			spec.TCPTTYPort = l.TCPTTYPort + max(g.Clone, 1) - 1
 		}
@@ -390,6 +400,7 @@ func (c *Config) resolveKind(g *Guest, m *Machine, mp string, env resolveEnv) {
 			if len(ci.Environment) > 0 {
 				spec.Environment = maps.Clone(ci.Environment)
 			}
+			spec.ImageSHA256 = strings.ToLower(ci.SHA256)
 		case t.Kernel != nil:
 			spec.Boot = BootKernel
 			spec.Kernel = file(tp+"kernel.kernel", t.Kernel.Kernel)

@@ -40,6 +40,10 @@ type Host struct {
 	// switches spanning hosts run between; whoever builds the host list
 	// sets it. A cluster of one host needs none.
 	IP string `json:"ip,omitempty"`
+	// CPUs and MemoryMB are the host's (host.json), for load_balancing:
+	// resources; 0 when not known.
+	CPUs     int   `json:"cpus,omitempty"`
+	MemoryMB int64 `json:"memory_mb,omitempty"`
 }
 
 // Switch is one layer-2 segment: a Linux bridge on every host that has a
@@ -143,6 +147,9 @@ type LibvirtSpec struct {
 	Domain   string `json:"domain"`
 	CPUs     int    `json:"cpus"`
 	MemoryMB int    `json:"memory_mb"`
+	// ReadyTimeout bounds the wait for the guest to be ready (a Go
+	// duration; empty: the server's default), from testbed_options.
+	ReadyTimeout string `json:"ready_timeout,omitempty"`
 	// Boot is one of the Boot* constants; the fields below it are set for
 	// that source only.
 	Boot string `json:"boot"`
@@ -154,7 +161,9 @@ type LibvirtSpec struct {
 	ISOPath string `json:"iso_path,omitempty"`
 	// cloud_image
 	ImageURL  string `json:"image_url,omitempty"`
-	ImageName string `json:"image_name,omitempty"` // optional cache file name
+	ImageName string `json:"image_name,omitempty"` // the image's name in the server's image cache
+	// ImageSHA256 is the digest the image must have (hex), when given.
+	ImageSHA256 string `json:"image_sha256,omitempty"`
 	// ExpandGB grows the disk this many GiB past the image's size.
 	ExpandGB int `json:"expand_gigabytes,omitempty"`
 	// kernel

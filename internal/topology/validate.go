@@ -19,9 +19,12 @@ func (c *Config) check(ps *problems) {
 		ps.addf("machines", "must list at least one machine")
 	}
 	switch c.TestbedOptions.loadBalancing() {
-	case "", LoadBalancingNaiveRoundRobin:
+	case "", LoadBalancingNaiveRoundRobin, LoadBalancingResources:
 	default:
-		ps.addf("testbed_options.load_balancing", "%q is not supported (use %s, or the original's %s)", c.TestbedOptions.LoadBalancing, LoadBalancingNaiveRoundRobin, LoadBalancingOriginal)
+		ps.addf("testbed_options.load_balancing", "%q is not supported (use %s or %s, or the original's %s)", c.TestbedOptions.LoadBalancing, LoadBalancingNaiveRoundRobin, LoadBalancingResources, LoadBalancingOriginal)
+	}
+	if _, err := ParseReadyTimeout(c.TestbedOptions.ReadyTimeout); err != nil {
+		ps.addf("testbed_options.ready_timeout", "%v", err)
 	}
 	if c.Network.OVN != nil && c.Network.Switches != nil {
 		ps.addf("network.ovn", "cannot be given together with network.switches: use one spelling")
@@ -188,6 +191,9 @@ func (c *Config) checkLibvirt(ps *problems, lp string, m *Machine) {
 			ps.addf(tp+".cloud_image.url", "%q is not an http or https URL", ci.URL)
 		}
 		c.checkCloudSetup(ps, lp, ci)
+		if h := ci.SHA256; h != "" && !isHexDigest(h) {
+			ps.addf(tp+".cloud_image.sha256", "%q is not a sha256 digest (64 hex digits)", h)
+		}
 		if ci.ExpandGigabytes < 0 {
 			ps.addf(tp+".cloud_image.expand_gigabytes", "%d must not be negative", ci.ExpandGigabytes)
 		}
@@ -427,4 +433,17 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// isHexDigest: 64 hex digits.
+func isHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
+			return false
+		}
+	}
+	return true
 }

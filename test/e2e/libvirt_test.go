@@ -120,7 +120,7 @@ func TestLibvirtMixedTopology(t *testing.T) {
 	for _, want := range []string{
 		"[vm1] hello from vm1 of " + name, "[vm2] hello from vm2 of " + name,
 		"[vm1] eth0 10.0.0.11/24", "[ns1] namespace ns1 ready",
-		"virtual machines run under", "reachable over SSH", "==> up [6/6] end",
+		"virtual machines run under", "ready after", "==> up [6/6] end",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("up log lacks %q:\n%s", want, log)

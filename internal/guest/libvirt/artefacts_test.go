@@ -282,6 +282,17 @@ func TestPermissionHint(t *testing.T) {
 	if !strings.Contains(hint, "cannot enter "+closed+", mode 700") || !strings.Contains(hint, "chmod o+x "+closed) {
 		t.Errorf("hint = %q", hint)
 	}
+	// The backing image of a linked clone, under a data folder QEMU's user
+	// cannot enter (a clone of the project in /root).
+	data := filepath.Join(t.TempDir(), "root")
+	image := filepath.Join(data, "cache", "images", "sha256", "abc")
+	os.MkdirAll(filepath.Dir(image), 0o755)
+	os.WriteFile(image, nil, 0o644)
+	os.Chmod(data, 0o700)
+	hint = permissionHint(errors.New("Could not open backing file: Permission denied"), domainDoc{&libvirtxml.Domain{}}, image)
+	if !strings.Contains(hint, "cannot enter "+data+", mode 700, above "+image) || !strings.Contains(hint, "chmod o+x "+data) {
+		t.Errorf("hint for the backing image = %q", hint)
+	}
 	if permissionHint(errors.New("something else"), dom) != "" {
 		t.Error("a hint for an error that is not about permissions")
 	}

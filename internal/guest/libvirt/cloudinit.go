@@ -22,16 +22,19 @@ type (
 		LocalHostname string `yaml:"local-hostname"`
 	}
 	cloudConfig struct {
-		Hostname          string            `yaml:"hostname"`
-		PreserveHostname  bool              `yaml:"preserve_hostname"`
-		ManageEtcHosts    bool              `yaml:"manage_etc_hosts"`
-		DisableRoot       bool              `yaml:"disable_root"`
-		SSHPasswordAuth   bool              `yaml:"ssh_pwauth"`
-		SSHDeleteKeys     bool              `yaml:"ssh_deletekeys"`
-		SSHKeys           map[string]string `yaml:"ssh_keys"`
-		SSHAuthorizedKeys []string          `yaml:"ssh_authorized_keys"`
-		Users             []any             `yaml:"users"`
-		WriteFiles        []cloudFile       `yaml:"write_files,omitempty"`
+		Hostname         string            `yaml:"hostname"`
+		PreserveHostname bool              `yaml:"preserve_hostname"`
+		ManageEtcHosts   bool              `yaml:"manage_etc_hosts"`
+		DisableRoot      bool              `yaml:"disable_root"`
+		SSHPasswordAuth  bool              `yaml:"ssh_pwauth"`
+		SSHDeleteKeys    bool              `yaml:"ssh_deletekeys"`
+		SSHKeys          map[string]string `yaml:"ssh_keys"`
+		// SSHGenKeyTypes: only the ed25519 key given in SSHKeys; making
+		// RSA and ECDSA keys costs seconds of boot under TCG.
+		SSHGenKeyTypes    []string    `yaml:"ssh_genkeytypes"`
+		SSHAuthorizedKeys []string    `yaml:"ssh_authorized_keys"`
+		Users             []any       `yaml:"users"`
+		WriteFiles        []cloudFile `yaml:"write_files,omitempty"`
 	}
 	cloudFile struct {
 		Path        string `yaml:"path"`
@@ -91,6 +94,7 @@ func cloudFiles(st *topology.State, g *topology.Guest, authorizedKey string, hos
 		ManageEtcHosts:    len(files) == 0,
 		SSHDeleteKeys:     true,
 		SSHKeys:           map[string]string{"ed25519_private": string(hostKey.pem), "ed25519_public": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey.signer.PublicKey())))},
+		SSHGenKeyTypes:    []string{"ed25519"},
 		SSHAuthorizedKeys: keys,
 		Users: []any{"default", cloudUserEntry{
 			Name: cloudUser, Gecos: "TestbedOS", Sudo: "ALL=(ALL) NOPASSWD:ALL", LockPasswd: true, SSHAuthorizedKeys: keys,

@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/images"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -80,6 +82,12 @@ type Options struct {
 	// /var/lib/testbedos/cache/images (the server passes <data
 	// dir>/cache/images).
 	ImageCache string
+	// ImagesDir is the original's folder of named images
+	// (<data>/images/<name>.img), taken in when a guest asks for the name.
+	ImagesDir string
+	// Images is the image cache to use; nil: one over ImageCache and
+	// ImagesDir. The server shares its own with the /api/images routes.
+	Images *images.Store
 	// Instance identifies the server (its data folder's instance id); it
 	// marks every domain the driver defines.
 	Instance string
@@ -87,10 +95,15 @@ type Options struct {
 	// pool) per deployment: <data dir>/disks in the server; empty:
 	// <work>/libvirt/disks (drivers' own tests).
 	DisksDir string
-	// ReadyTimeout bounds the wait for a guest to answer over SSH. Default 180 s,
-	// generous for TCG on a loaded host.
+	// ReadyTimeout bounds the wait for a guest to be ready (SSH answers,
+	// cloud-init done) when one boots alone; a deployment's
+	// testbed_options.ready_timeout overrides it. Default 180 s. The
+	// deadline grows with the number of guests booting at once per CPU.
 	ReadyTimeout time.Duration
-	Logger       *slog.Logger
+	// CPUs is the host's CPU count the deadline scales by; default
+	// runtime.NumCPU().
+	CPUs   int
+	Logger *slog.Logger
 }
 
 // Driver implements guest.Driver, guest.ArtefactWriter and
@@ -100,11 +113,13 @@ type Driver struct {
 	log  *slog.Logger
 
 	accel accelCache
-	// poolLocks serialises the changes to a pool's volumes; images the
-	// downloads per cache file; copies the source pools of deep copies.
+	// poolLocks serialises the changes to a pool's volumes; copies the
+	// source pools of deep copies.
 	poolLocks keyedMutex
-	images    keyedMutex
 	copies    sync.Mutex
+	images    *images.Store
+	// boots counts the guests waiting to be ready now.
+	boots bootCounter
 }
 
 var (
@@ -134,7 +149,14 @@ func New(opts Options) *Driver {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Driver{opts: opts, log: opts.Logger}
+	if opts.CPUs <= 0 {
+		opts.CPUs = runtime.NumCPU()
+	}
+	st := opts.Images
+	if st == nil {
+		st = images.New(images.Options{Dir: opts.ImageCache, Legacy: opts.ImagesDir, DisksDir: opts.DisksDir})
+	}
+	return &Driver{opts: opts, log: opts.Logger, images: st}
 }
 
 // Kind is "libvirt".
@@ -244,7 +266,8 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	pins.rewrite(dom)
-	if err := d.createVolume(ctx, s, dep, g, pins, log); err != nil {
+	backing, err := d.createVolume(ctx, s, dep, g, pins, log)
+	if err != nil {
 		return err
 	}
 	xml, err := dom.Marshal()
@@ -257,7 +280,7 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	}
 	start := time.Now()
 	if err := s.DomainCreate(defined); err != nil {
-		return s.err(fmt.Errorf("start domain %s: %w%s", spec.Domain, err, permissionHint(err, dom)))
+		return s.err(fmt.Errorf("start domain %s: %w%s", spec.Domain, err, permissionHint(err, dom, backing)))
 	}
 	if err := dep.BindPorts(ctx, g.Interfaces); err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
@@ -266,12 +289,12 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if !waitsForSSH(spec) {
 		return nil
 	}
-	client, err := d.waitReady(ctx, s, dep, g, defined)
+	client, status, err := d.waitReady(ctx, s, dep, g, defined)
 	if err != nil {
 		return err
 	}
 	client.Close()
-	log.Printf("    guest %s: reachable over SSH at %s after %.1f s", g.Name, sshAddr(g), time.Since(start).Seconds())
+	log.Printf("    guest %s: ready after %.1f s: SSH at %s%s", g.Name, time.Since(start).Seconds(), sshAddr(g), cloudInitText(status))
 	return nil
 }
 
@@ -299,11 +322,12 @@ func (d *Driver) startExisting(ctx context.Context, s *session, dep guest.Deploy
 	if !waitsForSSH(spec) {
 		return nil
 	}
-	client, err := d.waitReady(ctx, s, dep, g, dom)
+	client, status, err := d.waitReady(ctx, s, dep, g, dom)
 	if err != nil {
 		return err
 	}
 	client.Close()
+	log.Printf("    guest %s: ready: SSH at %s%s", g.Name, sshAddr(g), cloudInitText(status))
 	return nil
 }
 
@@ -423,9 +447,17 @@ func describeType(t string) string {
 // permissionHint explains a start that failed on file permissions: QEMU
 // runs as an unprivileged user (libvirt-qemu on Debian) that must be able
 // to walk into every folder above the files it opens.
-func permissionHint(err error, dom domainDoc) string {
+func permissionHint(err error, dom domainDoc, more ...string) string {
 	if !strings.Contains(err.Error(), "Permission denied") {
 		return ""
+	}
+	for _, f := range append(dom.files(), more...) {
+		if f == "" {
+			continue
+		}
+		if herr := images.CheckReadable(f); herr != nil && !errors.Is(herr, fs.ErrNotExist) {
+			return " (" + herr.Error() + ")"
+		}
 	}
 	for _, f := range dom.files() {
 		for dir := filepath.Dir(f); dir != "/" && dir != "."; dir = filepath.Dir(dir) {

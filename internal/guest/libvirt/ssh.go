@@ -239,65 +239,114 @@ func consoleTrouble(out []byte) string {
 	return ""
 }
 
-// waitReady waits until the guest accepts an SSH login, at most
-// ReadyTimeout. It gives up early when the domain stops or the console
-// reports a failure; errors carry the end of the console.
-func (d *Driver) waitReady(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom golibvirt.Domain) (*ssh.Client, error) {
+// waitReady waits until the guest is ready: it accepts an SSH login and,
+// for a cloud image, cloud-init has finished (so a setup script does not
+// race it). The deadline is readyLimitOf's, grown while more guests boot
+// at once. It gives up early when the domain stops or the console reports
+// a failure; errors carry the last real error, the setting to change and
+// the end of the console. status is cloud-init's, if asked.
+func (d *Driver) waitReady(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom golibvirt.Domain) (client *ssh.Client, status string, err error) {
 	p := d.depPaths(dep, g)
 	key, err := sshkey.Load(p.artefacts)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, d.opts.ReadyTimeout,
-		fmt.Errorf("not reachable over SSH at %s within %s", sshAddr(g), d.opts.ReadyTimeout))
-	defer cancel()
+	defer d.boots.enter()()
+	limit := d.readyLimitOf(g.Libvirt)
+	start := time.Now()
 	var (
 		last       error
 		lastDial   time.Time
 		dialedLate bool // dialed since the console said ready
 		lastState  time.Time
+		out        []byte
 	)
+	note := func(err error) {
+		// An attempt cut short by the end of the wait says nothing.
+		if err != nil && ctx.Err() == nil {
+			last = err
+		}
+	}
+	expired := func() bool {
+		limit.see(d.boots.count())
+		return time.Since(start) > limit.total()
+	}
+	timedOut := func(what string) error {
+		lastText := "none: nothing answered"
+		if last != nil {
+			lastText = last.Error()
+		}
+		return fmt.Errorf("guest %s not ready %s: %s (last error: %s)\nconsole (%s):\n%s", g.Name, limit.describe(), what, lastText, p.console, tail(out, 2000))
+	}
+	dial := func() (*ssh.Client, error) {
+		for {
+			out, _ = os.ReadFile(p.console)
+			if msg := consoleTrouble(out); msg != "" {
+				return nil, fmt.Errorf("guest %s failed to boot: %s\nconsole (%s):\n%s", g.Name, msg, p.console, tail(out, 2000))
+			}
+			ready := bytes.Contains(out, []byte(readyMarker))
+			switch {
+			case ready && !dialedLate:
+				dialedLate, lastDial = true, time.Now()
+				c, err := dialGuest(ctx, g, p, key.Signer, 0)
+				if err == nil {
+					return c, nil
+				}
+				note(err)
+			case time.Since(lastDial) >= earlyDialEvery:
+				lastDial = time.Now()
+				timeout := earlyDialTimeout
+				if ready {
+					timeout = 0 // a ready guest's neighbour entry may take a while
+				}
+				c, err := dialGuest(ctx, g, p, key.Signer, timeout)
+				if err == nil {
+					return c, nil
+				}
+				note(err)
+			}
+			if time.Since(lastState) >= 2*time.Second {
+				lastState = time.Now()
+				state, _, err := s.DomainGetState(dom, 0)
+				if err == nil && golibvirt.DomainState(state) != golibvirt.DomainRunning {
+					return nil, fmt.Errorf("guest %s stopped while booting (domain state %s)\nconsole (%s):\n%s", g.Name, golibvirt.DomainState(state), p.console, tail(out, 2000))
+				}
+			}
+			if expired() {
+				return nil, timedOut("not reachable over SSH at " + sshAddr(g))
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(consolePoll):
+			}
+		}
+	}
 	for {
-		out, _ := os.ReadFile(p.console)
-		if msg := consoleTrouble(out); msg != "" {
-			return nil, fmt.Errorf("guest %s failed to boot: %s\nconsole (%s):\n%s", g.Name, msg, p.console, tail(out, 2000))
+		c, err := dial()
+		if err != nil {
+			return nil, "", err
 		}
-		ready := bytes.Contains(out, []byte(readyMarker))
-		switch {
-		case ready && !dialedLate:
-			dialedLate, lastDial = true, time.Now()
-			c, err := dialGuest(ctx, g, p, key.Signer, 0)
-			if err == nil {
-				return c, nil
-			}
-			last = err
-		case time.Since(lastDial) >= earlyDialEvery:
-			lastDial = time.Now()
-			timeout := earlyDialTimeout
-			if ready {
-				timeout = 0 // a ready guest's neighbour entry may take a while
-			}
-			c, err := dialGuest(ctx, g, p, key.Signer, timeout)
-			if err == nil {
-				return c, nil
-			}
-			last = err
+		if g.Libvirt.Boot != topology.BootCloudImage {
+			return c, "", nil
 		}
-		if time.Since(lastState) >= 2*time.Second {
-			lastState = time.Now()
-			state, _, err := s.DomainGetState(dom, 0)
-			if err == nil && golibvirt.DomainState(state) != golibvirt.DomainRunning {
-				return nil, fmt.Errorf("guest %s stopped while booting (domain state %s)\nconsole (%s):\n%s", g.Name, golibvirt.DomainState(state), p.console, tail(out, 2000))
-			}
+		wctx, cancel := context.WithDeadline(ctx, start.Add(limit.total()))
+		status, err := awaitCloudInit(wctx, c)
+		cancel()
+		if err == nil {
+			return c, status, nil
 		}
-		select {
-		case <-ctx.Done():
-			if cause := context.Cause(ctx); ctx.Err() == context.DeadlineExceeded && cause != nil {
-				return nil, fmt.Errorf("guest %s %w (last error: %v)\nconsole (%s):\n%s", g.Name, cause, last, p.console, tail(out, 2000))
-			}
-			return nil, ctx.Err()
-		case <-time.After(consolePoll):
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
 		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			note(err)
+		}
+		if expired() {
+			return nil, "", timedOut("SSH answers, but cloud-init has not finished")
+		}
+		lastDial = time.Time{}
 	}
 }
 
@@ -340,7 +389,7 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 		}
 		return s.err(err)
 	}
-	client, err := d.waitReady(ctx, s, dep, g, dom)
+	client, _, err := d.waitReady(ctx, s, dep, g, dom)
 	s.close()
 	if err != nil {
 		return err

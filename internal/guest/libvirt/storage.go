@@ -20,9 +20,15 @@ import (
 // that holds the disks of a deployment's guests.
 func PoolName(deployment string) string { return "tbos." + deployment }
 
-// createVolume makes the guest's disk volume (see volumeOf).
-// A project disk it clones or copies is read through its pin.
-func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, pins pinnedFiles, log actlog.Log) error {
+// createVolume makes the guest's disk volume (see volumeOf) and returns
+// the image it is a linked clone of, if any. A project disk it clones or
+// copies is read through its pin.
+func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, pins pinnedFiles, log actlog.Log) (backing string, err error) {
+	err = d.makeVolume(ctx, s, dep, g, pins, log, &backing)
+	return backing, err
+}
+
+func (d *Driver) makeVolume(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, pins pinnedFiles, log actlog.Log, backing *string) error {
 	p := d.depPaths(dep, g)
 	v := volumeOf(g.Libvirt, g.Name)
 	from := v.backing + v.copyFrom // the project's disk, as the log names it
@@ -33,6 +39,7 @@ func (d *Driver) createVolume(ctx context.Context, s *session, dep guest.Deploym
 			return fmt.Errorf("guest %s: %w", g.Name, err)
 		}
 		v.backing, v.backingFormat, from = path, format, path
+		*backing = path
 		if gb := g.Libvirt.ExpandGB; gb > 0 {
 			size, err := virtualSize(path, format)
 			if err != nil {

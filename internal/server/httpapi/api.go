@@ -52,6 +52,8 @@ type Deps struct {
 	Guests Guests
 	// Monitor serves the monitoring routes (monitor.go).
 	Monitor Monitor
+	// Images is the VM image cache; nil answers 503 on /api/images.
+	Images Images
 	// Stopping is closed when the server shuts down: consoles and captures
 	// end then.
 	Stopping <-chan struct{}
@@ -134,6 +136,10 @@ func routes(d Deps) []route {
 		{"GET /api/deployments/{name}/export", exportDeployment(d), stream},
 		// A stream: no deadline while a bundle as large as 4 GiB comes in.
 		{"POST /api/deployments/import", importDeployment(d, folders), stream},
+		{"GET /api/images", listImages(d), user},
+		// An image is streamed in for as long as it takes.
+		{"POST /api/images", importImage(d), stream},
+		{"DELETE /api/images/{name}", deleteImage(d), user},
 	}, clusterRoutes(d)...)
 }
 

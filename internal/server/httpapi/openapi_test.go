@@ -955,6 +955,7 @@ func TestServerAnswersAsDocumented(t *testing.T) {
 	c.do(t, sock, call{method: "DELETE", path: "/api/deployments/bad", want: 204})
 
 	clusterExchanges(t, c, tb)
+	imageCalls(t, c, tb)
 
 	// Every route but /healthz wants the token over TCP.
 	for path, item := range c.doc.Paths.Map() {

@@ -39,6 +39,11 @@ var calls = map[string]func(ctx context.Context, c *testbedos.Client){
 	"Actions":      func(ctx context.Context, c *testbedos.Client) { c.Actions(ctx, "lab", 10, 0) },
 	"ProjectFiles": func(ctx context.Context, c *testbedos.Client) { c.ProjectFiles(ctx, "lab") },
 	"Power":        func(ctx context.Context, c *testbedos.Client) { c.Power(ctx, "lab", "web", "stopped") },
+	"Images":       func(ctx context.Context, c *testbedos.Client) { c.Images(ctx) },
+	"ImportImage": func(ctx context.Context, c *testbedos.Client) {
+		c.ImportImage(ctx, "debian12", strings.NewReader("qcow2"), "")
+	},
+	"DeleteImage": func(ctx context.Context, c *testbedos.Client) { c.DeleteImage(ctx, "debian12") },
 	"ExecAll": func(ctx context.Context, c *testbedos.Client) {
 		c.ExecAll(ctx, "lab", testbedos.FanoutExecRequest{Command: []string{"true"}})
 	},

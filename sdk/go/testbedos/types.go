@@ -21,6 +21,7 @@ type (
 	LogIndex            = api.LogIndex
 	ActionPage          = api.ActionPage
 	ProjectFile         = api.ProjectFile
+	Image               = api.Image
 	FanoutExecRequest   = api.FanoutExecRequest
 	FanoutExecResult    = api.FanoutExecResult
 	ProjectFiles        = api.ProjectFiles

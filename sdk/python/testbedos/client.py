@@ -189,6 +189,28 @@ class Client:
             body["timeout_s"] = timeout_s
         return self._call("POST", _dep(name) + "/exec", body)
 
+    def images(self):
+        """The server's VM images: [{"name", "url", "sha256", "size", "used_by"}]."""
+        return self._call("GET", "/api/images")
+
+    def import_image(self, name, data, sha256=""):
+        """Sends an image (bytes) to the server as name; sha256 is checked
+        when given."""
+        boundary = "testbedos" + os.urandom(8).hex()
+        parts = [("name", name)] + ([("sha256", sha256)] if sha256 else [])
+        body = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+            for k, v in parts)
+        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                 'Content-Type: application/octet-stream\r\n\r\n').encode() + bytes(data)
+        body += f"\r\n--{boundary}--\r\n".encode()
+        return self._call("POST", "/api/images", body=body,
+                          content_type="multipart/form-data; boundary=" + boundary)
+
+    def delete_image(self, name):
+        """Removes an image (refused while a deployment uses it)."""
+        return self._call("DELETE", "/api/images/" + _q(name))
+
     def files(self, name):
         """The regular files of a deployment's project folder:
         {"files": [{"path", "size", "executable"}], "truncated": bool}."""
