@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,35 +44,7 @@ func benchThroughServer(b *testing.B, n, switches int) {
 	for k := range switches {
 		fmt.Fprintf(&y, "    sw%d: {subnet: 10.%d.0.0/16}\n", k, 124+k)
 	}
-	dir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(y.String()), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	name := uniqueName("bench")
-	if _, err := s.c.CreateDeployment(ctx, name, dir); err != nil {
-		b.Fatal(err)
-	}
-	run := func(c api.CommandName) error {
-		id, err := s.c.Action(ctx, name, api.ActionRequest{Command: api.Command{Name: c}})
-		if err != nil {
-			return err
-		}
-		o, err := s.c.Follow(ctx, id, func(string) {})
-		if err != nil {
-			return err
-		}
-		if o.ErrorCode != 0 {
-			return fmt.Errorf("%s failed: %+v", c, o)
-		}
-		return nil
-	}
-	if err := run(api.CmdGenerateArtefacts); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		run(api.CmdDown)
-		nettest.RemoveAll(netnsPrefix(name))
-	})
+	_, run := benchLab(b, s, y.String())
 
 	prefix := nettest.Prefix(b)
 	p := benchbase.Plan{Prefix: prefix, N: n}
