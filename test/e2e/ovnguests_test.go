@@ -58,7 +58,7 @@ func TestOVNGuestKinds(t *testing.T) {
 	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
 	st := state(t, s, name)
 	log := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
-	if !strings.Contains(log, "reachable over SSH") {
+	if !strings.Contains(log, "guest vm1: ready after") {
 		t.Errorf("up log lacks the VM reached over SSH:\n%s", log)
 	}
 	ns1 := netnsPrefix(name) + "ns1"
