@@ -142,7 +142,7 @@ func (b *bridgeUp) plan(ctx context.Context) (string, error) {
 			return objectError("switch "+pb.sw.Name, fmt.Errorf("on %s: %w", pb.host.Name(), err))
 		}
 		pb.owned = pb.recorded && rec.Made
-		pb.make = !exists && (pb.owned || !pb.recorded)
+		pb.toMake = !exists && (pb.owned || !pb.recorded)
 		// A provider network's bridge is another deployment's too.
 		foreign[i] = exists && !pb.recorded && !sharedSwitch(&pb.sw)
 		return nil
@@ -190,7 +190,7 @@ func (b *bridgeUp) items() []item {
 			}
 			created, err := net.EnsureBridge(ctx, name)
 			if err != nil {
-				if pb.make {
+				if pb.toMake {
 					// It was missing and may exist now (a remote host can
 					// finish what the main gave up waiting for): undo it
 					// by name, as if made.
@@ -208,7 +208,7 @@ func (b *bridgeUp) items() []item {
 			case created:
 				how = "created"
 				u.made.add(undo)
-			case pb.make && !pb.owned:
+			case pb.toMake && !pb.owned:
 				// It appeared between plan and make: used, never deleted.
 				u.led.edit(func(r *Record) {
 					rec := r.host(host).Bridges[name]

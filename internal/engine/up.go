@@ -97,8 +97,8 @@ type placedBridge struct {
 	sw   topology.Switch
 	host Host
 	// recorded: in the record before this run; owned: an earlier up made
-	// it; make: missing, so this run makes it; started: its item ran.
-	recorded, owned, make, started bool
+	// it; toMake: missing, so this run makes it; started: its item ran.
+	recorded, owned, toMake, started bool
 }
 
 // stages are up's stages: a kind has a stage only when the state has
