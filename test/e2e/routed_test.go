@@ -198,8 +198,10 @@ func listenOnce(t *testing.T, ns, addr string) func() string {
 	}
 	seen := make(chan string, 1)
 	go func() {
-		defer ln.Close()
 		c, err := ln.Accept()
+		// Closed before the answer: the caller may listen on addr again
+		// right away.
+		ln.Close()
 		if err != nil {
 			seen <- err.Error()
 			return

@@ -90,9 +90,13 @@ func (d *Driver) Console(ctx context.Context, dep guest.Deployment, g *topology.
 		return nil, err
 	}
 	defer unix.Close(nsfd)
-	shell := "/bin/sh"
+	// The guest shares the host's files but is not the host's root: the
+	// host user's startup files (~/.bashrc, /etc/bash.bashrc) are not run,
+	// so nothing of the host's shell set-up (or a hang in it) reaches the
+	// console.
+	argv := []string{"/bin/sh", "-i"}
 	if _, err := os.Stat("/bin/bash"); err == nil {
-		shell = "/bin/bash"
+		argv = []string{"/bin/bash", "--norc", "--noprofile", "-i"}
 	}
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -105,7 +109,7 @@ func (d *Driver) Console(ctx context.Context, dep guest.Deployment, g *topology.
 		return nil, err
 	}
 	defer closeCgroup()
-	c, err := startInNetns(nsfd, []string{shell, "-i"}, func(c *exec.Cmd) {
+	c, err := startInNetns(nsfd, argv, func(c *exec.Cmd) {
 		c.Dir = "/"
 		c.Env = append(guestEnv(dep, g), "TERM=xterm-256color", "PS1="+g.Name+"# ")
 		c.Stdin, c.Stdout, c.Stderr = tty, tty, tty
@@ -114,7 +118,7 @@ func (d *Driver) Console(ctx context.Context, dep guest.Deployment, g *topology.
 	})
 	if err != nil {
 		ptmx.Close()
-		return nil, fmt.Errorf("guest %s: console: start %s: %w", g.Name, shell, err)
+		return nil, fmt.Errorf("guest %s: console: start %s: %w", g.Name, argv[0], err)
 	}
 	t := &ptyTerminal{File: ptmx, cmd: c}
 	go func() { _ = c.Wait() }()
