@@ -13,16 +13,14 @@ import (
 // the host ends of guests' interfaces are still ports of their bridge (a
 // bridge deleted and made again has lost them), with the repair.
 
-func (s *server) hasTunnel(w http.ResponseWriter, r *http.Request) error {
+// answerExists answers {"exists": …} for the object named in the path,
+// checked by has once the name is a valid link name.
+func answerExists(w http.ResponseWriter, r *http.Request, what string, has func(ctx context.Context, name string) (bool, error)) error {
 	name := r.PathValue("name")
 	if !linkName.MatchString(name) {
-		return badRequest("invalid tunnel name %q", name)
+		return badRequest("invalid %s name %q", what, name)
 	}
-	t, err := s.tunnels()
-	if err != nil {
-		return err
-	}
-	ok, err := t.HasTunnel(r.Context(), name)
+	ok, err := has(r.Context(), name)
 	if err != nil {
 		return err
 	}
@@ -30,21 +28,24 @@ func (s *server) hasTunnel(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *server) hasTunnel(w http.ResponseWriter, r *http.Request) error {
+	return answerExists(w, r, "tunnel", func(ctx context.Context, name string) (bool, error) {
+		t, err := s.tunnels()
+		if err != nil {
+			return false, err
+		}
+		return t.HasTunnel(ctx, name)
+	})
+}
+
 func (s *server) hasACLTable(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("name")
-	if !linkName.MatchString(name) {
-		return badRequest("invalid acl table name %q", name)
-	}
-	a, err := s.acls()
-	if err != nil {
-		return err
-	}
-	ok, err := a.HasACLTable(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	writeAnswer(w, http.StatusOK, map[string]bool{"exists": ok})
-	return nil
+	return answerExists(w, r, "acl table", func(ctx context.Context, name string) (bool, error) {
+		a, err := s.acls()
+		if err != nil {
+			return false, err
+		}
+		return a.HasACLTable(ctx, name)
+	})
 }
 
 func (s *server) aclReplies(w http.ResponseWriter, r *http.Request) error {
