@@ -306,9 +306,12 @@ func TestRobustFailedUp(t *testing.T) {
 	mustSucceed(t, s, warmName, cmd(api.CmdUp))
 	mustSucceed(t, s, warmName, cmd(api.CmdDown))
 	base := goroutines(t, s)
+	// A few goroutines come and go with the pooled keep-alive connections
+	// to dockerd (two each, a connection per docker call made at once);
+	// a leak of the failed ups grows past that.
 	settled := func(when string) {
 		t.Helper()
-		if n := goroutines(t, s); n > base+3 {
+		if n := goroutines(t, s); n > base+5 {
 			t.Errorf("goroutines %s: %d, %d at start", when, n, base)
 		}
 	}
