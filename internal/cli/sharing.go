@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // graphCommand prints the deployment's topology as a graph file.
@@ -201,20 +202,12 @@ func netemCommands(name string, imps map[string]map[string]api.Impairment) []str
 		for _, iface := range slices.Sorted(maps.Keys(imps[g])) {
 			imp := imps[g][iface]
 			args := []string{"kvm-compose", "-p", name, "netem", g, iface}
-			if imp.DelayMS > 0 {
-				args = append(args, fmt.Sprintf("--delay %dms", imp.DelayMS))
-			}
-			if imp.JitterMS > 0 {
-				args = append(args, fmt.Sprintf("--jitter %dms", imp.JitterMS))
-			}
-			if imp.LossPct > 0 {
-				args = append(args, fmt.Sprintf("--loss %g%%", imp.LossPct))
-			}
-			if imp.RateKbit > 0 {
-				args = append(args, fmt.Sprintf("--rate %dkbit", imp.RateKbit))
-			}
-			if imp.CorruptPct > 0 {
-				args = append(args, fmt.Sprintf("--corrupt %g%%", imp.CorruptPct))
+			// The description's "delay 20ms loss 1%" are netem's flags.
+			if n := topology.NetemOf(imp); !n.IsZero() {
+				fs := strings.Fields(n.String())
+				for i := 0; i+1 < len(fs); i += 2 {
+					args = append(args, "--"+fs[i]+" "+fs[i+1])
+				}
 			}
 			if !imp.Up {
 				args = append(args, "--down")
