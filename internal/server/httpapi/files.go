@@ -69,6 +69,17 @@ func filePath(p string) (string, error) {
 }
 
 // projectOf reads the deployment the request names.
+// projectFileOf is the deployment and the checked file path of a route on
+// one project file.
+func projectFileOf(d Deps, r *http.Request) (api.Deployment, string, error) {
+	dep, err := projectOf(d, r)
+	if err != nil {
+		return dep, "", err
+	}
+	p, err := filePath(r.PathValue("path"))
+	return dep, p, err
+}
+
 func projectOf(d Deps, r *http.Request) (api.Deployment, error) {
 	dep, err := d.Store.Deployment(r.Context(), r.PathValue("name"))
 	if err != nil {
@@ -82,11 +93,7 @@ func projectOf(d Deps, r *http.Request) (api.Deployment, error) {
 
 func getProjectFile(d Deps) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		dep, err := projectOf(d, r)
-		if err != nil {
-			return err
-		}
-		p, err := filePath(r.PathValue("path"))
+		dep, p, err := projectFileOf(d, r)
 		if err != nil {
 			return err
 		}
@@ -119,11 +126,7 @@ func listProjectFiles(d Deps) handler {
 
 func putProjectFile(d Deps) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		dep, err := projectOf(d, r)
-		if err != nil {
-			return err
-		}
-		p, err := filePath(r.PathValue("path"))
+		dep, p, err := projectFileOf(d, r)
 		if err != nil {
 			return err
 		}
@@ -146,11 +149,7 @@ func putProjectFile(d Deps) handler {
 
 func deleteProjectFile(d Deps) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		dep, err := projectOf(d, r)
-		if err != nil {
-			return err
-		}
-		p, err := filePath(r.PathValue("path"))
+		dep, p, err := projectFileOf(d, r)
 		if err != nil {
 			return err
 		}
