@@ -41,6 +41,6 @@ func credentialEnded(r *http.Request) bool { return credentialOf(r).Err() != nil
 const StatusCredentialEnded = websocket.StatusPolicyViolation
 
 // closeCredentialEnded closes a stream whose session ended.
-func closeCredentialEnded(conn *websocket.Conn) {
-	closeWithin(conn, StatusCredentialEnded, "the session ended (logged out or expired): log in again", closeGrace)
+func closeCredentialEnded(conn *wsStream) {
+	conn.closeWithin(StatusCredentialEnded, "the session ended (logged out or expired): log in again", closeGrace)
 }

@@ -167,7 +167,7 @@ func consoleGuest(d Deps) handler {
 			return err // answered before the handshake: a JSON error
 		}
 		defer term.Close()
-		conn, err := websocket.Accept(w, r, nil)
+		conn, err := acceptStream(w, r)
 		if err != nil {
 			return nil
 		}
@@ -184,7 +184,9 @@ func consoleGuest(d Deps) handler {
 					}
 				}
 				if err != nil {
-					conn.Close(websocket.StatusNormalClosure, "the console ended")
+					if ctx.Err() == nil { // else the reading loop closes
+						conn.Close(websocket.StatusNormalClosure, "the console ended")
+					}
 					return
 				}
 				if ctx.Err() != nil {
@@ -202,7 +204,7 @@ func consoleGuest(d Deps) handler {
 				if ctx.Err() != nil && d.Stopping != nil {
 					select {
 					case <-d.Stopping:
-						closeWithin(conn, websocket.StatusGoingAway, "the server is shutting down", closeGrace)
+						conn.closeWithin(websocket.StatusGoingAway, "the server is shutting down", closeGrace)
 					default:
 					}
 				}
@@ -221,28 +223,6 @@ func consoleGuest(d Deps) handler {
 				return nil
 			}
 		}
-	}
-}
-
-// closeGrace is how long a console waits at shutdown for the client to
-// answer its close frame: a client that does not read (an idle terminal)
-// would otherwise hold the server's shutdown for the websocket library's
-// 5 s.
-const closeGrace = 500 * time.Millisecond
-
-// closeWithin sends the close frame and waits for the client's answer
-// at most grace, then drops the connection.
-func closeWithin(conn *websocket.Conn, code websocket.StatusCode, reason string, grace time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = conn.Close(code, reason)
-	}()
-	select {
-	case <-done:
-	case <-time.After(grace):
-		_ = conn.CloseNow()
-		<-done
 	}
 }
 

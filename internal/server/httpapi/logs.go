@@ -83,7 +83,7 @@ func logStream(d Deps) handler {
 			}
 			defer d.StreamClosed()
 		}
-		conn, err := websocket.Accept(w, r, nil)
+		conn, err := acceptStream(w, r)
 		if err != nil {
 			return nil // Accept has answered the client already
 		}
