@@ -10,6 +10,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/net/impair"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -72,6 +73,7 @@ var errorCodes = map[string]error{
 	"outside_project": guest.ErrOutsideProject,
 	"unsupported":     guest.ErrUnsupported,
 	"no_snapshot":     guest.ErrNoSnapshot,
+	"no_netem":        impair.ErrNoNetem,
 }
 
 func codeOf(err error) string {
