@@ -52,6 +52,9 @@ type GuestRequest struct {
 	Files map[string]string `json:"files,omitempty"`
 	// Script is the file RunScript runs (a key of Files).
 	Script string `json:"script,omitempty"`
+	// Argv and Stdin are the command an exec runs in the guest.
+	Argv  []string `json:"argv,omitempty"`
+	Stdin []byte   `json:"stdin,omitempty"`
 }
 
 // StreamLine is one line of the NDJSON answer of a guest call: log lines
@@ -66,6 +69,11 @@ type StreamLine struct {
 	// Found answers the find operation: what the client's driver found of
 	// the guest, and whose.
 	Found *guest.Found `json:"found,omitempty"`
+	// Stdout and Stderr are output of an exec's command, in order; Exit
+	// (on the last line) is its exit status.
+	Stdout []byte `json:"stdout,omitempty"`
+	Stderr []byte `json:"stderr,omitempty"`
+	Exit   int    `json:"exit,omitempty"`
 }
 
 // errorCodes carries the sentinels callers branch on across the wire.

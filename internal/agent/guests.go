@@ -15,8 +15,9 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// maxRequest bounds the body of a guest call.
-const maxRequest = 1 << 20
+// maxRequest bounds the body of a guest call (an exec's stdin, in
+// base64, included).
+const maxRequest = 2 << 20
 
 // guestCall serves POST /api/agent/guests/{exists,create,destroy,script,stop,start}:
 // the request is checked before the stream starts (a bad one is a 4xx),
@@ -24,7 +25,7 @@ const maxRequest = 1 << 20
 func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 	op := r.PathValue("op")
 	switch op {
-	case "exists", "find", "create", "destroy", "script", "stop", "start":
+	case "exists", "find", "create", "destroy", "script", "stop", "start", "exec":
 	default:
 		return &httpError{status: http.StatusNotFound, err: fmt.Errorf("no guest operation %q", op)}
 	}
@@ -42,6 +43,9 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 	if op == "script" && req.Script == "" {
 		return badRequest("script request names no script")
 	}
+	if op == "exec" && len(req.Argv) == 0 {
+		return badRequest("exec request names no command")
+	}
 	if s.opts.Drivers == nil {
 		return &httpError{status: http.StatusNotImplemented, err: errors.New("this host has no guest drivers")}
 	}
@@ -54,8 +58,11 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	dep := s.deployment(req.Deployment, req.Files)
-	return s.stream(w, r, func(ctx context.Context, log actlog.Log) (StreamLine, error) {
+	return s.streamTo(w, r, func(ctx context.Context, sw *streamWriter) (StreamLine, error) {
+		log := &streamLog{sw: sw}
 		switch op {
+		case "exec":
+			return execute(ctx, drv, dep, g, req, sw)
 		case "exists":
 			ok, err := drv.Exists(ctx, dep, g)
 			return StreamLine{Exists: ok}, err

@@ -79,6 +79,7 @@ func Handler(opts Options) http.Handler {
 	route("POST /api/agent/bridges/{name}/ports", s.bridgePorts)
 	route("POST /api/agent/guests/{op}", s.guestCall)
 	route("POST /api/agent/snapshots/{op}", s.snapshotCall)
+	route("GET /api/agent/console", s.console)
 	route("GET /api/agent/links/{name}", s.linkState)
 	route("PUT /api/agent/links/{name}/impairment", s.impairLink)
 	route("POST /api/agent/links/{name}/capture", s.captureLink)
