@@ -52,6 +52,9 @@ type GuestRequest struct {
 	Files map[string]string `json:"files,omitempty"`
 	// Script is the file RunScript runs (a key of Files).
 	Script string `json:"script,omitempty"`
+	// Volumes are the manifests of a docker guest's volume sources, by
+	// source, their files already pushed (create).
+	Volumes map[string][]VolumeEntry `json:"volumes,omitempty"`
 	// Argv and Stdin are the command an exec runs in the guest.
 	Argv  []string `json:"argv,omitempty"`
 	Stdin []byte   `json:"stdin,omitempty"`

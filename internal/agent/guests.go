@@ -58,6 +58,9 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	dep := s.deployment(req.Deployment, req.Files)
+	if len(req.Volumes) > 0 {
+		dep.Files = volumeFiles{cachedFiles: dep.Files.(cachedFiles), guest: g.Name, volumes: req.Volumes}
+	}
 	return s.streamTo(w, r, func(ctx context.Context, sw *streamWriter) (StreamLine, error) {
 		log := &streamLog{sw: sw}
 		switch op {
@@ -74,10 +77,7 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		case "stop", "start":
 			return power(ctx, drv, dep, g, op, log)
 		case "destroy":
-			if err := drv.Destroy(ctx, dep, g, log); err != nil {
-				return StreamLine{}, err
-			}
-			return StreamLine{}, s.rec.guestGone(req.Deployment, req.Guest.Name)
+			return StreamLine{}, s.destroy(ctx, drv, dep, g, log)
 		default:
 			return StreamLine{}, drv.RunScript(ctx, dep, g, req.Script, log)
 		}
@@ -194,10 +194,19 @@ func (s *server) destroyRecorded(ctx context.Context, deployment string, dg Depl
 	if err != nil {
 		return err
 	}
-	if err := drv.Destroy(ctx, s.deployment(deployment, dg.Files), g, log); err != nil {
+	return s.destroy(ctx, drv, s.deployment(deployment, dg.Files), g, log)
+}
+
+// destroy removes a guest, the copies of its volume sources and its
+// record.
+func (s *server) destroy(ctx context.Context, drv guest.Driver, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
+	if err := drv.Destroy(ctx, dep, g, log); err != nil {
 		return err
 	}
-	return s.rec.guestGone(deployment, dg.Guest.Name)
+	if err := removeVolumes(dep.Files.WorkDir(), g.Name); err != nil {
+		return err
+	}
+	return s.rec.guestGone(dep.Name, g.Name)
 }
 
 func (s *server) cleanBridge(ctx context.Context, name string, b DeployedBridge) error {

@@ -71,7 +71,11 @@ func (p *proxyDriver) Create(ctx context.Context, dep guest.Deployment, g *topol
 	if err != nil {
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	last, err := p.h.stream(ctx, "guests/create", GuestRequest{Deployment: dep.Name, Guest: *g, Files: files}, log)
+	vols, err := p.pushVolumes(ctx, dep, g)
+	if err != nil {
+		return false, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	last, err := p.h.stream(ctx, "guests/create", GuestRequest{Deployment: dep.Name, Guest: *g, Files: files, Volumes: vols}, log)
 	return last.Created, err
 }
 
