@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/coder/websocket"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
+	"github.com/testbedos/testbedos/internal/wsterm"
 )
 
 // Consoles of client guests: the main's engine calls Console on the proxy
@@ -23,19 +22,13 @@ import (
 // (text) is the GuestRequest; the agent opens the client driver's console
 // (guest.Consoler) and answers a text ConsoleAnswer. Then binary messages
 // carry the terminal both ways, and the main's text messages resize it
-// (ConsoleResize). Either end closing the websocket ends the session.
+// (package wsterm, as the public console API). Either end closing the websocket ends the session.
 
 // ConsoleAnswer is the agent's first message on a console's websocket.
 type ConsoleAnswer struct {
 	OK    bool   `json:"ok,omitempty"`
 	Error string `json:"error,omitempty"`
 	Code  string `json:"code,omitempty"`
-}
-
-// ConsoleResize is a text message of the main on a console's websocket.
-type ConsoleResize struct {
-	Cols uint16 `json:"cols"`
-	Rows uint16 `json:"rows"`
 }
 
 // consoleReadLimit bounds one message of a console's websocket.
@@ -66,22 +59,12 @@ func (s *server) console(w http.ResponseWriter, r *http.Request) error {
 	defer term.Close()
 	go func() {
 		defer cancel()
-		copyTerminal(ctx, conn, term)
+		wsterm.CopyOut(ctx, conn, term)
 		conn.Close(websocket.StatusNormalClosure, "the console ended")
 	}()
 	for {
 		typ, data, err := conn.Read(ctx)
-		if err != nil {
-			return nil
-		}
-		if typ == websocket.MessageText {
-			var rs ConsoleResize
-			if json.Unmarshal(data, &rs) == nil && rs.Cols > 0 && rs.Rows > 0 {
-				_ = term.Resize(rs.Cols, rs.Rows)
-			}
-			continue
-		}
-		if _, err := term.Write(data); err != nil {
+		if err != nil || wsterm.Input(term, typ, data) != nil {
 			return nil
 		}
 	}
@@ -118,23 +101,6 @@ func (s *server) openConsole(ctx context.Context, conn *websocket.Conn) (guest.T
 	return c.Console(ctx, s.deployment(req.Deployment, req.Files), g)
 }
 
-// copyTerminal sends what the terminal shows until it or the websocket
-// ends.
-func copyTerminal(ctx context.Context, conn *websocket.Conn, term io.Reader) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := term.Read(buf)
-		if n > 0 {
-			if werr := conn.Write(ctx, websocket.MessageBinary, buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 var _ guest.Consoler = (*proxyDriver)(nil)
 
 // Console implements guest.Consoler: a terminal whose screen and keys go
@@ -161,9 +127,8 @@ func (p *proxyDriver) Console(ctx context.Context, dep guest.Deployment, g *topo
 		conn.CloseNow()
 		return nil, err
 	}
-	t := &remoteTerminal{conn: conn}
-	t.ctx, t.cancel = context.WithCancel(ctx)
-	return t, nil
+	tctx, cancel := context.WithCancel(ctx)
+	return remoteTerminal{Client: wsterm.NewClient(tctx, conn), cancel: cancel}, nil
 }
 
 // openRemote sends the console request and reads the agent's answer.
@@ -189,59 +154,18 @@ func (p *proxyDriver) openRemote(ctx context.Context, conn *websocket.Conn, req 
 	return nil
 }
 
-// remoteTerminal is a client guest's console on the main.
+// remoteTerminal is a client guest's console on the main; Close also
+// ends the context of its reads and writes.
 type remoteTerminal struct {
-	conn   *websocket.Conn
-	ctx    context.Context
+	*wsterm.Client
 	cancel context.CancelFunc
-
-	mu   sync.Mutex // guards rest (one reader at a time)
-	rest []byte
-	once sync.Once
 }
 
-var _ guest.Terminal = (*remoteTerminal)(nil)
-
-// Read implements io.Reader: the screen, as the client's terminal shows it.
-func (t *remoteTerminal) Read(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for len(t.rest) == 0 {
-		typ, data, err := t.conn.Read(t.ctx)
-		if err != nil {
-			if websocket.CloseStatus(err) == websocket.StatusNormalClosure || t.ctx.Err() != nil {
-				return 0, io.EOF
-			}
-			return 0, err
-		}
-		if typ == websocket.MessageBinary {
-			t.rest = data
-		}
-	}
-	n := copy(p, t.rest)
-	t.rest = t.rest[n:]
-	return n, nil
-}
-
-// Write implements io.Writer: keys typed.
-func (t *remoteTerminal) Write(p []byte) (int, error) {
-	if err := t.conn.Write(t.ctx, websocket.MessageBinary, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// Resize implements guest.Terminal.
-func (t *remoteTerminal) Resize(cols, rows uint16) error {
-	data, _ := json.Marshal(ConsoleResize{Cols: cols, Rows: rows})
-	return t.conn.Write(t.ctx, websocket.MessageText, data)
-}
+var _ guest.Terminal = remoteTerminal{}
 
 // Close implements io.Closer: it ends the session on the client.
-func (t *remoteTerminal) Close() error {
-	t.once.Do(func() {
-		t.conn.Close(websocket.StatusNormalClosure, "")
-		t.cancel()
-	})
-	return nil
+func (t remoteTerminal) Close() error {
+	err := t.Client.Close()
+	t.cancel()
+	return err
 }
