@@ -22,7 +22,8 @@ import (
 )
 
 // clientLiveLab puts a namespace (its link delayed 30 ms by the YAML) and
-// a container with a volume on client c1, and a namespace on the main.
+// a container with a volume on client c1, and a namespace on the main; the
+// time line delays the container's link, then sets it down.
 const clientLiveLab = `machines:
   - name: nsg
     host: c1
@@ -40,13 +41,16 @@ const clientLiveLab = `machines:
 network:
   switches:
     sw0: {subnet: 10.0.0.0/24}
+timeline:
+  - {at: 0s, guest: box, interface: eth0, netem: {delay_ms: 60}}
+  - {at: 200ms, guest: box, interface: eth0, link: down}
 `
 
 // Issue 18 item 4 on a client host: a namespace and a container (with a
 // volume) placed on a client. Exec (stdin too, and the fan-out over both
 // hosts), the console to a shell, a capture of pings, the YAML's netem and
-// a run-time 100 ms delay in ping times, a link down that cuts pings; down
-// leaves nothing on either host.
+// a run-time 100 ms delay in ping times, a link down that cuts pings, the
+// time line's changes; down leaves nothing on either host.
 func TestLiveFeaturesOnClientGuests(t *testing.T) {
 	n := newTestNet(t)
 	cli := dockertest.Client(t)
@@ -111,6 +115,16 @@ func TestLiveFeaturesOnClientGuests(t *testing.T) {
 		}
 	})
 	t.Run("impairments", func(t *testing.T) { clientImpairments(t, main, name) })
+	t.Run("timeline", func(t *testing.T) {
+		mustSucceed(t, main, name, cmd(api.CmdTimeline))
+		imp, err := main.c.Impairment(ctx, name, "box", "eth0")
+		if err != nil || imp.DelayMS != 60 || imp.Up || imp.Source != "runtime" {
+			t.Errorf("box eth0 after the time line: %+v, %v", imp, err)
+		}
+		if rtt, err := pingFrom(main, name, "mg", "10.0.0.10"); err == nil {
+			t.Errorf("pings over a link the time line set down: %v", rtt)
+		}
+	})
 
 	mustSucceed(t, main, name, cmd(api.CmdDown))
 	assertNothingLeft(t, st)
