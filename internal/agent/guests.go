@@ -206,6 +206,9 @@ func (s *server) destroy(ctx context.Context, drv guest.Driver, dep guest.Deploy
 	if err := removeVolumes(dep.Files.WorkDir(), g.Name); err != nil {
 		return err
 	}
+	if err := s.rec.linksGone(g); err != nil {
+		return err
+	}
 	return s.rec.guestGone(dep.Name, g.Name)
 }
 

@@ -75,6 +75,10 @@ func (s *server) impairLink(w http.ResponseWriter, r *http.Request) error {
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&req); err != nil {
 		return badRequest("impairment: %v", err)
 	}
+	// Recorded first: an impairment half set is set again at a restart.
+	if err := s.rec.editNetwork(func(n *networkFile) { n.setLink(name, req) }); err != nil {
+		return err
+	}
 	if err := ops.Impair(r.Context(), name, req.Impairment, req.Up); err != nil {
 		return err
 	}

@@ -94,3 +94,36 @@ func TestLinksThroughTheAgent(t *testing.T) {
 		t.Errorf("capture of a missing link: %q, %v", out.String(), err)
 	}
 }
+
+// The impairments the main set on a client's links are set again when the
+// client's server starts (the userspace ones ended with its process); one
+// set back to nothing is forgotten.
+func TestImpairmentsSetAgainAtClientStart(t *testing.T) {
+	data := t.TempDir()
+	srv := httptest.NewServer(agent.RequireSecret("sec")(agent.Handler(agent.Options{
+		Name: "c1", DataDir: data, Network: &linkNet{},
+	})))
+	t.Cleanup(srv.Close)
+	remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "c1", BaseURL: srv.URL, Secret: "sec", Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, _ := engine.LinkOpsOf(remote)
+	ctx := context.Background()
+	for _, c := range []struct {
+		link string
+		imp  impair.Impairment
+		up   bool
+	}{{"veth1", impair.Impairment{DelayMS: 100}, true}, {"veth2", impair.Impairment{DelayMS: 5}, true}, {"veth2", impair.Impairment{}, true}} {
+		if err := ops.Impair(ctx, c.link, c.imp, c.up); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restarted := &linkNet{}
+	if err := agent.ResumeImpairments(ctx, agent.Options{Name: "c1", DataDir: data, Network: restarted}); err != nil {
+		t.Fatal(err)
+	}
+	if len(restarted.calls) != 1 || restarted.calls[0] != "veth1 100 true" {
+		t.Errorf("set again at start: %v", restarted.calls)
+	}
+}
