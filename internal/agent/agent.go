@@ -85,6 +85,7 @@ var errorCodes = map[string]error{
 	"unsupported":     guest.ErrUnsupported,
 	"no_snapshot":     guest.ErrNoSnapshot,
 	"no_netem":        impair.ErrNoNetem,
+	"no_link_ops":     engine.ErrNoLinkOps,
 }
 
 func codeOf(err error) string {

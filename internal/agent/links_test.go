@@ -127,3 +127,20 @@ func TestImpairmentsSetAgainAtClientStart(t *testing.T) {
 		t.Errorf("set again at start: %v", restarted.calls)
 	}
 }
+
+// A client whose network cannot impair links says so, as the main's own
+// network would (engine.ErrNoLinkOps).
+func TestLinksOfANetworkWithout(t *testing.T) {
+	srv := httptest.NewServer(agent.RequireSecret("sec")(agent.Handler(agent.Options{
+		Name: "c1", DataDir: t.TempDir(), Network: &fakeNet{},
+	})))
+	t.Cleanup(srv.Close)
+	remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "c1", BaseURL: srv.URL, Secret: "sec", Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, _ := engine.LinkOpsOf(remote)
+	if err := ops.Impair(context.Background(), "veth1", impair.Impairment{DelayMS: 1}, true); !errors.Is(err, engine.ErrNoLinkOps) {
+		t.Errorf("impair on a network without link operations: %v", err)
+	}
+}

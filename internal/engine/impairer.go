@@ -39,11 +39,7 @@ func (LinkImpairer) Impair(ctx context.Context, host Host, dep guest.Deployment,
 	if n != nil {
 		imp = impair.Impairment{DelayMS: n.DelayMS, JitterMS: n.JitterMS, LossPct: n.LossPct, RateKbit: n.RateKbit, CorruptPct: n.CorruptPct}
 	}
-	err = ops.Impair(ctx, ifc.HostName, imp, true)
-	if errors.Is(err, impair.ErrNoNetem) {
-		err = inCategory(ErrUnsupported, err)
-	}
-	return err
+	return linkUnsupported(ops.Impair(ctx, ifc.HostName, imp, true))
 }
 
 // runtimeDiffs describes the recorded run-time settings of a guest that

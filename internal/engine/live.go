@@ -122,6 +122,16 @@ func (lg *liveGuest) linkOps() (LinkOps, error) {
 	return hostLinkOps(lg.host, lg.g.Name)
 }
 
+// linkUnsupported puts an error of link operations that a host cannot do
+// (no netem in its kernel; on a client host, a network without them) in
+// the category of what is unsupported.
+func linkUnsupported(err error) error {
+	if errors.Is(err, impair.ErrNoNetem) || errors.Is(err, ErrNoLinkOps) {
+		return inCategory(ErrUnsupported, err)
+	}
+	return err
+}
+
 // unsupported is the error of a driver without the feature asked for.
 func (lg *liveGuest) unsupported(err error) error {
 	return fmt.Errorf("guest %s: %w", lg.g.Name, err)
@@ -273,10 +283,7 @@ func (e *Engine) SetImpairment(ctx context.Context, d api.Deployment, guestName,
 		}
 		old, _ := effectiveImpairment(lg.rec, ifc) // lg.rec is from before
 		_ = ops.Impair(ctx, ifc.HostName, linkImpairment(old), old.Up)
-		if errors.Is(err, impair.ErrNoNetem) {
-			err = inCategory(ErrUnsupported, err)
-		}
-		return api.InterfaceImpairment{}, err
+		return api.InterfaceImpairment{}, linkUnsupported(err)
 	}
 	return api.InterfaceImpairment{Guest: guestName, Interface: ifaceName, HostLink: ifc.HostName, Impairment: imp, Source: "runtime"}, nil
 }
