@@ -163,6 +163,10 @@ func clientExec(t *testing.T, main *server, name string) {
 	if err != nil || res.ExitCode != 3 || res.Stdout != "typed\nhello from the main\n" || res.Stderr != "err\n" {
 		t.Errorf("exec in box: %+v, %v", res, err)
 	}
+	res, err = main.c.Exec(ctx, name, "nsg", api.ExecRequest{Command: []string{"sh", "-c", "echo started; sleep 30"}, TimeoutS: 1})
+	if err != nil || !res.TimedOut || res.Stdout != "started\n" {
+		t.Errorf("exec past its timeout in nsg: %+v, %v", res, err)
+	}
 	all, err := main.c.ExecAll(ctx, name, api.FanoutExecRequest{Command: []string{"ip", "-o", "-4", "addr", "show", "eth0"}})
 	if err != nil || len(all.Results) != 3 {
 		t.Fatalf("fan-out exec: %+v, %v", all, err)
