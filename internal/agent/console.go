@@ -163,9 +163,10 @@ type remoteTerminal struct {
 
 var _ guest.Terminal = remoteTerminal{}
 
-// Close implements io.Closer: it ends the session on the client.
+// Close implements io.Closer: it drops the websocket, which ends the
+// session on the client, without waiting for a client that does not
+// answer (the main's console closes within a grace).
 func (t remoteTerminal) Close() error {
-	err := t.Client.Close()
 	t.cancel()
-	return err
+	return t.Client.CloseNow()
 }

@@ -109,3 +109,6 @@ func (c *Client) Resize(cols, rows uint16) error {
 
 // Close ends the session.
 func (c *Client) Close() error { return c.conn.Close(websocket.StatusNormalClosure, "") }
+
+// CloseNow drops the connection without waiting for the other end.
+func (c *Client) CloseNow() error { return c.conn.CloseNow() }
