@@ -189,7 +189,7 @@ func (e *Engine) Capture(ctx context.Context, d api.Deployment, guestName, iface
 	if err != nil {
 		return err
 	}
-	return ops.Capture(ctx, ifc.HostName, filter, w)
+	return linkUnsupported(ops.Capture(ctx, ifc.HostName, filter, w))
 }
 
 // GetImpairment answers the run-time setting of one guest interface.
