@@ -19,7 +19,7 @@ import (
 // base64, included).
 const maxRequest = 2 << 20
 
-// guestCall serves POST /api/agent/guests/{exists,create,destroy,script,stop,start}:
+// guestCall serves POST /api/agent/guests/{exists,find,create,destroy,script,stop,start,exec}:
 // the request is checked before the stream starts (a bad one is a 4xx),
 // then the driver's log lines and the outcome are streamed as NDJSON.
 func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
