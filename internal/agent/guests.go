@@ -15,16 +15,17 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// maxRequest bounds the body of a guest call.
-const maxRequest = 1 << 20
+// maxRequest bounds the body of a guest call (an exec's stdin, in
+// base64, included).
+const maxRequest = 2 << 20
 
-// guestCall serves POST /api/agent/guests/{exists,create,destroy,script,stop,start}:
+// guestCall serves POST /api/agent/guests/{exists,find,create,destroy,script,stop,start,exec}:
 // the request is checked before the stream starts (a bad one is a 4xx),
 // then the driver's log lines and the outcome are streamed as NDJSON.
 func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 	op := r.PathValue("op")
 	switch op {
-	case "exists", "find", "create", "destroy", "script", "stop", "start":
+	case "exists", "find", "create", "destroy", "script", "stop", "start", "exec":
 	default:
 		return &httpError{status: http.StatusNotFound, err: fmt.Errorf("no guest operation %q", op)}
 	}
@@ -42,6 +43,9 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 	if op == "script" && req.Script == "" {
 		return badRequest("script request names no script")
 	}
+	if op == "exec" && len(req.Argv) == 0 {
+		return badRequest("exec request names no command")
+	}
 	if s.opts.Drivers == nil {
 		return &httpError{status: http.StatusNotImplemented, err: errors.New("this host has no guest drivers")}
 	}
@@ -54,8 +58,14 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	dep := s.deployment(req.Deployment, req.Files)
-	return s.stream(w, r, func(ctx context.Context, log actlog.Log) (StreamLine, error) {
+	if len(req.Volumes) > 0 {
+		dep.Files = volumeFiles{cachedFiles: dep.Files.(cachedFiles), guest: g.Name, volumes: req.Volumes}
+	}
+	return s.streamTo(w, r, func(ctx context.Context, sw *streamWriter) (StreamLine, error) {
+		log := &streamLog{sw: sw}
 		switch op {
+		case "exec":
+			return execute(ctx, drv, dep, g, req, sw)
 		case "exists":
 			ok, err := drv.Exists(ctx, dep, g)
 			return StreamLine{Exists: ok}, err
@@ -67,10 +77,7 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		case "stop", "start":
 			return power(ctx, drv, dep, g, op, log)
 		case "destroy":
-			if err := drv.Destroy(ctx, dep, g, log); err != nil {
-				return StreamLine{}, err
-			}
-			return StreamLine{}, s.rec.guestGone(req.Deployment, req.Guest.Name)
+			return StreamLine{}, s.destroy(ctx, drv, dep, g, log)
 		default:
 			return StreamLine{}, drv.RunScript(ctx, dep, g, req.Script, log)
 		}
@@ -187,10 +194,22 @@ func (s *server) destroyRecorded(ctx context.Context, deployment string, dg Depl
 	if err != nil {
 		return err
 	}
-	if err := drv.Destroy(ctx, s.deployment(deployment, dg.Files), g, log); err != nil {
+	return s.destroy(ctx, drv, s.deployment(deployment, dg.Files), g, log)
+}
+
+// destroy removes a guest, the copies of its volume sources and its
+// record.
+func (s *server) destroy(ctx context.Context, drv guest.Driver, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
+	if err := drv.Destroy(ctx, dep, g, log); err != nil {
 		return err
 	}
-	return s.rec.guestGone(deployment, dg.Guest.Name)
+	if err := removeVolumes(dep.Files.WorkDir(), g.Name); err != nil {
+		return err
+	}
+	if err := s.rec.linksGone(g); err != nil {
+		return err
+	}
+	return s.rec.guestGone(dep.Name, g.Name)
 }
 
 func (s *server) cleanBridge(ctx context.Context, name string, b DeployedBridge) error {

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/net/capture"
 	"github.com/testbedos/testbedos/internal/store"
+	"github.com/testbedos/testbedos/internal/wsterm"
 )
 
 // Live works on the guests of up deployments (the engine): exec, console,
@@ -134,13 +134,6 @@ func (d discardOnFull) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// resizeMsg is the console's text frame that resizes the terminal.
-type resizeMsg struct {
-	Type string `json:"type"`
-	Cols uint16 `json:"cols"`
-	Rows uint16 `json:"rows"`
-}
-
 func consoleGuest(d Deps) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := checkHandshake(w, r); err != nil {
@@ -175,23 +168,8 @@ func consoleGuest(d Deps) handler {
 		conn.SetReadLimit(1 << 20)
 		go func() {
 			defer cancel()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := term.Read(buf)
-				if n > 0 {
-					if werr := conn.Write(ctx, websocket.MessageBinary, buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
-					if ctx.Err() == nil { // else the reading loop closes
-						conn.Close(websocket.StatusNormalClosure, "the console ended")
-					}
-					return
-				}
-				if ctx.Err() != nil {
-					return
-				}
+			if wsterm.CopyOut(ctx, conn.Conn, term) && ctx.Err() == nil { // else the reading loop closes
+				conn.Close(websocket.StatusNormalClosure, "the console ended")
 			}
 		}()
 		for {
@@ -210,16 +188,7 @@ func consoleGuest(d Deps) handler {
 				}
 				return nil
 			}
-			if typ == websocket.MessageText && len(data) > 0 && data[0] == '{' {
-				var m resizeMsg
-				if json.Unmarshal(data, &m) == nil && m.Type == "resize" {
-					if m.Cols > 0 && m.Rows > 0 {
-						_ = term.Resize(m.Cols, m.Rows)
-					}
-					continue
-				}
-			}
-			if _, err := term.Write(data); err != nil {
+			if err := wsterm.Input(term, typ, data); err != nil {
 				return nil
 			}
 		}
