@@ -47,7 +47,8 @@ reads the same input.
 
 With --all or --guests a,b (and no GUEST) the command runs in those guests at
 once and a table of guest, exit code and output is printed (--json: the
-results as JSON); the exit status is 1 when it failed anywhere.`,
+results as JSON); the exit status is 1 when it failed anywhere. Every guest
+gets the same standard input.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if fan.active() {
 				return nil
@@ -67,7 +68,7 @@ results as JSON); the exit status is 1 when it failed anywhere.`,
 				return fmt.Errorf("--timeout %s: give 1s to %ds", timeout, api.MaxExecTimeoutS)
 			}
 			if fan.active() {
-				return a.runFanout(cmd, &fan, args, secs)
+				return a.runFanout(cmd, &fan, args, secs, noStdin)
 			}
 			// Flags anywhere before "--" are kvm-compose's; what follows it
 			// is the command, passed on untouched.
