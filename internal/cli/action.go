@@ -78,7 +78,7 @@ func (a *app) runActionOn(ctx context.Context, c *client.Client, name string, re
 	}
 	id, err := c.Action(ctx, name, req)
 	if err != nil {
-		return a.explainMissing(err, name)
+		return a.explain(ctx, c, err, name)
 	}
 	return a.follow(ctx, c, name, id, req.Command.Name)
 }

@@ -55,7 +55,7 @@ func (a *app) runFanout(cmd *cobra.Command, f *fanout, args []string, secs int, 
 	}
 	res, err := c.ExecAll(cmd.Context(), name, req)
 	if err != nil {
-		return explain(err, name)
+		return a.explain(cmd.Context(), c, err, name)
 	}
 	failed := 0
 	for _, r := range res.Results {

@@ -87,7 +87,7 @@ gets the same standard input.`,
 			}
 			res, err := c.Exec(cmd.Context(), name, args[0], req)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			io.WriteString(a.stdout, a.guestText(a.stdout, res.Stdout))
 			io.WriteString(a.stderr, a.guestText(a.stderr, res.Stderr))
@@ -134,7 +134,7 @@ guest, Ctrl-C too) and its size is passed on; Ctrl-] leaves and restores it.`,
 			defer cancel()
 			s, err := c.OpenConsole(ctx, name, args[0])
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			defer s.Close()
 			fmt.Fprintf(a.stderr, "kvm-compose: connected to %s; Ctrl-] leaves\r\n", args[0])
@@ -242,7 +242,7 @@ again when up re-makes the guest; apply sets it back to kvm-compose.yaml.
 			guest, iface := args[0], args[1]
 			cur, err := c.Impairment(cmd.Context(), name, guest, iface)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			f := cmd.Flags()
 			if f.NFlag() == 0 {
@@ -287,7 +287,7 @@ again when up re-makes the guest; apply sets it back to kvm-compose.yaml.
 			}
 			res, err := c.SetImpairment(cmd.Context(), name, guest, iface, imp)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			fmt.Fprintln(a.stdout, describeImpairment(res))
 			return nil
@@ -379,7 +379,7 @@ pcap is binary: on a terminal it is refused; give -w FILE or a pipe.`,
 			}()
 			stream, err := c.Capture(ctx, name, args[0], args[1], filter)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			defer stream.Close()
 			out := a.stdout
