@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/guest/docker"
 	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
 	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -61,6 +62,29 @@ func goroutines(t *testing.T, s *server) int {
 		t.Fatal("no go_goroutines in /metrics")
 	}
 	return low
+}
+
+// goroutinesAtMost polls the server's goroutines until there are at most
+// limit, for ten seconds past docker.IdleTimeout, and returns the last count and whether it
+// got there. Goroutines that end on their own soon (those serving an idle
+// connection to dockerd, closed after docker.IdleTimeout) are no leak; one
+// still there after the wait is.
+func goroutinesAtMost(t *testing.T, s *server, limit int) (int, bool) {
+	t.Helper()
+	for deadline := time.Now().Add(docker.IdleTimeout + 10*time.Second); ; {
+		n := goroutines(t, s)
+		if n <= limit || time.Now().After(deadline) {
+			return n, n <= limit
+		}
+	}
+}
+
+// baseGoroutines is the server's goroutines at rest: once its idle
+// connections to dockerd have closed.
+func baseGoroutines(t *testing.T, s *server) int {
+	t.Helper()
+	time.Sleep(docker.IdleTimeout)
+	return goroutines(t, s)
 }
 
 // assertLabGone checks every kind of object the lab makes: namespaces,
@@ -124,11 +148,10 @@ func TestRobustLab(t *testing.T) {
 		impairLab(t, s, name)
 		mustSucceed(t, s, name, cmd(api.CmdDown))
 		assertLabGone(t, cli, st)
-		n := goroutines(t, s)
-		t.Logf("goroutines after cycle %d: %d", i+1, n)
 		if i == 0 {
-			base = n
-		} else if n > base+3 {
+			base = baseGoroutines(t, s)
+			t.Logf("goroutines after cycle 1: %d", base)
+		} else if n, ok := goroutinesAtMost(t, s, base+3); !ok {
 			t.Errorf("goroutines grew from %d to %d after %d up/down cycles", base, n, i+1)
 		}
 	}
@@ -305,13 +328,10 @@ func TestRobustFailedUp(t *testing.T) {
 	mustSucceed(t, s, warmName, cmd(api.CmdGenerateArtefacts))
 	mustSucceed(t, s, warmName, cmd(api.CmdUp))
 	mustSucceed(t, s, warmName, cmd(api.CmdDown))
-	base := goroutines(t, s)
-	// A few goroutines come and go with the pooled keep-alive connections
-	// to dockerd (two each, a connection per docker call made at once);
-	// a leak of the failed ups grows past that.
+	base := baseGoroutines(t, s)
 	settled := func(when string) {
 		t.Helper()
-		if n := goroutines(t, s); n > base+5 {
+		if n, ok := goroutinesAtMost(t, s, base+3); !ok {
 			t.Errorf("goroutines %s: %d, %d at start", when, n, base)
 		}
 	}
