@@ -140,7 +140,8 @@ func TestTimelineRunsOnSchedule(t *testing.T) {
 	if err := e.Timeline(ctx, d, api.TimelineOptions{}, log); err != nil {
 		t.Fatalf("%v\n%s", err, log.Text())
 	}
-	if took := time.Since(start); took < 350*time.Millisecond || took > 2*time.Second {
+	// Never sooner than planned; later only as a loaded machine makes it.
+	if took := time.Since(start); took < 350*time.Millisecond || took > 10*time.Second {
 		t.Errorf("timeline took %v, want about 350 ms", took)
 	}
 	text := log.Text()
@@ -198,21 +199,24 @@ func TestTimelineValidation(t *testing.T) {
 	}
 }
 
-// Drift stays within a few ms over 100 changes on a monotonic schedule.
+// Drift does not grow over 100 changes on a monotonic schedule: each
+// change takes 2 ms, so a schedule that waited the gaps between changes
+// after each would end 200 ms late; a stall of a loaded machine costs the
+// right one only until it catches up.
 func TestRunScheduleDrift(t *testing.T) {
 	var plan []TimedChange
 	for i := range 100 {
 		plan = append(plan, TimedChange{Offset: time.Duration(i) * 3 * time.Millisecond})
 	}
 	drifts, failed, err := RunSchedule(context.Background(), time.Now(), plan, func(context.Context, TimedChange) error {
-		time.Sleep(time.Millisecond) // each change takes time: no sum of sleeps may carry it over
+		time.Sleep(2 * time.Millisecond) // each change takes time: no sum of sleeps may carry it over
 		return nil
 	}, nil)
 	if err != nil || failed != 0 || len(drifts) != 100 {
 		t.Fatal(err, failed, len(drifts))
 	}
 	_, p99, _ := DriftStats(drifts)
-	if p99 > 50*time.Millisecond {
+	if p99 > 100*time.Millisecond {
 		t.Errorf("p99 drift %v", p99)
 	}
 }

@@ -91,8 +91,20 @@ func TestDockerGuestUpPingDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rtt, err := p.Echo(5 * time.Second); err != nil || rtt < 80*time.Millisecond || rtt > 200*time.Millisecond {
-		t.Errorf("ns -> box with 80 ms on box: %v, %v", rtt, err)
+	// The best of three: a loaded machine only makes some later.
+	best, err := time.Duration(0), error(nil)
+	for i := range 3 {
+		rtt, perr := p.Echo(5 * time.Second)
+		if perr != nil {
+			err = perr
+			break
+		}
+		if i == 0 || rtt < best {
+			best = rtt
+		}
+	}
+	if err != nil || best < 80*time.Millisecond || best > 200*time.Millisecond {
+		t.Errorf("ns -> box with 80 ms on box: %v, %v", best, err)
 	}
 	p.Close()
 

@@ -110,7 +110,9 @@ func TestLiveImpairExecConsoleCapture(t *testing.T) {
 	if _, err := s.c.SetImpairment(ctx, name, "web", "eth0", api.Impairment{Up: true}); err != nil {
 		t.Fatal(err)
 	}
-	if d := burstRTT(t, s, name); d > 250*time.Millisecond {
+	// Limited, the burst takes seconds; unlimited, well under one even on
+	// a loaded machine.
+	if d := burstRTT(t, s, name); d > time.Second {
 		t.Errorf("longest rtt of a burst without a limit: %v", d)
 	}
 	if _, err := s.c.SetImpairment(ctx, name, "client", "eth0", api.Impairment{Up: true, RateKbit: 20}); err != nil {

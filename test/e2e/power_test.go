@@ -216,7 +216,8 @@ func TestFanoutExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	// One after another takes 10 s.
+	if took := time.Since(start); took > 8*time.Second {
 		t.Errorf("10 guests × 1 s took %v: not concurrent", took)
 	}
 	if len(res.Results) != 10 {
@@ -327,7 +328,9 @@ timeline:
 		t.Fatalf("ping gaps %+v, want 2\n%s", gaps, log)
 	}
 	within := func(plan, lo, hi time.Duration) bool {
-		return plan >= lo-100*time.Millisecond && plan <= hi+100*time.Millisecond
+		// A change half a gap (250 ms) off its plan is wrong; less may be
+		// the timers of a loaded machine.
+		return plan >= lo-250*time.Millisecond && plan <= hi+250*time.Millisecond
 	}
 	for i, g := range gaps {
 		down := time.Duration(i)*1500*time.Millisecond + 500*time.Millisecond

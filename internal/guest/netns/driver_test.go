@@ -398,7 +398,8 @@ func TestDestroyPartialGuest(t *testing.T) {
 	if err := d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[0], log); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 100*time.Millisecond {
+	// No wait for what is not there (the waits of a destroy are seconds).
+	if took := time.Since(start); took > time.Second {
 		t.Errorf("Destroy of nothing took %s", took)
 	}
 
