@@ -40,16 +40,11 @@ network:
 // link.
 func TestDockerGuestUpPingDown(t *testing.T) {
 	nettest.RequireRoot(t)
-	cli := dockertest.Client(t)
-	image := dockertest.Image(t, cli)
 	s := startServer(t)
-	dir := project(t, strings.ReplaceAll(dockerLab, "IMAGE", image), map[string]string{
+	lab := containerLab(t, s, "dk", dockerLab, map[string]string{
 		"box-setup.sh": "#!/bin/sh\necho \"$GREETING from $TESTBEDOS_GUEST\"; ip -o -4 addr show dev eth0\n",
-	})
-	name := deployment(t, s, "dk", dir)
-	t.Cleanup(func() { removeContainers(cli, name, "box") })
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	}, "box")
+	name, st, cli := lab.name, lab.st, lab.cli
 	log := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
 	for _, want := range []string{"[box] hello from box", "10.0.0.10/24"} {
 		if !strings.Contains(log, want) {
@@ -139,4 +134,26 @@ func removeContainers(cli *client.Client, deployment string, guests ...string) {
 	for _, g := range guests {
 		_, _ = cli.ContainerRemove(context.Background(), topology.ContainerName(deployment, g), client.ContainerRemoveOptions{Force: true})
 	}
+}
+
+// generatedLab is a deployment made by containerLab.
+type generatedLab struct {
+	name, dir string
+	st        topology.State
+	cli       *client.Client
+}
+
+// containerLab is the set-up the tests of labs with containers share:
+// deployment prefix… of yaml (every IMAGE in it the test image) and files
+// on server s, its containers removed when the test ends, its artefacts
+// generated. The caller has checked for root.
+func containerLab(t *testing.T, s *server, prefix, yaml string, files map[string]string, containers ...string) generatedLab {
+	t.Helper()
+	cli := dockertest.Client(t)
+	image := dockertest.Image(t, cli)
+	dir := project(t, strings.ReplaceAll(yaml, "IMAGE", image), files)
+	name := deployment(t, s, prefix, dir)
+	t.Cleanup(func() { removeContainers(cli, name, containers...) })
+	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+	return generatedLab{name: name, dir: dir, st: state(t, s, name), cli: cli}
 }

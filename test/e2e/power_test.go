@@ -13,7 +13,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
 	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -74,14 +73,9 @@ func guestStatuses(t *testing.T, s *server, name string) map[string]string {
 // and answer again once started; the deployment stays up throughout.
 func TestPowerNetnsAndDocker(t *testing.T) {
 	nettest.RequireRoot(t)
-	cli := dockertest.Client(t)
-	image := dockertest.Image(t, cli)
 	s := startServer(t)
-	dir := project(t, strings.ReplaceAll(powerLab, "IMAGE", image), nil)
-	name := deployment(t, s, "pw", dir)
-	t.Cleanup(func() { removeContainers(cli, name, "box") })
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := containerLab(t, s, "pw", powerLab, nil, "box")
+	name, st, cli := lab.name, lab.st, lab.cli
 	mustSucceed(t, s, name, cmd(api.CmdUp))
 	probe := topology.NamespaceName(name, "probe")
 	reach := func(ip string, want bool) {
@@ -143,11 +137,11 @@ func TestPowerNetnsAndDocker(t *testing.T) {
 		t.Errorf("statuses after start: %v", st)
 	}
 	// The CLI's verbs.
-	if code, out := kvmCompose(t, s, dir, "--project-name", name, "stop", "nsg"); code != 0 {
+	if code, out := kvmCompose(t, s, lab.dir, "--project-name", name, "stop", "nsg"); code != 0 {
 		t.Errorf("kvm-compose stop: %d\n%s", code, out)
 	}
 	reach("10.0.0.2", false)
-	if code, out := kvmCompose(t, s, dir, "--project-name", name, "start", "nsg"); code != 0 {
+	if code, out := kvmCompose(t, s, lab.dir, "--project-name", name, "start", "nsg"); code != 0 {
 		t.Errorf("kvm-compose start: %d\n%s", code, out)
 	}
 	reach("10.0.0.2", true)

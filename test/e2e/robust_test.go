@@ -130,16 +130,11 @@ func impairLab(t *testing.T, s *server, name string) {
 // router the restart restores it, and down (twice) leaves nothing.
 func TestRobustLab(t *testing.T) {
 	nettest.RequireRoot(t)
-	cli := dockertest.Client(t)
-	image := dockertest.Image(t, cli)
 	s := startServer(t)
-	yaml := strings.ReplaceAll(labMachines, "IMAGE", image) + robustExtraMachine +
+	yaml := labMachines + robustExtraMachine +
 		strings.Replace(labNetwork, "    sw2: {subnet: 10.0.2.0/24}\n", "    sw2: {subnet: 10.0.2.0/24}\n    sw3: {subnet: 10.0.3.0/24, external: true}\n", 1) + indent(labACL, 4)
-	dir := project(t, yaml, map[string]string{"box-setup.sh": "#!/bin/sh\necho box\n"})
-	name := deployment(t, s, "rob", dir)
-	t.Cleanup(func() { removeContainers(cli, name, "box", "dyn") })
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := containerLab(t, s, "rob", yaml, map[string]string{"box-setup.sh": "#!/bin/sh\necho box\n"}, "box", "dyn")
+	name, st, cli, dir := lab.name, lab.st, lab.cli, lab.dir
 	ctx := context.Background()
 
 	var base int
