@@ -136,24 +136,22 @@ func removeContainers(cli *client.Client, deployment string, guests ...string) {
 	}
 }
 
-// generatedLab is a deployment made by containerLab.
+// generatedLab is a deployment made by generated (cli: by containerLab).
 type generatedLab struct {
 	name, dir string
 	st        topology.State
 	cli       *client.Client
 }
 
-// containerLab is the set-up the tests of labs with containers share:
-// deployment prefix… of yaml (every IMAGE in it the test image) and files
-// on server s, its containers removed when the test ends, its artefacts
-// generated. The caller has checked for root.
+// containerLab is generated for labs with containers: every IMAGE in yaml
+// is the test image, and the containers are removed when the test ends.
+// The caller has checked for root.
 func containerLab(t *testing.T, s *server, prefix, yaml string, files map[string]string, containers ...string) generatedLab {
 	t.Helper()
 	cli := dockertest.Client(t)
 	image := dockertest.Image(t, cli)
-	dir := project(t, strings.ReplaceAll(yaml, "IMAGE", image), files)
-	name := deployment(t, s, prefix, dir)
-	t.Cleanup(func() { removeContainers(cli, name, containers...) })
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	return generatedLab{name: name, dir: dir, st: state(t, s, name), cli: cli}
+	lab := generated(t, s, prefix, strings.ReplaceAll(yaml, "IMAGE", image), files)
+	t.Cleanup(func() { removeContainers(cli, lab.name, containers...) })
+	lab.cli = cli
+	return lab
 }

@@ -87,10 +87,8 @@ func burstRTT(t *testing.T, s *server, name string) time.Duration {
 func TestLiveImpairExecConsoleCapture(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, liveLab, nil)
-	name := deployment(t, s, "live", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "live", liveLab, nil)
+	name, dir, st := lab.name, lab.dir, lab.st
 	up := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
 	if !strings.Contains(up, "guest web: impaired eth0 rate 20kbit (yaml)") {
 		t.Errorf("up log does not say web is impaired:\n%s", up)

@@ -334,10 +334,8 @@ func TestRobustFailedUp(t *testing.T) {
 	}
 
 	t.Run("routers", func(t *testing.T) {
-		dir := project(t, strings.Replace(robustRouters, "GUESTS\n", "", 1), nil)
-		name := deployment(t, s, "rfr", dir)
-		mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-		st := state(t, s, name)
+		lab := generated(t, s, "rfr", strings.Replace(robustRouters, "GUESTS\n", "", 1), nil)
+		name, st := lab.name, lab.st
 		// A link in the way of r2's first port: r2 cannot be made.
 		inTheWay := topology.RouterPortHostName(name, "r2", 0)
 		if out, err := exec.Command("ip", "link", "add", inTheWay, "type", "veth", "peer", "name", "rob"+name[len(name)-6:]).CombinedOutput(); err != nil {
@@ -382,10 +380,8 @@ func TestRobustFailedUp(t *testing.T) {
 	})
 
 	t.Run("cancel", func(t *testing.T) {
-		dir := project(t, strings.Replace(robustRouters, "GUESTS\n", "", 1), nil)
-		name := deployment(t, s, "rfc", dir)
-		mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-		st := state(t, s, name)
+		lab := generated(t, s, "rfc", strings.Replace(robustRouters, "GUESTS\n", "", 1), nil)
+		name, st := lab.name, lab.st
 		for _, after := range []time.Duration{0, 5, 10, 20, 30, 40, 60, 80, 100, 130} {
 			id, err := s.c.Action(ctx, name, cmd(api.CmdUp))
 			if err != nil {
@@ -423,10 +419,8 @@ func TestRobustKill9DuringRoutedUp(t *testing.T) {
 	cli := dockertest.Client(t)
 	s := startServer(t)
 	ctx := context.Background()
-	dir := project(t, strings.Replace(robustRouters, "GUESTS\n", "", 1), nil)
-	name := deployment(t, s, "rk9", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "rk9", strings.Replace(robustRouters, "GUESTS\n", "", 1), nil)
+	name, st := lab.name, lab.st
 	for _, after := range []time.Duration{5, 15, 30, 45, 60, 90, 120} {
 		after *= time.Millisecond
 		id, err := s.c.Action(ctx, name, cmd(api.CmdUp))

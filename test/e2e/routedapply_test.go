@@ -47,10 +47,8 @@ var routedACLChange = strings.Replace(strings.Replace(routedACLNetwork,
 func TestApplyRoutedLab(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, routedMachines+routedACLNetwork, nil)
-	name := deployment(t, s, "rapply", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "rapply", routedMachines+routedACLNetwork, nil)
+	name, dir, st := lab.name, lab.dir, lab.st
 	cleanupTables(t, st)
 	mustSucceed(t, s, name, cmd(api.CmdUp))
 	ns := func(g string) string { return netnsPrefix(name) + g }
@@ -140,10 +138,8 @@ func TestApplyRoutedLab(t *testing.T) {
 func TestRestoreRoutedLab(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, routedMachines+routedACLNetwork, nil)
-	name := deployment(t, s, "rrestore", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "rrestore", routedMachines+routedACLNetwork, nil)
+	name, st := lab.name, lab.st
 	cleanupTables(t, st)
 	mustSucceed(t, s, name, cmd(api.CmdUp))
 	ctx := context.Background()
