@@ -2,12 +2,10 @@ package netns
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,32 +48,6 @@ func stateFor(p benchbase.Plan) *topology.State {
 		})
 	}
 	return st
-}
-
-// forEach runs fn for 0..n-1 on at most workers goroutines, like the
-// engine's stages, and joins the errors.
-func forEach(ctx context.Context, workers, n int, fn func(ctx context.Context, i int) error) error {
-	sem := make(chan struct{}, workers)
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // created drops Create's report for callers that want only the error.
