@@ -64,18 +64,12 @@ network:
 
 func liveSetup(t *testing.T, links bool) (*Engine, *linkWorld, api.Deployment) {
 	t.Helper()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(impairedTopo), 0o644)
 	w := &linkWorld{world: newWorld(), down: map[string]bool{}}
 	var net Network = w.world
 	if links {
 		net = w
 	}
-	e := New(Options{Drivers: guest.NewRegistry(w.world), Network: net, Concurrency: 2})
-	d := api.Deployment{Name: "lab", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
-		t.Fatal(err)
-	}
+	e, d := generatedEngine(t, "lab", impairedTopo, nil, Options{Drivers: guest.NewRegistry(w.world), Network: net, Concurrency: 2})
 	return e, w, d
 }
 

@@ -39,15 +39,10 @@ const timelineTopo = impairedTopo + `timeline:
 
 func powerSetup(t *testing.T) (*Engine, *linkWorld, api.Deployment) {
 	t.Helper()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(timelineTopo), 0o644)
 	w := &linkWorld{world: newWorld(), down: map[string]bool{}}
-	e := New(Options{Drivers: guest.NewRegistry(powerWorld{w.world}), Network: w, Concurrency: 2})
-	d := api.Deployment{Name: "lab", ProjectLocation: dir, State: api.StateIsUp}
+	e, d := generatedEngine(t, "lab", timelineTopo, nil, Options{Drivers: guest.NewRegistry(powerWorld{w.world}), Network: w, Concurrency: 2})
+	d.State = api.StateIsUp
 	ctx := context.Background()
-	if err := e.GenerateArtefacts(ctx, d, &guesttest.Log{}); err != nil {
-		t.Fatal(err)
-	}
 	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +135,8 @@ func TestTimelineRunsOnSchedule(t *testing.T) {
 	if err := e.Timeline(ctx, d, api.TimelineOptions{}, log); err != nil {
 		t.Fatalf("%v\n%s", err, log.Text())
 	}
-	if took := time.Since(start); took < 350*time.Millisecond || took > 2*time.Second {
+	// Never sooner than planned; later only as a loaded machine makes it.
+	if took := time.Since(start); took < 350*time.Millisecond || took > 10*time.Second {
 		t.Errorf("timeline took %v, want about 350 ms", took)
 	}
 	text := log.Text()

@@ -292,3 +292,13 @@ func assertNothingLeft(t *testing.T, st topology.State) {
 		t.Fatalf("left behind: links %v, namespaces %v", links, namespaces)
 	}
 }
+
+// generated is the set-up most tests start from: deployment prefix… of
+// yaml and files on server s, its artefacts generated.
+func generated(t *testing.T, s *server, prefix, yaml string, files map[string]string) generatedLab {
+	t.Helper()
+	dir := project(t, yaml, files)
+	name := deployment(t, s, prefix, dir)
+	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+	return generatedLab{name: name, dir: dir, st: state(t, s, name)}
+}

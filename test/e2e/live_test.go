@@ -85,10 +85,8 @@ func burstRTT(t *testing.T, s *server, name string) time.Duration {
 func TestLiveImpairExecConsoleCapture(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, liveLab, nil)
-	name := deployment(t, s, "live", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "live", liveLab, nil)
+	name, dir, st := lab.name, lab.dir, lab.st
 	up := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
 	if !strings.Contains(up, "guest web: impaired eth0 rate 20kbit (yaml)") {
 		t.Errorf("up log does not say web is impaired:\n%s", up)
@@ -108,7 +106,9 @@ func TestLiveImpairExecConsoleCapture(t *testing.T) {
 	if _, err := s.c.SetImpairment(ctx, name, "web", "eth0", api.Impairment{Up: true}); err != nil {
 		t.Fatal(err)
 	}
-	if d := burstRTT(t, s, name); d > 250*time.Millisecond {
+	// Limited, the burst takes seconds; unlimited, well under one even on
+	// a loaded machine.
+	if d := burstRTT(t, s, name); d > time.Second {
 		t.Errorf("longest rtt of a burst without a limit: %v", d)
 	}
 	if _, err := s.c.SetImpairment(ctx, name, "client", "eth0", api.Impairment{Up: true, RateKbit: 20}); err != nil {

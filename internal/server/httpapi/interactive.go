@@ -79,19 +79,9 @@ func execGuest(d Deps) handler {
 		if err := decode(w, r, &req); err != nil {
 			return err
 		}
-		switch {
-		case len(req.Command) == 0 || req.Command[0] == "":
-			return errorf(http.StatusBadRequest, nil, `"command" must be a non-empty list: the program and its arguments, e.g. ["ip", "addr"]`)
-		case slices.ContainsFunc(req.Command, func(a string) bool { return strings.ContainsRune(a, 0) }):
-			return errorf(http.StatusBadRequest, nil, `"command" holds a NUL byte: no program can be given one`)
-		case len(req.Stdin) > api.ExecStdinCap:
-			return errorf(http.StatusRequestEntityTooLarge, nil, fmt.Sprintf(`"stdin" holds %d bytes, more than the %d an exec takes: copy big files into the guest another way`, len(req.Stdin), api.ExecStdinCap))
-		case req.TimeoutS < 0 || req.TimeoutS > api.MaxExecTimeoutS:
-			return errorf(http.StatusBadRequest, nil, fmt.Sprintf(`"timeout_s" %d must be between 1 and %d (0: the default %d)`, req.TimeoutS, api.MaxExecTimeoutS, api.DefaultExecTimeoutS))
-		}
-		timeout := time.Duration(req.TimeoutS) * time.Second
-		if timeout == 0 {
-			timeout = api.DefaultExecTimeoutS * time.Second
+		timeout, err := execLimits(req.Command, req.Stdin, req.TimeoutS)
+		if err != nil {
+			return err
 		}
 		dep, guestName, err := liveGuest(d, r)
 		if err != nil {
@@ -99,29 +89,54 @@ func execGuest(d Deps) handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		stdout := &cappedBuffer{limit: api.ExecOutputCap}
-		stderr := &cappedBuffer{limit: api.ExecOutputCap}
-		gcmd := guest.Command{Argv: req.Command, Stdout: discardOnFull{stdout}, Stderr: discardOnFull{stderr}}
-		if len(req.Stdin) > 0 {
-			gcmd.Stdin = bytes.NewReader(req.Stdin)
-		}
-		code, err := d.Live.Exec(ctx, dep, guestName, gcmd)
-		res := api.ExecResult{ExitCode: code}
+		res, err := runExec(ctx, d.Live, dep, guestName, req.Command, req.Stdin)
 		if err != nil {
 			if !errors.Is(err, context.DeadlineExceeded) || r.Context().Err() != nil {
 				return err
 			}
 			res.ExitCode, res.TimedOut = -1, true
 		}
-		stdout.mu.Lock()
-		stderr.mu.Lock()
-		res.Stdout, res.Stderr = string(stdout.buf), string(stderr.buf)
-		res.Truncated = stdout.truncated || stderr.truncated
-		stdout.mu.Unlock()
-		stderr.mu.Unlock()
 		writeJSON(w, http.StatusOK, res)
 		return nil
 	}
+}
+
+// execLimits checks the command, standard input and timeout of an exec
+// request (one guest or many) and returns the timeout to run it with.
+func execLimits(argv []string, stdin []byte, timeoutS int) (time.Duration, error) {
+	switch {
+	case len(argv) == 0 || argv[0] == "":
+		return 0, errorf(http.StatusBadRequest, nil, `"command" must be a non-empty list: the program and its arguments, e.g. ["ip", "addr"]`)
+	case slices.ContainsFunc(argv, func(a string) bool { return strings.ContainsRune(a, 0) }):
+		return 0, errorf(http.StatusBadRequest, nil, `"command" holds a NUL byte: no program can be given one`)
+	case len(stdin) > api.ExecStdinCap:
+		return 0, errorf(http.StatusRequestEntityTooLarge, nil, fmt.Sprintf(`"stdin" holds %d bytes, more than the %d an exec takes: copy big files into the guest another way`, len(stdin), api.ExecStdinCap))
+	case timeoutS < 0 || timeoutS > api.MaxExecTimeoutS:
+		return 0, errorf(http.StatusBadRequest, nil, fmt.Sprintf(`"timeout_s" %d must be between 1 and %d (0: the default %d)`, timeoutS, api.MaxExecTimeoutS, api.DefaultExecTimeoutS))
+	case timeoutS == 0:
+		return api.DefaultExecTimeoutS * time.Second, nil
+	}
+	return time.Duration(timeoutS) * time.Second, nil
+}
+
+// runExec runs argv in one guest with stdin (none when empty) and returns
+// its exit code and capped output, also when err is set.
+func runExec(ctx context.Context, live Live, dep api.Deployment, guestName string, argv []string, stdin []byte) (api.ExecResult, error) {
+	stdout := &cappedBuffer{limit: api.ExecOutputCap}
+	stderr := &cappedBuffer{limit: api.ExecOutputCap}
+	gcmd := guest.Command{Argv: argv, Stdout: discardOnFull{stdout}, Stderr: discardOnFull{stderr}}
+	if len(stdin) > 0 {
+		gcmd.Stdin = bytes.NewReader(stdin)
+	}
+	code, err := live.Exec(ctx, dep, guestName, gcmd)
+	res := api.ExecResult{ExitCode: code}
+	stdout.mu.Lock()
+	stderr.mu.Lock()
+	res.Stdout, res.Stderr = string(stdout.buf), string(stderr.buf)
+	res.Truncated = stdout.truncated || stderr.truncated
+	stdout.mu.Unlock()
+	stderr.mu.Unlock()
+	return res, err
 }
 
 // discardOnFull claims every write succeeded, so a command whose output
