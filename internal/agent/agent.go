@@ -27,6 +27,10 @@ func (unreachable) Is(target error) bool { return target == engine.ErrHostUnreac
 // membership has to be renewed.
 var ErrUnauthorized = errors.New("member secret refused")
 
+// errUploadBusy: the client host is receiving the same file already (an
+// upload broken on the main's side that the client has not noticed yet).
+var errUploadBusy = errors.New("an upload of the file is in progress")
+
 // Prefix is where the agent API is mounted.
 const Prefix = "/api/agent/"
 
@@ -49,6 +53,10 @@ type GuestRequest struct {
 	// Files maps each deployment file the call needs (as the state names
 	// it) to the sha256 of its content, already pushed to the client.
 	Files map[string]string `json:"files,omitempty"`
+	// Artefacts are the files generate-artefacts wrote on the main for
+	// the guest, by path relative to the deployment's folder, already
+	// pushed: create installs them in the client's working folder.
+	Artefacts map[string]Artefact `json:"artefacts,omitempty"`
 	// Script is the file RunScript runs (a key of Files).
 	Script string `json:"script,omitempty"`
 }
@@ -72,6 +80,7 @@ var errorCodes = map[string]error{
 	"outside_project": guest.ErrOutsideProject,
 	"unsupported":     guest.ErrUnsupported,
 	"no_snapshot":     guest.ErrNoSnapshot,
+	"upload_busy":     errUploadBusy,
 }
 
 func codeOf(err error) string {

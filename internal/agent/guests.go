@@ -80,6 +80,9 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 func (s *server) create(ctx context.Context, drv guest.Driver, dep guest.Deployment, req GuestRequest, g *topology.Guest, log actlog.Log) (StreamLine, error) {
 	// Recorded before it is made, as the main's engine does: a crash in
 	// between leaves a pending entry that clean removes.
+	if err := s.installArtefacts(req.Deployment, req.Artefacts); err != nil {
+		return StreamLine{}, err
+	}
 	if err := s.rec.guestStarting(req.Deployment, req.Guest, req.Files); err != nil {
 		return StreamLine{}, err
 	}

@@ -38,6 +38,10 @@ type RemoteOptions struct {
 	IdleTimeout time.Duration
 	// TransferTimeout bounds one file upload; default 30 min.
 	TransferTimeout time.Duration
+	// Generated is the main's folder of generated artefacts
+	// (<data>/generated): what generate-artefacts wrote there for a guest
+	// of this host is pushed to it at create.
+	Generated string
 	// CapabilitiesTTL is how long the client's driver list is reused;
 	// default 30 s.
 	CapabilitiesTTL time.Duration
@@ -108,8 +112,8 @@ func (h *RemoteHost) Driver(kind string) (guest.Driver, error) {
 		kinds := sortedKeys(caps.Kinds)
 		return nil, fmt.Errorf("host %s has no driver for guest kind %q (have %v)", h.Name(), kind, kinds)
 	}
-	// Snapshots are proxied; artefacts are not (they would have to be
-	// written on the client at generate-artefacts), so they are not claimed.
+	// Snapshots are proxied; artefacts are written by the main's driver
+	// and pushed at create, so the proxy claims none.
 	return &proxyDriver{h: h, kind: kind, caps: guest.Capabilities{Snapshots: c.Snapshots, Find: c.Find, Power: c.Power}, remote: c}, nil
 }
 
