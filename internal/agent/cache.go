@@ -195,6 +195,9 @@ var _ guest.Files = cachedFiles{}
 func (f cachedFiles) Path(ctx context.Context, ref string) (string, error) {
 	hash, ok := f.refs[ref]
 	if !ok {
+		hash, ok = f.cachedPath(ref)
+	}
+	if !ok {
 		return "", fmt.Errorf("file %s was not sent to this host: %w", ref, fs.ErrNotExist)
 	}
 	present, err := f.cache.has(hash)
@@ -205,6 +208,17 @@ func (f cachedFiles) Path(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("file %s (sha256 %s) is not in this host's cache: %w", ref, hash, fs.ErrNotExist)
 	}
 	return f.cache.path(hash), nil
+}
+
+// cachedPath: ref is already the cached copy of one of the request's files
+// (the guest's spec names the copies on this host, see localGuest).
+func (f cachedFiles) cachedPath(ref string) (string, bool) {
+	for _, hash := range f.refs {
+		if f.cache.path(hash) == ref {
+			return hash, true
+		}
+	}
+	return "", false
 }
 
 // WorkDir implements guest.Files.

@@ -47,7 +47,11 @@ func (f *remoteFiles) push(ctx context.Context, ref string, log actlog.Log) (has
 	if err != nil {
 		return "", "", err
 	}
-	return f.h.pushLocal(ctx, local, ref, log)
+	name := ref
+	if rel, err := filepath.Rel(f.project, local); err == nil && filepath.IsLocal(rel) {
+		name = rel
+	}
+	return f.h.pushLocal(ctx, local, name, log)
 }
 
 // pushLocal makes sure the content of the file local (called name in the

@@ -69,6 +69,8 @@ type server struct {
 	// that named network namespace (ip netns exec).
 	args  []string
 	netns string
+	// wrap is a command line the binary runs under (inside netns).
+	wrap []string
 }
 
 // startServer runs testbedos-server main with its own data folder and
@@ -103,11 +105,11 @@ func (s *server) start(t testing.TB) {
 	if args == nil {
 		args = []string{"main"}
 	}
+	line := append(append(append([]string{}, s.wrap...), bins.server), args...)
 	if s.netns != "" {
-		s.cmd = exec.Command("ip", append([]string{"netns", "exec", s.netns, bins.server}, args...)...)
-	} else {
-		s.cmd = exec.Command(bins.server, args...)
+		line = append([]string{"ip", "netns", "exec", s.netns}, line...)
 	}
+	s.cmd = exec.Command(line[0], line[1:]...)
 	s.cmd.Env = s.env
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
