@@ -139,7 +139,7 @@ func (c fileCache) commit(f *os.File, hash string) error {
 }
 
 // copyBuffer is the size of the reads of an upload.
-const copyBuffer = 1 << 20
+const copyBuffer = 256 << 10
 
 // copyHashed copies r into f and sum; sum is fed in its own goroutine, so
 // hashing overlaps the reads and writes of the next block.

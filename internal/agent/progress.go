@@ -2,6 +2,7 @@ package agent
 
 import (
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -60,12 +61,19 @@ func (p *progress) rate() float64 {
 	return float64(p.sent) / secs / 1e6
 }
 
-func (p *progress) advance(n int) {
+// moveTo records that the upload reached offset off (negative: unknown),
+// and with report logs it, at most every progressEvery.
+func (p *progress) moveTo(off int64, report bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.at += int64(n)
-	p.sent += int64(n)
-	if p.now().Sub(p.last) < progressEvery || p.size == 0 {
+	if off < 0 {
+		return
+	}
+	if off > p.at {
+		p.sent += off - p.at
+	}
+	p.at = off
+	if !report || p.now().Sub(p.last) < progressEvery || p.size == 0 {
 		return
 	}
 	p.last = p.now()
@@ -85,23 +93,39 @@ func (p *progress) done() {
 	printf(p.log, "    %s: %.1f MiB there, verified by sha256 (%.1f MiB sent in %.1f s, %.0f MB/s)", p.what, mib(p.size), mib(p.sent), p.now().Sub(p.began).Seconds(), p.rate())
 }
 
-// reader counts what is read from r into the progress.
-func (p *progress) reader(r io.Reader, offset int64) io.Reader {
+// follow logs the progress of file, sent from offset on: its offset is
+// read every progressEvery. (A reader wrapped around the file to count
+// would keep the transport from sending it with sendfile.) stop ends it.
+func (p *progress) follow(file *os.File, offset int64) (stop func()) {
 	p.mu.Lock()
 	p.at = offset
 	p.mu.Unlock()
-	return &countingReader{r: r, p: p}
-}
-
-type countingReader struct {
-	r io.Reader
-	p *progress
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	if n > 0 {
-		c.p.advance(n)
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(progressEvery / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				p.moveTo(fileOffset(file), true)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		p.moveTo(fileOffset(file), false)
 	}
-	return n, err
+}
+
+// fileOffset is where file's next read starts; -1 once it is closed.
+func fileOffset(file *os.File) int64 {
+	off, err := file.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return -1
+	}
+	return off
 }

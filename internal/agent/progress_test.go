@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"bytes"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +16,9 @@ func TestProgressLines(t *testing.T) {
 	clock := time.Unix(0, 0)
 	p.now = func() time.Time { return clock }
 	p.start(0)
-	r := p.reader(bytes.NewReader(make([]byte, 100<<20)), 0)
-	buf := make([]byte, 1<<20)
-	for {
-		clock = clock.Add(100 * time.Millisecond) // 10 MiB/s, 100 reads
-		if _, err := r.Read(buf); err == io.EOF {
-			break
-		}
+	for off := int64(1 << 20); off <= 100<<20; off += 1 << 20 {
+		clock = clock.Add(100 * time.Millisecond) // 10 MiB/s, 100 steps
+		p.moveTo(off, true)
 	}
 	p.done()
 	lines := strings.Split(log.Text(), "\n")

@@ -190,8 +190,11 @@ func (u *upload) put(ctx context.Context) (string, error) {
 	if u.offset > 0 {
 		header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", u.offset, u.size-1, u.size))
 	}
-	body := u.progress.reader(io.LimitReader(file, u.size-u.offset), u.offset)
-	resp, err := u.h.request(ctx, http.MethodPut, "files/"+u.hash, body, u.size-u.offset, header)
+	// The file itself is the body: the transport sends it with sendfile
+	// where it can.
+	stop := u.progress.follow(file, u.offset)
+	resp, err := u.h.request(ctx, http.MethodPut, "files/"+u.hash, file, u.size-u.offset, header)
+	stop()
 	if err != nil {
 		return "", err
 	}
