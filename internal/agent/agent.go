@@ -57,6 +57,8 @@ type GuestRequest struct {
 	// the guest, by path relative to the deployment's folder, already
 	// pushed: create installs them in the client's working folder.
 	Artefacts map[string]Artefact `json:"artefacts,omitempty"`
+	// Image is the cloud image the guest boots from, already pushed.
+	Image *PushedImage `json:"image,omitempty"`
 	// Script is the file RunScript runs (a key of Files).
 	Script string `json:"script,omitempty"`
 }

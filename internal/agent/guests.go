@@ -83,6 +83,9 @@ func (s *server) create(ctx context.Context, drv guest.Driver, dep guest.Deploym
 	if err := s.installArtefacts(req.Deployment, req.Artefacts); err != nil {
 		return StreamLine{}, err
 	}
+	if err := s.adoptImage(ctx, req.Image); err != nil {
+		return StreamLine{}, err
+	}
 	if err := s.rec.guestStarting(req.Deployment, req.Guest, req.Files); err != nil {
 		return StreamLine{}, err
 	}

@@ -55,7 +55,7 @@ func (p *proxyDriver) Find(ctx context.Context, dep guest.Deployment, g *topolog
 var _ guest.Finder = (*proxyDriver)(nil)
 
 // Create implements guest.Driver: the files the guest's spec names (disk,
-// ISO, kernel, initrd) are pushed first, and for a kind that writes
+// ISO, kernel, initrd) and its cloud image are pushed first, and for a kind that writes
 // artefacts those generate-artefacts wrote for the guest on the main; each
 // content is sent once, and the client's driver makes the guest from them.
 func (p *proxyDriver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
@@ -68,6 +68,9 @@ func (p *proxyDriver) Create(ctx context.Context, dep guest.Deployment, g *topol
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	req := GuestRequest{Deployment: dep.Name, Guest: *g, Files: files}
+	if err := p.pushImage(ctx, &req, log); err != nil {
+		return false, err
+	}
 	if p.remote.Artefacts {
 		if req.Artefacts, err = p.guestArtefacts(ctx, dep.Name, g, log); err != nil {
 			return false, err

@@ -16,6 +16,7 @@ import (
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/images"
 )
 
 // RemoteOptions configure a RemoteHost.
@@ -42,6 +43,9 @@ type RemoteOptions struct {
 	// (<data>/generated): what generate-artefacts wrote there for a guest
 	// of this host is pushed to it at create.
 	Generated string
+	// Images is the main's image cache: a cloud image a guest of this
+	// host boots from is resolved there and pushed.
+	Images *images.Store
 	// CapabilitiesTTL is how long the client's driver list is reused;
 	// default 30 s.
 	CapabilitiesTTL time.Duration

@@ -16,6 +16,7 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/images"
 )
 
 // Options configure the agent API of a client host.
@@ -28,7 +29,10 @@ type Options struct {
 	DataDir string
 	Drivers *guest.Registry
 	Network engine.Network
-	Logger  *slog.Logger
+	// Images is this host's image cache (its drivers'): a cloud image the
+	// main pushes for a guest is kept there under its name.
+	Images *images.Store
+	Logger *slog.Logger
 	// Now is the clock of health answers; default time.Now.
 	Now func() time.Time
 	// KeepAlive is how often a guest call's stream carries an empty line

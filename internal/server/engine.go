@@ -183,7 +183,7 @@ func newEngine(cfg config.Server, host api.HostConfig, hosts engine.Hosts, st st
 func (s *Server) agentRoutes(local *engine.LocalHost) http.Handler {
 	return agent.Handler(agent.Options{
 		Name: s.host.Name, DataDir: s.cfg.DataDir, Drivers: local.Drivers, Network: local.Net,
-		Logger: s.log.With("part", "agent"),
+		Images: s.images, Logger: s.log.With("part", "agent"),
 	})
 }
 

@@ -65,7 +65,7 @@ func (c *clusterHosts) Host(name string) (engine.Host, error) {
 	client := cluster.PinnedClient(peer.Fingerprint, &c.own.identity.Certificate)
 	h, err := agent.NewRemoteHost(agent.RemoteOptions{
 		Name: name, BaseURL: peer.URL, Secret: peer.Secret, Client: client, Timeout: 30 * time.Second,
-		Generated: c.main.Generated,
+		Generated: c.main.Generated, Images: c.own.images,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", name, err)
