@@ -106,8 +106,8 @@ func (s *server) deployment(name string, files map[string]string) guest.Deployme
 }
 
 // localGuest is the guest with the paths of the main's project folder its
-// spec names replaced by the cached copies here. A disk used in place
-// cannot be a cached copy: the cache is shared and content-addressed.
+// spec names replaced by the cached copies here. A cached disk is never
+// written: the guest's disk is a linked clone over it (or a full copy).
 func (s *server) localGuest(req GuestRequest) (*topology.Guest, error) {
 	g := req.Guest
 	if g.Libvirt == nil {
@@ -119,9 +119,6 @@ func (s *server) localGuest(req GuestRequest) (*topology.Guest, error) {
 	for _, p := range []*string{&spec.DiskPath, &spec.ISOPath, &spec.Kernel, &spec.Initrd} {
 		if *p == "" || req.Files[*p] == "" {
 			continue
-		}
-		if p == &spec.DiskPath && !spec.DeepCopy {
-			return nil, badRequest("guest %s: disk %s would be written in place, which a client host cannot do with a pushed copy: set deep_copy", g.Name, spec.DiskPath)
 		}
 		local, err := files.Path(context.Background(), *p)
 		if err != nil {

@@ -83,3 +83,29 @@ func TestCloudImagePushedToClient(t *testing.T) {
 		t.Errorf("%d uploads, want the image once", n)
 	}
 }
+
+// TestExistingDiskPushedToClient: an existing_disk guest (a linked clone
+// over the disk, which is never written) runs on a client with the pushed
+// copy as its disk; no deep copy is needed.
+func TestExistingDiskPushedToClient(t *testing.T) {
+	data := t.TempDir()
+	drv := &specDriver{fakeDriver: fakeDriver{guests: map[string]bool{}}}
+	srv := httptest.NewServer(agent.Handler(agent.Options{Name: "c1", DataDir: data, Drivers: guest.NewRegistry(drv)}))
+	t.Cleanup(srv.Close)
+	remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "c1", BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := remote.Driver(topology.KindNetns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := project(t, map[string]string{"disk.qcow2": "QFI\xfb a disk"})
+	g := &topology.Guest{Name: "vm1", Kind: topology.KindNetns, Libvirt: &topology.LibvirtSpec{Boot: topology.BootExistingDisk, DiskPath: filepath.Join(dir, "disk.qcow2"), DiskFormat: "qcow2"}}
+	if _, err := proxy.Create(context.Background(), guest.Deployment{Name: "d1", Files: remote.Files(dir)}, g, &guesttest.Log{}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if drv.got == nil || filepath.Dir(drv.got.DiskPath) != filepath.Join(data, "cache", "files") {
+		t.Errorf("the client's driver got disk %+v, want its cached copy", drv.got)
+	}
+}
