@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/agent"
@@ -277,5 +279,62 @@ func TestCorruptUploadRefused(t *testing.T) {
 	})
 	if len(files) != 0 {
 		t.Errorf("kept after a corrupt upload: %v", files)
+	}
+}
+
+// TestStalledUploadDropped: an upload that stops sending (its main gone
+// without closing the connection) is dropped after the idle time, keeping
+// what arrived, so the next upload of the file resumes instead of being
+// refused as busy forever.
+func TestStalledUploadDropped(t *testing.T) {
+	data := t.TempDir()
+	srv := httptest.NewServer(agent.Handler(agent.Options{Name: "c1", DataDir: data, UploadIdle: 200 * time.Millisecond}))
+	t.Cleanup(srv.Close)
+	content := bytes.Repeat([]byte("x"), 1000)
+	sum := sha256.Sum256(content)
+	path := "/api/agent/files/" + hex.EncodeToString(sum[:])
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: c1\r\nContent-Length: 1000\r\n\r\n%s", path, content[:100])
+	var received string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		head, err := srv.Client().Head(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head.Body.Close()
+		received = head.Header.Get("X-Testbedos-Received")
+		if received == "100" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if received != "100" {
+		t.Fatalf("the client holds %s bytes of the stalled upload, want 100", received)
+	}
+	// The stalled upload still holds the file until the idle time ends.
+	var status int
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+path, bytes.NewReader(content[100:]))
+		req.Header.Set("Content-Range", "bytes 100-999/1000")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if status = resp.StatusCode; status != http.StatusConflict {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status != http.StatusCreated {
+		t.Fatalf("resuming after the stalled upload: %d, want 201", status)
+	}
+	if got, err := os.ReadFile(filepath.Join(data, "cache", "files", hex.EncodeToString(sum[:]))); err != nil || !bytes.Equal(got, content) {
+		t.Errorf("the file: %d bytes, %v", len(got), err)
 	}
 }

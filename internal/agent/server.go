@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -35,6 +36,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of health answers; default time.Now.
 	Now func() time.Time
+	// UploadIdle is how long a file upload may send nothing before the
+	// client drops it, keeping what arrived: a main that vanished
+	// mid-transfer does not hold the file's upload forever; default 2 min.
+	UploadIdle time.Duration
 	// KeepAlive is how often a guest call's stream carries an empty line
 	// while the driver is silent, so the main can tell a slow script from a
 	// lost host; default 10 s.
@@ -56,6 +61,9 @@ func Handler(opts Options) http.Handler {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.UploadIdle <= 0 {
+		opts.UploadIdle = 2 * time.Minute
 	}
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 10 * time.Second
@@ -316,7 +324,8 @@ func (s *server) putFile(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{status: http.StatusConflict, err: fmt.Errorf("file %s: %w", hash, errUploadBusy)}
 	}
 	defer s.uploads.end(hash)
-	if err := s.cache.put(hash, r.Body, offset, total); err != nil {
+	body := &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: s.opts.UploadIdle}
+	if err := s.cache.put(hash, body, offset, total); err != nil {
 		if errors.Is(err, errOffset) {
 			w.Header().Set(receivedHeader, strconv.FormatInt(s.cache.received(hash), 10))
 			return &httpError{status: http.StatusConflict, err: err}
@@ -343,6 +352,19 @@ func contentRange(r *http.Request) (offset, total int64, err error) {
 		return 0, 0, badRequest("Content-Range %q does not match the body's %d bytes", cr, r.ContentLength)
 	}
 	return offset, total, nil
+}
+
+// idleReader reads an upload's body, failing a read that waits longer
+// than idle.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (i *idleReader) Read(b []byte) (int, error) {
+	_ = i.rc.SetReadDeadline(time.Now().Add(i.idle))
+	return i.r.Read(b)
 }
 
 // uploads are the files being received now.
