@@ -34,8 +34,9 @@ func (p *proxyDriver) pushImage(ctx context.Context, req *GuestRequest, log actl
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", req.Guest.Name, err)
 	}
-	hash, _, err := p.h.pushLocal(ctx, p.h.opts.Images.BlobPath(e.SHA256), "image "+e.Name, log)
-	if err != nil {
+	// The blob is named by its sha256, checked when it was stored.
+	hash := e.SHA256
+	if _, err := p.h.pushHashed(ctx, p.h.opts.Images.BlobPath(hash), hash, e.Size, "image "+e.Name, log); err != nil {
 		return fmt.Errorf("guest %s: %w", req.Guest.Name, err)
 	}
 	spec := *l

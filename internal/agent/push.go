@@ -63,26 +63,33 @@ func (h *RemoteHost) pushLocal(ctx context.Context, local, name string, log actl
 	if err != nil {
 		return "", "", fmt.Errorf("file %s: %w", name, err)
 	}
+	remote, err = h.pushHashed(ctx, local, hash, size, name, log)
+	return hash, remote, err
+}
+
+// pushHashed is pushLocal of a file whose sha256 is known (a blob of the
+// image cache, named by it): it is not read to hash it again.
+func (h *RemoteHost) pushHashed(ctx context.Context, local, hash string, size int64, name string, log actlog.Log) (remote string, err error) {
 	mu := h.pushLock(hash)
 	mu.Lock()
 	defer mu.Unlock()
 	st, err := h.fileState(ctx, hash)
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
 	if st.present {
 		if size >= quietBelow {
 			printf(log, "    file %s: already on host %s (sha256 %s): not sent", name, h.Name(), hash[:12])
 		}
-		return hash, st.path, nil
+		return st.path, nil
 	}
 	up := &upload{h: h, hash: hash, local: local, size: size, offset: st.received,
 		progress: newProgress(log, fmt.Sprintf("file %s to host %s", name, h.Name()), size)}
 	remote, err = up.send(ctx)
 	if err != nil {
-		return "", "", fmt.Errorf("send %s: %w", name, err)
+		return "", fmt.Errorf("send %s: %w", name, err)
 	}
-	return hash, remote, nil
+	return remote, nil
 }
 
 func (h *RemoteHost) pushLock(hash string) *sync.Mutex {
