@@ -236,9 +236,10 @@ func printf(log actlog.Log, format string, args ...any) {
 	}
 }
 
-// hashCache remembers the sha256 of files by path, size and modification
-// time, so a large image is hashed once, not at every up.
-type hashCache struct {
+// Hashes remembers the sha256 of files by path, size and modification
+// time, so a large image is hashed once, not at every up nor for every
+// client host: the main's RemoteHosts share one.
+type Hashes struct {
 	mu sync.Mutex
 	m  map[string]hashEntry
 }
@@ -249,7 +250,10 @@ type hashEntry struct {
 	hash  string
 }
 
-func (c *hashCache) sum(path string) (string, int64, error) {
+// NewHashes returns an empty cache of hashes.
+func NewHashes() *Hashes { return &Hashes{m: map[string]hashEntry{}} }
+
+func (c *Hashes) sum(path string) (string, int64, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", 0, err

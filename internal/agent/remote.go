@@ -43,6 +43,9 @@ type RemoteOptions struct {
 	// (<data>/generated): what generate-artefacts wrote there for a guest
 	// of this host is pushed to it at create.
 	Generated string
+	// Hashes caches the sha256 of the files pushed; the main's hosts
+	// share one. Nil: a cache of this host's own.
+	Hashes *Hashes
 	// Images is the main's image cache: a cloud image a guest of this
 	// host boots from is resolved there and pushed.
 	Images *images.Store
@@ -57,7 +60,7 @@ type RemoteHost struct {
 	opts RemoteOptions
 	base *url.URL
 
-	hashes hashCache
+	hashes *Hashes
 
 	pushMu  sync.Mutex
 	pushing map[string]*sync.Mutex // by sha256: one upload of a file at a time
@@ -90,7 +93,11 @@ func NewRemoteHost(opts RemoteOptions) (*RemoteHost, error) {
 	if opts.CapabilitiesTTL <= 0 {
 		opts.CapabilitiesTTL = 30 * time.Second
 	}
-	return &RemoteHost{opts: opts, base: base, pushing: map[string]*sync.Mutex{}, hashes: hashCache{m: map[string]hashEntry{}}}, nil
+	hashes := opts.Hashes
+	if hashes == nil {
+		hashes = NewHashes()
+	}
+	return &RemoteHost{opts: opts, base: base, pushing: map[string]*sync.Mutex{}, hashes: hashes}, nil
 }
 
 // Name implements engine.Host.
