@@ -28,6 +28,10 @@ func (unreachable) Is(target error) bool { return target == engine.ErrHostUnreac
 // membership has to be renewed.
 var ErrUnauthorized = errors.New("member secret refused")
 
+// errUploadBusy: the client host is receiving the same file already (an
+// upload broken on the main's side that the client has not noticed yet).
+var errUploadBusy = errors.New("an upload of the file is in progress")
+
 // Prefix is where the agent API is mounted.
 const Prefix = "/api/agent/"
 
@@ -50,6 +54,12 @@ type GuestRequest struct {
 	// Files maps each deployment file the call needs (as the state names
 	// it) to the sha256 of its content, already pushed to the client.
 	Files map[string]string `json:"files,omitempty"`
+	// Artefacts are the files generate-artefacts wrote on the main for
+	// the guest, by path relative to the deployment's folder, already
+	// pushed: create installs them in the client's working folder.
+	Artefacts map[string]Artefact `json:"artefacts,omitempty"`
+	// Image is the cloud image the guest boots from, already pushed.
+	Image *PushedImage `json:"image,omitempty"`
 	// Script is the file RunScript runs (a key of Files).
 	Script string `json:"script,omitempty"`
 	// Volumes are the manifests of a docker guest's volume sources, by
@@ -86,6 +96,7 @@ var errorCodes = map[string]error{
 	"no_snapshot":     guest.ErrNoSnapshot,
 	"no_netem":        impair.ErrNoNetem,
 	"no_link_ops":     engine.ErrNoLinkOps,
+	"upload_busy":     errUploadBusy,
 }
 
 func codeOf(err error) string {

@@ -51,44 +51,133 @@ func (c fileCache) has(hash string) (bool, error) {
 	return fi.Mode().IsRegular(), nil
 }
 
-// put stores the content read from r as hash, verifying it. Files are kept
-// executable: a pushed setup script runs as it would on the main, and the
-// content address cannot carry a mode.
-func (c fileCache) put(hash string, r io.Reader) error {
+// partialPath is where the part of hash received so far is kept: an
+// upload broken off is resumed from there, never started over.
+func (c fileCache) partialPath(hash string) string {
+	return filepath.Join(c.dir, partialDir, hash)
+}
+
+// partialDir is the cache's folder of partial uploads.
+const partialDir = ".partial"
+
+// received is how many bytes of hash a broken upload left.
+func (c fileCache) received(hash string) int64 {
+	fi, err := os.Stat(c.partialPath(hash))
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0
+	}
+	return fi.Size()
+}
+
+// errOffset: an upload resumes at another offset than what the cache holds.
+var errOffset = errors.New("the upload does not resume where the received part ends")
+
+// put stores the content of hash read from r, which starts at offset of
+// the file (0, or what received says a broken upload left) and ends at
+// total (-1: at the end of r). What arrives is appended to the partial
+// file; once whole, the file's sha256 is checked: a match moves it into
+// the cache (executable: a pushed setup script runs as it would on the
+// main, and the content address cannot carry a mode), a mismatch deletes
+// it. A broken upload keeps its partial file.
+func (c fileCache) put(hash string, r io.Reader, offset, total int64) error {
 	if !validHash(hash) {
 		return fmt.Errorf("%q: %w", hash, ErrBadHash)
 	}
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(c.dir, partialDir), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(c.dir, "."+hash+".tmp-*")
+	part := c.partialPath(hash)
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
+	defer f.Close()
 	sum := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, sum), r); err != nil {
-		return fmt.Errorf("receive %s: %w", hash, err)
+	if offset == 0 {
+		err = f.Truncate(0)
+	} else if have := c.received(hash); have != offset {
+		return fmt.Errorf("%s: %d bytes received, the upload resumes at %d: %w", hash, have, offset, errOffset)
+	} else {
+		_, err = io.Copy(sum, io.NewSectionReader(f, 0, offset))
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return err
+	}
+	n, err := copyHashed(f, sum, r)
+	if err != nil {
+		return fmt.Errorf("receive %s: %w (%d bytes kept to resume from)", hash, err, offset+n)
+	}
+	if total >= 0 && offset+n != total {
+		return fmt.Errorf("receive %s: %d of %d bytes arrived (kept to resume from)", hash, offset+n, total)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != hash {
-		return fmt.Errorf("file sent as %s has sha256 %s: %w", hash, got, ErrBadHash)
+		f.Close()
+		os.Remove(part)
+		return fmt.Errorf("file sent as %s has sha256 %s: refused: %w", hash, got, ErrBadHash)
 	}
-	if err := tmp.Chmod(0o755); err != nil {
+	return c.commit(f, hash)
+}
+
+// commit moves the verified partial file f of hash into the cache.
+func (c fileCache) commit(f *os.File, hash string) error {
+	if err := f.Chmod(0o755); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := f.Sync(); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
+	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), c.path(hash)); err != nil {
+	if err := os.Rename(c.partialPath(hash), c.path(hash)); err != nil {
 		return err
 	}
 	return atomicfile.SyncDir(c.dir)
+}
+
+// copyBuffer is the size of the reads of an upload.
+const copyBuffer = 256 << 10
+
+// copyHashed copies r into f and sum; sum is fed in its own goroutine, so
+// hashing overlaps the reads and writes of the next block.
+func copyHashed(f io.Writer, sum io.Writer, r io.Reader) (int64, error) {
+	blocks := make(chan []byte, 2)
+	free := make(chan []byte, 3)
+	for range 3 {
+		free <- make([]byte, copyBuffer)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range blocks {
+			sum.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	var n int64
+	var err error
+	for err == nil {
+		buf := <-free
+		var k int
+		k, err = io.ReadFull(r, buf)
+		if k > 0 {
+			if _, werr := f.Write(buf[:k]); werr != nil {
+				err = werr
+				break
+			}
+			n += int64(k)
+			blocks <- buf[:k]
+		}
+	}
+	close(blocks)
+	<-done
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = nil
+	}
+	return n, err
 }
 
 // cachedFiles are a deployment's files as a client host's drivers reach
@@ -106,6 +195,9 @@ var _ guest.Files = cachedFiles{}
 func (f cachedFiles) Path(ctx context.Context, ref string) (string, error) {
 	hash, ok := f.refs[ref]
 	if !ok {
+		hash, ok = f.cachedPath(ref)
+	}
+	if !ok {
 		return "", fmt.Errorf("file %s was not sent to this host: %w", ref, fs.ErrNotExist)
 	}
 	present, err := f.cache.has(hash)
@@ -116,6 +208,17 @@ func (f cachedFiles) Path(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("file %s (sha256 %s) is not in this host's cache: %w", ref, hash, fs.ErrNotExist)
 	}
 	return f.cache.path(hash), nil
+}
+
+// cachedPath: ref is already the cached copy of one of the request's files
+// (the guest's spec names the copies on this host, see localGuest).
+func (f cachedFiles) cachedPath(ref string) (string, bool) {
+	for _, hash := range f.refs {
+		if f.cache.path(hash) == ref {
+			return hash, true
+		}
+	}
+	return "", false
 }
 
 // WorkDir implements guest.Files.

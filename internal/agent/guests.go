@@ -87,6 +87,12 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 func (s *server) create(ctx context.Context, drv guest.Driver, dep guest.Deployment, req GuestRequest, g *topology.Guest, log actlog.Log) (StreamLine, error) {
 	// Recorded before it is made, as the main's engine does: a crash in
 	// between leaves a pending entry that clean removes.
+	if err := s.installArtefacts(req.Deployment, req.Artefacts); err != nil {
+		return StreamLine{}, err
+	}
+	if err := s.adoptImage(ctx, req.Image); err != nil {
+		return StreamLine{}, err
+	}
 	if err := s.rec.guestStarting(req.Deployment, req.Guest, req.Files); err != nil {
 		return StreamLine{}, err
 	}
@@ -107,8 +113,8 @@ func (s *server) deployment(name string, files map[string]string) guest.Deployme
 }
 
 // localGuest is the guest with the paths of the main's project folder its
-// spec names replaced by the cached copies here. A disk used in place
-// cannot be a cached copy: the cache is shared and content-addressed.
+// spec names replaced by the cached copies here. A cached disk is never
+// written: the guest's disk is a linked clone over it (or a full copy).
 func (s *server) localGuest(req GuestRequest) (*topology.Guest, error) {
 	g := req.Guest
 	if g.Libvirt == nil {
@@ -120,9 +126,6 @@ func (s *server) localGuest(req GuestRequest) (*topology.Guest, error) {
 	for _, p := range []*string{&spec.DiskPath, &spec.ISOPath, &spec.Kernel, &spec.Initrd} {
 		if *p == "" || req.Files[*p] == "" {
 			continue
-		}
-		if p == &spec.DiskPath && !spec.DeepCopy {
-			return nil, badRequest("guest %s: disk %s would be written in place, which a client host cannot do with a pushed copy: set deep_copy", g.Name, spec.DiskPath)
 		}
 		local, err := files.Path(context.Background(), *p)
 		if err != nil {

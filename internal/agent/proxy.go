@@ -26,17 +26,14 @@ type proxyDriver struct {
 	remote guest.Capabilities
 }
 
-// errArtefactsOnClient: the kind writes artefacts at generate-artefacts,
-// which the agent does not do on a client host yet.
-var errArtefactsOnClient = fmt.Errorf("guests of a kind that writes artefacts (libvirt) cannot run on a client host yet: %w", guest.ErrUnsupported)
-
 var _ guest.Driver = (*proxyDriver)(nil)
 
 // Kind implements guest.Driver.
 func (p *proxyDriver) Kind() string { return p.kind }
 
 // Capabilities implements guest.Driver: snapshots as the client's driver
-// has them; artefacts never (not proxied).
+// has them; artefacts never: the main's driver of the kind writes them, and
+// Create pushes them.
 func (p *proxyDriver) Capabilities() guest.Capabilities { return p.caps }
 
 // Exists implements guest.Driver.
@@ -58,24 +55,32 @@ func (p *proxyDriver) Find(ctx context.Context, dep guest.Deployment, g *topolog
 var _ guest.Finder = (*proxyDriver)(nil)
 
 // Create implements guest.Driver: the files the guest's spec names (disk,
-// ISO, kernel, initrd) are pushed first.
+// ISO, kernel, initrd) and its cloud image are pushed first, and for a kind that writes
+// artefacts those generate-artefacts wrote for the guest on the main; each
+// content is sent once, and the client's driver makes the guest from them.
 func (p *proxyDriver) Create(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (bool, error) {
-	if p.remote.Artefacts {
-		return false, fmt.Errorf("guest %s on host %s: %w", g.Name, p.h.Name(), errArtefactsOnClient)
-	}
 	var refs []string
 	if l := g.Libvirt; l != nil {
 		refs = []string{l.DiskPath, l.ISOPath, l.Kernel, l.Initrd}
 	}
-	files, err := p.push(ctx, dep, refs...)
+	files, err := p.push(ctx, dep, log, refs...)
 	if err != nil {
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	vols, err := p.pushVolumes(ctx, dep, g)
+	vols, err := p.pushVolumes(ctx, dep, g, log)
 	if err != nil {
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	last, err := p.h.stream(ctx, "guests/create", GuestRequest{Deployment: dep.Name, Guest: *g, Files: files, Volumes: vols}, log)
+	req := GuestRequest{Deployment: dep.Name, Guest: *g, Files: files, Volumes: vols}
+	if err := p.pushImage(ctx, &req, log); err != nil {
+		return false, err
+	}
+	if p.remote.Artefacts {
+		if req.Artefacts, err = p.guestArtefacts(ctx, dep.Name, g, log); err != nil {
+			return false, err
+		}
+	}
+	last, err := p.h.stream(ctx, "guests/create", req, log)
 	return last.Created, err
 }
 
@@ -83,7 +88,7 @@ func (p *proxyDriver) Create(ctx context.Context, dep guest.Deployment, g *topol
 // content), run by the client's driver, and its output arrives in log
 // line by line, prefixed with the host's name.
 func (p *proxyDriver) RunScript(ctx context.Context, dep guest.Deployment, g *topology.Guest, script string, log actlog.Log) error {
-	files, err := p.push(ctx, dep, script)
+	files, err := p.push(ctx, dep, log, script)
 	if err != nil {
 		return fmt.Errorf("guest %s: script: %w", g.Name, err)
 	}
@@ -100,7 +105,7 @@ func (p *proxyDriver) Destroy(ctx context.Context, dep guest.Deployment, g *topo
 
 // push sends the non-empty refs to the client and maps them to their
 // sha256.
-func (p *proxyDriver) push(ctx context.Context, dep guest.Deployment, refs ...string) (map[string]string, error) {
+func (p *proxyDriver) push(ctx context.Context, dep guest.Deployment, log actlog.Log, refs ...string) (map[string]string, error) {
 	files := map[string]string{}
 	for _, ref := range refs {
 		if ref == "" {
@@ -110,7 +115,7 @@ func (p *proxyDriver) push(ctx context.Context, dep guest.Deployment, refs ...st
 		if !ok || rf.h != p.h {
 			return nil, fmt.Errorf("file %s: the deployment's files are not those of host %s", ref, p.h.Name())
 		}
-		hash, _, err := rf.push(ctx, ref)
+		hash, _, err := rf.push(ctx, ref, log)
 		if err != nil {
 			return nil, err
 		}

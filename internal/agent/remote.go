@@ -16,6 +16,7 @@ import (
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/images"
 )
 
 // RemoteOptions configure a RemoteHost.
@@ -38,6 +39,16 @@ type RemoteOptions struct {
 	IdleTimeout time.Duration
 	// TransferTimeout bounds one file upload; default 30 min.
 	TransferTimeout time.Duration
+	// Generated is the main's folder of generated artefacts
+	// (<data>/generated): what generate-artefacts wrote there for a guest
+	// of this host is pushed to it at create.
+	Generated string
+	// Hashes caches the sha256 of the files pushed; the main's hosts
+	// share one. Nil: a cache of this host's own.
+	Hashes *Hashes
+	// Images is the main's image cache: a cloud image a guest of this
+	// host boots from is resolved there and pushed.
+	Images *images.Store
 	// CapabilitiesTTL is how long the client's driver list is reused;
 	// default 30 s.
 	CapabilitiesTTL time.Duration
@@ -49,7 +60,7 @@ type RemoteHost struct {
 	opts RemoteOptions
 	base *url.URL
 
-	hashes hashCache
+	hashes *Hashes
 
 	pushMu  sync.Mutex
 	pushing map[string]*sync.Mutex // by sha256: one upload of a file at a time
@@ -82,7 +93,11 @@ func NewRemoteHost(opts RemoteOptions) (*RemoteHost, error) {
 	if opts.CapabilitiesTTL <= 0 {
 		opts.CapabilitiesTTL = 30 * time.Second
 	}
-	return &RemoteHost{opts: opts, base: base, pushing: map[string]*sync.Mutex{}, hashes: hashCache{m: map[string]hashEntry{}}}, nil
+	hashes := opts.Hashes
+	if hashes == nil {
+		hashes = NewHashes()
+	}
+	return &RemoteHost{opts: opts, base: base, pushing: map[string]*sync.Mutex{}, hashes: hashes}, nil
 }
 
 // Name implements engine.Host.
@@ -109,8 +124,8 @@ func (h *RemoteHost) Driver(kind string) (guest.Driver, error) {
 		return nil, fmt.Errorf("host %s has no driver for guest kind %q (have %v)", h.Name(), kind, kinds)
 	}
 	// Snapshots, power, exec and the console are proxied; artefacts are
-	// not (they would have to be written on the client at
-	// generate-artefacts), so they are not claimed.
+	// written by the main's driver and pushed at create, so the proxy
+	// claims none.
 	proxied := guest.Capabilities{Snapshots: c.Snapshots, Find: c.Find, Power: c.Power, Exec: c.Exec, Console: c.Console}
 	return &proxyDriver{h: h, kind: kind, caps: proxied, remote: c}, nil
 }

@@ -4,16 +4,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/images"
 )
 
 // Options configure the agent API of a client host.
@@ -26,9 +30,16 @@ type Options struct {
 	DataDir string
 	Drivers *guest.Registry
 	Network engine.Network
-	Logger  *slog.Logger
+	// Images is this host's image cache (its drivers'): a cloud image the
+	// main pushes for a guest is kept there under its name.
+	Images *images.Store
+	Logger *slog.Logger
 	// Now is the clock of health answers; default time.Now.
 	Now func() time.Time
+	// UploadIdle is how long a file upload may send nothing before the
+	// client drops it, keeping what arrived: a main that vanished
+	// mid-transfer does not hold the file's upload forever; default 2 min.
+	UploadIdle time.Duration
 	// KeepAlive is how often a guest call's stream carries an empty line
 	// while the driver is silent, so the main can tell a slow script from a
 	// lost host; default 10 s.
@@ -36,9 +47,10 @@ type Options struct {
 }
 
 type server struct {
-	opts  Options
-	cache fileCache
-	rec   *records
+	opts    Options
+	cache   fileCache
+	rec     *records
+	uploads *uploads
 }
 
 // Handler serves the agent API under /api/agent/. The caller mounts it and
@@ -50,13 +62,17 @@ func Handler(opts Options) http.Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.UploadIdle <= 0 {
+		opts.UploadIdle = 2 * time.Minute
+	}
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 10 * time.Second
 	}
 	s := &server{
-		opts:  opts,
-		cache: fileCache{dir: filepath.Join(opts.DataDir, "cache", "files")},
-		rec:   newRecords(filepath.Join(opts.DataDir, "agent")),
+		opts:    opts,
+		cache:   fileCache{dir: filepath.Join(opts.DataDir, "cache", "files")},
+		rec:     newRecords(filepath.Join(opts.DataDir, "agent")),
+		uploads: &uploads{m: map[string]bool{}},
 	}
 	mux := http.NewServeMux()
 	route := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
@@ -282,6 +298,7 @@ func (s *server) hasFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !ok {
+		w.Header().Set(receivedHeader, strconv.FormatInt(s.cache.received(hash), 10))
 		w.WriteHeader(http.StatusNotFound)
 		return nil
 	}
@@ -290,17 +307,90 @@ func (s *server) hasFile(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// pathHeader carries, in answers about a file, where the client keeps it.
-const pathHeader = "X-Testbedos-Path"
+// pathHeader carries, in answers about a file, where the client keeps it;
+// receivedHeader, for a file not (wholly) there, how many bytes of it a
+// broken upload left, where the next upload resumes.
+const (
+	pathHeader     = "X-Testbedos-Path"
+	receivedHeader = "X-Testbedos-Received"
+)
 
+// putFile serves PUT /api/agent/files/{sha256}: the whole file, or with
+// Content-Range "bytes START-END/TOTAL" the rest of it from where a broken
+// upload ended. One upload of a file at a time.
 func (s *server) putFile(w http.ResponseWriter, r *http.Request) error {
 	hash := r.PathValue("sha256")
-	if err := s.cache.put(hash, r.Body); err != nil {
+	offset, total, err := contentRange(r)
+	if err != nil {
+		return err
+	}
+	if !s.uploads.begin(hash) {
+		return &httpError{status: http.StatusConflict, err: fmt.Errorf("file %s: %w", hash, errUploadBusy)}
+	}
+	defer s.uploads.end(hash)
+	body := &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: s.opts.UploadIdle}
+	if err := s.cache.put(hash, body, offset, total); err != nil {
+		if errors.Is(err, errOffset) {
+			w.Header().Set(receivedHeader, strconv.FormatInt(s.cache.received(hash), 10))
+			return &httpError{status: http.StatusConflict, err: err}
+		}
 		return err
 	}
 	w.Header().Set(pathHeader, s.cache.path(hash))
 	w.WriteHeader(http.StatusCreated)
 	return nil
+}
+
+// contentRange is where the body of an upload starts in the file and the
+// file's size (-1: unknown, the body's end is the file's).
+func contentRange(r *http.Request) (offset, total int64, err error) {
+	cr := r.Header.Get("Content-Range")
+	if cr == "" {
+		return 0, r.ContentLength, nil
+	}
+	var end int64
+	if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &offset, &end, &total); err != nil || offset < 0 || end < offset-1 || end >= total {
+		return 0, 0, badRequest("invalid Content-Range %q", cr)
+	}
+	if r.ContentLength >= 0 && r.ContentLength != end-offset+1 {
+		return 0, 0, badRequest("Content-Range %q does not match the body's %d bytes", cr, r.ContentLength)
+	}
+	return offset, total, nil
+}
+
+// idleReader reads an upload's body, failing a read that waits longer
+// than idle.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (i *idleReader) Read(b []byte) (int, error) {
+	_ = i.rc.SetReadDeadline(time.Now().Add(i.idle))
+	return i.r.Read(b)
+}
+
+// uploads are the files being received now.
+type uploads struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (u *uploads) begin(hash string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m[hash] {
+		return false
+	}
+	u.m[hash] = true
+	return true
+}
+
+func (u *uploads) end(hash string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.m, hash)
 }
 
 func deploymentName(r *http.Request) (string, error) {

@@ -101,35 +101,3 @@ func TestSnapshotsThroughTheAgent(t *testing.T) {
 		t.Errorf("info of a deleted snapshot: %v, want ErrNoSnapshot", err)
 	}
 }
-
-// artDriver is a fake driver of a kind that writes artefacts.
-type artDriver struct{ fakeDriver }
-
-func (a *artDriver) Capabilities() guest.Capabilities { return guest.Capabilities{Artefacts: true} }
-
-// TestArtefactKindRefusedOnClient: a kind whose artefacts the agent cannot
-// write on the client is refused plainly at create, before anything is made
-// or recorded, and the proxy claims no artefacts.
-func TestArtefactKindRefusedOnClient(t *testing.T) {
-	drv := &artDriver{fakeDriver{guests: map[string]bool{}}}
-	srv := httptest.NewServer(agent.Handler(agent.Options{Name: "c1", DataDir: t.TempDir(), Drivers: guest.NewRegistry(drv)}))
-	t.Cleanup(srv.Close)
-	remote, err := agent.NewRemoteHost(agent.RemoteOptions{Name: "c1", BaseURL: srv.URL, Client: srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := remote.Driver(topology.KindNetns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := guest.As[guest.ArtefactWriter](proxy); err == nil {
-		t.Error("the proxy claims to write artefacts")
-	}
-	dep := guest.Deployment{Name: "d1", Files: remote.Files(t.TempDir())}
-	if _, err := proxy.Create(context.Background(), dep, &topology.Guest{Name: "vm1", Kind: topology.KindNetns}, nil); !errors.Is(err, guest.ErrUnsupported) {
-		t.Errorf("create: %v, want ErrUnsupported", err)
-	}
-	if len(drv.guests) != 0 {
-		t.Errorf("the client made %v", drv.guests)
-	}
-}

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -39,7 +40,7 @@ type VolumeEntry struct {
 
 // pushVolumes pushes the volume sources of a docker guest and returns
 // their manifests by source.
-func (p *proxyDriver) pushVolumes(ctx context.Context, dep guest.Deployment, g *topology.Guest) (map[string][]VolumeEntry, error) {
+func (p *proxyDriver) pushVolumes(ctx context.Context, dep guest.Deployment, g *topology.Guest, log actlog.Log) (map[string][]VolumeEntry, error) {
 	if g.Docker == nil || len(g.Docker.Volumes) == 0 {
 		return nil, nil
 	}
@@ -49,7 +50,7 @@ func (p *proxyDriver) pushVolumes(ctx context.Context, dep guest.Deployment, g *
 	}
 	out := map[string][]VolumeEntry{}
 	for _, v := range g.Docker.Volumes {
-		entries, err := rf.pushVolume(ctx, v.Source)
+		entries, err := rf.pushVolume(ctx, v.Source, log)
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: %w", v.Target, err)
 		}
@@ -60,7 +61,7 @@ func (p *proxyDriver) pushVolumes(ctx context.Context, dep guest.Deployment, g *
 
 // pushVolume walks the source (opened beneath the project folder; links
 // are not followed) and pushes its files.
-func (f *remoteFiles) pushVolume(ctx context.Context, source string) ([]VolumeEntry, error) {
+func (f *remoteFiles) pushVolume(ctx context.Context, source string, log actlog.Log) ([]VolumeEntry, error) {
 	root, err := guest.ProjectFiles{Project: f.project}.OpenMount(ctx, source)
 	if err != nil {
 		return nil, err
@@ -80,7 +81,7 @@ func (f *remoteFiles) pushVolume(ctx context.Context, source string) ([]VolumeEn
 		if rel == "." {
 			rel = ""
 		}
-		e, err := f.volumeEntry(ctx, source, rel, path, d)
+		e, err := f.volumeEntry(ctx, source, rel, path, d, log)
 		if err == nil {
 			entries = append(entries, e)
 		}
@@ -89,7 +90,7 @@ func (f *remoteFiles) pushVolume(ctx context.Context, source string) ([]VolumeEn
 	if err != nil {
 		// A single file: the walk of "<fd>/" fails as it is not a folder.
 		if fi, serr := root.Stat(); serr == nil && fi.Mode().IsRegular() {
-			hash, _, perr := f.push(ctx, source)
+			hash, _, perr := f.push(ctx, source, log)
 			return []VolumeEntry{{SHA256: hash, Mode: fi.Mode().Perm()}}, perr
 		}
 		return nil, err
@@ -97,7 +98,7 @@ func (f *remoteFiles) pushVolume(ctx context.Context, source string) ([]VolumeEn
 	return entries, nil
 }
 
-func (f *remoteFiles) volumeEntry(ctx context.Context, source, rel, path string, d fs.DirEntry) (VolumeEntry, error) {
+func (f *remoteFiles) volumeEntry(ctx context.Context, source, rel, path string, d fs.DirEntry, log actlog.Log) (VolumeEntry, error) {
 	fi, err := d.Info()
 	if err != nil {
 		return VolumeEntry{}, err
@@ -109,7 +110,7 @@ func (f *remoteFiles) volumeEntry(ctx context.Context, source, rel, path string,
 	case fi.Mode()&fs.ModeSymlink != 0:
 		e.Link, err = os.Readlink(path)
 	case fi.Mode().IsRegular():
-		e.SHA256, _, err = f.push(ctx, filepath.Join(source, rel))
+		e.SHA256, _, err = f.push(ctx, filepath.Join(source, rel), log)
 	default:
 		err = fmt.Errorf("%s is neither a file, a folder nor a link", filepath.Join(source, rel))
 	}

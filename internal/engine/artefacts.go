@@ -28,18 +28,11 @@ func (e *Engine) writeArtefacts(ctx context.Context, st *topology.State, out *at
 	log.Printf("deployment SSH key %s", key.Path)
 	for i := range st.Guests {
 		g := &st.Guests[i]
-		// A kind without a driver here has no artefacts to write; up
-		// reports the missing driver.
-		host, err := e.opts.Hosts.Host(g.Host)
+		w, err := e.artefactWriter(g)
 		if err != nil {
 			return fmt.Errorf("guest %s: %w", g.Name, err)
 		}
-		drv, err := host.Driver(g.Kind)
-		if err != nil {
-			continue
-		}
-		w, err := guest.As[guest.ArtefactWriter](drv)
-		if err != nil {
+		if w == nil {
 			continue
 		}
 		if err := w.WriteArtefacts(ctx, st, g, out, log); err != nil {
@@ -47,6 +40,41 @@ func (e *Engine) writeArtefacts(ctx context.Context, st *topology.State, out *at
 		}
 	}
 	return nil
+}
+
+// artefactWriter is the driver that writes guest g's artefacts: its host's
+// driver, or for a guest of a client host (whose proxy writes none) the
+// main's driver of its kind, which writes them here; the client host's
+// proxy pushes them at up and the client's driver makes the paths in them
+// its own. Nil: the kind writes none, or has no driver here (up reports
+// the missing driver).
+func (e *Engine) artefactWriter(g *topology.Guest) (guest.ArtefactWriter, error) {
+	host, err := e.opts.Hosts.Host(g.Host)
+	if err != nil {
+		return nil, err
+	}
+	drv, err := host.Driver(g.Kind)
+	if err != nil {
+		return nil, nil
+	}
+	if w, err := guest.As[guest.ArtefactWriter](drv); err == nil {
+		return w, nil
+	}
+	for _, h := range e.opts.Hosts.List() {
+		if !h.Main || h.Name == g.Host {
+			continue
+		}
+		main, err := e.opts.Hosts.Host(h.Name)
+		if err != nil {
+			return nil, err
+		}
+		if drv, err := main.Driver(g.Kind); err == nil {
+			if w, err := guest.As[guest.ArtefactWriter](drv); err == nil {
+				return w, nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 // generatedDir is the server's folder of what generate-artefacts made for

@@ -234,3 +234,33 @@ func TestCheckReadable(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestAdoptPushedImage: a file whose sha256 is known (pushed by the main
+// and verified on arrival) becomes a named image without a copy when it
+// is on the cache's file system; adopting it again changes nothing.
+func TestAdoptPushedImage(t *testing.T) {
+	s := newStore(t)
+	data := []byte("pushed image")
+	path := filepath.Join(t.TempDir(), "pushed")
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Adopt(context.Background(), "debian-12", path, sum(data))
+	if err != nil || e.SHA256 != sum(data) || e.Size != int64(len(data)) {
+		t.Fatalf("adopt: %+v, %v", e, err)
+	}
+	got, ok, err := s.Entry("debian-12")
+	if err != nil || !ok || got.SHA256 != sum(data) {
+		t.Fatalf("entry: %+v %v %v", got, ok, err)
+	}
+	if blob, err := os.ReadFile(s.BlobPath(sum(data))); err != nil || string(blob) != string(data) {
+		t.Errorf("blob: %q, %v", blob, err)
+	}
+	again, err := s.Adopt(context.Background(), "debian-12", path, sum(data))
+	if err != nil || !again.Fetched.Equal(e.Fetched) {
+		t.Errorf("adopting again: %+v, %v; want the entry as it was", again, err)
+	}
+	if _, err := s.Adopt(context.Background(), "../x", path, sum(data)); err == nil {
+		t.Error("an invalid name was adopted")
+	}
+}

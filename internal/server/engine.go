@@ -185,7 +185,7 @@ func newEngine(cfg config.Server, host api.HostConfig, hosts engine.Hosts, st st
 func (s *Server) agentRoutes(ctx context.Context, local *engine.LocalHost) http.Handler {
 	opts := agent.Options{
 		Name: s.host.Name, DataDir: s.cfg.DataDir, Drivers: local.Drivers, Network: local.Net,
-		Logger: s.log.With("part", "agent"),
+		Images: s.images, Logger: s.log.With("part", "agent"),
 	}
 	if err := agent.ResumeImpairments(ctx, opts); err != nil {
 		opts.Logger.Warn("could not set again every impairment of this host's guests", "err", err)

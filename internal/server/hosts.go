@@ -26,6 +26,9 @@ type clusterHosts struct {
 
 	mu      sync.Mutex
 	remotes map[string]remoteEntry // by member name
+	// hashes are the sha256 of pushed files, shared by every member's
+	// proxy: a file is hashed once for all of them.
+	hashes *agent.Hashes
 }
 
 // remoteEntry is a member's proxy, made again when the member re-joined
@@ -63,8 +66,12 @@ func (c *clusterHosts) Host(name string) (engine.Host, error) {
 		return e.host, nil
 	}
 	client := cluster.PinnedClient(peer.Fingerprint, &c.own.identity.Certificate)
+	if c.hashes == nil {
+		c.hashes = agent.NewHashes()
+	}
 	h, err := agent.NewRemoteHost(agent.RemoteOptions{
 		Name: name, BaseURL: peer.URL, Secret: peer.Secret, Client: client, Timeout: 30 * time.Second,
+		Generated: c.main.Generated, Images: c.own.images, Hashes: c.hashes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", name, err)

@@ -73,6 +73,8 @@ type server struct {
 	args       []string
 	netns      string
 	hostMounts bool
+	// wrap is a command line the binary runs under (inside netns).
+	wrap []string
 }
 
 // startServer runs testbedos-server main with its own data folder and
@@ -107,14 +109,14 @@ func (s *server) start(t testing.TB) {
 	if args == nil {
 		args = []string{"main"}
 	}
+	line := append(append(append([]string{}, s.wrap...), bins.server), args...)
 	switch {
 	case s.netns != "" && s.hostMounts:
-		s.cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + s.netns, bins.server}, args...)...)
+		line = append([]string{"nsenter", "--net=/run/netns/" + s.netns}, line...)
 	case s.netns != "":
-		s.cmd = exec.Command("ip", append([]string{"netns", "exec", s.netns, bins.server}, args...)...)
-	default:
-		s.cmd = exec.Command(bins.server, args...)
+		line = append([]string{"ip", "netns", "exec", s.netns}, line...)
 	}
+	s.cmd = exec.Command(line[0], line[1:]...)
 	s.cmd.Env = s.env
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {

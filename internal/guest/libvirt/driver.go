@@ -265,7 +265,7 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	pins.rewrite(dom)
+	d.localize(dom, dep, g, p, pins)
 	backing, err := d.createVolume(ctx, s, dep, g, pins, log)
 	if err != nil {
 		return err

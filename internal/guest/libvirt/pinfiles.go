@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"libvirt.org/go/libvirtxml"
+
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -62,17 +64,45 @@ func (pins pinnedFiles) of(path string) string {
 	return path
 }
 
-// rewrite points the domain's kernel, initrd and disks at the pins.
-func (pins pinnedFiles) rewrite(dom domainDoc) {
+// localize makes the domain generate-artefacts wrote this host's: the
+// files QEMU opens are this host's (its disk in this host's disks folder,
+// the seed and console log in this host's working folder, the kernel,
+// initrd and ISO pinned here), and the domain is marked as defined by this
+// server. On the main that changes nothing; a domain written on the main
+// for a client host's guest gets the client's folders and instance.
+func (d *Driver) localize(dom domainDoc, dep guest.Deployment, g *topology.Guest, p paths, pins pinnedFiles) {
+	spec := g.Libvirt
+	dom.Metadata = &libvirtxml.DomainMetadata{XML: markXML(dep.Name, g.Name, d.opts.Instance)}
 	if o := dom.OS; o != nil {
-		o.Kernel, o.Initrd = pins.of(o.Kernel), pins.of(o.Initrd)
+		if spec.Kernel != "" {
+			o.Kernel = pins.of(spec.Kernel)
+		}
+		if spec.Initrd != "" {
+			o.Initrd = pins.of(spec.Initrd)
+		}
 	}
 	if dom.Devices == nil {
 		return
 	}
+	files := map[string]string{"vda": filepath.Join(p.poolDir, volumeOf(spec, g.Name).name)}
+	switch spec.Boot {
+	case topology.BootCloudImage:
+		files["vdb"] = p.seed
+	case topology.BootISOGuest:
+		files["hdc"] = pins.of(spec.ISOPath)
+	}
 	for i := range dom.Devices.Disks {
-		if src := dom.Devices.Disks[i].Source; src != nil && src.File != nil {
-			src.File.File = pins.of(src.File.File)
+		disk := &dom.Devices.Disks[i]
+		if disk.Source == nil || disk.Source.File == nil || disk.Target == nil {
+			continue
+		}
+		if f, ok := files[disk.Target.Dev]; ok {
+			disk.Source.File.File = f
+		}
+	}
+	for i := range dom.Devices.Serials {
+		if l := dom.Devices.Serials[i].Log; l != nil {
+			l.File = p.console
 		}
 	}
 }
