@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -59,8 +60,9 @@ type clientVMLab struct {
 // c1, whose libvirtd runs it; namespaces on the main and on c2 ping it over
 // the VXLAN tunnels; a snapshot of it is made and restored through the
 // agent; down leaves no domain, disk, bridge or link on any host; a second
-// up sends no file again. Steps on the running VM are a list: more (exec,
-// console, capture, impairments) are added there.
+// up sends no file again. On the running VM: exec with stdin, the serial
+// console, a capture of its link and impairments of it, all through the
+// agent.
 func TestLibvirtGuestOnClient(t *testing.T) {
 	libvirttest.Require(t)
 	begin := time.Now()
@@ -88,6 +90,64 @@ func TestLibvirtGuestOnClient(t *testing.T) {
 		{"ping from c2", func(t *testing.T) {
 			if err := pingFromClient(lab.clients["c2"], lab.guest(t, "ns2").Netns.Namespace, vmIP); err != nil {
 				t.Error(err)
+			}
+		}},
+		{"exec", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			res, err := lab.main.c.Exec(ctx, lab.name, "vm1", api.ExecRequest{Command: []string{"sh", "-c", "cat; echo vm-$((6*7))"}, Stdin: []byte("typed\n")})
+			if err != nil || res.ExitCode != 0 || res.Stdout != "typed\nvm-42\n" {
+				t.Errorf("exec in the VM on c1: %+v, %v", res, err)
+			}
+		}},
+		{"console", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			con, err := lab.main.c.OpenConsole(ctx, lab.name, "vm1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer con.Close()
+			if _, err := con.Write([]byte("\necho serial-$((6*7))\n")); err != nil {
+				t.Fatal(err)
+			}
+			readUntil(t, con, "serial-42")
+		}},
+		{"capture", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			stream, err := lab.main.c.Capture(ctx, lab.name, "vm1", "eth0", "icmp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stream.Close()
+			pings := make(chan error, 1)
+			go func() { _, err := pingFrom(lab.main, lab.name, "ns1", vmIP.String()); pings <- err }()
+			readICMP(t, stream, "10.71.0.11", vmIP.String(), 3)
+			if err := <-pings; err != nil {
+				t.Error(err)
+			}
+		}},
+		{"impairments", func(t *testing.T) {
+			ctx := context.Background()
+			if _, err := lab.main.c.SetImpairment(ctx, lab.name, "vm1", "eth0", api.Impairment{Up: true, DelayMS: 100}); err != nil {
+				t.Fatal(err)
+			}
+			rtt, err := pingFrom(lab.main, lab.name, "ns1", vmIP.String())
+			if t.Logf("rtt with 100 ms on the VM's link: %v", rtt); err != nil || rtt < 100*time.Millisecond {
+				t.Errorf("rtt with 100 ms on the VM's link: %v (%v)", rtt, err)
+			}
+			if _, err := lab.main.c.SetImpairment(ctx, lab.name, "vm1", "eth0", api.Impairment{Up: false}); err != nil {
+				t.Fatal(err)
+			}
+			if rtt, err := pingFrom(lab.main, lab.name, "ns1", vmIP.String()); err == nil {
+				t.Errorf("pings over the VM's link set down: %v", rtt)
+			}
+			if _, err := lab.main.c.SetImpairment(ctx, lab.name, "vm1", "eth0", api.Impairment{Up: true}); err != nil {
+				t.Fatal(err)
+			}
+			if err := nettest.Ping(lab.guest(t, "ns1").Netns.Namespace, vmIP, 30*time.Second); err != nil {
+				t.Errorf("with the link up again: %v", err)
 			}
 		}},
 		{"snapshot and restore", func(t *testing.T) {

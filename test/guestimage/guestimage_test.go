@@ -123,7 +123,7 @@ func TestCmdline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "console=ttyS0 panic=-1 quiet tb.ip=10.0.0.20/24 tb.gw=10.0.0.1 tb.hostname=vm1 " +
+	want := "console=ttyS0 panic=-1 no_timer_check quiet tb.ip=10.0.0.20/24 tb.gw=10.0.0.1 tb.hostname=vm1 " +
 		"tb.net=eth1,10.1.0.5/24 tb.net=52:54:00:00:00:02,10.2.0.5/24 tb.route=10.9.0.0/16,10.0.0.1 tb.dns=10.0.0.1 " +
 		"tb.key=" + base64.StdEncoding.EncodeToString([]byte(line))
 	if s != want {
@@ -147,7 +147,7 @@ func TestCmdline(t *testing.T) {
 		}
 	}
 	s, err = Params{Console: "none", Verbose: true, Extra: []string{"loglevel=7"}}.Cmdline()
-	if err != nil || s != "panic=-1 loglevel=7" {
+	if err != nil || s != "panic=-1 no_timer_check loglevel=7" {
 		t.Errorf("minimal: %q %v", s, err)
 	}
 }

@@ -111,7 +111,7 @@ func (d *Driver) probeKVM(ctx context.Context, s *session) (verdict, why string,
 		OS: &libvirtxml.DomainOS{
 			Type:    &libvirtxml.DomainOSType{Arch: "x86_64", Type: "hvm"},
 			Kernel:  kcopy,
-			Cmdline: "console=ttyS0 quiet panic=0",
+			Cmdline: "console=ttyS0 quiet panic=0 no_timer_check",
 		},
 		Features:   &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}},
 		OnPoweroff: "destroy", OnReboot: "destroy", OnCrash: "destroy",

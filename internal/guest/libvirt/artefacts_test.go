@@ -40,9 +40,9 @@ func TestKernelCmdline(t *testing.T) {
 		cmdline string
 		want    string
 	}{
-		{"", "console=ttyS0 tb.hostname=vm1 tb.ip=10.0.0.20/24 tb.net=52:54:00:aa:bb:02,10.1.0.20/24 tb.gw=10.0.0.1 tb.key="},
-		{"quiet panic=-1", "console=ttyS0 quiet panic=-1 tb.hostname=vm1"},
-		{"console=hvc0 ro", "console=hvc0 ro tb.hostname=vm1"},
+		{"", "console=ttyS0 no_timer_check tb.hostname=vm1 tb.ip=10.0.0.20/24 tb.net=52:54:00:aa:bb:02,10.1.0.20/24 tb.gw=10.0.0.1 tb.key="},
+		{"quiet panic=-1", "console=ttyS0 quiet panic=-1 no_timer_check tb.hostname=vm1"},
+		{"console=hvc0 ro no_timer_check", "console=hvc0 ro no_timer_check tb.hostname=vm1"},
 	} {
 		g.Libvirt.Cmdline = tc.cmdline
 		got, err := kernelCmdline(g.Libvirt, g, key)

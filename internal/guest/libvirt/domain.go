@@ -212,15 +212,23 @@ func readOnlyDisk(device, file, dev, bus string) libvirtxml.DomainDisk {
 // test/guestimage comes up addressed and with the deployment's key:
 // tb.hostname, tb.ip (eth0), tb.net=MAC,CIDR (other NICs), tb.gw and
 // tb.key=BASE64(authorized_keys line). Kernels that do not know them ignore
-// them. A console on the first serial port is added unless one is given.
+// them. A console on the first serial port is added unless one is given,
+// and no_timer_check unless the line has it: under QEMU's TCG on a busy
+// host, Linux's check of the IO-APIC timer can miss its window and panic
+// at boot ("IO-APIC + timer doesn't work"); kernels set it themselves
+// only when they see KVM.
 func kernelCmdline(spec *topology.LibvirtSpec, g *topology.Guest, authorizedKey string) (string, error) {
 	args := strings.Fields(spec.Cmdline)
-	hasConsole := false
+	hasConsole, hasTimerCheck := false, false
 	for _, a := range args {
 		hasConsole = hasConsole || strings.HasPrefix(a, "console=")
+		hasTimerCheck = hasTimerCheck || a == "no_timer_check"
 	}
 	if !hasConsole {
 		args = append([]string{"console=ttyS0"}, args...)
+	}
+	if !hasTimerCheck {
+		args = append(args, "no_timer_check")
 	}
 	args = append(args, "tb.hostname="+g.Name)
 	gateway := ""
