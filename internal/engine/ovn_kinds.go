@@ -186,7 +186,12 @@ func mainHost(st *topology.State) string {
 	return ""
 }
 
+// upPart is nil when the state asks for none of the kind (no routers, no
+// ACLs): up then has no stage for it, as with the bridge backend.
 func (k *ovnKind[S]) upPart(u *upRun) upPart {
+	if len(k.wanted(u.st, "")) == 0 {
+		return nil
+	}
 	return &ovnUp[S]{k: k, u: u}
 }
 

@@ -145,3 +145,25 @@ func TestOVNCapabilities(t *testing.T) {
 		t.Errorf("a guest on a client: %v", err)
 	}
 }
+
+// With ovn, up's stages are those of the kinds the state has: a lab with
+// no router and no ACL has no routers or acl stage ("[4/8] routers: 0
+// routers" was printed before).
+func TestOVNUpStagesOnlyWhatTheStateHas(t *testing.T) {
+	e := New(Options{Backend: BackendOVN})
+	stageNames := func(st *topology.State) string {
+		var names []string
+		for _, s := range (&upRun{e: e, st: st}).stages() {
+			names = append(names, s.name)
+		}
+		return strings.Join(names, " ")
+	}
+	st := ovnState()
+	if got, want := stageNames(st), "init hosts network routers acl guests setup end"; got != want {
+		t.Errorf("stages with a router and ACLs: %q, want %q", got, want)
+	}
+	st.Routers, st.ACL = nil, nil
+	if got, want := stageNames(st), "init hosts network guests setup end"; got != want {
+		t.Errorf("stages without: %q, want %q", got, want)
+	}
+}
