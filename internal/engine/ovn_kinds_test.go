@@ -62,7 +62,10 @@ func TestOVNSpecs(t *testing.T) {
 		t.Errorf("sw0: %+v", sw0)
 	}
 	if !reflect.DeepEqual(sw1.DNS, map[string]string{"web": "10.0.0.10"}) {
-		t.Errorf("DNS: %v (the dynamic guest has no name until its lease)", sw1.DNS)
+		t.Errorf("DNS: %v (the dynamic guest has no static name)", sw1.DNS)
+	}
+	if !reflect.DeepEqual(sw1.DynamicDNS, map[string]string{"tbxdb0": "db"}) || !reflect.DeepEqual(sws["tbxsw0"].Spec.DynamicDNS, sw1.DynamicDNS) {
+		t.Errorf("dynamic DNS: %v (every switch names the dynamic guest's port)", sw1.DynamicDNS)
 	}
 
 	r := ovnRouters(st, "main")["tbos.lab.router.r1"].Spec

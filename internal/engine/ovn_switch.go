@@ -75,10 +75,10 @@ func deleteOVNSwitch(ctx context.Context, host Host, n *ovn.Network, key string,
 
 // ovnSwitches are the logical switches st asks for, by name.
 func ovnSwitches(st *topology.State, _ string) map[string]OVNRecord[ovn.SwitchSpec] {
-	dns := guestNames(st)
+	dns, dynamic := guestNames(st), dynamicNames(st)
 	out := map[string]OVNRecord[ovn.SwitchSpec]{}
 	for _, sw := range st.Switches {
-		spec := ovn.SwitchSpec{Name: lsName(sw), Deployment: st.Deployment, Subnet: sw.Subnet, DNS: dns}
+		spec := ovn.SwitchSpec{Name: lsName(sw), Deployment: st.Deployment, Subnet: sw.Subnet, DNS: dns, DynamicDNS: dynamic}
 		pool := dhcpPool(st, sw.Name)
 		for _, g := range st.Guests {
 			for _, ifc := range g.Interfaces {
@@ -163,6 +163,24 @@ func guestNames(st *topology.State) map[string]string {
 		if len(ips) > 0 {
 			sort.Strings(ips)
 			out[strings.ToLower(g.Name)] = strings.Join(ips, " ")
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// dynamicNames maps the logical port of every interface with ip: dynamic
+// to its guest's name: OVN's DNS gets the address once OVN has assigned
+// it.
+func dynamicNames(st *topology.State) map[string]string {
+	out := map[string]string{}
+	for _, g := range st.Guests {
+		for _, ifc := range g.Interfaces {
+			if ifc.Dynamic {
+				out[ifc.HostName] = strings.ToLower(g.Name)
+			}
 		}
 	}
 	if len(out) == 0 {
