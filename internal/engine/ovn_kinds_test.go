@@ -170,3 +170,25 @@ func TestOVNUpStagesOnlyWhatTheStateHas(t *testing.T) {
 		t.Errorf("stages without: %q, want %q", got, want)
 	}
 }
+
+// A switch on a provider network of the host (a localnet port naming
+// host.json's bridge mapping) is a logical switch of the deployment's own
+// whose localnet port names the network; the bridge is the host's mapped
+// one, resolved by the host's OVN.
+func TestOVNProviderSwitch(t *testing.T) {
+	st := ovnState()
+	st.Switches = append(st.Switches, topology.Switch{Name: "pub", Subnet: "172.16.1.0/24", Bridge: topology.ProviderBridgeName("public"),
+		External: &topology.ExternalSide{Address: "172.16.1.1/24", Table: topology.ProviderTable("public"), Host: "main", Provider: "public"}})
+	ls := topology.BridgeName("lab", "pub")
+	got, ok := ovnSwitches(st, "")[ls]
+	if !ok {
+		t.Fatalf("no logical switch %s (the deployment's own) for the provider switch", ls)
+	}
+	if p := got.Spec.Provider; p == nil || *p != (ovn.ProviderSpec{Network: "public", Own: true, Shared: true}) {
+		t.Errorf("provider: %+v", p)
+	}
+	st.Deployment = "other"
+	if _, ok := ovnSwitches(st, "")[topology.BridgeName("other", "pub")]; !ok {
+		t.Error("a second lab on public does not get a logical switch of its own")
+	}
+}

@@ -36,12 +36,13 @@ import (
 // (netlink bridges, or with the ovn backend OVN and the integration bridge)
 // and every guest kind, registered here in one list. closeNet stops what
 // the network started (the OVS/OVN daemons).
-func newLocalHost(ctx context.Context, cfg config.Server, hostName string, imgs *images.Store, log *slog.Logger) (local *engine.LocalHost, closeNet func(), err error) {
+func newLocalHost(ctx context.Context, cfg config.Server, host api.HostConfig, imgs *images.Store, log *slog.Logger) (local *engine.LocalHost, closeNet func(), err error) {
+	hostName := host.Name
 	instance, err := instanceID(cfg.InstanceIDPath())
 	if err != nil {
 		return nil, nil, err
 	}
-	net, closeNet, err := hostNetwork(ctx, cfg, hostName, log)
+	net, closeNet, err := hostNetwork(ctx, cfg, host, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -77,14 +78,18 @@ func newLocalHost(ctx context.Context, cfg config.Server, hostName string, imgs 
 // hostNetwork is this host's network for the configured backend: with ovn
 // the host's own OVS and OVN when they run, else daemons the server starts
 // under <data>/ovn and stops with closeNet.
-func hostNetwork(ctx context.Context, cfg config.Server, hostName string, log *slog.Logger) (engine.Network, func(), error) {
+func hostNetwork(ctx context.Context, cfg config.Server, hc api.HostConfig, log *slog.Logger) (engine.Network, func(), error) {
 	host := hostnet.NewHost(log)
 	if cfg.Network != config.NetworkOVN {
 		return host, func() {}, nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	n, err := ovn.Open(sctx, ovn.Options{Dir: cfg.OVNDir(), Chassis: hostName, Logger: log.With("part", "ovn")})
+	mappings := map[string]string{}
+	for name, m := range hc.ProviderNetworks() {
+		mappings[name] = m.Bridge
+	}
+	n, err := ovn.Open(sctx, ovn.Options{Dir: cfg.OVNDir(), Chassis: hc.Name, Logger: log.With("part", "ovn"), BridgeMappings: mappings})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -203,7 +203,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	exec := opts.Executor
 	if exec == nil {
 		// The engine names this host as the cluster does: host.json's name.
-		local, closeNet, err := newLocalHost(ctx, cfg, s.host.Name, s.images, log)
+		local, closeNet, err := newLocalHost(ctx, cfg, s.host, s.images, log)
 		if err != nil {
 			return nil, err
 		}

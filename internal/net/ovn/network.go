@@ -37,6 +37,9 @@ type Options struct {
 	// SBListen are further remotes of the southbound database
 	// ("ptcp:6642:10.0.0.1"), for other chassis.
 	SBListen []string
+	// BridgeMappings are host.json's provider networks: network name →
+	// the OVS bridge a localnet port naming it reaches (provider.go).
+	BridgeMappings map[string]string
 }
 
 // Network is one host's OVS and OVN.
@@ -53,6 +56,8 @@ type Network struct {
 	// netns is the named network namespace the daemons run in; "" for
 	// this process's.
 	netns string
+	// mappings are host.json's provider networks (Options.BridgeMappings).
+	mappings map[string]string
 }
 
 // KernelDatapath reports whether the kernel has the openvswitch module;
@@ -67,7 +72,7 @@ func KernelDatapath() bool {
 // up as a chassis of its own southbound database. Close stops what Open
 // started.
 func Open(ctx context.Context, o Options) (*Network, error) {
-	n := &Network{netdev: !KernelDatapath(), ep: HostEndpoints(), netns: o.Netns}
+	n := &Network{netdev: !KernelDatapath(), ep: HostEndpoints(), netns: o.Netns, mappings: o.BridgeMappings}
 	own := o.Netns != "" || !answers(n.ep.OVS) || !answers(n.ep.NB)
 	if own {
 		if o.Dir == "" {
