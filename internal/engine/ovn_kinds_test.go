@@ -134,18 +134,31 @@ func TestOVNRecordAndPlan(t *testing.T) {
 	}
 }
 
-// The ovn backend refuses, before up is recorded, a guest on another host
-// than the main, and a main whose network has no OVN (422).
+// The ovn backend refuses, before up is recorded, a main whose network has
+// no OVN (422); a guest on a client is no longer refused (the client binds
+// it on its own chassis).
 func TestOVNCapabilities(t *testing.T) {
 	e := New(Options{Backend: BackendOVN, HostName: "main", Network: newWorld()})
 	st := ovnState()
 	if err := e.checkCapabilities(st); !errors.Is(err, ErrNoOVN) || !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("a main without OVN: %v", err)
 	}
-	st.Hosts = append(st.Hosts, topology.Host{Name: "client1"})
-	st.Guests[1].Host = "client1"
-	if err := e.checkCapabilities(st); !errors.Is(err, ErrOVNOneHost) || !strings.Contains(err.Error(), "guest db is placed on client1") {
-		t.Errorf("a guest on a client: %v", err)
+}
+
+// A router port naming its gateway chassis (set_gateway_chassis) is the
+// router's gateway port on that host's chassis; one NAT goes out of, on
+// the main's.
+func TestOVNGatewayChassis(t *testing.T) {
+	st := ovnState()
+	st.Hosts = append(st.Hosts, topology.Host{Name: "c1"})
+	st.Routers[0].Ports[0].GatewayChassis = "c1"
+	r := ovnRouters(st, "main-chassis")["tbos.lab.router.r1"].Spec
+	if r.Ports[0].GatewayChassis != "c1" || r.Ports[1].GatewayChassis != "main-chassis" {
+		t.Errorf("gateway chassis: %+v", r.Ports)
+	}
+	st.Routers[0].Ports[0].GatewayChassis = "main"
+	if r := ovnRouters(st, "main-chassis")["tbos.lab.router.r1"].Spec; r.Ports[0].GatewayChassis != "main-chassis" {
+		t.Errorf("the main named: %+v", r.Ports)
 	}
 }
 
