@@ -67,7 +67,7 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		case "stop", "start":
 			return power(ctx, drv, dep, g, op, log)
 		case "destroy":
-			if err := drv.Destroy(ctx, dep, g, log); err != nil {
+			if err := s.destroy(ctx, drv, dep, g, log); err != nil {
 				return StreamLine{}, err
 			}
 			return StreamLine{}, s.rec.guestGone(req.Deployment, req.Guest.Name)
@@ -90,9 +90,12 @@ func (s *server) create(ctx context.Context, drv guest.Driver, dep guest.Deploym
 	return StreamLine{Created: created}, err
 }
 
-// deployment is the deployment as this host's drivers see it.
+// deployment is the deployment as this host's drivers see it: with the
+// ovn backend this host's network binds guests' ports to their logical
+// ports on its own chassis (guest.PortBinder).
 func (s *server) deployment(name string, files map[string]string) guest.Deployment {
-	return guest.Deployment{Name: name, Files: cachedFiles{
+	ports, _ := s.opts.Network.(guest.PortBinder)
+	return guest.Deployment{Name: name, Ports: ports, Files: cachedFiles{
 		cache: s.cache,
 		refs:  files,
 		work:  filepath.Join(s.opts.DataDir, "agent", "work", name),
@@ -187,10 +190,30 @@ func (s *server) destroyRecorded(ctx context.Context, deployment string, dg Depl
 	if err != nil {
 		return err
 	}
-	if err := drv.Destroy(ctx, s.deployment(deployment, dg.Files), g, log); err != nil {
+	if err := s.destroy(ctx, drv, s.deployment(deployment, dg.Files), g, log); err != nil {
 		return err
 	}
 	return s.rec.guestGone(deployment, dg.Guest.Name)
+}
+
+// PortUnbinder is a host network that binds guests' ports (the ovn
+// backend's chassis): UnbindPorts removes the ports of the host ends of
+// ifaces, which the guest's destroy took away.
+type PortUnbinder interface {
+	UnbindPorts(ctx context.Context, ifaces []topology.Interface) error
+}
+
+// destroy destroys g, then takes its ports off this host's network when
+// that binds them: on a client the switches' rows are the main's, and
+// nothing else removes them here.
+func (s *server) destroy(ctx context.Context, drv guest.Driver, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
+	if err := drv.Destroy(ctx, dep, g, log); err != nil {
+		return err
+	}
+	if u, ok := s.opts.Network.(PortUnbinder); ok {
+		return u.UnbindPorts(ctx, g.Interfaces)
+	}
+	return nil
 }
 
 func (s *server) cleanBridge(ctx context.Context, name string, b DeployedBridge) error {
