@@ -72,6 +72,12 @@ type Daemons struct {
 	Netns string
 	// SBListen are further remotes of the southbound database.
 	SBListen []string
+	// TLS are the SSL files of the southbound database (with SBListen) or,
+	// on a chassis, of ovn-controller.
+	TLS *TLSFiles
+	// Chassis: these daemons are a chassis of another host's OVN; at Stop
+	// ovn-controller removes its chassis from the southbound database.
+	Chassis bool
 
 	mu       sync.Mutex
 	procs    []*proc
@@ -190,6 +196,9 @@ func (d *Daemons) startDBs(ctx context.Context, dbs []dbFile) error {
 			for _, r := range d.SBListen {
 				args = append(args, "--remote="+r)
 			}
+			if len(d.SBListen) > 0 {
+				args = append(args, d.TLS.args()...)
+			}
 		}
 		if err := d.start(ctx, name, "ovsdb-server", args, db.sock); err != nil {
 			return err
@@ -207,7 +216,11 @@ func (d *Daemons) StartSwitch(ctx context.Context) error {
 	}
 	// ovn-controller takes no --unixctl: its control socket goes to
 	// OVN_RUNDIR.
-	return d.start(ctx, "ovn-controller", "ovn-controller", []string{ep.OVS}, "")
+	args := []string{ep.OVS}
+	if d.Chassis {
+		args = append(args, d.TLS.args()...)
+	}
+	return d.start(ctx, "ovn-controller", "ovn-controller", args, "")
 }
 
 // start runs one daemon with its pid and log files under d.Dir, ending
@@ -317,6 +330,9 @@ func (d *Daemons) Stop() {
 	d.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
 		p := procs[i]
+		if d.Chassis && p.name == "ovn-controller" {
+			d.leave(p)
+		}
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
@@ -324,6 +340,23 @@ func (d *Daemons) Stop() {
 			p.cmd.Process.Kill()
 			<-p.done
 		}
+	}
+}
+
+// leave has a chassis's ovn-controller exit by its control socket, which
+// removes its Chassis row from the southbound database (a SIGTERM leaves
+// it); it waits up to five seconds.
+func (d *Daemons) leave(p *proc) {
+	ctl := filepath.Join(d.Dir, fmt.Sprintf("ovn-controller.%d.ctl", p.cmd.Process.Pid))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "ovn-appctl", "-t", ctl, "exit").CombinedOutput(); err != nil {
+		d.log().Warn("ovn-controller did not leave the southbound database", "err", err, "out", strings.TrimSpace(string(out)))
+		return
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
 	}
 }
 
