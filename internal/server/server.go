@@ -203,7 +203,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	exec := opts.Executor
 	if exec == nil {
 		// The engine names this host as the cluster does: host.json's name.
-		local, closeNet, err := newLocalHost(ctx, cfg, s.host, s.images, log)
+		var join *api.OVNJoin
+		if s.follower != nil {
+			join = s.follower.State().OVN
+		}
+		local, closeNet, err := newLocalHost(ctx, cfg, s.host, join, s.images, log)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/atomicfile"
+	"github.com/testbedos/testbedos/internal/config"
+	"github.com/testbedos/testbedos/internal/net/ovn"
+	"github.com/testbedos/testbedos/internal/tlsid"
+)
+
+// OVN on a cluster: the main runs the northbound and southbound databases
+// and ovn-northd; its southbound database listens on its host address over
+// SSL (pssl:6642) with the main's certificate, trusting the certificates
+// of the members that joined (<data>/ovn/members/<name>.pem, gathered in
+// <data>/ovn/members.pem). A member's join answer says where the
+// southbound database is and carries the main's certificate; the member
+// runs its own Open vSwitch and ovn-controller under <data>/ovn, pointed
+// there over SSL with its own certificate. Every host encapsulates Geneve
+// from its host.json ovn.encap_ip (a member: its ip when not given); on
+// the userspace datapath that address moves from the testbed_nic onto the
+// OVS bridge br-phy while the server runs.
+
+// southboundPort is the main's southbound database's port for members.
+const southboundPort = "6642"
+
+// ovnServes reports whether this main serves its southbound database to
+// members: the ovn backend, and host.json's ovn.encap_ip (the address its
+// Geneve leaves from) given.
+func ovnServes(cfg config.Server, host api.HostConfig) bool {
+	return cfg.Network == config.NetworkOVN && cfg.Mode != config.ModeClient &&
+		host.OVN != nil && host.OVN.EncapIP != "" && host.IP != ""
+}
+
+// ovnMainOptions adds to o what an ovn main that serves members needs.
+func ovnMainOptions(cfg config.Server, host api.HostConfig, o *ovn.Options) error {
+	if !ovnServes(cfg, host) {
+		return nil
+	}
+	bundle := filepath.Join(cfg.OVNDir(), "members.pem")
+	if err := writeMemberBundle(cfg); err != nil {
+		return err
+	}
+	o.SBListen = []string{"pssl:" + southboundPort + ":" + host.IP}
+	o.TLS = &ovn.TLSFiles{Key: filepath.Join(cfg.TLSDir(), tlsid.KeyFile), Cert: filepath.Join(cfg.TLSDir(), tlsid.CertFile), CA: bundle}
+	o.EncapIP = host.OVN.EncapIP
+	var err error
+	o.Underlay, err = underlayOf(host, o.EncapIP)
+	return err
+}
+
+// ovnChassisOptions are a member's chassis options: its own certificate,
+// the main's (written to <data>/ovn/main.pem) as the only one trusted.
+func ovnChassisOptions(cfg config.Server, host api.HostConfig, join *api.OVNJoin) (ovn.Options, error) {
+	o := ovn.Options{Dir: cfg.OVNDir(), Chassis: host.Name, EncapIP: host.IP}
+	if host.OVN != nil && host.OVN.EncapIP != "" {
+		o.EncapIP = host.OVN.EncapIP
+	}
+	if err := os.MkdirAll(cfg.OVNDir(), 0o750); err != nil {
+		return o, err
+	}
+	ca := filepath.Join(cfg.OVNDir(), "main.pem")
+	if err := atomicfile.Write(ca, []byte(join.Certificate), 0o644); err != nil {
+		return o, fmt.Errorf("the main's certificate: %w", err)
+	}
+	o.TLS = &ovn.TLSFiles{Key: filepath.Join(cfg.TLSDir(), tlsid.KeyFile), Cert: filepath.Join(cfg.TLSDir(), tlsid.CertFile), CA: ca}
+	var err error
+	o.Underlay, err = underlayOf(host, o.EncapIP)
+	return o, err
+}
+
+// underlayOf is the testbed NIC holding ip with its prefix (on the NIC, or
+// on br-phy where an earlier run left it); nil without a testbed_nic or
+// with the kernel datapath.
+func underlayOf(host api.HostConfig, ip string) (*ovn.Underlay, error) {
+	if host.TestbedNIC == "" || ovn.KernelDatapath() {
+		return nil, nil
+	}
+	want, err := netip.ParseAddr(ip)
+	if err != nil {
+		return nil, fmt.Errorf("ovn.encap_ip %q: %w", ip, err)
+	}
+	for _, name := range []string{host.TestbedNIC, ovn.UnderlayBridge} {
+		link, err := netlink.LinkByName(name)
+		if err != nil {
+			continue
+		}
+		addrs, _ := netlink.AddrList(link, netlink.FAMILY_V4)
+		for _, a := range addrs {
+			if got, ok := netip.AddrFromSlice(a.IP.To4()); ok && got == want {
+				ones, _ := a.Mask.Size()
+				return &ovn.Underlay{NIC: host.TestbedNIC, CIDR: fmt.Sprintf("%s/%d", ip, ones)}, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("the Geneve address %s is on neither testbed_nic %s nor %s", ip, host.TestbedNIC, ovn.UnderlayBridge)
+}
+
+// ovnJoin is, on an ovn main that serves members, what a member's join
+// answer carries; it keeps the member's certificate first, trusted from
+// then on by the southbound database. nil: the main does not serve.
+func (s *Server) ovnJoin(req api.JoinRequest) (*api.OVNJoin, error) {
+	if !ovnServes(s.cfg, s.host) {
+		return nil, nil
+	}
+	block, _ := pem.Decode([]byte(req.Certificate))
+	if block == nil {
+		return nil, fmt.Errorf("%w: certificate: the ovn backend needs the member's certificate (PEM)", api.ErrBadRequest)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || !tlsid.Equal(tlsid.Fingerprint(cert), req.Fingerprint) {
+		return nil, fmt.Errorf("%w: certificate: not the certificate the fingerprint names", api.ErrBadRequest)
+	}
+	dir := filepath.Join(s.cfg.OVNDir(), "members")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, req.Name+".pem"), pem.EncodeToMemory(block), 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeMemberBundle(s.cfg); err != nil {
+		return nil, err
+	}
+	main := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.identity.Leaf.Raw})
+	return &api.OVNJoin{Southbound: "ssl:" + net.JoinHostPort(s.host.IP, southboundPort), Certificate: string(main)}, nil
+}
+
+// writeMemberBundle gathers the members' certificates (and the main's own,
+// so the file is never empty) into <data>/ovn/members.pem, which the
+// southbound database reads again when it changes.
+func writeMemberBundle(cfg config.Server) error {
+	own, err := os.ReadFile(filepath.Join(cfg.TLSDir(), tlsid.CertFile))
+	if err != nil {
+		return err
+	}
+	parts := []string{string(own)}
+	files, err := filepath.Glob(filepath.Join(cfg.OVNDir(), "members", "*.pem"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		parts = append(parts, string(data))
+	}
+	if err := os.MkdirAll(cfg.OVNDir(), 0o750); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(cfg.OVNDir(), "members.pem"), []byte(strings.Join(parts, "")), 0o644)
+}
