@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -123,18 +125,41 @@ func (s *Server) ovnJoin(req api.JoinRequest) (*api.OVNJoin, error) {
 	if err != nil || !tlsid.Equal(tlsid.Fingerprint(cert), req.Fingerprint) {
 		return nil, fmt.Errorf("%w: certificate: not the certificate the fingerprint names", api.ErrBadRequest)
 	}
-	dir := filepath.Join(s.cfg.OVNDir(), "members")
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, err
-	}
-	if err := atomicfile.Write(filepath.Join(dir, req.Name+".pem"), pem.EncodeToMemory(block), 0o644); err != nil {
-		return nil, err
-	}
-	if err := writeMemberBundle(s.cfg); err != nil {
+	if err := s.trustMember(req.Name, pem.EncodeToMemory(block)); err != nil {
 		return nil, err
 	}
 	main := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.identity.Leaf.Raw})
 	return &api.OVNJoin{Southbound: "ssl:" + net.JoinHostPort(s.host.IP, southboundPort), Certificate: string(main)}, nil
+}
+
+// trustMember keeps the member's certificate; when it is new, the
+// southbound database starts again trusting it (ovsdb-server reads its CA
+// file only at start).
+func (s *Server) trustMember(name string, certPEM []byte) error {
+	dir := filepath.Join(s.cfg.OVNDir(), "members")
+	path := filepath.Join(dir, name+".pem")
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(certPEM) {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(path, certPEM, 0o644); err != nil {
+		return err
+	}
+	if err := writeMemberBundle(s.cfg); err != nil {
+		return err
+	}
+	if s.ovnNet == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.ovnNet.ReloadSouthboundTLS(ctx); err != nil {
+		return fmt.Errorf("ovn: %w", err)
+	}
+	s.log.Info("the southbound database trusts a new member's certificate", "member", name)
+	return nil
 }
 
 // writeMemberBundle gathers the members' certificates (and the main's own,

@@ -95,6 +95,8 @@ type proc struct {
 	// row that came within quickExit of a start.
 	started time.Time
 	quick   int
+	// restart: Restart ended it, to be started again at once.
+	restart bool
 }
 
 // A daemon that exits within quickExit of its start maxQuick times in a
@@ -283,8 +285,9 @@ func (d *Daemons) run(p *proc) error {
 		err := cmd.Wait()
 		close(done)
 		d.mu.Lock()
-		stopping := d.stopping
-		if time.Since(p.started) < quickExit {
+		stopping, restart := d.stopping, p.restart
+		p.restart = false
+		if time.Since(p.started) < quickExit && !restart {
 			p.quick++
 		} else {
 			p.quick = 0
@@ -292,6 +295,16 @@ func (d *Daemons) run(p *proc) error {
 		quick := p.quick
 		d.mu.Unlock()
 		if stopping {
+			return
+		}
+		if restart {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if !d.stopping {
+				if err := d.run(p); err != nil {
+					d.log().Error("OVS/OVN daemon could not be started again", "daemon", p.name, "err", err)
+				}
+			}
 			return
 		}
 		if quick >= maxQuick {
@@ -341,6 +354,40 @@ func (d *Daemons) Stop() {
 			<-p.done
 		}
 	}
+}
+
+// Restart ends the daemon name and starts it again (ovsdb-server reads
+// the certificates it trusts only at start); its clients reconnect.
+func (d *Daemons) Restart(ctx context.Context, name string) error {
+	d.mu.Lock()
+	var p *proc
+	for _, q := range d.procs {
+		if q.name == name {
+			p = q
+		}
+	}
+	if p == nil || d.stopping {
+		d.mu.Unlock()
+		return fmt.Errorf("no daemon %s to restart", name)
+	}
+	p.restart = true
+	done := p.done
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	d.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	sock := filepath.Join(d.Dir, name+".sock")
+	for !answers("unix:" + sock) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not start again: %w", name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // leave has a chassis's ovn-controller exit by its control socket, which

@@ -244,6 +244,15 @@ func OpenChassis(ctx context.Context, o Options, sb string) (*Network, error) {
 	return n, nil
 }
 
+// ReloadSouthboundTLS starts the southbound database again, so that it
+// trusts the certificates its CA file holds now (a member that joined).
+func (n *Network) ReloadSouthboundTLS(ctx context.Context) error {
+	if n.daemons == nil {
+		return errors.New("ovn: the host's own southbound database is not this server's to restart")
+	}
+	return n.daemons.Restart(ctx, "ovnsb_db")
+}
+
 // Chassis is this host's chassis name.
 func (n *Network) Chassis() string { return n.chassis }
 
