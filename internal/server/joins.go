@@ -133,7 +133,10 @@ func (c *clusterAPI) Remove(name string, forget bool) error {
 			return err
 		}
 	}
-	return c.s.members.Remove(name)
+	if err := c.s.members.Remove(name); err != nil {
+		return err
+	}
+	return c.s.ovnForget(name)
 }
 
 // IssueJoinToken makes a limited join token.

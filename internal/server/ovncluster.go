@@ -162,6 +162,36 @@ func (s *Server) trustMember(name string, certPEM []byte) error {
 	return nil
 }
 
+// ovnForget, on an ovn main that serves members, stops trusting a removed
+// member's certificate (the southbound database starts again without it)
+// and removes its chassis, which it did not remove itself when it was
+// killed or cut off.
+func (s *Server) ovnForget(name string) error {
+	if !ovnServes(s.cfg, s.host) || s.ovnNet == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := os.Remove(filepath.Join(s.cfg.OVNDir(), "members", name+".pem"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		if err := writeMemberBundle(s.cfg); err != nil {
+			return err
+		}
+		if err := s.ovnNet.ReloadSouthboundTLS(ctx); err != nil {
+			return fmt.Errorf("ovn: %w", err)
+		}
+	}
+	if err := s.ovnNet.DeleteChassis(ctx, name); err != nil {
+		return fmt.Errorf("ovn: %w", err)
+	}
+	s.log.Info("a removed member's chassis and certificate are gone from the southbound database", "member", name)
+	return nil
+}
+
 // writeMemberBundle gathers the members' certificates (and the main's own,
 // so the file is never empty) into <data>/ovn/members.pem, which the
 // southbound database reads again when it changes.

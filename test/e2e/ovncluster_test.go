@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -41,9 +42,11 @@ network:
 // cluster's pinned certificates, Geneve between them from br-phy). A
 // routed switch spans the three hosts: every guest pings every other,
 // across the distributed router too; the router port named with
-// set_gateway_chassis has its gateway on c1. Down leaves no logical
-// object, OVS port, namespace or link on any host, and a client that
-// stops leaves the southbound database.
+// set_gateway_chassis has its gateway on c1. Up prints no stage of kinds
+// the lab has none of (acl). Down leaves no logical object, OVS port,
+// namespace or link on any host; a client that stops leaves the
+// southbound database, and one killed and removed from the cluster is
+// taken out of it.
 func TestOVNAcrossThreeHosts(t *testing.T) {
 	if _, err := exec.LookPath("ovn-controller"); err != nil {
 		testenv.Missing(t, "Open vSwitch and OVN are not installed (openvswitch-switch ovn-central ovn-host)")
@@ -113,6 +116,9 @@ func TestOVNAcrossThreeHosts(t *testing.T) {
 	upStart := time.Now()
 	upLog := strings.Join(mustSucceed(t, main, name, cmd(api.CmdUp)), "\n")
 	t.Logf("up in %s", time.Since(upStart).Round(time.Millisecond))
+	if strings.Contains(upLog, "] acl:") || !strings.Contains(upLog, "] routers: 1 router") {
+		t.Errorf("up's stages: want routers and no acl:\n%s", upLog)
+	}
 
 	for _, from := range st.Guests {
 		for _, to := range st.Guests {
@@ -173,10 +179,16 @@ func TestOVNAcrossThreeHosts(t *testing.T) {
 		}
 	}
 
+	// c2 stops and leaves; c1 is killed (it cannot), and removing it from
+	// the cluster removes its chassis.
 	hosts["c2"].stop(t)
+	hosts["c1"].kill(t)
+	if err := main.c.RemoveMember(context.Background(), "c1"); err != nil {
+		t.Fatal(err)
+	}
 	out, _ = exec.Command("ovn-sbctl", sb, "--bare", "--columns=name", "list", "Chassis").Output()
-	if strings.Contains(string(out), "c2") {
-		t.Errorf("c2 stopped but its chassis is left: %s", out)
+	if got := strings.Fields(string(out)); len(got) != 1 || got[0] != mainName {
+		t.Errorf("chassis left after c2 stopped and c1 was removed: %q, want only %s", got, mainName)
 	}
 	t.Logf("whole test in %s", time.Since(start).Round(time.Millisecond))
 }
