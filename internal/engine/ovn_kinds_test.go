@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -204,4 +206,43 @@ func TestOVNProviderSwitch(t *testing.T) {
 	if _, ok := ovnSwitches(st, "")[topology.BridgeName("other", "pub")]; !ok {
 		t.Error("a second lab on public does not get a logical switch of its own")
 	}
+}
+
+// A lab's down keeps the provider network (its mapped bridge and the
+// host's side) while another deployment's switch on the same network is
+// recorded, and removes it with the last one.
+func TestOVNKeepsSharedProvider(t *testing.T) {
+	st := ovnState()
+	st.Switches = append(st.Switches, topology.Switch{Name: "pub", Subnet: "172.16.1.0/24", Bridge: topology.ProviderBridgeName("public"),
+		External: &topology.ExternalSide{Address: "172.16.1.1/24", Table: topology.ProviderTable("public"), Host: "main", Provider: "public"}})
+	spec := ovnSwitches(st, "")[topology.BridgeName("lab", "pub")].Spec
+	other := &HostRecord{OVNSwitches: map[string]OVNRecord[ovn.SwitchSpec]{"x": {Object: "pub", Spec: spec}}}
+	for _, c := range []struct {
+		holder *HostRecord
+		kept   bool
+	}{{other, true}, {&HostRecord{}, false}} {
+		env := removeEnv{log: lineLog{}, otherHolder: func(_ context.Context, host string, holds func(*HostRecord) bool) (string, error) {
+			if host == "main" && holds(c.holder) {
+				return "other", nil
+			}
+			return "", nil
+		}}
+		got, err := keepSharedProvider(context.Background(), env, "main", spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := got.Provider == nil && got.External == nil; kept != c.kept {
+			t.Errorf("another lab on public %v: provider %+v, external %v", c.kept, got.Provider, got.External != nil)
+		}
+	}
+}
+
+// lineLog is an action's log that keeps nothing.
+type lineLog struct{}
+
+func (lineLog) Printf(string, ...any) {}
+func (lineLog) Writer(string) io.WriteCloser {
+	r, w := io.Pipe()
+	go io.Copy(io.Discard, r)
+	return w
 }
