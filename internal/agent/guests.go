@@ -11,6 +11,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -196,13 +197,6 @@ func (s *server) destroyRecorded(ctx context.Context, deployment string, dg Depl
 	return s.rec.guestGone(deployment, dg.Guest.Name)
 }
 
-// PortUnbinder is a host network that binds guests' ports (the ovn
-// backend's chassis): UnbindPorts removes the ports of the host ends of
-// ifaces, which the guest's destroy took away.
-type PortUnbinder interface {
-	UnbindPorts(ctx context.Context, ifaces []topology.Interface) error
-}
-
 // destroy destroys g, then takes its ports off this host's network when
 // that binds them: on a client the switches' rows are the main's, and
 // nothing else removes them here.
@@ -210,7 +204,7 @@ func (s *server) destroy(ctx context.Context, drv guest.Driver, dep guest.Deploy
 	if err := drv.Destroy(ctx, dep, g, log); err != nil {
 		return err
 	}
-	if u, ok := s.opts.Network.(PortUnbinder); ok {
+	if u, ok := s.opts.Network.(engine.PortUnbinder); ok {
 		return u.UnbindPorts(ctx, g.Interfaces)
 	}
 	return nil

@@ -28,6 +28,10 @@ type OVNNetwork interface {
 	Logical() *ovn.Network
 }
 
+// The ovn backend's host network takes a destroyed guest's ports off its
+// integration bridge.
+var _ PortUnbinder = (*ovn.Host)(nil)
+
 // ErrNoOVN: the ovn backend drives a host whose network has no OVN.
 var ErrNoOVN = api.Categorized(api.ErrInvalid, "the host's network has no OVN (start the server with TESTBEDOS_NETWORK=ovn)")
 
