@@ -10,6 +10,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/net/impair"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -51,6 +52,12 @@ type GuestRequest struct {
 	Files map[string]string `json:"files,omitempty"`
 	// Script is the file RunScript runs (a key of Files).
 	Script string `json:"script,omitempty"`
+	// Volumes are the manifests of a docker guest's volume sources, by
+	// source, their files already pushed (create).
+	Volumes map[string][]VolumeEntry `json:"volumes,omitempty"`
+	// Argv and Stdin are the command an exec runs in the guest.
+	Argv  []string `json:"argv,omitempty"`
+	Stdin []byte   `json:"stdin,omitempty"`
 }
 
 // StreamLine is one line of the NDJSON answer of a guest call: log lines
@@ -65,6 +72,11 @@ type StreamLine struct {
 	// Found answers the find operation: what the client's driver found of
 	// the guest, and whose.
 	Found *guest.Found `json:"found,omitempty"`
+	// Stdout and Stderr are output of an exec's command, in order; Exit
+	// (on the last line) is its exit status.
+	Stdout []byte `json:"stdout,omitempty"`
+	Stderr []byte `json:"stderr,omitempty"`
+	Exit   int    `json:"exit,omitempty"`
 }
 
 // errorCodes carries the sentinels callers branch on across the wire.
@@ -72,6 +84,8 @@ var errorCodes = map[string]error{
 	"outside_project": guest.ErrOutsideProject,
 	"unsupported":     guest.ErrUnsupported,
 	"no_snapshot":     guest.ErrNoSnapshot,
+	"no_netem":        impair.ErrNoNetem,
+	"no_link_ops":     engine.ErrNoLinkOps,
 }
 
 func codeOf(err error) string {

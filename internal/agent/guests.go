@@ -16,16 +16,17 @@ import (
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
-// maxRequest bounds the body of a guest call.
-const maxRequest = 1 << 20
+// maxRequest bounds the body of a guest call (an exec's stdin, in
+// base64, included).
+const maxRequest = 2 << 20
 
-// guestCall serves POST /api/agent/guests/{exists,create,destroy,script,stop,start}:
+// guestCall serves POST /api/agent/guests/{exists,find,create,destroy,script,stop,start,exec}:
 // the request is checked before the stream starts (a bad one is a 4xx),
 // then the driver's log lines and the outcome are streamed as NDJSON.
 func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 	op := r.PathValue("op")
 	switch op {
-	case "exists", "find", "create", "destroy", "script", "stop", "start":
+	case "exists", "find", "create", "destroy", "script", "stop", "start", "exec":
 	default:
 		return &httpError{status: http.StatusNotFound, err: fmt.Errorf("no guest operation %q", op)}
 	}
@@ -43,6 +44,9 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 	if op == "script" && req.Script == "" {
 		return badRequest("script request names no script")
 	}
+	if op == "exec" && len(req.Argv) == 0 {
+		return badRequest("exec request names no command")
+	}
 	if s.opts.Drivers == nil {
 		return &httpError{status: http.StatusNotImplemented, err: errors.New("this host has no guest drivers")}
 	}
@@ -55,8 +59,14 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	dep := s.deployment(req.Deployment, req.Files)
-	return s.stream(w, r, func(ctx context.Context, log actlog.Log) (StreamLine, error) {
+	if len(req.Volumes) > 0 {
+		dep.Files = volumeFiles{cachedFiles: dep.Files.(cachedFiles), guest: g.Name, volumes: req.Volumes}
+	}
+	return s.streamTo(w, r, func(ctx context.Context, sw *streamWriter) (StreamLine, error) {
+		log := &streamLog{sw: sw}
 		switch op {
+		case "exec":
+			return execute(ctx, drv, dep, g, req, sw)
 		case "exists":
 			ok, err := drv.Exists(ctx, dep, g)
 			return StreamLine{Exists: ok}, err
@@ -68,10 +78,7 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		case "stop", "start":
 			return power(ctx, drv, dep, g, op, log)
 		case "destroy":
-			if err := s.destroy(ctx, drv, dep, g, log); err != nil {
-				return StreamLine{}, err
-			}
-			return StreamLine{}, s.rec.guestGone(req.Deployment, req.Guest.Name)
+			return StreamLine{}, s.destroy(ctx, drv, dep, g, log)
 		default:
 			return StreamLine{}, drv.RunScript(ctx, dep, g, req.Script, log)
 		}
@@ -191,23 +198,29 @@ func (s *server) destroyRecorded(ctx context.Context, deployment string, dg Depl
 	if err != nil {
 		return err
 	}
-	if err := s.destroy(ctx, drv, s.deployment(deployment, dg.Files), g, log); err != nil {
-		return err
-	}
-	return s.rec.guestGone(deployment, dg.Guest.Name)
+	return s.destroy(ctx, drv, s.deployment(deployment, dg.Files), g, log)
 }
 
-// destroy destroys g, then takes its ports off this host's network when
-// that binds them: on a client the switches' rows are the main's, and
-// nothing else removes them here.
+// destroy removes a guest, the copies of its volume sources, its ports on
+// this host's network when that binds them (on a client of an ovn main
+// the switches' rows are the main's, and nothing else removes them here)
+// and its record.
 func (s *server) destroy(ctx context.Context, drv guest.Driver, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
 	if err := drv.Destroy(ctx, dep, g, log); err != nil {
 		return err
 	}
-	if u, ok := s.opts.Network.(engine.PortUnbinder); ok {
-		return u.UnbindPorts(ctx, g.Interfaces)
+	if err := removeVolumes(dep.Files.WorkDir(), g.Name); err != nil {
+		return err
 	}
-	return nil
+	if u, ok := s.opts.Network.(engine.PortUnbinder); ok {
+		if err := u.UnbindPorts(ctx, g.Interfaces); err != nil {
+			return err
+		}
+	}
+	if err := s.rec.linksGone(g); err != nil {
+		return err
+	}
+	return s.rec.guestGone(dep.Name, g.Name)
 }
 
 func (s *server) cleanBridge(ctx context.Context, name string, b DeployedBridge) error {

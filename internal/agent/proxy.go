@@ -71,7 +71,11 @@ func (p *proxyDriver) Create(ctx context.Context, dep guest.Deployment, g *topol
 	if err != nil {
 		return false, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	last, err := p.h.stream(ctx, "guests/create", GuestRequest{Deployment: dep.Name, Guest: *g, Files: files}, log)
+	vols, err := p.pushVolumes(ctx, dep, g)
+	if err != nil {
+		return false, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	last, err := p.h.stream(ctx, "guests/create", GuestRequest{Deployment: dep.Name, Guest: *g, Files: files, Volumes: vols}, log)
 	return last.Created, err
 }
 
@@ -124,6 +128,12 @@ const maxStreamLine = 8 * maxLine
 // fails as unreachable when the client is silent for IdleTimeout (it sends
 // keep-alive lines) or the stream ends before its last line.
 func (h *RemoteHost) stream(ctx context.Context, path string, in any, log actlog.Log) (StreamLine, error) {
+	return h.streamOutput(ctx, path, in, log, nil)
+}
+
+// streamOutput is stream that hands the lines with an exec's output to
+// output (nil: none).
+func (h *RemoteHost) streamOutput(ctx context.Context, path string, in any, log actlog.Log, output func(StreamLine) error) (StreamLine, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	idle := time.AfterFunc(h.opts.IdleTimeout, func() { cancel(errCallTimeout) })
@@ -156,6 +166,12 @@ func (h *RemoteHost) stream(ctx context.Context, path string, in any, log actlog
 			return StreamLine{}, h.unreachable(ctx, http.MethodPost, path, fmt.Errorf("answer: %w", err))
 		}
 		switch {
+		case l.Stdout != nil || l.Stderr != nil:
+			if output != nil {
+				if err := output(l); err != nil {
+					return StreamLine{}, err
+				}
+			}
 		case l.Line != nil:
 			if w != nil {
 				_, _ = io.WriteString(w, *l.Line+"\n")

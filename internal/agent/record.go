@@ -60,6 +60,10 @@ type deploymentFile struct {
 // through the guests attached to them.
 type networkFile struct {
 	Bridges map[string]DeployedBridge `json:"bridges"`
+	// Links are the impairments the main set on guests' links here (those
+	// with something in force), set again when the agent starts: the
+	// userspace ones of a kernel without netem ended with its process.
+	Links map[string]ImpairRequest `json:"links,omitempty"`
 }
 
 // records keeps the client's own record under <data>/agent: one file per
@@ -188,7 +192,7 @@ func (r *records) flush(key string, g uint64) error {
 		keep bool
 	)
 	if key == "" {
-		path, keep = r.networkPath(), len(r.net.Bridges) > 0
+		path, keep = r.networkPath(), len(r.net.Bridges) > 0 || len(r.net.Links) > 0
 		v = r.net
 	} else {
 		f := r.deps[key]

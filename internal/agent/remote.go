@@ -108,9 +108,11 @@ func (h *RemoteHost) Driver(kind string) (guest.Driver, error) {
 		kinds := sortedKeys(caps.Kinds)
 		return nil, fmt.Errorf("host %s has no driver for guest kind %q (have %v)", h.Name(), kind, kinds)
 	}
-	// Snapshots are proxied; artefacts are not (they would have to be
-	// written on the client at generate-artefacts), so they are not claimed.
-	return &proxyDriver{h: h, kind: kind, caps: guest.Capabilities{Snapshots: c.Snapshots, Find: c.Find, Power: c.Power}, remote: c}, nil
+	// Snapshots, power, exec and the console are proxied; artefacts are
+	// not (they would have to be written on the client at
+	// generate-artefacts), so they are not claimed.
+	proxied := guest.Capabilities{Snapshots: c.Snapshots, Find: c.Find, Power: c.Power, Exec: c.Exec, Console: c.Console}
+	return &proxyDriver{h: h, kind: kind, caps: proxied, remote: c}, nil
 }
 
 func (h *RemoteHost) capabilities(ctx context.Context) (*Capabilities, error) {

@@ -50,6 +50,14 @@ func (s *streamWriter) line(text string) {
 // stream answers 200 with the log lines run writes, keep-alive lines while
 // it is silent, and its outcome as the last line.
 func (s *server) stream(w http.ResponseWriter, r *http.Request, run func(ctx context.Context, log actlog.Log) (StreamLine, error)) error {
+	return s.streamTo(w, r, func(ctx context.Context, sw *streamWriter) (StreamLine, error) {
+		return run(ctx, &streamLog{sw: sw})
+	})
+}
+
+// streamTo is stream for a run that sends lines of its own (an exec's
+// output) besides log lines.
+func (s *server) streamTo(w http.ResponseWriter, r *http.Request, run func(ctx context.Context, sw *streamWriter) (StreamLine, error)) error {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
@@ -71,7 +79,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, run func(ctx con
 			}
 		}
 	}()
-	last, err := run(r.Context(), &streamLog{sw: sw})
+	last, err := run(r.Context(), sw)
 	close(done)
 	wg.Wait()
 	if err != nil {

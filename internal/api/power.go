@@ -62,6 +62,9 @@ type FanoutExecRequest struct {
 	Guests   []string `json:"guests,omitempty"`
 	Command  []string `json:"command"`
 	TimeoutS int      `json:"timeout_s"`
+	// Stdin is every guest's standard input (the same bytes for each), as
+	// in ExecRequest.
+	Stdin []byte `json:"stdin,omitempty"`
 }
 
 // GuestExecResult is the outcome in one guest of a fan-out exec. Error is

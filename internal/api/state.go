@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // StateKind is the coarse state of a deployment.
@@ -52,6 +53,18 @@ func (s DeploymentState) String() string {
 	default:
 		return string(s.Kind)
 	}
+}
+
+// TextAfter is how state s reads when the action that left it ended with
+// errorCode: a failed state a cancelled action left reads "cancelled(up)"
+// (the JSON keeps the original's {"failed": …} shape; the cancel is in the
+// action's error code). The CLI and the GUI both show it so.
+func (s DeploymentState) TextAfter(errorCode int) string {
+	text := s.String()
+	if errorCode == ErrorCodeCancelled && s.Is(StateFailed) {
+		return "cancelled" + strings.TrimPrefix(text, "failed")
+	}
+	return text
 }
 
 // MarshalJSON writes the original shape.

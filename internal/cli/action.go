@@ -78,7 +78,7 @@ func (a *app) runActionOn(ctx context.Context, c *client.Client, name string, re
 	}
 	id, err := c.Action(ctx, name, req)
 	if err != nil {
-		return a.explainMissing(err, name)
+		return a.explain(ctx, c, err, name)
 	}
 	return a.follow(ctx, c, name, id, req.Command.Name)
 }
@@ -150,7 +150,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, name, id string, wha
 func outcomeMessage(what api.CommandName, name string, o api.Outcome, detail string) string {
 	switch o.ErrorCode {
 	case api.ErrorCodeCancelled:
-		return fmt.Sprintf("%s cancelled: deployment %s is %s", what, name, endStateText(o.EndState, o.ErrorCode))
+		return fmt.Sprintf("%s cancelled: deployment %s is %s", what, name, o.EndState.TextAfter(o.ErrorCode))
 	case api.ErrorCodeInterrupted:
 		return fmt.Sprintf("%s interrupted: the server stopped while it ran; deployment %s is %s (run it again once the server is back)", what, name, o.EndState)
 	}

@@ -37,7 +37,7 @@ kvm-compose logs UUID.`,
 		}
 		res, err := c.Actions(cmd.Context(), name, limit, (page-1)*limit)
 		if err != nil {
-			return explain(err, name)
+			return a.explain(cmd.Context(), c, err, name)
 		}
 		if format.json() {
 			return a.printJSON(res)

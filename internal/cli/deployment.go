@@ -29,7 +29,7 @@ func (a *app) deploymentCommand() *cobra.Command {
 				return err
 			}
 			if err := c.DeleteDeployment(cmd.Context(), name, force); err != nil {
-				return explainDestroy(cmd.Context(), c, name, force, err)
+				return a.explainDestroy(cmd.Context(), c, name, force, err)
 			}
 			fmt.Fprintf(a.stdout, "deployment %s destroyed\n", name)
 			return nil
@@ -120,9 +120,9 @@ func (a *app) deploymentCommand() *cobra.Command {
 
 // explainDestroy turns the server's 409 for a deployment that is not down
 // (whose message speaks of the API's ?force=true) into what to type here.
-func explainDestroy(ctx context.Context, c *client.Client, name string, force bool, err error) error {
+func (a *app) explainDestroy(ctx context.Context, c *client.Client, name string, force bool, err error) error {
 	if client.StatusOf(err) != http.StatusConflict || force {
-		return explain(err, name)
+		return a.explain(ctx, c, err, name)
 	}
 	d, derr := c.Deployment(ctx, name)
 	if derr != nil || d.State.Is(api.StateRunning) {

@@ -83,7 +83,7 @@ func writeEvent(w io.Writer, e api.Event, ended map[string]int) error {
 	case api.EventActionEnded:
 		details = append(details, commandName(e.Command)+" "+endWord(e.ErrorCode))
 		if e.State != nil && e.ErrorCode != nil {
-			details = append(details, "deployment is "+endStateText(*e.State, *e.ErrorCode))
+			details = append(details, "deployment is "+e.State.TextAfter(*e.ErrorCode))
 		}
 		if e.Error != "" && e.ErrorCode != nil && *e.ErrorCode == api.ErrorCodeFailed {
 			details = append(details, e.Error)
@@ -92,7 +92,7 @@ func writeEvent(w io.Writer, e api.Event, ended map[string]int) error {
 		if e.State != nil {
 			st := e.State.String()
 			if code, ok := ended[e.UUID]; ok {
-				st = endStateText(*e.State, code)
+				st = e.State.TextAfter(code)
 			}
 			details = append(details, st)
 		}

@@ -3,7 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/creack/pty"
@@ -62,5 +66,51 @@ func TestExecSendsNoStdinFromATerminal(t *testing.T) {
 	a := &app{stdin: tty}
 	if data, err := a.execStdin(); err != nil || data != nil {
 		t.Fatalf("read %q (%v) from a terminal", data, err)
+	}
+}
+
+// echo x | kvm-compose exec --all -- cat sends x once for every guest; -n
+// sends none.
+func TestFanoutExecPassesStandardInput(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  string
+	}{
+		{"piped", []string{"--all"}, "x\n"},
+		{"named guests", []string{"--guests", "a,b"}, "x\n"},
+		{"no-stdin", []string{"--all", "-n"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var got []api.FanoutExecRequest
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var req api.FanoutExecRequest
+				if r.Method != http.MethodPost || r.URL.Path != "/api/deployments/lab/exec" {
+					w.Write([]byte("{}"))
+					return
+				}
+				if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+					t.Errorf("exec body: %v", err)
+				}
+				mu.Lock()
+				got = append(got, req)
+				mu.Unlock()
+				json.NewEncoder(w).Encode(api.FanoutExecResult{Results: []api.GuestExecResult{{Guest: "a"}, {Guest: "b"}}})
+			}))
+			t.Cleanup(ts.Close)
+			var out bytes.Buffer
+			a := &app{stdin: strings.NewReader("x\n"), stdout: &out, stderr: &out,
+				lookupEnv: func(string) (string, bool) { return "", false }}
+			args := append([]string{"--server-connection", ts.URL, "-p", "lab", "exec"}, tc.flags...)
+			if code := a.execute(context.Background(), append(args, "--", "cat")); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out.String())
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) != 1 || string(got[0].Stdin) != tc.want {
+				t.Fatalf("requests %+v, want one with stdin %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -32,7 +32,8 @@ func (f *fanout) active() bool { return f.all || len(f.guests) > 0 }
 // run runs argv in the guests and prints a table of guest, exit code and
 // output (or JSON). The exit status is 0 when the command ran and
 // succeeded in every guest, else 1.
-func (a *app) runFanout(cmd *cobra.Command, f *fanout, args []string, secs int) error {
+// Every guest gets the same standard input, read once (none with noStdin).
+func (a *app) runFanout(cmd *cobra.Command, f *fanout, args []string, secs int, noStdin bool) error {
 	if f.all && len(f.guests) > 0 {
 		return errors.New("give --all or --guests, not both")
 	}
@@ -46,9 +47,15 @@ func (a *app) runFanout(cmd *cobra.Command, f *fanout, args []string, secs int) 
 	if err != nil {
 		return err
 	}
-	res, err := c.ExecAll(cmd.Context(), name, api.FanoutExecRequest{Guests: f.guests, Command: args, TimeoutS: secs})
+	req := api.FanoutExecRequest{Guests: f.guests, Command: args, TimeoutS: secs}
+	if !noStdin {
+		if req.Stdin, err = a.execStdin(); err != nil {
+			return err
+		}
+	}
+	res, err := c.ExecAll(cmd.Context(), name, req)
 	if err != nil {
-		return explain(err, name)
+		return a.explain(cmd.Context(), c, err, name)
 	}
 	failed := 0
 	for _, r := range res.Results {

@@ -36,7 +36,7 @@ as the server holds it. PATH is relative to that folder, with slashes
 		}
 		files, err := c.ProjectFiles(cmd.Context(), name)
 		if err != nil {
-			return explain(err, name)
+			return a.explain(cmd.Context(), c, err, name)
 		}
 		if listFormat.json() {
 			return a.printJSON(files)
@@ -66,7 +66,7 @@ as the server holds it. PATH is relative to that folder, with slashes
 			}
 			data, err := c.ReadProjectFile(cmd.Context(), name, args[0])
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			if out != "" && out != "-" {
 				return os.WriteFile(out, data, 0o644)
@@ -107,7 +107,7 @@ as the server holds it. PATH is relative to that folder, with slashes
 			}
 			f, err := c.WriteProjectFile(cmd.Context(), name, args[0], data)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			fmt.Fprintf(a.stdout, "wrote %s (%d bytes%s) into deployment %s's project folder\n", f.Path, f.Size, map[bool]string{true: ", executable"}[f.Executable], name)
 			return nil
@@ -123,7 +123,7 @@ as the server holds it. PATH is relative to that folder, with slashes
 				return err
 			}
 			if err := c.DeleteProjectFile(cmd.Context(), name, args[0]); err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			fmt.Fprintf(a.stdout, "removed %s from deployment %s's project folder\n", args[0], name)
 			return nil

@@ -17,7 +17,7 @@ import (
 func (a *app) deploymentInfo(ctx context.Context, c *client.Client, name string, asJSON bool) error {
 	d, err := c.Deployment(ctx, name)
 	if err != nil {
-		return explain(err, name)
+		return a.explain(ctx, c, err, name)
 	}
 	raw, gerr := c.GuestsJSON(ctx, name)
 	noGuests := client.StatusOf(gerr) == http.StatusNotFound

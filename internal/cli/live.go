@@ -47,7 +47,8 @@ reads the same input.
 
 With --all or --guests a,b (and no GUEST) the command runs in those guests at
 once and a table of guest, exit code and output is printed (--json: the
-results as JSON); the exit status is 1 when it failed anywhere.`,
+results as JSON); the exit status is 1 when it failed anywhere. Every guest
+gets the same standard input.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if fan.active() {
 				return nil
@@ -67,7 +68,7 @@ results as JSON); the exit status is 1 when it failed anywhere.`,
 				return fmt.Errorf("--timeout %s: give 1s to %ds", timeout, api.MaxExecTimeoutS)
 			}
 			if fan.active() {
-				return a.runFanout(cmd, &fan, args, secs)
+				return a.runFanout(cmd, &fan, args, secs, noStdin)
 			}
 			// Flags anywhere before "--" are kvm-compose's; what follows it
 			// is the command, passed on untouched.
@@ -86,7 +87,7 @@ results as JSON); the exit status is 1 when it failed anywhere.`,
 			}
 			res, err := c.Exec(cmd.Context(), name, args[0], req)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			io.WriteString(a.stdout, a.guestText(a.stdout, res.Stdout))
 			io.WriteString(a.stderr, a.guestText(a.stderr, res.Stderr))
@@ -133,7 +134,7 @@ guest, Ctrl-C too) and its size is passed on; Ctrl-] leaves and restores it.`,
 			defer cancel()
 			s, err := c.OpenConsole(ctx, name, args[0])
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			defer s.Close()
 			fmt.Fprintf(a.stderr, "kvm-compose: connected to %s; Ctrl-] leaves\r\n", args[0])
@@ -241,7 +242,7 @@ again when up re-makes the guest; apply sets it back to kvm-compose.yaml.
 			guest, iface := args[0], args[1]
 			cur, err := c.Impairment(cmd.Context(), name, guest, iface)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			f := cmd.Flags()
 			if f.NFlag() == 0 {
@@ -286,7 +287,7 @@ again when up re-makes the guest; apply sets it back to kvm-compose.yaml.
 			}
 			res, err := c.SetImpairment(cmd.Context(), name, guest, iface, imp)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			fmt.Fprintln(a.stdout, describeImpairment(res))
 			return nil
@@ -378,7 +379,7 @@ pcap is binary: on a terminal it is refused; give -w FILE or a pipe.`,
 			}()
 			stream, err := c.Capture(ctx, name, args[0], args[1], filter)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			defer stream.Close()
 			out := a.stdout

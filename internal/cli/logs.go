@@ -53,7 +53,7 @@ UUID's entry.
 				}
 				d, err := c.Deployment(cmd.Context(), name)
 				if err != nil {
-					return explain(err, name)
+					return a.explain(cmd.Context(), c, err, name)
 				}
 				if d.LastActionUUID == nil {
 					return fmt.Errorf("deployment %s has run no action yet", name)
@@ -91,7 +91,7 @@ func (a *app) printLogIndex(ctx context.Context, c *client.Client, args []string
 	}
 	idx, err := c.Logs(ctx, name)
 	if err != nil {
-		return explain(err, name)
+		return a.explain(ctx, c, err, name)
 	}
 	return a.printJSON(idx)
 }

@@ -91,7 +91,7 @@ func (a *app) resetStateCommand() *cobra.Command {
 			ctx := cmd.Context()
 			d, err := c.Deployment(ctx, name)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(ctx, c, err, name)
 			}
 			if d.State.Is(api.StateDown) {
 				fmt.Fprintf(a.stdout, "deployment %s is already down\n", name)
@@ -138,7 +138,7 @@ func (a *app) reapplyACL(ctx context.Context) error {
 	}
 	p, err := c.Plan(ctx, name)
 	if err != nil {
-		return explain(err, name)
+		return a.explain(ctx, c, err, name)
 	}
 	var other []string
 	for _, ch := range p.Changes {

@@ -25,7 +25,7 @@ changed in place; each with why. It changes nothing.`,
 			}
 			p, err := c.Plan(cmd.Context(), name)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			printPlan(a.stdout, p)
 			return nil

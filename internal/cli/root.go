@@ -317,11 +317,3 @@ func (a *app) target(args []string) (string, *client.Client, error) {
 	c, err := a.client()
 	return name, c, err
 }
-
-// explain adds a hint to errors users hit often.
-func explain(err error, name string) error {
-	if client.StatusOf(err) == 404 && strings.Contains(err.Error(), "deployment") {
-		return fmt.Errorf("%w\nhint: create it first with: kvm-compose deployment create %s", err, name)
-	}
-	return err
-}

@@ -34,7 +34,7 @@ switches and routers, with an edge per interface labelled with its address.
 			}
 			data, err := c.Graph(cmd.Context(), name, format)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			_, err = a.stdout.Write(data)
 			return err
@@ -63,7 +63,7 @@ too, while the deployment is up):
 			}
 			data, err := c.Inventory(cmd.Context(), name, format)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			_, err = a.stdout.Write(data)
 			return err
@@ -97,7 +97,7 @@ server makes a new deployment of it with kvm-compose import.`,
 			}
 			stream, err := c.Export(cmd.Context(), name)
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			defer stream.Close()
 			if out == "-" {

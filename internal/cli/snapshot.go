@@ -69,7 +69,7 @@ A snapshot action never changes the deployment's state.
 			}
 			if lf.all {
 				if guests, err = snapshotGuests(cmd.Context(), c, name); err != nil {
-					return explain(err, name)
+					return a.explain(cmd.Context(), c, err, name)
 				}
 			} else if guests[0] == "" {
 				return fmt.Errorf("name the guest (list GUEST, or --name GUEST), or give --all")
@@ -78,7 +78,7 @@ A snapshot action never changes the deployment's state.
 			for _, g := range guests {
 				snaps, err := c.Snapshots(cmd.Context(), name, g)
 				if err != nil {
-					return explain(err, name)
+					return a.explain(cmd.Context(), c, err, name)
 				}
 				if listFormat.json() {
 					all = append(all, snaps...)
@@ -110,7 +110,7 @@ A snapshot action never changes the deployment's state.
 			}
 			s, err := c.Snapshot(cmd.Context(), name, args[0], args[1])
 			if err != nil {
-				return explain(err, name)
+				return a.explain(cmd.Context(), c, err, name)
 			}
 			if infoFormat.json() {
 				return a.printJSON(s)

@@ -94,7 +94,7 @@ func (a *app) snapshotAll(ctx context.Context, sub, guest, snap string) error {
 	guests := []string{guest}
 	if guest == "" {
 		if guests, err = snapshotGuests(ctx, c, name); err != nil {
-			return explain(err, name)
+			return a.explain(ctx, c, err, name)
 		}
 	}
 	if len(guests) == 0 {
@@ -120,7 +120,7 @@ func (a *app) snapshotAll(ctx context.Context, sub, guest, snap string) error {
 		}
 		snaps, err := c.Snapshots(ctx, name, g)
 		if err != nil {
-			return explain(err, name)
+			return a.explain(ctx, c, err, name)
 		}
 		if len(snaps) == 0 {
 			fmt.Fprintf(a.stdout, "guest %s has no snapshots\n", g)

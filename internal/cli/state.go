@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"strings"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
@@ -20,14 +19,5 @@ func (a *app) stateText(ctx context.Context, c *client.Client, d api.Deployment)
 	if err != nil || e.ErrorCode == nil {
 		return d.State.String()
 	}
-	return endStateText(d.State, *e.ErrorCode)
-}
-
-// endStateText is state st as left by an action that ended with code.
-func endStateText(st api.DeploymentState, code int) string {
-	s := st.String()
-	if code == api.ErrorCodeCancelled && st.Is(api.StateFailed) {
-		return "cancelled" + strings.TrimPrefix(s, "failed")
-	}
-	return s
+	return d.State.TextAfter(*e.ErrorCode)
 }

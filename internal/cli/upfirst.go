@@ -2,12 +2,8 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
@@ -40,22 +36,4 @@ func (a *app) generateFirst(ctx context.Context, c *client.Client, name string, 
 		return req, nil
 	}
 	return req, err
-}
-
-// explainMissing says, for a deployment the server does not know, what is
-// missing: kvm-compose.yaml itself when this folder has none (the user is
-// in the wrong folder), else the deployment (create it).
-func (a *app) explainMissing(err error, name string) error {
-	if client.StatusOf(err) != http.StatusNotFound {
-		return err
-	}
-	in, aerr := filepath.Abs(a.input)
-	if aerr == nil {
-		if _, serr := os.Stat(in); errors.Is(serr, fs.ErrNotExist) {
-			return fmt.Errorf("no %s in %s, and the server has no deployment %s: run kvm-compose in a project folder, "+
-				"or name the file with --input PATH or a deployment with --project-name NAME (kvm-compose deployment list shows them)",
-				filepath.Base(in), filepath.Dir(in), name)
-		}
-	}
-	return explain(err, name)
 }

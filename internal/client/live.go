@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/wsterm"
 )
 
 func guestPath(name, guest string) string {
@@ -58,11 +58,10 @@ func (c *Client) Capture(ctx context.Context, name, guest, iface, filter string)
 	return resp.Body, nil
 }
 
-// Console is an open terminal session with a guest.
+// Console is an open terminal session with a guest: Read what it shows
+// (io.EOF once the session ended), Write keys, Resize, Close.
 type Console struct {
-	conn *websocket.Conn
-	ctx  context.Context
-	rest []byte
+	*wsterm.Client
 }
 
 // OpenConsole opens the console websocket of a guest.
@@ -91,40 +90,5 @@ func (c *Client) OpenConsole(ctx context.Context, name, guest string) (*Console,
 		return nil, fmt.Errorf("console of %s: %w", guest, err)
 	}
 	conn.SetReadLimit(1 << 20)
-	return &Console{conn: conn, ctx: ctx}, nil
+	return &Console{Client: wsterm.NewClient(ctx, conn)}, nil
 }
-
-// Read reads what the guest's terminal shows; io.EOF once the session ended.
-func (s *Console) Read(p []byte) (int, error) {
-	for len(s.rest) == 0 {
-		_, data, err := s.conn.Read(s.ctx)
-		if err != nil {
-			var ce websocket.CloseError
-			if errors.As(err, &ce) && ce.Code == websocket.StatusNormalClosure {
-				return 0, io.EOF
-			}
-			return 0, err
-		}
-		s.rest = data
-	}
-	n := copy(p, s.rest)
-	s.rest = s.rest[n:]
-	return n, nil
-}
-
-// Write types p into the guest's terminal.
-func (s *Console) Write(p []byte) (int, error) {
-	if err := s.conn.Write(s.ctx, websocket.MessageBinary, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// Resize tells the guest's terminal its size.
-func (s *Console) Resize(cols, rows uint16) error {
-	data, _ := json.Marshal(map[string]any{"type": "resize", "cols": cols, "rows": rows})
-	return s.conn.Write(s.ctx, websocket.MessageText, data)
-}
-
-// Close ends the session.
-func (s *Console) Close() error { return s.conn.Close(websocket.StatusNormalClosure, "") }

@@ -136,7 +136,7 @@ func TestFollowerJoinsPinnedAndRejoinsAfterRemoval(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { f2.Run(ctx); close(done) }()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := members.Member("c1"); err == nil && f2.State().Secret != secret {
 			break

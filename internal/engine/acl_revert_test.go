@@ -60,15 +60,8 @@ const aclTopo = topo + `  acl:
 
 func aclSetup(t *testing.T) (*Engine, *aclWorld, api.Deployment) {
 	t.Helper()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(aclTopo), 0o644)
-	os.WriteFile(filepath.Join(dir, "s.sh"), []byte("#!/bin/sh\n"), 0o755)
 	w := &aclWorld{world: newWorld(), tables: map[string]ACLTableSpec{}}
-	e := New(Options{Drivers: guest.NewRegistry(w.world), Network: w, Concurrency: 2})
-	d := api.Deployment{Name: "lab", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
-		t.Fatal(err)
-	}
+	e, d := generatedEngine(t, "lab", aclTopo, shellScript, Options{Drivers: guest.NewRegistry(w.world), Network: w, Concurrency: 2})
 	return e, w, d
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
@@ -41,10 +42,10 @@ func BenchmarkApply(b *testing.B) {
 	for range b.N {
 		// The change applied...
 		must(b, os.WriteFile(yamlPath, []byte(variants[0]), 0o644))
-		applyT += timed(b, func() error { return e.Apply(ctx, d, discard{}) })
+		applyT += benchbase.Timed(b, func() error { return e.Apply(ctx, d, discard{}) })
 		// ...and the change back, by down and up of the lab.
 		must(b, os.WriteFile(yamlPath, []byte(variants[1]), 0o644))
-		downUpT += timed(b, func() error {
+		downUpT += benchbase.Timed(b, func() error {
 			if err := e.Down(ctx, d, discard{}); err != nil {
 				return err
 			}

@@ -8,9 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/api"
@@ -52,63 +50,14 @@ func benchNetns(b *testing.B, n, switches int) {
 	engUp := func() error { return e.Up(ctx, d, api.UpOptions{}, discard{}) }
 	engDown := func() error { return e.Down(ctx, d, discard{}) }
 
-	prefix := nettest.Prefix(b)
-	p := benchbase.Plan{Prefix: prefix, N: n}
-	for k := range switches {
-		p.Bridges = append(p.Bridges, fmt.Sprintf("%sbr%d", prefix, k))
-	}
-	floor := benchbase.NewFloor(p)
-	batchUp, batchDown := func() error { return floor.Up(ctx) }, func() error { return floor.Down(ctx) }
-
-	var engUpT, engDownT, batchUpT, batchDownT time.Duration
-	b.ResetTimer()
-	for i := range b.N {
-		// Alternate who goes first, so neither always pays for the
-		// other's background clean-up.
-		steps := []func(){
-			func() {
-				engUpT += timed(b, engUp)
-				engDownT += timed(b, engDown)
-				// Down promises the veths are gone: check, do not wait.
-				if left, err := links.WithPrefix(hostVeths); err != nil || len(left) > 0 {
-					b.Fatalf("after down: links %v left (%v)", left, err)
-				}
-			},
-			func() {
-				batchUpT += timed(b, batchUp)
-				batchDownT += timed(b, batchDown)
-			},
-		}
-		if i%2 == 1 {
-			steps[0], steps[1] = steps[1], steps[0]
-		}
-		for _, step := range steps {
-			step()
+	floor := benchbase.FloorOver(nettest.Prefix(b), n, switches)
+	// Down promises the veths are gone: check, do not wait.
+	check := func() {
+		if left, err := links.WithPrefix(hostVeths); err != nil || len(left) > 0 {
+			b.Fatalf("after down: links %v left (%v)", left, err)
 		}
 	}
-	ms := func(t time.Duration) float64 { return float64(t.Microseconds()) / 1000 / float64(b.N) }
-	b.ReportMetric(ms(engUpT), "up-ms")
-	b.ReportMetric(ms(batchUpT), "ipbatch-up-ms")
-	b.ReportMetric(float64(engUpT)/float64(batchUpT), "up-x-of-ipbatch")
-	b.ReportMetric(ms(engDownT), "down-ms")
-	b.ReportMetric(ms(batchDownT), "ipbatch-down-ms")
-	b.ReportMetric(float64(engDownT)/float64(batchDownT), "down-x-of-ipbatch")
-	b.ReportMetric(0, "ns/op")
-}
-
-// timed runs step with the benchmark timer on, then lets the kernel finish
-// freeing namespaces in the background, so that the next step does not
-// pay for this one.
-func timed(b *testing.B, step func() error) time.Duration {
-	b.Helper()
-	b.StartTimer()
-	start := time.Now()
-	err := step()
-	took := time.Since(start)
-	b.StopTimer()
-	must(b, err)
-	time.Sleep(300 * time.Millisecond)
-	return took
+	benchbase.Compare(b, benchbase.UpDown{Up: engUp, Down: engDown}, floor.Steps(ctx), check)
 }
 
 // engineFor writes a project of n guests spread round-robin over the given
@@ -116,18 +65,8 @@ func timed(b *testing.B, step func() error) time.Duration {
 // the real netns driver, and the prefix of the host ends of its veths.
 func engineFor(b *testing.B, n, switches int) (*engine.Engine, api.Deployment, string) {
 	b.Helper()
-	var y strings.Builder
-	y.WriteString("machines:\n")
-	for i := range n {
-		k, j := i%switches, i/switches+1
-		fmt.Fprintf(&y, "  - name: g%d\n    network: [{switch: sw%d, ip: 10.%d.%d.%d}]\n", i, k, 124+k, j>>8, j&0xff)
-	}
-	y.WriteString("network:\n  switches:\n")
-	for k := range switches {
-		fmt.Fprintf(&y, "    sw%d: {subnet: 10.%d.0.0/16}\n", k, 124+k)
-	}
 	dir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(y.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(benchbase.Lab(n, switches)), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	raw := make([]byte, 3)

@@ -60,15 +60,9 @@ const routedACL = `  acl:
 
 func setupRoutedACL(t *testing.T) (*Engine, *netWorld, api.Deployment) {
 	t.Helper()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(routedTopo+routedACL), 0o644)
-	rw := &routedWorld{world: newWorld(), routers: map[string]bool{}, externals: map[string]bool{}, served: map[string]map[string]string{}}
+	rw := newRoutedWorld()
 	w := &netWorld{routedWorld: rw, tables: map[string]ACLTableSpec{}}
-	e := New(Options{Drivers: guest.NewRegistry(rw.world), Network: w, Concurrency: 2})
-	d := api.Deployment{Name: "lab", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
-		t.Fatal(err)
-	}
+	e, d := generatedEngine(t, "lab", routedTopo+routedACL, nil, Options{Drivers: guest.NewRegistry(rw.world), Network: w, Concurrency: 2})
 	if err := e.Up(context.Background(), d, api.UpOptions{}, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}

@@ -144,17 +144,35 @@ network:
     unused: {subnet: 10.0.2.0/24}
 `
 
-func setup(t *testing.T) (*Engine, *world, api.Deployment) {
+// generatedEngine writes a project of yaml and files (executable), makes
+// an engine of opts, and generates the artefacts of deployment name of
+// the project: where the engine's tests start.
+func generatedEngine(t *testing.T, name, yaml string, files map[string]string, opts Options) (*Engine, api.Deployment) {
 	t.Helper()
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(topo), 0o644)
-	os.WriteFile(filepath.Join(dir, "s.sh"), []byte("#!/bin/sh\n"), 0o755)
-	w := newWorld()
-	e := New(Options{Drivers: guest.NewRegistry(w), Network: w, Concurrency: 2})
-	d := api.Deployment{Name: "lab", ProjectLocation: dir}
+	if err := os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for file, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := New(opts)
+	d := api.Deployment{Name: name, ProjectLocation: dir}
 	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
+	return e, d
+}
+
+// shellScript is an empty setup script.
+var shellScript = map[string]string{"s.sh": "#!/bin/sh\n"}
+
+func setup(t *testing.T) (*Engine, *world, api.Deployment) {
+	t.Helper()
+	w := newWorld()
+	e, d := generatedEngine(t, "lab", topo, shellScript, Options{Drivers: guest.NewRegistry(w), Network: w, Concurrency: 2})
 	return e, w, d
 }
 

@@ -31,20 +31,15 @@ func (LinkImpairer) Impair(ctx context.Context, host Host, dep guest.Deployment,
 	if ifc == nil {
 		return fmt.Errorf("guest %s has no interface %s", g.Name, iface)
 	}
-	ops, lerr := LinkOpsOf(host)
-	ok := lerr == nil
-	if !ok {
-		return inCategory(ErrNotOnClients, fmt.Errorf("guest %s: host %s is a client host, and netem works on guests of the main only so far", g.Name, host.Name()))
+	ops, err := hostLinkOps(host, g.Name)
+	if err != nil {
+		return err
 	}
 	var imp impair.Impairment
 	if n != nil {
 		imp = impair.Impairment{DelayMS: n.DelayMS, JitterMS: n.JitterMS, LossPct: n.LossPct, RateKbit: n.RateKbit, CorruptPct: n.CorruptPct}
 	}
-	err := ops.Impair(ctx, ifc.HostName, imp, true)
-	if errors.Is(err, impair.ErrNoNetem) {
-		err = inCategory(ErrUnsupported, err)
-	}
-	return err
+	return linkUnsupported(ops.Impair(ctx, ifc.HostName, imp, true))
 }
 
 // runtimeDiffs describes the recorded run-time settings of a guest that
@@ -111,9 +106,13 @@ func (e *Engine) restoreImpairments(ctx context.Context, name string, rec *Recor
 		if err != nil {
 			continue
 		}
-		ops, lerr := LinkOpsOf(host)
-		ok := lerr == nil
-		if !ok {
+		// A client host's userspace impairments run in its own process,
+		// which this one's start did not end.
+		if _, local := host.(*LocalHost); !local {
+			continue
+		}
+		ops, err := LinkOpsOf(host)
+		if err != nil {
 			continue
 		}
 		for _, gr := range h.Guests {

@@ -16,7 +16,7 @@ import (
 
 // LinkOps is the capability of impairing and capturing the host-side ends
 // of guest links (hostnet.Host has it; the agent's proxy of a client host
-// does not yet).
+// relays it to the client's own network).
 type LinkOps interface {
 	// Impair sets the link's netem qdisc (the zero Impairment removes it)
 	// and sets the link up or down.
@@ -27,16 +27,12 @@ type LinkOps interface {
 	Capture(ctx context.Context, link string, filter capture.Filter, w io.Writer) error
 }
 
-// ErrNoLinkOps: the host's network cannot impair or capture links here
-// (a client host behind the agent API).
+// ErrNoLinkOps: the host's network cannot impair or capture links.
 var ErrNoLinkOps = errors.New("the host's network cannot impair or capture links")
 
 // LinkOpsOf returns the link operations of host h's network, or an error
 // wrapping ErrNoLinkOps.
 func LinkOpsOf(h Host) (LinkOps, error) { return capability[LinkOps](h, ErrNoLinkOps) }
-
-// ErrNotOnClients: the feature works on the main's guests only so far.
-var ErrNotOnClients = api.Categorized(api.ErrInvalid, "not yet on client hosts")
 
 // liveGuest is a guest of an up deployment as the record has it, with its
 // driver on its host.
@@ -120,21 +116,35 @@ func (lg *liveGuest) iface(name string) (*topology.Interface, error) {
 	return nil, inCategory(ErrNotFound, fmt.Errorf("guest %s has no interface %s (interfaces: %s)", lg.g.Name, name, orNone(strings.Join(names, ", "))))
 }
 
-// linkOps returns the link operations of the guest's host.
-func (lg *liveGuest) linkOps(what string) (LinkOps, error) {
-	if l, err := LinkOpsOf(lg.host); err == nil {
-		return l, nil
-	}
-	return nil, inCategory(ErrNotOnClients, fmt.Errorf("%s of guest %s: host %s is a client host, and %s works on guests of the main only so far", what, lg.g.Name, lg.host.Name(), what))
+// linkOps returns the link operations of the guest's host (on a client
+// host, relayed by its agent).
+func (lg *liveGuest) linkOps() (LinkOps, error) {
+	return hostLinkOps(lg.host, lg.g.Name)
 }
 
-// unsupported explains a driver without the feature: on a client host
-// (whose network is not this host's) the agent does not relay it yet.
-func (lg *liveGuest) unsupported(what string, err error) error {
-	if _, err := LinkOpsOf(lg.host); err != nil {
-		return inCategory(ErrNotOnClients, fmt.Errorf("%s of guest %s: host %s is a client host, and %s works on guests of the main only so far", what, lg.g.Name, lg.host.Name(), what))
+// linkUnsupported puts an error of link operations that a host cannot do
+// (no netem in its kernel; on a client host, a network without them) in
+// the category of what is unsupported.
+func linkUnsupported(err error) error {
+	if errors.Is(err, impair.ErrNoNetem) || errors.Is(err, ErrNoLinkOps) {
+		return inCategory(ErrUnsupported, err)
 	}
+	return err
+}
+
+// unsupported is the error of a driver without the feature asked for.
+func (lg *liveGuest) unsupported(err error) error {
 	return fmt.Errorf("guest %s: %w", lg.g.Name, err)
+}
+
+// hostLinkOps is LinkOpsOf for guest g's host; without them the error is
+// in the category of what is unsupported.
+func hostLinkOps(host Host, g string) (LinkOps, error) {
+	l, err := LinkOpsOf(host)
+	if err != nil {
+		return nil, inCategory(ErrUnsupported, fmt.Errorf("guest %s: %w", g, err))
+	}
+	return l, nil
 }
 
 // Exec runs a command in a guest of an up deployment (guest.Execer).
@@ -145,7 +155,7 @@ func (e *Engine) Exec(ctx context.Context, d api.Deployment, guestName string, c
 	}
 	x, err := guest.As[guest.Execer](lg.drv)
 	if err != nil {
-		return 0, lg.unsupported("exec", err)
+		return 0, lg.unsupported(err)
 	}
 	return x.Exec(ctx, lg.gdep, &lg.g, cmd)
 }
@@ -158,7 +168,7 @@ func (e *Engine) Console(ctx context.Context, d api.Deployment, guestName string
 	}
 	c, err := guest.As[guest.Consoler](lg.drv)
 	if err != nil {
-		return nil, lg.unsupported("console", err)
+		return nil, lg.unsupported(err)
 	}
 	return c.Console(ctx, lg.gdep, &lg.g)
 }
@@ -175,11 +185,11 @@ func (e *Engine) Capture(ctx context.Context, d api.Deployment, guestName, iface
 	if err != nil {
 		return err
 	}
-	ops, err := lg.linkOps("capture")
+	ops, err := lg.linkOps()
 	if err != nil {
 		return err
 	}
-	return ops.Capture(ctx, ifc.HostName, filter, w)
+	return linkUnsupported(ops.Capture(ctx, ifc.HostName, filter, w))
 }
 
 // GetImpairment answers the run-time setting of one guest interface.
@@ -192,7 +202,7 @@ func (e *Engine) GetImpairment(ctx context.Context, d api.Deployment, guestName,
 	if err != nil {
 		return api.InterfaceImpairment{}, err
 	}
-	ops, err := lg.linkOps("netem")
+	ops, err := lg.linkOps()
 	if err != nil {
 		return api.InterfaceImpairment{}, err
 	}
@@ -231,7 +241,7 @@ func (e *Engine) SetImpairment(ctx context.Context, d api.Deployment, guestName,
 	if err != nil {
 		return api.InterfaceImpairment{}, err
 	}
-	ops, err := lg.linkOps("netem")
+	ops, err := lg.linkOps()
 	if err != nil {
 		return api.InterfaceImpairment{}, err
 	}
@@ -273,10 +283,7 @@ func (e *Engine) SetImpairment(ctx context.Context, d api.Deployment, guestName,
 		}
 		old, _ := effectiveImpairment(lg.rec, ifc) // lg.rec is from before
 		_ = ops.Impair(ctx, ifc.HostName, linkImpairment(old), old.Up)
-		if errors.Is(err, impair.ErrNoNetem) {
-			err = inCategory(ErrUnsupported, err)
-		}
-		return api.InterfaceImpairment{}, err
+		return api.InterfaceImpairment{}, linkUnsupported(err)
 	}
 	return api.InterfaceImpairment{Guest: guestName, Interface: ifaceName, HostLink: ifc.HostName, Impairment: imp, Source: "runtime"}, nil
 }
@@ -329,10 +336,9 @@ func impairGuest(ctx context.Context, host Host, gr GuestRecord, g *topology.Gue
 		if imp == (api.Impairment{Up: true}) {
 			continue
 		}
-		ops, lerr := LinkOpsOf(host)
-		ok := lerr == nil
-		if !ok {
-			return "", inCategory(ErrNotOnClients, fmt.Errorf("guest %s: %s has netem, but host %s is a client host and netem works on guests of the main only so far: remove the netem or place the guest on the main", g.Name, ifc.Name, host.Name()))
+		ops, err := hostLinkOps(host, g.Name)
+		if err != nil {
+			return "", err
 		}
 		if err := ops.Impair(ctx, ifc.HostName, linkImpairment(imp), imp.Up); err != nil {
 			return "", fmt.Errorf("guest %s: %w", g.Name, err)
@@ -351,12 +357,11 @@ func impairGuest(ctx context.Context, host Host, gr GuestRecord, g *topology.Gue
 // on the links now. It is for apply, which then drops the guest's recorded
 // run-time settings (GuestRecord.Impairments) in its ledger.
 func resetImpairments(ctx context.Context, host Host, g *topology.Guest) error {
-	ops, lerr := LinkOpsOf(host)
-	ok := lerr == nil
-	if !ok {
+	ops, err := LinkOpsOf(host)
+	if err != nil {
 		for i := range g.Interfaces {
 			if !g.Interfaces[i].Netem.IsZero() {
-				return inCategory(ErrNotOnClients, fmt.Errorf("guest %s: %s has netem, but host %s is a client host and netem works on guests of the main only so far", g.Name, g.Interfaces[i].Name, host.Name()))
+				return inCategory(ErrUnsupported, fmt.Errorf("guest %s: %s has netem: %w", g.Name, g.Interfaces[i].Name, err))
 			}
 		}
 		return nil

@@ -64,18 +64,12 @@ network:
 
 func liveSetup(t *testing.T, links bool) (*Engine, *linkWorld, api.Deployment) {
 	t.Helper()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(impairedTopo), 0o644)
 	w := &linkWorld{world: newWorld(), down: map[string]bool{}}
 	var net Network = w.world
 	if links {
 		net = w
 	}
-	e := New(Options{Drivers: guest.NewRegistry(w.world), Network: net, Concurrency: 2})
-	d := api.Deployment{Name: "lab", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
-		t.Fatal(err)
-	}
+	e, d := generatedEngine(t, "lab", impairedTopo, nil, Options{Drivers: guest.NewRegistry(w.world), Network: net, Concurrency: 2})
 	return e, w, d
 }
 
@@ -170,13 +164,13 @@ func TestLiveImpairments(t *testing.T) {
 	}
 }
 
-// A host whose network has no link operations (a client host behind the
-// agent) says so, and an up that needs them fails saying so.
-func TestLiveNotOnClients(t *testing.T) {
+// A host whose network has no link operations says so, and an up that
+// needs them fails saying so.
+func TestLiveWithoutLinkOps(t *testing.T) {
 	e, _, d := liveSetup(t, false)
 	ctx := context.Background()
 	err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{})
-	if !errors.Is(err, ErrNotOnClients) || !strings.Contains(err.Error(), "guest a: eth0 has netem") {
+	if !errors.Is(err, ErrNoLinkOps) || !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "guest a:") {
 		t.Fatalf("up with netem on a host without link operations: %v", err)
 	}
 	os.WriteFile(filepath.Join(d.ProjectLocation, "kvm-compose.yaml"), []byte(strings.Replace(impairedTopo, ", netem: {delay_ms: 20, loss_pct: 1}", "", 1)), 0o644)
@@ -187,10 +181,7 @@ func TestLiveNotOnClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.State = api.StateIsUp
-	if _, err := e.SetImpairment(ctx, d, "a", "eth0", api.Impairment{Up: false}); !errors.Is(err, ErrNotOnClients) || !errors.Is(err, api.ErrInvalid) {
-		t.Errorf("set on a client host: %v", err)
-	}
-	if _, err := e.Exec(ctx, d, "a", guest.Command{Argv: []string{"true"}}); !errors.Is(err, ErrNotOnClients) {
-		t.Errorf("exec on a client host: %v", err)
+	if _, err := e.SetImpairment(ctx, d, "a", "eth0", api.Impairment{Up: false}); !errors.Is(err, ErrNoLinkOps) || !errors.Is(err, ErrUnsupported) {
+		t.Errorf("set without link operations: %v", err)
 	}
 }

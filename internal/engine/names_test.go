@@ -32,7 +32,7 @@ func TestManagementNames(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(managedTopo), 0o644)
 	hosts := filepath.Join(t.TempDir(), "hosts")
 	os.WriteFile(hosts, []byte("127.0.0.1 localhost\n"), 0o644)
-	w := &routedWorld{world: newWorld(), routers: map[string]bool{}, externals: map[string]bool{}, served: map[string]map[string]string{}}
+	w := newRoutedWorld()
 	e := New(Options{Drivers: guest.NewRegistry(w.world), Network: w, HostsFile: hosts})
 	d := api.Deployment{Name: "lab", ProjectLocation: dir, State: api.StateIsUp}
 	ctx := context.Background()

@@ -42,7 +42,7 @@ func (e *Engine) checkPower(ctx context.Context, d api.Deployment, prev api.Depl
 		return err
 	}
 	if _, err := guest.As[guest.PowerSwitch](lg.drv); err != nil {
-		return lg.unsupported("power", err)
+		return lg.unsupported(err)
 	}
 	return nil
 }
@@ -75,7 +75,7 @@ func (e *Engine) setPower(ctx context.Context, d api.Deployment, name string, ru
 	}
 	ps, err := guest.As[guest.PowerSwitch](lg.drv)
 	if err != nil {
-		return lg.unsupported("power", err)
+		return lg.unsupported(err)
 	}
 	l, err := openLedger(ctx, e.opts.Records, d.Name, d.ProjectLocation)
 	if err != nil {

@@ -39,15 +39,10 @@ const timelineTopo = impairedTopo + `timeline:
 
 func powerSetup(t *testing.T) (*Engine, *linkWorld, api.Deployment) {
 	t.Helper()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(timelineTopo), 0o644)
 	w := &linkWorld{world: newWorld(), down: map[string]bool{}}
-	e := New(Options{Drivers: guest.NewRegistry(powerWorld{w.world}), Network: w, Concurrency: 2})
-	d := api.Deployment{Name: "lab", ProjectLocation: dir, State: api.StateIsUp}
+	e, d := generatedEngine(t, "lab", timelineTopo, nil, Options{Drivers: guest.NewRegistry(powerWorld{w.world}), Network: w, Concurrency: 2})
+	d.State = api.StateIsUp
 	ctx := context.Background()
-	if err := e.GenerateArtefacts(ctx, d, &guesttest.Log{}); err != nil {
-		t.Fatal(err)
-	}
 	if err := e.Up(ctx, d, api.UpOptions{}, &guesttest.Log{}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +135,8 @@ func TestTimelineRunsOnSchedule(t *testing.T) {
 	if err := e.Timeline(ctx, d, api.TimelineOptions{}, log); err != nil {
 		t.Fatalf("%v\n%s", err, log.Text())
 	}
-	if took := time.Since(start); took < 350*time.Millisecond || took > 2*time.Second {
+	// Never sooner than planned; later only as a loaded machine makes it.
+	if took := time.Since(start); took < 350*time.Millisecond || took > 10*time.Second {
 		t.Errorf("timeline took %v, want about 350 ms", took)
 	}
 	text := log.Text()
@@ -198,21 +194,26 @@ func TestTimelineValidation(t *testing.T) {
 	}
 }
 
-// Drift stays within a few ms over 100 changes on a monotonic schedule.
+// Drift does not accumulate over 100 changes on a monotonic schedule:
+// each change takes 5 ms of a 10 ms period, so a schedule that slept the
+// period after each change would be 5 ms later at every step (250 ms at
+// the median, 500 ms at the end). The bound leaves room for a loaded
+// machine's scheduling delays without letting accumulation through.
 func TestRunScheduleDrift(t *testing.T) {
 	var plan []TimedChange
 	for i := range 100 {
-		plan = append(plan, TimedChange{Offset: time.Duration(i) * 3 * time.Millisecond})
+		plan = append(plan, TimedChange{Offset: time.Duration(i) * 10 * time.Millisecond})
 	}
 	drifts, failed, err := RunSchedule(context.Background(), time.Now(), plan, func(context.Context, TimedChange) error {
-		time.Sleep(time.Millisecond) // each change takes time: no sum of sleeps may carry it over
+		time.Sleep(5 * time.Millisecond)
 		return nil
 	}, nil)
 	if err != nil || failed != 0 || len(drifts) != 100 {
 		t.Fatal(err, failed, len(drifts))
 	}
-	_, p99, _ := DriftStats(drifts)
-	if p99 > 50*time.Millisecond {
-		t.Errorf("p99 drift %v", p99)
+	p50, p99, _ := DriftStats(drifts)
+	t.Logf("drift p50 %v, p99 %v", p50, p99)
+	if p50 > 100*time.Millisecond {
+		t.Errorf("median drift %v: the schedule accumulates the changes' own time", p50)
 	}
 }

@@ -3,8 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -114,16 +112,14 @@ network:
       dhcp: [{switch: sw1}]
 `
 
+func newRoutedWorld() *routedWorld {
+	return &routedWorld{world: newWorld(), routers: map[string]bool{}, externals: map[string]bool{}, served: map[string]map[string]string{}}
+}
+
 func setupRouted(t *testing.T) (*Engine, *routedWorld, api.Deployment) {
 	t.Helper()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(routedTopo), 0o644)
-	w := &routedWorld{world: newWorld(), routers: map[string]bool{}, externals: map[string]bool{}, served: map[string]map[string]string{}}
-	e := New(Options{Drivers: guest.NewRegistry(w.world), Network: w, Concurrency: 2})
-	d := api.Deployment{Name: "lab", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
-		t.Fatal(err)
-	}
+	w := newRoutedWorld()
+	e, d := generatedEngine(t, "lab", routedTopo, nil, Options{Drivers: guest.NewRegistry(w.world), Network: w, Concurrency: 2})
 	return e, w, d
 }
 

@@ -41,7 +41,7 @@ network:
 // them; an external switch overlapping it is refused, naming a holder.
 func TestProviderNetworkShared(t *testing.T) {
 	ctx := context.Background()
-	w := &routedWorld{world: newWorld(), routers: map[string]bool{}, externals: map[string]bool{}, served: map[string]map[string]string{}}
+	w := newRoutedWorld()
 	e := New(Options{Drivers: guest.NewRegistry(w.world), Network: w, Concurrency: 2})
 	deploy := func(name, yaml string) api.Deployment {
 		dir := t.TempDir()

@@ -96,16 +96,9 @@ network:
 
 func setupMixed(t *testing.T) (*Engine, *vmDriver, api.Deployment) {
 	t.Helper()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "kvm-compose.yaml"), []byte(mixedTopo), 0o644)
-	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("kernel"), 0o644)
 	ns := newWorld()
 	vm := &vmDriver{world: newWorld(), snaps: map[string][]guest.Snapshot{}}
-	e := New(Options{Drivers: guest.NewRegistry(ns, vm), Network: ns})
-	d := api.Deployment{Name: "mixed", ProjectLocation: dir}
-	if err := e.GenerateArtefacts(context.Background(), d, &guesttest.Log{}); err != nil {
-		t.Fatal(err)
-	}
+	e, d := generatedEngine(t, "mixed", mixedTopo, map[string]string{"vmlinuz": "kernel"}, Options{Drivers: guest.NewRegistry(ns, vm), Network: ns})
 	return e, vm, d
 }
 

@@ -190,7 +190,7 @@ func (e *Engine) applyStep(ctx context.Context, d api.Deployment, s topology.Tim
 	if err != nil {
 		return err
 	}
-	ops, err := lg.linkOps("netem")
+	ops, err := lg.linkOps()
 	if err != nil {
 		return err
 	}

@@ -220,10 +220,17 @@ func cancelWorks(t *testing.T, ctx context.Context, s *realServer, name string) 
 	waitTrue(t, ctx, `document.querySelector("#log").textContent.includes("setup: 1 setup script")`)
 	step(t, ctx, "cancel", 10*time.Second, chromedp.WaitVisible(chromedp.CSS("#btn-cancel:enabled")), chromedp.Click(chromedp.ID("btn-cancel")))
 	waitTrue(t, ctx, `(() => { const r = document.querySelector("#history tbody tr").innerText; return r.includes("up") && r.includes("cancelled") })()`)
-	// A cancelled up leaves the deployment failed(up), for down to clean.
+	// A cancelled up leaves the deployment failed(up), for down to clean;
+	// it reads cancelled(up), as the CLI shows it: live, in the log's last
+	// line and once the page is loaded again.
 	waitTrue(t, ctx, `document.querySelector("#state").textContent !== "running"`)
-	if st := eval[string](t, ctx, `document.querySelector("#state").textContent`); st != "failed(up)" {
+	if st := eval[string](t, ctx, `document.querySelector("#state").textContent`); st != "cancelled(up)" {
 		t.Errorf("state after cancel: %q", st)
+	}
+	waitTrue(t, ctx, `document.querySelector("#log").textContent.includes("state cancelled(up)")`)
+	step(t, ctx, "reload", 30*time.Second, chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("state")))
+	if st := eval[string](t, ctx, `document.querySelector("#state").textContent`); st != "cancelled(up)" {
+		t.Errorf("state after cancel, the page loaded again: %q", st)
 	}
 }
 

@@ -472,7 +472,7 @@ func TestBrowser(t *testing.T) {
 // waitTrue waits until the JavaScript expression is true in the page.
 func waitTrue(t testing.TB, ctx context.Context, expr string) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if eval[bool](t, ctx, expr) {
 			return
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,7 +81,7 @@ func (g *GUI) create(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusConflict, "a deployment named "+d.Name+" exists already: choose another name")
 		return
 	}
-	dir, err := newProjectDir(g.opts.ProjectsDir, d.Name)
+	dir, err := topology.NewProjectDir(g.opts.ProjectsDir, d.Name)
 	if err != nil {
 		fail(http.StatusInternalServerError, "making the project folder: "+err.Error())
 		return
@@ -126,29 +125,6 @@ func (g *GUI) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/deployments/"+d.Name, http.StatusSeeOther)
-}
-
-// newProjectDir makes a fresh project folder for deployment name:
-// <root>/<name>, or <root>/<name>-2, -3, … when an earlier deployment's
-// folder is still there (its artefacts must not leak into the new one).
-func newProjectDir(root, name string) (string, error) {
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
-	}
-	for i := 1; i <= 1000; i++ {
-		dir := filepath.Join(root, name)
-		if i > 1 {
-			dir = fmt.Sprintf("%s-%d", dir, i)
-		}
-		err := os.Mkdir(dir, 0o755)
-		if err == nil {
-			return dir, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("%s: every folder name for %s is taken", root, name)
 }
 
 // writeUploads writes the project files uploaded with the form into dir,

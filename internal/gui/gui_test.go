@@ -397,3 +397,26 @@ func BenchmarkTopology200(b *testing.B) {
 		drawTopology(st)
 	}
 }
+
+// A failed state a cancelled action left reads cancelled(up) on every page,
+// as the CLI shows it; one a failure left stays failed(up).
+func TestPagesShowCancelledState(t *testing.T) {
+	ts, rec, _ := newTestGUI(t, Options{})
+	failedUp := api.DeploymentState{Kind: api.StateFailed, Failed: &api.Command{Name: api.CmdUp}}
+	for name, code := range map[string]int{"cut": api.ErrorCodeCancelled, "broke": api.ErrorCodeFailed} {
+		id := "3f1c9c7e-0000-4000-8000-00000000000" + fmt.Sprint(code)
+		rec.deps[name] = api.Deployment{Name: name, ProjectLocation: t.TempDir(), State: failedUp, LastActionUUID: &id}
+		rec.logs[name] = api.LogIndex{id: {Command: api.Command{Name: api.CmdUp}, ErrorCode: &code, EndState: &failedUp, ExecutionTime: time.Now()}}
+	}
+	for _, path := range []string{"/", "/deployments", "/deployments/cut", "/deployments/broke"} {
+		_, body := get(t, ts.URL+path)
+		for name, want := range map[string]string{"cut": "cancelled(up)", "broke": "failed(up)"} {
+			if path == "/deployments/cut" && name == "broke" || path == "/deployments/broke" && name == "cut" {
+				continue
+			}
+			if !strings.Contains(body, `data-state-of="`+name+`">`+want+`</span>`) {
+				t.Errorf("GET %s: %s's state is not %s", path, name, want)
+			}
+		}
+	}
+}

@@ -17,8 +17,14 @@ type stateCount struct {
 }
 
 type dashboardData struct {
-	Deployments []api.Deployment
+	Deployments []deploymentRow
 	ByState     []stateCount
+}
+
+// deploymentRow is a deployment with its state as the pages show it.
+type deploymentRow struct {
+	api.Deployment
+	StateText string
 }
 
 func (g *GUI) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -45,13 +51,42 @@ func stateKind(s api.DeploymentState) api.StateKind {
 	return s.Kind
 }
 
-func (g *GUI) list(r *http.Request) ([]api.Deployment, error) {
+func (g *GUI) list(r *http.Request) ([]deploymentRow, error) {
 	list, err := g.opts.Records.Deployments(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
-	return list, nil
+	rows := make([]deploymentRow, len(list))
+	for i, d := range list {
+		rows[i] = deploymentRow{Deployment: d, StateText: d.State.String()}
+		if lastEnded(d) {
+			idx, err := g.opts.Records.LogIndex(r.Context(), d.Name)
+			if err == nil {
+				rows[i].StateText = stateText(d, idx)
+			}
+		}
+	}
+	return rows, nil
+}
+
+// lastEnded reports whether d's state may read differently after the
+// action that left it (see stateText).
+func lastEnded(d api.Deployment) bool {
+	return d.State.Is(api.StateFailed) && d.LastActionUUID != nil
+}
+
+// stateText is d's state as the CLI shows it: a failed state a cancelled
+// action left reads cancelled(up); idx holds d's actions.
+func stateText(d api.Deployment, idx api.LogIndex) string {
+	if !lastEnded(d) {
+		return d.State.String()
+	}
+	e, ok := idx[*d.LastActionUUID]
+	if !ok || e.ErrorCode == nil {
+		return d.State.String()
+	}
+	return d.State.TextAfter(*e.ErrorCode)
 }
 
 func (g *GUI) failed(w http.ResponseWriter, err error) {
@@ -95,6 +130,8 @@ const lazyPlots = 30
 type deploymentData struct {
 	Dep       api.Deployment
 	StateKind string
+	// StateText is the state as the CLI shows it (see stateText).
+	StateText string
 	Running   string // uuid of the running action
 	// Last is the newest past action, whose log the page opens with when
 	// none is running; LastCommand names it.
@@ -120,7 +157,7 @@ func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
 		g.failed(w, err)
 		return
 	}
-	data := deploymentData{Dep: dep, StateKind: string(stateKind(dep.State))}
+	data := deploymentData{Dep: dep, StateKind: string(stateKind(dep.State)), StateText: dep.State.String()}
 	if dep.State.Is(api.StateRunning) && dep.LastActionUUID != nil {
 		data.Running = *dep.LastActionUUID
 	}
@@ -155,6 +192,7 @@ func (g *GUI) deployment(w http.ResponseWriter, r *http.Request) {
 	data.Lazy = len(data.Guests) > lazyPlots
 	idx, err := g.opts.Records.LogIndex(r.Context(), name)
 	if err == nil {
+		data.StateText = stateText(dep, idx)
 		for id, e := range idx {
 			data.Actions = append(data.Actions, action{UUID: id, LogEntry: e})
 		}

@@ -213,11 +213,17 @@ func newEngine(cfg config.Server, host api.HostConfig, hosts engine.Hosts, st st
 
 // agentRoutes is, on a client host, the agent API the main drives (behind
 // the member secret): this host's own drivers and network.
-func (s *Server) agentRoutes(local *engine.LocalHost) http.Handler {
-	return agent.Handler(agent.Options{
+// The impairments the main set here that ran in the previous process
+// (kernels without netem) are set again first.
+func (s *Server) agentRoutes(ctx context.Context, local *engine.LocalHost) http.Handler {
+	opts := agent.Options{
 		Name: s.host.Name, DataDir: s.cfg.DataDir, Drivers: local.Drivers, Network: local.Net,
 		Logger: s.log.With("part", "agent"),
-	})
+	}
+	if err := agent.ResumeImpairments(ctx, opts); err != nil {
+		opts.Logger.Warn("could not set again every impairment of this host's guests", "err", err)
+	}
+	return agent.Handler(opts)
 }
 
 // records keeps the engine's records of what is deployed in the store; the

@@ -226,7 +226,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		exec = newEngine(cfg, s.host, hosts, s.store, log)
 		monOpts.Host = local
 		if cfg.Mode == config.ModeClient && s.agent == nil {
-			s.agent = s.agentRoutes(local)
+			s.agent = s.agentRoutes(ctx, local)
 		}
 	}
 	s.exec = exec

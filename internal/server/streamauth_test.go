@@ -36,14 +36,14 @@ func TestStreamsEndWithTheirSession(t *testing.T) {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}
 	start := time.Now()
-	rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer rcancel()
 	_, _, err = bySession.Read(rctx)
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason == "" {
 		t.Fatalf("events stream of a logged-out session: %v, want a close frame 1008 with a reason", err)
 	}
-	if took := time.Since(start); took > time.Second {
+	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("the stream ended %v after logout", took)
 	}
 	// The token's stream is still open: a ping is answered.

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/testbedos/testbedos/internal/labgen"
 )
 
 // originalLabs are labs written in the original TestbedOS's spellings, one
@@ -38,42 +40,7 @@ var originalLabs = []struct {
         ip: "10.8.2.10"
     docker:
       image: alpine:edge
-network:
-  ovn:
-    switches:
-      lan: {subnet: "10.8.0.0/24"}
-      transit: {subnet: "10.8.1.0/24"}
-      far: {subnet: "10.8.2.0/24"}
-      public:
-        subnet: "172.16.1.0/24"
-        ports:
-          - name: public-port
-            localnet: {network_name: public}
-    routers:
-      edge:
-        ports:
-          - {name: edge-lan, mac: "00:00:00:00:aa:01", gateway_ip: "10.8.0.1/24", switch: lan}
-          - {name: edge-transit, mac: "00:00:00:00:aa:02", gateway_ip: "10.8.1.1/24", switch: transit}
-          - name: edge-public
-            mac: "00:00:00:00:aa:03"
-            gateway_ip: "172.16.1.210/24"
-            switch: public
-            set_gateway_chassis: main
-        static_routes:
-          - {prefix: "0.0.0.0/0", nexthop: "172.16.1.1"}
-          - {prefix: "10.8.2.0/24", nexthop: "10.8.1.2"}
-        nat:
-          - {nat_type: snat, external_ip: "172.16.1.210", logical_ip: "10.8.0.0/16"}
-        dhcp:
-          - switch: lan
-            exclude_ips: {from: "10.8.0.1", to: "10.8.0.9"}
-      inner:
-        ports:
-          - {name: inner-transit, mac: "00:00:00:00:aa:04", gateway_ip: "10.8.1.2/24", switch: transit}
-          - {name: inner-far, mac: "00:00:00:00:aa:05", gateway_ip: "10.8.2.1/24", switch: far}
-        static_routes:
-          - {prefix: "0.0.0.0/0", nexthop: "10.8.1.1"}
-`,
+` + labgen.ChainedRouters{Net: "10.8", MAC: "aa", PublicIP: "172.16.1.210", PublicPort: "public-port"}.YAML(),
 	},
 	{
 		// Routes to subnets the router is attached to, an ACL on a switch,

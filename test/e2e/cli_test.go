@@ -95,10 +95,8 @@ func TestCLIQuickstart(t *testing.T) {
 func TestCLIExitStatusAndCtrlC(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, threeGuests, map[string]string{"web-setup.sh": "#!/bin/sh\necho sleeping\nsleep 60\n"})
-	name := deployment(t, s, "ctrlc", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "ctrlc", threeGuests, map[string]string{"web-setup.sh": "#!/bin/sh\necho sleeping\nsleep 60\n"})
+	name, dir, st := lab.name, lab.dir, lab.st
 
 	c := exec.Command(bins.cli, "--project-name", name, "up")
 	c.Dir = dir

@@ -124,7 +124,7 @@ func TestCloudImageLab(t *testing.T) {
 		"guest vm2: eth0 leased 10.0.0.",
 	} {
 		if !strings.Contains(log, want) {
-			t.Errorf("up log lacks %q", want)
+			t.Errorf("up log lacks %q; its lines on vm2:\n%s", want, linesWith(lines, "vm2"))
 		}
 	}
 	if n := srv.GETs("/" + cloudimage.FileName); n != 1 {
@@ -247,4 +247,15 @@ func actWithin(t *testing.T, s *server, name string, req api.ActionRequest, d ti
 		t.Fatalf("follow %s: %v\n%s", req.Command, err, strings.Join(lines, "\n"))
 	}
 	return o, lines
+}
+
+// linesWith is the lines holding s, to explain a missing one.
+func linesWith(lines []string, s string) string {
+	var out []string
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -73,10 +73,8 @@ func TestContract(t *testing.T) {
 			}
 			start := time.Now()
 			s := startServer(t, "TESTBEDOS_NETWORK="+backend)
-			dir := project(t, contractLab, nil)
-			name := deployment(t, s, "contract", dir)
-			mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-			st := state(t, s, name)
+			lab := generated(t, s, "contract", contractLab, nil)
+			name, dir, st := lab.name, lab.dir, lab.st
 			upLog := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
 			ns := func(g string) string { return netnsPrefix(name) + g }
 			if backend == "ovn" && !strings.Contains(upLog, "router r1: OVN "+st.Routers[0].Namespace+" created") {

@@ -112,10 +112,8 @@ func TestKill9DuringWrites(t *testing.T) {
 func TestKill9DuringUp(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, threeGuests, map[string]string{"web-setup.sh": "#!/bin/sh\necho sleeping\nsleep 60\n"})
-	name := deployment(t, s, "kill", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "kill", threeGuests, map[string]string{"web-setup.sh": "#!/bin/sh\necho sleeping\nsleep 60\n"})
+	name, st := lab.name, lab.st
 	ctx := context.Background()
 	id, err := s.c.Action(ctx, name, cmd(api.CmdUp))
 	if err != nil {

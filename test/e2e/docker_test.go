@@ -40,16 +40,11 @@ network:
 // link.
 func TestDockerGuestUpPingDown(t *testing.T) {
 	nettest.RequireRoot(t)
-	cli := dockertest.Client(t)
-	image := dockertest.Image(t, cli)
 	s := startServer(t)
-	dir := project(t, strings.ReplaceAll(dockerLab, "IMAGE", image), map[string]string{
+	lab := containerLab(t, s, "dk", dockerLab, map[string]string{
 		"box-setup.sh": "#!/bin/sh\necho \"$GREETING from $TESTBEDOS_GUEST\"; ip -o -4 addr show dev eth0\n",
-	})
-	name := deployment(t, s, "dk", dir)
-	t.Cleanup(func() { removeContainers(cli, name, "box") })
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	}, "box")
+	name, st, cli := lab.name, lab.st, lab.cli
 	log := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
 	for _, want := range []string{"[box] hello from box", "10.0.0.10/24"} {
 		if !strings.Contains(log, want) {
@@ -91,8 +86,20 @@ func TestDockerGuestUpPingDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rtt, err := p.Echo(5 * time.Second); err != nil || rtt < 80*time.Millisecond || rtt > 200*time.Millisecond {
-		t.Errorf("ns -> box with 80 ms on box: %v, %v", rtt, err)
+	// The best of three: a loaded machine only makes some later.
+	best, err := time.Duration(0), error(nil)
+	for i := range 3 {
+		rtt, perr := p.Echo(5 * time.Second)
+		if perr != nil {
+			err = perr
+			break
+		}
+		if i == 0 || rtt < best {
+			best = rtt
+		}
+	}
+	if err != nil || best < 80*time.Millisecond || best > 200*time.Millisecond {
+		t.Errorf("ns -> box with 80 ms on box: %v, %v", best, err)
 	}
 	p.Close()
 
@@ -127,4 +134,24 @@ func removeContainers(cli *client.Client, deployment string, guests ...string) {
 	for _, g := range guests {
 		_, _ = cli.ContainerRemove(context.Background(), topology.ContainerName(deployment, g), client.ContainerRemoveOptions{Force: true})
 	}
+}
+
+// generatedLab is a deployment made by generated (cli: by containerLab).
+type generatedLab struct {
+	name, dir string
+	st        topology.State
+	cli       *client.Client
+}
+
+// containerLab is generated for labs with containers: every IMAGE in yaml
+// is the test image, and the containers are removed when the test ends.
+// The caller has checked for root.
+func containerLab(t *testing.T, s *server, prefix, yaml string, files map[string]string, containers ...string) generatedLab {
+	t.Helper()
+	cli := dockertest.Client(t)
+	image := dockertest.Image(t, cli)
+	lab := generated(t, s, prefix, strings.ReplaceAll(yaml, "IMAGE", image), files)
+	t.Cleanup(func() { removeContainers(cli, lab.name, containers...) })
+	lab.cli = cli
+	return lab
 }

@@ -66,9 +66,13 @@ type server struct {
 	c       *client.Client
 	env     []string
 	// args run the binary (default: main); netns, when set, runs it inside
-	// that named network namespace (ip netns exec).
-	args  []string
-	netns string
+	// that named network namespace (ip netns exec, which gives it a mount
+	// namespace of its own too). With hostMounts it keeps the machine's
+	// mount namespace (nsenter --net), as a real client host shares one
+	// with its dockerd: the volume sources it pins are what dockerd sees.
+	args       []string
+	netns      string
+	hostMounts bool
 }
 
 // startServer runs testbedos-server main with its own data folder and
@@ -103,9 +107,12 @@ func (s *server) start(t testing.TB) {
 	if args == nil {
 		args = []string{"main"}
 	}
-	if s.netns != "" {
+	switch {
+	case s.netns != "" && s.hostMounts:
+		s.cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + s.netns, bins.server}, args...)...)
+	case s.netns != "":
 		s.cmd = exec.Command("ip", append([]string{"netns", "exec", s.netns, bins.server}, args...)...)
-	} else {
+	default:
 		s.cmd = exec.Command(bins.server, args...)
 	}
 	s.cmd.Env = s.env
@@ -284,4 +291,14 @@ func assertNothingLeft(t *testing.T, st topology.State) {
 	if len(links) > 0 || len(namespaces) > 0 {
 		t.Fatalf("left behind: links %v, namespaces %v", links, namespaces)
 	}
+}
+
+// generated is the set-up most tests start from: deployment prefix… of
+// yaml and files on server s, its artefacts generated.
+func generated(t *testing.T, s *server, prefix, yaml string, files map[string]string) generatedLab {
+	t.Helper()
+	dir := project(t, yaml, files)
+	name := deployment(t, s, prefix, dir)
+	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
+	return generatedLab{name: name, dir: dir, st: state(t, s, name)}
 }

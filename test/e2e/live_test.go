@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,10 +85,8 @@ func burstRTT(t *testing.T, s *server, name string) time.Duration {
 func TestLiveImpairExecConsoleCapture(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, liveLab, nil)
-	name := deployment(t, s, "live", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "live", liveLab, nil)
+	name, dir, st := lab.name, lab.dir, lab.st
 	up := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
 	if !strings.Contains(up, "guest web: impaired eth0 rate 20kbit (yaml)") {
 		t.Errorf("up log does not say web is impaired:\n%s", up)
@@ -110,7 +106,9 @@ func TestLiveImpairExecConsoleCapture(t *testing.T) {
 	if _, err := s.c.SetImpairment(ctx, name, "web", "eth0", api.Impairment{Up: true}); err != nil {
 		t.Fatal(err)
 	}
-	if d := burstRTT(t, s, name); d > 250*time.Millisecond {
+	// Limited, the burst takes seconds; unlimited, well under one even on
+	// a loaded machine.
+	if d := burstRTT(t, s, name); d > time.Second {
 		t.Errorf("longest rtt of a burst without a limit: %v", d)
 	}
 	if _, err := s.c.SetImpairment(ctx, name, "client", "eth0", api.Impairment{Up: true, RateKbit: 20}); err != nil {
@@ -222,32 +220,7 @@ func TestLiveImpairExecConsoleCapture(t *testing.T) {
 	}
 	pings := make(chan bool, 1)
 	go func() { _, ok := avgRTT(t, s, name); pings <- ok }()
-	var requests, replies int
-	r := bufio.NewReader(stream)
-	var ghdr [24]byte
-	if _, err := io.ReadFull(r, ghdr[:]); err != nil || binary.LittleEndian.Uint32(ghdr[:]) != 0xa1b2c3d4 || binary.LittleEndian.Uint32(ghdr[20:]) != 1 {
-		t.Fatalf("pcap header %x: %v", ghdr, err)
-	}
-	for requests < 3 || replies < 3 {
-		var rec [16]byte
-		if _, err := io.ReadFull(r, rec[:]); err != nil {
-			t.Fatalf("pcap record after %d requests, %d replies: %v", requests, replies, err)
-		}
-		pkt := make([]byte, binary.LittleEndian.Uint32(rec[8:]))
-		if _, err := io.ReadFull(r, pkt); err != nil {
-			t.Fatal(err)
-		}
-		if len(pkt) < 34+1 || pkt[12] != 0x08 || pkt[13] != 0 || pkt[23] != 1 {
-			t.Fatalf("the icmp filter let through %x", pkt[:min(len(pkt), 40)])
-		}
-		src, dst := net.IP(pkt[26:30]).String(), net.IP(pkt[30:34]).String()
-		switch typ := pkt[34]; {
-		case typ == 8 && src == "10.0.0.20" && dst == "10.0.0.10":
-			requests++
-		case typ == 0 && src == "10.0.0.10" && dst == "10.0.0.20":
-			replies++
-		}
-	}
+	readICMP(t, stream, "10.0.0.20", "10.0.0.10", 3)
 	stopCapture()
 	stream.Close()
 	if !<-pings {

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
 	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -37,14 +36,9 @@ testbed_options:
 // names in its /etc/hosts; down removes the names.
 func TestManagementNetwork(t *testing.T) {
 	nettest.RequireRoot(t)
-	cli := dockertest.Client(t)
-	image := dockertest.Image(t, cli)
 	s := startServer(t)
-	dir := project(t, strings.ReplaceAll(managedLab, "IMAGE", image), nil)
-	name := deployment(t, s, "mg", dir)
-	t.Cleanup(func() { removeContainers(cli, name, "box") })
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := containerLab(t, s, "mg", managedLab, nil, "box")
+	name, st := lab.name, lab.st
 	log := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
 	if !strings.Contains(log, "names: 3 names in /etc/hosts") {
 		t.Errorf("up log:\n%s", log)

@@ -43,10 +43,8 @@ const burnScript = "#!/bin/sh\n(i=0; while [ $i -lt 200000 ]; do i=$((i+1)); don
 func TestMonitorNetnsGuests(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t, "TESTBEDOS_MONITOR_INTERVAL=200ms")
-	dir := project(t, monitoredPair, map[string]string{"burn.sh": burnScript})
-	name := deployment(t, s, "mon", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "mon", monitoredPair, map[string]string{"burn.sh": burnScript})
+	name, st := lab.name, lab.st
 	mustSucceed(t, s, name, cmd(api.CmdUp))
 	hc := socketClient(s)
 

@@ -41,10 +41,8 @@ network:
 func TestLiveNetemDelay(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, delayLab, nil)
-	name := deployment(t, s, "delay", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "delay", delayLab, nil)
+	name, dir, st := lab.name, lab.dir, lab.st
 	up := strings.Join(mustSucceed(t, s, name, cmd(api.CmdUp)), "\n")
 	if !strings.Contains(up, "guest web: impaired eth0 delay 50ms (yaml)") {
 		t.Errorf("up log does not say web is delayed:\n%s", up)

@@ -144,10 +144,8 @@ func TestBadYAMLIs422NamingTheLine(t *testing.T) {
 func TestFailingSetupScriptFailsTheAction(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, threeGuests, map[string]string{"web-setup.sh": "#!/bin/sh\necho about to fail\nexit 3\n"})
-	name := deployment(t, s, "fail", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "fail", threeGuests, map[string]string{"web-setup.sh": "#!/bin/sh\necho about to fail\nexit 3\n"})
+	name, st := lab.name, lab.st
 	o, lines, id := act(t, s, name, cmd(api.CmdUp))
 	if o.ErrorCode == 0 || !o.EndState.Is(api.StateFailed) || o.EndState.Failed.Name != api.CmdUp {
 		t.Fatalf("outcome = %+v", o)
@@ -183,10 +181,8 @@ func TestCancelMidUpLeavesNothing(t *testing.T) {
 		fmt.Fprintf(&yaml, "  - name: g%d\n    network: [{switch: sw0, ip: 10.0.1.%d}]\n%s", i, i+10, script)
 	}
 	yaml.WriteString("network:\n  switches:\n    sw0: {subnet: 10.0.1.0/24}\n")
-	dir := project(t, yaml.String(), map[string]string{"slow.sh": "#!/bin/sh\necho sleeping\nsleep 60\n"})
-	name := deployment(t, s, "cancel", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "cancel", yaml.String(), map[string]string{"slow.sh": "#!/bin/sh\necho sleeping\nsleep 60\n"})
+	name, st := lab.name, lab.st
 	ctx := context.Background()
 
 	for _, when := range []string{"guests", "setup"} {

@@ -10,6 +10,7 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/client"
 	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
+	"github.com/testbedos/testbedos/internal/labgen"
 	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -19,7 +20,7 @@ import (
 // mapping, two routers chained over a transit switch, DHCP, SNAT to the
 // provider network public through a localnet port, a route to a subnet the
 // router is attached to and one whose next hop no port reaches.
-const originalLab = `machines:
+var originalLab = `machines:
   - name: web
     network:
       switch: lan
@@ -38,45 +39,10 @@ const originalLab = `machines:
     docker:
       image: IMAGE
       command: "sh -c 'exec sleep infinity'"
-network:
-  ovn:
-    switches:
-      lan: {subnet: "10.61.0.0/24"}
-      transit: {subnet: "10.61.1.0/24"}
-      far: {subnet: "10.61.2.0/24"}
-      public:
-        subnet: "172.16.1.0/24"
-        ports:
-          - name: ls-public
-            localnet:
-              network_name: public
-    routers:
-      edge:
-        ports:
-          - {name: edge-lan, mac: "00:00:00:00:6e:01", gateway_ip: "10.61.0.1/24", switch: lan}
-          - {name: edge-transit, mac: "00:00:00:00:6e:02", gateway_ip: "10.61.1.1/24", switch: transit}
-          - name: edge-public
-            mac: "00:00:00:00:6e:03"
-            gateway_ip: "172.16.1.201/24"
-            switch: public
-            set_gateway_chassis: main
-        static_routes:
-          - {prefix: "0.0.0.0/0", nexthop: "172.16.1.1"}
-          - {prefix: "10.61.2.0/24", nexthop: "10.61.1.2"}
-          - {prefix: "10.61.0.0/24", nexthop: "10.61.0.1"}
-        nat:
-          - {nat_type: snat, external_ip: "172.16.1.201", logical_ip: "10.61.0.0/16"}
-        dhcp:
-          - switch: lan
-            exclude_ips: {from: "10.61.0.1", to: "10.61.0.9"}
-      inner:
-        ports:
-          - {name: inner-transit, mac: "00:00:00:00:6e:04", gateway_ip: "10.61.1.2/24", switch: transit}
-          - {name: inner-far, mac: "00:00:00:00:6e:05", gateway_ip: "10.61.2.1/24", switch: far}
-        static_routes:
-          - {prefix: "0.0.0.0/0", nexthop: "10.61.1.1"}
-          - {prefix: "192.168.200.0/24", nexthop: "10.61.9.9"}
-tooling: {}
+` + labgen.ChainedRouters{Net: "10.61", MAC: "6e", PublicIP: "172.16.1.201", PublicPort: "ls-public",
+	EdgeRoutes:  []string{`{prefix: "10.61.0.0/24", nexthop: "10.61.0.1"}`},
+	InnerRoutes: []string{`{prefix: "192.168.200.0/24", nexthop: "10.61.9.9"}`},
+}.YAML() + `tooling: {}
 testbed_options:
   load_balancing: NaiveRoundRobin
 `

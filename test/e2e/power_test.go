@@ -13,7 +13,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
 	"github.com/testbedos/testbedos/internal/guest/libvirt/libvirttest"
 	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
@@ -74,14 +73,9 @@ func guestStatuses(t *testing.T, s *server, name string) map[string]string {
 // and answer again once started; the deployment stays up throughout.
 func TestPowerNetnsAndDocker(t *testing.T) {
 	nettest.RequireRoot(t)
-	cli := dockertest.Client(t)
-	image := dockertest.Image(t, cli)
 	s := startServer(t)
-	dir := project(t, strings.ReplaceAll(powerLab, "IMAGE", image), nil)
-	name := deployment(t, s, "pw", dir)
-	t.Cleanup(func() { removeContainers(cli, name, "box") })
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := containerLab(t, s, "pw", powerLab, nil, "box")
+	name, st, cli := lab.name, lab.st, lab.cli
 	mustSucceed(t, s, name, cmd(api.CmdUp))
 	probe := topology.NamespaceName(name, "probe")
 	reach := func(ip string, want bool) {
@@ -143,11 +137,11 @@ func TestPowerNetnsAndDocker(t *testing.T) {
 		t.Errorf("statuses after start: %v", st)
 	}
 	// The CLI's verbs.
-	if code, out := kvmCompose(t, s, dir, "--project-name", name, "stop", "nsg"); code != 0 {
+	if code, out := kvmCompose(t, s, lab.dir, "--project-name", name, "stop", "nsg"); code != 0 {
 		t.Errorf("kvm-compose stop: %d\n%s", code, out)
 	}
 	reach("10.0.0.2", false)
-	if code, out := kvmCompose(t, s, dir, "--project-name", name, "start", "nsg"); code != 0 {
+	if code, out := kvmCompose(t, s, lab.dir, "--project-name", name, "start", "nsg"); code != 0 {
 		t.Errorf("kvm-compose start: %d\n%s", code, out)
 	}
 	reach("10.0.0.2", true)
@@ -216,7 +210,8 @@ func TestFanoutExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	// One after another takes 10 s.
+	if took := time.Since(start); took > 8*time.Second {
 		t.Errorf("10 guests × 1 s took %v: not concurrent", took)
 	}
 	if len(res.Results) != 10 {
@@ -327,7 +322,9 @@ timeline:
 		t.Fatalf("ping gaps %+v, want 2\n%s", gaps, log)
 	}
 	within := func(plan, lo, hi time.Duration) bool {
-		return plan >= lo-100*time.Millisecond && plan <= hi+100*time.Millisecond
+		// A change half a gap (250 ms) off its plan is wrong; less may be
+		// the timers of a loaded machine.
+		return plan >= lo-250*time.Millisecond && plan <= hi+250*time.Millisecond
 	}
 	for i, g := range gaps {
 		down := time.Duration(i)*1500*time.Millisecond + 500*time.Millisecond

@@ -86,10 +86,8 @@ func TestRoutedLab(t *testing.T) {
 		{"network.ovn", routedNetworkOVN, "lr0", "172.16.1.1/24"},
 	} {
 		t.Run(tc.spelling, func(t *testing.T) {
-			dir := project(t, routedMachines+tc.network, nil)
-			name := deployment(t, s, "routed", dir)
-			mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-			st := state(t, s, name)
+			lab := generated(t, s, "routed", routedMachines+tc.network, nil)
+			name, st := lab.name, lab.st
 			if len(st.Routers) != 1 {
 				t.Fatalf("state routers: %+v", st.Routers)
 			}
@@ -162,10 +160,8 @@ func TestRoutedLab(t *testing.T) {
 func TestRouteNexthopOnNoSwitchIsExplained(t *testing.T) {
 	s := startServer(t)
 	unreachable := strings.Replace(routedNetwork, "nexthop: 172.30.9.1", "nexthop: 192.168.9.1", 1)
-	dir := project(t, routedMachines+unreachable, nil)
-	name := deployment(t, s, "badroute", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "badroute", routedMachines+unreachable, nil)
+	st := lab.st
 	if got := st.Routers[0].StaticRoutes[0].Unused; !strings.Contains(got, "no port of r1 reaches it") {
 		t.Errorf("route unused %q", got)
 	}

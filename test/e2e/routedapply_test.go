@@ -21,23 +21,7 @@ import (
 
 // routedACLNetwork is routedNetwork on its own external subnet, with an
 // ACL on sw2 that drops one TCP port to the target.
-const routedACLNetwork = `network:
-  switches:
-    sw0: {subnet: 10.0.0.0/24}
-    sw1: {subnet: 10.0.1.0/24}
-    sw2: {subnet: 10.0.2.0/24}
-    ext: {subnet: 172.30.19.0/24, external: true}
-  routers:
-    r1:
-      ports:
-        - {name: r1-sw0, switch: sw0, gateway_ip: 10.0.0.1/24}
-        - {name: r1-sw1, switch: sw1, gateway_ip: 10.0.1.1/24}
-        - {name: r1-sw2, switch: sw2, gateway_ip: 10.0.2.1/24}
-        - {name: r1-ext, switch: ext, gateway_ip: 172.30.19.2/24}
-      static_routes: [{prefix: 192.168.77.0/24, nexthop: 172.30.19.1}]
-      nat: [{nat_type: snat, logical_ip: 10.0.0.0/23, external_ip: 10.0.2.1}]
-      dhcp: [{switch: sw1, exclude_ips: {from: 10.0.1.1, to: 10.0.1.19}}]
-  acl:
+var routedACLNetwork = strings.ReplaceAll(routedNetwork, "172.30.9.", "172.30.19.") + `  acl:
     switches:
       sw2:
         - {direction: to-lport, priority: 100, match: "tcp.dst == 7009", action: drop}
@@ -63,10 +47,8 @@ var routedACLChange = strings.Replace(strings.Replace(routedACLNetwork,
 func TestApplyRoutedLab(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, routedMachines+routedACLNetwork, nil)
-	name := deployment(t, s, "rapply", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "rapply", routedMachines+routedACLNetwork, nil)
+	name, dir, st := lab.name, lab.dir, lab.st
 	cleanupTables(t, st)
 	mustSucceed(t, s, name, cmd(api.CmdUp))
 	ns := func(g string) string { return netnsPrefix(name) + g }
@@ -156,10 +138,8 @@ func TestApplyRoutedLab(t *testing.T) {
 func TestRestoreRoutedLab(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, routedMachines+routedACLNetwork, nil)
-	name := deployment(t, s, "rrestore", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "rrestore", routedMachines+routedACLNetwork, nil)
+	name, st := lab.name, lab.st
 	cleanupTables(t, st)
 	mustSucceed(t, s, name, cmd(api.CmdUp))
 	ctx := context.Background()

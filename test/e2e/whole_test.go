@@ -110,10 +110,8 @@ func TestDeletedBridgeIsRepaired(t *testing.T) {
 func TestForeignBridgeIsRefused(t *testing.T) {
 	nettest.RequireRoot(t)
 	s := startServer(t)
-	dir := project(t, twoOnSw0, nil)
-	name := deployment(t, s, "foreign", dir)
-	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
-	st := state(t, s, name)
+	lab := generated(t, s, "foreign", twoOnSw0, nil)
+	name, st := lab.name, lab.st
 	bridge := st.Switches[0].Bridge
 	ipLink(t, "add", "name", bridge, "type", "bridge")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })

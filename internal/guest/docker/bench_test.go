@@ -2,17 +2,16 @@ package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/guest/docker/dockertest"
 	"github.com/testbedos/testbedos/internal/guest/guesttest"
@@ -85,7 +84,7 @@ func BenchmarkUpDown50(b *testing.B) {
 	var upD, downD, upC, downC time.Duration
 	driver := func() {
 		start := time.Now()
-		if err := forEach(ctx, benchWorkers, n, func(ctx context.Context, i int) error {
+		if err := benchbase.ForEach(ctx, benchWorkers, n, func(ctx context.Context, i int) error {
 			_, err := drv.Create(ctx, dep, &st.Guests[i], log)
 			return err
 		}); err != nil {
@@ -93,7 +92,7 @@ func BenchmarkUpDown50(b *testing.B) {
 		}
 		upD += time.Since(start)
 		start = time.Now()
-		if err := forEach(ctx, destroyWorkers, n, func(ctx context.Context, i int) error {
+		if err := benchbase.ForEach(ctx, destroyWorkers, n, func(ctx context.Context, i int) error {
 			return drv.Destroy(ctx, dep, &st.Guests[i], log)
 		}); err != nil {
 			b.Fatal(err)
@@ -102,7 +101,7 @@ func BenchmarkUpDown50(b *testing.B) {
 	}
 	baseline := func() {
 		start := time.Now()
-		if err := forEach(ctx, benchWorkers, n, func(ctx context.Context, i int) error {
+		if err := benchbase.ForEach(ctx, benchWorkers, n, func(ctx context.Context, i int) error {
 			return cliUp(ctx, &st.Guests[i], image, prefix)
 		}); err != nil {
 			b.Fatal(err)
@@ -194,30 +193,4 @@ func benchState(prefix, image string, n int) *topology.State {
 		})
 	}
 	return st
-}
-
-// forEach runs fn for 0..n-1 on at most workers goroutines, like the
-// engine's stages, and joins the errors.
-func forEach(ctx context.Context, workers, n int, fn func(ctx context.Context, i int) error) error {
-	sem := make(chan struct{}, workers)
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }

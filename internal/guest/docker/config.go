@@ -20,8 +20,9 @@ import (
 // configuration.
 const maxEnvFile = 1 << 20
 
-// ErrNoMounts: the host's deployment files cannot be bind-mounted (a client
-// host holds copies of single files, no folders).
+// ErrNoMounts: the host's deployment files cannot be bind-mounted (files
+// that are not guest.MountFiles: on a client host, a request that carried
+// no volume sources).
 var ErrNoMounts = errors.New("volumes are not available on this host")
 
 // containerConfig is the container of guest g: no network of Docker's own,
@@ -66,7 +67,7 @@ func containerConfig(ctx context.Context, dep guest.Deployment, g *topology.Gues
 	if len(s.Volumes) > 0 {
 		mf, ok := dep.Files.(guest.MountFiles)
 		if !ok {
-			return nil, nil, fmt.Errorf("%w: run guests with volumes on the main host", ErrNoMounts)
+			return nil, nil, fmt.Errorf("%w: the volume sources were not sent here", ErrNoMounts)
 		}
 		for n, v := range s.Volumes {
 			f, err := mf.OpenMount(ctx, v.Source)

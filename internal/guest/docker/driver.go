@@ -82,11 +82,7 @@ var (
 // New returns a docker driver. It does not contact the daemon: a host
 // without dockerd still starts, and its docker guests fail naming it.
 func New(opts Options) (*Driver, error) {
-	o := []client.Opt{client.FromEnv}
-	if opts.Host != "" {
-		o = append(o, client.WithHost(opts.Host))
-	}
-	cli, err := client.New(o...)
+	cli, err := newClient(opts.Host)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}

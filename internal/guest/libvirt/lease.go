@@ -13,8 +13,10 @@ import (
 )
 
 // leaseWait bounds the wait for a DHCP client in the guest to get its
-// address, once the guest is ready.
-const leaseWait = 30 * time.Second
+// address, once the guest is ready. A client that lost its first
+// DISCOVERs backs off to about a minute between tries, and a loaded host
+// runs many VMs under TCG at once: the wait covers two such tries.
+const leaseWait = 150 * time.Second
 
 // Lease reads, over SSH, the IPv4 address the guest's own DHCP client
 // took on iface (a CIDR), waiting a little for it.

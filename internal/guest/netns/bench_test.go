@@ -112,7 +112,7 @@ func variants(p benchbase.Plan) map[string]upDown {
 		"driver": {
 			up: func(ctx context.Context) error {
 				// As the engine does: Exists, then Create.
-				return forEach(ctx, benchWorkers, len(st.Guests), func(ctx context.Context, i int) error {
+				return benchbase.ForEach(ctx, benchWorkers, len(st.Guests), func(ctx context.Context, i int) error {
 					if ok, err := d.Exists(ctx, guest.Deployment{}, &st.Guests[i]); err != nil || ok {
 						return fmt.Errorf("Exists = %v, %v", ok, err)
 					}
@@ -120,7 +120,7 @@ func variants(p benchbase.Plan) map[string]upDown {
 				})
 			},
 			down: func(ctx context.Context) error {
-				return forEach(ctx, destroyWorkers, len(st.Guests), func(ctx context.Context, i int) error {
+				return benchbase.ForEach(ctx, destroyWorkers, len(st.Guests), func(ctx context.Context, i int) error {
 					return d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[i], log)
 				})
 			},

@@ -9,14 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/testbedos/testbedos/internal/benchbase"
 	"github.com/testbedos/testbedos/internal/guest"
-	"github.com/testbedos/testbedos/internal/guest/guesttest"
-	"github.com/testbedos/testbedos/internal/net/nettest"
 )
 
 func TestCgroup2Mount(t *testing.T) {
@@ -66,30 +62,16 @@ func TestCgroupFiles(t *testing.T) {
 // cgroup, its CPU time shows in Stats, and Destroy kills it and removes the
 // cgroup.
 func TestGuestCgroup(t *testing.T) {
-	nettest.RequireRoot(t)
-	prefix := nettest.Prefix(t)
-	p := benchbase.Plan{Prefix: prefix, Bridge: prefix + "br", N: 1}
-	st := stateFor(p)
-	d := New(Options{})
-	if _, err := d.cgroups.mountPoint(); err != nil {
-		t.Skipf("no cgroup2: %v", err)
-	}
-	log := &guesttest.Log{}
-	upBridge(t, p)
-	upGuests(t, d, st, log)
+	c := newCgroupGuest(t)
+	d, st, g, dir, log := c.d, c.st, c.g, c.dir, c.log
 	ctx := context.Background()
-	g := &st.Guests[0]
-	dep := guest.LocalDeployment(st)
-	dir, err := d.cgroups.path(dep.Name, g.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("cgroup after Create: %v", err)
 	}
 
 	st.Project = t.TempDir()
-	dep = guest.LocalDeployment(st)
+	c.dep = guest.LocalDeployment(st)
+	dep := c.dep
 	pidFile := filepath.Join(st.Project, "burner.pid")
 	script := filepath.Join(st.Project, "burn.sh")
 	body := "#!/bin/sh\n(while :; do :; done) >/dev/null 2>&1 &\necho $! > " + pidFile + "\n"
@@ -107,22 +89,12 @@ func TestGuestCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !containsWord(string(procs), strconv.Itoa(pid)) {
-		t.Errorf("burner %d not in %s/cgroup.procs: %q", pid, dir, procs)
-	}
-	time.Sleep(300 * time.Millisecond)
-	s, err := d.Stats(ctx, dep, g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c.checkInCgroup(t, "burner", pid)
+	s := c.waitStats(t, func(s guest.Stats) bool { return s.CPUSeconds > 0 && s.MemoryBytes > 0 })
 	if s.CPUSeconds <= 0 || s.MemoryBytes == 0 {
 		t.Errorf("Stats = %+v, want CPU and memory > 0", s)
 	}
-	t.Logf("stats after 300 ms of a busy loop: %+v", s)
+	t.Logf("stats of a busy loop: %+v", s)
 
 	if err := d.Destroy(ctx, dep, g, log); err != nil {
 		t.Fatal(err)

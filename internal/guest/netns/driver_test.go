@@ -59,13 +59,13 @@ func upGuests(t *testing.T, d *Driver, st *topology.State, log *guesttest.Log) {
 	t.Helper()
 	ctx := context.Background()
 	t.Cleanup(func() {
-		if err := forEach(ctx, 8, len(st.Guests), func(ctx context.Context, i int) error {
+		if err := benchbase.ForEach(ctx, 8, len(st.Guests), func(ctx context.Context, i int) error {
 			return d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[i], log)
 		}); err != nil {
 			t.Error(err)
 		}
 	})
-	err := forEach(ctx, 8, len(st.Guests), func(ctx context.Context, i int) error {
+	err := benchbase.ForEach(ctx, 8, len(st.Guests), func(ctx context.Context, i int) error {
 		return created(d.Create(ctx, guest.LocalDeployment(st), &st.Guests[i], log))
 	})
 	if err != nil {
@@ -398,7 +398,8 @@ func TestDestroyPartialGuest(t *testing.T) {
 	if err := d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[0], log); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 100*time.Millisecond {
+	// No wait for what is not there (the waits of a destroy are seconds).
+	if took := time.Since(start); took > time.Second {
 		t.Errorf("Destroy of nothing took %s", took)
 	}
 
@@ -434,7 +435,7 @@ func TestManyGuestsConcurrently(t *testing.T) {
 	}
 	for round := range 2 { // twice: names are reused right after Destroy
 		upGuests(t, d, st, log)
-		err := forEach(ctx, 8, p.N, func(ctx context.Context, i int) error {
+		err := benchbase.ForEach(ctx, 8, p.N, func(ctx context.Context, i int) error {
 			return d.RunScript(ctx, guest.LocalDeployment(st), &st.Guests[i], script, log)
 		})
 		if err != nil {
@@ -451,7 +452,7 @@ func TestManyGuestsConcurrently(t *testing.T) {
 				t.Errorf("round %d: log lacks %q", round, want)
 			}
 		}
-		err = forEach(ctx, 8, p.N, func(ctx context.Context, i int) error {
+		err = benchbase.ForEach(ctx, 8, p.N, func(ctx context.Context, i int) error {
 			return d.Destroy(ctx, guest.LocalDeployment(st), &st.Guests[i], log)
 		})
 		if err != nil {

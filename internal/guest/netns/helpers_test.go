@@ -2,11 +2,17 @@ package netns
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
 
 	"github.com/testbedos/testbedos/internal/benchbase"
+	"github.com/testbedos/testbedos/internal/guest"
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
+	"github.com/testbedos/testbedos/internal/net/nettest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -44,31 +50,72 @@ func stateFor(p benchbase.Plan) *topology.State {
 	return st
 }
 
-// forEach runs fn for 0..n-1 on at most workers goroutines, like the
-// engine's stages, and joins the errors.
-func forEach(ctx context.Context, workers, n int, fn func(ctx context.Context, i int) error) error {
-	sem := make(chan struct{}, workers)
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
 // created drops Create's report for callers that want only the error.
 func created(_ bool, err error) error { return err }
+
+// cgroupGuest is one netns guest, made, with its cgroup: what the cgroup
+// tests start from.
+type cgroupGuest struct {
+	d   *Driver
+	st  *topology.State
+	g   *topology.Guest
+	dep guest.Deployment
+	// dir is the guest's cgroup.
+	dir string
+	log *guesttest.Log
+}
+
+// newCgroupGuest makes the guest (skipped without cgroup2).
+func newCgroupGuest(t *testing.T) *cgroupGuest {
+	t.Helper()
+	nettest.RequireRoot(t)
+	prefix := nettest.Prefix(t)
+	p := benchbase.Plan{Prefix: prefix, Bridge: prefix + "br", N: 1}
+	c := &cgroupGuest{st: stateFor(p), d: New(Options{}), log: &guesttest.Log{}}
+	if _, err := c.d.cgroups.mountPoint(); err != nil {
+		t.Skipf("no cgroup2: %v", err)
+	}
+	upBridge(t, p)
+	upGuests(t, c.d, c.st, c.log)
+	c.g = &c.st.Guests[0]
+	c.dep = guest.LocalDeployment(c.st)
+	dir, err := c.d.cgroups.path(c.dep.Name, c.g.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dir = dir
+	return c
+}
+
+// checkInCgroup fails t for each of the processes (what they are) that is
+// not in the guest's cgroup.
+func (c *cgroupGuest) checkInCgroup(t *testing.T, what string, pids ...int) {
+	t.Helper()
+	procs, err := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if !containsWord(string(procs), strconv.Itoa(pid)) {
+			t.Errorf("%s %d not in %s/cgroup.procs: %q", what, pid, c.dir, procs)
+		}
+	}
+}
+
+// waitStats polls the guest's stats until enough says so, for up to a
+// minute (a loaded machine gives a busy loop little CPU), and returns the
+// last.
+func (c *cgroupGuest) waitStats(t *testing.T, enough func(guest.Stats) bool) guest.Stats {
+	t.Helper()
+	var s guest.Stats
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var err error
+		if s, err = c.d.Stats(context.Background(), c.dep, c.g); err != nil {
+			t.Fatal(err)
+		}
+		if enough(s) {
+			break
+		}
+	}
+	return s
+}

@@ -101,21 +101,25 @@ function fmtBytes(n) {
   return n.toFixed(i ? 1 : 0) + " " + u[i];
 }
 
-function stateText(s) {
+// stateText is a state as the CLI shows it; code, when given, is the error
+// code of the action that left it: a failed state a cancel left reads
+// cancelled(up).
+function stateText(s, code) {
   if (typeof s === "string") return s;
   if (s && s.failed !== undefined) {
     const c = s.failed;
     const name = typeof c === "string" ? c : Object.keys(c || {})[0];
-    return "failed(" + String(name).replace(/_/g, "-") + ")";
+    return (code === ERROR_CANCELLED ? "cancelled(" : "failed(") + String(name).replace(/_/g, "-") + ")";
   }
   return String(s);
 }
+const ERROR_CANCELLED = 2;
 
 function stateKind(s) { return typeof s === "string" ? s : "failed"; }
 
-function setState(name, st) {
+function setState(name, st, code) {
   $$('[data-state-of="' + CSS.escape(name) + '"]').forEach((el) => {
-    el.textContent = stateText(st);
+    el.textContent = stateText(st, code);
     el.className = "state state-" + stateKind(st);
   });
 }
@@ -128,6 +132,7 @@ const eventHandlers = [];
 const reconnectHandlers = [];
 function followEvents() {
   let delay = 1000, everOpen = false;
+  const ended = new Map();
   const open = () => {
     const ws = new WebSocket(wsURL("/api/events"));
     ws.onopen = () => {
@@ -139,7 +144,12 @@ function followEvents() {
     ws.onmessage = (m) => {
       let ev;
       try { ev = JSON.parse(m.data); } catch (e) { return; }
-      if (ev.type === "deployment-state" && ev.deployment && ev.state !== undefined) setState(ev.deployment, ev.state);
+      // An action's end comes before the state it left: keep its code.
+      if (ev.type === "action-ended" && ev.uuid) ended.set(ev.uuid, ev.error_code);
+      if (ev.type === "deployment-state" && ev.deployment && ev.state !== undefined) {
+        setState(ev.deployment, ev.state, ended.get(ev.uuid));
+        ended.delete(ev.uuid);
+      }
       eventHandlers.forEach((h) => h(ev));
     };
     ws.onclose = async () => {

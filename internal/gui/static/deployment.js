@@ -110,7 +110,7 @@ function deploymentPage() {
       let text = "stream closed (" + e.code + ")";
       try {
         const o = JSON.parse(e.reason);
-        text = "— ended: " + ["success", "failed", "cancelled", "interrupted"][o.error_code] + ", state " + stateText(o.end_state);
+        text = "— ended: " + ["success", "failed", "cancelled", "interrupted"][o.error_code] + ", state " + stateText(o.end_state, o.error_code);
         stageEl.textContent = "ended: " + ["success", "failed", "cancelled", "interrupted"][o.error_code];
       } catch (err) { /* no outcome */ }
       end.textContent = text;

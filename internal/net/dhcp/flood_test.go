@@ -163,7 +163,7 @@ func TestDHCPStopEndsAFloodedServer(t *testing.T) {
 	}
 	// Nothing of the server is left: goroutines and descriptors are back
 	// where they were (the flood's socket was opened before counting).
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -177,7 +177,8 @@ func TestDHCPStopEndsAFloodedServer(t *testing.T) {
 	// And the process is idle: no work queued by the flood goes on.
 	cpu := cpuTime(t)
 	time.Sleep(500 * time.Millisecond)
-	if used := cpuTime(t) - cpu; used > 100*time.Millisecond {
+	// Half a core: work that goes on takes all of one.
+	if used := cpuTime(t) - cpu; used > 250*time.Millisecond {
 		t.Errorf("the process used %s of CPU in the 500 ms after Stop", used)
 	}
 }

@@ -87,7 +87,7 @@ func TestLinkWatcherExpect(t *testing.T) {
 	}
 	select {
 	case <-g.Done():
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("Done not closed after the deletion")
 	}
 	if err := g.Wait(ctx); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/testbedos/testbedos/internal/api"
 	"github.com/testbedos/testbedos/internal/bundle"
 	"github.com/testbedos/testbedos/internal/store"
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // maxUpload bounds the bundle a POST /api/deployments/import sends (its
@@ -142,7 +143,7 @@ func importDeployment(d Deps, folders *folderClaims) handler {
 		if _, err := d.Store.Deployment(r.Context(), name); err == nil {
 			return errorf(http.StatusConflict, nil, fmt.Sprintf("a deployment named %s exists already: import under another name (name part, or kvm-compose import FILE --name N)", name))
 		}
-		dir, err := bundle.NewProjectDir(projects, name)
+		dir, err := topology.NewProjectDir(projects, name)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/net/capture"
 	"github.com/testbedos/testbedos/internal/store"
+	"github.com/testbedos/testbedos/internal/wsterm"
 )
 
 // Live works on the guests of up deployments (the engine): exec, console,
@@ -79,19 +79,9 @@ func execGuest(d Deps) handler {
 		if err := decode(w, r, &req); err != nil {
 			return err
 		}
-		switch {
-		case len(req.Command) == 0 || req.Command[0] == "":
-			return errorf(http.StatusBadRequest, nil, `"command" must be a non-empty list: the program and its arguments, e.g. ["ip", "addr"]`)
-		case slices.ContainsFunc(req.Command, func(a string) bool { return strings.ContainsRune(a, 0) }):
-			return errorf(http.StatusBadRequest, nil, `"command" holds a NUL byte: no program can be given one`)
-		case len(req.Stdin) > api.ExecStdinCap:
-			return errorf(http.StatusRequestEntityTooLarge, nil, fmt.Sprintf(`"stdin" holds %d bytes, more than the %d an exec takes: copy big files into the guest another way`, len(req.Stdin), api.ExecStdinCap))
-		case req.TimeoutS < 0 || req.TimeoutS > api.MaxExecTimeoutS:
-			return errorf(http.StatusBadRequest, nil, fmt.Sprintf(`"timeout_s" %d must be between 1 and %d (0: the default %d)`, req.TimeoutS, api.MaxExecTimeoutS, api.DefaultExecTimeoutS))
-		}
-		timeout := time.Duration(req.TimeoutS) * time.Second
-		if timeout == 0 {
-			timeout = api.DefaultExecTimeoutS * time.Second
+		timeout, err := execLimits(req.Command, req.Stdin, req.TimeoutS)
+		if err != nil {
+			return err
 		}
 		dep, guestName, err := liveGuest(d, r)
 		if err != nil {
@@ -99,29 +89,54 @@ func execGuest(d Deps) handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		stdout := &cappedBuffer{limit: api.ExecOutputCap}
-		stderr := &cappedBuffer{limit: api.ExecOutputCap}
-		gcmd := guest.Command{Argv: req.Command, Stdout: discardOnFull{stdout}, Stderr: discardOnFull{stderr}}
-		if len(req.Stdin) > 0 {
-			gcmd.Stdin = bytes.NewReader(req.Stdin)
-		}
-		code, err := d.Live.Exec(ctx, dep, guestName, gcmd)
-		res := api.ExecResult{ExitCode: code}
+		res, err := runExec(ctx, d.Live, dep, guestName, req.Command, req.Stdin)
 		if err != nil {
 			if !errors.Is(err, context.DeadlineExceeded) || r.Context().Err() != nil {
 				return err
 			}
 			res.ExitCode, res.TimedOut = -1, true
 		}
-		stdout.mu.Lock()
-		stderr.mu.Lock()
-		res.Stdout, res.Stderr = string(stdout.buf), string(stderr.buf)
-		res.Truncated = stdout.truncated || stderr.truncated
-		stdout.mu.Unlock()
-		stderr.mu.Unlock()
 		writeJSON(w, http.StatusOK, res)
 		return nil
 	}
+}
+
+// execLimits checks the command, standard input and timeout of an exec
+// request (one guest or many) and returns the timeout to run it with.
+func execLimits(argv []string, stdin []byte, timeoutS int) (time.Duration, error) {
+	switch {
+	case len(argv) == 0 || argv[0] == "":
+		return 0, errorf(http.StatusBadRequest, nil, `"command" must be a non-empty list: the program and its arguments, e.g. ["ip", "addr"]`)
+	case slices.ContainsFunc(argv, func(a string) bool { return strings.ContainsRune(a, 0) }):
+		return 0, errorf(http.StatusBadRequest, nil, `"command" holds a NUL byte: no program can be given one`)
+	case len(stdin) > api.ExecStdinCap:
+		return 0, errorf(http.StatusRequestEntityTooLarge, nil, fmt.Sprintf(`"stdin" holds %d bytes, more than the %d an exec takes: copy big files into the guest another way`, len(stdin), api.ExecStdinCap))
+	case timeoutS < 0 || timeoutS > api.MaxExecTimeoutS:
+		return 0, errorf(http.StatusBadRequest, nil, fmt.Sprintf(`"timeout_s" %d must be between 1 and %d (0: the default %d)`, timeoutS, api.MaxExecTimeoutS, api.DefaultExecTimeoutS))
+	case timeoutS == 0:
+		return api.DefaultExecTimeoutS * time.Second, nil
+	}
+	return time.Duration(timeoutS) * time.Second, nil
+}
+
+// runExec runs argv in one guest with stdin (none when empty) and returns
+// its exit code and capped output, also when err is set.
+func runExec(ctx context.Context, live Live, dep api.Deployment, guestName string, argv []string, stdin []byte) (api.ExecResult, error) {
+	stdout := &cappedBuffer{limit: api.ExecOutputCap}
+	stderr := &cappedBuffer{limit: api.ExecOutputCap}
+	gcmd := guest.Command{Argv: argv, Stdout: discardOnFull{stdout}, Stderr: discardOnFull{stderr}}
+	if len(stdin) > 0 {
+		gcmd.Stdin = bytes.NewReader(stdin)
+	}
+	code, err := live.Exec(ctx, dep, guestName, gcmd)
+	res := api.ExecResult{ExitCode: code}
+	stdout.mu.Lock()
+	stderr.mu.Lock()
+	res.Stdout, res.Stderr = string(stdout.buf), string(stderr.buf)
+	res.Truncated = stdout.truncated || stderr.truncated
+	stdout.mu.Unlock()
+	stderr.mu.Unlock()
+	return res, err
 }
 
 // discardOnFull claims every write succeeded, so a command whose output
@@ -132,13 +147,6 @@ type discardOnFull struct{ c *cappedBuffer }
 func (d discardOnFull) Write(p []byte) (int, error) {
 	_, _ = d.c.Write(p)
 	return len(p), nil
-}
-
-// resizeMsg is the console's text frame that resizes the terminal.
-type resizeMsg struct {
-	Type string `json:"type"`
-	Cols uint16 `json:"cols"`
-	Rows uint16 `json:"rows"`
 }
 
 func consoleGuest(d Deps) handler {
@@ -175,23 +183,8 @@ func consoleGuest(d Deps) handler {
 		conn.SetReadLimit(1 << 20)
 		go func() {
 			defer cancel()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := term.Read(buf)
-				if n > 0 {
-					if werr := conn.Write(ctx, websocket.MessageBinary, buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
-					if ctx.Err() == nil { // else the reading loop closes
-						conn.Close(websocket.StatusNormalClosure, "the console ended")
-					}
-					return
-				}
-				if ctx.Err() != nil {
-					return
-				}
+			if wsterm.CopyOut(ctx, conn.Conn, term) && ctx.Err() == nil { // else the reading loop closes
+				conn.Close(websocket.StatusNormalClosure, "the console ended")
 			}
 		}()
 		for {
@@ -210,16 +203,7 @@ func consoleGuest(d Deps) handler {
 				}
 				return nil
 			}
-			if typ == websocket.MessageText && len(data) > 0 && data[0] == '{' {
-				var m resizeMsg
-				if json.Unmarshal(data, &m) == nil && m.Type == "resize" {
-					if m.Cols > 0 && m.Rows > 0 {
-						_ = term.Resize(m.Cols, m.Rows)
-					}
-					continue
-				}
-			}
-			if _, err := term.Write(data); err != nil {
+			if err := wsterm.Input(term, typ, data); err != nil {
 				return nil
 			}
 		}

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -40,6 +41,7 @@ func powerExchanges(t *testing.T, c *contract, tb *testbed) {
 	for _, x := range []call{
 		{path: "/api/deployments/lab/exec", body: `{"command":[]}`, want: 400, doc: docRejects},
 		{path: "/api/deployments/lab/exec", body: `{"guests":["Web"],"command":["x"]}`, want: 400, doc: docEither},
+		{path: "/api/deployments/lab/exec", body: `{"command":["cat"],"stdin":"` + strings.Repeat("QUFB", api.ExecStdinCap/3+2) + `"}`, want: 413, doc: docRejects},
 		{path: "/api/deployments/nope/exec", body: `{"command":["x"]}`, want: 404},
 	} {
 		x.method = "POST"

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/store"
 )
 
@@ -56,13 +53,9 @@ func fanoutExec(d Deps) handler {
 		if err := decode(w, r, &req); err != nil {
 			return err
 		}
-		switch {
-		case len(req.Command) == 0 || req.Command[0] == "":
-			return errorf(http.StatusBadRequest, nil, `"command" must be a non-empty list: the program and its arguments, e.g. ["ip", "addr"]`)
-		case slices.ContainsFunc(req.Command, func(a string) bool { return strings.ContainsRune(a, 0) }):
-			return errorf(http.StatusBadRequest, nil, `"command" holds a NUL byte: no program can be given one`)
-		case req.TimeoutS < 0 || req.TimeoutS > api.MaxExecTimeoutS:
-			return errorf(http.StatusBadRequest, nil, fmt.Sprintf(`"timeout_s" %d must be between 1 and %d (0: the default %d)`, req.TimeoutS, api.MaxExecTimeoutS, api.DefaultExecTimeoutS))
+		timeout, err := execLimits(req.Command, req.Stdin, req.TimeoutS)
+		if err != nil {
+			return err
 		}
 		for _, g := range req.Guests {
 			if !api.ValidName(g) {
@@ -86,10 +79,6 @@ func fanoutExec(d Deps) handler {
 				names = append(names, g.Name)
 			}
 		}
-		timeout := time.Duration(req.TimeoutS) * time.Second
-		if timeout == 0 {
-			timeout = api.DefaultExecTimeoutS * time.Second
-		}
 		out := api.FanoutExecResult{Results: make([]api.GuestExecResult, len(names))}
 		sem := make(chan struct{}, api.MaxFanoutConcurrency)
 		var wg sync.WaitGroup
@@ -99,7 +88,7 @@ func fanoutExec(d Deps) handler {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				out.Results[i] = execOne(r.Context(), d, dep, g, req.Command, timeout)
+				out.Results[i] = execOne(r.Context(), d.Live, dep, g, req, timeout)
 			}()
 		}
 		wg.Wait()
@@ -112,13 +101,11 @@ func fanoutExec(d Deps) handler {
 }
 
 // execOne runs the command in one guest for fanoutExec.
-func execOne(ctx context.Context, d Deps, dep api.Deployment, name string, argv []string, timeout time.Duration) api.GuestExecResult {
+func execOne(ctx context.Context, live Live, dep api.Deployment, name string, req api.FanoutExecRequest, timeout time.Duration) api.GuestExecResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stdout := &cappedBuffer{limit: api.ExecOutputCap}
-	stderr := &cappedBuffer{limit: api.ExecOutputCap}
-	code, err := d.Live.Exec(ctx, dep, name, guest.Command{Argv: argv, Stdout: discardOnFull{stdout}, Stderr: discardOnFull{stderr}})
-	res := api.GuestExecResult{Guest: name, ExecResult: api.ExecResult{ExitCode: code}}
+	out, err := runExec(ctx, live, dep, name, req.Command, req.Stdin)
+	res := api.GuestExecResult{Guest: name, ExecResult: out}
 	if err != nil {
 		res.ExitCode = -1
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -127,11 +114,5 @@ func execOne(ctx context.Context, d Deps, dep api.Deployment, name string, argv 
 			res.Error = err.Error()
 		}
 	}
-	stdout.mu.Lock()
-	stderr.mu.Lock()
-	res.Stdout, res.Stderr = string(stdout.buf), string(stderr.buf)
-	res.Truncated = stdout.truncated || stderr.truncated
-	stdout.mu.Unlock()
-	stderr.mu.Unlock()
 	return res
 }

@@ -1,5 +1,6 @@
 """The TestbedOS client: one method per route of the server's REST API."""
 
+import base64
 import json
 import os
 import struct
@@ -28,6 +29,16 @@ def _guest(name, guest):
 
 def _iface(name, guest, iface):
     return _guest(name, guest) + "/interfaces/" + _q(iface)
+
+
+def _exec_body(command, timeout_s, stdin):
+    """The body of an exec request: stdin (bytes) goes as base64."""
+    body = {"command": list(command)}
+    if timeout_s:
+        body["timeout_s"] = timeout_s
+    if stdin:
+        body["stdin"] = base64.b64encode(stdin).decode("ascii")
+    return body
 
 
 def local_token():
@@ -179,14 +190,13 @@ class Client:
         "restarted") as an action of its own; returns its uuid."""
         return self._call("POST", _dep(name) + "/guests/" + _q(guest) + "/power", {"state": state})["uuid"]
 
-    def exec_all(self, name, command, guests=None, timeout_s=0):
+    def exec_all(self, name, command, guests=None, timeout_s=0, stdin=None):
         """Runs command in several guests at once (every guest when guests
-        is None): {"results": [{"guest", "exit_code", "stdout", ...}]}."""
-        body = {"command": list(command)}
+        is None), each given the bytes stdin as its standard input:
+        {"results": [{"guest", "exit_code", "stdout", ...}]}."""
+        body = _exec_body(command, timeout_s, stdin)
         if guests is not None:
             body["guests"] = list(guests)
-        if timeout_s:
-            body["timeout_s"] = timeout_s
         return self._call("POST", _dep(name) + "/exec", body)
 
     def images(self):
@@ -278,12 +288,10 @@ class Client:
         resource use."""
         return self._call("GET", _dep(name) + "/guests")
 
-    def exec(self, name, guest, command, timeout_s=None):
-        """Runs argv command in a guest: {exit_code, stdout, stderr}."""
-        body = {"command": list(command)}
-        if timeout_s:
-            body["timeout_s"] = timeout_s
-        return self._call("POST", _guest(name, guest) + "/exec", body)
+    def exec(self, name, guest, command, timeout_s=None, stdin=None):
+        """Runs argv command in a guest, with the bytes stdin as its
+        standard input: {exit_code, stdout, stderr}."""
+        return self._call("POST", _guest(name, guest) + "/exec", _exec_body(command, timeout_s, stdin))
 
     def impairment(self, name, guest, iface):
         """The impairment in force on a guest's interface."""

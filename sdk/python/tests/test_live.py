@@ -45,6 +45,8 @@ class TestLiveLab(unittest.TestCase):
 
         res = c.exec(NAME, "a", ["ping", "-c", "1", "-W", "2", "10.0.0.11"])
         self.assertEqual(res["exit_code"], 0, res)
+        res = c.exec_all(NAME, ["cat"], stdin=b"x")
+        self.assertEqual([(r["guest"], r["stdout"]) for r in res["results"]], [("a", "x"), ("b", "x")], res)
 
         # Impair a's link: the round trip takes the delay.
         imp = c.set_impairment(NAME, "a", "eth0", delay_ms=100)
