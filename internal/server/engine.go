@@ -112,11 +112,10 @@ func hostNetwork(ctx context.Context, cfg config.Server, hc api.HostConfig, join
 func chassisNetwork(ctx context.Context, cfg config.Server, hc api.HostConfig, join *api.OVNJoin, host *hostnet.Host, log *slog.Logger) (engine.Network, func(), error) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	o, err := ovnChassisOptions(cfg, hc, join)
+	o, err := ovnChassisOptions(cfg, hc, join, log.With("part", "ovn"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("ovn chassis: %w", err)
 	}
-	o.Logger = log.With("part", "ovn")
 	n, err := ovn.OpenChassis(sctx, o, join.Southbound)
 	if err != nil {
 		return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -58,15 +59,14 @@ func ovnMainOptions(cfg config.Server, host api.HostConfig, o *ovn.Options) erro
 	o.SBListen = []string{"pssl:" + southboundPort + ":" + host.IP}
 	o.TLS = &ovn.TLSFiles{Key: filepath.Join(cfg.TLSDir(), tlsid.KeyFile), Cert: filepath.Join(cfg.TLSDir(), tlsid.CertFile), CA: bundle}
 	o.EncapIP = host.OVN.EncapIP
-	var err error
-	o.Underlay, err = underlayOf(host, o.EncapIP)
-	return err
+	o.Underlay = underlayOf(host, o.EncapIP, o.Logger)
+	return nil
 }
 
 // ovnChassisOptions are a member's chassis options: its own certificate,
 // the main's (written to <data>/ovn/main.pem) as the only one trusted.
-func ovnChassisOptions(cfg config.Server, host api.HostConfig, join *api.OVNJoin) (ovn.Options, error) {
-	o := ovn.Options{Dir: cfg.OVNDir(), Chassis: host.Name, EncapIP: host.IP}
+func ovnChassisOptions(cfg config.Server, host api.HostConfig, join *api.OVNJoin, log *slog.Logger) (ovn.Options, error) {
+	o := ovn.Options{Dir: cfg.OVNDir(), Chassis: host.Name, EncapIP: host.IP, Logger: log}
 	if host.OVN != nil && host.OVN.EncapIP != "" {
 		o.EncapIP = host.OVN.EncapIP
 	}
@@ -78,36 +78,44 @@ func ovnChassisOptions(cfg config.Server, host api.HostConfig, join *api.OVNJoin
 		return o, fmt.Errorf("the main's certificate: %w", err)
 	}
 	o.TLS = &ovn.TLSFiles{Key: filepath.Join(cfg.TLSDir(), tlsid.KeyFile), Cert: filepath.Join(cfg.TLSDir(), tlsid.CertFile), CA: ca}
-	var err error
-	o.Underlay, err = underlayOf(host, o.EncapIP)
-	return o, err
+	o.Underlay = underlayOf(host, o.EncapIP, o.Logger)
+	return o, nil
 }
 
 // underlayOf is the testbed NIC holding ip with its prefix (on the NIC, or
-// on br-phy where an earlier run left it); nil without a testbed_nic or
-// with the kernel datapath.
-func underlayOf(host api.HostConfig, ip string) (*ovn.Underlay, error) {
+// on br-phy where an earlier run left it); nil without a testbed_nic, with
+// the kernel datapath, or when neither holds ip (the log says Geneve from
+// this host then needs the address on an OVS bridge set up by hand).
+func underlayOf(host api.HostConfig, ip string, log *slog.Logger) *ovn.Underlay {
 	if host.TestbedNIC == "" || ovn.KernelDatapath() {
-		return nil, nil
+		return nil
 	}
-	want, err := netip.ParseAddr(ip)
-	if err != nil {
-		return nil, fmt.Errorf("ovn.encap_ip %q: %w", ip, err)
-	}
-	for _, name := range []string{host.TestbedNIC, ovn.UnderlayBridge} {
-		link, err := netlink.LinkByName(name)
-		if err != nil {
-			continue
-		}
-		addrs, _ := netlink.AddrList(link, netlink.FAMILY_V4)
-		for _, a := range addrs {
-			if got, ok := netip.AddrFromSlice(a.IP.To4()); ok && got == want {
-				ones, _ := a.Mask.Size()
-				return &ovn.Underlay{NIC: host.TestbedNIC, CIDR: fmt.Sprintf("%s/%d", ip, ones)}, nil
+	if want, err := netip.ParseAddr(ip); err == nil {
+		for _, name := range []string{host.TestbedNIC, ovn.UnderlayBridge} {
+			if bits := prefixOn(name, want); bits > 0 {
+				return &ovn.Underlay{NIC: host.TestbedNIC, CIDR: fmt.Sprintf("%s/%d", ip, bits)}
 			}
 		}
 	}
-	return nil, fmt.Errorf("the Geneve address %s is on neither testbed_nic %s nor %s", ip, host.TestbedNIC, ovn.UnderlayBridge)
+	log.Warn("the Geneve address (ovn.encap_ip) is on neither testbed_nic nor br-phy: it stays where it is, and the userspace datapath sends Geneve only from an address on an OVS bridge",
+		"encap_ip", ip, "testbed_nic", host.TestbedNIC)
+	return nil
+}
+
+// prefixOn is the prefix length of address a on link name; 0: not there.
+func prefixOn(name string, a netip.Addr) int {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0
+	}
+	addrs, _ := netlink.AddrList(link, netlink.FAMILY_V4)
+	for _, x := range addrs {
+		if got, ok := netip.AddrFromSlice(x.IP.To4()); ok && got == a {
+			ones, _ := x.Mask.Size()
+			return ones
+		}
+	}
+	return 0
 }
 
 // ovnJoin is, on an ovn main that serves members, what a member's join
