@@ -11,6 +11,7 @@ import (
 
 	"github.com/testbedos/testbedos/internal/actlog"
 	"github.com/testbedos/testbedos/internal/api"
+	"github.com/testbedos/testbedos/internal/engine"
 	"github.com/testbedos/testbedos/internal/guest"
 	"github.com/testbedos/testbedos/internal/topology"
 )
@@ -103,9 +104,12 @@ func (s *server) create(ctx context.Context, drv guest.Driver, dep guest.Deploym
 	return StreamLine{Created: created}, err
 }
 
-// deployment is the deployment as this host's drivers see it.
+// deployment is the deployment as this host's drivers see it: with the
+// ovn backend this host's network binds guests' ports to their logical
+// ports on its own chassis (guest.PortBinder).
 func (s *server) deployment(name string, files map[string]string) guest.Deployment {
-	return guest.Deployment{Name: name, Files: cachedFiles{
+	ports, _ := s.opts.Network.(guest.PortBinder)
+	return guest.Deployment{Name: name, Ports: ports, Files: cachedFiles{
 		cache: s.cache,
 		refs:  files,
 		work:  filepath.Join(s.opts.DataDir, "agent", "work", name),
@@ -200,14 +204,21 @@ func (s *server) destroyRecorded(ctx context.Context, deployment string, dg Depl
 	return s.destroy(ctx, drv, s.deployment(deployment, dg.Files), g, log)
 }
 
-// destroy removes a guest, the copies of its volume sources and its
-// record.
+// destroy removes a guest, the copies of its volume sources, its ports on
+// this host's network when that binds them (on a client of an ovn main
+// the switches' rows are the main's, and nothing else removes them here)
+// and its record.
 func (s *server) destroy(ctx context.Context, drv guest.Driver, dep guest.Deployment, g *topology.Guest, log actlog.Log) error {
 	if err := drv.Destroy(ctx, dep, g, log); err != nil {
 		return err
 	}
 	if err := removeVolumes(dep.Files.WorkDir(), g.Name); err != nil {
 		return err
+	}
+	if u, ok := s.opts.Network.(engine.PortUnbinder); ok {
+		if err := u.UnbindPorts(ctx, g.Interfaces); err != nil {
+			return err
+		}
 	}
 	if err := s.rec.linksGone(g); err != nil {
 		return err

@@ -85,6 +85,10 @@ type JoinRequest struct {
 	Fingerprint string `json:"fingerprint"`
 	// URL is the joining host's agent API, https://<host ip>:<port>.
 	URL string `json:"url"`
+	// Certificate is the joining host's own certificate, PEM (the one
+	// Fingerprint names): an ovn main trusts it on its southbound
+	// database.
+	Certificate string `json:"certificate,omitempty"`
 }
 
 // Validate checks a join request's fields.
@@ -118,6 +122,17 @@ type JoinAnswer struct {
 	Secret string `json:"secret"`
 	// Fingerprint is the main's certificate's.
 	Fingerprint string `json:"fingerprint"`
+	// OVN, from a main whose network backend is ovn, is where the
+	// member's ovn-controller joins.
+	OVN *OVNJoin `json:"ovn,omitempty"`
+}
+
+// OVNJoin is where a member's ovn-controller reaches the main's southbound
+// database: over SSL, trusting the main's certificate (PEM) alone, with
+// the member's own certificate as its client certificate.
+type OVNJoin struct {
+	Southbound  string `json:"southbound"`
+	Certificate string `json:"certificate"`
 }
 
 // Member is one joined client as GET /api/cluster lists it.

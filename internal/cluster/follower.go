@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,9 @@ type MemberFile struct {
 	ClusterToken    string    `json:"cluster_token"`
 	Secret          string    `json:"secret,omitempty"`
 	JoinedAt        time.Time `json:"joined_at,omitzero"`
+	// OVN is where this host's ovn-controller joins the main's OVN, when
+	// the main's network backend is ovn.
+	OVN *api.OVNJoin `json:"ovn,omitempty"`
 }
 
 // LoadMemberFile reads config/member.json.
@@ -97,7 +101,7 @@ func NewFollower(opts FollowerOptions) (*Follower, error) {
 	f.state.Secret = ""
 	if saved, err := LoadMemberFile(opts.Path); err == nil &&
 		saved.MainURL == opts.Main.MainURL && saved.MainFingerprint == fp && saved.Name == opts.Host.Name {
-		f.state.Secret, f.state.JoinedAt = saved.Secret, saved.JoinedAt
+		f.state.Secret, f.state.JoinedAt, f.state.OVN = saved.Secret, saved.JoinedAt, saved.OVN
 		if f.state.ClusterToken == "" {
 			f.state.ClusterToken = saved.ClusterToken
 		}
@@ -145,6 +149,9 @@ func (f *Follower) Join(ctx context.Context) error {
 		return fmt.Errorf("%w: no cluster token: join with --join TOKEN or --token-file", ErrJoin)
 	}
 	req := api.JoinRequest{Name: f.opts.Host.Name, Host: f.opts.Host, Fingerprint: f.opts.Own.Fingerprint, URL: f.opts.URL}
+	if f.opts.Own.Leaf != nil {
+		req.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.opts.Own.Leaf.Raw}))
+	}
 	var ans api.JoinAnswer
 	err := call(ctx, f.http, http.MethodPost, st.MainURL+"/api/cluster", st.ClusterToken, req, &ans)
 	// The main takes new hosts at a bounded rate: too many at once are
@@ -168,7 +175,7 @@ func (f *Follower) Join(ctx context.Context) error {
 	if ans.Secret == "" {
 		return fmt.Errorf("%w at %s: the answer holds no member secret", ErrJoin, st.MainURL)
 	}
-	st.Secret, st.JoinedAt = ans.Secret, time.Now().UTC()
+	st.Secret, st.JoinedAt, st.OVN = ans.Secret, time.Now().UTC(), ans.OVN
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err

@@ -40,6 +40,9 @@ func fakeMain(t *testing.T, id tlsid.Identity, m *Members, clusterToken string) 
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
+		// As an ovn main does: where to join its OVN (the certificate
+		// sent back, for the test to see it arrived).
+		ans.OVN = &api.OVNJoin{Southbound: "ssl:10.0.0.1:6642", Certificate: req.Certificate}
 		json.NewEncoder(w).Encode(ans)
 	})
 	mux.HandleFunc("GET /api/cluster/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -121,6 +124,11 @@ func TestFollowerJoinsPinnedAndRejoinsAfterRemoval(t *testing.T) {
 		Own: clientID, Host: opts.Host, URL: opts.URL, Interval: opts.Interval, Misses: 3})
 	if err != nil || !f2.Joined() || f2.State().ClusterToken != "ctok" {
 		t.Fatalf("restarted follower: %+v %v", f2.State(), err)
+	}
+	// The join sent the member's certificate; the answer's OVN is kept
+	// in member.json for the next start.
+	if o := f2.State().OVN; o == nil || o.Southbound != "ssl:10.0.0.1:6642" || !strings.Contains(o.Certificate, "BEGIN CERTIFICATE") {
+		t.Errorf("OVN of the join: %+v", o)
 	}
 	if err := members.Remove("c1"); err != nil {
 		t.Fatal(err)

@@ -195,7 +195,7 @@ func (e *Engine) checkNothingDeployed(ctx context.Context, d api.Deployment, cmd
 
 func (e *Engine) topologyOptions(d api.Deployment) topology.Options {
 	return topology.Options{Deployment: d.Name, ProjectDir: d.ProjectLocation, Hosts: e.opts.Hosts.List(), ImageDirs: e.opts.ImageDirs,
-		ProviderNetworks: e.opts.ProviderNetworks}
+		ProviderNetworks: e.opts.ProviderNetworks, OVN: e.opts.Backend == BackendOVN}
 }
 
 // Execute runs cmd; it implements actions.Executor.

@@ -45,9 +45,22 @@ func (guestKind) removal(env removeEnv, h *HostRecord, name string) removal {
 				return "", err
 			}
 			dep := guestDeployment(env.dep, host, env.project)
-			return "removed", drv.Destroy(ctx, dep, &g, env.log)
+			if err := drv.Destroy(ctx, dep, &g, env.log); err != nil {
+				return "", err
+			}
+			if u, ok := host.Network().(PortUnbinder); ok {
+				return "removed", u.UnbindPorts(ctx, g.Interfaces)
+			}
+			return "removed", nil
 		},
 	}
+}
+
+// PortUnbinder is a host network that binds guests' ports (the ovn
+// backend's): UnbindPorts takes the ports of the host ends of ifaces off
+// its switch once the guest's destroy has removed the links.
+type PortUnbinder interface {
+	UnbindPorts(ctx context.Context, ifaces []topology.Interface) error
 }
 
 func (guestKind) missing(ctx context.Context, c checkEnv, h *HostRecord) ([]gap, error) {

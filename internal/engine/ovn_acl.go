@@ -48,7 +48,7 @@ func ovnACLs(st *topology.State, _ string) map[string]OVNRecord[[]ovn.ACLSpec] {
 			}
 		}
 		if len(acls) > 0 {
-			out[lsName(sw)] = OVNRecord[[]ovn.ACLSpec]{Object: sw.Name, Spec: acls}
+			out[lsName(st.Deployment, sw)] = OVNRecord[[]ovn.ACLSpec]{Object: sw.Name, Spec: acls}
 		}
 	}
 	return out

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 
 	"github.com/testbedos/testbedos/internal/api"
@@ -29,23 +28,18 @@ type OVNNetwork interface {
 	Logical() *ovn.Network
 }
 
+// The ovn backend's host network takes a destroyed guest's ports off its
+// integration bridge.
+var _ PortUnbinder = (*ovn.Host)(nil)
+
 // ErrNoOVN: the ovn backend drives a host whose network has no OVN.
 var ErrNoOVN = api.Categorized(api.ErrInvalid, "the host's network has no OVN (start the server with TESTBEDOS_NETWORK=ovn)")
 
-// ErrOVNOneHost: with the ovn backend a lab runs on the main host only.
-var ErrOVNOneHost = api.Categorized(api.ErrInvalid, "the ovn backend runs a lab on the main host only (OVN across hosts is not there yet)")
-
-// checkOVNHosts refuses, before an up or apply on the ovn backend, a guest
-// placed on another host than the main, and a main whose network has no
-// OVN.
+// checkOVNHosts refuses, before an up or apply on the ovn backend, a main
+// whose network has no OVN. Guests on clients are bound on the clients'
+// own chassis, which a client joined to an ovn main sets up at start.
 func checkOVNHosts(st *topology.State, hostOf func(string) Host) error {
-	main := mainHost(st)
-	for _, g := range st.Guests {
-		if g.Host != main {
-			return fmt.Errorf("guest %s is placed on %s: %w", g.Name, g.Host, ErrOVNOneHost)
-		}
-	}
-	if h := hostOf(main); h != nil {
+	if h := hostOf(mainHost(st)); h != nil {
 		if _, err := ovnOf(h); err != nil {
 			return err
 		}
@@ -82,6 +76,9 @@ type ovnKind[S any] struct {
 	put    func(ctx context.Context, host Host, n *ovn.Network, dep, key string, spec S) error
 	del    func(ctx context.Context, host Host, n *ovn.Network, key string, spec S) error
 	has    func(n *ovn.Network, key string, spec S) bool
+	// keep, when set, trims from a removal what another deployment still
+	// uses (a shared provider network).
+	keep func(ctx context.Context, env removeEnv, host string, spec S) (S, error)
 }
 
 func (k *ovnKind[S]) stage() string { return k.name }
@@ -92,7 +89,7 @@ func (k *ovnKind[S]) forget(h *HostRecord, key string) { delete(*k.records(h), k
 
 func (k *ovnKind[S]) removeLimit(*Options) int { return 0 }
 
-func (k *ovnKind[S]) removal(_ removeEnv, h *HostRecord, key string) removal {
+func (k *ovnKind[S]) removal(env removeEnv, h *HostRecord, key string) removal {
 	obj := (*k.records(h))[key]
 	return removal{
 		what: k.noun + " " + obj.Object,
@@ -102,7 +99,13 @@ func (k *ovnKind[S]) removal(_ removeEnv, h *HostRecord, key string) removal {
 			if err != nil {
 				return "", err
 			}
-			return "OVN " + key + " removed", k.del(ctx, host, n, key, obj.Spec)
+			spec := obj.Spec
+			if k.keep != nil {
+				if spec, err = k.keep(ctx, env, host.Name(), spec); err != nil {
+					return "", err
+				}
+			}
+			return "OVN " + key + " removed", k.del(ctx, host, n, key, spec)
 		},
 	}
 }
@@ -186,7 +189,12 @@ func mainHost(st *topology.State) string {
 	return ""
 }
 
+// upPart is nil when the state asks for none of the kind (no routers, no
+// ACLs): up then has no stage for it, as with the bridge backend.
 func (k *ovnKind[S]) upPart(u *upRun) upPart {
+	if len(k.wanted(u.st, "")) == 0 {
+		return nil
+	}
 	return &ovnUp[S]{k: k, u: u}
 }
 
@@ -240,7 +248,11 @@ func (o *ovnUp[S]) items() []item {
 			}
 			if !recorded {
 				u.made.add(func(ctx context.Context) error {
-					if err := k.del(ctx, o.host, o.n, key, w.Spec); err != nil {
+					spec, err := o.keep(ctx, w.Spec)
+					if err == nil {
+						err = k.del(ctx, o.host, o.n, key, spec)
+					}
+					if err != nil {
 						return objectError(what, err)
 					}
 					u.led.edit(func(r *Record) { delete(*k.records(r.host(host)), key) })
@@ -257,10 +269,29 @@ func (o *ovnUp[S]) items() []item {
 	return items
 }
 
+// keep trims from the undo of what this up made what another deployment
+// uses.
+func (o *ovnUp[S]) keep(ctx context.Context, spec S) (S, error) {
+	if o.k.keep == nil {
+		return spec, nil
+	}
+	env := removeEnv{dep: o.u.d.Name, log: o.u.log, otherHolder: func(ctx context.Context, host string, holds func(*HostRecord) bool) (string, error) {
+		return o.u.e.sharedHolder(ctx, o.u.d.Name, host, holds)
+	}}
+	return o.k.keep(ctx, env, o.host.Name(), spec)
+}
+
 // forgetUnstarted has nothing to do: each object is recorded by its own
 // item, when it starts.
 func (o *ovnUp[S]) forgetUnstarted(*Record) {}
 
-// lsName is the logical switch of switch sw: named like its bridge with
-// the bridge backend, so it carries the deployment's prefix.
-func lsName(sw topology.Switch) string { return sw.Bridge }
+// lsName is the logical switch of switch sw of deployment dep: named like
+// its bridge with the bridge backend, so it carries the deployment's
+// prefix; a switch on a provider network (whose bridge is the network's,
+// shared) like the bridge it would have of its own.
+func lsName(dep string, sw topology.Switch) string {
+	if sw.External != nil && sw.External.Provider != "" {
+		return topology.BridgeName(dep, sw.Name)
+	}
+	return sw.Bridge
+}

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -62,7 +64,10 @@ func TestOVNSpecs(t *testing.T) {
 		t.Errorf("sw0: %+v", sw0)
 	}
 	if !reflect.DeepEqual(sw1.DNS, map[string]string{"web": "10.0.0.10"}) {
-		t.Errorf("DNS: %v (the dynamic guest has no name until its lease)", sw1.DNS)
+		t.Errorf("DNS: %v (the dynamic guest has no static name)", sw1.DNS)
+	}
+	if !reflect.DeepEqual(sw1.DynamicDNS, map[string]string{"tbxdb0": "db"}) || !reflect.DeepEqual(sws["tbxsw0"].Spec.DynamicDNS, sw1.DynamicDNS) {
+		t.Errorf("dynamic DNS: %v (every switch names the dynamic guest's port)", sw1.DynamicDNS)
 	}
 
 	r := ovnRouters(st, "main")["tbos.lab.router.r1"].Spec
@@ -131,17 +136,113 @@ func TestOVNRecordAndPlan(t *testing.T) {
 	}
 }
 
-// The ovn backend refuses, before up is recorded, a guest on another host
-// than the main, and a main whose network has no OVN (422).
+// The ovn backend refuses, before up is recorded, a main whose network has
+// no OVN (422); a guest on a client is no longer refused (the client binds
+// it on its own chassis).
 func TestOVNCapabilities(t *testing.T) {
 	e := New(Options{Backend: BackendOVN, HostName: "main", Network: newWorld()})
 	st := ovnState()
 	if err := e.checkCapabilities(st); !errors.Is(err, ErrNoOVN) || !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("a main without OVN: %v", err)
 	}
-	st.Hosts = append(st.Hosts, topology.Host{Name: "client1"})
-	st.Guests[1].Host = "client1"
-	if err := e.checkCapabilities(st); !errors.Is(err, ErrOVNOneHost) || !strings.Contains(err.Error(), "guest db is placed on client1") {
-		t.Errorf("a guest on a client: %v", err)
+}
+
+// A router port naming its gateway chassis (set_gateway_chassis) is the
+// router's gateway port on that host's chassis; one NAT goes out of, on
+// the main's.
+func TestOVNGatewayChassis(t *testing.T) {
+	st := ovnState()
+	st.Hosts = append(st.Hosts, topology.Host{Name: "c1"})
+	st.Routers[0].Ports[0].GatewayChassis = "c1"
+	r := ovnRouters(st, "main-chassis")["tbos.lab.router.r1"].Spec
+	if r.Ports[0].GatewayChassis != "c1" || r.Ports[1].GatewayChassis != "main-chassis" {
+		t.Errorf("gateway chassis: %+v", r.Ports)
 	}
+	st.Routers[0].Ports[0].GatewayChassis = "main"
+	if r := ovnRouters(st, "main-chassis")["tbos.lab.router.r1"].Spec; r.Ports[0].GatewayChassis != "main-chassis" {
+		t.Errorf("the main named: %+v", r.Ports)
+	}
+}
+
+// With ovn, up's stages are those of the kinds the state has: a lab with
+// no router and no ACL has no routers or acl stage ("[4/8] routers: 0
+// routers" was printed before).
+func TestOVNUpStagesOnlyWhatTheStateHas(t *testing.T) {
+	e := New(Options{Backend: BackendOVN})
+	stageNames := func(st *topology.State) string {
+		var names []string
+		for _, s := range (&upRun{e: e, st: st}).stages() {
+			names = append(names, s.name)
+		}
+		return strings.Join(names, " ")
+	}
+	st := ovnState()
+	if got, want := stageNames(st), "init hosts network routers acl guests setup end"; got != want {
+		t.Errorf("stages with a router and ACLs: %q, want %q", got, want)
+	}
+	st.Routers, st.ACL = nil, nil
+	if got, want := stageNames(st), "init hosts network guests setup end"; got != want {
+		t.Errorf("stages without: %q, want %q", got, want)
+	}
+}
+
+// A switch on a provider network of the host (a localnet port naming
+// host.json's bridge mapping) is a logical switch of the deployment's own
+// whose localnet port names the network; the bridge is the host's mapped
+// one, resolved by the host's OVN.
+func TestOVNProviderSwitch(t *testing.T) {
+	st := ovnState()
+	st.Switches = append(st.Switches, topology.Switch{Name: "pub", Subnet: "172.16.1.0/24", Bridge: topology.ProviderBridgeName("public"),
+		External: &topology.ExternalSide{Address: "172.16.1.1/24", Table: topology.ProviderTable("public"), Host: "main", Provider: "public"}})
+	ls := topology.BridgeName("lab", "pub")
+	got, ok := ovnSwitches(st, "")[ls]
+	if !ok {
+		t.Fatalf("no logical switch %s (the deployment's own) for the provider switch", ls)
+	}
+	if p := got.Spec.Provider; p == nil || *p != (ovn.ProviderSpec{Network: "public", Own: true, Shared: true}) {
+		t.Errorf("provider: %+v", p)
+	}
+	st.Deployment = "other"
+	if _, ok := ovnSwitches(st, "")[topology.BridgeName("other", "pub")]; !ok {
+		t.Error("a second lab on public does not get a logical switch of its own")
+	}
+}
+
+// A lab's down keeps the provider network (its mapped bridge and the
+// host's side) while another deployment's switch on the same network is
+// recorded, and removes it with the last one.
+func TestOVNKeepsSharedProvider(t *testing.T) {
+	st := ovnState()
+	st.Switches = append(st.Switches, topology.Switch{Name: "pub", Subnet: "172.16.1.0/24", Bridge: topology.ProviderBridgeName("public"),
+		External: &topology.ExternalSide{Address: "172.16.1.1/24", Table: topology.ProviderTable("public"), Host: "main", Provider: "public"}})
+	spec := ovnSwitches(st, "")[topology.BridgeName("lab", "pub")].Spec
+	other := &HostRecord{OVNSwitches: map[string]OVNRecord[ovn.SwitchSpec]{"x": {Object: "pub", Spec: spec}}}
+	for _, c := range []struct {
+		holder *HostRecord
+		kept   bool
+	}{{other, true}, {&HostRecord{}, false}} {
+		env := removeEnv{log: lineLog{}, otherHolder: func(_ context.Context, host string, holds func(*HostRecord) bool) (string, error) {
+			if host == "main" && holds(c.holder) {
+				return "other", nil
+			}
+			return "", nil
+		}}
+		got, err := keepSharedProvider(context.Background(), env, "main", spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := got.Provider == nil && got.External == nil; kept != c.kept {
+			t.Errorf("another lab on public %v: provider %+v, external %v", c.kept, got.Provider, got.External != nil)
+		}
+	}
+}
+
+// lineLog is an action's log that keeps nothing.
+type lineLog struct{}
+
+func (lineLog) Printf(string, ...any) {}
+func (lineLog) Writer(string) io.WriteCloser {
+	r, w := io.Pipe()
+	go io.Copy(io.Discard, r)
+	return w
 }

@@ -45,7 +45,11 @@ func ovnRouters(st *topology.State, chassis string) map[string]OVNRecord[ovn.Rou
 		}
 		for _, p := range r.Ports {
 			lrp := ovn.RouterPortSpec{Name: lrpName(p), MAC: p.MAC, Networks: append([]string{p.Address}, p.Extra...)}
-			if gateway[p.IfName] || gateway[p.Name] {
+			switch {
+			case p.GatewayChassis != "" && p.GatewayChassis != mainHost(st):
+				// A client's chassis is named like the host.
+				lrp.GatewayChassis = p.GatewayChassis
+			case p.GatewayChassis != "" || gateway[p.IfName] || gateway[p.Name]:
 				lrp.GatewayChassis = ifThen(chassis == "", "-", chassis)
 			}
 			spec.Ports = append(spec.Ports, lrp)

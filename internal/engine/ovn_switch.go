@@ -27,6 +27,7 @@ var ovnSwitchKind = &ovnKind[ovn.SwitchSpec]{
 	wanted:  ovnSwitches,
 	put:     putOVNSwitch,
 	del:     deleteOVNSwitch,
+	keep:    keepSharedProvider,
 	has: func(n *ovn.Network, key string, spec ovn.SwitchSpec) bool {
 		return n.HasSwitch(key) && (spec.Provider == nil || n.HasProvider(*spec.Provider))
 	},
@@ -37,6 +38,7 @@ var ovnSwitchKind = &ovnKind[ovn.SwitchSpec]{
 // like the switch) and then the host's side on that bridge's interface:
 // the address and masquerading out, as with the bridge backend.
 func putOVNSwitch(ctx context.Context, host Host, n *ovn.Network, _, _ string, spec ovn.SwitchSpec) error {
+	spec = onMappedBridge(n, spec)
 	if spec.Provider != nil {
 		if err := n.EnsureProvider(ctx, *spec.Provider); err != nil {
 			return err
@@ -58,6 +60,7 @@ func putOVNSwitch(ctx context.Context, host Host, n *ovn.Network, _, _ string, s
 
 // deleteOVNSwitch undoes putOVNSwitch; what is missing is fine.
 func deleteOVNSwitch(ctx context.Context, host Host, n *ovn.Network, key string, spec ovn.SwitchSpec) error {
+	spec = onMappedBridge(n, spec)
 	var errs []error
 	if spec.External != nil {
 		if r, err := RoutersOf(host); err != nil {
@@ -66,19 +69,52 @@ func deleteOVNSwitch(ctx context.Context, host Host, n *ovn.Network, key string,
 			errs = append(errs, r.DeleteExternal(ctx, *spec.External))
 		}
 	}
-	errs = append(errs, n.DeleteSwitch(ctx, key))
+	errs = append(errs, n.DeleteSwitch(ctx, key), n.RemoveLocalnetPatch(ctx, key))
 	if spec.Provider != nil {
-		errs = append(errs, n.DeleteProvider(ctx, *spec.Provider), n.RemoveLocalnetPatch(ctx, key))
+		errs = append(errs, n.DeleteProvider(ctx, *spec.Provider))
 	}
 	return errors.Join(errs...)
 }
 
+// onMappedBridge puts the host's side of a shared provider network on the
+// bridge host.json maps it to.
+func onMappedBridge(n *ovn.Network, spec ovn.SwitchSpec) ovn.SwitchSpec {
+	if spec.Provider != nil && spec.Provider.Shared && spec.External != nil {
+		ext := *spec.External
+		ext.Bridge = n.ProviderBridge(spec.Provider.Network)
+		spec.External = &ext
+	}
+	return spec
+}
+
+// keepSharedProvider leaves out of a switch's removal the provider network
+// and host side another deployment's switch still uses.
+func keepSharedProvider(ctx context.Context, env removeEnv, host string, spec ovn.SwitchSpec) (ovn.SwitchSpec, error) {
+	if spec.Provider == nil || !spec.Provider.Shared || env.otherHolder == nil {
+		return spec, nil
+	}
+	holder, err := env.otherHolder(ctx, host, func(h *HostRecord) bool {
+		for _, r := range h.OVNSwitches {
+			if p := r.Spec.Provider; p != nil && p.Shared && p.Network == spec.Provider.Network {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil || holder == "" {
+		return spec, err
+	}
+	env.log.Printf("    provider network %s stays: deployment %s uses it", spec.Provider.Network, holder)
+	spec.Provider, spec.External = nil, nil
+	return spec, nil
+}
+
 // ovnSwitches are the logical switches st asks for, by name.
 func ovnSwitches(st *topology.State, _ string) map[string]OVNRecord[ovn.SwitchSpec] {
-	dns := guestNames(st)
+	dns, dynamic := guestNames(st), dynamicNames(st)
 	out := map[string]OVNRecord[ovn.SwitchSpec]{}
 	for _, sw := range st.Switches {
-		spec := ovn.SwitchSpec{Name: lsName(sw), Deployment: st.Deployment, Subnet: sw.Subnet, DNS: dns}
+		spec := ovn.SwitchSpec{Name: lsName(st.Deployment, sw), Deployment: st.Deployment, Subnet: sw.Subnet, DNS: dns, DynamicDNS: dynamic}
 		pool := dhcpPool(st, sw.Name)
 		for _, g := range st.Guests {
 			for _, ifc := range g.Interfaces {
@@ -117,7 +153,13 @@ func ovnSwitches(st *topology.State, _ string) map[string]OVNRecord[ovn.SwitchSp
 		if sw.External != nil {
 			ext := sw
 			spec.External = &ext
-			spec.Provider = &ovn.ProviderSpec{Network: lsName(sw), Bridge: lsName(sw), Own: true}
+			spec.Provider = &ovn.ProviderSpec{Network: spec.Name, Bridge: spec.Name, Own: true}
+			if n := sw.External.Provider; n != "" {
+				// A provider network of the host: its mapped bridge,
+				// shared with every lab naming it (the logical switch
+				// is this deployment's own).
+				spec.Provider = &ovn.ProviderSpec{Network: n, Own: true, Shared: true}
+			}
 		}
 		out[spec.Name] = OVNRecord[ovn.SwitchSpec]{Object: sw.Name, Spec: spec}
 	}
@@ -163,6 +205,24 @@ func guestNames(st *topology.State) map[string]string {
 		if len(ips) > 0 {
 			sort.Strings(ips)
 			out[strings.ToLower(g.Name)] = strings.Join(ips, " ")
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// dynamicNames maps the logical port of every interface with ip: dynamic
+// to its guest's name: OVN's DNS gets the address once OVN has assigned
+// it.
+func dynamicNames(st *topology.State) map[string]string {
+	out := map[string]string{}
+	for _, g := range st.Guests {
+		for _, ifc := range g.Interfaces {
+			if ifc.Dynamic {
+				out[ifc.HostName] = strings.ToLower(g.Name)
+			}
 		}
 	}
 	if len(out) == 0 {

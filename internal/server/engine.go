@@ -36,12 +36,13 @@ import (
 // (netlink bridges, or with the ovn backend OVN and the integration bridge)
 // and every guest kind, registered here in one list. closeNet stops what
 // the network started (the OVS/OVN daemons).
-func newLocalHost(ctx context.Context, cfg config.Server, hostName string, imgs *images.Store, log *slog.Logger) (local *engine.LocalHost, closeNet func(), err error) {
+func newLocalHost(ctx context.Context, cfg config.Server, host api.HostConfig, join *api.OVNJoin, imgs *images.Store, log *slog.Logger) (local *engine.LocalHost, closeNet func(), err error) {
+	hostName := host.Name
 	instance, err := instanceID(cfg.InstanceIDPath())
 	if err != nil {
 		return nil, nil, err
 	}
-	net, closeNet, err := hostNetwork(ctx, cfg, hostName, log)
+	net, closeNet, err := hostNetwork(ctx, cfg, host, join, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,19 +77,50 @@ func newLocalHost(ctx context.Context, cfg config.Server, hostName string, imgs 
 
 // hostNetwork is this host's network for the configured backend: with ovn
 // the host's own OVS and OVN when they run, else daemons the server starts
-// under <data>/ovn and stops with closeNet.
-func hostNetwork(ctx context.Context, cfg config.Server, hostName string, log *slog.Logger) (engine.Network, func(), error) {
+// under <data>/ovn and stops with closeNet. A member of a cluster whose
+// main runs ovn (join) is a chassis of the main's OVN (ovncluster.go).
+func hostNetwork(ctx context.Context, cfg config.Server, hc api.HostConfig, join *api.OVNJoin, log *slog.Logger) (engine.Network, func(), error) {
 	host := hostnet.NewHost(log)
+	if join != nil {
+		return chassisNetwork(ctx, cfg, hc, join, host, log)
+	}
 	if cfg.Network != config.NetworkOVN {
 		return host, func() {}, nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	n, err := ovn.Open(sctx, ovn.Options{Dir: cfg.OVNDir(), Chassis: hostName, Logger: log.With("part", "ovn")})
+	mappings := map[string]string{}
+	for name, m := range hc.ProviderNetworks() {
+		mappings[name] = m.Bridge
+	}
+	o := ovn.Options{Dir: cfg.OVNDir(), Chassis: hc.Name, Logger: log.With("part", "ovn"), BridgeMappings: mappings}
+	if err := ovnMainOptions(cfg, hc, &o); err != nil {
+		return nil, nil, fmt.Errorf("ovn: %w", err)
+	}
+	n, err := ovn.Open(sctx, o)
 	if err != nil {
 		return nil, nil, err
 	}
 	log.Info("network backend ovn", "chassis", n.Chassis(), "own_daemons", n.Own(), "run_dir", n.RunDir(),
+		"datapath", ifElse(n.Userspace(), "userspace (netdev)", "kernel"), "southbound_for_members", o.SBListen)
+	return &ovn.Host{Host: host, OVN: n}, n.Close, nil
+}
+
+// chassisNetwork is a member's network when the main runs ovn: its own
+// Open vSwitch and ovn-controller, joined to the main's southbound
+// database over SSL.
+func chassisNetwork(ctx context.Context, cfg config.Server, hc api.HostConfig, join *api.OVNJoin, host *hostnet.Host, log *slog.Logger) (engine.Network, func(), error) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	o, err := ovnChassisOptions(cfg, hc, join, log.With("part", "ovn"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("ovn chassis: %w", err)
+	}
+	n, err := ovn.OpenChassis(sctx, o, join.Southbound)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("ovn chassis of the main's OVN", "chassis", n.Chassis(), "southbound", join.Southbound, "encap_ip", o.EncapIP,
 		"datapath", ifElse(n.Userspace(), "userspace (netdev)", "kernel"))
 	return &ovn.Host{Host: host, OVN: n}, n.Close, nil
 }

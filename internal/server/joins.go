@@ -71,6 +71,16 @@ func (b *joinBucket) giveBack() {
 // good, and when the limited join token it came with still has a use for
 // it.
 func (c *clusterAPI) Join(ctx context.Context, req api.JoinRequest, peer string) (api.JoinAnswer, error) {
+	ans, err := c.join(ctx, req, peer)
+	if err != nil {
+		return ans, err
+	}
+	// An ovn main tells the member where its ovn-controller joins.
+	ans.OVN, err = c.s.ovnJoin(req)
+	return ans, err
+}
+
+func (c *clusterAPI) join(ctx context.Context, req api.JoinRequest, peer string) (api.JoinAnswer, error) {
 	fp, err := tlsid.ParseFingerprint(req.Fingerprint)
 	if err != nil || req.Validate() != nil {
 		return c.s.members.Join(req, peer) // its own answer to a bad request
@@ -123,7 +133,10 @@ func (c *clusterAPI) Remove(name string, forget bool) error {
 			return err
 		}
 	}
-	return c.s.members.Remove(name)
+	if err := c.s.members.Remove(name); err != nil {
+		return err
+	}
+	return c.s.ovnForget(name)
 }
 
 // IssueJoinToken makes a limited join token.

@@ -25,6 +25,7 @@ import (
 	"github.com/testbedos/testbedos/internal/images"
 	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/monitor"
+	"github.com/testbedos/testbedos/internal/net/ovn"
 	"github.com/testbedos/testbedos/internal/server/httpapi"
 	"github.com/testbedos/testbedos/internal/store"
 	"github.com/testbedos/testbedos/internal/store/file"
@@ -55,6 +56,9 @@ type Options struct {
 
 // Server is one running testbedos-server.
 type Server struct {
+	// ovnNet is this host's OVN when the network backend is ovn (the
+	// southbound database members join, on a main).
+	ovnNet *ovn.Network
 	// closeNet stops what this host's network started (the ovn backend's
 	// OVS/OVN daemons); nil with the bridge backend.
 	closeNet func()
@@ -203,11 +207,18 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	exec := opts.Executor
 	if exec == nil {
 		// The engine names this host as the cluster does: host.json's name.
-		local, closeNet, err := newLocalHost(ctx, cfg, s.host.Name, s.images, log)
+		var join *api.OVNJoin
+		if s.follower != nil {
+			join = s.follower.State().OVN
+		}
+		local, closeNet, err := newLocalHost(ctx, cfg, s.host, join, s.images, log)
 		if err != nil {
 			return nil, err
 		}
 		s.closeNet = closeNet
+		if h, ok := local.Net.(*ovn.Host); ok {
+			s.ovnNet = h.OVN
+		}
 		var hosts engine.Hosts = engine.SingleHost{Main: local}
 		if s.members != nil {
 			hosts = &clusterHosts{main: local, mainIP: s.host.IP, mainCPUs: s.host.CPUs, mainMemoryMB: s.host.MemoryMB, members: s.members, own: s}

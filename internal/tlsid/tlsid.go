@@ -143,8 +143,12 @@ func create(names Names, now time.Time) (certPEM, keyPEM []byte, err error) {
 		cn = names.DNS[0]
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"TestbedOS"}},
+		SerialNumber: serial,
+		// The serial in the subject too: OpenSSL (OVN's southbound
+		// database trusting every member's certificate in one file)
+		// finds a trusted certificate by its subject, and hosts with one
+		// host name would otherwise share it.
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"TestbedOS"}, SerialNumber: serial.Text(16)},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,

@@ -31,6 +31,11 @@ type Options struct {
 	// bridge mappings) to the host's address on each, CIDR; nil means
 	// DefaultProviderNetworks().
 	ProviderNetworks map[string]string
+	// OVN: the network backend is OVN's, whose routers are distributed (a
+	// routed switch may span hosts, a router port may name its gateway
+	// chassis with set_gateway_chassis) and whose hosts are joined by
+	// Geneve (guests of a deployment on several hosts get GeneveMTU).
+	OVN bool
 }
 
 // Generate reads, parses, validates and resolves the topology of a project.
@@ -91,13 +96,14 @@ func Generate(opts Options) (*State, error) {
 	// MAC equal to another guest's, a generated name collision) is not held
 	// back until the rest is fixed.
 	st, rps := c.resolve(resolveEnv{
-		providers:  providers,
-		deployment: opts.Deployment,
-		project:    project,
-		source:     source,
-		hosts:      hosts,
-		now:        now().UTC(),
-		files:      files,
+		providers:   providers,
+		distributed: opts.OVN,
+		deployment:  opts.Deployment,
+		project:     project,
+		source:      source,
+		hosts:       hosts,
+		now:         now().UTC(),
+		files:       files,
 		// Checked by Parse: a valid value.
 		readyTimeout: readyTimeoutText(c.TestbedOptions.ReadyTimeout),
 	})
@@ -150,6 +156,8 @@ type resolveEnv struct {
 	providers map[string]string
 	// readyTimeout is testbed_options.ready_timeout as a Go duration.
 	readyTimeout string
+	// distributed is Options.OVN.
+	distributed bool
 }
 
 func readyTimeoutText(s string) string {
@@ -283,7 +291,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 		st.Guests = append(st.Guests, g)
 	}
 	c.resolveManagement(st, &ps)
-	spanSwitches(st)
+	spanSwitches(st, env.distributed)
 	// A router port given the MAC of a guest (or of another port) would
 	// share it on the bridge.
 	routers, base := c.RouterSpecs()
@@ -301,7 +309,7 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 			}
 		}
 	}
-	c.resolveRouters(st, &ps, env.providers)
+	c.resolveRouters(st, &ps, env.providers, env.distributed)
 	c.switchPortNotes(st)
 	c.unusedFieldNotes(st)
 	c.resolveACL(&ps, st)
@@ -309,10 +317,17 @@ func (c *Config) resolve(env resolveEnv) (*State, []Problem) {
 	return st, ps.list
 }
 
+// GeneveMTU is the MTU of guest interfaces of a deployment on several hosts
+// with the ovn backend: a 1500-byte underlay less Geneve's outer headers and
+// OVN's options. Distributed routers carry traffic between hosts even from
+// switches that do not span them, so every interface gets it.
+const GeneveMTU = 1400
+
 // spanSwitches records on which hosts each switch has guests; a switch on
 // more than one gets a tunnel, and its guests' interfaces an MTU that fits
-// inside it.
-func spanSwitches(st *State) {
+// inside it (with geneve, every interface when guests are on more than one
+// host).
+func spanSwitches(st *State, geneve bool) {
 	on := map[string]map[string]bool{}
 	for _, g := range st.Guests {
 		for _, ifc := range g.Interfaces {
@@ -323,6 +338,10 @@ func spanSwitches(st *State) {
 				on[ifc.Switch][g.Host] = true
 			}
 		}
+	}
+	hosts := map[string]bool{}
+	for _, g := range st.Guests {
+		hosts[g.Host] = true
 	}
 	spans := map[string]bool{}
 	for i := range st.Switches {
@@ -335,7 +354,11 @@ func spanSwitches(st *State) {
 	}
 	for i := range st.Guests {
 		for j := range st.Guests[i].Interfaces {
-			if ifc := &st.Guests[i].Interfaces[j]; spans[ifc.Switch] {
+			ifc := &st.Guests[i].Interfaces[j]
+			switch {
+			case geneve && len(hosts) > 1:
+				ifc.MTU = GeneveMTU
+			case spans[ifc.Switch]:
 				ifc.MTU = TunnelMTU
 			}
 		}

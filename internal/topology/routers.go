@@ -67,9 +67,10 @@ type RouterPortSpec struct {
 	Switch    string `yaml:"switch"`
 	GatewayIP string `yaml:"gateway_ip"` // with prefix, e.g. 10.0.0.1/24
 	MAC       string `yaml:"mac"`
-	// SetGatewayChassis names the host of the port in the original; a
-	// router here always runs on the main host, so it is accepted and
-	// ignored.
+	// SetGatewayChassis names the host the port is the router's gateway
+	// on, as in the original: with the ovn backend (distributed routers)
+	// that host's chassis; with the bridge backend, whose routers run on
+	// the main host, it is accepted and ignored.
 	SetGatewayChassis string `yaml:"set_gateway_chassis"`
 }
 

@@ -190,3 +190,40 @@ func TestRoutedSwitchOnAnotherHostRefused(t *testing.T) {
 		t.Fatalf("router on a switch of another host: %v", err)
 	}
 }
+
+// With OVN's distributed routers a routed switch spans hosts: the router
+// is accepted, every guest of the deployment on several hosts gets
+// GeneveMTU, a port's set_gateway_chassis names its host, and a host not
+// in the cluster is refused.
+func TestRoutedSwitchSpansHostsWithOVN(t *testing.T) {
+	src := yamlLines(
+		"machines:",
+		"  - {name: a, host: c1, network: [{switch: sw0, ip: 10.0.0.10}]}",
+		"  - {name: b, host: main, network: [{switch: sw1, ip: 10.0.1.10}]}",
+		"network:",
+		"  switches:",
+		"    sw0: {subnet: 10.0.0.0/24}",
+		"    sw1: {subnet: 10.0.1.0/24}",
+		"  routers:",
+		"    r1:",
+		"      ports: [{switch: sw0, gateway_ip: 10.0.0.1/24, set_gateway_chassis: c1}, {switch: sw1, gateway_ip: 10.0.1.1/24}]",
+	)
+	hosts := []Host{{Name: "main", Main: true}, {Name: "c1"}}
+	st, err := Generate(Options{Deployment: "lab", ProjectDir: writeProject(t, src), Hosts: hosts, OVN: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := st.Routers[0].Ports; p[0].GatewayChassis != "c1" || p[1].GatewayChassis != "" {
+		t.Errorf("gateway chassis: %+v", p)
+	}
+	for _, g := range st.Guests {
+		if g.Interfaces[0].MTU != GeneveMTU {
+			t.Errorf("guest %s MTU %d, want %d", g.Name, g.Interfaces[0].MTU, GeneveMTU)
+		}
+	}
+	bad := strings.Replace(src, "set_gateway_chassis: c1", "set_gateway_chassis: c9", 1)
+	_, err = Generate(Options{Deployment: "lab", ProjectDir: writeProject(t, bad), Hosts: hosts, OVN: true})
+	if err == nil || !strings.Contains(err.Error(), "set_gateway_chassis host c9 is not a host of the cluster (main, c1)") {
+		t.Fatalf("an unknown gateway chassis: %v", err)
+	}
+}

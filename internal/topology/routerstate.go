@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/testbedos/testbedos/internal/api"
 )
@@ -39,6 +40,9 @@ type RouterPort struct {
 	// Extra are further addresses of the port (dnat_and_snat external
 	// addresses on its subnet), CIDR.
 	Extra []string `json:"extra,omitempty"`
+	// GatewayChassis is the host the port is the router's gateway on
+	// (set_gateway_chassis, with distributed routers only).
+	GatewayChassis string `json:"gateway_chassis,omitempty"`
 }
 
 // StaticRoute is one route of a router.
@@ -124,8 +128,9 @@ func ExternalTable(deployment, sw string) string {
 
 // resolveRouters adds the routers and external switches to st. Routers run
 // on the main host; a router on a switch whose guests are on another host is
-// refused (routed switches spanning hosts are not supported yet).
-func (c *Config) resolveRouters(st *State, ps *problems, providers map[string]string) {
+// refused, unless the backend's routers are distributed (ovn), where a
+// router port may also name its gateway chassis.
+func (c *Config) resolveRouters(st *State, ps *problems, providers map[string]string, distributed bool) {
 	main := ""
 	for _, h := range st.Hosts {
 		if h.Main {
@@ -190,7 +195,9 @@ func (c *Config) resolveRouters(st *State, ps *problems, providers map[string]st
 			if sw == nil {
 				continue
 			}
-			c.onMainOnly(ps, fmt.Sprintf("%s.ports[%d].switch", rp, i), sw, main)
+			if !distributed {
+				c.onMainOnly(ps, fmt.Sprintf("%s.ports[%d].switch", rp, i), sw, main)
+			}
 			port := RouterPort{
 				Name:     p.Name,
 				Switch:   p.Switch,
@@ -201,6 +208,9 @@ func (c *Config) resolveRouters(st *State, ps *problems, providers map[string]st
 			}
 			if port.Name == "" {
 				port.Name = name + "-" + p.Switch
+			}
+			if distributed {
+				port.GatewayChassis = c.gatewayChassis(ps, st, fmt.Sprintf("%s.ports[%d].set_gateway_chassis", rp, i), p.SetGatewayChassis)
 			}
 			if mac, err := parseMAC(p.MAC); err == nil {
 				port.MAC = mac
@@ -281,6 +291,23 @@ func unusedRoute(name string, ports []RouterPort, byName map[string]*Switch, pfx
 
 // onMainOnly refuses a router (or external side) on a switch whose guests
 // are on a host other than the main: the router runs on the main only.
+// gatewayChassis is the host a router port's set_gateway_chassis names,
+// which must be one of the cluster's hosts; "" when none is named.
+func (c *Config) gatewayChassis(ps *problems, st *State, field, host string) string {
+	if host == "" {
+		return ""
+	}
+	var names []string
+	for _, h := range st.Hosts {
+		if h.Name == host {
+			return host
+		}
+		names = append(names, h.Name)
+	}
+	ps.addf(field, "host %s is not a host of the cluster (%s)", host, strings.Join(names, ", "))
+	return ""
+}
+
 func (c *Config) onMainOnly(ps *problems, field string, sw *Switch, main string) {
 	for _, h := range sw.Hosts {
 		if h != main {

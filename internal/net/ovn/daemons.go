@@ -72,6 +72,12 @@ type Daemons struct {
 	Netns string
 	// SBListen are further remotes of the southbound database.
 	SBListen []string
+	// TLS are the SSL files of the southbound database (with SBListen) or,
+	// on a chassis, of ovn-controller.
+	TLS *TLSFiles
+	// Chassis: these daemons are a chassis of another host's OVN; at Stop
+	// ovn-controller removes its chassis from the southbound database.
+	Chassis bool
 
 	mu       sync.Mutex
 	procs    []*proc
@@ -89,6 +95,8 @@ type proc struct {
 	// row that came within quickExit of a start.
 	started time.Time
 	quick   int
+	// restart: Restart ended it, to be started again at once.
+	restart bool
 }
 
 // A daemon that exits within quickExit of its start maxQuick times in a
@@ -190,6 +198,9 @@ func (d *Daemons) startDBs(ctx context.Context, dbs []dbFile) error {
 			for _, r := range d.SBListen {
 				args = append(args, "--remote="+r)
 			}
+			if len(d.SBListen) > 0 {
+				args = append(args, d.TLS.args()...)
+			}
 		}
 		if err := d.start(ctx, name, "ovsdb-server", args, db.sock); err != nil {
 			return err
@@ -207,7 +218,11 @@ func (d *Daemons) StartSwitch(ctx context.Context) error {
 	}
 	// ovn-controller takes no --unixctl: its control socket goes to
 	// OVN_RUNDIR.
-	return d.start(ctx, "ovn-controller", "ovn-controller", []string{ep.OVS}, "")
+	args := []string{ep.OVS}
+	if d.Chassis {
+		args = append(args, d.TLS.args()...)
+	}
+	return d.start(ctx, "ovn-controller", "ovn-controller", args, "")
 }
 
 // start runs one daemon with its pid and log files under d.Dir, ending
@@ -270,8 +285,9 @@ func (d *Daemons) run(p *proc) error {
 		err := cmd.Wait()
 		close(done)
 		d.mu.Lock()
-		stopping := d.stopping
-		if time.Since(p.started) < quickExit {
+		stopping, restart := d.stopping, p.restart
+		p.restart = false
+		if time.Since(p.started) < quickExit && !restart {
 			p.quick++
 		} else {
 			p.quick = 0
@@ -279,6 +295,16 @@ func (d *Daemons) run(p *proc) error {
 		quick := p.quick
 		d.mu.Unlock()
 		if stopping {
+			return
+		}
+		if restart {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if !d.stopping {
+				if err := d.run(p); err != nil {
+					d.log().Error("OVS/OVN daemon could not be started again", "daemon", p.name, "err", err)
+				}
+			}
 			return
 		}
 		if quick >= maxQuick {
@@ -317,6 +343,9 @@ func (d *Daemons) Stop() {
 	d.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
 		p := procs[i]
+		if d.Chassis && p.name == "ovn-controller" {
+			d.leave(p)
+		}
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
@@ -324,6 +353,57 @@ func (d *Daemons) Stop() {
 			p.cmd.Process.Kill()
 			<-p.done
 		}
+	}
+}
+
+// Restart ends the daemon name and starts it again (ovsdb-server reads
+// the certificates it trusts only at start); its clients reconnect.
+func (d *Daemons) Restart(ctx context.Context, name string) error {
+	d.mu.Lock()
+	var p *proc
+	for _, q := range d.procs {
+		if q.name == name {
+			p = q
+		}
+	}
+	if p == nil || d.stopping {
+		d.mu.Unlock()
+		return fmt.Errorf("no daemon %s to restart", name)
+	}
+	p.restart = true
+	done := p.done
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	d.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	sock := filepath.Join(d.Dir, name+".sock")
+	for !answers("unix:" + sock) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not start again: %w", name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// leave has a chassis's ovn-controller exit by its control socket, which
+// removes its Chassis row from the southbound database (a SIGTERM leaves
+// it); it waits up to five seconds.
+func (d *Daemons) leave(p *proc) {
+	ctl := filepath.Join(d.Dir, fmt.Sprintf("ovn-controller.%d.ctl", p.cmd.Process.Pid))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "ovn-appctl", "-t", ctl, "exit").CombinedOutput(); err != nil {
+		d.log().Warn("ovn-controller did not leave the southbound database", "err", err, "out", strings.TrimSpace(string(out)))
+		return
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
 	}
 }
 

@@ -27,6 +27,17 @@ func (h *Host) BindPort(ctx context.Context, ifc topology.Interface) error {
 	return h.OVN.AttachPort(ctx, ifc.HostName, ifc.Bridge, ifc.HostName)
 }
 
+// UnbindPorts removes the integration bridge's ports of the host ends of
+// ifaces (a guest destroyed on a client, whose switches' rows are the
+// main's); missing ones are fine.
+func (h *Host) UnbindPorts(ctx context.Context, ifaces []topology.Interface) error {
+	names := map[string]bool{}
+	for _, ifc := range ifaces {
+		names[ifc.HostName] = true
+	}
+	return h.OVN.DeletePorts(ctx, func(name string) bool { return names[name] })
+}
+
 // GuestTxOffloadOff implements guest.PortBinder: on the userspace datapath.
 func (h *Host) GuestTxOffloadOff() bool { return h.OVN.Userspace() }
 

@@ -27,6 +27,10 @@ type SwitchSpec struct {
 	DHCP *DHCPSpec `json:"dhcp,omitempty"`
 	// DNS maps names to addresses that OVN answers on this switch.
 	DNS map[string]string `json:"dns,omitempty"`
+	// DynamicDNS names the guest behind each logical port of the
+	// deployment whose address OVN assigns ("MAC dynamic"): once OVN has,
+	// the name resolves to it too (dns.go).
+	DynamicDNS map[string]string `json:"dynamic_dns,omitempty"`
 	// Provider, when set, joins the switch to the host through a localnet
 	// port on that provider network (provider.go).
 	Provider *ProviderSpec `json:"provider,omitempty"`
@@ -91,8 +95,8 @@ func (n *Network) PutSwitch(ctx context.Context, spec SwitchSpec) error {
 		dhcp = "dhcp"
 		rows = append(rows, &DHCPOptions{UUID: dhcp, CIDR: spec.DHCP.CIDR, Options: spec.DHCP.Options, ExternalIDs: ids})
 	}
-	if len(spec.DNS) > 0 {
-		rows = append(rows, &DNS{UUID: "dns", Records: spec.DNS, ExternalIDs: ids})
+	if len(spec.DNS) > 0 || len(spec.DynamicDNS) > 0 {
+		rows = append(rows, &DNS{UUID: "dns", Records: maps.Clone(spec.DNS), ExternalIDs: ids})
 		ls.DNSRecords = []string{"dns"}
 	}
 	for i, p := range spec.Ports {
@@ -123,6 +127,9 @@ func (n *Network) PutSwitch(ctx context.Context, spec SwitchSpec) error {
 	_, err = transact(ctx, n.nb, append(ops, create...)...)
 	if err != nil {
 		return fmt.Errorf("logical switch %s: %w", spec.Name, err)
+	}
+	if err := n.fillDynamicDNS(ctx, spec); err != nil {
+		return err
 	}
 	if spec.HostPort {
 		return n.ensureHostPort(ctx, spec.Name)

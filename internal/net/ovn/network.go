@@ -37,7 +37,37 @@ type Options struct {
 	// SBListen are further remotes of the southbound database
 	// ("ptcp:6642:10.0.0.1"), for other chassis.
 	SBListen []string
+	// BridgeMappings are host.json's provider networks: network name →
+	// the OVS bridge a localnet port naming it reaches (provider.go).
+	BridgeMappings map[string]string
+	// TLS, when set, are the files of the southbound database's SSL: on
+	// the main its ovsdb-server's (SBListen with pssl:), on a chassis
+	// ovn-controller's (a southbound at ssl:).
+	TLS *TLSFiles
+	// Underlay, when set, is the host's underlay link whose address
+	// Geneve leaves from: on the userspace datapath it moves onto an OVS
+	// bridge of its own (AddUnderlay) once OVS runs, and back at Close.
+	Underlay *Underlay
 }
+
+// TLSFiles are SSL's files for OVSDB connections: this host's private key
+// and certificate, and the certificates it trusts (CA).
+type TLSFiles struct{ Key, Cert, CA string }
+
+// args are the daemons' SSL options.
+func (t *TLSFiles) args() []string {
+	if t == nil {
+		return nil
+	}
+	return []string{"--private-key=" + t.Key, "--certificate=" + t.Cert, "--ca-cert=" + t.CA}
+}
+
+// Underlay is the host's underlay link: NIC, its address CIDR, and the
+// OVS bridge the address moves to (UnderlayBridge by default).
+type Underlay struct{ Bridge, NIC, CIDR string }
+
+// UnderlayBridge is the OVS bridge the underlay address moves onto.
+const UnderlayBridge = "br-phy"
 
 // Network is one host's OVS and OVN.
 type Network struct {
@@ -53,6 +83,10 @@ type Network struct {
 	// netns is the named network namespace the daemons run in; "" for
 	// this process's.
 	netns string
+	// mappings are host.json's provider networks (Options.BridgeMappings).
+	mappings map[string]string
+	// underlay is the link moved onto an OVS bridge, moved back at Close.
+	underlay *Underlay
 }
 
 // KernelDatapath reports whether the kernel has the openvswitch module;
@@ -67,13 +101,13 @@ func KernelDatapath() bool {
 // up as a chassis of its own southbound database. Close stops what Open
 // started.
 func Open(ctx context.Context, o Options) (*Network, error) {
-	n := &Network{netdev: !KernelDatapath(), ep: HostEndpoints(), netns: o.Netns}
+	n := &Network{netdev: !KernelDatapath(), ep: HostEndpoints(), netns: o.Netns, mappings: o.BridgeMappings}
 	own := o.Netns != "" || !answers(n.ep.OVS) || !answers(n.ep.NB)
 	if own {
 		if o.Dir == "" {
 			return nil, errors.New("ovn: the host's OVS and OVN do not run, and no folder was given to run them from")
 		}
-		n.daemons = &Daemons{Dir: o.Dir, Logger: o.Logger, Netns: o.Netns, SBListen: o.SBListen}
+		n.daemons = &Daemons{Dir: o.Dir, Logger: o.Logger, Netns: o.Netns, SBListen: o.SBListen, TLS: o.TLS}
 		n.ep = n.daemons.Endpoints()
 		if err := n.daemons.StartDatabases(ctx); err != nil {
 			n.daemons.Stop()
@@ -98,6 +132,9 @@ func (n *Network) open(ctx context.Context, o Options, own bool) error {
 			return err
 		}
 		if err := n.daemons.StartSwitch(ctx); err != nil {
+			return err
+		}
+		if err := n.moveUnderlay(ctx, o.Underlay); err != nil {
 			return err
 		}
 	}
@@ -174,16 +211,17 @@ func (n *Network) switchConfig() (*OpenvSwitch, error) {
 }
 
 // OpenChassis runs, under o.Dir (in o.Netns when set), Open vSwitch and an
-// ovn-controller joined to the southbound database at sb ("tcp:IP:6642"),
-// with Geneve from o.EncapIP: a host whose logical network another host's
-// OVN holds. It has no northbound database: the logical-object methods are
-// not for it.
+// ovn-controller joined to the southbound database at sb ("tcp:IP:6642",
+// or "ssl:IP:6642" with o.TLS), with Geneve from o.EncapIP: a host whose
+// logical network another host's OVN holds. It has no northbound database:
+// the logical-object methods are not for it. Close has ovn-controller
+// remove its chassis from the southbound database.
 func OpenChassis(ctx context.Context, o Options, sb string) (*Network, error) {
 	if o.Dir == "" || sb == "" {
 		return nil, errors.New("ovn: a chassis needs a folder and the southbound database's address")
 	}
-	n := &Network{netdev: !KernelDatapath(), netns: o.Netns}
-	n.daemons = &Daemons{Dir: o.Dir, Logger: o.Logger, Netns: o.Netns}
+	n := &Network{netdev: !KernelDatapath(), netns: o.Netns, mappings: o.BridgeMappings}
+	n.daemons = &Daemons{Dir: o.Dir, Logger: o.Logger, Netns: o.Netns, TLS: o.TLS, Chassis: true}
 	n.ep = n.daemons.Endpoints()
 	err := n.daemons.StartOVS(ctx)
 	if err == nil {
@@ -195,12 +233,24 @@ func OpenChassis(ctx context.Context, o Options, sb string) (*Network, error) {
 	if err == nil {
 		err = n.daemons.StartSwitch(ctx)
 	}
+	if err == nil {
+		err = n.moveUnderlay(ctx, o.Underlay)
+	}
 	if err != nil {
 		n.Close()
 		return nil, fmt.Errorf("ovn chassis: %w", err)
 	}
 	n.chassis = o.Chassis
 	return n, nil
+}
+
+// ReloadSouthboundTLS starts the southbound database again, so that it
+// trusts the certificates its CA file holds now (a member that joined).
+func (n *Network) ReloadSouthboundTLS(ctx context.Context) error {
+	if n.daemons == nil {
+		return errors.New("ovn: the host's own southbound database is not this server's to restart")
+	}
+	return n.daemons.Restart(ctx, "ovnsb_db")
 }
 
 // Chassis is this host's chassis name.
@@ -219,8 +269,10 @@ func (n *Network) RunDir() string { return n.ep.Run }
 // LogFile is the log of one of the daemons this package started.
 func (n *Network) LogFile(daemon string) string { return filepath.Join(n.ep.Run, daemon+".log") }
 
-// Close disconnects and stops the daemons Open started.
+// Close disconnects and stops the daemons Open started; an underlay
+// address moved onto an OVS bridge goes back to its link.
 func (n *Network) Close() {
+	defer n.restoreUnderlay() // after ovn-controller has left
 	if n.nb != nil {
 		n.nb.Close()
 	}

@@ -82,16 +82,25 @@ func (n *Network) Ports(ls string) []string {
 // deletePorts removes the integration bridge's ports bound to logical
 // switch ls.
 func (n *Network) deletePorts(ctx context.Context, ls string) error {
+	return n.deletePortsWhere(ctx, func(p *Port) bool { return ownedBy(p.ExternalIDs, ls) })
+}
+
+// DeletePorts removes the integration bridge's ports whose names match.
+func (n *Network) DeletePorts(ctx context.Context, match func(name string) bool) error {
+	return n.deletePortsWhere(ctx, func(p *Port) bool { return match(p.Name) })
+}
+
+func (n *Network) deletePortsWhere(ctx context.Context, match func(*Port) bool) error {
 	br, err := n.bridgeRow(IntegrationBridge)
 	if err != nil {
 		return nil // no bridge, no ports
 	}
-	ops, err := n.deletePortOps(br, func(p *Port) bool { return ownedBy(p.ExternalIDs, ls) })
+	ops, err := n.deletePortOps(br, match)
 	if err != nil {
 		return err
 	}
 	if _, err := transact(ctx, n.ovs, ops...); err != nil {
-		return fmt.Errorf("ports of %s on %s: %w", ls, IntegrationBridge, err)
+		return fmt.Errorf("ports on %s: %w", IntegrationBridge, err)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/testbedos/testbedos/internal/topology"
 )
 
 // A provider network joins a logical switch to the host: the switch's
@@ -29,6 +31,28 @@ type ProviderSpec struct {
 	// Own: the bridge and its mapping are this switch's (made and removed
 	// with it); otherwise a mapping of the host's own that is only used.
 	Own bool `json:"own"`
+	// Shared: a provider network of the host (host.json's
+	// bridge_mappings), which every deployment naming it uses; Bridge is
+	// then the mapped one (ProviderBridge), and only a bridge this package
+	// made is ever removed.
+	Shared bool `json:"shared,omitempty"`
+}
+
+// ProviderBridge is the OVS bridge provider network net is mapped to:
+// host.json's bridge_mappings, or a bridge named for the network.
+func (n *Network) ProviderBridge(net string) string {
+	if br := n.mappings[net]; br != "" {
+		return br
+	}
+	return topology.ProviderBridgeName(net)
+}
+
+// resolve fills a shared provider network's bridge from the mappings.
+func (n *Network) resolve(p ProviderSpec) ProviderSpec {
+	if p.Shared {
+		p.Bridge = n.ProviderBridge(p.Network)
+	}
+	return p
 }
 
 const mappingsKey = "ovn-bridge-mappings"
@@ -76,6 +100,7 @@ func (n *Network) EnsureProvider(ctx context.Context, p ProviderSpec) error {
 	if !p.Own {
 		return nil
 	}
+	p = n.resolve(p)
 	row, err := n.switchConfig()
 	if err != nil {
 		return err
@@ -186,9 +211,14 @@ func (n *Network) DeleteProvider(ctx context.Context, p ProviderSpec) error {
 	if !p.Own {
 		return nil
 	}
+	p = n.resolve(p)
 	row, err := n.switchConfig()
 	if err != nil {
 		return err
+	}
+	br, brErr := n.bridgeRow(p.Bridge)
+	if p.Shared && (brErr != nil || br.ExternalIDs[KeyObject] != p.Network) {
+		return nil // the host's own bridge and mapping, not this package's
 	}
 	var ops []ovsdb.Operation
 	m := parseMappings(row.ExternalIDs[mappingsKey])
@@ -207,7 +237,7 @@ func (n *Network) DeleteProvider(ctx context.Context, p ProviderSpec) error {
 		}
 		ops = append(ops, upd...)
 	}
-	if br, err := n.bridgeRow(p.Bridge); err == nil {
+	if brErr == nil {
 		mut, err := n.ovs.Where(row).Mutate(row, model.Mutation{Field: &row.Bridges, Mutator: ovsdb.MutateOperationDelete, Value: []string{br.UUID}})
 		if err != nil {
 			return err
@@ -226,6 +256,6 @@ func (n *Network) HasProvider(p ProviderSpec) bool {
 	if !p.Own {
 		return true
 	}
-	_, err := n.bridgeRow(p.Bridge)
+	_, err := n.bridgeRow(n.resolve(p).Bridge)
 	return err == nil
 }
