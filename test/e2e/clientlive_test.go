@@ -224,11 +224,12 @@ func clientImpairments(t *testing.T, main *server, name string) {
 }
 
 // pingFrom pings ip three times from guest through exec and returns the
-// mean round trip.
-func pingFrom(s *server, name, guest, ip string) (time.Duration, error) {
+// mean round trip; extra are more ping flags (a packet size).
+func pingFrom(s *server, name, guest, ip string, extra ...string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := s.c.Exec(ctx, name, guest, api.ExecRequest{Command: []string{"ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", ip}, TimeoutS: 30})
+	argv := append(append([]string{"ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2"}, extra...), ip)
+	res, err := s.c.Exec(ctx, name, guest, api.ExecRequest{Command: argv, TimeoutS: 30})
 	if err != nil {
 		return 0, err
 	}

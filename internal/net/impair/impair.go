@@ -71,7 +71,9 @@ func SetImpairment(ctx context.Context, name string, imp Impairment) error {
 			Limit:       netemLimit,
 		})
 	}
-	if err := netlink.QdiscAdd(q); err != nil {
+	// Replace, not add: libvirt gives a VM's tap a root noqueue qdisc of
+	// its own, which an add cannot override.
+	if err := netlink.QdiscReplace(q); err != nil {
 		if q.Type() == "netem" && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP)) {
 			return fmt.Errorf("impair link %s: %w: delay, jitter, loss and corruption need it (load sch_netem, or use a kernel built with CONFIG_NET_SCH_NETEM); a rate limit alone works without it", name, ErrNoNetem)
 		}
