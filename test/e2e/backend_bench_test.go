@@ -142,14 +142,23 @@ network:
 `
 )
 
-// benchPair measures, between guests p1 and p2 of lab, the median ping RTT
-// of 50 echoes and the TCP throughput of 256 MiB.
+// benchPair brings lab up, measures between its guests p1 and p2
+// (measurePair) and brings it down.
 func benchPair(b *testing.B, s *server, lab, p2Addr string) (time.Duration, float64) {
 	name, run := benchLab(b, s, lab)
 	if err := run(api.CmdUp); err != nil {
 		b.Fatal(err)
 	}
-	p1, p2 := netnsPrefix(name)+"p1", netnsPrefix(name)+"p2"
+	rtt, rate := measurePair(b, netnsPrefix(name)+"p1", netnsPrefix(name)+"p2", p2Addr)
+	if err := run(api.CmdDown); err != nil {
+		b.Fatal(err)
+	}
+	return rtt, rate
+}
+
+// measurePair measures, from namespace p1 to namespace p2 holding p2Addr,
+// the median ping RTT of 50 echoes and the TCP throughput of 256 MiB.
+func measurePair(b *testing.B, p1, p2, p2Addr string) (time.Duration, float64) {
 	if err := nettest.Ping(p1, net.ParseIP(p2Addr), 10*time.Second); err != nil {
 		b.Fatal(err)
 	}
@@ -168,9 +177,6 @@ func benchPair(b *testing.B, s *server, lab, p2Addr string) (time.Duration, floa
 	}
 	rate, err := nettest.TCPThroughput(p1, p2, p2Addr+":7300", 256<<20)
 	if err != nil {
-		b.Fatal(err)
-	}
-	if err := run(api.CmdDown); err != nil {
 		b.Fatal(err)
 	}
 	return median(rtts), rate

@@ -265,7 +265,7 @@ func mustSucceed(t *testing.T, s *server, name string, req api.ActionRequest) []
 }
 
 // state reads the resolved state through the API.
-func state(t *testing.T, s *server, name string) topology.State {
+func state(t testing.TB, s *server, name string) topology.State {
 	t.Helper()
 	raw, err := s.c.State(context.Background(), name)
 	if err != nil {

@@ -107,7 +107,7 @@ func TestGuestsOverThreeHosts(t *testing.T) {
 
 // leftoversIn lists (and with !report, removes) the links of namespace ns
 // whose names start with prefix.
-func leftoversIn(t *testing.T, ns, prefix string, report bool) []string {
+func leftoversIn(t testing.TB, ns, prefix string, report bool) []string {
 	t.Helper()
 	out, err := exec.CommandContext(context.Background(), "ip", "-n", ns, "-o", "link", "show").Output()
 	if err != nil {
