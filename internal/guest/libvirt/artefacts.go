@@ -68,8 +68,20 @@ func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topo
 			return err
 		}
 		wrote = append(wrote, rel(dir, p.seed))
+		if spec.Context != "" {
+			tarball, err := contextTar(st.Project, spec.Context)
+			if err != nil {
+				return fmt.Errorf("guest %s: %w", g.Name, err)
+			}
+			if err := out.Write(p.contextTar, tarball, 0o600); err != nil {
+				return err
+			}
+			wrote = append(wrote, rel(dir, p.contextTar))
+		} else if err := out.Remove(p.contextTar); err != nil {
+			return err
+		}
 	} else {
-		for _, f := range []string{p.seed, p.hostKey, p.hostKey + ".pub"} {
+		for _, f := range []string{p.seed, p.hostKey, p.hostKey + ".pub", p.contextTar} {
 			if err := out.Remove(f); err != nil {
 				return err
 			}

@@ -157,6 +157,9 @@ func buildDomain(st *topology.State, g *topology.Guest, p paths, authorizedKey, 
 			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
 		},
 	}
+	if spec.TCPTTYPort > 0 {
+		dom.Devices.Serials = append(dom.Devices.Serials, tcpSerial(spec.TCPTTYPort))
+	}
 	for _, ifc := range g.Interfaces {
 		if ifc.Bridge == "" || ifc.MAC == "" || ifc.HostName == "" {
 			return domainDoc{}, fmt.Errorf("guest %s: interface %s: bridge, MAC and host name are required", g.Name, ifc.Name)
@@ -175,7 +178,9 @@ func buildDomain(st *topology.State, g *topology.Guest, p paths, authorizedKey, 
 	}
 	switch spec.Boot {
 	case topology.BootKernel:
-		cmdline, err := kernelCmdline(spec, g, authorizedKey)
+		kg := *g
+		kg.Interfaces = interfacesOf(st, g)
+		cmdline, err := kernelCmdline(spec, &kg, authorizedKey)
 		if err != nil {
 			return domainDoc{}, err
 		}

@@ -226,6 +226,9 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	} else if !noDomain(err) {
 		return false, s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
 	}
+	if err := checkTTYPort(g); err != nil {
+		return false, err
+	}
 	if err := d.define(ctx, s, dep, g, dom, log); err != nil {
 		return false, err
 	}
@@ -293,7 +296,11 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err != nil {
 		return err
 	}
+	err = copyContext(ctx, client, g, p)
 	client.Close()
+	if err != nil {
+		return err
+	}
 	log.Printf("    guest %s: ready after %.1f s: SSH at %s%s", g.Name, time.Since(start).Seconds(), sshAddr(g), cloudInitText(status))
 	return nil
 }
@@ -326,7 +333,11 @@ func (d *Driver) startExisting(ctx context.Context, s *session, dep guest.Deploy
 	if err != nil {
 		return err
 	}
+	err = copyContext(ctx, client, g, d.depPaths(dep, g))
 	client.Close()
+	if err != nil {
+		return err
+	}
 	log.Printf("    guest %s: ready: SSH at %s%s", g.Name, sshAddr(g), cloudInitText(status))
 	return nil
 }
@@ -402,6 +413,7 @@ type paths struct {
 	console    string
 	knownHosts string // host key learnt on first use
 	hostKey    string // host key made by generate-artefacts (cloud_image)
+	contextTar string // cloud_image's context, packed by generate-artefacts
 	sshHelper  string
 	poolDir    string // <disks>/<deployment>
 }
@@ -432,6 +444,7 @@ func (d *Driver) pathsOf(art, deployment string, g *topology.Guest) paths {
 		console:    filepath.Join(dir, "console.log"),
 		knownHosts: filepath.Join(dir, "known_hosts"),
 		hostKey:    filepath.Join(dir, "ssh_host_ed25519_key"),
+		contextTar: filepath.Join(dir, "context.tar"),
 		sshHelper:  filepath.Join(dir, "ssh.sh"),
 		poolDir:    pool,
 	}
