@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,27 +73,30 @@ func BenchmarkCloudImageUp(b *testing.B) {
 	for _, n := range []int{1, 4} {
 		b.Run(fmt.Sprintf("VMs=%d", n), func(b *testing.B) {
 			name := cloudBenchLab(b, s, srv.ImageURL(), n)
+			var coldTook time.Duration
 			if cold {
 				cold = false
-				took, _ := timedUp(b, s, name)
-				b.ReportMetric(took.Seconds(), "cold-up-s")
+				coldTook, _, _ = timedUp(b, s, name)
 			}
 			var ours, bare time.Duration
+			var ourCPU, bareCPU float64
 			accel := ""
 			b.ResetTimer()
 			for range b.N {
-				took, log := timedUp(b, s, name)
+				took, log, cpu := timedUp(b, s, name)
 				ours += took
+				ourCPU += cpu
 				b.StopTimer()
 				accel = "kvm"
 				if strings.Contains(log, "qemu/TCG") {
 					accel = "tcg"
 				}
-				took, err := bareCloudBoot(ctx, b, qemu, accel, img.Path, s, name)
+				took, cpu, err := bareCloudBoot(ctx, b, qemu, accel, img.Path, s, name)
 				if err != nil {
 					b.Fatal(err)
 				}
 				bare += took
+				bareCPU += cpu
 				b.StartTimer()
 			}
 			b.StopTimer()
@@ -102,9 +107,14 @@ func BenchmarkCloudImageUp(b *testing.B) {
 			b.ReportMetric(per(ours), "s-to-ready")
 			b.ReportMetric(per(bare), "bare-qemu-s-to-ready")
 			b.ReportMetric(per(ours)/per(bare), "x-of-bare-qemu")
+			b.ReportMetric(ourCPU/float64(b.N), "qemu-cpu-s")
+			b.ReportMetric(bareCPU/float64(b.N), "bare-qemu-cpu-s")
+			if coldTook > 0 {
+				b.ReportMetric(coldTook.Seconds(), "cold-up-s")
+			}
 			b.ReportMetric(0, "ns/op")
-			b.Logf("%s: up of %d cloud-image VM(s) until all are ready: %.1f s; bare qemu: %.1f s (%.2fx)",
-				accel, n, per(ours), per(bare), per(ours)/per(bare))
+			b.Logf("%s: up of %d cloud-image VM(s) until all are ready: %.1f s (QEMU CPU %.1f s); bare qemu: %.1f s (CPU %.1f s) (%.2fx)",
+				accel, n, per(ours), ourCPU/float64(b.N), per(bare), bareCPU/float64(b.N), per(ours)/per(bare))
 		})
 	}
 }
@@ -142,14 +152,21 @@ func cloudBenchLab(b *testing.B, s *server, url string, n int) string {
 	return name
 }
 
-// timedUp runs up, then down untimed; it returns how long up took and its
-// log.
-func timedUp(b *testing.B, s *server, name string) (time.Duration, string) {
+// timedUp runs up, then down untimed; it returns how long up took, its
+// log and the CPU time its QEMU processes had used when it returned.
+func timedUp(b *testing.B, s *server, name string) (time.Duration, string, float64) {
 	start := time.Now()
 	lines, err := benchAction(b, s, name, api.ActionRequest{Command: api.Command{Name: api.CmdUp}})
 	took := time.Since(start)
 	if err != nil {
 		b.Fatal(err)
+	}
+	cpu := 0.0
+	for i, pid := range domainPIDs(name) {
+		cpu += cpuSeconds(b, pid)
+		if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil && i == 0 {
+			b.Logf("a guest's QEMU (pid %d) runs in the cgroups %s", pid, strings.ReplaceAll(strings.TrimSpace(string(cg)), "\n", " "))
+		}
 	}
 	log := strings.Join(lines, "\n")
 	if os.Getenv("TBOS_BENCH_LOG") != "" {
@@ -158,7 +175,53 @@ func timedUp(b *testing.B, s *server, name string) (time.Duration, string) {
 	if _, err := benchAction(b, s, name, api.ActionRequest{Command: api.Command{Name: api.CmdDown}}); err != nil {
 		b.Fatal(err)
 	}
-	return took, log
+	return took, log, cpu
+}
+
+// domainPIDs are the QEMU processes libvirt runs for the deployment.
+func domainPIDs(name string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(cmd, []byte("guest=tbos."+name+".")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// machineGroup mirrors where libvirt puts its QEMU processes on a host
+// without systemd: one cgroup (v1 cpu controller) for all of them, which
+// competes with the rest of the machine as one task group. The bare
+// QEMUs go into a group of their own with the same weight, so that under
+// other load both get the same share of the CPUs. It returns a function
+// that moves a process in, and one that removes the group; without the
+// machine group, both do nothing.
+func machineGroup(b *testing.B, name string) (join func(pid int), remove func()) {
+	nop := func(int) {}
+	shares, err := os.ReadFile("/sys/fs/cgroup/cpu/machine/cpu.shares")
+	if err != nil {
+		return nop, func() {}
+	}
+	dir := "/sys/fs/cgroup/cpu/tbos-bench-" + name
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.Logf("bare qemu stays in the root cgroup: %v", err)
+		return nop, func() {}
+	}
+	os.WriteFile(filepath.Join(dir, "cpu.shares"), shares, 0o644)
+	return func(pid int) {
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+				b.Logf("bare qemu %d: cgroup: %v", pid, err)
+			}
+		}, func() {
+			if err := os.Remove(dir); err != nil {
+				b.Logf("cgroup %s: %v", dir, err)
+			}
+		}
 }
 
 // bareCloudBoot boots every guest of the deployment with bare QEMU at
@@ -166,49 +229,69 @@ func timedUp(b *testing.B, s *server, name string) (time.Duration, string) {
 // forwarded from loopback by QEMU's user network; it returns when the last
 // one is ready (SSH answers and cloud-init is done). The overlays are made
 // inside the timing, as up makes its linked clones.
-func bareCloudBoot(ctx context.Context, b *testing.B, qemu, accel, image string, s *server, name string) (time.Duration, error) {
+func bareCloudBoot(ctx context.Context, b *testing.B, qemu, accel, image string, s *server, name string) (time.Duration, float64, error) {
 	raw, err := s.c.State(ctx, name)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var st topology.State
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	work := filepath.Join(s.dataDir, "generated", name)
 	key, err := sshkey.Load(work)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	dir := b.TempDir()
+	join, remove := machineGroup(b, name)
+	defer remove()
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		errs  []error
+		procs []*exec.Cmd
 	)
+	defer func() {
+		for _, p := range procs {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}()
 	start := time.Now()
 	for _, g := range st.Guests {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := bareGuest(ctx, qemu, accel, image, dir, work, g, key.Signer); err != nil {
-				mu.Lock()
+			p, err := bareGuest(ctx, qemu, accel, image, dir, work, g, key.Signer, join)
+			mu.Lock()
+			defer mu.Unlock()
+			if p != nil {
+				procs = append(procs, p)
+			}
+			if err != nil {
 				errs = append(errs, err)
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	took := time.Since(start)
 	if len(errs) > 0 {
-		return 0, errs[0]
+		return 0, 0, errs[0]
 	}
-	return time.Since(start), nil
+	cpu := 0.0
+	for _, p := range procs {
+		cpu += cpuSeconds(b, p.Process.Pid)
+	}
+	return took, cpu, nil
 }
 
-func bareGuest(ctx context.Context, qemu, accel, image, dir, work string, g topology.Guest, signer ssh.Signer) error {
+// bareGuest boots one guest and returns its QEMU, still running, once the
+// guest is ready.
+func bareGuest(ctx context.Context, qemu, accel, image, dir, work string, g topology.Guest, signer ssh.Signer, join func(int)) (*exec.Cmd, error) {
 	overlay := filepath.Join(dir, g.Name+".qcow2")
 	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image, overlay).CombinedOutput(); err != nil {
-		return fmt.Errorf("overlay: %v: %s", err, out)
+		return nil, fmt.Errorf("overlay: %v: %s", err, out)
 	}
 	port := 0
 	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
@@ -230,9 +313,9 @@ func bareGuest(ctx context.Context, qemu, accel, image, dir, work string, g topo
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	join(cmd.Process.Pid)
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	cfg := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
@@ -248,7 +331,7 @@ func bareGuest(ctx context.Context, qemu, accel, image, dir, work string, g topo
 				var exit *ssh.ExitError
 				if err == nil || errors.As(err, &exit) && exit.ExitStatus() <= 2 {
 					c.Close()
-					return nil
+					return cmd, nil
 				}
 			}
 			c.Close()
@@ -256,7 +339,7 @@ func bareGuest(ctx context.Context, qemu, accel, image, dir, work string, g topo
 		select {
 		case <-wctx.Done():
 			data, _ := os.ReadFile(console)
-			return fmt.Errorf("bare qemu %s: not ready: %w\n%s", g.Name, wctx.Err(), tailText(data, 2000))
+			return cmd, fmt.Errorf("bare qemu %s: not ready: %w\n%s", g.Name, wctx.Err(), tailText(data, 2000))
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -122,6 +122,9 @@ func TestDomainTCPConsole(t *testing.T) {
 	if tcp := sers[1].Source.TCP; tcp == nil || tcp.Mode != "bind" || tcp.Host != "127.0.0.1" || tcp.Service != "4601" || sers[1].Protocol.Type != "raw" {
 		t.Errorf("console port:\n%s", xml)
 	}
+	if c := doc.Devices.Controllers; len(c) != 1 || c[0].Type != "usb" || c[0].Model != "none" {
+		t.Errorf("the domain has a USB controller:\n%s", xml)
+	}
 	g.Libvirt.TCPTTYPort = 0
 	if doc, _ := buildDomain(st, g, p, "", ""); len(doc.Devices.Serials) != 1 {
 		t.Errorf("a console port without tcp_tty_port")
