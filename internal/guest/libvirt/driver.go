@@ -239,12 +239,11 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 // it; on error it removes all of that again.
 func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom domainDoc, log actlog.Log) (err error) {
 	spec, p := g.Libvirt, d.depPaths(dep, g)
-	domType, err := d.domainType(ctx, s, log)
-	if err != nil {
-		return err
-	}
-	setDomainType(dom, domType)
-	onPorts(dom, dep)
+	// The domain type (the first time a KVM probe boot of up to
+	// ProbeTimeout) is found, over a connection of its own, while the
+	// disk is made (the first time a download of the image).
+	domType := d.domainTypeAsync(ctx, log)
+	defer domType() // never leaves the probe running
 
 	defer func() {
 		if err == nil {
@@ -273,6 +272,12 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err != nil {
 		return err
 	}
+	t, err := domType()
+	if err != nil {
+		return err
+	}
+	setDomainType(dom, t)
+	onPorts(dom, dep)
 	xml, err := dom.Marshal()
 	if err != nil {
 		return fmt.Errorf("domain %s: %w", spec.Domain, err)
@@ -288,7 +293,7 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err := dep.BindPorts(ctx, g.Interfaces); err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	log.Printf("    guest %s: domain %s started (%s, %d vCPU, %d MiB, %s boot)", g.Name, spec.Domain, describeType(domType), spec.CPUs, spec.MemoryMB, spec.Boot)
+	log.Printf("    guest %s: domain %s started (%s, %d vCPU, %d MiB, %s boot)", g.Name, spec.Domain, describeType(t), spec.CPUs, spec.MemoryMB, spec.Boot)
 	if !waitsForSSH(spec) {
 		return nil
 	}
