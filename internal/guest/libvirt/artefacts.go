@@ -34,6 +34,13 @@ func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topo
 	if err != nil {
 		return err
 	}
+	// generate-artefacts is refused while the deployment is up, so a
+	// console port in use here is another program's.
+	if onMain(st, g) {
+		if err := checkTTYPort(g); err != nil {
+			return err
+		}
+	}
 	p := d.pathsOf(dir, st.Deployment, g)
 	// Folders QEMU opens files in (the seed) must be searchable by its
 	// unprivileged user; the disks folder is made at up.

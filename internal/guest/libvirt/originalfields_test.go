@@ -3,6 +3,7 @@ package libvirt
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +16,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/testbedos/testbedos/internal/guest/guesttest"
+	"github.com/testbedos/testbedos/internal/guest/sshkey"
 	"github.com/testbedos/testbedos/internal/topology"
 )
 
@@ -143,6 +146,23 @@ func TestTTYPortInUse(t *testing.T) {
 	g.Libvirt.TCPTTYPort = l.Addr().(*net.TCPAddr).Port
 	if err := checkTTYPort(g); err == nil || !strings.Contains(err.Error(), "tcp_tty_port "+strconv.Itoa(g.Libvirt.TCPTTYPort)+" is in use") {
 		t.Errorf("port in use: %v", err)
+	}
+	// generate-artefacts refuses it for a guest of the main host, not
+	// for one of a client host (whose ports it cannot see).
+	st, g := testState(t)
+	g.Libvirt.TCPTTYPort = l.Addr().(*net.TCPAddr).Port
+	out := testRoot(t)
+	if _, err := sshkey.Ensure(out, "c"); err != nil {
+		t.Fatal(err)
+	}
+	drv := New(Options{})
+	if err := drv.WriteArtefacts(context.Background(), st, g, out, &guesttest.Log{}); err == nil || !strings.Contains(err.Error(), "is in use") {
+		t.Errorf("generate-artefacts with the console port in use: %v", err)
+	}
+	st.Hosts = []topology.Host{{Name: "main", Main: true}, {Name: "c1"}}
+	g.Host = "c1"
+	if err := drv.WriteArtefacts(context.Background(), st, g, out, &guesttest.Log{}); err != nil {
+		t.Errorf("a client's guest: %v", err)
 	}
 	l.Close()
 	if err := checkTTYPort(g); err != nil {

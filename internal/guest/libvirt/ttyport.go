@@ -46,3 +46,14 @@ func checkTTYPort(g *topology.Guest) error {
 	}
 	return l.Close()
 }
+
+// onMain reports whether g runs on the main host, the one generating its
+// artefacts (a state without hosts has only that one).
+func onMain(st *topology.State, g *topology.Guest) bool {
+	for _, h := range st.Hosts {
+		if h.Name == g.Host {
+			return h.Main
+		}
+	}
+	return true
+}
