@@ -71,7 +71,12 @@ func contextTar(project, ref string) ([]byte, error) {
 			if err != nil {
 				return err
 			}
-			name := strings.TrimPrefix(strings.TrimPrefix(p, filepath.ToSlash(rel)), "/")
+			name := p
+			if top := filepath.ToSlash(rel); top != "." {
+				name = strings.TrimPrefix(strings.TrimPrefix(p, top), "/")
+			} else if p == "." {
+				name = ""
+			}
 			if name == "" || !(e.IsDir() || e.Type().IsRegular()) {
 				return nil
 			}

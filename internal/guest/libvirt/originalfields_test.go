@@ -212,6 +212,12 @@ func TestContextTar(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
+	// The whole project folder: names from its top, hidden ones too.
+	must(os.WriteFile(filepath.Join(project, ".hidden"), []byte("h"), 0o644))
+	data, err = contextTar(project, project)
+	if err != nil || !bytes.Contains(data, []byte("ctx/sub/run.sh")) || !bytes.Contains(data, []byte(".hidden")) {
+		t.Errorf("the project as context: %v", err)
+	}
 	// One file: named as in the project.
 	data, err = contextTar(project, filepath.Join(project, "ctx", "a.txt"))
 	if err != nil || !bytes.Contains(data, []byte("a.txt")) {
