@@ -27,6 +27,7 @@ type world struct {
 	allowed  map[string]bool
 	guests   map[string]bool
 	scripts  []string
+	ran      []string // the scripts' file names, in order
 	failOn   string   // guest whose Create fails
 	made     []string // guests Create made, in order
 	scriptRC map[string]error
@@ -88,6 +89,7 @@ func (w *world) Create(ctx context.Context, dep guest.Deployment, g *topology.Gu
 func (w *world) RunScript(ctx context.Context, dep guest.Deployment, g *topology.Guest, script string, log actlog.Log) error {
 	w.mu.Lock()
 	w.scripts = append(w.scripts, g.Name)
+	w.ran = append(w.ran, filepath.Base(script))
 	block := w.block
 	err := w.scriptRC[g.Name]
 	w.mu.Unlock()

@@ -242,11 +242,17 @@ func (u *upRun) scriptItems() []item {
 	for _, pg := range u.guests {
 		g := pg.g
 		var scripts []string
-		if g.SetupScript != "" {
-			scripts = append(scripts, g.SetupScript)
+		if pg.fresh || u.opts.RerunScripts {
+			if g.SetupScript != "" {
+				scripts = append(scripts, g.SetupScript)
+			}
+			scripts = append(scripts, g.CloneScripts...)
 		}
-		scripts = append(scripts, g.CloneScripts...)
-		if len(scripts) == 0 || pg.stopped || !pg.fresh && !u.opts.RerunScripts {
+		// A cloud image's run_script runs at every up, after the setup.
+		if g.Libvirt != nil && g.Libvirt.RunScript != "" {
+			scripts = append(scripts, g.Libvirt.RunScript)
+		}
+		if len(scripts) == 0 || pg.stopped {
 			continue
 		}
 		items = append(items, func(ctx context.Context) error {

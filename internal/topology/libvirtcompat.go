@@ -120,16 +120,7 @@ func (c *Config) unusedFieldNotes(st *State) {
 			}
 		}
 		if l := m.Libvirt; l != nil {
-			add("libvirt.username", l.Username != "")
-			add("libvirt.password", l.Password != "")
-			add("libvirt.static_ip", l.StaticIP != "")
-			add("libvirt.tcp_tty_port", l.TCPTTYPort != 0)
 			const tp = "libvirt.libvirt_type."
-			if ci := l.Type.CloudImage; ci != nil {
-				add(tp+"cloud_image.run_script", ci.RunScript != "")
-				add(tp+"cloud_image.environment", len(ci.Environment) > 0)
-				add(tp+"cloud_image.context", ci.Context != "")
-			}
 			if d := l.Type.ExistingDisk; d != nil {
 				add(tp+"existing_disk.device_type", d.DeviceType == DeviceCDROM)
 				add(tp+"existing_disk.readonly", d.ReadOnly)

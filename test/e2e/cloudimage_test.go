@@ -19,8 +19,9 @@ import (
 )
 
 // cloudLab: four Debian 12 cloud-image VMs (vm2 by DHCP from r1) and a
-// namespace on one switch. IMAGE and SUM are the test server's image URL
-// and its sha256.
+// namespace on one switch; vm1 has the original's user, password, console
+// port, run script, environment and context. IMAGE and SUM are the test
+// server's image URL and its sha256, TTYPORT a free loopback port.
 const cloudLab = `machines:
   - name: vm1
     network: [{switch: sw0, ip: 10.0.0.11, gateway: 10.0.0.1}]
@@ -28,8 +29,17 @@ const cloudLab = `machines:
       cpus: 1
       memory_mb: 384
       setup_script: vm-setup.sh
+      username: alice
+      password: "pw of alice"
+      tcp_tty_port: TTYPORT
       libvirt_type:
-        cloud_image: {url: "IMAGE", sha256: SUM, expand_gigabytes: 2}
+        cloud_image:
+          url: "IMAGE"
+          sha256: SUM
+          expand_gigabytes: 2
+          run_script: vm-run.sh
+          environment: {ROLE: "web server"}
+          context: ctx
   - name: vm2
     network: [{switch: sw0, ip: dynamic}]
     libvirt:
@@ -98,9 +108,12 @@ func TestCloudImageLab(t *testing.T) {
 		os.MkdirAll(d, 0o755)
 		os.Chmod(d, 0o755)
 	}
-	yaml := strings.NewReplacer("IMAGE", srv.ImageURL(), "SUM", img.SHA256).Replace(cloudLab)
+	ttyPort := freePort(t)
+	yaml := strings.NewReplacer("IMAGE", srv.ImageURL(), "SUM", img.SHA256, "TTYPORT", strconv.Itoa(ttyPort)).Replace(cloudLab)
 	dir := vmProject(t, yaml, map[string]string{
-		"vm-setup.sh": "#!/bin/sh\ncloud-init status | tee /root/setup-marker\necho \"setup of $TESTBEDOS_GUEST done\" >> /root/setup-marker\n",
+		"vm-setup.sh":       "#!/bin/sh\ncloud-init status | tee /root/setup-marker\necho \"setup of $TESTBEDOS_GUEST done\" >> /root/setup-marker\n",
+		"vm-run.sh":         "#!/bin/sh\nset -e\ntest -s /root/setup-marker\necho \"run as $ROLE: $(cat /etc/nocloud/context/sub/hello.txt)\" > /root/run-marker\n",
+		"ctx/sub/hello.txt": "hello from the context\n",
 	})
 	name := vmDeployment(t, s, "ci", dir)
 	mustSucceed(t, s, name, cmd(api.CmdGenerateArtefacts))
@@ -178,6 +191,25 @@ func TestCloudImageLab(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "status: done") || !strings.Contains(out, "setup of vm1 done") {
 		t.Errorf("exec cat marker: %d %q", code, out)
 	}
+	// The original's fields: run_script after setup with the environment
+	// and the context, the password's hash in place, a login prompt on the
+	// console port.
+	if got := ssh.run("vm1", "cat /root/run-marker"); got != "run as web server: hello from the context" {
+		t.Errorf("run_script marker: %q", got)
+	}
+	if got := ssh.run("vm1", "getent shadow alice | cut -d: -f2 | cut -c1-3; sudo -l -U alice | grep -c NOPASSWD"); got != "$6$\n1" {
+		t.Errorf("alice's password hash and sudo: %q", got)
+	}
+	if strings.Contains(log, "pw of alice") {
+		t.Error("the action log holds the password")
+	}
+	tty, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ttyPort)), 10*time.Second)
+	if err != nil {
+		t.Fatalf("console port: %v", err)
+	}
+	tty.Write([]byte("\r\n"))
+	readUntil(t, tty, "vm1 login:")
+	tty.Close()
 	// The root grew by expand_gigabytes (the image's disk is 1.5 GiB).
 	if mb, err := strconv.Atoi(ssh.run("vm1", "df -BM --output=size / | tail -n 1 | tr -dc 0-9")); err != nil || mb < 3000 {
 		t.Errorf("vm1's root is %d MiB (%v), want more than 3000 after expand_gigabytes 2", mb, err)
@@ -258,4 +290,15 @@ func linesWith(lines []string, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// freePort is a loopback TCP port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -200,6 +200,9 @@ func project(t *testing.T, yaml string, files map[string]string) string {
 		if strings.HasSuffix(name, ".sh") {
 			mode = 0o755
 		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
 			t.Fatal(err)
 		}

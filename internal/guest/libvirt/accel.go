@@ -41,6 +41,24 @@ func (d *Driver) DomainType(ctx context.Context, log actlog.Log) (string, error)
 	return d.domainType(ctx, s, log)
 }
 
+// domainTypeAsync starts DomainType and returns a function that waits for
+// its answer (every call returns the same).
+func (d *Driver) domainTypeAsync(ctx context.Context, log actlog.Log) func() (string, error) {
+	var (
+		t    string
+		err  error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		t, err = d.DomainType(ctx, log)
+	}()
+	return func() (string, error) {
+		<-done
+		return t, err
+	}
+}
+
 // domainType is the <domain type> guests get: the override when one is
 // set, else kvm if a kernel really boots under KVM here, else qemu. The
 // probe runs once per process; callers meanwhile wait for it.

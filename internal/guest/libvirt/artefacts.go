@@ -34,6 +34,13 @@ func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topo
 	if err != nil {
 		return err
 	}
+	// generate-artefacts is refused while the deployment is up, so a
+	// console port in use here is another program's.
+	if onMain(st, g) {
+		if err := checkTTYPort(g); err != nil {
+			return err
+		}
+	}
 	p := d.pathsOf(dir, st.Deployment, g)
 	// Folders QEMU opens files in (the seed) must be searchable by its
 	// unprivileged user; the disks folder is made at up.
@@ -68,8 +75,20 @@ func (d *Driver) WriteArtefacts(ctx context.Context, st *topology.State, g *topo
 			return err
 		}
 		wrote = append(wrote, rel(dir, p.seed))
+		if spec.Context != "" {
+			tarball, err := contextTar(st.Project, spec.Context)
+			if err != nil {
+				return fmt.Errorf("guest %s: %w", g.Name, err)
+			}
+			if err := out.Write(p.contextTar, tarball, 0o600); err != nil {
+				return err
+			}
+			wrote = append(wrote, rel(dir, p.contextTar))
+		} else if err := out.Remove(p.contextTar); err != nil {
+			return err
+		}
 	} else {
-		for _, f := range []string{p.seed, p.hostKey, p.hostKey + ".pub"} {
+		for _, f := range []string{p.seed, p.hostKey, p.hostKey + ".pub", p.contextTar} {
 			if err := out.Remove(f); err != nil {
 				return err
 			}

@@ -20,6 +20,9 @@ type (
 	cloudMeta struct {
 		InstanceID    string `yaml:"instance-id"`
 		LocalHostname string `yaml:"local-hostname"`
+		// Environment is cloud_image's, where the original puts it: a
+		// guest reads it with cloud-init query ds.meta_data.environment.
+		Environment map[string]string `yaml:"environment,omitempty"`
 	}
 	cloudConfig struct {
 		Hostname         string            `yaml:"hostname"`
@@ -35,6 +38,7 @@ type (
 		SSHAuthorizedKeys []string    `yaml:"ssh_authorized_keys"`
 		Users             []any       `yaml:"users"`
 		WriteFiles        []cloudFile `yaml:"write_files,omitempty"`
+		RunCmd            [][]string  `yaml:"runcmd,omitempty"`
 	}
 	cloudFile struct {
 		Path        string `yaml:"path"`
@@ -42,10 +46,13 @@ type (
 		Permissions string `yaml:"permissions"`
 	}
 	cloudUserEntry struct {
-		Name              string   `yaml:"name"`
-		Gecos             string   `yaml:"gecos"`
-		Sudo              string   `yaml:"sudo"`
-		LockPasswd        bool     `yaml:"lock_passwd"`
+		Name       string `yaml:"name"`
+		Gecos      string `yaml:"gecos"`
+		Sudo       string `yaml:"sudo"`
+		Shell      string `yaml:"shell"`
+		LockPasswd bool   `yaml:"lock_passwd"`
+		// Passwd is the password's SHA-512 crypt hash (libvirt.password).
+		Passwd            string   `yaml:"passwd,omitempty"`
 		SSHAuthorizedKeys []string `yaml:"ssh_authorized_keys"`
 	}
 	netConfig struct {
@@ -66,16 +73,28 @@ type (
 	}
 )
 
-// cloudFiles are the seed's files: meta-data, user-data (hostname, root and
-// a sudo user with the deployment's key, the host key made for the guest)
-// and network-config (version 2: every NIC matched by MAC, named as in the
-// state, with its address and the default route).
+// cloudFiles are the seed's files: meta-data (with cloud_image's
+// environment), user-data (hostname, root and a sudo user with the
+// deployment's key and libvirt's username and password, the host key made
+// for the guest, a login on the console port) and network-config (version
+// 2: every NIC matched by MAC, named as in the state, with its address and
+// the default route).
 func cloudFiles(st *topology.State, g *topology.Guest, authorizedKey string, hostKey hostKeyPair) ([]fatFile, error) {
-	meta, err := yaml.Marshal(cloudMeta{InstanceID: topology.DomainName(st.Deployment, g.Name), LocalHostname: g.Name})
+	spec := g.Libvirt
+	meta, err := yaml.Marshal(cloudMeta{InstanceID: topology.DomainName(st.Deployment, g.Name), LocalHostname: g.Name, Environment: spec.Environment})
 	if err != nil {
 		return nil, err
 	}
 	keys := []string{authorizedKey}
+	login, err := loginUser(spec, keys)
+	if err != nil {
+		return nil, err
+	}
+	var runcmd [][]string
+	if spec.TCPTTYPort > 0 {
+		// The console port is the second serial port: a login there too.
+		runcmd = append(runcmd, []string{"systemctl", "enable", "--now", "serial-getty@" + ttyTCPDevice + ".service"})
+	}
 	// With the management network, /etc/hosts is written once with the
 	// deployment's names instead of being managed by cloud-init (which
 	// would rewrite it at every boot without them).
@@ -96,15 +115,14 @@ func cloudFiles(st *topology.State, g *topology.Guest, authorizedKey string, hos
 		SSHKeys:           map[string]string{"ed25519_private": string(hostKey.pem), "ed25519_public": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey.signer.PublicKey())))},
 		SSHGenKeyTypes:    []string{"ed25519"},
 		SSHAuthorizedKeys: keys,
-		Users: []any{"default", cloudUserEntry{
-			Name: cloudUser, Gecos: "TestbedOS", Sudo: "ALL=(ALL) NOPASSWD:ALL", LockPasswd: true, SSHAuthorizedKeys: keys,
-		}},
+		Users:             []any{"default", login},
+		RunCmd:            runcmd,
 	})
 	if err != nil {
 		return nil, err
 	}
 	nc := netConfig{Version: 2, Ethernets: map[string]netEthernet{}}
-	for _, ifc := range g.Interfaces {
+	for _, ifc := range interfacesOf(st, g) {
 		e := netEthernet{Match: map[string]string{"macaddress": ifc.MAC}, SetName: ifc.Name}
 		if ifc.Address != "" {
 			e.Addresses = []string{ifc.Address}
@@ -128,6 +146,53 @@ func cloudFiles(st *topology.State, g *topology.Guest, authorizedKey string, hos
 		{Name: "user-data", Data: append([]byte("#cloud-config\n"), user...)},
 		{Name: "network-config", Data: network},
 	}, nil
+}
+
+// loginUser is the sudo user cloud-init makes: libvirt's username (else
+// testbedos) with the deployment's key and, with a password, its hash
+// (a login on the console; SSH keeps to keys).
+func loginUser(spec *topology.LibvirtSpec, keys []string) (cloudUserEntry, error) {
+	u := cloudUserEntry{Name: cloudUser, Gecos: "TestbedOS", Sudo: "ALL=(ALL) NOPASSWD:ALL", Shell: "/bin/bash", LockPasswd: true, SSHAuthorizedKeys: keys}
+	if spec.Username != "" {
+		u.Name = spec.Username
+	}
+	if spec.Password != "" {
+		h, err := hashPassword(spec.Password)
+		if err != nil {
+			return u, err
+		}
+		u.Passwd, u.LockPasswd = h, false
+	}
+	return u, nil
+}
+
+// interfacesOf are g's interfaces, the first that has no address (not
+// dynamic, or dynamic where no router serves DHCP) given libvirt's
+// static_ip with its switch's prefix length, as the original's guests are
+// reached at that address.
+func interfacesOf(st *topology.State, g *topology.Guest) []topology.Interface {
+	out := append([]topology.Interface(nil), g.Interfaces...)
+	ip, err := netip.ParseAddr(g.Libvirt.StaticIP)
+	if err != nil {
+		return out
+	}
+	for i := range out {
+		if out[i].Address != "" || out[i].Dynamic {
+			continue
+		}
+		bits := 24
+		if ip.Is6() {
+			bits = 64
+		}
+		for _, sw := range st.Switches {
+			if p, err := netip.ParsePrefix(sw.Subnet); err == nil && sw.Name == out[i].Switch && p.Addr().Is4() == ip.Is4() {
+				bits = p.Bits()
+			}
+		}
+		out[i].Address = netip.PrefixFrom(ip, bits).String()
+		break
+	}
+	return out
 }
 
 // cloudSeed is the NoCloud seed disk: a FAT file system labelled CIDATA.

@@ -155,7 +155,14 @@ func buildDomain(st *topology.State, g *topology.Guest, p paths, authorizedKey, 
 				Log:    &libvirtxml.DomainChardevLog{File: p.console, Append: "off"},
 			}},
 			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
+			// No USB controller (libvirt adds one otherwise): no guest
+			// has USB devices, and under TCG its emulation costs boot
+			// time that bare QEMU does not pay.
+			Controllers: []libvirtxml.DomainController{{Type: "usb", Model: "none"}},
 		},
+	}
+	if spec.TCPTTYPort > 0 {
+		dom.Devices.Serials = append(dom.Devices.Serials, tcpSerial(spec.TCPTTYPort))
 	}
 	for _, ifc := range g.Interfaces {
 		if ifc.Bridge == "" || ifc.MAC == "" || ifc.HostName == "" {
@@ -175,7 +182,9 @@ func buildDomain(st *topology.State, g *topology.Guest, p paths, authorizedKey, 
 	}
 	switch spec.Boot {
 	case topology.BootKernel:
-		cmdline, err := kernelCmdline(spec, g, authorizedKey)
+		kg := *g
+		kg.Interfaces = interfacesOf(st, g)
+		cmdline, err := kernelCmdline(spec, &kg, authorizedKey)
 		if err != nil {
 			return domainDoc{}, err
 		}

@@ -226,6 +226,9 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 	} else if !noDomain(err) {
 		return false, s.err(fmt.Errorf("look up domain %s: %w", spec.Domain, err))
 	}
+	if err := checkTTYPort(g); err != nil {
+		return false, err
+	}
 	if err := d.define(ctx, s, dep, g, dom, log); err != nil {
 		return false, err
 	}
@@ -236,12 +239,11 @@ func (d *Driver) Create(ctx context.Context, dep guest.Deployment, g *topology.G
 // it; on error it removes all of that again.
 func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g *topology.Guest, dom domainDoc, log actlog.Log) (err error) {
 	spec, p := g.Libvirt, d.depPaths(dep, g)
-	domType, err := d.domainType(ctx, s, log)
-	if err != nil {
-		return err
-	}
-	setDomainType(dom, domType)
-	onPorts(dom, dep)
+	// The domain type (the first time a KVM probe boot of up to
+	// ProbeTimeout) is found, over a connection of its own, while the
+	// disk is made (the first time a download of the image).
+	domType := d.domainTypeAsync(ctx, log)
+	defer domType() // never leaves the probe running
 
 	defer func() {
 		if err == nil {
@@ -270,6 +272,12 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err != nil {
 		return err
 	}
+	t, err := domType()
+	if err != nil {
+		return err
+	}
+	setDomainType(dom, t)
+	onPorts(dom, dep)
 	xml, err := dom.Marshal()
 	if err != nil {
 		return fmt.Errorf("domain %s: %w", spec.Domain, err)
@@ -285,7 +293,7 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err := dep.BindPorts(ctx, g.Interfaces); err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
-	log.Printf("    guest %s: domain %s started (%s, %d vCPU, %d MiB, %s boot)", g.Name, spec.Domain, describeType(domType), spec.CPUs, spec.MemoryMB, spec.Boot)
+	log.Printf("    guest %s: domain %s started (%s, %d vCPU, %d MiB, %s boot)", g.Name, spec.Domain, describeType(t), spec.CPUs, spec.MemoryMB, spec.Boot)
 	if !waitsForSSH(spec) {
 		return nil
 	}
@@ -293,7 +301,11 @@ func (d *Driver) define(ctx context.Context, s *session, dep guest.Deployment, g
 	if err != nil {
 		return err
 	}
+	err = copyContext(ctx, client, g, p)
 	client.Close()
+	if err != nil {
+		return err
+	}
 	log.Printf("    guest %s: ready after %.1f s: SSH at %s%s", g.Name, time.Since(start).Seconds(), sshAddr(g), cloudInitText(status))
 	return nil
 }
@@ -326,7 +338,11 @@ func (d *Driver) startExisting(ctx context.Context, s *session, dep guest.Deploy
 	if err != nil {
 		return err
 	}
+	err = copyContext(ctx, client, g, d.depPaths(dep, g))
 	client.Close()
+	if err != nil {
+		return err
+	}
 	log.Printf("    guest %s: ready: SSH at %s%s", g.Name, sshAddr(g), cloudInitText(status))
 	return nil
 }
@@ -402,6 +418,7 @@ type paths struct {
 	console    string
 	knownHosts string // host key learnt on first use
 	hostKey    string // host key made by generate-artefacts (cloud_image)
+	contextTar string // cloud_image's context, packed by generate-artefacts
 	sshHelper  string
 	poolDir    string // <disks>/<deployment>
 }
@@ -432,6 +449,7 @@ func (d *Driver) pathsOf(art, deployment string, g *topology.Guest) paths {
 		console:    filepath.Join(dir, "console.log"),
 		knownHosts: filepath.Join(dir, "known_hosts"),
 		hostKey:    filepath.Join(dir, "ssh_host_ed25519_key"),
+		contextTar: filepath.Join(dir, "context.tar"),
 		sshHelper:  filepath.Join(dir, "ssh.sh"),
 		poolDir:    pool,
 	}

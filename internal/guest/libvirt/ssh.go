@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -364,7 +365,8 @@ func tail(b []byte, n int) string {
 const maxScript = 16 << 20
 
 // RunScript copies the script into the guest over SSH and runs it there as
-// root, with TESTBEDOS_DEPLOYMENT and TESTBEDOS_GUEST set; its output goes
+// root, with cloud_image's environment, TESTBEDOS_DEPLOYMENT and
+// TESTBEDOS_GUEST set; its output goes
 // line by line into log, prefixed "[guest] ". It first waits for the guest
 // to answer, at most ReadyTimeout. A non-zero exit is an error naming the
 // status; cancelling ctx closes the session.
@@ -395,10 +397,12 @@ func (d *Driver) RunScript(ctx context.Context, dep guest.Deployment, g *topolog
 		return err
 	}
 	defer client.Close()
-	return runOver(ctx, client, g.Name, script, body, map[string]string{
-		"TESTBEDOS_DEPLOYMENT": dep.Name,
-		"TESTBEDOS_GUEST":      g.Name,
-	}, log.Writer("["+g.Name+"] "))
+	env := maps.Clone(spec.Environment)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["TESTBEDOS_DEPLOYMENT"], env["TESTBEDOS_GUEST"] = dep.Name, g.Name
+	return runOver(ctx, client, g.Name, script, body, env, log.Writer("["+g.Name+"] "))
 }
 
 // remoteRun stores the script (read from stdin) in a temporary file, runs
