@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/GehirnInc/crypt/sha512_crypt"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/ssh"
 
@@ -157,7 +158,10 @@ func loginUser(spec *topology.LibvirtSpec, keys []string) (cloudUserEntry, error
 		u.Name = spec.Username
 	}
 	if spec.Password != "" {
-		h, err := hashPassword(spec.Password)
+		// The SHA-512 crypt ("$6$") hash with a random salt, which
+		// cloud-init writes to /etc/shadow as given: the seed never holds
+		// the password itself.
+		h, err := sha512_crypt.New().Generate([]byte(spec.Password), nil)
 		if err != nil {
 			return u, err
 		}
