@@ -34,10 +34,13 @@ type pending struct {
 	kick  chan struct{}
 }
 
-// write records an action's outcome once: the deployment's state (unless a
-// later action owns it) and the log entry. changed says the state was set.
+// write records an action's outcome once: the log entry, then the
+// deployment's state (unless a later action owns it). changed says the
+// state was set. The entry goes first so that a client that sees the
+// deployment's new state finds the action's entry finished.
 func (r *Runner) write(name, id string, end api.DeploymentState, entry api.LogEntry) (changed bool, err error) {
 	ctx := context.Background()
+	errL := r.opts.Store.PutLogEntry(ctx, id, entry)
 	_, errD := r.opts.Store.UpdateDeployment(ctx, name, func(d *api.Deployment) error {
 		changed = false
 		if d.LastActionUUID == nil || *d.LastActionUUID == id {
@@ -45,8 +48,7 @@ func (r *Runner) write(name, id string, end api.DeploymentState, entry api.LogEn
 		}
 		return nil
 	})
-	errL := r.opts.Store.PutLogEntry(ctx, id, entry)
-	return changed && errD == nil, errors.Join(errD, errL)
+	return changed && errD == nil, errors.Join(errL, errD)
 }
 
 // record writes the outcome and reports whether the deployment's state is

@@ -162,3 +162,57 @@ func TestUnwrittenOutcomeAtShutdown(t *testing.T) {
 		}
 	})
 }
+
+// orderStore notes, when an action's end state reaches the deployment,
+// whether that action's log entry was already stored finished.
+type orderStore struct {
+	store.Store
+	entryFirst atomic.Bool
+	checked    atomic.Bool
+}
+
+func (s *orderStore) UpdateDeployment(ctx context.Context, name string, fn func(*api.Deployment) error) (api.Deployment, error) {
+	d, err := s.Store.UpdateDeployment(ctx, name, fn)
+	if err == nil && d.LastActionUUID != nil && !d.State.Is(api.StateRunning) {
+		e, _ := s.Store.LogEntry(ctx, *d.LastActionUUID)
+		s.entryFirst.Store(e.Finished())
+		s.checked.Store(true)
+	}
+	return d, err
+}
+
+// A client that sees the deployment's new state finds the action's log
+// entry finished: the entry is written before the state.
+func TestOutcomeEntryStoredBeforeState(t *testing.T) {
+	dir := t.TempDir()
+	fs, err := file.Open(dir+"/deployments", dir+"/deployed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := logstream.NewHub(dir + "/logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &orderStore{Store: fs}
+	done := make(chan struct{})
+	close(done) // the action ends at once
+	r := NewRunner(Options{Store: s, Hub: hub, Executor: &fakeExecutor{release: done}, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { r.Shutdown(context.Background()) })
+	ctx := context.Background()
+	if err := s.CreateDeployment(ctx, api.Deployment{Name: "dep", ProjectLocation: dir}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := r.Start(ctx, "dep", up())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := r.Wait(ctx, id); err != nil || *e.ErrorCode != api.ErrorCodeOK {
+		t.Fatalf("Wait: %+v, %v", e, err)
+	}
+	if !s.checked.Load() {
+		t.Fatal("the end state never reached the deployment")
+	}
+	if !s.entryFirst.Load() {
+		t.Error("the deployment showed the end state while the action's log entry was not finished")
+	}
+}
