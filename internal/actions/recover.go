@@ -39,18 +39,25 @@ func (r *Runner) Recover(ctx context.Context) (int, error) {
 			continue
 		}
 		cmd := api.Command{}
+		var last api.LogEntry
 		if d.LastActionUUID != nil {
-			cmd = idx[*d.LastActionUUID].Command
+			last = idx[*d.LastActionUUID]
+			cmd = last.Command
 		}
-		failed := api.FailedState(cmd)
+		state := api.FailedState(cmd)
+		if last.Finished() && last.EndState != nil {
+			// The server stopped between storing the action's entry and
+			// the deployment's state: the entry says how it ended.
+			state = *last.EndState
+		}
 		if _, err := r.opts.Store.UpdateDeployment(ctx, d.Name, func(d *api.Deployment) error {
-			d.State = failed
+			d.State = state
 			return nil
 		}); err != nil {
 			return fixed, fmt.Errorf("recover %s: %w", d.Name, err)
 		}
-		r.publishState(d.Name, "", failed)
-		r.opts.Logger.Warn("deployment was left running; now failed", "deployment", d.Name)
+		r.publishState(d.Name, "", state)
+		r.opts.Logger.Warn("deployment was left running", "deployment", d.Name, "now", state.String())
 	}
 	return fixed, nil
 }

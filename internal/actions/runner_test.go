@@ -266,6 +266,28 @@ func TestRecoverMarksInterrupted(t *testing.T) {
 	}
 }
 
+// A server that stopped after storing an action's finished entry but
+// before the deployment's state: at the next start the state is the
+// entry's end state, not a failure.
+func TestRecoverTakesAFinishedEntrysEndState(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := "stored-entry"
+	code, end := api.ErrorCodeOK, api.StateIsUp
+	f.store.UpdateDeployment(ctx, "dep", func(d *api.Deployment) error {
+		d.State, d.LastActionUUID = api.StateIsRunning, &id
+		return nil
+	})
+	f.store.PutLogEntry(ctx, id, api.LogEntry{Deployment: "dep", LogPath: "/x", Command: api.Command{Name: api.CmdUp},
+		ErrorCode: &code, EndState: &end})
+	if n, err := f.runner.Recover(ctx); err != nil || n != 0 {
+		t.Fatalf("Recover = %d, %v; want no entry to mark", n, err)
+	}
+	if st := f.state(t); !st.Is(api.StateUp) {
+		t.Fatalf("state = %v, want up (the entry's end state)", st)
+	}
+}
+
 func TestGenerateFirstIsCheckedInsteadOfTheCommand(t *testing.T) {
 	f := newFixture(t)
 	f.exec.noArtefacts = true
