@@ -12,8 +12,14 @@ import (
 )
 
 // addLink makes a link called name for the tests to wait for: a bridge,
-// as this kernel may have no dummy links.
-func addLink(name string) error {
+// as this kernel may have no dummy links. It is deleted when the test ends,
+// if the test has not deleted it.
+func addLink(t *testing.T, name string) error {
+	t.Cleanup(func() {
+		if ok, _ := Exists(name); ok {
+			Delete(name)
+		}
+	})
 	return netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}})
 }
 
@@ -30,7 +36,7 @@ func TestLinkWatcher(t *testing.T) {
 	var names []string
 	for _, n := range []string{"b1", "b2", "b3"} {
 		names = append(names, prefix+n)
-		if err := addLink(prefix + n); err != nil {
+		if err := addLink(t, prefix+n); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -77,7 +83,7 @@ func TestLinkWatcherExpect(t *testing.T) {
 	ctx := context.Background()
 	w := NewWatcher()
 	name := prefix + "e"
-	if err := addLink(name); err != nil {
+	if err := addLink(t, name); err != nil {
 		t.Fatal(err)
 	}
 	g := w.Expect(name)
