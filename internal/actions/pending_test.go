@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/testbedos/testbedos/internal/api"
-	"github.com/testbedos/testbedos/internal/logstream"
 	"github.com/testbedos/testbedos/internal/store"
-	"github.com/testbedos/testbedos/internal/store/file"
 )
 
 // fullStore refuses every write while full is set, as a full disk does.
@@ -68,15 +66,7 @@ func (b *syncBuffer) String() string {
 // action end and returns once its outcome is served from memory.
 func fullDiskRunner(t *testing.T) (*Runner, *fullStore, *syncBuffer, string) {
 	t.Helper()
-	dir := t.TempDir()
-	fs, err := file.Open(dir+"/deployments", dir+"/deployed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := logstream.NewHub(dir + "/logs")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, fs, hub := openStore(t)
 	s := &fullStore{Store: fs}
 	logs := &syncBuffer{}
 	exec := &fakeExecutor{release: make(chan struct{})}
@@ -184,15 +174,7 @@ func (s *orderStore) UpdateDeployment(ctx context.Context, name string, fn func(
 // A client that sees the deployment's new state finds the action's log
 // entry finished: the entry is written before the state.
 func TestOutcomeEntryStoredBeforeState(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := file.Open(dir+"/deployments", dir+"/deployed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := logstream.NewHub(dir + "/logs")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, fs, hub := openStore(t)
 	s := &orderStore{Store: fs}
 	done := make(chan struct{})
 	close(done) // the action ends at once

@@ -65,17 +65,24 @@ type fixture struct {
 	runner *Runner
 }
 
-func newFixture(t *testing.T) *fixture {
+// openStore opens a file store and a log hub in a fresh folder, dir.
+func openStore(t *testing.T) (dir string, s *file.Store, hub *logstream.Hub) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	s, err := file.Open(dir+"/deployments", dir+"/deployed")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, err := logstream.NewHub(dir + "/logs")
+	hub, err = logstream.NewHub(dir + "/logs")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, s, hub
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir, s, hub := openStore(t)
 	f := &fixture{store: s, hub: hub, exec: &fakeExecutor{release: make(chan struct{})}}
 	f.runner = NewRunner(Options{Store: s, Hub: hub, Executor: f.exec})
 	if err := s.CreateDeployment(context.Background(), api.Deployment{Name: "dep", ProjectLocation: dir}); err != nil {
