@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 
 	"github.com/testbedos/testbedos/internal/engine"
@@ -23,8 +22,8 @@ func (s *server) acls() (engine.ACLs, error) {
 
 func (s *server) ensureACLTable(w http.ResponseWriter, r *http.Request) error {
 	var spec engine.ACLTableSpec
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&spec); err != nil {
-		return badRequest("acl table: %v", err)
+	if err := decodeRequest(w, r, "acl table", &spec); err != nil {
+		return err
 	}
 	if !linkName.MatchString(spec.Name) {
 		return badRequest("invalid acl table name %q", spec.Name)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 
 	"github.com/testbedos/testbedos/internal/engine"
@@ -75,8 +74,8 @@ func (s *server) bridgePorts(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req portsRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&req); err != nil {
-		return badRequest("ports: %v", err)
+	if err := decodeRequest(w, r, "ports", &req); err != nil {
+		return err
 	}
 	for _, p := range req.Ports {
 		if !linkName.MatchString(p) {

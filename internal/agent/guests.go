@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,9 +30,8 @@ func (s *server) guestCall(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{status: http.StatusNotFound, err: fmt.Errorf("no guest operation %q", op)}
 	}
 	var req GuestRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
-	if err := dec.Decode(&req); err != nil {
-		return badRequest("guest request: %v", err)
+	if err := decodeRequest(w, r, "guest request", &req); err != nil {
+		return err
 	}
 	if !api.ValidName(req.Deployment) {
 		return badRequest("invalid deployment name %q", req.Deployment)

@@ -72,8 +72,8 @@ func (s *server) impairLink(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req ImpairRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&req); err != nil {
-		return badRequest("impairment: %v", err)
+	if err := decodeRequest(w, r, "impairment", &req); err != nil {
+		return err
 	}
 	// Recorded first: an impairment half set is set again at a restart.
 	if err := s.rec.editNetwork(func(n *networkFile) { n.setLink(name, req) }); err != nil {
@@ -95,8 +95,8 @@ func (s *server) captureLink(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req CaptureRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&req); err != nil {
-		return badRequest("capture: %v", err)
+	if err := decodeRequest(w, r, "capture", &req); err != nil {
+		return err
 	}
 	fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
 	err = ops.Capture(r.Context(), name, req.Filter, fw)

@@ -120,6 +120,15 @@ func badRequest(format string, args ...any) error {
 	return &httpError{status: http.StatusBadRequest, err: fmt.Errorf(format, args...)}
 }
 
+// decodeRequest reads the JSON body of a call, at most maxRequest bytes,
+// into v; a body that does not decode is a 400 naming what (the request).
+func decodeRequest(w http.ResponseWriter, r *http.Request, what string, v any) error {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(v); err != nil {
+		return badRequest("%s: %v", what, err)
+	}
+	return nil
+}
+
 // errorBody is the JSON of a failed call that is not a stream.
 type errorBody struct {
 	Error string `json:"error"`

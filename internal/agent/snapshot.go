@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -24,8 +23,8 @@ type SnapshotRequest struct {
 func (s *server) snapshotCall(w http.ResponseWriter, r *http.Request) error {
 	op := r.PathValue("op")
 	var req SnapshotRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&req); err != nil {
-		return badRequest("snapshot request: %v", err)
+	if err := decodeRequest(w, r, "snapshot request", &req); err != nil {
+		return err
 	}
 	if !api.ValidName(req.Deployment) || req.Guest.Name == "" {
 		return badRequest("snapshot request: invalid deployment %q or no guest", req.Deployment)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -24,8 +23,8 @@ func (s *server) tunnels() (engine.Tunnels, error) {
 
 func (s *server) ensureTunnel(w http.ResponseWriter, r *http.Request) error {
 	var spec engine.TunnelSpec
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&spec); err != nil {
-		return badRequest("tunnel: %v", err)
+	if err := decodeRequest(w, r, "tunnel", &spec); err != nil {
+		return err
 	}
 	if !linkName.MatchString(spec.Name) || !linkName.MatchString(spec.Bridge) {
 		return badRequest("invalid tunnel %q or bridge %q", spec.Name, spec.Bridge)
