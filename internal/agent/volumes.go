@@ -150,42 +150,45 @@ func (v volumeFiles) OpenMount(ctx context.Context, ref string) (*os.File, error
 	if err := os.MkdirAll(filepath.Dir(root), 0o755); err != nil {
 		return nil, err
 	}
+	// The copy is made through the guest's volumes folder opened as a
+	// root: no entry, whatever links came before it, lands outside.
+	dir, err := os.OpenRoot(filepath.Dir(root))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
 	for _, e := range entries {
-		if err := v.make(root, e); err != nil {
+		if err := v.make(dir, filepath.Base(root), e); err != nil {
 			return nil, fmt.Errorf("volume source %s: %w", ref, err)
 		}
 	}
 	return topology.OpenBeneath(volumesDir(v.work, v.guest), root, unix.O_PATH)
 }
 
-// make makes one entry of a copy under root.
-func (v volumeFiles) make(root string, e VolumeEntry) error {
+// make makes one entry of the copy called top in dir.
+func (v volumeFiles) make(dir *os.Root, top string, e VolumeEntry) error {
 	if e.Path != "" && !filepath.IsLocal(e.Path) {
 		return fmt.Errorf("entry %q is not inside the source", e.Path)
 	}
-	path := filepath.Join(root, e.Path)
+	name := filepath.Join(top, e.Path)
 	switch {
 	case e.Dir:
-		if err := os.Mkdir(path, 0o755); err != nil {
+		if err := dir.Mkdir(name, 0o755); err != nil {
 			return err
 		}
-		return os.Chmod(path, e.Mode.Perm())
+		return dir.Chmod(name, e.Mode.Perm())
 	case e.Link != "":
-		return os.Symlink(e.Link, path)
+		return dir.Symlink(e.Link, name)
 	}
 	if ok, err := v.cache.has(e.SHA256); err != nil || !ok {
 		return fmt.Errorf("%s (sha256 %s) is not in this host's cache: %w", e.Path, e.SHA256, fs.ErrNotExist)
 	}
-	return copyFile(v.cache.path(e.SHA256), path, e.Mode.Perm())
-}
-
-func copyFile(from, to string, mode fs.FileMode) error {
-	src, err := os.Open(from)
+	src, err := os.Open(v.cache.path(e.SHA256))
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	dst, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, e.Mode.Perm())
 	if err != nil {
 		return err
 	}
@@ -196,7 +199,7 @@ func copyFile(from, to string, mode fs.FileMode) error {
 	if err := dst.Close(); err != nil {
 		return err
 	}
-	return os.Chmod(to, mode)
+	return dir.Chmod(name, e.Mode.Perm()) // past the umask
 }
 
 // removeVolumes removes the copies of a guest's volume sources.
