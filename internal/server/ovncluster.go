@@ -155,18 +155,27 @@ func (s *Server) trustMember(name string, certPEM []byte) error {
 	if err := atomicfile.Write(path, certPEM, 0o644); err != nil {
 		return err
 	}
-	if err := writeMemberBundle(s.cfg); err != nil {
-		return err
-	}
 	if s.ovnNet == nil {
-		return nil
+		return writeMemberBundle(s.cfg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if err := s.reloadMembers(ctx); err != nil {
+		return err
+	}
+	s.log.Info("the southbound database trusts a new member's certificate", "member", name)
+	return nil
+}
+
+// reloadMembers writes the bundle of the members' certificates again and
+// starts the southbound database again to read it.
+func (s *Server) reloadMembers(ctx context.Context) error {
+	if err := writeMemberBundle(s.cfg); err != nil {
+		return err
+	}
 	if err := s.ovnNet.ReloadSouthboundTLS(ctx); err != nil {
 		return fmt.Errorf("ovn: %w", err)
 	}
-	s.log.Info("the southbound database trusts a new member's certificate", "member", name)
 	return nil
 }
 
@@ -186,11 +195,8 @@ func (s *Server) ovnForget(name string) error {
 	case err != nil:
 		return err
 	default:
-		if err := writeMemberBundle(s.cfg); err != nil {
+		if err := s.reloadMembers(ctx); err != nil {
 			return err
-		}
-		if err := s.ovnNet.ReloadSouthboundTLS(ctx); err != nil {
-			return fmt.Errorf("ovn: %w", err)
 		}
 	}
 	if err := s.ovnNet.DeleteChassis(ctx, name); err != nil {
