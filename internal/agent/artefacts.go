@@ -72,7 +72,7 @@ func (s *server) installArtefacts(deployment string, arts map[string]Artefact) e
 	if len(arts) == 0 {
 		return nil
 	}
-	work := filepath.Join(s.opts.DataDir, "agent", "work", deployment)
+	work := s.workDir(deployment)
 	for _, d := range []string{filepath.Join(s.opts.DataDir, "agent"), filepath.Dir(work), work} {
 		if err := os.MkdirAll(d, artefactDirMode); err != nil {
 			return err

@@ -110,8 +110,15 @@ func (s *server) deployment(name string, files map[string]string) guest.Deployme
 	return guest.Deployment{Name: name, Ports: ports, Files: cachedFiles{
 		cache: s.cache,
 		refs:  files,
-		work:  filepath.Join(s.opts.DataDir, "agent", "work", name),
+		work:  s.workDir(name),
 	}}
+}
+
+// workDir is the working folder of deployment name's guests on this host,
+// <data>/agent/work/<name>: their artefacts and volume copies,
+// out of the main's reach.
+func (s *server) workDir(name string) string {
+	return filepath.Join(s.opts.DataDir, "agent", "work", name)
 }
 
 // localGuest is the guest with the paths of the main's project folder its
